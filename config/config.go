@@ -1,0 +1,137 @@
+// Package config loads, merges, defaults and validates Sluice's
+// configuration: one main YAML file plus a drop-in directory of feed files,
+// with environment overrides. Every problem names the file and key path.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole, merged configuration.
+type Config struct {
+	DataDir   string `koanf:"data_dir"`
+	PluginDir string `koanf:"plugin_dir"`
+	FeedsDir  string `koanf:"feeds_dir"`
+	// ShutdownTimeout bounds the graceful drain on SIGTERM/SIGINT.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+
+	HTTP     HTTP     `koanf:"http"`
+	Log      Log      `koanf:"log"`
+	Pipeline Pipeline `koanf:"pipeline"`
+	Limits   Limits   `koanf:"limits"`
+	Restart  Restart  `koanf:"restart"`
+
+	// Plugins pins plugin binaries by name (the part after sluice-source-).
+	Plugins map[string]Plugin `koanf:"plugins"`
+	Sinks   map[string]Sink   `koanf:"sinks"`
+	Feeds   map[string]Feed   `koanf:"feeds"`
+
+	// File is the main config file this was loaded from.
+	File string `koanf:"-"`
+}
+
+// HTTP is the agent's status and metrics listener.
+type HTTP struct {
+	Listen string `koanf:"listen"`
+}
+
+// Log sets the agent's own logging.
+type Log struct {
+	Level  string `koanf:"level"`  // debug | info | warn | error
+	Format string `koanf:"format"` // text | json
+}
+
+// WhenFull names what a sink's buffer does when it is full.
+type WhenFull string
+
+const (
+	Block      WhenFull = "block"
+	DropOldest WhenFull = "drop_oldest"
+	DropNewest WhenFull = "drop_newest"
+)
+
+// Pipeline holds the per-sink output settings. The top-level `pipeline:`
+// gives defaults; each sink may override any of them under its own name.
+type Pipeline struct {
+	BatchSize     int           `koanf:"batch_size"`
+	FlushInterval time.Duration `koanf:"flush_interval"`
+	BufferSize    int           `koanf:"buffer_size"` // points held in memory per sink
+	WhenFull      WhenFull      `koanf:"when_full"`
+	RetryInitial  time.Duration `koanf:"retry_initial"`
+	RetryMax      time.Duration `koanf:"retry_max"`
+}
+
+// Limits bound what a point may look like; points outside them are
+// rejected by the pipeline (counted and logged, never fatal).
+type Limits struct {
+	MaxTags        int           `koanf:"max_tags"`
+	MaxFields      int           `koanf:"max_fields"`
+	MaxKeyLength   int           `koanf:"max_key_length"`
+	MaxValueLength int           `koanf:"max_value_length"`
+	MaxFuture      time.Duration `koanf:"max_future"` // event time later than now+MaxFuture is rejected
+}
+
+// Restart is the plugin restart policy: capped exponential backoff with
+// jitter, reset after the plugin has run healthily for ResetAfter.
+type Restart struct {
+	Initial    time.Duration `koanf:"initial"`
+	Max        time.Duration `koanf:"max"`
+	ResetAfter time.Duration `koanf:"reset_after"`
+}
+
+// Plugin pins a plugin binary.
+type Plugin struct {
+	SHA256 string `koanf:"sha256"`
+}
+
+// Sink is one named sink. Exactly one of the type-specific members is set,
+// matching Type.
+type Sink struct {
+	Type     string    `koanf:"type"`
+	Pipeline Pipeline  `koanf:"-"` // resolved: sink overrides over top-level defaults
+	SQLite   *SQLite   `koanf:"-"`
+	InfluxDB *InfluxDB `koanf:"-"`
+}
+
+// SQLite configures the embedded SQLite sink.
+type SQLite struct {
+	Path        string        `koanf:"path"`         // default <data_dir>/sluice.db
+	BusyTimeout time.Duration `koanf:"busy_timeout"` // default 5s
+}
+
+// InfluxDB configures the InfluxDB sink (v2 write API: 1.8 compat, 2.x, 3.x).
+type InfluxDB struct {
+	URL       string        `koanf:"url"`
+	Org       string        `koanf:"org"`
+	Bucket    string        `koanf:"bucket"` // 1.8: "database/retention_policy"
+	Token     string        `koanf:"token"`
+	TokenFile string        `koanf:"token_file"`
+	Precision string        `koanf:"precision"` // ns | us | ms | s, default ns
+	Gzip      bool          `koanf:"gzip"`      // default true
+	Timeout   time.Duration `koanf:"timeout"`   // default 10s
+	TLS       TLS           `koanf:"tls"`
+}
+
+// TLS is a client TLS setup.
+type TLS struct {
+	CAFile             string `koanf:"ca_file"`
+	CertFile           string `koanf:"cert_file"`
+	KeyFile            string `koanf:"key_file"`
+	ServerName         string `koanf:"server_name"`
+	InsecureSkipVerify bool   `koanf:"insecure_skip_verify"`
+}
+
+// Feed is one named feed: a plugin instance writing to some sinks.
+type Feed struct {
+	Plugin string         `koanf:"plugin"`
+	Sinks  []string       `koanf:"sinks"`
+	Config map[string]any `koanf:"config"` // handed to the plugin as JSON
+
+	// Plugin-side batching and queue bound (see plugins/sdk).
+	QueueSize     int           `koanf:"queue_size"`
+	BatchSize     int           `koanf:"batch_size"`
+	FlushInterval time.Duration `koanf:"flush_interval"`
+
+	// File is the file that defined this feed.
+	File string `koanf:"-"`
+}

@@ -1,0 +1,88 @@
+// Package sinks defines what a storage backend implements. The pipeline
+// owns batching, buffering, retries and drop accounting; a sink only turns
+// a batch of points into one write and says how that write failed.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Sink writes batches of points to one storage backend.
+//
+// Lifecycle: the constructor has no side effects; Open connects (creating
+// files or schema as needed); Declare and Write may then be called, by one
+// goroutine at a time; Close releases everything and is idempotent.
+type Sink interface {
+	Open(ctx context.Context) error
+	// Declare announces measurements and their uniqueness keys before any
+	// of their points are written. It may be called again as feeds start.
+	Declare(ctx context.Context, ms []sluice.Measurement) error
+	// Write stores points as one unit. It returns nil only once every
+	// point is durably stored. Writing a point whose uniqueness key is
+	// already stored must leave one copy, so a batch can be retried.
+	Write(ctx context.Context, points []sluice.Point) error
+	Close() error
+}
+
+// Any error from Write that is not one of the types below is transient:
+// the pipeline retries the same batch with capped exponential backoff.
+
+// RetryAfterError asks the pipeline to wait at least After before retrying
+// (an HTTP 429 or 503 with Retry-After).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// FailedError means the sink cannot write until an operator acts (bad
+// credentials, a read-only file). The pipeline marks the sink failed in
+// its status, keeps buffering and keeps retrying at its slowest pace, so
+// fixing the cause loses nothing.
+type FailedError struct {
+	Err error
+}
+
+func (e *FailedError) Error() string { return e.Err.Error() }
+func (e *FailedError) Unwrap() error { return e.Err }
+
+// RejectedError reports points the backend will never accept (an InfluxDB
+// partial write). Every other point of the batch has been written; the
+// pipeline counts Rejected as dropped with reason "rejected" and logs
+// Sample, and does not retry.
+type RejectedError struct {
+	Rejected int
+	Sample   string
+	Err      error
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%d points rejected: %v", e.Rejected, e.Err)
+}
+func (e *RejectedError) Unwrap() error { return e.Err }
+
+// Classify helpers for callers that branch on the error class.
+
+// AsRetryAfter reports the wait an error asks for, if any.
+func AsRetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return ra.After, true
+	}
+	return 0, false
+}
+
+// IsFailed reports whether err needs an operator to fix it.
+func IsFailed(err error) bool {
+	var f *FailedError
+	return errors.As(err, &f)
+}
