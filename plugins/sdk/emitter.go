@@ -1,0 +1,183 @@
+package sdk
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// Default plugin-side bounds, used when the host does not set them.
+const (
+	DefaultQueueSize     = 10000
+	DefaultBatchSize     = 500
+	DefaultFlushInterval = 100 * time.Millisecond
+
+	// maxPendingCheckpoints bounds checkpoints waiting for their points
+	// to be batched; past it the newest is replaced, which keeps order.
+	maxPendingCheckpoints = 64
+)
+
+// Emitter is how a source hands points to the host. Emit never blocks: it
+// puts the point on a bounded queue and, when the queue is full, drops the
+// point and counts it, so a slow host can never stall a WebSocket read
+// loop. The count reaches the host in the next batch. EmitWait is the
+// blocking form for sources that can wait (a REST backfill, a generator).
+//
+// Checkpoint records a position that covers every point emitted before it
+// (call it from the goroutine that emits). A batch carries the newest
+// checkpoint whose points are all in that batch or earlier ones. Once a
+// point has been dropped, later checkpoints are ignored for the rest of
+// the stream: the position stays at the last one with nothing lost before
+// it, so a restarted feed resumes, and backfills, from there.
+type Emitter struct {
+	queue   chan sluice.Point
+	dropped atomic.Uint64 // dropped since the last batch was cut
+	lost    atomic.Bool   // a point has been dropped in this stream
+	queued  atomic.Uint64 // points queued since the stream started
+
+	mu      sync.Mutex
+	pending []checkpoint // ascending seq
+}
+
+type checkpoint struct {
+	seq uint64 // the number of points queued before it
+	pos sluice.Position
+}
+
+func newEmitter(queueSize int) *Emitter {
+	if queueSize <= 0 {
+		queueSize = DefaultQueueSize
+	}
+	return &Emitter{queue: make(chan sluice.Point, queueSize)}
+}
+
+// Emit queues one point. It reports false when the queue was full and the
+// point was dropped.
+func (e *Emitter) Emit(p sluice.Point) bool {
+	select {
+	case e.queue <- p:
+		e.queued.Add(1)
+		return true
+	default:
+		e.dropped.Add(1)
+		e.lost.Store(true)
+		return false
+	}
+}
+
+// EmitWait queues one point, waiting for room. It fails only when ctx ends.
+func (e *Emitter) EmitWait(ctx context.Context, p sluice.Point) error {
+	select {
+	case e.queue <- p:
+		e.queued.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Checkpoint records pos as covering every point emitted so far.
+func (e *Emitter) Checkpoint(pos sluice.Position) {
+	if e.lost.Load() || len(pos) == 0 {
+		return
+	}
+	cp := checkpoint{seq: e.queued.Load(), pos: pos}
+	e.mu.Lock()
+	if n := len(e.pending); n >= maxPendingCheckpoints {
+		e.pending[n-1] = cp
+	} else {
+		e.pending = append(e.pending, cp)
+	}
+	e.mu.Unlock()
+}
+
+// covered pops every checkpoint whose points have all been taken and
+// returns the newest of them (nil if none).
+func (e *Emitter) covered(taken uint64) sluice.Position {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var pos sluice.Position
+	i := 0
+	for ; i < len(e.pending) && e.pending[i].seq <= taken; i++ {
+		pos = e.pending[i].pos
+	}
+	e.pending = e.pending[i:]
+	return pos
+}
+
+// Dropped is the number of points dropped and not yet reported.
+func (e *Emitter) Dropped() uint64 { return e.dropped.Load() }
+
+// batcher drains the queue into batches of at most size points, cutting
+// a batch when it is full or when interval has passed since the batch
+// started, and hands each to send. It returns after a final send once done
+// is closed and the queue drained, or with send's error, or when ctx ends.
+type batcher struct {
+	e        *Emitter
+	size     int
+	interval time.Duration
+	send     func(points []sluice.Point, dropped uint64, pos sluice.Position) error
+}
+
+func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
+	var (
+		points = make([]sluice.Point, 0, b.size)
+		taken  uint64
+		ticker = time.NewTicker(b.interval)
+	)
+	defer ticker.Stop()
+
+	flush := func() error {
+		dropped := b.e.dropped.Swap(0)
+		pos := b.e.covered(taken)
+		if len(points) == 0 && pos == nil && dropped == 0 {
+			return nil
+		}
+		err := b.send(points, dropped, pos)
+		// send has serialised the points; the backing array can be reused.
+		clear(points)
+		points = points[:0]
+		return err
+	}
+	take := func(p sluice.Point) error {
+		points = append(points, p)
+		taken++
+		if len(points) >= b.size {
+			return flush()
+		}
+		return nil
+	}
+
+	for {
+		select {
+		case p := <-b.e.queue:
+			if err := take(p); err != nil {
+				return err
+			}
+		case <-ticker.C:
+			// A ticker rather than a per-batch timer: a partial batch
+			// waits at most one interval, and idle checkpoints and drop
+			// counts still reach the host.
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-done:
+			// The source has returned: drain what is queued, then stop.
+			for {
+				select {
+				case p := <-b.e.queue:
+					if err := take(p); err != nil {
+						return err
+					}
+				default:
+					return flush()
+				}
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

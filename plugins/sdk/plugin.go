@@ -1,0 +1,263 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicehq/sluice"
+	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
+)
+
+// ProtocolVersion is the source protocol this SDK speaks. It moves with
+// the proto package (source.v1 → 1).
+const ProtocolVersion = 1
+
+// Handshake is shared by host and plugin. The cookie only tells a user who
+// runs a plugin binary by hand that it is not meant for that.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "SLUICE_PLUGIN",
+	MagicCookieValue: "source-7f3c1e0a",
+}
+
+// PluginName is the name the source service is dispensed under.
+const PluginName = "source"
+
+// BinaryPrefix starts the file name of every source plugin binary.
+const BinaryPrefix = "sluice-source-"
+
+// Serve runs src as a plugin process. It returns only when the host is done
+// with the plugin. A plugin's main is a call to Serve.
+func Serve(src Source) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{impl: src}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          hclog.NewNullLogger(), // plugins log through Logger (slog)
+	})
+}
+
+// Logger returns the logger a plugin should use: JSON on stderr, which the
+// host parses and re-emits under the feed's name. Stdout is reserved for
+// the go-plugin handshake.
+func Logger() *slog.Logger { return newLogger(os.Stderr) }
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("SLUICE_PLUGIN_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// grpcPlugin joins both halves of the adapter for go-plugin.
+type grpcPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl Source
+}
+
+func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pb.RegisterSourceServer(s, &server{impl: p.impl})
+	return nil
+}
+
+func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &Client{rpc: pb.NewSourceClient(c)}, nil
+}
+
+// server is the plugin half: it adapts gRPC calls onto a Source.
+type server struct {
+	pb.UnimplementedSourceServer
+	impl Source
+
+	mu        sync.Mutex
+	streaming bool
+}
+
+func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
+	info := s.impl.Info()
+	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: info.Capabilities}, nil
+}
+
+func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
+	ms, err := s.impl.Configure(ctx, ConfigureRequest{
+		Feed:         req.GetFeed(),
+		Config:       json.RawMessage(req.GetConfigJson()),
+		ValidateOnly: req.GetValidateOnly(),
+	})
+	resp := &pb.ConfigureResponse{}
+	if err != nil {
+		var ces ConfigErrors
+		var ce ConfigError
+		switch {
+		case errors.As(err, &ces):
+		case errors.As(err, &ce):
+			ces = ConfigErrors{ce}
+		default:
+			ces = ConfigErrors{{Msg: err.Error()}}
+		}
+		for _, e := range ces {
+			resp.Errors = append(resp.Errors, &pb.ConfigError{Key: e.Key, Message: e.Msg})
+		}
+		return resp, nil
+	}
+	for _, m := range ms {
+		resp.Measurements = append(resp.Measurements, &pb.Measurement{Name: m.Name, Unique: m.Unique})
+	}
+	return resp, nil
+}
+
+func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer[pb.Batch]) error {
+	s.mu.Lock()
+	if s.streaming {
+		s.mu.Unlock()
+		return status.Error(codes.FailedPrecondition, "a stream is already running in this plugin process")
+	}
+	s.streaming = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.streaming = false
+		s.mu.Unlock()
+	}()
+
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+
+	em := newEmitter(int(req.GetQueueSize()))
+	b := &batcher{
+		e:        em,
+		size:     int(req.GetBatchSize()),
+		interval: time.Duration(req.GetFlushIntervalNs()),
+		send: func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
+			return stream.Send(batchToPB(points, dropped, pos))
+		},
+	}
+	if b.size <= 0 {
+		b.size = DefaultBatchSize
+	}
+	if b.interval <= 0 {
+		b.interval = DefaultFlushInterval
+	}
+
+	runDone := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(runDone)
+		runErr = s.impl.Run(ctx, sluice.Position(req.GetPosition()), em)
+	}()
+
+	sendErr := b.run(ctx, runDone)
+	cancel()
+	<-runDone
+	switch {
+	case runErr != nil && !errors.Is(runErr, context.Canceled):
+		return status.Error(codes.Unknown, runErr.Error())
+	case sendErr != nil && !errors.Is(sendErr, context.Canceled):
+		return sendErr
+	}
+	return nil
+}
+
+// Client is the host half: a plain Go view of a running source plugin.
+type Client struct {
+	rpc pb.SourceClient
+}
+
+// NewClient wraps a gRPC connection to a source plugin.
+func NewClient(conn grpc.ClientConnInterface) *Client {
+	return &Client{rpc: pb.NewSourceClient(conn)}
+}
+
+// Describe asks the plugin who it is.
+func (c *Client) Describe(ctx context.Context) (Info, error) {
+	r, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return Info{}, fmt.Errorf("describe: %w", err)
+	}
+	return Info{Name: r.GetName(), Version: r.GetVersion(), Capabilities: r.GetCapabilities()}, nil
+}
+
+// Configure sends a feed's config. Problems in the config come back as
+// ConfigErrors; any other error is a failure to talk to the plugin.
+func (c *Client) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
+	r, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{
+		Feed: req.Feed, ConfigJson: req.Config, ValidateOnly: req.ValidateOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("configure: %w", err)
+	}
+	if len(r.GetErrors()) > 0 {
+		ces := make(ConfigErrors, len(r.GetErrors()))
+		for i, e := range r.GetErrors() {
+			ces[i] = ConfigError{Key: e.GetKey(), Msg: e.GetMessage()}
+		}
+		return nil, ces
+	}
+	ms := make([]sluice.Measurement, len(r.GetMeasurements()))
+	for i, m := range r.GetMeasurements() {
+		ms[i] = sluice.Measurement{Name: m.GetName(), Unique: m.GetUnique()}
+	}
+	return ms, nil
+}
+
+// StreamOptions are the host's settings for one stream.
+type StreamOptions struct {
+	Resume        sluice.Position
+	QueueSize     int
+	BatchSize     int
+	FlushInterval time.Duration
+}
+
+// BatchHandler receives each batch with the number of points in it that
+// could not be decoded (already left out of the batch) and the first such
+// error. Returning an error ends the stream.
+type BatchHandler func(b *sluice.Batch, invalid int, invalidErr error) error
+
+// Stream runs the feed, calling fn for each batch in order, until ctx is
+// done (returns ctx.Err()), the plugin ends its stream (nil), or fails.
+func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler) error {
+	st, err := c.rpc.Stream(ctx, &pb.StreamRequest{
+		Position:        opts.Resume,
+		QueueSize:       uint32(max(opts.QueueSize, 0)),
+		BatchSize:       uint32(max(opts.BatchSize, 0)),
+		FlushIntervalNs: int64(opts.FlushInterval),
+	})
+	if err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+	for {
+		in, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if s, ok := status.FromError(err); ok && s.Code() == codes.Unknown {
+				return fmt.Errorf("source failed: %s", s.Message())
+			}
+			return fmt.Errorf("stream: %w", err)
+		}
+		b, invalid, invErr := batchFromPB(in)
+		if err := fn(b, invalid, invErr); err != nil {
+			return err
+		}
+	}
+}
+
+var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)

@@ -1,0 +1,245 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/sluicehq/sluice"
+)
+
+// scripted is a Source whose Run is a test-supplied function.
+type scripted struct {
+	run func(ctx context.Context, resume sluice.Position, out *Emitter) error
+}
+
+func (s *scripted) Info() Info {
+	return Info{Name: "scripted", Version: "0.0.1", Capabilities: []string{CapResume}}
+}
+
+func (s *scripted) Configure(_ context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
+	var cfg struct {
+		Rate int `json:"rate"`
+	}
+	if err := req.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Rate < 0 {
+		return nil, ConfigErrors{{Key: "rate", Msg: "must not be negative"}}
+	}
+	return []sluice.Measurement{{Name: "m", Unique: []string{"id"}}}, nil
+}
+
+func (s *scripted) Run(ctx context.Context, resume sluice.Position, out *Emitter) error {
+	return s.run(ctx, resume, out)
+}
+
+func connect(t *testing.T, src Source) *Client {
+	t.Helper()
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: src}})
+	t.Cleanup(func() { client.Close() })
+	raw, err := client.Dispense(PluginName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(*Client)
+}
+
+func pointN(i int) sluice.Point {
+	return sluice.Point{Measurement: "m", Fields: []sluice.Field{field("id", sluice.Int(int64(i)))}, Time: time.Unix(int64(i), 0)}
+}
+
+func TestDescribeAndConfigure(t *testing.T) {
+	c := connect(t, &scripted{})
+	ctx := context.Background()
+	info, err := c.Describe(ctx)
+	if err != nil || info.Name != "scripted" || info.Version != "0.0.1" || len(info.Capabilities) != 1 {
+		t.Fatalf("describe = %+v, %v", info, err)
+	}
+	ms, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":5}`)})
+	if err != nil || len(ms) != 1 || ms[0].Name != "m" || ms[0].Unique[0] != "id" {
+		t.Fatalf("configure = %+v, %v", ms, err)
+	}
+	for _, tc := range []struct{ cfg, want string }{
+		{`{"rate":-1}`, "rate: must not be negative"},
+		{`{"rtae":1}`, "rtae: unknown key"},
+		{`{"rate":"fast"}`, "rate: must be int, got string"},
+	} {
+		_, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(tc.cfg)})
+		var ces ConfigErrors
+		if !errors.As(err, &ces) || err.Error() != tc.want {
+			t.Errorf("config %s: got %v, want ConfigErrors %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+// collect streams until the source ends and returns every batch.
+func collect(t *testing.T, c *Client, opts StreamOptions) []*sluice.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var batches []*sluice.Batch
+	err := c.Stream(ctx, opts, func(b *sluice.Batch, invalid int, _ error) error {
+		if invalid != 0 {
+			t.Errorf("invalid points: %d", invalid)
+		}
+		batches = append(batches, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	return batches
+}
+
+func TestStreamBatchesInOrderWithResumeAndFinalDrain(t *testing.T) {
+	const n = 1234
+	var gotResume string
+	c := connect(t, &scripted{run: func(ctx context.Context, resume sluice.Position, out *Emitter) error {
+		gotResume = string(resume)
+		for i := range n {
+			if err := out.EmitWait(ctx, pointN(i)); err != nil {
+				return err
+			}
+			if i%100 == 99 {
+				out.Checkpoint(sluice.Position(fmt.Sprint(i)))
+			}
+		}
+		out.Checkpoint(sluice.Position("end"))
+		return nil // finished: the SDK must still deliver what is queued
+	}})
+	batches := collect(t, c, StreamOptions{Resume: sluice.Position("from-here"), BatchSize: 100, QueueSize: 50})
+	if gotResume != "from-here" {
+		t.Errorf("resume position = %q", gotResume)
+	}
+	next := 0
+	var lastPos string
+	for _, b := range batches {
+		if len(b.Points) > 100 {
+			t.Errorf("batch of %d points exceeds batch size 100", len(b.Points))
+		}
+		for _, p := range b.Points {
+			id, _ := p.Field("id")
+			if int(id.Int()) != next {
+				t.Fatalf("point %d arrived where %d was expected", id.Int(), next)
+			}
+			next++
+		}
+		if b.Position != nil {
+			lastPos = string(b.Position)
+		}
+		if b.Dropped != 0 {
+			t.Errorf("dropped %d", b.Dropped)
+		}
+	}
+	if next != n || lastPos != "end" {
+		t.Fatalf("got %d points, last position %q; want %d and \"end\"", next, lastPos, n)
+	}
+}
+
+func TestFullQueueCountsDropsAndFreezesPosition(t *testing.T) {
+	e := newEmitter(10)
+	e.Checkpoint(sluice.Position("before-loss"))
+	var emitted, dropped int
+	for i := range 100 { // nothing drains the queue yet
+		if e.Emit(pointN(i)) {
+			emitted++
+		} else {
+			dropped++
+		}
+	}
+	e.Checkpoint(sluice.Position("after-loss")) // must be ignored
+	if emitted != 10 || dropped != 90 {
+		t.Fatalf("emitted %d, dropped %d; want 10 and 90", emitted, dropped)
+	}
+
+	var points int
+	var drops uint64
+	var positions []string
+	b := &batcher{e: e, size: 4, interval: time.Hour,
+		send: func(ps []sluice.Point, d uint64, pos sluice.Position) error {
+			points += len(ps)
+			drops += d
+			if pos != nil {
+				positions = append(positions, string(pos))
+			}
+			return nil
+		}}
+	done := make(chan struct{})
+	close(done)
+	if err := b.run(context.Background(), done); err != nil {
+		t.Fatal(err)
+	}
+	if points != 10 || drops != 90 {
+		t.Errorf("host saw %d points and %d drops; want 10 and 90", points, drops)
+	}
+	if fmt.Sprint(positions) != "[before-loss]" {
+		t.Errorf("positions = %v; after a loss only the last loss-free checkpoint may be reported", positions)
+	}
+}
+
+func TestCheckpointWaitsForItsPoints(t *testing.T) {
+	e := newEmitter(100)
+	for i := range 3 {
+		e.Emit(pointN(i))
+	}
+	e.Checkpoint(sluice.Position("after-3"))
+	e.Emit(pointN(3))
+	e.Checkpoint(sluice.Position("after-4"))
+
+	var got []string
+	b := &batcher{e: e, size: 2, interval: time.Hour,
+		send: func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
+			got = append(got, fmt.Sprintf("%d:%s", len(ps), pos))
+			return nil
+		}}
+	done := make(chan struct{})
+	close(done)
+	if err := b.run(context.Background(), done); err != nil {
+		t.Fatal(err)
+	}
+	// Batches of 2: the first covers no checkpoint, the second covers
+	// both and carries the newer.
+	if want := "[2: 2:after-4]"; fmt.Sprint(got) != want {
+		t.Errorf("batches = %v, want %s", got, want)
+	}
+}
+
+func TestSourceErrorEndsStream(t *testing.T) {
+	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
+		return errors.New("exchange said no")
+	}})
+	err := c.Stream(context.Background(), StreamOptions{}, func(*sluice.Batch, int, error) error { return nil })
+	if err == nil || err.Error() != "source failed: exchange said no" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHostCancelStopsSource(t *testing.T) {
+	stopped := make(chan struct{})
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+		defer close(stopped)
+		for i := 0; ctx.Err() == nil; i++ {
+			out.Emit(pointN(i))
+			time.Sleep(time.Millisecond)
+		}
+		return ctx.Err()
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	err := c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *sluice.Batch, _ int, _ error) error {
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("source Run did not return after the host cancelled")
+	}
+}
