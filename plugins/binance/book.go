@@ -1,0 +1,288 @@
+package binance
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// ErrGap is matched (errors.Is) by every *GapError: the diff-depth stream
+// of one symbol broke its sequence, the book is discarded and the caller
+// must fetch a new REST snapshot for that symbol.
+var ErrGap = errors.New("binance: depth sequence gap")
+
+// GapError describes a depth event that does not follow the book.
+type GapError struct {
+	Market Market
+	Symbol string
+	// BookID is the book's last update id when the event arrived: the
+	// snapshot's lastUpdateId if the event was to bridge it.
+	BookID int64
+	// Bridge is set when the event was the first after a snapshot and did
+	// not cover it: the snapshot is older than the oldest buffered event.
+	Bridge bool
+	// The offending event's U, u and pu.
+	FirstID, FinalID, PrevFinalID int64
+}
+
+func (e *GapError) Error() string {
+	what := "does not follow"
+	if e.Bridge {
+		what = "does not bridge snapshot"
+	}
+	if e.Market.futures() {
+		return fmt.Sprintf("binance %v %s: depth event U=%d u=%d pu=%d %s book at %d",
+			e.Market, e.Symbol, e.FirstID, e.FinalID, e.PrevFinalID, what, e.BookID)
+	}
+	return fmt.Sprintf("binance %v %s: depth event U=%d u=%d %s book at %d",
+		e.Market, e.Symbol, e.FirstID, e.FinalID, what, e.BookID)
+}
+
+// Is makes errors.Is(err, ErrGap) true.
+func (e *GapError) Is(target error) bool { return target == ErrGap }
+
+// MaxBuffered bounds the diff events a Book holds while it waits for a
+// snapshot: 100 s of a 100 ms stream. Past it the oldest are dropped; if the
+// snapshot then turns out older than what is left, Snapshot reports a gap
+// and the caller fetches a fresher one.
+const MaxBuffered = 1000
+
+type bookState uint8
+
+const (
+	awaitSnapshot bookState = iota // buffering diffs until Snapshot
+	bridging                       // snapshot loaded, next event must cover it
+	synced                         // events must follow one another
+)
+
+// Book is the local order book of one symbol, kept by Binance's documented
+// algorithm:
+//
+//   - Diff events that arrive before the REST snapshot are buffered (see
+//     MaxBuffered).
+//   - Snapshot loads the snapshot and replays the buffer. Events the
+//     snapshot already covers are dropped (spot: u <= lastUpdateId;
+//     futures: u < lastUpdateId). The first event applied must bridge it
+//     (spot: U <= lastUpdateId+1 <= u; futures: U <= lastUpdateId <= u).
+//   - Each later event must follow the previous one (spot: U == previous
+//     u + 1; futures: pu == previous u); an event wholly before the book
+//     (u <= the book's id) is a duplicate and is dropped.
+//   - A quantity of zero removes the level.
+//
+// A sequence break returns a *GapError (errors.Is ErrGap): the book empties
+// and goes back to buffering, keeping the event that broke the sequence, so
+// the caller's only job is to fetch a new snapshot and call Snapshot.
+//
+// Levels are keyed by ParsePriceKey's exact integer, never by float. Each
+// side is a slice sorted so that the best price is last: most updates land
+// near the top of the book, where inserting and deleting move few elements.
+//
+// A Book is not safe for concurrent use.
+type Book struct {
+	market Market
+	symbol string
+	state  bookState
+	lastID int64
+	time   time.Time // event time of the last applied event
+	bids   []Level   // ascending price: best bid last
+	asks   []Level   // descending price: best ask last
+	buffer []DepthUpdate
+	// Evicted counts buffered events dropped by MaxBuffered.
+	evicted int
+}
+
+// NewBook returns an empty book, waiting for a snapshot.
+func NewBook(m Market, symbol string) *Book {
+	return &Book{market: m, symbol: symbol}
+}
+
+// Symbol returns the book's symbol.
+func (b *Book) Symbol() string { return b.symbol }
+
+// Synced reports whether the book follows the stream: a snapshot has been
+// loaded and bridged by an event. Before that its levels are not to be
+// published.
+func (b *Book) Synced() bool { return b.state == synced }
+
+// LastUpdateID returns the update id the book reflects: the u of the last
+// applied event, or the snapshot's lastUpdateId before the bridge.
+func (b *Book) LastUpdateID() int64 { return b.lastID }
+
+// Time returns the event time of the last applied event.
+func (b *Book) Time() time.Time { return b.time }
+
+// Buffered returns how many events wait for a snapshot, and how many were
+// dropped from that buffer since the book was made.
+func (b *Book) Buffered() (waiting, evicted int) { return len(b.buffer), b.evicted }
+
+// Reset empties the book and makes it wait for a new snapshot, buffering
+// events from now on.
+func (b *Book) Reset() {
+	b.state = awaitSnapshot
+	b.lastID = 0
+	b.time = time.Time{}
+	b.bids = b.bids[:0]
+	b.asks = b.asks[:0]
+	clear(b.buffer)
+	b.buffer = b.buffer[:0]
+}
+
+// Apply feeds one diff-depth event. Before a snapshot it is buffered (as a
+// copy: u's slices may be reused by the caller). It returns a *GapError if
+// the event breaks the sequence.
+func (b *Book) Apply(u *DepthUpdate) error {
+	if u.Symbol != "" && u.Symbol != b.symbol {
+		return fmt.Errorf("binance: %s depth event applied to the %s book", u.Symbol, b.symbol)
+	}
+	if b.state == awaitSnapshot {
+		if len(b.buffer) == MaxBuffered {
+			clear(b.buffer[:1])
+			b.buffer = append(b.buffer[:0], b.buffer[1:]...)
+			b.evicted++
+		}
+		b.buffer = append(b.buffer, u.clone())
+		return nil
+	}
+	return b.apply(u)
+}
+
+// Snapshot loads a REST snapshot and replays the buffered events on it. A
+// snapshot older than the buffered events returns a *GapError: fetch a
+// newer one. A snapshot newer than every buffered event leaves the book
+// bridging: the next event to arrive must cover it.
+func (b *Book) Snapshot(s *DepthSnapshot) error {
+	b.bids = loadSide(b.bids[:0], s.Bids, false)
+	b.asks = loadSide(b.asks[:0], s.Asks, true)
+	b.lastID = s.LastUpdateID
+	b.time = time.Time{}
+	b.state = bridging
+	buffered := b.buffer
+	b.buffer = nil
+	for i := range buffered {
+		if err := b.apply(&buffered[i]); err != nil {
+			// Keep the unapplied events for the next snapshot.
+			b.buffer = append(buffered[:0], buffered[i:]...)
+			clear(buffered[len(b.buffer):])
+			return err
+		}
+	}
+	clear(buffered)
+	b.buffer = buffered[:0]
+	return nil
+}
+
+// loadSide copies snapshot levels into a side, in the side's order. Zero
+// quantities (which a snapshot should not have) are left out.
+func loadSide(dst, src []Level, desc bool) []Level {
+	for _, l := range src {
+		if l.Quantity != 0 {
+			dst = append(dst, l)
+		}
+	}
+	slices.SortFunc(dst, func(x, y Level) int {
+		if desc {
+			x, y = y, x
+		}
+		switch {
+		case x.Key < y.Key:
+			return -1
+		case x.Key > y.Key:
+			return 1
+		}
+		return 0
+	})
+	// A snapshot with a price twice keeps the last one, as an update
+	// would.
+	return slices.CompactFunc(dst, func(x, y Level) bool { return x.Key == y.Key })
+}
+
+func (b *Book) apply(u *DepthUpdate) error {
+	gap := func() error {
+		err := &GapError{Market: b.market, Symbol: b.symbol, BookID: b.lastID,
+			Bridge: b.state == bridging, FirstID: u.FirstID, FinalID: u.FinalID,
+			PrevFinalID: u.PrevFinalID}
+		b.Reset()
+		b.buffer = append(b.buffer, u.clone())
+		return err
+	}
+	if b.market.futures() {
+		switch {
+		case b.state == bridging && u.FinalID < b.lastID,
+			b.state == synced && u.FinalID <= b.lastID:
+			return nil // already in the book
+		case b.state == bridging && u.FirstID > b.lastID,
+			b.state == synced && u.PrevFinalID != b.lastID:
+			return gap()
+		}
+	} else {
+		switch {
+		case u.FinalID <= b.lastID:
+			return nil // already in the book
+		case b.state == bridging && u.FirstID > b.lastID+1,
+			b.state == synced && u.FirstID != b.lastID+1:
+			return gap()
+		}
+	}
+	for _, l := range u.Bids {
+		b.bids = setLevel(b.bids, l, false)
+	}
+	for _, l := range u.Asks {
+		b.asks = setLevel(b.asks, l, true)
+	}
+	b.lastID = u.FinalID
+	b.time = u.EventTime
+	b.state = synced
+	return nil
+}
+
+// setLevel sets or, for a zero quantity, removes one level of a side
+// sorted with the best price last (ascending for bids, descending for
+// asks).
+func setLevel(side []Level, l Level, desc bool) []Level {
+	i, found := slices.BinarySearchFunc(side, l.Key, func(x Level, key int64) int {
+		switch {
+		case x.Key == key:
+			return 0
+		case (x.Key < key) != desc:
+			return -1
+		}
+		return 1
+	})
+	switch {
+	case l.Quantity == 0 && found:
+		return slices.Delete(side, i, i+1)
+	case l.Quantity == 0:
+		return side
+	case found:
+		side[i] = l
+		return side
+	}
+	return slices.Insert(side, i, l)
+}
+
+// BestBid returns the highest bid.
+func (b *Book) BestBid() (Level, bool) { return best(b.bids) }
+
+// BestAsk returns the lowest ask.
+func (b *Book) BestAsk() (Level, bool) { return best(b.asks) }
+
+func best(side []Level) (Level, bool) {
+	if len(side) == 0 {
+		return Level{}, false
+	}
+	return side[len(side)-1], true
+}
+
+// Depth returns how many levels each side holds.
+func (b *Book) Depth() (bids, asks int) { return len(b.bids), len(b.asks) }
+
+// AppendPoints appends the top n levels of each side as `book` points
+// (tags side and level, 0 = best; fields price and quantity) stamped with
+// time t, bids first. Publish only a Synced book.
+func (b *Book) AppendPoints(dst []sluice.Point, n int, t, received time.Time) []sluice.Point {
+	dst = appendBookSide(dst, b.market, b.symbol, SideBid, b.bids[max(0, len(b.bids)-n):], true, t, received)
+	return appendBookSide(dst, b.market, b.symbol, SideAsk, b.asks[max(0, len(b.asks)-n):], true, t, received)
+}

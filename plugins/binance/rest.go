@@ -1,0 +1,84 @@
+package binance
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/valyala/fastjson"
+)
+
+var restParsers fastjson.ParserPool
+
+// ParseDepthSnapshot parses the body of a REST depth snapshot
+// ({"lastUpdateId":..,"bids":[..],"asks":[..]}, plus E, T, symbol and pair
+// on futures, which are ignored). The result shares no memory with body.
+func ParseDepthSnapshot(body []byte) (DepthSnapshot, error) {
+	jp := restParsers.Get()
+	defer restParsers.Put(jp)
+	var s DepthSnapshot
+	v, err := jp.ParseBytes(body)
+	if err != nil {
+		return s, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+	}
+	o, err := v.Object()
+	if err != nil {
+		return s, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+	}
+	if s.LastUpdateID, err = getInt(o, "lastUpdateId"); err == nil {
+		if s.Bids, err = getLevels(o, "bids", nil); err == nil {
+			s.Asks, err = getLevels(o, "asks", nil)
+		}
+	}
+	if err != nil {
+		return DepthSnapshot{}, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+	}
+	return s, nil
+}
+
+// ParseAggTrades parses the body of a REST aggregate-trades answer
+// (GET /api/v3/aggTrades and the futures equivalents), a JSON array of
+// {a,p,q,f,l,T,m}, into agg_trades points identical to the stream's, for
+// backfilling a gap. The body does not name the symbol, so the caller
+// does. It returns the ids seen, in order, for the gap bookkeeping.
+func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, []int64, error) {
+	n := len(dst)
+	out := dst
+	fail := func(err error) ([]sluice.Point, []int64, error) {
+		clear(out[n:]) // drop references held by half-built points
+		return dst[:n], nil, fmt.Errorf("%w: aggTrades: %w", ErrFrame, err)
+	}
+	if symbol == "" {
+		return fail(fmt.Errorf("missing symbol"))
+	}
+	v, err := p.json.ParseBytes(body)
+	if err != nil {
+		return fail(err)
+	}
+	items, err := v.Array()
+	if err != nil {
+		return fail(err)
+	}
+	sym := p.intern([]byte(symbol))
+	ids := make([]int64, 0, len(items))
+	for i, item := range items {
+		o, err := item.Object()
+		if err != nil {
+			return fail(fmt.Errorf("item %d: %w", i, err))
+		}
+		var id, first, last int64
+		if id, err = getInt(o, "a"); err == nil {
+			if first, err = getInt(o, "f"); err == nil {
+				last, err = getInt(o, "l")
+			}
+		}
+		if err == nil {
+			out, err = p.appendAggTrade(o, sym, id, first, last, received, out)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("item %d: %w", i, err))
+		}
+		ids = append(ids, id)
+	}
+	return out, ids, nil
+}
