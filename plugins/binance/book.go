@@ -82,16 +82,17 @@ const (
 //
 // A Book is not safe for concurrent use.
 type Book struct {
-	market Market
-	symbol string
-	state  bookState
-	lastID int64
-	time   time.Time // event time of the last applied event
-	bids   []Level   // ascending price: best bid last
-	asks   []Level   // descending price: best ask last
-	buffer []DepthUpdate
-	// Evicted counts buffered events dropped by MaxBuffered.
-	evicted int
+	market  Market
+	symbol  string
+	state   bookState
+	lastID  int64
+	time    time.Time // event time of the last applied event
+	bids    []Level   // ascending price: best bid last
+	asks    []Level   // descending price: best ask last
+	buffer  []DepthUpdate
+	evicted int // buffered events dropped by MaxBuffered
+	applied int // events applied to the levels
+	stale   int // events dropped as already in the book
 }
 
 // NewBook returns an empty book, waiting for a snapshot.
@@ -212,6 +213,7 @@ func (b *Book) apply(u *DepthUpdate) error {
 		switch {
 		case b.state == bridging && u.FinalID < b.lastID,
 			b.state == synced && u.FinalID <= b.lastID:
+			b.stale++
 			return nil // already in the book
 		case b.state == bridging && u.FirstID > b.lastID,
 			b.state == synced && u.PrevFinalID != b.lastID:
@@ -220,6 +222,7 @@ func (b *Book) apply(u *DepthUpdate) error {
 	} else {
 		switch {
 		case u.FinalID <= b.lastID:
+			b.stale++
 			return nil // already in the book
 		case b.state == bridging && u.FirstID > b.lastID+1,
 			b.state == synced && u.FirstID != b.lastID+1:
@@ -235,6 +238,7 @@ func (b *Book) apply(u *DepthUpdate) error {
 	b.lastID = u.FinalID
 	b.time = u.EventTime
 	b.state = synced
+	b.applied++
 	return nil
 }
 
