@@ -261,3 +261,7 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler
 }
 
 var _ plugin.GRPCPlugin = (*grpcPlugin)(nil)
+
+// GRPCPlugin returns the go-plugin definition the host dispenses a Client
+// from. It has no Source: the host never serves.
+func GRPCPlugin() plugin.Plugin { return &grpcPlugin{} }

@@ -1,0 +1,334 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// memSink records what it is given; fail, if set, decides each attempt.
+type memSink struct {
+	mu       sync.Mutex
+	got      []int64
+	attempts int
+	fail     func(attempt int, points []sluice.Point) error
+}
+
+func (s *memSink) Open(context.Context) error                          { return nil }
+func (s *memSink) Declare(context.Context, []sluice.Measurement) error { return nil }
+func (s *memSink) Close() error                                        { return nil }
+func (s *memSink) Write(_ context.Context, points []sluice.Point) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	if s.fail != nil {
+		if err := s.fail(s.attempts, points); err != nil {
+			var rej *sinks.RejectedError
+			if !errors.As(err, &rej) {
+				return err
+			}
+			points = points[rej.Rejected:] // the test rejects a prefix
+			defer func() { s.got = append(s.got, ids(points)...) }()
+			return err
+		}
+	}
+	s.got = append(s.got, ids(points)...)
+	return nil
+}
+
+func (s *memSink) ids() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.got)
+}
+
+func ids(points []sluice.Point) []int64 {
+	out := make([]int64, len(points))
+	for i, p := range points {
+		v, _ := p.Field("id")
+		out[i] = v.Int()
+	}
+	return out
+}
+
+func pts(from, to int) []sluice.Point {
+	var out []sluice.Point
+	for i := from; i < to; i++ {
+		out = append(out, sluice.Point{Measurement: "m", Fields: []sluice.Field{{Key: "id", Value: sluice.Int(int64(i))}}})
+	}
+	return out
+}
+
+func seq(from, to int) []int64 {
+	var out []int64
+	for i := from; i < to; i++ {
+		out = append(out, int64(i))
+	}
+	return out
+}
+
+func testCfg(policy config.WhenFull) config.Pipeline {
+	return config.Pipeline{BatchSize: 4, FlushInterval: time.Hour, BufferSize: 10, WhenFull: policy,
+		RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond}
+}
+
+func closeOutput(t *testing.T, o *Output) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := o.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+}
+
+// The writer is not started until the buffer has been overfilled, so what
+// each policy keeps is exact.
+func TestWhenFullPolicies(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		policy      config.WhenFull
+		wantErr     error
+		wantWritten []int64
+		wantDropped uint64
+	}{
+		{config.Block, context.Canceled, seq(0, 10), 0},
+		{config.DropNewest, nil, seq(0, 10), 15},
+		{config.DropOldest, nil, seq(15, 25), 15},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			sink := &memSink{}
+			o := NewOutput("s", sink, testCfg(tc.policy), discard, nil)
+			err := o.Enqueue(cancelled, pts(0, 25))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("enqueue: %v, want %v", err, tc.wantErr)
+			}
+			st := o.Status()
+			if st.Buffered != 10 || st.Dropped[ReasonBufferFull] != tc.wantDropped {
+				t.Fatalf("buffered %d, dropped %d; want 10 and %d", st.Buffered, st.Dropped[ReasonBufferFull], tc.wantDropped)
+			}
+			o.Start()
+			closeOutput(t, o)
+			if got := sink.ids(); !slices.Equal(got, tc.wantWritten) {
+				t.Fatalf("written %v, want %v", got, tc.wantWritten)
+			}
+			st = o.Status()
+			if st.Written != uint64(len(tc.wantWritten)) || st.Received != 25 {
+				t.Fatalf("status written=%d received=%d", st.Written, st.Received)
+			}
+		})
+	}
+}
+
+func TestBlockWaitsForRoomThenTakesEverything(t *testing.T) {
+	sink := &memSink{}
+	o := NewOutput("s", sink, testCfg(config.Block), discard, nil)
+	o.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range 3 { // concurrent feeds
+		wg.Go(func() {
+			if err := o.Enqueue(ctx, pts(w*1000, w*1000+500)); err != nil {
+				t.Errorf("enqueue: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	closeOutput(t, o)
+	got := sink.ids()
+	slices.Sort(got)
+	want := append(append(seq(0, 500), seq(1000, 1500)...), seq(2000, 2500)...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("wrote %d points, want the 1500 sent exactly once", len(got))
+	}
+}
+
+// fakeClock fires After channels only when the test advances it.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	waits  []fakeWait
+	waited chan time.Duration
+}
+
+type fakeWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Unix(1e9, 0), waited: make(chan time.Duration, 100)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.waits = append(c.waits, fakeWait{c.now.Add(d), ch})
+	c.waited <- d
+	return ch
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.waits[:0]
+	for _, w := range c.waits {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	c.waits = kept
+}
+
+// nextWait returns the duration of the writer's next wait.
+func (c *fakeClock) nextWait(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-c.waited:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("the writer never waited")
+		return 0
+	}
+}
+
+func TestFlushIntervalCutsPartialBatch(t *testing.T) {
+	clock := newFakeClock()
+	sink := &memSink{}
+	cfg := testCfg(config.Block)
+	cfg.FlushInterval = time.Second
+	o := NewOutput("s", sink, cfg, discard, clock)
+	o.Start()
+	defer closeOutput(t, o)
+	if err := o.Enqueue(context.Background(), pts(0, 3)); err != nil { // below batch size
+		t.Fatal(err)
+	}
+	if d := clock.nextWait(t); d != time.Second {
+		t.Fatalf("writer waits %v for a partial batch, want the flush interval", d)
+	}
+	if got := sink.ids(); len(got) != 0 {
+		t.Fatalf("wrote %v before the flush interval passed", got)
+	}
+	clock.Advance(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sink.ids()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := sink.ids(); !slices.Equal(got, seq(0, 3)) {
+		t.Fatalf("after the interval wrote %v", got)
+	}
+}
+
+func TestRetriesByErrorClass(t *testing.T) {
+	clock := newFakeClock()
+	errs := []error{
+		errors.New("connection refused"),
+		&sinks.RetryAfterError{After: 7 * time.Second, Err: errors.New("429")},
+		&sinks.FailedError{Err: errors.New("401 unauthorized")},
+	}
+	sink := &memSink{fail: func(attempt int, _ []sluice.Point) error {
+		if attempt <= len(errs) {
+			return errs[attempt-1]
+		}
+		return nil
+	}}
+	cfg := testCfg(config.Block)
+	cfg.RetryInitial, cfg.RetryMax = time.Second, time.Minute
+	o := NewOutput("s", sink, cfg, discard, clock)
+	if err := o.Enqueue(context.Background(), pts(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	defer closeOutput(t, o)
+
+	if d := clock.nextWait(t); d < 500*time.Millisecond || d > time.Second {
+		t.Fatalf("after a transient error the writer waits %v, want backoff within [0.5s, 1s]", d)
+	}
+	if st := o.Status(); st.State != SinkRetrying || st.LastError != "connection refused" {
+		t.Fatalf("state %s (%q) after a transient error", st.State, st.LastError)
+	}
+	clock.Advance(time.Second)
+	if d := clock.nextWait(t); d != 7*time.Second {
+		t.Fatalf("after a 429 the writer waits %v, want Retry-After's 7s", d)
+	}
+	clock.Advance(7 * time.Second)
+	if d := clock.nextWait(t); d != time.Minute {
+		t.Fatalf("when failed the writer waits %v, want retry_max", d)
+	}
+	if st := o.Status(); st.State != SinkFailed || st.Buffered != 0 {
+		t.Fatalf("state %s after 401", st.State)
+	}
+	clock.Advance(time.Minute)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sink.ids()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	st := o.Status()
+	if got := sink.ids(); !slices.Equal(got, seq(0, 4)) || st.Retries != 3 || st.State != SinkOK {
+		t.Fatalf("wrote %v, retries %d, state %s; want 0..3 once, 3 retries, ok", got, st.Retries, st.State)
+	}
+}
+
+func TestRejectedPointsAreCountedNotRetried(t *testing.T) {
+	sink := &memSink{fail: func(attempt int, _ []sluice.Point) error {
+		if attempt == 1 {
+			return &sinks.RejectedError{Rejected: 2, Sample: "bad line", Err: errors.New("partial write")}
+		}
+		return nil
+	}}
+	o := NewOutput("s", sink, testCfg(config.Block), discard, nil)
+	if err := o.Enqueue(context.Background(), pts(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	closeOutput(t, o)
+	st := o.Status()
+	if got := sink.ids(); !slices.Equal(got, seq(2, 8)) {
+		t.Fatalf("wrote %v", got)
+	}
+	if st.Dropped[ReasonRejected] != 2 || st.Written != 6 || st.Retries != 0 {
+		t.Fatalf("dropped %v written %d retries %d", st.Dropped, st.Written, st.Retries)
+	}
+}
+
+func TestCloseDeadlineCountsWhatIsLeft(t *testing.T) {
+	sink := &memSink{fail: func(int, []sluice.Point) error { return errors.New("down") }}
+	cfg := testCfg(config.Block)
+	o := NewOutput("s", sink, cfg, discard, nil)
+	if err := o.Enqueue(context.Background(), pts(0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := o.Close(ctx)
+	if want := "sink s: 10 points not written before the shutdown deadline"; fmt.Sprint(err) != want {
+		t.Fatalf("close: %v, want %q", err, want)
+	}
+	if err := o.Enqueue(context.Background(), pts(10, 11)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("enqueue after close: %v", err)
+	}
+}
