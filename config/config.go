@@ -28,6 +28,8 @@ type Config struct {
 
 	// File is the main config file this was loaded from.
 	File string `koanf:"-"`
+
+	src *source // for ReloadFeeds
 }
 
 // HTTP is the agent's status and metrics listener.

@@ -1,0 +1,283 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
+)
+
+// Defaults for keys a file leaves out.
+const (
+	DefaultDataDir   = "/var/lib/sluice"
+	DefaultPluginDir = "/usr/lib/sluice/plugins"
+	DefaultFeedsDir  = "/etc/sluice/feeds.d"
+)
+
+// Default returns the configuration an empty main file gives: every
+// default set, no plugins pinned, no sinks, no feeds.
+func Default() *Config {
+	return &Config{
+		DataDir:         DefaultDataDir,
+		PluginDir:       DefaultPluginDir,
+		FeedsDir:        DefaultFeedsDir,
+		ShutdownTimeout: 30 * time.Second,
+		HTTP:            HTTP{Listen: "127.0.0.1:9273"},
+		Log:             Log{Level: "info", Format: "text"},
+		Pipeline: Pipeline{
+			BatchSize:     1000,
+			FlushInterval: time.Second,
+			BufferSize:    100_000,
+			WhenFull:      Block,
+			RetryInitial:  500 * time.Millisecond,
+			RetryMax:      30 * time.Second,
+		},
+		Limits: Limits{
+			MaxTags:        64,
+			MaxFields:      256,
+			MaxKeyLength:   256,
+			MaxValueLength: 65536,
+			MaxFuture:      24 * time.Hour,
+		},
+		Restart: Restart{
+			Initial:    time.Second,
+			Max:        60 * time.Second,
+			ResetAfter: 60 * time.Second,
+		},
+		Plugins: map[string]Plugin{},
+		Sinks:   map[string]Sink{},
+		Feeds:   map[string]Feed{},
+	}
+}
+
+func defaultSQLite() SQLite {
+	return SQLite{Path: "sluice.db", BusyTimeout: 5 * time.Second}
+}
+
+func defaultInfluxDB() InfluxDB {
+	return InfluxDB{Precision: "ns", Gzip: true, Timeout: 10 * time.Second}
+}
+
+func defaultFeed() Feed {
+	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond}
+}
+
+// decode turns the walker's normalized tree into a Config over the
+// defaults, resolves paths, reads token files and runs the checks that
+// span keys. tree is the raw merged tree, for the names of sinks that did
+// not check out (a feed naming one must not also get "unknown sink").
+func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile string, org *origins, errs *errorList) *Config {
+	cfg := Default()
+	top := make(map[string]any, len(norm))
+	for k, v := range norm {
+		if k != "plugins" && k != "sinks" && k != "feeds" {
+			top[k] = v
+		}
+	}
+	c := &checker{errs: errs, origins: org}
+	k := koanf.New(".")
+	err := k.Load(confmap.Provider(top, ""), nil)
+	if err == nil {
+		err = k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig()})
+	}
+	if err != nil {
+		c.internal(nil, err)
+	}
+
+	baseDir := filepath.Dir(mainFile)
+	cfg.DataDir = resolvePath(baseDir, cfg.DataDir)
+	cfg.PluginDir = resolvePath(baseDir, cfg.PluginDir)
+	cfg.FeedsDir = resolvePath(baseDir, cfg.FeedsDir)
+
+	c.order([]string{"pipeline"}, norm["pipeline"], cfg.Pipeline)
+	c.orderDurations([]string{"restart"}, norm["restart"], "initial", "max", cfg.Restart.Initial, cfg.Restart.Max)
+
+	for name, v := range asMap(norm["plugins"]) {
+		var p Plugin
+		c.decode([]string{"plugins", name}, v, &p)
+		p.SHA256 = strings.ToLower(p.SHA256)
+		cfg.Plugins[name] = p
+	}
+	for name, v := range asMap(norm["sinks"]) {
+		cfg.Sinks[name] = c.sink(name, asMap(v), asMap(asMap(tree["sinks"])[name]), cfg, baseDir)
+	}
+	cfg.Feeds = c.feeds(asMap(norm["feeds"]), feedFiles, mainFile)
+
+	defined := sortedKeys(asMap(tree["sinks"]))
+	for _, name := range sortedKeys(asMap(norm["feeds"])) {
+		if sinks, ok := asMap(asMap(norm["feeds"])[name])["sinks"].([]string); ok {
+			c.feedSinks([]string{"feeds", name, "sinks"}, sinks, defined)
+		}
+	}
+	return cfg
+}
+
+// feeds decodes normalized feeds over the feed defaults. A feed's config
+// must survive the trip to the plugin as JSON.
+func (c *checker) feeds(norm map[string]any, feedFiles map[string]string, defaultFile string) map[string]Feed {
+	feeds := make(map[string]Feed, len(norm))
+	for name, v := range norm {
+		f := defaultFeed()
+		c.decode([]string{"feeds", name}, v, &f)
+		if f.Config == nil {
+			f.Config = map[string]any{}
+		}
+		f.File = defaultFile
+		if file, ok := feedFiles[name]; ok {
+			f.File = file
+		}
+		if _, err := json.Marshal(f.Config); err != nil {
+			c.errs.add(&Error{File: f.File, Key: keyString([]string{"feeds", name, "config"}), Msg: "cannot be passed to the plugin as JSON: " + strings.TrimPrefix(err.Error(), "json: "), Err: err})
+		}
+		feeds[name] = f
+	}
+	return feeds
+}
+
+// checker runs the checks that span keys, after decoding.
+type checker struct {
+	errs    *errorList
+	origins *origins
+}
+
+func (c *checker) errorf(path []string, format string, args ...any) {
+	c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// sink decodes one sink. raw is its entry in the merged tree.
+func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, baseDir string) Sink {
+	path := []string{"sinks", name}
+	s := Sink{Pipeline: cfg.Pipeline}
+	s.Type, _ = norm["type"].(string)
+	overrides := asMap(norm["pipeline"])
+	c.decode(path, overrides, &s.Pipeline)
+	// Only a sink's own keys can break the orders; the top-level pipeline
+	// is checked on its own.
+	c.order(path, overrides, s.Pipeline)
+
+	switch s.Type {
+	case "sqlite":
+		sq := defaultSQLite()
+		c.decode(path, norm["sqlite"], &sq)
+		sq.Path = resolvePath(cfg.DataDir, sq.Path)
+		s.SQLite = &sq
+	case "influxdb":
+		ix := defaultInfluxDB()
+		c.decode(path, norm["influxdb"], &ix)
+		ix.TokenFile = resolvePath(baseDir, ix.TokenFile)
+		ix.TLS.CAFile = resolvePath(baseDir, ix.TLS.CAFile)
+		ix.TLS.CertFile = resolvePath(baseDir, ix.TLS.CertFile)
+		ix.TLS.KeyFile = resolvePath(baseDir, ix.TLS.KeyFile)
+		// With both set the walker has complained; reading would only
+		// add noise.
+		if _, both := raw["token"]; ix.TokenFile != "" && !both {
+			ix.Token = c.readToken(child(path, "token_file"), ix.TokenFile)
+		}
+		tls := child(path, "tls")
+		if ix.TLS.CertFile != "" && ix.TLS.KeyFile == "" {
+			c.errorf(child(tls, "key_file"), "missing: cert_file is set")
+		}
+		if ix.TLS.KeyFile != "" && ix.TLS.CertFile == "" {
+			c.errorf(child(tls, "cert_file"), "missing: key_file is set")
+		}
+		s.InfluxDB = &ix
+	}
+	return s
+}
+
+// readToken reads a secret from a file. Nothing read may reach a message.
+func (c *checker) readToken(path []string, file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: "cannot read token file: " + err.Error(), Err: err})
+		return ""
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		c.errorf(path, "token file %s is empty", file)
+	}
+	return token
+}
+
+// order checks that a pipeline's values are in order, blaming a key that
+// set holds (the keys set in the section being checked).
+func (c *checker) order(path []string, set any, p Pipeline) {
+	keys := asMap(set)
+	if p.BatchSize > p.BufferSize {
+		if _, ok := keys["batch_size"]; ok {
+			c.errorf(child(path, "batch_size"), "must not exceed buffer_size (%d), got %d", p.BufferSize, p.BatchSize)
+		} else if _, ok := keys["buffer_size"]; ok {
+			c.errorf(child(path, "buffer_size"), "must be at least batch_size (%d), got %d", p.BatchSize, p.BufferSize)
+		}
+	}
+	c.orderDurations(path, set, "retry_initial", "retry_max", p.RetryInitial, p.RetryMax)
+}
+
+func (c *checker) orderDurations(path []string, set any, lowKey, highKey string, low, high time.Duration) {
+	if low <= high {
+		return
+	}
+	keys := asMap(set)
+	if _, ok := keys[lowKey]; ok {
+		c.errorf(child(path, lowKey), "must not exceed %s (%s), got %s", highKey, high, low)
+	} else if _, ok := keys[highKey]; ok {
+		c.errorf(child(path, highKey), "must be at least %s (%s), got %s", lowKey, low, high)
+	}
+}
+
+func (c *checker) feedSinks(path []string, sinks, defined []string) {
+	if len(sinks) == 0 {
+		c.errorf(path, "must list at least one sink")
+	}
+	for i, name := range sinks {
+		switch {
+		case slices.Contains(sinks[:i], name):
+			c.errorf(path, "lists sink %q more than once", name)
+		case !slices.Contains(defined, name) && len(defined) == 0:
+			c.errorf(path, "unknown sink %q (no sinks are defined)", name)
+		case !slices.Contains(defined, name):
+			c.errorf(path, "unknown sink %q (defined: %s)", name, strings.Join(defined, ", "))
+		}
+	}
+}
+
+func decoderConfig() *mapstructure.DecoderConfig {
+	return &mapstructure.DecoderConfig{
+		TagName:     "koanf",
+		ErrorUnused: true,
+		DecodeHook:  mapstructure.StringToTimeDurationHookFunc(),
+	}
+}
+
+// decode decodes a normalized value over out. The walker has checked every
+// key and type, so a failure here is a bug in this package.
+func (c *checker) decode(path []string, in, out any) {
+	if in == nil {
+		return
+	}
+	dc := decoderConfig()
+	dc.Result = out
+	d, err := mapstructure.NewDecoder(dc)
+	if err == nil {
+		err = d.Decode(in)
+	}
+	if err != nil {
+		c.internal(path, err)
+	}
+}
+
+func (c *checker) internal(path []string, err error) {
+	c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: "internal error: " + err.Error(), Err: err})
+}
+
+func asMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}

@@ -1,0 +1,463 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// origin is where a key's value came from.
+type origin struct {
+	name string // a file path, or "env NAME"
+	env  bool   // the value is a string from the environment
+}
+
+// origins maps key paths to where they were set. A key not listed inherits
+// from its closest listed parent, and failing that from def.
+type origins struct {
+	def origin
+	m   map[string]origin
+}
+
+func newOrigins(file string) *origins {
+	return &origins{def: origin{name: file}, m: make(map[string]origin)}
+}
+
+func (o *origins) set(path []string, org origin) { o.m[pathID(path)] = org }
+
+func (o *origins) of(path []string) origin {
+	for i := len(path); i > 0; i-- {
+		if org, ok := o.m[pathID(path[:i])]; ok {
+			return org
+		}
+	}
+	return o.def
+}
+
+// pathID joins a key path unambiguously: names may contain dots.
+func pathID(path []string) string { return strings.Join(path, "\x00") }
+
+// keyString renders a key path for messages: "feeds.btc.sinks[1]".
+func keyString(path []string) string {
+	var b strings.Builder
+	for i, p := range path {
+		if i > 0 && !strings.HasPrefix(p, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func child(path []string, key string) []string {
+	out := make([]string, len(path), len(path)+1)
+	copy(out, path)
+	return append(out, key)
+}
+
+// walker checks a parsed tree against a spec and returns the tree with
+// every value converted to its Go type (int, time.Duration, bool, []string).
+// Invalid values are reported and left out, so the result is always safe
+// to decode and the later checks can still run on what is valid.
+type walker struct {
+	errs    *errorList
+	origins *origins
+}
+
+func (w *walker) errorf(path []string, format string, args ...any) {
+	w.errs.add(&Error{
+		File: w.origins.of(path).name,
+		Key:  keyString(path),
+		Msg:  fmt.Sprintf(format, args...),
+	})
+}
+
+// walk returns the normalized value and whether v was acceptable.
+func (w *walker) walk(s *spec, path []string, v any) (any, bool) {
+	if w.origins.of(path).env {
+		if raw, ok := v.(string); ok {
+			v = fromEnv(s.kind, raw)
+		}
+	}
+	switch s.kind {
+	case kindSection:
+		return w.section(s, path, v)
+	case kindNamed:
+		return w.named(s, path, v)
+	case kindSink:
+		return w.sink(path, v)
+	case kindFree:
+		m, ok := w.mapping(path, v)
+		if !ok {
+			return nil, false
+		}
+		return w.free(path, m), true
+	case kindList:
+		return w.list(s, path, v)
+	case kindString:
+		return w.str(s, path, v)
+	case kindInt:
+		if n, ok := toInt(v); ok && n > 0 {
+			return n, true
+		}
+		w.errorf(path, "must be a positive integer, got %s", describe(v, s.secret))
+	case kindDuration:
+		if raw, ok := v.(string); ok {
+			if d, err := time.ParseDuration(raw); err == nil && d > 0 {
+				return d, true
+			}
+		}
+		w.errorf(path, "must be a positive duration such as \"500ms\", \"30s\" or \"5m\", got %s", describe(v, s.secret))
+	case kindBool:
+		if b, ok := v.(bool); ok {
+			return b, true
+		}
+		w.errorf(path, "must be true or false, got %s", describe(v, s.secret))
+	default:
+		panic(fmt.Sprintf("config: unhandled spec kind %d", s.kind))
+	}
+	return nil, false
+}
+
+func (w *walker) str(s *spec, path []string, v any) (any, bool) {
+	raw, ok := v.(string)
+	switch {
+	case !ok:
+		w.errorf(path, "must be a string, got %s", describe(v, s.secret))
+	case raw == "" && !s.empty:
+		w.errorf(path, "must not be empty")
+	case len(s.oneOf) > 0 && !slices.Contains(s.oneOf, raw):
+		w.errorf(path, "must be one of %s, got %s", quoteAll(s.oneOf), describe(raw, s.secret))
+	case s.check != nil && s.check(raw) != "":
+		w.errorf(path, "%s", s.check(raw))
+	default:
+		return raw, true
+	}
+	return nil, false
+}
+
+func (w *walker) list(s *spec, path []string, v any) (any, bool) {
+	items, ok := v.([]any)
+	if !ok {
+		w.errorf(path, "must be a list, got %s", describe(v, s.secret))
+		return nil, false
+	}
+	out := make([]string, 0, len(items))
+	good := true
+	for i, item := range items {
+		got, ok := w.walk(s.elem, child(path, "["+strconv.Itoa(i)+"]"), item)
+		if !ok {
+			good = false
+			continue
+		}
+		out = append(out, got.(string))
+	}
+	return out, good
+}
+
+// mapping accepts a YAML mapping; an empty value (a key with nothing after
+// the colon) counts as an empty mapping.
+func (w *walker) mapping(path []string, v any) (map[string]any, bool) {
+	switch m := v.(type) {
+	case nil:
+		return map[string]any{}, true
+	case map[string]any:
+		return m, true
+	}
+	w.errorf(path, "must be a mapping, got %s", describe(v, false))
+	return nil, false
+}
+
+func (w *walker) section(s *spec, path []string, v any) (any, bool) {
+	m, ok := w.mapping(path, v)
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]any, len(m))
+	for _, k := range sortedKeys(m) {
+		p := child(path, k)
+		sub, known := s.keys[k]
+		if !known {
+			w.errorf(p, "unknown key%s", suggest(k, sortedKeys(s.keys)))
+			continue
+		}
+		if got, ok := w.walk(sub, p, m[k]); ok {
+			out[k] = got
+		}
+	}
+	for _, k := range s.required {
+		if _, ok := m[k]; !ok {
+			w.errorf(child(path, k), "missing required key")
+		}
+	}
+	return out, true
+}
+
+func (w *walker) named(s *spec, path []string, v any) (any, bool) {
+	m, ok := w.mapping(path, v)
+	if !ok {
+		return nil, false
+	}
+	out := make(map[string]any, len(m))
+	for _, name := range sortedKeys(m) {
+		p := child(path, name)
+		if !validName(name) {
+			w.errorf(p, "invalid %s name %q: %s", s.what, name, nameRule)
+			continue
+		}
+		if got, ok := w.walk(s.elem, p, m[name]); ok {
+			out[name] = got
+		}
+	}
+	return out, true
+}
+
+// sink checks one sink. Its keys depend on its type, so a key that belongs
+// to another sink type gets a message saying so rather than "unknown key".
+// The result holds "type", "pipeline" (the overrides) and, under the type's
+// name, the type-specific keys.
+func (w *walker) sink(path []string, v any) (any, bool) {
+	m, ok := w.mapping(path, v)
+	if !ok {
+		return nil, false
+	}
+	typ := ""
+	if raw, present := m["type"]; !present {
+		w.errorf(child(path, "type"), "missing required key")
+	} else if got, ok := w.walk(sinkTypeSpec, child(path, "type"), raw); ok {
+		typ = got.(string)
+	}
+
+	pipeline := make(map[string]any)
+	specific := make(map[string]any)
+	for _, k := range sortedKeys(m) {
+		p := child(path, k)
+		if k == "type" {
+			continue
+		}
+		if sub, ok := pipelineSpec.keys[k]; ok {
+			if got, ok := w.walk(sub, p, m[k]); ok {
+				pipeline[k] = got
+			}
+			continue
+		}
+		if typ != "" {
+			if sub, ok := sinkTypes[typ].keys[k]; ok {
+				if got, ok := w.walk(sub, p, m[k]); ok {
+					specific[k] = got
+				}
+				continue
+			}
+		}
+		owners := sinkTypesWithKey(k)
+		switch {
+		case len(owners) == 0:
+			w.errorf(p, "unknown key%s", suggest(k, sinkKeys(typ)))
+		case typ != "":
+			w.errorf(p, "only valid for sinks of type %s, this sink has type %s", strings.Join(owners, " or "), typ)
+		default:
+			// The type is missing or unknown: still check the value
+			// against the first type that has the key.
+			w.walk(sinkTypes[owners[0]].keys[k], p, m[k])
+		}
+	}
+	out := map[string]any{"pipeline": pipeline}
+	if typ == "" {
+		return out, true
+	}
+	out["type"] = typ
+	out[typ] = specific
+	for _, k := range sinkTypes[typ].required {
+		if _, ok := m[k]; !ok {
+			w.errorf(child(path, k), "missing required key (for sinks of type %s)", typ)
+		}
+	}
+	if typ == "influxdb" {
+		if _, ok := m["token"]; ok {
+			if _, ok := m["token_file"]; ok {
+				w.errorf(child(path, "token_file"), "cannot be set together with token")
+			}
+		}
+	}
+	return out, true
+}
+
+// free copies a plugin's config, converting environment values from their
+// YAML form so that SLUICE_FEEDS__X__CONFIG__RATE=10 gives the plugin a
+// number, as "rate: 10" in a file would.
+func (w *walker) free(path []string, m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		p := child(path, k)
+		switch x := v.(type) {
+		case map[string]any:
+			out[k] = w.free(p, x)
+		case string:
+			if w.origins.of(p).env {
+				out[k] = yamlScalar(x)
+			} else {
+				out[k] = x
+			}
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// fromEnv converts an environment variable's string to the type a key
+// expects. A string that does not convert is returned unchanged, so the
+// walker reports it naming the variable.
+func fromEnv(k kind, raw string) any {
+	raw = strings.TrimSpace(raw)
+	switch k {
+	case kindInt:
+		if n, err := strconv.Atoi(raw); err == nil {
+			return n
+		}
+	case kindBool:
+		if b, err := strconv.ParseBool(raw); err == nil {
+			return b
+		}
+	case kindList:
+		items := []any{}
+		for item := range strings.SplitSeq(raw, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		return items
+	}
+	return raw
+}
+
+func yamlScalar(raw string) any {
+	var v any
+	if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
+		return raw
+	}
+	switch v.(type) {
+	case string, int, float64, bool:
+		return v
+	}
+	return raw
+}
+
+func toInt(v any) (int, bool) {
+	switch n := v.(type) {
+	case int:
+		return n, true
+	case int64:
+		return int(n), n >= math.MinInt && n <= math.MaxInt
+	case uint64:
+		return int(n), n <= math.MaxInt
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) <= 1<<53 {
+			return int(n), true
+		}
+	}
+	return 0, false
+}
+
+// describe renders a value for a message. For secrets it names only the
+// value's type.
+func describe(v any, secret bool) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		if secret {
+			return "a string"
+		}
+		return strconv.Quote(x)
+	case bool:
+		if secret {
+			return "a boolean"
+		}
+		return strconv.FormatBool(x)
+	case int, int64, uint64, float64:
+		if secret {
+			return "a number"
+		}
+		return fmt.Sprint(x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+func quoteAll(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sinkTypesWithKey(k string) []string {
+	var owners []string
+	for _, typ := range sortedKeys(sinkTypes) {
+		if _, ok := sinkTypes[typ].keys[k]; ok {
+			owners = append(owners, typ)
+		}
+	}
+	return owners
+}
+
+// sinkKeys lists the keys a sink of type typ takes; all sink keys when the
+// type is not known.
+func sinkKeys(typ string) []string {
+	keys := []string{"type"}
+	keys = append(keys, sortedKeys(pipelineSpec.keys)...)
+	for _, t := range sortedKeys(sinkTypes) {
+		if typ == "" || typ == t {
+			keys = append(keys, sortedKeys(sinkTypes[t].keys)...)
+		}
+	}
+	return keys
+}
+
+// suggest returns ` (did you mean "x"?)` for the closest known key within a
+// small edit distance, or "".
+func suggest(key string, known []string) string {
+	best, bestDist := "", 3
+	if len(key) <= 4 {
+		bestDist = 2
+	}
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
