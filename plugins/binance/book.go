@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -183,21 +184,23 @@ func loadSide(dst, src []Level, desc bool) []Level {
 			dst = append(dst, l)
 		}
 	}
-	slices.SortFunc(dst, func(x, y Level) int {
+	slices.SortStableFunc(dst, func(x, y Level) int {
 		if desc {
-			x, y = y, x
+			return cmp.Compare(y.Key, x.Key)
 		}
-		switch {
-		case x.Key < y.Key:
-			return -1
-		case x.Key > y.Key:
-			return 1
-		}
-		return 0
+		return cmp.Compare(x.Key, y.Key)
 	})
-	// A snapshot with a price twice keeps the last one, as an update
+	// A snapshot listing a price twice keeps the later entry, as an update
 	// would.
-	return slices.CompactFunc(dst, func(x, y Level) bool { return x.Key == y.Key })
+	out := dst[:0]
+	for _, l := range dst {
+		if n := len(out); n > 0 && out[n-1].Key == l.Key {
+			out[n-1] = l
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 func (b *Book) apply(u *DepthUpdate) error {
