@@ -37,9 +37,19 @@ func LoadWithEnv(path string, environ []string) (*Config, error) {
 	if path == "" {
 		path = DefaultPath
 	}
-	raw, err := readYAML(path)
+	b, err := file.Provider(path).ReadBytes()
 	if err != nil {
-		return nil, err
+		return nil, &Error{File: path, Msg: "cannot read: " + ioMessage(err), Err: err}
+	}
+	return parse(path, b, environ)
+}
+
+// parse builds a Config from the main file's contents; path names the
+// file in messages and anchors relative paths.
+func parse(path string, b []byte, environ []string) (*Config, error) {
+	raw, perr := parseYAML(path, b)
+	if perr != nil {
+		return nil, perr
 	}
 	src := &source{file: path, raw: raw, env: parseEnv(environ)}
 	return src.build()
@@ -72,7 +82,7 @@ func LoadFeedsDir(dir string) (map[string]Feed, error) {
 	mergeFeeds(tree, files, feedFiles, org, errs)
 
 	w := &walker{errs: errs, origins: org}
-	norm, _ := w.walk(feedsSpec, []string{"feeds"}, tree)
+	norm, _ := w.walk(feedsSpec, []string{"feeds"}, tree["feeds"])
 	c := &checker{errs: errs, origins: org}
 	feeds := c.feeds(asMap(norm), feedFiles, dir)
 	if err := errs.err(); err != nil {
@@ -223,13 +233,17 @@ func mergeFeeds(tree map[string]any, files []feedFile, feedFiles map[string]stri
 	}
 }
 
-// readYAML reads and parses one YAML file. An empty file is an empty
-// mapping.
+// readYAML reads and parses one YAML file.
 func readYAML(path string) (map[string]any, *Error) {
 	b, err := file.Provider(path).ReadBytes()
 	if err != nil {
 		return nil, &Error{File: path, Msg: "cannot read: " + ioMessage(err), Err: err}
 	}
+	return parseYAML(path, b)
+}
+
+// parseYAML parses one file's YAML. An empty file is an empty mapping.
+func parseYAML(path string, b []byte) (map[string]any, *Error) {
 	m, err := yaml.Parser().Unmarshal(b)
 	if err != nil {
 		return nil, &Error{File: path, Msg: "invalid YAML: " + yamlMessage(err), Err: err}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -8,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
 )
 
 // origin is where a key's value came from.
@@ -105,19 +105,23 @@ func (w *walker) walk(s *spec, path []string, v any) (any, bool) {
 		if n, ok := toInt(v); ok && n > 0 {
 			return n, true
 		}
-		w.errorf(path, "must be a positive integer, got %s", describe(v, s.secret))
+		w.errorf(path, "must be a positive integer, got %s%s", describe(v, s.secret), quotedHint(v))
 	case kindDuration:
 		if raw, ok := v.(string); ok {
 			if d, err := time.ParseDuration(raw); err == nil && d > 0 {
 				return d, true
 			}
 		}
-		w.errorf(path, "must be a positive duration such as \"500ms\", \"30s\" or \"5m\", got %s", describe(v, s.secret))
+		hint := ""
+		if _, ok := toInt(v); ok {
+			hint = " (a duration needs a unit)"
+		}
+		w.errorf(path, "must be a positive duration such as \"500ms\", \"30s\" or \"5m\", got %s%s", describe(v, s.secret), hint)
 	case kindBool:
 		if b, ok := v.(bool); ok {
 			return b, true
 		}
-		w.errorf(path, "must be true or false, got %s", describe(v, s.secret))
+		w.errorf(path, "must be true or false, got %s%s", describe(v, s.secret), quotedHint(v))
 	default:
 		panic(fmt.Sprintf("config: unhandled spec kind %d", s.kind))
 	}
@@ -207,7 +211,8 @@ func (w *walker) named(s *spec, path []string, v any) (any, bool) {
 	for _, name := range sortedKeys(m) {
 		p := child(path, name)
 		if !validName(name) {
-			w.errorf(p, "invalid %s name %q: %s", s.what, name, nameRule)
+			// The bad name would make a confusing key path.
+			w.errorf(path, "invalid %s name %q: %s", s.what, name, nameRule)
 			continue
 		}
 		if got, ok := w.walk(s.elem, p, m[name]); ok {
@@ -277,9 +282,13 @@ func (w *walker) sink(path []string, v any) (any, bool) {
 			w.errorf(child(path, k), "missing required key (for sinks of type %s)", typ)
 		}
 	}
-	if typ == "influxdb" {
-		if _, ok := m["token"]; ok {
-			if _, ok := m["token_file"]; ok {
+	if _, ok := m["token"]; ok && typ == "influxdb" {
+		if _, ok := m["token_file"]; ok {
+			// Blame the one the environment set, if only one was: that
+			// is the override that clashes.
+			if w.origins.of(child(path, "token")).env && !w.origins.of(child(path, "token_file")).env {
+				w.errorf(child(path, "token"), "cannot be set together with token_file")
+			} else {
 				w.errorf(child(path, "token_file"), "cannot be set together with token")
 			}
 		}
@@ -287,9 +296,10 @@ func (w *walker) sink(path []string, v any) (any, bool) {
 	return out, true
 }
 
-// free copies a plugin's config, converting environment values from their
-// YAML form so that SLUICE_FEEDS__X__CONFIG__RATE=10 gives the plugin a
-// number, as "rate: 10" in a file would.
+// free copies a plugin's config. A value from the environment is read as
+// JSON if it parses (10, 2.5, true, ["a","b"]) so that
+// SLUICE_FEEDS__X__CONFIG__RATE=10 gives the plugin a number, as
+// "rate: 10" in a file would; otherwise it stays a string.
 func (w *walker) free(path []string, m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
@@ -299,7 +309,7 @@ func (w *walker) free(path []string, m map[string]any) map[string]any {
 			out[k] = w.free(p, x)
 		case string:
 			if w.origins.of(p).env {
-				out[k] = yamlScalar(x)
+				out[k] = jsonValue(x)
 			} else {
 				out[k] = x
 			}
@@ -336,16 +346,48 @@ func fromEnv(k kind, raw string) any {
 	return raw
 }
 
-func yamlScalar(raw string) any {
+func jsonValue(raw string) any {
+	d := json.NewDecoder(strings.NewReader(raw))
+	d.UseNumber()
 	var v any
-	if err := yaml.Unmarshal([]byte(raw), &v); err != nil {
+	if err := d.Decode(&v); err != nil || d.More() {
 		return raw
 	}
-	switch v.(type) {
-	case string, int, float64, bool:
-		return v
+	return fromJSON(v)
+}
+
+// fromJSON turns json.Numbers into int where they are whole, float64
+// otherwise, matching what YAML gives for the same text.
+func fromJSON(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if n, err := strconv.Atoi(x.String()); err == nil {
+			return n
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = fromJSON(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = fromJSON(x[k])
+		}
 	}
-	return raw
+	return v
+}
+
+// quotedHint explains a value that is right but for its quotes.
+func quotedHint(v any) string {
+	raw, ok := v.(string)
+	if !ok {
+		return ""
+	}
+	if _, err := strconv.Atoi(raw); err == nil || raw == "true" || raw == "false" {
+		return " (a quoted string: remove the quotes)"
+	}
+	return ""
 }
 
 func toInt(v any) (int, bool) {
