@@ -33,7 +33,7 @@ func FuzzParseFrame(f *testing.F) {
 				}
 				continue
 			}
-			checkPoints(t, m, pts)
+			checkPointShape(t, m, pts)
 			for _, pt := range pts {
 				for _, fl := range pt.Fields {
 					if v := fl.Value.Float(); fl.Value.Kind() == sluice.KindFloat && (math.IsNaN(v) || math.IsInf(v, 0)) {
