@@ -1,0 +1,89 @@
+// Package sqlite is the embedded default sink: it stores points in one
+// local SQLite file, one table per measurement, creating and extending the
+// schema as points arrive.
+//
+// # Schema
+//
+// Each measurement gets a table named after it. Its columns are:
+//
+//	time      INTEGER NOT NULL  event time, Unix nanoseconds (UTC)
+//	received  INTEGER           when the source received the point, Unix ns
+//	time_iso  TEXT              generated (virtual, not stored) from time:
+//	                            RFC 3339 UTC with nanoseconds,
+//	                            e.g. 2026-01-02T03:04:05.123456789Z
+//	<tag>     TEXT              one column per tag key
+//	<field>   by kind           REAL for float; INTEGER for int and bool
+//	                            (0/1); TEXT for string; no declared type
+//	                            for uint (see below)
+//
+// Columns are added (ALTER TABLE ADD COLUMN) the first time a point carries
+// a new tag or field; older rows read NULL there, as do rows whose point
+// lacked that key. A column's type is fixed by the first value that created
+// it; a later value of another kind is stored under SQLite's type-affinity
+// rules (an int in a REAL column becomes a float, a number in a TEXT column
+// becomes text).
+//
+// A uint is stored as an INTEGER when it fits in int64 and otherwise as its
+// exact decimal TEXT (SQLite integers are signed 64-bit). Its column has no
+// declared type so that SQLite keeps that text as text rather than
+// converting it to a lossy float; such values sort after every integer.
+// A float NaN is stored as NULL (SQLite has no NaN). Points whose event time
+// is outside what Unix nanoseconds can hold (years 1678 to 2262) are
+// rejected; a zero or out-of-range received time is stored as NULL.
+//
+// Grafana: the frser-sqlite-datasource plugin reads an INTEGER time column
+// as Unix seconds, a REAL one as fractional seconds and a TEXT one as
+// RFC 3339, so select time_iso (or time / 1e9) and list it under "time
+// formatted columns". Filter on the indexed time column with Grafana's
+// millisecond range variables:
+//
+//	SELECT time_iso, price FROM trades
+//	WHERE symbol = 'BTCUSDT' AND time >= $__from * 1000000 AND time < $__to * 1000000
+//	ORDER BY time
+//
+// # Names
+//
+// Table and column names are the measurement, tag and field names,
+// byte for byte, always quoted ("" escaped) in SQL, so quotes, spaces,
+// Unicode and SQL keywords are all fine. SQLite compares names without
+// regard to ASCII case, so when a name is already taken in its table (by a
+// key differing only in case, by a tag and a field sharing a key, or by a
+// reserved column: time, received, time_iso, rowid, oid, _rowid_) the
+// later arrival gets a suffix: "<key>_tag" or "<key>_field", then
+// "<key>_tag_2" and so on. A measurement whose table name is taken (by
+// case, by another schema object, or by SQLite's reserved sqlite_ prefix)
+// gets "<name>_2" and so on. The mapping is stored in the table
+// _sluice_names (measurement, role, key, name), role being table, tag,
+// field or index, and is stable once assigned. Empty names and names
+// containing NUL are rejected.
+//
+// # Indexes and uniqueness
+//
+// A new table gets an index on (time), named <table>_by_time, and, if its
+// first point has tags, one on (those tags..., time), named
+// <table>_by_series. Tags first seen later are not added to that index;
+// add an index of your own if you filter on them.
+//
+// A measurement declared with uniqueness names (for trades: symbol,
+// trade_id) gets a UNIQUE index <table>_key on the columns holding them,
+// created as soon as every name has a column: a name means the tag with
+// that key, else the field, else for "time" the event time (for candles:
+// symbol, interval, time). Points are then written with INSERT ... ON
+// CONFLICT (key) DO UPDATE: writing the same point twice leaves one row,
+// and a later write overwrites every column it carries, keeping the other
+// columns' values (as InfluxDB merges the fields of one point). A point
+// missing a key column has NULL there and is always inserted, since NULLs
+// never conflict. Rows already in the table that would violate a new key
+// are deduplicated first, keeping the most recently inserted. The key
+// index persists; a later declaration with other names replaces it, one
+// with no names leaves it in place. Measurements without a key just insert.
+//
+// # Durability
+//
+// The file runs in WAL mode with synchronous=NORMAL, one transaction per
+// Write: a batch is stored entirely or not at all. A committed batch
+// survives the process crashing or being killed; an operating-system crash
+// or power loss can roll back the most recent commits (never corrupting the
+// file). synchronous=FULL would close that window at the cost of an fsync
+// per batch.
+package sqlite

@@ -1,0 +1,515 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+// defaultBusyTimeout applies when the config leaves BusyTimeout at zero.
+const defaultBusyTimeout = 5 * time.Second
+
+// maxStmts bounds the prepared-statement cache; a batch stream normally
+// has a handful of shapes, so overflowing it means churn and it is reset.
+const maxStmts = 256
+
+// Sink writes points to a SQLite file.
+//
+// Lifecycle: New has no side effects; Open creates the parent directory
+// and the file if needed and loads the existing schema; Declare and Write
+// may then be called by one goroutine at a time; Close releases the file
+// and is idempotent. A Sink cannot be reopened after Close.
+type Sink struct {
+	cfg config.SQLite
+	log *slog.Logger
+	// dsnExtra is appended to the connection's DSN query (tests use it to
+	// make the file read-only or tiny).
+	dsnExtra string
+
+	mu     sync.Mutex
+	db     *sql.DB
+	closed bool
+	// stale means the in-memory schema may disagree with the file (a
+	// schema or data transaction failed) and is reloaded before next use.
+	stale bool
+
+	tables  map[string]*table    // by measurement
+	objects map[string]bool      // folded names of every table and index
+	want    map[string][]string  // declared uniqueness names by measurement
+	stmts   map[string]*shape    // by shapeKey
+	txStmts map[*shape]*sql.Stmt // the current transaction's statements
+
+	// Per-Write scratch, reused to keep Write allocation-free per point.
+	ok     []bool
+	shapes []*shape
+	args   []any
+	key    []byte
+}
+
+// New returns a sink for cfg. It does not touch the file system.
+func New(cfg config.SQLite, log *slog.Logger) *Sink {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{cfg: cfg, log: log}
+}
+
+// Open creates the file's directory if missing, opens the file in WAL mode
+// and loads the schema already in it.
+func (s *Sink) Open(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("sqlite: open: sink is closed")
+	}
+	if s.db != nil {
+		return errors.New("sqlite: open: already open")
+	}
+	if s.cfg.Path == "" {
+		return errors.New("sqlite: open: no path configured")
+	}
+	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o755); err != nil {
+		return classify(fmt.Errorf("sqlite: create directory: %w", err))
+	}
+	db, err := sql.Open("sqlite", s.dsn())
+	if err != nil {
+		return fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err)
+	}
+	// One connection: SQLite has one writer anyway, and statements
+	// prepared on the database are then always prepared on the
+	// connection every transaction runs on.
+	db.SetMaxOpenConns(1)
+	if err := createNamesTable(ctx, db); err != nil {
+		db.Close()
+		return classify(fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err))
+	}
+	s.db = db
+	s.want = map[string][]string{}
+	if err := s.reload(ctx); err != nil {
+		s.db = nil
+		db.Close()
+		return classify(fmt.Errorf("sqlite: open %s: load schema: %w", s.cfg.Path, err))
+	}
+	s.log.Debug("sqlite: opened", "path", s.cfg.Path, "tables", len(s.tables))
+	return nil
+}
+
+func (s *Sink) dsn() string {
+	busy := s.cfg.BusyTimeout
+	if busy <= 0 {
+		busy = defaultBusyTimeout
+	}
+	q := url.Values{}
+	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "NORMAL")
+	// Take the write lock at BEGIN, where the busy timeout applies,
+	// rather than on the first write, where WAL can fail with BUSY at once.
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + escapePath(s.cfg.Path) + "?" + q.Encode()
+	if s.dsnExtra != "" {
+		dsn += "&" + s.dsnExtra
+	}
+	return dsn
+}
+
+// escapePath makes a file path safe inside a SQLite URI, where ?, # and %
+// are special.
+func escapePath(p string) string {
+	p = filepath.ToSlash(p)
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("/._-~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// Declare records each measurement's uniqueness names and creates the key
+// index of every measurement whose table already has the columns.
+func (s *Sink) Declare(ctx context.Context, ms []sluice.Measurement) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return errNotOpen
+	}
+	if err := s.ensureFresh(ctx); err != nil {
+		return err
+	}
+	var sync []string
+	for _, m := range ms {
+		if len(m.Unique) == 0 {
+			continue
+		}
+		names := dedupe(m.Unique)
+		if old, ok := s.want[m.Name]; ok && !slices.Equal(old, names) {
+			s.log.Warn("sqlite: uniqueness key redeclared", "measurement", m.Name, "old", old, "new", names)
+		}
+		s.want[m.Name] = names
+		if t := s.tables[m.Name]; t != nil && t.keyNeedsSync(names) {
+			sync = append(sync, m.Name)
+		}
+	}
+	if len(sync) == 0 {
+		return nil
+	}
+	if err := s.applySchema(ctx, nil, sync); err != nil {
+		return classify(fmt.Errorf("sqlite: declare: %w", err))
+	}
+	return nil
+}
+
+var errNotOpen = errors.New("sqlite: sink is not open")
+
+// Write stores points in one transaction. Points the file can never hold
+// (see the package doc) are left out and reported as a
+// *sinks.RejectedError once the rest are committed.
+func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return errNotOpen
+	}
+	if err := s.ensureFresh(ctx); err != nil {
+		return err
+	}
+
+	rejected, sample, changes, keyed := s.plan(points)
+	if len(changes) > 0 || len(keyed) > 0 {
+		if err := s.applySchema(ctx, changes, keyed); err != nil {
+			return classify(fmt.Errorf("sqlite: write: schema: %w", err))
+		}
+	}
+	if err := s.prepareShapes(ctx, points); err != nil {
+		s.stale = true
+		return classify(fmt.Errorf("sqlite: write: %w", err))
+	}
+	if err := s.insert(ctx, points); err != nil {
+		s.stale = true
+		return classify(fmt.Errorf("sqlite: write %d points: %w", len(points)-rejected, err))
+	}
+	if rejected > 0 {
+		return &sinks.RejectedError{
+			Rejected: rejected,
+			Sample:   sample,
+			Err:      errors.New("sqlite: points the file cannot hold"),
+		}
+	}
+	return nil
+}
+
+func (s *Sink) ensureFresh(ctx context.Context) error {
+	if !s.stale {
+		return nil
+	}
+	if err := s.reload(ctx); err != nil {
+		return classify(fmt.Errorf("sqlite: reload schema: %w", err))
+	}
+	return nil
+}
+
+// plan validates points (recording the verdict in s.ok) and lists the
+// schema changes the valid ones need: new tables and columns, in the order
+// first seen, and measurements whose key index can now be created.
+func (s *Sink) plan(points []sluice.Point) (rejected int, sample string, changes []*change, keyed []string) {
+	s.ok = resize(s.ok, len(points))
+	var prev *sluice.Point
+	prevOK := false
+	var byM map[string]*change
+	var touched map[string]bool
+	for i := range points {
+		p := &points[i]
+		if !timeOK(p.Time) {
+			rejected, sample = reject(rejected, sample, p, "event time out of range")
+			s.ok[i] = false
+			continue
+		}
+		if prev != nil && sameKeys(prev, p) {
+			s.ok[i] = prevOK
+			if !prevOK {
+				rejected, sample = reject(rejected, sample, p, "invalid names")
+			}
+			continue
+		}
+		prev = p
+		if why := checkNames(p); why != "" {
+			prevOK = false
+			s.ok[i] = false
+			rejected, sample = reject(rejected, sample, p, why)
+			continue
+		}
+		prevOK = true
+		s.ok[i] = true
+
+		if touched == nil || !touched[p.Measurement] {
+			if touched == nil {
+				touched = map[string]bool{}
+			}
+			touched[p.Measurement] = true
+			if t := s.tables[p.Measurement]; t != nil && t.keyNeedsSync(s.want[p.Measurement]) {
+				keyed = append(keyed, p.Measurement)
+			}
+		}
+		t := s.tables[p.Measurement]
+		var ch *change
+		need := func(ref colRef, kind sluice.Kind) {
+			if ch == nil {
+				if byM == nil {
+					byM = map[string]*change{}
+				}
+				if ch = byM[p.Measurement]; ch == nil {
+					ch = &change{measurement: p.Measurement, seen: map[colRef]bool{}}
+					byM[p.Measurement] = ch
+					changes = append(changes, ch)
+				}
+			}
+			if ref.key != "" && !ch.seen[ref] {
+				ch.seen[ref] = true
+				ch.cols = append(ch.cols, colSpec{colRef: ref, kind: kind})
+			}
+		}
+		if t == nil {
+			need(colRef{}, 0) // the table itself, even if the point has no tags or fields
+		}
+		for _, tg := range p.Tags {
+			if t == nil || t.column(roleTag, tg.Key) == "" {
+				need(colRef{roleTag, tg.Key}, sluice.KindString)
+			}
+		}
+		for _, f := range p.Fields {
+			if t == nil || t.column(roleField, f.Key) == "" {
+				need(colRef{roleField, f.Key}, f.Value.Kind())
+			}
+		}
+	}
+	return rejected, sample, changes, keyed
+}
+
+func reject(n int, sample string, p *sluice.Point, why string) (int, string) {
+	if n == 0 {
+		sample = fmt.Sprintf("%s: measurement %q at %s", why, p.Measurement, p.Time.Format(time.RFC3339Nano))
+	}
+	return n + 1, sample
+}
+
+// The range of time.Time that UnixNano represents.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func timeOK(t time.Time) bool { return !t.Before(minTime) && !t.After(maxTime) }
+
+// checkNames reports why a point's names cannot be stored, or "".
+func checkNames(p *sluice.Point) string {
+	if !nameOK(p.Measurement) {
+		return "empty or NUL-containing measurement"
+	}
+	for i, t := range p.Tags {
+		if !nameOK(t.Key) {
+			return "empty or NUL-containing tag key"
+		}
+		for _, u := range p.Tags[:i] {
+			if u.Key == t.Key {
+				return "duplicate tag key " + strconv.Quote(t.Key)
+			}
+		}
+	}
+	for i, f := range p.Fields {
+		if !nameOK(f.Key) {
+			return "empty or NUL-containing field key"
+		}
+		if f.Value.Kind() < sluice.KindFloat || f.Value.Kind() > sluice.KindBool {
+			return "field " + strconv.Quote(f.Key) + " has an invalid value"
+		}
+		for _, g := range p.Fields[:i] {
+			if g.Key == f.Key {
+				return "duplicate field key " + strconv.Quote(f.Key)
+			}
+		}
+	}
+	return ""
+}
+
+func nameOK(s string) bool { return s != "" && strings.IndexByte(s, 0) < 0 }
+
+// sameKeys reports whether two points have the same measurement and the
+// same tag and field keys in the same order, so share a statement.
+func sameKeys(a, b *sluice.Point) bool {
+	if a.Measurement != b.Measurement || len(a.Tags) != len(b.Tags) || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for i := range a.Tags {
+		if a.Tags[i].Key != b.Tags[i].Key {
+			return false
+		}
+	}
+	for i := range a.Fields {
+		if a.Fields[i].Key != b.Fields[i].Key {
+			return false
+		}
+	}
+	return true
+}
+
+// prepareShapes finds or prepares the statement for every valid point,
+// before the data transaction takes the only connection.
+func (s *Sink) prepareShapes(ctx context.Context, points []sluice.Point) error {
+	if len(s.stmts) >= maxStmts {
+		s.closeStmts()
+	}
+	s.shapes = resize(s.shapes, len(points))
+	var cur *shape
+	for i := range points {
+		p := &points[i]
+		if !s.ok[i] {
+			s.shapes[i] = nil
+			continue
+		}
+		if cur == nil || !cur.matches(p) {
+			var err error
+			if cur, err = s.shapeFor(ctx, p); err != nil {
+				return err
+			}
+		}
+		s.shapes[i] = cur
+	}
+	return nil
+}
+
+// insert writes every valid point in one transaction.
+func (s *Sink) insert(ctx context.Context, points []sluice.Point) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		clear(s.txStmts)
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	if s.txStmts == nil {
+		s.txStmts = map[*shape]*sql.Stmt{}
+	}
+	var cur *shape
+	var stmt *sql.Stmt
+	for i := range points {
+		sh := s.shapes[i]
+		if sh == nil {
+			continue
+		}
+		if sh != cur {
+			cur = sh
+			if stmt = s.txStmts[sh]; stmt == nil {
+				stmt = tx.StmtContext(ctx, sh.stmt)
+				s.txStmts[sh] = stmt
+			}
+		}
+		s.args = appendArgs(s.args[:0], &points[i])
+		if _, err := stmt.ExecContext(ctx, s.args...); err != nil {
+			return fmt.Errorf("insert into %q: %w", sh.table, err)
+		}
+	}
+	clear(s.args) // drop references to the batch's strings
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// appendArgs appends a point's values in statement order: time, received,
+// tags, fields.
+func appendArgs(args []any, p *sluice.Point) []any {
+	var recv any
+	if !p.Received.IsZero() && timeOK(p.Received) {
+		recv = p.Received.UnixNano()
+	}
+	args = append(args, p.Time.UnixNano(), recv)
+	for _, t := range p.Tags {
+		args = append(args, t.Value)
+	}
+	for _, f := range p.Fields {
+		args = append(args, value(f.Value))
+	}
+	return args
+}
+
+// value converts a field value to what the driver binds.
+func value(v sluice.Value) any {
+	switch v.Kind() {
+	case sluice.KindFloat:
+		return v.Float() // NaN binds as NULL
+	case sluice.KindInt:
+		return v.Int()
+	case sluice.KindUint:
+		if u := v.Uint(); u <= math.MaxInt64 {
+			return int64(u)
+		}
+		return strconv.FormatUint(v.Uint(), 10)
+	case sluice.KindString:
+		return v.Str()
+	case sluice.KindBool:
+		if v.Bool() {
+			return int64(1)
+		}
+		return int64(0)
+	}
+	return nil
+}
+
+// Close closes the file. It is safe to call more than once.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.db == nil {
+		return nil
+	}
+	s.closeStmts()
+	err := s.db.Close()
+	s.db = nil
+	if err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func dedupe(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+var _ sinks.Sink = (*Sink)(nil)

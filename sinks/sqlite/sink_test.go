@@ -1,0 +1,679 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.UTC)
+
+func dbPath(t *testing.T) string { return filepath.Join(t.TempDir(), "data", "sluice.db") }
+
+// openSink opens a sink on path and closes it when the test ends.
+func openSink(t *testing.T, path string, opts ...func(*Sink)) *Sink {
+	t.Helper()
+	s := New(config.SQLite{Path: path, BusyTimeout: time.Second}, nil)
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func write(t *testing.T, s *Sink, points ...sluice.Point) {
+	t.Helper()
+	if err := s.Write(context.Background(), points); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+func trade(symbol string, id int64, price float64, at time.Time) sluice.Point {
+	return sluice.Point{
+		Measurement: "trades",
+		Tags:        []sluice.Tag{{Key: "exchange", Value: "binance"}, {Key: "symbol", Value: symbol}},
+		Fields: []sluice.Field{
+			{Key: "price", Value: sluice.Float(price)},
+			{Key: "size", Value: sluice.Float(0.5)},
+			{Key: "trade_id", Value: sluice.Int(id)},
+			{Key: "buyer_maker", Value: sluice.Bool(true)},
+		},
+		Time:     at,
+		Received: at.Add(time.Millisecond),
+	}
+}
+
+// reader opens a second, independent connection to the file, as a user's
+// query tool would.
+func reader(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// rows runs a query and returns every row's values.
+func rows(t *testing.T, db *sql.DB, query string, args ...any) [][]any {
+	t.Helper()
+	r, err := db.Query(query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer r.Close()
+	cols, _ := r.Columns()
+	var out [][]any
+	for r.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := r.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, vals)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func count(t *testing.T, db *sql.DB, table string) int64 {
+	t.Helper()
+	return rows(t, db, "SELECT count(*) FROM "+quote(table))[0][0].(int64)
+}
+
+func TestValuesRoundTrip(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	fields := []sluice.Field{
+		{Key: "f_small", Value: sluice.Float(0.1)},
+		{Key: "f_max", Value: sluice.Float(math.MaxFloat64)},
+		{Key: "f_tiny", Value: sluice.Float(math.SmallestNonzeroFloat64)},
+		{Key: "f_neg", Value: sluice.Float(-1.5e-300)},
+		{Key: "f_inf", Value: sluice.Float(math.Inf(1))},
+		{Key: "f_ninf", Value: sluice.Float(math.Inf(-1))},
+		{Key: "f_whole", Value: sluice.Float(3)},
+		{Key: "i_min", Value: sluice.Int(math.MinInt64)},
+		{Key: "i_max", Value: sluice.Int(math.MaxInt64)},
+		{Key: "i_zero", Value: sluice.Int(0)},
+		{Key: "u_zero", Value: sluice.Uint(0)},
+		{Key: "u_int_max", Value: sluice.Uint(math.MaxInt64)},
+		{Key: "u_above", Value: sluice.Uint(math.MaxInt64 + 1)},
+		{Key: "u_max", Value: sluice.Uint(math.MaxUint64)},
+		{Key: "s_empty", Value: sluice.String("")},
+		{Key: "s_text", Value: sluice.String("héllo \"wörld\" 'x' \x00 after NUL 📈")},
+		{Key: "b_true", Value: sluice.Bool(true)},
+		{Key: "b_false", Value: sluice.Bool(false)},
+	}
+	write(t, s, sluice.Point{
+		Measurement: "kinds",
+		Tags:        []sluice.Tag{{Key: "tag", Value: "v with ' and \""}},
+		Fields:      fields,
+		Time:        t0,
+		Received:    t0.Add(1500 * time.Nanosecond),
+	})
+
+	db := reader(t, path)
+	got := rows(t, db, `SELECT time, received, time_iso, tag FROM kinds`)
+	want := []any{t0.UnixNano(), t0.UnixNano() + 1500, "2026-03-04T05:06:07.123456789Z", "v with ' and \""}
+	if len(got) != 1 {
+		t.Fatalf("got %d rows, want 1", len(got))
+	}
+	for i := range want {
+		if got[0][i] != want[i] {
+			t.Errorf("column %d = %#v, want %#v", i, got[0][i], want[i])
+		}
+	}
+	iso, err := time.Parse(time.RFC3339Nano, got[0][2].(string))
+	if err != nil || !iso.Equal(t0) {
+		t.Errorf("time_iso %v parses to %v, %v; want %v", got[0][2], iso, err, t0)
+	}
+
+	wantVals := map[string]any{
+		"f_small": 0.1, "f_max": math.MaxFloat64, "f_tiny": math.SmallestNonzeroFloat64,
+		"f_neg": -1.5e-300, "f_inf": math.Inf(1), "f_ninf": math.Inf(-1), "f_whole": 3.0,
+		"i_min": int64(math.MinInt64), "i_max": int64(math.MaxInt64), "i_zero": int64(0),
+		"u_zero": int64(0), "u_int_max": int64(math.MaxInt64),
+		// Beyond int64: exact decimal text.
+		"u_above": "9223372036854775808", "u_max": "18446744073709551615",
+		"s_empty": "", "s_text": "héllo \"wörld\" 'x' \x00 after NUL 📈",
+		"b_true": int64(1), "b_false": int64(0),
+	}
+	for _, f := range fields {
+		v := rows(t, db, `SELECT `+quote(f.Key)+` FROM kinds`)[0][0]
+		if b, ok := v.([]byte); ok {
+			v = string(b)
+		}
+		if v != wantVals[f.Key] {
+			t.Errorf("%s = %#v (%T), want %#v", f.Key, v, v, wantVals[f.Key])
+		}
+	}
+
+	types := map[string]string{}
+	for _, r := range rows(t, db, `SELECT name, type FROM pragma_table_info('kinds')`) {
+		types[r[0].(string)] = r[1].(string)
+	}
+	for col, typ := range map[string]string{
+		"time": "INTEGER", "received": "INTEGER", "tag": "TEXT", "f_small": "REAL",
+		"i_min": "INTEGER", "u_max": "", "s_text": "TEXT", "b_true": "INTEGER",
+	} {
+		if types[col] != typ {
+			t.Errorf("column %s has type %q, want %q", col, types[col], typ)
+		}
+	}
+}
+
+func TestNaNAndMissingReceivedAreNull(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, sluice.Point{
+		Measurement: "m",
+		Fields:      []sluice.Field{{Key: "x", Value: sluice.Float(math.NaN())}, {Key: "y", Value: sluice.Float(1)}},
+		Time:        t0,
+	})
+	got := rows(t, reader(t, path), `SELECT x, y, received FROM m`)
+	if len(got) != 1 || got[0][0] != nil || got[0][1] != 1.0 || got[0][2] != nil {
+		t.Fatalf("got %v, want [[<nil> 1 <nil>]]", got)
+	}
+}
+
+func TestNewTagsAndFieldsAddColumns(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, sluice.Point{
+		Measurement: "m",
+		Tags:        []sluice.Tag{{Key: "a", Value: "1"}},
+		Fields:      []sluice.Field{{Key: "x", Value: sluice.Int(1)}},
+		Time:        t0,
+	})
+	// A point with no fields or tags at all, then one with new ones, in
+	// one batch.
+	write(t, s,
+		sluice.Point{Measurement: "m", Time: t0.Add(time.Second)},
+		sluice.Point{
+			Measurement: "m",
+			Tags:        []sluice.Tag{{Key: "a", Value: "2"}, {Key: "b", Value: "new"}},
+			Fields:      []sluice.Field{{Key: "x", Value: sluice.Int(2)}, {Key: "y", Value: sluice.String("s")}},
+			Time:        t0.Add(2 * time.Second),
+		})
+	got := rows(t, reader(t, path), `SELECT a, b, x, y FROM m ORDER BY time`)
+	want := [][]any{{"1", nil, int64(1), nil}, {nil, nil, nil, nil}, {"2", "new", int64(2), "s"}}
+	if !equalRows(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func equalRows(got, want [][]any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if len(got[i]) != len(want[i]) {
+			return false
+		}
+		for j := range got[i] {
+			if b, ok := got[i][j].([]byte); ok {
+				got[i][j] = string(b)
+			}
+			if got[i][j] != want[i][j] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestDeclaredKeyUpserts(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	ctx := context.Background()
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Duplicates within one batch and across batches.
+	write(t, s, trade("BTC", 1, 100, t0), trade("BTC", 2, 101, t0), trade("BTC", 1, 102, t0), trade("ETH", 1, 5, t0))
+	write(t, s, trade("BTC", 2, 103, t0.Add(time.Second)))
+	// A later write without some fields keeps their stored values.
+	write(t, s, sluice.Point{
+		Measurement: "trades",
+		Tags:        []sluice.Tag{{Key: "symbol", Value: "ETH"}},
+		Fields:      []sluice.Field{{Key: "trade_id", Value: sluice.Int(1)}, {Key: "price", Value: sluice.Float(6)}},
+		Time:        t0,
+	})
+
+	got := rows(t, reader(t, path), `SELECT symbol, trade_id, price, size, time FROM trades ORDER BY symbol, trade_id`)
+	want := [][]any{
+		{"BTC", int64(1), 102.0, 0.5, t0.UnixNano()},
+		{"BTC", int64(2), 103.0, 0.5, t0.Add(time.Second).UnixNano()},
+		{"ETH", int64(1), 6.0, 0.5, t0.UnixNano()},
+	}
+	if !equalRows(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestWithoutKeyEveryPointIsARow(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0), trade("BTC", 1, 100, t0))
+	write(t, s, trade("BTC", 1, 100, t0))
+	if n := count(t, reader(t, path), "trades"); n != 3 {
+		t.Fatalf("%d rows, want 3", n)
+	}
+}
+
+func TestKeyDeclaredAfterTableDeduplicates(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	ctx := context.Background()
+	write(t, s, trade("BTC", 1, 100, t0), trade("BTC", 1, 101, t0), trade("BTC", 2, 102, t0))
+	// A row with a NULL key column is never a duplicate.
+	write(t, s, sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}}, Time: t0},
+		sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}}, Time: t0})
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	db := reader(t, path)
+	got := rows(t, db, `SELECT trade_id, price FROM trades ORDER BY trade_id`)
+	want := [][]any{{nil, nil}, {nil, nil}, {int64(1), 101.0}, {int64(2), 102.0}}
+	if !equalRows(got, want) {
+		t.Fatalf("after Declare got %v, want %v", got, want)
+	}
+	idx := rows(t, db, `SELECT name, "unique" FROM pragma_index_list('trades') WHERE name = 'trades_key'`)
+	if len(idx) != 1 || idx[0][1] != int64(1) {
+		t.Fatalf("key index: %v", idx)
+	}
+	write(t, s, trade("BTC", 2, 104, t0))
+	if got := rows(t, db, `SELECT price FROM trades WHERE trade_id = 2`); !equalRows(got, [][]any{{104.0}}) {
+		t.Fatalf("after upsert got %v", got)
+	}
+
+	// Redeclaring another key replaces the index.
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	cols := rows(t, db, `SELECT i.name FROM pragma_index_list('trades') l, pragma_index_info(l.name) i WHERE l."unique"`)
+	if !equalRows(cols, [][]any{{"trade_id"}}) {
+		t.Fatalf("key index columns %v, want trade_id", cols)
+	}
+}
+
+func TestKeyIncludingTime(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	if err := s.Declare(context.Background(), []sluice.Measurement{{Name: "candles", Unique: []string{"symbol", "interval", "time"}}}); err != nil {
+		t.Fatal(err)
+	}
+	candle := func(close float64, at time.Time) sluice.Point {
+		return sluice.Point{
+			Measurement: "candles",
+			Tags:        []sluice.Tag{{Key: "interval", Value: "1m"}, {Key: "symbol", Value: "BTC"}},
+			Fields:      []sluice.Field{{Key: "close", Value: sluice.Float(close)}},
+			Time:        at,
+		}
+	}
+	write(t, s, candle(1, t0), candle(2, t0), candle(3, t0.Add(time.Minute)))
+	write(t, s, candle(4, t0.Add(time.Minute)))
+	got := rows(t, reader(t, path), `SELECT close FROM candles ORDER BY time`)
+	if !equalRows(got, [][]any{{2.0}, {4.0}}) {
+		t.Fatalf("got %v, want [[2] [4]]", got)
+	}
+}
+
+func TestNastyNames(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	nasty := []string{
+		`we"ird 'table'; DROP TABLE x; --`,
+		"select",
+		"Ünïcödé 📈 name",
+		"sqlite_master",
+		"Trades",
+		"trades",
+		"_sluice_names",
+		"trades_by_time",
+	}
+	var points []sluice.Point
+	for i, m := range nasty {
+		points = append(points, sluice.Point{
+			Measurement: m,
+			Tags: []sluice.Tag{
+				{Key: "from", Value: "t1"},
+				{Key: "side", Value: "tag-side"},
+				{Key: "time", Value: "tag-time"},
+				{Key: `x"y`, Value: "quoted"},
+			},
+			Fields: []sluice.Field{
+				{Key: "Price", Value: sluice.Int(int64(i))},
+				{Key: "price", Value: sluice.Int(int64(100 + i))},
+				{Key: "received", Value: sluice.String("field-received")},
+				{Key: "side", Value: sluice.Float(0.5)},
+				{Key: "sp ace", Value: sluice.Bool(true)},
+				{Key: "rowid", Value: sluice.Int(-1)},
+			},
+			Time: t0,
+		})
+	}
+	write(t, s, points...)
+	// Second batch reuses the mapping.
+	write(t, s, points...)
+
+	db := reader(t, path)
+	tables := map[string]string{}
+	for _, r := range rows(t, db, `SELECT measurement, name FROM _sluice_names WHERE role = 'table'`) {
+		tables[r[0].(string)] = r[1].(string)
+	}
+	seen := map[string]bool{}
+	for i, m := range nasty {
+		tbl := tables[m]
+		if tbl == "" || seen[fold(tbl)] {
+			t.Fatalf("measurement %q has table %q (taken: %v)", m, tbl, seen[fold(tbl)])
+		}
+		seen[fold(tbl)] = true
+		cols := map[string]string{}
+		for _, r := range rows(t, db, `SELECT role || ':' || key, name FROM _sluice_names WHERE measurement = ? AND role IN ('tag', 'field')`, m) {
+			cols[r[0].(string)] = r[1].(string)
+		}
+		got := rows(t, db, "SELECT count(*), "+strings.Join([]string{
+			quote(cols["tag:from"]), quote(cols["tag:side"]), quote(cols["tag:time"]), quote(cols[`tag:x"y`]),
+			quote(cols["field:Price"]), quote(cols["field:price"]), quote(cols["field:received"]),
+			quote(cols["field:side"]), quote(cols["field:sp ace"]), quote(cols["field:rowid"]), "time",
+		}, ", ")+" FROM "+quote(tbl))
+		want := []any{int64(2), "t1", "tag-side", "tag-time", "quoted", int64(i), int64(100 + i),
+			"field-received", 0.5, int64(1), int64(-1), t0.UnixNano()}
+		if !equalRows(got, [][]any{want}) {
+			t.Errorf("measurement %q (table %q, columns %v): got %v, want %v", m, tbl, cols, got, want)
+		}
+	}
+	// The documented suffix rule.
+	if tables["trades"] != "trades_2" || tables["sqlite_master"] != "_sqlite_master" || tables["_sluice_names"] != "_sluice_names_2" {
+		t.Errorf("tables: %v", tables)
+	}
+	cols := map[string]string{}
+	for _, r := range rows(t, db, `SELECT role || ':' || key, name FROM _sluice_names WHERE measurement = 'select'`) {
+		cols[r[0].(string)] = r[1].(string)
+	}
+	for k, v := range map[string]string{"tag:time": "time_tag", "field:received": "received_field",
+		"field:side": "side_field", "field:price": "price_field", "field:Price": "Price", "field:rowid": "rowid_field"} {
+		if cols[k] != v {
+			t.Errorf("%s is in column %q, want %q", k, cols[k], v)
+		}
+	}
+}
+
+func TestRejectsWhatItCannotStore(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	good := trade("BTC", 1, 100, t0)
+	points := []sluice.Point{
+		good,
+		{Measurement: "trades", Time: time.Time{}}, // zero time
+		{Measurement: "trades", Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Measurement: "", Time: t0},
+		{Measurement: "m", Tags: []sluice.Tag{{Key: "a\x00b", Value: "x"}}, Time: t0},
+		{Measurement: "m", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(1)}, {Key: "x", Value: sluice.Int(2)}}, Time: t0},
+		{Measurement: "m", Fields: []sluice.Field{{Key: "x"}}, Time: t0}, // invalid kind
+		trade("BTC", 2, 101, t0),
+	}
+	err := s.Write(context.Background(), points)
+	var rej *sinks.RejectedError
+	if !errors.As(err, &rej) || rej.Rejected != 6 || rej.Sample == "" {
+		t.Fatalf("Write = %v, want RejectedError of 6", err)
+	}
+	if n := count(t, reader(t, path), "trades"); n != 2 {
+		t.Fatalf("%d rows, want the 2 good ones", n)
+	}
+}
+
+func TestFailedBatchRollsBack(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	db := reader(t, path)
+	// Make the file refuse one particular row, as a full disk or a
+	// constraint would, after others in the batch have gone in.
+	if _, err := db.Exec(`CREATE TRIGGER boom BEFORE INSERT ON trades WHEN NEW.price < 0 BEGIN SELECT RAISE(ABORT, 'boom'); END`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Write(context.Background(), []sluice.Point{
+		trade("BTC", 2, 101, t0),
+		sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "venue", Value: "new column"}}, Time: t0},
+		trade("BTC", 3, -1, t0),
+		trade("BTC", 4, 102, t0),
+	})
+	if err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("Write = %v, want the trigger's error", err)
+	}
+	if n := count(t, db, "trades"); n != 1 {
+		t.Fatalf("%d rows after failed batch, want 1", n)
+	}
+	if _, err := db.Exec(`DROP TRIGGER boom`); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trade("BTC", 2, 101, t0), trade("BTC", 3, 1, t0))
+	if n := count(t, db, "trades"); n != 3 {
+		t.Fatalf("%d rows after retry, want 3", n)
+	}
+}
+
+func TestReopenKeepsAppending(t *testing.T) {
+	path := dbPath(t)
+	ctx := context.Background()
+	s := New(config.SQLite{Path: path}, nil)
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	side := sluice.Point{
+		Measurement: "trades",
+		Tags:        []sluice.Tag{{Key: "side", Value: "buy"}, {Key: "symbol", Value: "BTC"}},
+		Fields:      []sluice.Field{{Key: "side", Value: sluice.Int(1)}, {Key: "trade_id", Value: sluice.Int(9)}},
+		Time:        t0,
+	}
+	write(t, s, trade("BTC", 1, 100, t0), side)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// No Declare this time: the key index in the file still applies.
+	s = openSink(t, path)
+	side.Fields[0].Value = sluice.Int(2)
+	more := trade("BTC", 2, 101, t0)
+	more.Fields = append(more.Fields, sluice.Field{Key: "note", Value: sluice.String("new")})
+	write(t, s, trade("BTC", 1, 105, t0), side, more)
+
+	got := rows(t, reader(t, path), `SELECT trade_id, price, side, side_field, note FROM trades ORDER BY trade_id`)
+	want := [][]any{
+		{int64(1), 105.0, nil, nil, nil},
+		{int64(2), 101.0, nil, nil, "new"},
+		{int64(9), nil, "buy", int64(2), nil},
+	}
+	if !equalRows(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestSchemaDroppedBehindOurBackIsRecreated(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	db := reader(t, path)
+	if _, err := db.Exec(`DROP TABLE trades`); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Write(context.Background(), []sluice.Point{trade("BTC", 2, 100, t0)})
+	if err == nil || sinks.IsFailed(err) {
+		t.Fatalf("Write = %v, want a transient error", err)
+	}
+	write(t, s, trade("BTC", 2, 100, t0))
+	if n := count(t, db, "trades"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
+func TestReadOnlyFileIsFailed(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	s.Close()
+
+	// query_only makes SQLite refuse writes as a read-only file would,
+	// and works when the tests run as root, which chmod does not stop.
+	s = openSink(t, path, func(s *Sink) { s.dsnExtra = "_query_only=1" })
+	err := s.Write(context.Background(), []sluice.Point{trade("BTC", 2, 100, t0)})
+	if !sinks.IsFailed(err) {
+		t.Fatalf("Write = %v, want FailedError", err)
+	}
+	// A new table needs the schema transaction, which fails the same way.
+	err = s.Write(context.Background(), []sluice.Point{{Measurement: "other", Time: t0}})
+	if !sinks.IsFailed(err) {
+		t.Fatalf("Write = %v, want FailedError", err)
+	}
+}
+
+func TestReadOnlyDirectoryIsFailed(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if f, err := os.Create(filepath.Join(dir, "probe")); err == nil {
+		f.Close()
+		t.Skip("chmod does not stop this user (root?); TestReadOnlyFileIsFailed covers SQLITE_READONLY")
+	}
+	s := New(config.SQLite{Path: filepath.Join(dir, "sluice.db")}, nil)
+	defer s.Close()
+	if err := s.Open(context.Background()); !sinks.IsFailed(err) {
+		t.Fatalf("Open = %v, want FailedError", err)
+	}
+}
+
+func TestUnopenablePathIsFailed(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{
+		"parent is a file": filepath.Join(file, "sluice.db"), // ENOTDIR
+		"path is a dir":    dir,                              // SQLITE_CANTOPEN
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := New(config.SQLite{Path: path}, nil)
+			defer s.Close()
+			if err := s.Open(context.Background()); !sinks.IsFailed(err) {
+				t.Fatalf("Open = %v, want FailedError", err)
+			}
+		})
+	}
+}
+
+func TestDiskFullIsFailed(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	s.Close()
+
+	// A page limit at the file's current size stands in for a full disk.
+	var pages int64
+	if err := reader(t, path).QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	s = openSink(t, path, func(s *Sink) { s.dsnExtra = "_pragma=max_page_count(" + strconv.FormatInt(pages, 10) + ")" })
+	var points []sluice.Point
+	for i := range 5000 {
+		points = append(points, trade("BTC", int64(i), 100, t0))
+	}
+	err := s.Write(context.Background(), points)
+	if !sinks.IsFailed(err) {
+		t.Fatalf("Write = %v, want FailedError", err)
+	}
+	if n := count(t, reader(t, path), "trades"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
+func TestBusyIsTransient(t *testing.T) {
+	path := dbPath(t)
+	s := New(config.SQLite{Path: path, BusyTimeout: 50 * time.Millisecond}, nil)
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	write(t, s, trade("BTC", 1, 100, t0))
+
+	other := reader(t, path)
+	other.SetMaxOpenConns(1)
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`INSERT INTO trades (time) VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Write(context.Background(), []sluice.Point{trade("BTC", 2, 100, t0)})
+	if err == nil || sinks.IsFailed(err) {
+		t.Fatalf("Write while locked = %v, want a transient error", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trade("BTC", 2, 100, t0))
+}
+
+func TestLifecycle(t *testing.T) {
+	path := dbPath(t)
+	s := New(config.SQLite{Path: path}, nil)
+	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
+		t.Fatalf("New touched the file system: %v", err)
+	}
+	if err := s.Write(context.Background(), nil); err == nil {
+		t.Fatal("Write before Open succeeded")
+	}
+	if err := s.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Open did not create the file: %v", err)
+	}
+	if err := s.Open(context.Background()); err == nil {
+		t.Fatal("second Open succeeded")
+	}
+	write(t, s) // an empty batch is fine
+	for range 2 {
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	}
+	if err := s.Write(context.Background(), []sluice.Point{trade("BTC", 1, 1, t0)}); err == nil {
+		t.Fatal("Write after Close succeeded")
+	}
+	if err := New(config.SQLite{Path: path}, nil).Close(); err != nil {
+		t.Fatalf("Close without Open: %v", err)
+	}
+	var mode string
+	if err := reader(t, path).QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+}
