@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // origin is where a key's value came from.
@@ -211,8 +210,13 @@ func (w *walker) named(s *spec, path []string, v any) (any, bool) {
 	for _, name := range sortedKeys(m) {
 		p := child(path, name)
 		if !validName(name) {
-			// The bad name would make a confusing key path.
-			w.errorf(path, "invalid %s name %q: %s", s.what, name, nameRule)
+			// The key is the parent, as the bad name would make a
+			// confusing path; the file is the one the entry came from.
+			w.errs.add(&Error{
+				File: w.origins.of(p).name,
+				Key:  keyString(path),
+				Msg:  fmt.Sprintf("invalid %s name %q: %s", s.what, name, nameRule),
+			})
 			continue
 		}
 		if got, ok := w.walk(s.elem, p, m[name]); ok {
