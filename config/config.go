@@ -1,6 +1,12 @@
 // Package config loads, merges, defaults and validates Sluice's
 // configuration: one main YAML file plus a drop-in directory of feed files,
 // with environment overrides. Every problem names the file and key path.
+//
+// Values come from, lowest precedence first: the defaults (Default), the
+// main file, whose top-level pipeline settings each sink may override;
+// the feed files, which only add feeds; and SLUICE_* environment
+// variables, which override any key. sluice.example.yaml documents every
+// key. No I/O happens beyond reading the files named by the config.
 package config
 
 import (

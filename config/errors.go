@@ -55,8 +55,6 @@ func (l *errorList) add(e *Error) {
 	l.errs = append(l.errs, e)
 }
 
-func (l *errorList) empty() bool { return len(l.errs) == 0 }
-
 // err returns nil, the single error, or all of them joined.
 func (l *errorList) err() error {
 	if len(l.errs) == 0 {

@@ -131,7 +131,14 @@ func (w *walker) str(s *spec, path []string, v any) (any, bool) {
 	raw, ok := v.(string)
 	switch {
 	case !ok:
-		w.errorf(path, "must be a string, got %s", describe(v, s.secret))
+		hint := ""
+		switch v.(type) {
+		case int, int64, uint64, float64, bool:
+			// YAML read an unquoted 123, 1e5 or true as a number or
+			// a boolean; a digest or a version can look like one.
+			hint = " (quote the value to make it a string)"
+		}
+		w.errorf(path, "must be a string, got %s%s", describe(v, s.secret), hint)
 	case raw == "" && !s.empty:
 		w.errorf(path, "must not be empty")
 	case len(s.oneOf) > 0 && !slices.Contains(s.oneOf, raw):
