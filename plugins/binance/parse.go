@@ -24,8 +24,8 @@ var ErrFrame = errors.New("binance: bad frame")
 // Parser turns WebSocket frames of one connection into points.
 //
 // A Parser reuses its buffers between calls, so it is not safe for
-// concurrent use: give each connection its own. The zero Parser is not
-// usable; make one with NewParser.
+// concurrent use: give each connection its own. Make one with NewParser;
+// the zero Parser has no market and refuses every frame.
 type Parser struct {
 	market Market
 	// Stream is the stream of a raw /ws/<stream> connection, if that is
@@ -50,7 +50,7 @@ const maxInterned = 16384
 
 // NewParser returns a parser for frames of the given market.
 func NewParser(m Market) *Parser {
-	return &Parser{market: m, names: make(map[string]string)}
+	return &Parser{market: m}
 }
 
 // Market returns the market the parser tags points with.
@@ -92,6 +92,9 @@ func ParseFrame(m Market, frame []byte, received time.Time, dst []sluice.Point) 
 // EventUnknown. On error dst is returned as it came, and the error wraps
 // ErrFrame.
 func (p *Parser) Parse(frame []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, Event, error) {
+	if !p.market.valid() {
+		return dst, Event{}, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
+	}
 	n := len(dst)
 	out, ev, err := p.parse(frame, received, dst)
 	if err != nil {
@@ -277,6 +280,9 @@ func isPartialDepthStream(stream string) bool {
 func (p *Parser) intern(b []byte) string {
 	if s, ok := p.names[string(b)]; ok {
 		return s
+	}
+	if p.names == nil {
+		p.names = make(map[string]string)
 	}
 	if len(p.names) >= maxInterned {
 		clear(p.names)

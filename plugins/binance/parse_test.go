@@ -280,6 +280,17 @@ func TestMalformedFrames(t *testing.T) {
 	}
 }
 
+func TestZeroParser(t *testing.T) {
+	var p Parser
+	frame := []byte(`{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":2,"m":true}`)
+	if _, _, err := p.Parse(frame, testReceived, nil); err == nil || errors.Is(err, ErrFrame) {
+		t.Errorf("zero Parser: %v, want a usage error", err)
+	}
+	if _, _, err := p.ParseAggTrades("X", []byte(`[]`), testReceived, nil); err == nil {
+		t.Error("zero Parser accepted a REST body")
+	}
+}
+
 func TestParseFrameKeepsDepth(t *testing.T) {
 	a := `{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1","1"]],"a":[]}`
 	b := `{"e":"depthUpdate","E":1,"s":"X","U":3,"u":4,"b":[["5","5"]],"a":[]}`

@@ -48,6 +48,9 @@ func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, 
 		clear(out[n:]) // drop references held by half-built points
 		return dst[:n], nil, fmt.Errorf("%w: aggTrades: %w", ErrFrame, err)
 	}
+	if !p.market.valid() {
+		return dst, nil, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
+	}
 	if symbol == "" {
 		return fail(fmt.Errorf("missing symbol"))
 	}
