@@ -134,6 +134,9 @@ func (w *walker) str(s *spec, path []string, v any) (any, bool) {
 		hint := ""
 		switch v.(type) {
 		case int, int64, uint64, float64, bool:
+			if len(s.oneOf) > 0 {
+				break
+			}
 			// YAML read an unquoted 123, 1e5 or true as a number or
 			// a boolean; a digest or a version can look like one.
 			hint = " (quote the value to make it a string)"
