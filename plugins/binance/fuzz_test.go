@@ -116,3 +116,25 @@ func FuzzParsePriceKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAggTrades: a REST aggTrades body yields one point per id, or an
+// error and nothing.
+func FuzzParseAggTrades(f *testing.F) {
+	for _, line := range readLines(f, "testdata/frames/rest_aggTrades.jsonl") {
+		f.Add(line)
+	}
+	p := NewParser(USDM)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		pts, ids, err := p.ParseAggTrades("BTCUSDT", body, testReceived, nil)
+		if err != nil {
+			if len(pts) != 0 || ids != nil {
+				t.Fatalf("error %v with %d points", err, len(pts))
+			}
+			return
+		}
+		if len(pts) != len(ids) {
+			t.Fatalf("%d points for %d ids", len(pts), len(ids))
+		}
+		checkPoints(t, USDM, pts)
+	})
+}
