@@ -60,8 +60,8 @@ func (r *ring[T]) push(capacity int, v T) {
 	r.start = (r.start + 1) % len(r.buf)
 }
 
-func (r *ring[T]) len() int     { return r.n }
-func (r *ring[T]) at(i int) T   { return r.buf[(r.start+i)%len(r.buf)] }
+func (r *ring[T]) len() int   { return r.n }
+func (r *ring[T]) at(i int) T { return r.buf[(r.start+i)%len(r.buf)] }
 func (r *ring[T]) last() (T, bool) {
 	var zero T
 	if r.n == 0 {
