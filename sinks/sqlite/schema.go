@@ -495,15 +495,21 @@ func (s *Sink) syncKey(ctx context.Context, tx *sql.Tx, t *table, names []string
 	return nil
 }
 
-// shape is a prepared INSERT for one measurement and one sequence of tag
-// and field keys.
+// shape is the prepared INSERT for one measurement and one sequence of
+// tag and field keys: single-row, and for runs of points multi-row.
 type shape struct {
 	measurement string
 	table       string
 	tagKeys     []string
 	fieldKeys   []string
 	stmt        *sql.Stmt
+	multi       *sql.Stmt // inserts rows points at once; nil if rows is 1
+	rows        int
 }
+
+// multiRowValues is the most rows one multi-row INSERT carries. Gains
+// flatten well before this; SQLite allows 32766 parameters a statement.
+const multiRowValues = 64
 
 func (sh *shape) matches(p *sluice.Point) bool {
 	if p.Measurement != sh.measurement || len(p.Tags) != len(sh.tagKeys) || len(p.Fields) != len(sh.fieldKeys) {
@@ -548,9 +554,32 @@ func (s *Sink) shapeFor(ctx context.Context, p *sluice.Point) (*shape, error) {
 		sh.fieldKeys = append(sh.fieldKeys, f.Key)
 		cols = append(cols, t.fields[f.Key])
 	}
+	var err error
+	if sh.stmt, err = s.db.PrepareContext(ctx, insertSQL(t, cols, 1)); err != nil {
+		return nil, fmt.Errorf("prepare insert into %q: %w", t.name, err)
+	}
+	sh.rows = min(multiRowValues, 32766/len(cols))
+	if sh.rows > 1 {
+		if sh.multi, err = s.db.PrepareContext(ctx, insertSQL(t, cols, sh.rows)); err != nil {
+			sh.stmt.Close()
+			return nil, fmt.Errorf("prepare insert into %q: %w", t.name, err)
+		}
+	}
+	s.stmts[string(k)] = sh
+	return sh, nil
+}
+
+// insertSQL is an INSERT of rows rows into cols, an upsert if t has a key.
+func insertSQL(t *table, cols []string, rows int) string {
 	var q strings.Builder
-	q.WriteString("INSERT INTO " + quote(t.name) + " (" + quoteAll(cols) + ") VALUES (")
-	q.WriteString(strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")")
+	q.WriteString("INSERT INTO " + quote(t.name) + " (" + quoteAll(cols) + ") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	for i := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(row)
+	}
 	if t.key != nil {
 		var set []string
 		for _, c := range cols {
@@ -558,6 +587,8 @@ func (s *Sink) shapeFor(ctx context.Context, p *sluice.Point) (*shape, error) {
 				set = append(set, quote(c)+" = excluded."+quote(c))
 			}
 		}
+		// Rows of one statement are applied in order, so a later
+		// duplicate in the same statement updates the earlier one.
 		q.WriteString(" ON CONFLICT (" + quoteAll(t.key) + ") DO ")
 		if len(set) == 0 {
 			q.WriteString("NOTHING")
@@ -565,18 +596,15 @@ func (s *Sink) shapeFor(ctx context.Context, p *sluice.Point) (*shape, error) {
 			q.WriteString("UPDATE SET " + strings.Join(set, ", "))
 		}
 	}
-	stmt, err := s.db.PrepareContext(ctx, q.String())
-	if err != nil {
-		return nil, fmt.Errorf("prepare insert into %q: %w", t.name, err)
-	}
-	sh.stmt = stmt
-	s.stmts[string(k)] = sh
-	return sh, nil
+	return q.String()
 }
 
 func (s *Sink) closeStmts() {
 	for _, sh := range s.stmts {
 		sh.stmt.Close()
+		if sh.multi != nil {
+			sh.multi.Close()
+		}
 	}
 	s.stmts = map[string]*shape{}
 }

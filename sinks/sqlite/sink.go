@@ -48,11 +48,11 @@ type Sink struct {
 	// schema or data transaction failed) and is reloaded before next use.
 	stale bool
 
-	tables  map[string]*table    // by measurement
-	objects map[string]bool      // folded names of every table and index
-	want    map[string][]string  // declared uniqueness names by measurement
-	stmts   map[string]*shape    // by shapeKey
-	txStmts map[*shape]*sql.Stmt // the current transaction's statements
+	tables  map[string]*table       // by measurement
+	objects map[string]bool         // folded names of every table and index
+	want    map[string][]string     // declared uniqueness names by measurement
+	stmts   map[string]*shape       // by shapeKey
+	txStmts map[*sql.Stmt]*sql.Stmt // the current transaction's copies of stmts
 
 	// Per-Write scratch, reused to keep Write allocation-free per point.
 	ok     []bool
@@ -397,7 +397,8 @@ func (s *Sink) prepareShapes(ctx context.Context, points []sluice.Point) error {
 	return nil
 }
 
-// insert writes every valid point in one transaction.
+// insert writes every valid point in one transaction: runs of points of
+// one shape go through its multi-row statement, the rest row by row.
 func (s *Sink) insert(ctx context.Context, points []sluice.Point) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -405,33 +406,50 @@ func (s *Sink) insert(ctx context.Context, points []sluice.Point) (err error) {
 	}
 	defer func() {
 		clear(s.txStmts)
+		clear(s.args) // drop references to the batch's strings
 		if err != nil {
 			tx.Rollback()
 		}
 	}()
 	if s.txStmts == nil {
-		s.txStmts = map[*shape]*sql.Stmt{}
+		s.txStmts = map[*sql.Stmt]*sql.Stmt{}
 	}
-	var cur *shape
-	var stmt *sql.Stmt
-	for i := range points {
+	txStmt := func(stmt *sql.Stmt) *sql.Stmt {
+		st := s.txStmts[stmt]
+		if st == nil {
+			st = tx.StmtContext(ctx, stmt)
+			s.txStmts[stmt] = st
+		}
+		return st
+	}
+	for i := 0; i < len(points); {
 		sh := s.shapes[i]
 		if sh == nil {
+			i++
 			continue
 		}
-		if sh != cur {
-			cur = sh
-			if stmt = s.txStmts[sh]; stmt == nil {
-				stmt = tx.StmtContext(ctx, sh.stmt)
-				s.txStmts[sh] = stmt
+		n := 1
+		if sh.multi != nil {
+			for n < sh.rows && i+n < len(points) && s.shapes[i+n] == sh {
+				n++
+			}
+			if n < sh.rows {
+				n = 1
 			}
 		}
-		s.args = appendArgs(s.args[:0], &points[i])
-		if _, err := stmt.ExecContext(ctx, s.args...); err != nil {
+		stmt := sh.stmt
+		if n > 1 {
+			stmt = sh.multi
+		}
+		s.args = s.args[:0]
+		for j := i; j < i+n; j++ {
+			s.args = appendArgs(s.args, &points[j])
+		}
+		if _, err := txStmt(stmt).ExecContext(ctx, s.args...); err != nil {
 			return fmt.Errorf("insert into %q: %w", sh.table, err)
 		}
+		i += n
 	}
-	clear(s.args) // drop references to the batch's strings
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}

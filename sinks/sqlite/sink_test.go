@@ -271,6 +271,58 @@ func TestDeclaredKeyUpserts(t *testing.T) {
 	}
 }
 
+// Large batches go through multi-row statements; duplicates inside one
+// statement and shape changes in the middle of a run must still work.
+func TestLargeBatchesWithDuplicatesAndMixedShapes(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	if err := s.Declare(context.Background(), []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var points []sluice.Point
+	add := func(n int) {
+		for range n {
+			i := len(points)
+			points = append(points, trade("BTC", int64(i%50), float64(i), t0))
+		}
+	}
+	add(150)
+	for range 3 {
+		points = append(points, sluice.Point{Measurement: "other", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(1)}}, Time: t0})
+	}
+	add(70)
+	points = append(points, sluice.Point{Measurement: "trades", Time: time.Time{}}) // rejected, mid-run
+	add(100)
+	err := s.Write(context.Background(), points)
+	var rej *sinks.RejectedError
+	if !errors.As(err, &rej) || rej.Rejected != 1 {
+		t.Fatalf("Write = %v, want one rejected point", err)
+	}
+	db := reader(t, path)
+	got := rows(t, db, `SELECT trade_id, price FROM trades ORDER BY trade_id`)
+	if len(got) != 50 {
+		t.Fatalf("%d rows, want 50", len(got))
+	}
+	for _, r := range got {
+		// Each point's price is its index in the batch.
+		id := r[0].(int64)
+		last := int64(-1)
+		for i, p := range points {
+			if p.Measurement == "trades" && !p.Time.IsZero() {
+				if v, _ := p.Field("trade_id"); v.Int() == id {
+					last = int64(i)
+				}
+			}
+		}
+		if r[1] != float64(last) {
+			t.Errorf("trade %d has price %v, want %d (its last write)", id, r[1], last)
+		}
+	}
+	if n := count(t, db, "other"); n != 3 {
+		t.Errorf("other has %d rows, want 3", n)
+	}
+}
+
 func TestWithoutKeyEveryPointIsARow(t *testing.T) {
 	path := dbPath(t)
 	s := openSink(t, path)
