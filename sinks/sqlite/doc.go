@@ -27,7 +27,8 @@
 // exact decimal TEXT (SQLite integers are signed 64-bit). Its column has no
 // declared type so that SQLite keeps that text as text rather than
 // converting it to a lossy float; such values sort after every integer.
-// A float NaN is stored as NULL (SQLite has no NaN). Points whose event time
+// A float NaN is stored as NULL (SQLite has no NaN) and -0 reads back as 0;
+// every other float round-trips bit for bit. Points whose event time
 // is outside what Unix nanoseconds can hold (years 1678 to 2262) are
 // rejected; a zero or out-of-range received time is stored as NULL.
 //

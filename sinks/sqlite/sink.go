@@ -200,13 +200,15 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 			return classify(fmt.Errorf("sqlite: write: schema: %w", err))
 		}
 	}
-	if err := s.prepareShapes(ctx, points); err != nil {
-		s.stale = true
-		return classify(fmt.Errorf("sqlite: write: %w", err))
-	}
-	if err := s.insert(ctx, points); err != nil {
-		s.stale = true
-		return classify(fmt.Errorf("sqlite: write %d points: %w", len(points)-rejected, err))
+	if rejected < len(points) {
+		if err := s.prepareShapes(ctx, points); err != nil {
+			s.stale = true
+			return classify(fmt.Errorf("sqlite: write: %w", err))
+		}
+		if err := s.insert(ctx, points); err != nil {
+			s.stale = true
+			return classify(fmt.Errorf("sqlite: write %d points: %w", len(points)-rejected, err))
+		}
 	}
 	if rejected > 0 {
 		return &sinks.RejectedError{
