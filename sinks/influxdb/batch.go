@@ -41,7 +41,11 @@ func (b *batch) add(p *sluice.Point, ids map[string]*identity, unit int64) error
 	}
 	ts := ns
 	if b.lastID != nil {
-		ts, _ = b.lastID.timestamp(p, ns)
+		var offset bool
+		ts, offset = b.lastID.timestamp(p, ns)
+		if offset && unit != 1 {
+			return errNeedsNanos
+		}
 	}
 	if unit != 1 {
 		ts = (ts - mod(ts, unit)) / unit

@@ -31,6 +31,7 @@ var (
 	errUintRange     = errors.New("uint value above 9223372036854775807, which InfluxDB 1.8 cannot store (uints are written as integers)")
 	errTimeRange     = errors.New("time outside the range InfluxDB can store (1677-09-21 to 2262-04-11)")
 	errDuplicateTag  = errors.New("duplicate tag key")
+	errNeedsNanos    = errors.New("unique key names fields, whose identity offsets need precision ns")
 	errInvalidKind   = errors.New("field has no value")
 )
 

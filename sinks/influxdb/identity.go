@@ -61,8 +61,9 @@ func (id *identity) timestamp(p *sluice.Point, ns int64) (int64, bool) {
 }
 
 // offset computes the sub-millisecond identity offset in [0, 1e6), or
-// false when every key is a tag of p (the series already tells points
-// apart).
+// false when no key is a field of p (every key is a tag, so the series
+// already tells points apart, or is missing, so there is nothing to tell
+// them apart by).
 func (id *identity) offset(p *sluice.Point) (int64, bool) {
 	// Fast path, the common case: one non-tag key holding an integer
 	// (a trade id). Sequential ids stay distinct for up to a million
@@ -76,8 +77,11 @@ func (id *identity) offset(p *sluice.Point) (int64, bool) {
 		if _, tag := p.Tag(k); tag {
 			continue
 		}
-		n++
 		v, present := p.Field(k)
+		if !present {
+			continue
+		}
+		n++
 		last, isInt = intOffset(v, present)
 	}
 	switch {

@@ -217,27 +217,19 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	return t, errors.Join(errs...)
 }
 
-// Declare records each measurement's uniqueness key. A key naming fields
-// that are not tags makes the sink write sub-millisecond identity offsets,
-// which needs nanosecond precision.
+// Declare records each measurement's uniqueness key (see doc.go, Point
+// identity). It cannot fail: whether a Unique name is a tag or a field is
+// only known per point, so a key that needs identity offsets under a
+// precision other than ns is reported by Write, as a FailedError.
 func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var errs []error
 	for _, m := range ms {
-		id := newIdentity(m.Unique)
-		if id != nil && s.unit != 1 {
-			errs = append(errs, fmt.Errorf("measurement %q: unique key %v needs precision ns (have %q) to keep points distinct", m.Name, m.Unique, s.cfg.Precision))
-			continue
-		}
-		if id == nil {
-			delete(s.ids, m.Name)
-		} else {
+		if id := newIdentity(m.Unique); id != nil {
 			s.ids[m.Name] = id
+		} else {
+			delete(s.ids, m.Name)
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("influxdb sink: %w", err)
 	}
 	return nil
 }
@@ -256,6 +248,9 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 	b.reset()
 	for i := range points {
 		if err := b.add(&points[i], s.ids, s.unit); err != nil {
+			if errors.Is(err, errNeedsNanos) {
+				return &sinks.FailedError{Err: fmt.Errorf("influxdb sink: measurement %q: %w (precision is %q)", points[i].Measurement, err, s.cfg.Precision)}
+			}
 			b.reject(sampleOfPoint(&points[i]), err.Error())
 		}
 	}
