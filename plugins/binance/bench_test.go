@@ -167,7 +167,7 @@ func BenchmarkReplay(b *testing.B) {
 			bytes += int64(len(l.Raw))
 		}
 	}
-	b.SetBytes(bytes / int64(len(frames)))
+	b.SetBytes(bytes)
 	b.ReportAllocs()
 	p := NewParser(m)
 	dst := make([]sluice.Point, 0, 64)
