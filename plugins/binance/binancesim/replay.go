@@ -178,7 +178,7 @@ func (c *conn) replay(r *Replay, speed float64) {
 			frame = f.raw
 		}
 		select {
-		case c.out <- frame:
+		case c.out <- outFrame{b: frame}:
 		case <-c.done:
 			return
 		}

@@ -35,14 +35,15 @@ type conn struct {
 	id       uint64
 	sim      *Sim
 	mk       *market
-	ws       *websocket.Conn
+	wsp      atomic.Pointer[websocket.Conn] // for drop: nil until the handshake is done
+	ws       *websocket.Conn                // for the conn's goroutines, which start after it is set
 	opened   time.Time
 	combined atomic.Bool
 
 	streams map[string]struct{} // guarded by Sim.mu
 	order   []string            // subscription order, for LIST_SUBSCRIPTIONS
 
-	out      chan []byte
+	out      chan outFrame
 	done     chan struct{} // closed when the connection starts ending
 	dropOnce sync.Once
 	wg       sync.WaitGroup // writer and keeper
@@ -52,6 +53,13 @@ type conn struct {
 	unanswered time.Time // when the oldest unanswered ping went out
 
 	incoming []time.Time // reader only: times of the last MaxIncoming messages
+}
+
+// outFrame is a queued frame, or a close to perform once the frames
+// queued before it are written.
+type outFrame struct {
+	b     []byte
+	close *Close
 }
 
 // serveWS upgrades one connection. streams come from the URL: /ws/<a>/<b>
@@ -93,33 +101,46 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 		http.Error(w, "Too many subscriptions", http.StatusBadRequest)
 		return
 	}
-	ws, err := upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		s.st.refused.Add(1)
-		return // Upgrade has answered
-	}
+	// Subscribe before the handshake completes, so that a client that has
+	// its 101 is already getting frames; they wait in the queue.
 	c := &conn{
 		sim:     s,
 		mk:      mk,
-		ws:      ws,
 		opened:  time.Now(),
 		streams: map[string]struct{}{},
-		out:     make(chan []byte, mk.lim.sendQueue),
+		out:     make(chan outFrame, mk.lim.sendQueue),
 		done:    make(chan struct{}),
 	}
 	c.combined.Store(combined)
-	s.st.accepted.Add(1)
-	s.st.open.Add(1)
-
 	s.mu.Lock()
 	s.startLocked()
 	s.nextID++
 	c.id = s.nextID
-	s.conns[c.id] = c
-	closed := s.closed
 	for _, name := range streams {
 		c.addStream(name)
 	}
+	s.mu.Unlock()
+	unsubscribe := func() {
+		s.mu.Lock()
+		for name := range c.streams {
+			mk.unsubscribe(c, name)
+		}
+		delete(s.conns, c.id)
+		s.mu.Unlock()
+	}
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.st.refused.Add(1)
+		unsubscribe()
+		return // Upgrade has answered
+	}
+	c.wsp.Store(ws)
+	c.ws = ws
+	s.st.accepted.Add(1)
+	s.st.open.Add(1)
+	s.mu.Lock()
+	s.conns[c.id] = c
+	closed := s.closed
 	s.mu.Unlock()
 	s.log.Debug("binancesim: connection opened", "market", mk.m.String(), "conn", c.id, "streams", len(streams))
 
@@ -130,7 +151,13 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 		c.wg.Add(1)
 		go c.replay(mk.replay, s.opts.ReplaySpeed)
 	}
+	select {
+	case <-c.done: // dropped before the handshake ended
+		closed = true
+	default:
+	}
 	if closed {
+		ws.NetConn().Close()
 		c.drop(Abrupt)
 	}
 	c.reader()
@@ -138,12 +165,7 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 	c.drop(Abrupt)
 	c.wg.Wait()
 	ws.NetConn().Close()
-	s.mu.Lock()
-	for name := range c.streams {
-		mk.unsubscribe(c, name)
-	}
-	delete(s.conns, c.id)
-	s.mu.Unlock()
+	unsubscribe()
 	s.st.open.Add(-1)
 	s.st.closed.Add(1)
 	s.log.Debug("binancesim: connection closed", "market", mk.m.String(), "conn", c.id)
@@ -186,10 +208,21 @@ func (c *conn) send(f []byte) {
 	default:
 	}
 	select {
-	case c.out <- f:
+	case c.out <- outFrame{b: f}:
 	default:
 		c.sim.st.slow.Add(1)
 		c.drop(Abrupt)
+	}
+}
+
+// closeAfterQueued closes the connection once the frames queued so far
+// are written: an error answer, then the close.
+func (c *conn) closeAfterQueued(how Close) {
+	select {
+	case c.out <- outFrame{close: &how}:
+	case <-c.done:
+	default:
+		c.drop(how)
 	}
 }
 
@@ -198,16 +231,20 @@ func (c *conn) send(f []byte) {
 func (c *conn) drop(how Close) {
 	c.dropOnce.Do(func() {
 		close(c.done)
+		ws := c.wsp.Load()
+		if ws == nil {
+			return // not upgraded yet: serveWS sees done and ends it
+		}
 		if how.Abrupt {
-			c.ws.NetConn().Close()
+			ws.NetConn().Close()
 			return
 		}
 		msg := websocket.FormatCloseMessage(how.Code, how.Reason)
-		if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait)); err != nil {
-			c.ws.NetConn().Close()
+		if err := ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait)); err != nil {
+			ws.NetConn().Close()
 			return
 		}
-		c.ws.SetReadDeadline(time.Now().Add(closeWait))
+		ws.SetReadDeadline(time.Now().Add(closeWait))
 	})
 }
 
@@ -218,8 +255,12 @@ func (c *conn) writer() {
 		case <-c.done:
 			return
 		case f := <-c.out:
+			if f.close != nil {
+				c.drop(*f.close)
+				return
+			}
 			c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+			if err := c.ws.WriteMessage(websocket.TextMessage, f.b); err != nil {
 				c.drop(Abrupt)
 				return
 			}
@@ -380,7 +421,7 @@ func (c *conn) request(msg []byte) {
 		c.send(errorFrame(3, "Invalid JSON: "+jsonErrorText(msg, err), nil))
 		if c.mk.m != binance.Spot {
 			// Futures disconnect after invalid JSON (change log 2023-06-22).
-			c.drop(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
+			c.closeAfterQueued(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
 		}
 		return
 	}
@@ -427,7 +468,7 @@ func (c *conn) request(msg []byte) {
 				s.mu.Unlock()
 				c.send(errorFrame(4, "Too many subscriptions", id))
 				if c.mk.m != binance.Spot {
-					c.drop(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
+					c.closeAfterQueued(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
 				}
 				return
 			}
