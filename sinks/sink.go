@@ -23,8 +23,9 @@ type Sink interface {
 	// of their points are written. It may be called again as feeds start.
 	Declare(ctx context.Context, ms []sluice.Measurement) error
 	// Write stores points as one unit. It returns nil only once every
-	// point is durably stored. Writing a point whose uniqueness key is
-	// already stored must leave one copy, so a batch can be retried.
+	// point is durably stored. A point whose uniqueness key is already
+	// stored replaces it (one copy, latest values), so a batch can be
+	// retried and a replay lands on itself.
 	Write(ctx context.Context, points []sluice.Point) error
 	Close() error
 }

@@ -108,15 +108,21 @@ type Process struct {
 // Launch starts the plugin binary and connects to it. log receives the
 // plugin's own log lines; it should already carry the feed's name.
 func Launch(ctx context.Context, b Binary, log *slog.Logger) (*Process, error) {
+	cmd := exec.Command(b.Path)
+	level := slog.LevelInfo
+	if log.Enabled(ctx, slog.LevelDebug) {
+		level = slog.LevelDebug
+	}
+	cmd.Env = append(os.Environ(), sdk.LogLevelEnv+"="+level.String())
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: sdk.GRPCPlugin()},
-		Cmd:              exec.Command(b.Path),
+		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           hclog.NewNullLogger(),
 		Stderr:           NewLogWriter(log),
-		// The agent stops its plugins itself (systemd KillMode=mixed).
-		Managed: false,
+		// The agent stops its plugins itself (systemd KillMode=mixed);
+		Managed: true, // so a hard exit can still kill every plugin (plugin.CleanupClients)
 	})
 	rpc, err := client.Client()
 	if err != nil {

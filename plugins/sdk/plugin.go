@@ -55,10 +55,14 @@ func Serve(src Source) {
 // the go-plugin handshake.
 func Logger() *slog.Logger { return newLogger(os.Stderr) }
 
+// LogLevelEnv carries the host's log level into a plugin process. The
+// host sets it when it launches the plugin; users do not.
+const LogLevelEnv = "SLUICE_PLUGIN_LOG_LEVEL"
+
 func newLogger(w io.Writer) *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("SLUICE_PLUGIN_DEBUG") != "" {
-		level = slog.LevelDebug
+	var level slog.Level // info unless the host asks for another
+	if err := level.UnmarshalText([]byte(os.Getenv(LogLevelEnv))); err != nil {
+		level = slog.LevelInfo
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
