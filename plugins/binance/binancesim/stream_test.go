@@ -35,7 +35,7 @@ func TestFrameShapes(t *testing.T) {
 	tpl := templates(t)
 	for _, m := range marketsAll() {
 		t.Run(m.String(), func(t *testing.T) {
-			srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 400})
+			srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 200})
 			sym := strings.ToLower(srv.Symbols(m)[0])
 			streams := []string{"trade", "aggTrade", "bookTicker", "ticker", "miniTicker", "depth@100ms", "depth5", "depth20@100ms", "kline_1m"}
 			if m != binance.Spot {
@@ -46,27 +46,30 @@ func TestFrameShapes(t *testing.T) {
 				names = append(names, sym+"@"+s)
 			}
 			c := dial(t, srv.WSURL(m)+"/stream?streams="+strings.Join(names, "/"))
-			srv.Advance(20 * time.Second)
-			seen := map[string]int{}
+			srv.Advance(7 * time.Second)
+			seen, shaped := map[string]int{}, map[string]int{}
 			for _, f := range c.drain() {
 				env := unwrap(t, f)
-				kind := eventName(t, env.Stream, env.Data)
-				seen[kind]++
 				if _, _, err := binance.ParseFrame(m, f, time.Now(), nil); err != nil {
 					t.Errorf("%s: parser rejects %s: %v", env.Stream, f, err)
 				}
+				if shaped[env.Stream] > 3 {
+					continue // the shape of a stream does not change: spare the race detector
+				}
+				shaped[env.Stream]++
+				kind := eventName(t, env.Stream, env.Data)
+				seen[kind]++
 				want, ok := tpl[m.String()+"/"+kind]
 				if !ok {
 					continue // no capture of this event on this market
 				}
 				if got, exp := shape(t, env.Data), shape(t, want); got != exp {
 					t.Errorf("%s %s shape:\n got %s\nwant %s", m, kind, got, exp)
-					delete(tpl, m.String()+"/"+kind) // report once
 				}
 			}
 			for _, k := range []string{"trade", "aggTrade", "bookTicker", "depthUpdate", "partialDepth", "kline", "24hrTicker", "24hrMiniTicker"} {
 				if seen[k] == 0 {
-					t.Errorf("no %s frame in 20 s", k)
+					t.Errorf("no %s frame in 7 s", k)
 				}
 			}
 			if m != binance.Spot && seen["markPriceUpdate"] == 0 {
