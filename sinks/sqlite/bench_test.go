@@ -41,6 +41,7 @@ func BenchmarkWrite(b *testing.B) {
 			id := int64(0)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for b.Loop() {
 				for i := range points {
 					id++
@@ -56,6 +57,7 @@ func BenchmarkWrite(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/point")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batch), "cpu-ns/point")
 		})
 	}
 }

@@ -121,6 +121,11 @@ func (s *Sink) dsn() string {
 	// Take the write lock at BEGIN, where the busy timeout applies,
 	// rather than on the first write, where WAL can fail with BUSY at once.
 	q.Set("_txlock", "immediate")
+	// A multi-row INSERT keeps a statement journal (to undo just itself on
+	// error); in memory that costs no temp-file writes. The price: the
+	// one-off dedupe when a key is declared on a big existing table holds
+	// one rowid per distinct key in memory.
+	q.Set("_pragma", "temp_store(MEMORY)")
 	dsn := "file:" + escapePath(s.cfg.Path) + "?" + q.Encode()
 	if s.dsnExtra != "" {
 		dsn += "&" + s.dsnExtra

@@ -97,6 +97,7 @@ func benchWrite(b *testing.B, driver, dsn string, upsert bool, rowsPerStmt int) 
 	id := int64(0)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
@@ -124,4 +125,5 @@ func benchWrite(b *testing.B, driver, dsn string, upsert bool, rowsPerStmt int) 
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batchSize), "ns/point")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N*batchSize), "cpu-ns/point")
 }

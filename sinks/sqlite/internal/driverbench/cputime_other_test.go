@@ -1,0 +1,5 @@
+//go:build !unix
+
+package driverbench
+
+func cpuTime() int64 { return 0 }
