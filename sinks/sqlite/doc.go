@@ -8,9 +8,8 @@
 //
 //	time      INTEGER NOT NULL  event time, Unix nanoseconds (UTC)
 //	received  INTEGER           when the source received the point, Unix ns
-//	time_iso  TEXT              generated (virtual, not stored) from time:
-//	                            RFC 3339 UTC with nanoseconds,
-//	                            e.g. 2026-01-02T03:04:05.123456789Z
+//	time_s    REAL              generated (virtual, not stored): time / 1e9,
+//	                            Unix seconds to about 0.25µs, for Grafana
 //	<tag>     TEXT              one column per tag key
 //	<field>   by kind           REAL for float; INTEGER for int and bool
 //	                            (0/1); TEXT for string; no declared type
@@ -32,15 +31,21 @@
 // is outside what Unix nanoseconds can hold (years 1678 to 2262) are
 // rejected; a zero or out-of-range received time is stored as NULL.
 //
-// Grafana: the frser-sqlite-datasource plugin reads an INTEGER time column
-// as Unix seconds, a REAL one as fractional seconds and a TEXT one as
-// RFC 3339, so select time_iso (or time / 1e9) and list it under "time
-// formatted columns". Filter on the indexed time column with Grafana's
-// millisecond range variables:
+// Grafana: the frser-sqlite-datasource plugin converts the columns listed
+// under "time formatted columns" from Unix seconds (an INTEGER value),
+// fractional Unix seconds (REAL) or RFC 3339 text. Nanoseconds would read
+// as far-future seconds, hence time_s: select it and list it there. Filter
+// on the indexed time column with Grafana's millisecond range variables:
 //
-//	SELECT time_iso, price FROM trades
+//	SELECT time_s, price FROM trades
 //	WHERE symbol = 'BTCUSDT' AND time >= $__from * 1000000 AND time < $__to * 1000000
 //	ORDER BY time
+//
+// The plugin's $__unixEpochGroupSeconds(time_s, 60) buckets fine, but its
+// $__timeFilter macro takes only integer seconds or text (it reads a REAL
+// as a Julian day) and cannot use the index either: filter on time as
+// above. For people, datetime(time_s, 'unixepoch', 'subsec') gives UTC
+// text.
 //
 // # Names
 //
@@ -49,11 +54,12 @@
 // Unicode and SQL keywords are all fine. SQLite compares names without
 // regard to ASCII case, so when a name is already taken in its table (by a
 // key differing only in case, by a tag and a field sharing a key, or by a
-// reserved column: time, received, time_iso, rowid, oid, _rowid_) the
+// reserved column: time, received, time_s, rowid, oid, _rowid_) the
 // later arrival gets a suffix: "<key>_tag" or "<key>_field", then
 // "<key>_tag_2" and so on. A measurement whose table name is taken (by
-// case, by another schema object, or by SQLite's reserved sqlite_ prefix)
-// gets "<name>_2" and so on. The mapping is stored in the table
+// case or by another table or index) gets "<name>_2" and so on; one
+// starting with SQLite's reserved prefix sqlite_ gets a leading "_" first.
+// Index names follow the same rule. The mapping is stored in the table
 // _sluice_names (measurement, role, key, name), role being table, tag,
 // field or index, and is stable once assigned. Empty names and names
 // containing NUL are rejected.
