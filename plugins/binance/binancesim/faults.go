@@ -11,11 +11,24 @@ import (
 // Fault injection. Each method acts now and returns at once; what it
 // causes is counted in Stats.
 
+// liveLocked returns the connections not already ending, oldest first.
+func (s *Sim) liveLocked() []*conn {
+	var out []*conn
+	for _, c := range s.connsLocked() {
+		select {
+		case <-c.done:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // DropAll ends every open connection the way how says, and returns how
 // many it ended.
 func (s *Sim) DropAll(how Close) int {
 	s.mu.Lock()
-	conns := s.connsLocked()
+	conns := s.liveLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
 		s.st.dropped.Add(1)
@@ -42,7 +55,7 @@ func (s *Sim) DropConn(id uint64, how Close) bool {
 // generator, and returns their ids.
 func (s *Sim) DropRandom(n int, how Close) []uint64 {
 	s.mu.Lock()
-	conns := s.connsLocked()
+	conns := s.liveLocked()
 	s.faults.Shuffle(len(conns), func(i, j int) { conns[i], conns[j] = conns[j], conns[i] })
 	s.mu.Unlock()
 	var ids []uint64
@@ -65,7 +78,7 @@ func (s *Sim) ServerShutdown(closeAfter time.Duration) int {
 		s.mu.Unlock()
 		return 0
 	}
-	conns := s.connsLocked()
+	conns := s.liveLocked()
 	ms := s.nowUs / 1000
 	if closeAfter > 0 {
 		s.wg.Add(1)
@@ -142,7 +155,7 @@ func (s *Sim) InjectDepthGap(m binance.Market, symbol string) bool {
 // returns how many.
 func (s *Sim) ExpireConns() int {
 	s.mu.Lock()
-	conns := s.connsLocked()
+	conns := s.liveLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
 		s.st.expired.Add(1)
