@@ -43,10 +43,12 @@ type conn struct {
 	streams map[string]struct{} // guarded by Sim.mu
 	order   []string            // subscription order, for LIST_SUBSCRIPTIONS
 
-	out      chan outFrame
-	done     chan struct{} // closed when the connection starts ending
-	dropOnce sync.Once
-	wg       sync.WaitGroup // writer and keeper
+	out        chan outFrame
+	done       chan struct{} // closed when the connection starts ending
+	how        Close         // how it ends; written before done is closed
+	dropOnce   sync.Once
+	finishOnce sync.Once
+	wg         sync.WaitGroup // writer and keeper
 
 	pmu        sync.Mutex
 	pings      []string  // payloads of unanswered pings, oldest first
@@ -116,6 +118,7 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 	s.startLocked()
 	s.nextID++
 	c.id = s.nextID
+	s.conns[c.id] = c
 	for _, name := range streams {
 		c.addStream(name)
 	}
@@ -128,20 +131,20 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 		delete(s.conns, c.id)
 		s.mu.Unlock()
 	}
+	// Counted before the 101 goes out, so a client never sees its
+	// connection missing from Stats.
+	s.st.accepted.Add(1)
+	s.st.open.Add(1)
 	ws, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.st.accepted.Add(-1)
+		s.st.open.Add(-1)
 		s.st.refused.Add(1)
 		unsubscribe()
 		return // Upgrade has answered
 	}
 	c.wsp.Store(ws)
 	c.ws = ws
-	s.st.accepted.Add(1)
-	s.st.open.Add(1)
-	s.mu.Lock()
-	s.conns[c.id] = c
-	closed := s.closed
-	s.mu.Unlock()
 	s.log.Debug("binancesim: connection opened", "market", mk.m.String(), "conn", c.id, "streams", len(streams))
 
 	c.wg.Add(2)
@@ -151,14 +154,16 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, stream
 		c.wg.Add(1)
 		go c.replay(mk.replay, s.opts.ReplaySpeed)
 	}
-	select {
-	case <-c.done: // dropped before the handshake ended
-		closed = true
-	default:
-	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
 	if closed {
-		ws.NetConn().Close()
 		c.drop(Abrupt)
+	}
+	select {
+	case <-c.done: // dropped while the handshake went on
+		c.finish(ws)
+	default:
 	}
 	c.reader()
 
@@ -230,16 +235,23 @@ func (c *conn) closeAfterQueued(how Close) {
 // with a close frame, after which the reader waits briefly for the reply.
 func (c *conn) drop(how Close) {
 	c.dropOnce.Do(func() {
+		c.how = how
 		close(c.done)
-		ws := c.wsp.Load()
-		if ws == nil {
-			return // not upgraded yet: serveWS sees done and ends it
+		if ws := c.wsp.Load(); ws != nil {
+			c.finish(ws)
 		}
-		if how.Abrupt {
+		// Otherwise serveWS finishes once the handshake is done.
+	})
+}
+
+// finish carries out a drop on the upgraded connection, once.
+func (c *conn) finish(ws *websocket.Conn) {
+	c.finishOnce.Do(func() {
+		if c.how.Abrupt {
 			ws.NetConn().Close()
 			return
 		}
-		msg := websocket.FormatCloseMessage(how.Code, how.Reason)
+		msg := websocket.FormatCloseMessage(c.how.Code, c.how.Reason)
 		if err := ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait)); err != nil {
 			ws.NetConn().Close()
 			return
