@@ -65,14 +65,18 @@
 //     1,000,000. Two distinct points in the same series and millisecond
 //     collide with probability about 1/1,000,000 per pair.
 //
+// A point on which none of those fields is present gets no offset.
+//
 // The offset is a pure function of the point, so a replayed point gets the
 // timestamp it had and overwrites itself, while distinct points get
 // distinct timestamps. The written time stays inside the event's
 // millisecond: queries by time see it where they expect, and sub-
 // millisecond event precision is traded for identity (sources whose event
 // times are finer than 1ms keep only the millisecond in these
-// measurements). This needs nanosecond precision: Declare refuses such a
-// measurement when the precision is not ns. Points of measurements never
+// measurements). This needs nanosecond precision: with another precision,
+// a Write that would need an offset returns a *sinks.FailedError and sends
+// nothing (whether a Unique name is a tag or a field is only known per
+// point, so Declare cannot tell in advance). Points of measurements never
 // declared, or declared with an empty Unique, are written at their event
 // time in the configured precision, and InfluxDB's own identity applies.
 //

@@ -69,7 +69,11 @@ func appendName(dst []byte, s string, tab *[256]uint8) ([]byte, error) {
 	}
 	var escape, high bool
 	for i := 0; i < len(s); i++ {
-		switch tab[s[i]] {
+		c := tab[s[i]]
+		if c == cPlain {
+			continue
+		}
+		switch c {
 		case cEscape:
 			escape = true
 		case cControl:
