@@ -1,6 +1,7 @@
 package binancesim
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -209,4 +210,18 @@ func (o *Options) now() time.Time {
 		return o.Now()
 	}
 	return time.Now()
+}
+
+// SyntheticSymbols returns n made-up symbol names for a market
+// (S0001USDT..., S0001USD_PERP on COIN-M), for load with many symbols.
+func SyntheticSymbols(m binance.Market, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		if m == binance.COINM {
+			out[i] = fmt.Sprintf("S%04dUSD_PERP", i+1)
+		} else {
+			out[i] = fmt.Sprintf("S%04dUSDT", i+1)
+		}
+	}
+	return out
 }
