@@ -244,3 +244,74 @@ func TestInjectDepthGap(t *testing.T) {
 		}
 	}
 }
+
+// TestKlinesAggregateTrades checks every closed 1s candle against the
+// trades generated in its second.
+func TestKlinesAggregateTrades(t *testing.T) {
+	srv := manual(t, Options{Markets: []binance.Market{binance.Spot}, TradeRate: 400})
+	c := dial(t, srv.WSURL(binance.Spot)+"/ws/btcusdt@kline_1s")
+	srv.Advance(4500 * time.Millisecond)
+	trades := srv.Trades(binance.Spot, "BTCUSDT")
+	closed := 0
+	for _, f := range c.drain() {
+		// A map, not a struct: encoding/json would match "l" (low) to a
+		// field for "L" (last trade id).
+		var raw struct {
+			K map[string]any `json:"k"`
+		}
+		if err := json.Unmarshal(f, &raw); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		num := func(key string) int64 { return int64(raw.K[key].(float64)) }
+		k := struct{ T0, T1, F, L, N int64 }{num("t"), num("T"), num("f"), num("L"), num("n")}
+		if raw.K["x"] != true {
+			continue
+		}
+		closed++
+		var in []Trade
+		vol := 0.0
+		for _, tr := range trades {
+			if ms := tr.Time.UnixMilli(); ms >= k.T0 && ms <= k.T1 {
+				in = append(in, tr)
+				q, _ := strconv.ParseFloat(tr.Qty, 64)
+				vol += q
+			}
+		}
+		if len(in) == 0 || k.N != int64(len(in)) || k.F != in[0].ID || k.L != in[len(in)-1].ID ||
+			raw.K["o"] != in[0].Price || raw.K["c"] != in[len(in)-1].Price {
+			t.Fatalf("candle %s, %d trades in it from %+v", f, len(in), in)
+		}
+		hi, lo := in[0].Price, in[0].Price
+		for _, tr := range in {
+			p, _ := strconv.ParseFloat(tr.Price, 64)
+			if h, _ := strconv.ParseFloat(hi, 64); p > h {
+				hi = tr.Price
+			}
+			if l, _ := strconv.ParseFloat(lo, 64); p < l {
+				lo = tr.Price
+			}
+		}
+		v, _ := strconv.ParseFloat(raw.K["v"].(string), 64)
+		if raw.K["h"] != hi || raw.K["l"] != lo || v < vol*(1-1e-9) || v > vol*(1+1e-9) {
+			t.Fatalf("candle %s: high %s low %s volume %v", f, hi, lo, vol)
+		}
+	}
+	if closed != 4 {
+		t.Fatalf("%d closed candles in 4.5 s, want 4", closed)
+	}
+}
+
+// TestRealTime runs the generator on the wall clock (Run) and reads live
+// trades.
+func TestRealTime(t *testing.T) {
+	srv := Start(t, Options{Markets: []binance.Market{binance.USDM}, TradeRate: 500, Tick: 5 * time.Millisecond})
+	c := dial(t, srv.WSURL(binance.USDM)+"/ws/btcusdt@trade")
+	var last int64
+	for i := range 20 {
+		_, ev, err := binance.ParseFrame(binance.USDM, c.read(), time.Now(), nil)
+		if err != nil || ev.Kind != binance.EventTrade || (i > 0 && ev.ID != last+1) {
+			t.Fatalf("frame %d: %v %v id %d after %d", i, ev.Kind, err, ev.ID, last)
+		}
+		last = ev.ID
+	}
+}
