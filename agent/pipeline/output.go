@@ -56,6 +56,8 @@ type Output struct {
 	log   *slog.Logger
 	clock Clock
 
+	sinkMu sync.Mutex // a sink is driven by one goroutine at a time
+
 	mu       sync.Mutex
 	buf      ring
 	oldestAt time.Time // when the oldest buffered point arrived
@@ -103,6 +105,16 @@ func (o *Output) Name() string { return o.name }
 
 // Sink is the sink this output writes to.
 func (o *Output) Sink() sinks.Sink { return o.sink }
+
+// Declare passes a feed's measurements to the sink, between writes.
+func (o *Output) Declare(ctx context.Context, ms []sluice.Measurement) error {
+	o.sinkMu.Lock()
+	defer o.sinkMu.Unlock()
+	if err := o.sink.Declare(ctx, ms); err != nil {
+		return fmt.Errorf("sink %s: declare: %w", o.name, err)
+	}
+	return nil
+}
 
 // Start launches the writer goroutine.
 func (o *Output) Start() {
@@ -227,7 +239,9 @@ func (o *Output) writeLoop(ctx context.Context) {
 // false only when ctx ends first (a hard stop).
 func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Backoff) bool {
 	for {
+		o.sinkMu.Lock()
 		err := o.sink.Write(ctx, batch)
+		o.sinkMu.Unlock()
 		var rejected *sinks.RejectedError
 		switch {
 		case err == nil:

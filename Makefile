@@ -1,0 +1,61 @@
+# Sluice: `make run` builds everything and runs the agent on its default
+# config; `make test` runs every test (installing InfluxDB 1.8 on first use).
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+# Pinned code generators (protoc itself: Debian's protobuf-compiler 3.21.12).
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
+
+PLUGIN_CMDS := $(wildcard plugins/*/cmd/sluice-source-*)
+PLUGINS     := $(notdir $(PLUGIN_CMDS))
+
+# The config `make run` uses, and where it keeps its data.
+RUN_CONFIG ?= config/sluice.run.yaml
+
+.PHONY: all build run demo test test-short vet fmt bench proto clean influxd
+
+all: build
+
+build:
+	@mkdir -p bin/plugins
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/sluice ./agent/cmd/sluice
+	@for p in $(PLUGIN_CMDS); do \
+		echo "$(GO) build -o bin/plugins/$$(basename $$p) ./$$p"; \
+		$(GO) build -ldflags '$(LDFLAGS)' -o bin/plugins/$$(basename $$p) ./$$p || exit 1; \
+	done
+
+run: build
+	@mkdir -p var
+	./bin/sluice run -config $(RUN_CONFIG)
+
+# InfluxDB 1.8 for the integration tests, built once into .cache/bin.
+influxd:
+	@scripts/influxd.sh >/dev/null
+
+vet:
+	$(GO) vet ./...
+
+test: influxd vet
+	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
+		$(GO) test -race -timeout 20m ./...
+
+# Unit tests only: no InfluxDB, no race detector.
+test-short:
+	$(GO) test -short ./...
+
+fmt:
+	gofmt -l -w .
+
+proto:
+	GOBIN=$(CURDIR)/.cache/bin $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(CURDIR)/.cache/bin $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
+	cd plugins/sdk && PATH=$(CURDIR)/.cache/bin:$$PATH protoc -I proto \
+		--go_out=. --go_opt=module=github.com/sluicehq/sluice/plugins/sdk \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/sluicehq/sluice/plugins/sdk \
+		proto/sluice/source/v1/source.proto
+
+clean:
+	rm -rf bin var

@@ -1,0 +1,261 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent/host"
+	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+)
+
+// FeedState is what a feed is doing, as shown in status.
+type FeedState string
+
+const (
+	FeedStarting     FeedState = "starting"
+	FeedRunning      FeedState = "running"
+	FeedBackingOff   FeedState = "backing_off"
+	FeedFailedConfig FeedState = "failed_config" // the plugin rejected its config; not retried
+	FeedFailed       FeedState = "failed"        // missing or mismatched plugin binary; not retried
+	FeedStopped      FeedState = "stopped"
+)
+
+// sampleEvery throttles repeated warnings (rejected points, plugin drops)
+// to one log line per feed and kind per interval; counters see them all.
+const sampleEvery = 10 * time.Second
+
+// errPermanent marks failures that a restart cannot fix.
+type errPermanent struct{ error }
+
+func (e errPermanent) Unwrap() error { return e.error }
+
+// feed supervises one feed: it runs the plugin process, restarts it with
+// backoff when it dies, and routes its batches to the feed's outputs.
+type feed struct {
+	name    string
+	cfg     config.Feed
+	plugins map[string]host.Binary
+	pin     string
+	outputs []*pipeline.Output
+	norm    *pipeline.Normalizer
+	restart config.Restart
+	log     *slog.Logger
+	// sleep waits d or until ctx ends; tests may shorten it.
+	sleep func(ctx context.Context, d time.Duration) error
+
+	mu     sync.Mutex
+	st     FeedStatus
+	warned map[string]time.Time
+}
+
+// FeedStatus is a snapshot of a feed.
+type FeedStatus struct {
+	Name          string                     `json:"name"`
+	Plugin        string                     `json:"plugin"`
+	PluginVersion string                     `json:"plugin_version,omitempty"`
+	State         FeedState                  `json:"state"`
+	Pid           int                        `json:"pid,omitempty"`
+	Restarts      uint64                     `json:"restarts"`
+	Batches       uint64                     `json:"batches"`
+	Points        uint64                     `json:"points"`
+	Rejected      map[pipeline.Reason]uint64 `json:"rejected"`
+	PluginDropped uint64                     `json:"plugin_dropped"`
+	LastBatch     time.Time                  `json:"last_batch,omitzero"`
+	LastError     string                     `json:"last_error,omitempty"`
+	Position      sluice.Position            `json:"-"`
+}
+
+func (f *feed) status() FeedStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := f.st
+	st.Rejected = make(map[pipeline.Reason]uint64, len(f.st.Rejected))
+	for k, v := range f.st.Rejected {
+		st.Rejected[k] = v
+	}
+	return st
+}
+
+func (f *feed) update(fn func(st *FeedStatus)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(&f.st)
+}
+
+func (f *feed) setState(s FeedState, err error) {
+	f.update(func(st *FeedStatus) {
+		st.State = s
+		if err != nil {
+			st.LastError = err.Error()
+		}
+		if s != FeedRunning {
+			st.Pid = 0
+		}
+	})
+}
+
+// shouldWarn reports whether a throttled warning of this kind may be logged.
+func (f *feed) shouldWarn(kind string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if last, ok := f.warned[kind]; ok && now.Sub(last) < sampleEvery {
+		return false
+	}
+	if f.warned == nil {
+		f.warned = make(map[string]time.Time)
+	}
+	f.warned[kind] = now
+	return true
+}
+
+// run supervises the feed until ctx ends or a permanent failure.
+func (f *feed) run(ctx context.Context) {
+	f.update(func(st *FeedStatus) {
+		st.Name, st.Plugin = f.name, f.cfg.Plugin
+		st.Rejected = make(map[pipeline.Reason]uint64)
+	})
+	bo := backoff.New(backoff.Policy{Initial: f.restart.Initial, Max: f.restart.Max})
+	for {
+		started := time.Now()
+		err := f.runOnce(ctx)
+		if ctx.Err() != nil {
+			f.setState(FeedStopped, nil)
+			return
+		}
+		var cfgErr sdk.ConfigErrors
+		var perm errPermanent
+		switch {
+		case errors.As(err, &cfgErr):
+			f.setState(FeedFailedConfig, err)
+			f.log.Error("feed config rejected by its plugin; not restarting until the config changes", "error", err)
+			return
+		case errors.As(err, &perm):
+			f.setState(FeedFailed, err)
+			f.log.Error("feed cannot start; not restarting", "error", err)
+			return
+		}
+		if time.Since(started) >= f.restart.ResetAfter {
+			bo.Reset()
+		}
+		wait := bo.Next()
+		f.setState(FeedBackingOff, err)
+		f.update(func(st *FeedStatus) { st.Restarts++ })
+		f.log.Warn("plugin stopped; restarting after backoff", "error", err, "retry_in", wait.Round(time.Millisecond), "attempt", bo.Attempts())
+		if f.sleep(ctx, wait) != nil {
+			f.setState(FeedStopped, nil)
+			return
+		}
+	}
+}
+
+// runOnce runs one plugin process from launch to exit.
+func (f *feed) runOnce(ctx context.Context) error {
+	f.setState(FeedStarting, nil)
+	bin, ok := f.plugins[f.cfg.Plugin]
+	if !ok {
+		return errPermanent{fmt.Errorf("plugin %q not found in the plugin directory", f.cfg.Plugin)}
+	}
+	if err := host.Verify(bin, f.pin); err != nil {
+		return errPermanent{err}
+	}
+	proc, err := host.Launch(ctx, bin, f.log.With("plugin", f.cfg.Plugin))
+	if err != nil {
+		return err
+	}
+	defer proc.Kill()
+	info, err := proc.Source.Describe(ctx)
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(f.cfg.Config)
+	if err != nil {
+		return errPermanent{fmt.Errorf("encode feed config: %w", err)}
+	}
+	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
+	if err != nil {
+		return err
+	}
+	for _, o := range f.outputs {
+		if err := o.Declare(ctx, ms); err != nil {
+			return err
+		}
+	}
+	var resume sluice.Position
+	f.update(func(st *FeedStatus) {
+		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
+		resume = st.Position
+	})
+	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
+	err = proc.Source.Stream(ctx, sdk.StreamOptions{
+		Resume:        resume,
+		QueueSize:     f.cfg.QueueSize,
+		BatchSize:     f.cfg.BatchSize,
+		FlushInterval: f.cfg.FlushInterval,
+	}, func(b *sluice.Batch, invalid int, invalidErr error) error {
+		return f.deliver(ctx, b, invalid, invalidErr)
+	})
+	if err == nil {
+		err = errors.New("plugin ended its stream")
+	}
+	return err
+}
+
+// deliver normalizes a batch and hands it to every output of the feed.
+func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invalidErr error) error {
+	rejected := make(map[pipeline.Reason]uint64)
+	if invalid > 0 {
+		rejected[pipeline.ReasonUndecodable] += uint64(invalid)
+		if f.shouldWarn("undecodable") {
+			f.log.Warn("points from the plugin could not be decoded", "count", invalid, "sample", invalidErr)
+		}
+	}
+	points := f.norm.Normalize(b.Points, func(r pipeline.Rejection) {
+		rejected[r.Reason]++
+		if f.shouldWarn(string(r.Reason)) {
+			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)
+		}
+	})
+	if b.Dropped > 0 && f.shouldWarn("plugin_dropped") {
+		f.log.Warn("plugin dropped points: its queue was full", "count", b.Dropped)
+	}
+	for _, o := range f.outputs {
+		// Enqueue copies the points into the output's buffer.
+		if err := o.Enqueue(ctx, points); err != nil {
+			return fmt.Errorf("sink %s: %w", o.Name(), err)
+		}
+	}
+	f.update(func(st *FeedStatus) {
+		st.Batches++
+		st.Points += uint64(len(points))
+		st.PluginDropped += b.Dropped
+		st.LastBatch = time.Now()
+		for r, n := range rejected {
+			st.Rejected[r] += n
+		}
+		if b.Position != nil {
+			st.Position = b.Position
+		}
+	})
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,99 @@
+// Package testbin builds the real sluice and plugin binaries once per test
+// process, for tests that run them as a user would.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// SQLiteDriver is the database/sql driver name tests open SQLite files with.
+const SQLiteDriver = "sqlite"
+
+var dir string // where the binaries were built; empty if the build failed
+
+// Main builds the binaries into a temporary directory, runs the tests and
+// removes the directory. Use it from TestMain: os.Exit(testbin.Main(m)).
+func Main(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "sluice-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	if err := build(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "testbin: building the binaries failed:", err)
+		return 1
+	}
+	dir = tmp
+	return m.Run()
+}
+
+func build(out string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	cmds, err := filepath.Glob(filepath.Join(root, "plugins", "*", "cmd", "sluice-source-*"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(out, "plugins"), 0o755); err != nil {
+		return err
+	}
+	args := []string{"build", "-o", filepath.Join(out, "sluice"), "./agent/cmd/sluice"}
+	if err := goCmd(root, args...); err != nil {
+		return err
+	}
+	for _, c := range cmds {
+		rel, _ := filepath.Rel(root, c)
+		if err := goCmd(root, "build", "-o", filepath.Join(out, "plugins", filepath.Base(c)), "./"+rel); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func goCmd(dir string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the sluice module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func must(t testing.TB) {
+	t.Helper()
+	if dir == "" {
+		t.Fatal("testbin: binaries not built; call testbin.Main from TestMain")
+	}
+}
+
+// Sluice is the path of the built sluice binary.
+func Sluice(t testing.TB) string {
+	must(t)
+	return filepath.Join(dir, "sluice")
+}
+
+// PluginDir is the directory holding every built sluice-source-* plugin.
+func PluginDir(t testing.TB) string {
+	must(t)
+	return filepath.Join(dir, "plugins")
+}
