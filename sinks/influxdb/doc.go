@@ -88,7 +88,8 @@
 //   - *sinks.RetryAfterError on 429 and 503, with the Retry-After header's
 //     delay (seconds or HTTP date), 5s when there is none.
 //   - *sinks.FailedError on 401, 403, 404 (no such database, bucket or
-//     org) and on other 4xx that are about the request, not its points.
+//     org), on other 4xx that are about the request, not its points, and
+//     on TLS certificate failures (the server's not trusted, ours refused).
 //   - *sinks.RejectedError when some points can never be stored: the
 //     encoder refused them, or InfluxDB did (a 400 or 422 partial write:
 //     "partial write: ... dropped=N" and "unable to parse 'LINE': ..." from

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -48,7 +49,7 @@ const maxSample = 512
 // Each Write is one attempt: it sends the batch, splitting it on 413 and
 // isolating refused points on a partial write, and returns nil, a
 // *sinks.RetryAfterError (429, 503), a *sinks.FailedError (401, 403, 404,
-// other request-level 4xx), a *sinks.RejectedError (points InfluxDB will
+// other request-level 4xx, TLS certificate errors), a *sinks.RejectedError (points InfluxDB will
 // never take, every other point written), or a plain error (network, 5xx)
 // for the pipeline to retry. Retrying a batch is always safe: see doc.go
 // on point identity.
@@ -282,6 +283,11 @@ func (s *Sink) writeLines(ctx context.Context, idx []int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("influxdb write: %w", ctx.Err())
 		}
+		if isCertificateError(err) {
+			// Waiting will not make a certificate trusted: the operator
+			// has to fix tls.* (or the server's certificate).
+			return &sinks.FailedError{Err: fmt.Errorf("influxdb write: %w", err)}
+		}
 		return fmt.Errorf("influxdb write: %w", err)
 	}
 	switch {
@@ -397,6 +403,31 @@ func (s *Sink) post(ctx context.Context, body []byte) (int, http.Header, []byte,
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyExcerpt))
 	return resp.StatusCode, resp.Header, respBody, nil
+}
+
+// isCertificateError reports a TLS failure over certificates, on either
+// side: ours not trusting the server's, or the server refusing ours.
+func isCertificateError(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		alert    tls.AlertError
+	)
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 116: // bad, unsupported, revoked, expired, unknown certificate; unknown CA; certificate required
+			return true
+		}
+	}
+	// Over TCP an alert from the server arrives as an unexported type
+	// inside a net.OpError ("remote error: tls: certificate required").
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && strings.Contains(op.Err.Error(), "certificate") {
+		return true
+	}
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // StatusError is an HTTP error answer from InfluxDB, wrapped inside the
