@@ -23,7 +23,14 @@ type batch struct {
 	reason   string
 }
 
+// maxKeptBuffer bounds the encoding buffer kept between writes, so that
+// one huge batch does not pin its memory for the life of the sink.
+const maxKeptBuffer = 32 << 20
+
 func (b *batch) reset() {
+	if cap(b.buf) > maxKeptBuffer {
+		b.buf, b.scratch = nil, nil
+	}
 	b.buf = b.buf[:0]
 	b.ends = b.ends[:0]
 	b.lastName, b.lastID = "", nil
