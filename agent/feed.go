@@ -25,7 +25,7 @@ const (
 	FeedRunning      FeedState = "running"
 	FeedBackingOff   FeedState = "backing_off"
 	FeedFailedConfig FeedState = "failed_config" // the plugin rejected its config; not retried
-	FeedFailed       FeedState = "failed"        // missing or mismatched plugin binary; not retried
+	FeedFailed       FeedState = "failed"        // missing or mismatched plugin, or a permanent source error; not retried
 	FeedStopped      FeedState = "stopped"
 )
 
@@ -134,7 +134,12 @@ func (f *feed) run(ctx context.Context) {
 		}
 		var cfgErr sdk.ConfigErrors
 		var perm errPermanent
+		var srcPerm *sdk.PermanentError
 		switch {
+		case errors.As(err, &srcPerm):
+			f.setState(FeedFailed, err)
+			f.log.Error("feed failed permanently; not restarting until its config changes", "error", err)
+			return
 		case errors.As(err, &cfgErr):
 			f.setState(FeedFailedConfig, err)
 			f.log.Error("feed config rejected by its plugin; not restarting until the config changes", "error", err)

@@ -167,7 +167,10 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 	sendErr := b.run(ctx, runDone)
 	cancel()
 	<-runDone
+	var perm *PermanentError
 	switch {
+	case errors.As(runErr, &perm):
+		return status.Error(codes.FailedPrecondition, runErr.Error())
 	case runErr != nil && !errors.Is(runErr, context.Canceled):
 		return status.Error(codes.Unknown, runErr.Error())
 	case sendErr != nil && !errors.Is(sendErr, context.Canceled):
@@ -252,8 +255,13 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if s, ok := status.FromError(err); ok && s.Code() == codes.Unknown {
-				return fmt.Errorf("source failed: %s", s.Message())
+			if s, ok := status.FromError(err); ok {
+				switch s.Code() {
+				case codes.Unknown:
+					return fmt.Errorf("source failed: %s", s.Message())
+				case codes.FailedPrecondition:
+					return Permanent(errors.New(s.Message()))
+				}
 			}
 			return fmt.Errorf("stream: %w", err)
 		}

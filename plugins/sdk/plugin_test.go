@@ -219,6 +219,17 @@ func TestSourceErrorEndsStream(t *testing.T) {
 	}
 }
 
+func TestPermanentErrorCrossesTheBoundary(t *testing.T) {
+	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
+		return Permanent(fmt.Errorf("handshake refused: 401 Unauthorized"))
+	}})
+	err := c.Stream(context.Background(), StreamOptions{}, func(*sluice.Batch, int, error) error { return nil })
+	var perm *PermanentError
+	if !errors.As(err, &perm) || err.Error() != "handshake refused: 401 Unauthorized" {
+		t.Fatalf("err = %v (%T), want a PermanentError with the source's message", err, err)
+	}
+}
+
 func TestHostCancelStopsSource(t *testing.T) {
 	stopped := make(chan struct{})
 	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {

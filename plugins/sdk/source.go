@@ -76,6 +76,20 @@ func decodeError(err error) ConfigError {
 	return ConfigError{Msg: msg}
 }
 
+// PermanentError is a failure that restarting the plugin cannot fix (the
+// server refused the credentials, closed with a policy violation). The
+// host puts the feed in a failed state, shown in status, and does not
+// restart it until its config changes.
+type PermanentError struct {
+	Err error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as permanent; Run returns it to stop the feed for good.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
 // ConfigError is one problem in a feed's config, at Key (a dotted path
 // inside `config:`; empty for the config as a whole).
 type ConfigError struct {
