@@ -348,6 +348,31 @@ feeds:
 	}
 }
 
+func TestSourceFailuresRestartOrStop(t *testing.T) {
+	a := startAgent(t, `sinks:
+  db: {type: sqlite, path: sluice.db}
+feeds:
+  flaky:
+    plugin: synth
+    sinks: [db]
+    config: {measurement: flaky, count: 300, fail_after: 100}
+  doomed:
+    plugin: synth
+    sinks: [db]
+    config: {measurement: doomed, fail_after: 10, fail_permanent: true}
+`)
+	st := a.waitFor(t, "flaky done after restarts, doomed failed", func(st agent.Status) bool {
+		return feedStatus(st, "flaky").Points >= 300 && feedStatus(st, "doomed").State == agent.FeedFailed
+	})
+	// 300 points, 100 per run: two failures, each resumed where it stopped.
+	if f := feedStatus(st, "flaky"); f.Restarts != 2 {
+		t.Errorf("flaky restarted %d times, want 2", f.Restarts)
+	}
+	if d := feedStatus(st, "doomed"); d.Restarts != 0 || d.LastError != "synth: failing as configured after 10 points" {
+		t.Errorf("doomed: %d restarts, error %q; a permanent failure must not restart", d.Restarts, d.LastError)
+	}
+}
+
 func TestPinnedPluginMismatchRefusesFeed(t *testing.T) {
 	a := startAgent(t, `plugins:
   synth: {sha256: "`+strings.Repeat("ab", 32)+`"}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -35,14 +36,17 @@ type Config struct {
 	Repeat int `json:"repeat"`
 	// Start is the event time of sequence 0; point n is Start + n ms.
 	Start time.Time `json:"start"`
+	// FailAfter makes Run fail once this many points have been emitted in
+	// one run (0: never), to exercise the agent's restart handling;
+	// FailPermanent makes that failure permanent.
+	FailAfter     uint64 `json:"fail_after"`
+	FailPermanent bool   `json:"fail_permanent"`
 }
 
 // Source implements sdk.Source.
 type Source struct {
 	cfg Config
-	log interface {
-		Info(string, ...any)
-	}
+	log *slog.Logger
 }
 
 // New returns an unconfigured synthetic source.
@@ -118,7 +122,15 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 		defer t.Stop()
 		tick = t.C
 	}
+	first := next
 	for ; s.cfg.Count == 0 || next < s.cfg.Count; next++ {
+		if s.cfg.FailAfter > 0 && next-first >= s.cfg.FailAfter {
+			err := fmt.Errorf("synth: failing as configured after %d points", s.cfg.FailAfter)
+			if s.cfg.FailPermanent {
+				return sdk.Permanent(err)
+			}
+			return err
+		}
 		if tick != nil {
 			select {
 			case <-tick:
