@@ -55,7 +55,8 @@
 //
 // where offset is:
 //
-//   - when exactly one Unique name is a non-tag field and its value is an
+//   - when exactly one Unique name is a field present on the point (and
+//     not a tag), and its value is an
 //     integer (an int, a uint, an integral float, or a string of decimal
 //     digits such as "123456789"): that integer mod 1,000,000 (made
 //     non-negative). Sequential ids are therefore distinct for up to a
