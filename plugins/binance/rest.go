@@ -85,3 +85,86 @@ func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, 
 	}
 	return out, ids, nil
 }
+
+// ParseTrades parses the body of a REST trades answer (GET
+// /api/v3/historicalTrades, /api/v3/trades and the futures equivalents), a
+// JSON array of {id,price,qty,time,isBuyerMaker,...}, into trades points
+// identical to the trade stream's, for backfilling a gap. The body does
+// not name the symbol, so the caller does. It returns the ids seen, in
+// order.
+func (p *Parser) ParseTrades(symbol string, body []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, []int64, error) {
+	n := len(dst)
+	out := dst
+	fail := func(err error) ([]sluice.Point, []int64, error) {
+		clear(out[n:])
+		return dst[:n], nil, fmt.Errorf("%w: trades: %w", ErrFrame, err)
+	}
+	if !p.market.valid() {
+		return dst, nil, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
+	}
+	if symbol == "" {
+		return fail(fmt.Errorf("missing symbol"))
+	}
+	v, err := p.json.ParseBytes(body)
+	if err != nil {
+		return fail(err)
+	}
+	items, err := v.Array()
+	if err != nil {
+		return fail(err)
+	}
+	sym := p.intern([]byte(symbol))
+	ids := make([]int64, 0, len(items))
+	for i, item := range items {
+		o, err := item.Object()
+		if err != nil {
+			return fail(fmt.Errorf("item %d: %w", i, err))
+		}
+		pt, id, err := p.restTrade(o, sym, received)
+		if err != nil {
+			return fail(fmt.Errorf("item %d: %w", i, err))
+		}
+		out = append(out, pt)
+		ids = append(ids, id)
+	}
+	return out, ids, nil
+}
+
+// restTrade reads one REST trade: id, price, qty, time, isBuyerMaker.
+func (p *Parser) restTrade(o *fastjson.Object, sym string, received time.Time) (sluice.Point, int64, error) {
+	id, err := getInt(o, "id")
+	if err != nil {
+		return sluice.Point{}, 0, err
+	}
+	price, err := getDecimal(o, "price")
+	if err != nil {
+		return sluice.Point{}, 0, err
+	}
+	qty, err := getDecimal(o, "qty")
+	if err != nil {
+		return sluice.Point{}, 0, err
+	}
+	t, err := getTime(o, "time")
+	if err != nil {
+		return sluice.Point{}, 0, err
+	}
+	maker, err := getBool(o, "isBuyerMaker")
+	if err != nil {
+		return sluice.Point{}, 0, err
+	}
+	side := SideBuy
+	if maker {
+		side = SideSell
+	}
+	return sluice.Point{
+		Measurement: MeasTrades,
+		Tags:        tagsSide(p.market, sym, side),
+		Fields: []sluice.Field{
+			{Key: "price", Value: sluice.Float(price)},
+			{Key: "quantity", Value: sluice.Float(qty)},
+			{Key: "trade_id", Value: sluice.Int(id)},
+		},
+		Time:     t,
+		Received: received,
+	}, id, nil
+}

@@ -1,0 +1,249 @@
+package binance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// restJob is one REST request the runner wants: a depth snapshot, or one
+// page of trades or aggTrades from an id.
+type restJob struct {
+	snapshot bool
+	symbol   string
+	seq      *tradeSeq // backfill: the sequence it is for
+	class    kindClass // backfill: classTrade or classAggTrade
+	from, to int64     // backfill: the hole
+	cutoff   time.Time // backfill: ids older than this are given up (zero: none)
+}
+
+// restResult is a job's answer.
+type restResult struct {
+	job    restJob
+	snap   DepthSnapshot
+	points []sluice.Point
+	ids    []int64
+	// lostTo, when > 0, gives up ids up to it: they are older than the
+	// cutoff.
+	lostTo int64
+	err    error
+}
+
+// backfillPage is the most ids one REST request returns.
+const backfillPage = 1000
+
+// restWorker runs the REST jobs one at a time, so that the weight gate
+// sees them in order, until ctx ends.
+func (r *runner) restWorker(ctx context.Context) {
+	p := NewParser(r.cfg.market)
+	for {
+		var j restJob
+		select {
+		case j = <-r.jobs:
+		case <-ctx.Done():
+			return
+		}
+		var res restResult
+		if j.snapshot {
+			res = r.fetchSnapshot(ctx, j)
+		} else {
+			res = r.fetchPage(ctx, p, j)
+		}
+		select {
+		case r.results <- res:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
+	res := restResult{job: j}
+	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(snapshotLimit)}})
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.snap, res.err = ParseDepthSnapshot(body)
+	return res
+}
+
+// fetchPage gets one page of the hole from j.from. When the page starts
+// before the age cutoff, it looks up the first id at the cutoff and gives
+// up what lies before it.
+func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult {
+	res := restResult{job: j}
+	res.points, res.ids, res.err = r.getTrades(ctx, p, j.class, url.Values{
+		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(backfillPage)}})
+	if res.err != nil || j.cutoff.IsZero() || len(res.points) == 0 || !res.points[0].Time.Before(j.cutoff) {
+		return res
+	}
+	// The hole reaches back past max_backfill.age. aggTrades finds an id
+	// by time (trades cannot): the first aggregate trade of the hour
+	// after the cutoff, whose first trade id serves the trade stream.
+	startMs := j.cutoff.UnixMilli()
+	endMs := min(startMs+time.Hour.Milliseconds()-1, r.now().UnixMilli())
+	aggPts, aggIDs, err := r.getTrades(ctx, p, classAggTrade, url.Values{"symbol": {j.symbol},
+		"startTime": {strconv.FormatInt(startMs, 10)}, "endTime": {strconv.FormatInt(endMs, 10)}, "limit": {"1"}})
+	switch {
+	case err != nil:
+		res.err = err
+		return res
+	case len(aggIDs) > 0:
+		first := aggIDs[0]
+		if j.class == classTrade {
+			v, _ := aggPts[0].Field("first_trade_id")
+			first = v.Int()
+		}
+		res.lostTo = first - 1
+	default:
+		// Nothing traded in the hour after the cutoff: give up this
+		// page's old ids and look again from the next.
+		for i, pt := range res.points {
+			if pt.Time.Before(j.cutoff) {
+				res.lostTo = res.ids[i]
+			}
+		}
+	}
+	res.lostTo = min(res.lostTo, j.to)
+	k := 0
+	for k < len(res.ids) && res.ids[k] <= res.lostTo {
+		k++
+	}
+	res.points, res.ids = res.points[k:], res.ids[k:]
+	return res
+}
+
+func (r *runner) getTrades(ctx context.Context, p *Parser, class kindClass, q url.Values) ([]sluice.Point, []int64, error) {
+	endpoint := "historicalTrades"
+	if class == classAggTrade {
+		endpoint = "aggTrades"
+	}
+	body, err := r.rest.get(ctx, endpoint, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	if class == classAggTrade {
+		return p.ParseAggTrades(q.Get("symbol"), body, r.now(), nil)
+	}
+	return p.ParseTrades(q.Get("symbol"), body, r.now(), nil)
+}
+
+// scheduleBackfills starts a REST page for every hole that has outlived
+// the grace period (a hole may only be two connections out of step) and
+// has none in flight, after applying max_backfill.count.
+func (r *runner) scheduleBackfills(ctx context.Context, now time.Time) error {
+	for _, seqs := range []map[string]*tradeSeq{r.trades, r.aggs} {
+		for _, s := range seqs {
+			if err := r.scheduleBackfill(ctx, s, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) scheduleBackfill(ctx context.Context, s *tradeSeq, now time.Time) error {
+	from, to, ok := s.hole()
+	if !ok || s.inFlight || now.Before(s.retryAt) {
+		return nil
+	}
+	if s.gap == nil {
+		if now.Sub(s.gapSince) < r.gapGrace {
+			return nil
+		}
+		s.gap = &gapRecord{from: from, to: to}
+		r.log.Warn("trade ids missing", "symbol", s.symbol, "stream", s.kind.Name, "from_id", from, "to_id", to, "count", to-from+1)
+		r.event(&feedEvent{kind: FeedGap, symbol: s.symbol, stream: s.kind.Name, count: to - from + 1, fromID: from, toID: to,
+			message: fmt.Sprintf("%d ids missing", to-from+1)})
+	}
+	switch n := r.cfg.backfillCount; {
+	case n == 0:
+		return r.giveUp(ctx, s, to, "backfill is off (max_backfill.count is 0)")
+	case to-from+1 > n:
+		if err := r.giveUp(ctx, s, to-n, fmt.Sprintf("the gap is longer than max_backfill.count (%d)", n)); err != nil {
+			return err
+		}
+		if from, to, ok = s.hole(); !ok {
+			return nil
+		}
+	}
+	j := restJob{symbol: s.symbol, seq: s, class: s.kind.class, from: from, to: to}
+	if age := r.cfg.backfillAge; age > 0 {
+		j.cutoff = now.Add(-age)
+	}
+	select {
+	case r.jobs <- j:
+		s.inFlight = true
+	default:
+		// Cannot happen: at most one job per sequence and book is
+		// queued, and the queue holds them all.
+		r.log.Error("REST job queue full; backfill delayed", "symbol", s.symbol, "stream", s.kind.Name)
+	}
+	return nil
+}
+
+// handleBackfill takes one page: it gives up what is too old or gone from
+// Binance's history, emits the rest in id order and asks for the next page
+// while the hole lasts.
+func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
+	s := res.job.seq
+	s.inFlight = false
+	now := r.now()
+	if res.err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var re *RESTError
+		if errors.As(res.err, &re) && re.Permanent() {
+			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
+			return r.giveUp(ctx, s, res.job.to, "REST refused the backfill: "+res.err.Error())
+		}
+		r.log.Warn("backfill page failed; retrying", "symbol", s.symbol, "stream", s.kind.Name, "error", res.err, "retry_in", backfillRetry)
+		s.retryAt = now.Add(backfillRetry)
+		return nil
+	}
+	if res.lostTo > 0 {
+		if err := r.giveUp(ctx, s, res.lostTo, fmt.Sprintf("older than max_backfill.age (%v)", r.cfg.backfillAge)); err != nil {
+			return err
+		}
+	}
+	if len(res.ids) == 0 {
+		if res.lostTo > 0 {
+			return r.scheduleBackfill(ctx, s, now)
+		}
+		// REST does not have the ids yet (it can trail the stream) or
+		// any more: try again a few times, then give up.
+		if s.emptyPages++; s.emptyPages >= maxEmptyPages {
+			return r.giveUp(ctx, s, res.job.to, fmt.Sprintf("REST returned no trades from id %d", res.job.from))
+		}
+		s.retryAt = now.Add(emptyPageRetry)
+		return nil
+	}
+	s.emptyPages = 0
+	if first := res.ids[0]; first > s.last+1 {
+		// Binance's REST history no longer reaches back to the hole.
+		if err := r.giveUp(ctx, s, min(first-1, res.job.to), "no longer in Binance's REST history"); err != nil {
+			return err
+		}
+	}
+	for i, id := range res.ids {
+		if err := r.offer(ctx, s, id, res.points[i], true); err != nil {
+			return err
+		}
+	}
+	return r.scheduleBackfill(ctx, s, now)
+}
+
+func (r *runner) handleResult(ctx context.Context, res restResult) error {
+	if res.job.snapshot {
+		r.handleSnapshot(res)
+		return nil
+	}
+	return r.handleBackfill(ctx, res)
+}

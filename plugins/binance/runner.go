@@ -1,0 +1,484 @@
+package binance
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice"
+)
+
+// emitter is what the runner hands points to; *sdk.Emitter is one.
+type emitter interface {
+	Emit(p sluice.Point) bool
+	EmitWait(ctx context.Context, p sluice.Point) error
+	Checkpoint(pos sluice.Position)
+}
+
+// Runner bounds and periods.
+const (
+	frameQueue         = 1024   // parsed frames waiting for the runner
+	maxPendingIDs      = 50_000 // trade ids held past a hole, per symbol and stream
+	housekeeping       = 250 * time.Millisecond
+	checkpointEvery    = time.Second
+	defaultGapGrace    = time.Second // a hole may be reordering between two connections
+	backfillRetry      = 5 * time.Second
+	emptyPageRetry     = time.Second
+	maxEmptyPages      = 3
+	snapshotRetryFirst = 500 * time.Millisecond
+	snapshotRetryMax   = 30 * time.Second
+)
+
+// runner is one Run of the source. Connection readers parse frames and
+// hand them over on frames; shard supervisors report on notes; a REST
+// worker answers jobs on results. Everything else (the id sequences, the
+// books, the stream clocks, the emitter) belongs to the goroutine in run,
+// so none of it is locked.
+type runner struct {
+	cfg   *settings
+	log   *slog.Logger
+	out   emitter
+	rest  *restClient
+	dials dialLimiter
+	now   func() time.Time
+
+	frames  chan frame
+	notes   chan connNote
+	jobs    chan restJob
+	results chan restResult
+	stopped <-chan struct{}
+
+	shards  []*shard
+	streams map[string]*streamState // by wire name
+
+	trades map[string]*tradeSeq // by symbol
+	aggs   map[string]*tradeSeq
+	books  map[string]*localBook
+	dirty  bool // the position moved since the last checkpoint
+	ready  []sluice.Point
+	buf    []sluice.Point
+
+	gapGrace  time.Duration
+	badFrames atomic.Int64
+	dropped   int64 // ids not kept because a pending buffer was full
+}
+
+// streamState is what the runner knows of one subscribed stream.
+type streamState struct {
+	kind     streamKind
+	symbol   string
+	shard    *shard
+	lastSeen time.Time
+	lastKey  int64 // periodic streams: the newest event time or update id emitted
+}
+
+// tradeSeq is one symbol's trade or aggTrade ids and the backfill of its
+// current hole.
+type tradeSeq struct {
+	idSeq
+	kind       streamKind
+	symbol     string
+	gapSince   time.Time  // when the current hole was first seen
+	gap        *gapRecord // the hole being backfilled, once reported
+	inFlight   bool       // a REST page is being fetched
+	retryAt    time.Time
+	emptyPages int
+}
+
+type gapRecord struct {
+	from, to     int64
+	filled, lost int64
+}
+
+// localBook is one symbol's local book and its snapshot fetching.
+type localBook struct {
+	book      *Book
+	kind      streamKind
+	loaded    bool // a snapshot is loaded (the book may still be bridging)
+	fetching  bool
+	retryAt   time.Time
+	failures  int
+	emittedID int64 // the update id last emitted
+}
+
+// connNote is a supervisor's report: the shard's connection went up or
+// down, and/or a feed event to write.
+type connNote struct {
+	shard    *shard
+	up, down bool
+	ev       *feedEvent
+}
+
+func newRunner(cfg *settings, log *slog.Logger, out emitter) *runner {
+	r := &runner{
+		cfg:      cfg,
+		log:      log.With("feed", cfg.feed),
+		out:      out,
+		rest:     newRESTClient(cfg),
+		now:      time.Now,
+		frames:   make(chan frame, frameQueue),
+		notes:    make(chan connNote, 16),
+		jobs:     make(chan restJob, 3*len(cfg.symbols)+1),
+		results:  make(chan restResult),
+		streams:  map[string]*streamState{},
+		trades:   map[string]*tradeSeq{},
+		aggs:     map[string]*tradeSeq{},
+		books:    map[string]*localBook{},
+		gapGrace: defaultGapGrace,
+	}
+	r.shards = planShards(cfg)
+	shardOf := map[string]*shard{}
+	for _, sh := range r.shards {
+		for _, name := range sh.streams {
+			shardOf[name] = sh
+		}
+	}
+	for _, sym := range cfg.symbols {
+		for _, k := range cfg.kinds {
+			r.streams[streamName(sym, k)] = &streamState{kind: k, symbol: sym, shard: shardOf[streamName(sym, k)]}
+			switch k.class {
+			case classTrade:
+				r.trades[sym] = &tradeSeq{idSeq: idSeq{maxPending: maxPendingIDs}, kind: k, symbol: sym}
+			case classAggTrade:
+				r.aggs[sym] = &tradeSeq{idSeq: idSeq{maxPending: maxPendingIDs}, kind: k, symbol: sym}
+			case classDepth:
+				r.books[sym] = &localBook{book: NewBook(cfg.market, sym), kind: k}
+			}
+		}
+	}
+	return r
+}
+
+// run connects every shard and processes until ctx ends.
+func (r *runner) run(ctx context.Context, resume sluice.Position) error {
+	r.resume(resume)
+	ctx, cancel := context.WithCancel(ctx)
+	r.stopped = ctx.Done()
+
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for _, sh := range r.shards {
+		wg.Go(func() { r.supervise(ctx, sh) })
+	}
+	wg.Go(func() { r.restWorker(ctx) })
+	r.log.Info("binance source starting", "market", r.cfg.market.String(), "symbols", len(r.cfg.symbols),
+		"streams", len(r.streams), "connections", len(r.shards))
+
+	house := time.NewTicker(housekeeping)
+	defer house.Stop()
+	var bookTick <-chan time.Time
+	if len(r.books) > 0 {
+		t := time.NewTicker(r.cfg.bookInterval)
+		defer t.Stop()
+		bookTick = t.C
+	}
+	lastCheckpoint := r.now()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case f := <-r.frames:
+			err = r.handleFrame(ctx, f)
+		case n := <-r.notes:
+			r.handleNote(n)
+		case res := <-r.results:
+			err = r.handleResult(ctx, res)
+		case <-bookTick:
+			r.emitBooks()
+		case <-house.C:
+			now := r.now()
+			err = r.scheduleBackfills(ctx, now)
+			r.scheduleSnapshots(now)
+			r.checkStale(now)
+			if now.Sub(lastCheckpoint) >= checkpointEvery {
+				r.checkpoint()
+				lastCheckpoint = now
+			}
+		}
+		if err != nil {
+			return err // only ctx ending makes the handlers fail
+		}
+	}
+}
+
+// resume starts the id sequences at a stored position.
+func (r *runner) resume(b sluice.Position) {
+	if len(b) == 0 {
+		return
+	}
+	pos, err := DecodePosition(b)
+	if err != nil {
+		r.log.Error("ignoring a resume position that cannot be read; starting from live data", "error", err)
+		return
+	}
+	if pos.Market != r.cfg.market {
+		r.log.Warn("ignoring a resume position of another market; starting from live data",
+			"position_market", pos.Market.String())
+		return
+	}
+	n := 0
+	for sym, id := range pos.Trade {
+		if s := r.trades[sym]; s != nil {
+			s.resume(id)
+			n++
+		}
+	}
+	for sym, id := range pos.AggTrade {
+		if s := r.aggs[sym]; s != nil {
+			s.resume(id)
+			n++
+		}
+	}
+	r.log.Info("resuming", "sequences", n)
+}
+
+// checkpoint records the position if it moved.
+func (r *runner) checkpoint() {
+	if !r.dirty {
+		return
+	}
+	pos := Position{Market: r.cfg.market, Trade: map[string]int64{}, AggTrade: map[string]int64{}}
+	for sym, s := range r.trades {
+		if s.started {
+			pos.Trade[sym] = s.last
+		}
+	}
+	for sym, s := range r.aggs {
+		if s.started {
+			pos.AggTrade[sym] = s.last
+		}
+	}
+	r.out.Checkpoint(pos.Encode())
+	r.dirty = false
+}
+
+// event writes a feed_events point.
+func (r *runner) event(e *feedEvent) {
+	r.out.Emit(e.point(r.cfg.feed, r.now()))
+}
+
+// note hands a supervisor's report to the runner.
+func (r *runner) note(ctx context.Context, n connNote) {
+	select {
+	case r.notes <- n:
+	case <-ctx.Done():
+	}
+}
+
+func (r *runner) handleNote(n connNote) {
+	if n.up {
+		n.shard.up, n.shard.upSince = true, r.now()
+	}
+	if n.down {
+		n.shard.up = false
+	}
+	if n.ev != nil {
+		r.event(n.ev)
+	}
+}
+
+// control handles, on a reader's goroutine, what a connection cannot:
+// error frames nobody waits for and serverShutdown notices.
+func (r *runner) control(sh *shard, c *wsConn, ev Event) {
+	var n connNote
+	switch ev.Kind {
+	case EventServerShutdown:
+		c.log.Warn("binance announced a server shutdown; replacing the connection")
+		sh.requestReplace(replaceReq{conn: c, kind: FeedReconnect, reason: "serverShutdown notice"})
+		n = connNote{shard: sh, ev: &feedEvent{kind: FeedServerShutdown,
+			message: fmt.Sprintf("connection %d: serverShutdown at %s", c.id, ev.Time.Format(time.RFC3339Nano))}}
+	case EventError:
+		c.log.Error("binance sent an error", "error", ev.Err)
+		n = connNote{shard: sh, ev: &feedEvent{kind: FeedServerError, message: fmt.Sprintf("connection %d: %v", c.id, ev.Err)}}
+	default:
+		c.log.Debug("unsolicited answer", "id", ev.ID, "result", ev.Result)
+		return
+	}
+	select {
+	case r.notes <- n:
+	case <-r.stopped:
+	}
+}
+
+// badFrame counts a frame that failed to parse and logs a sample: the
+// first ten, then one in a thousand.
+func (r *runner) badFrame(err error, data []byte) {
+	n := r.badFrames.Add(1)
+	if n <= 10 || n%1000 == 0 {
+		r.log.Warn("dropping a frame that does not parse", "error", err, "frame", string(data[:min(len(data), 300)]), "bad_frames", n)
+	}
+}
+
+func (r *runner) handleFrame(ctx context.Context, f frame) error {
+	ev := &f.ev
+	st := r.streams[ev.Stream]
+	if st != nil {
+		st.lastSeen = f.received
+	}
+	switch ev.Kind {
+	case EventTrade, EventAggTrade:
+		seqs := r.trades
+		if ev.Kind == EventAggTrade {
+			seqs = r.aggs
+		}
+		if s := seqs[ev.Symbol]; s != nil && len(f.points) == 1 {
+			return r.offer(ctx, s, ev.ID, f.points[0], false)
+		}
+	case EventDepthUpdate:
+		r.applyDepth(ev)
+		return nil
+	default:
+		// Periodic streams: during a handover both connections send
+		// the same events; keep the first.
+		if key := dedupeKey(ev); st != nil && key != 0 {
+			if key <= st.lastKey {
+				return nil
+			}
+			st.lastKey = key
+		}
+	}
+	for _, p := range f.points {
+		r.out.Emit(p)
+	}
+	return nil
+}
+
+// dedupeKey orders the events of one periodic stream: the update id where
+// the frame has one, else the event time.
+func dedupeKey(ev *Event) int64 {
+	switch ev.Kind {
+	case EventBookTicker, EventPartialDepth:
+		return ev.ID
+	}
+	if ev.Time.IsZero() {
+		return 0
+	}
+	return ev.Time.UnixNano()
+}
+
+// offer passes one trade or aggTrade through its sequence and emits what
+// it releases: live points without blocking, backfilled ones waiting for
+// room.
+func (r *runner) offer(ctx context.Context, s *tradeSeq, id int64, p sluice.Point, backfill bool) error {
+	ready, res := s.offer(id, p, r.ready[:0])
+	switch res {
+	case offerPending:
+		if s.gapSince.IsZero() {
+			s.gapSince = r.now()
+		}
+	case offerDropped:
+		r.dropped++
+		if r.dropped == 1 || r.dropped%10000 == 0 {
+			r.log.Warn("too many ids wait for a backfill; dropping the newest, to be backfilled later",
+				"symbol", s.symbol, "stream", s.kind.Name, "dropped", r.dropped)
+		}
+	}
+	if res == offerReleased || res == offerPending {
+		if s.gap != nil && backfill {
+			s.gap.filled++
+		}
+	}
+	if err := r.emitReady(ctx, ready, backfill); err != nil {
+		return err
+	}
+	r.settleGap(s)
+	return nil
+}
+
+func (r *runner) emitReady(ctx context.Context, ready []sluice.Point, wait bool) error {
+	if len(ready) == 0 {
+		return nil
+	}
+	r.dirty = true
+	for i := range ready {
+		if wait {
+			if err := r.out.EmitWait(ctx, ready[i]); err != nil {
+				return err
+			}
+		} else {
+			r.out.Emit(ready[i])
+		}
+	}
+	clear(ready)
+	r.ready = ready[:0]
+	return nil
+}
+
+// settleGap reports a backfilled hole once every id of it is done.
+func (r *runner) settleGap(s *tradeSeq) {
+	if len(s.pending) == 0 {
+		s.gapSince = time.Time{}
+	}
+	g := s.gap
+	if g == nil || s.last < g.to {
+		return
+	}
+	s.gap, s.emptyPages = nil, 0
+	if g.filled > 0 {
+		msg := fmt.Sprintf("backfilled %d of %d missing ids over REST", min(g.filled, g.to-g.from+1), g.to-g.from+1)
+		if g.lost > 0 {
+			msg += fmt.Sprintf("; %d given up", g.lost)
+		}
+		r.log.Info("gap backfilled", "symbol", s.symbol, "stream", s.kind.Name, "from_id", g.from, "to_id", g.to, "filled", g.filled, "lost", g.lost)
+		r.event(&feedEvent{kind: FeedBackfill, symbol: s.symbol, stream: s.kind.Name, message: msg,
+			count: min(g.filled, g.to-g.from+1), fromID: g.from, toID: g.to})
+	}
+	if len(s.pending) > 0 && s.gapSince.IsZero() {
+		s.gapSince = r.now()
+	}
+}
+
+// giveUp abandons every id of s up to and including id, reporting why.
+func (r *runner) giveUp(ctx context.Context, s *tradeSeq, id int64, why string) error {
+	from := s.last + 1
+	ready, lost := s.skipTo(id, r.ready[:0])
+	if err := r.emitReady(ctx, ready, true); err != nil {
+		return err
+	}
+	r.dirty = true
+	if lost > 0 {
+		if s.gap != nil {
+			s.gap.lost += lost
+		}
+		r.log.Warn("giving up missing ids", "symbol", s.symbol, "stream", s.kind.Name, "from_id", from, "to_id", id, "count", lost, "why", why)
+		r.event(&feedEvent{kind: FeedGapLost, symbol: s.symbol, stream: s.kind.Name, message: why,
+			count: lost, fromID: from, toID: id})
+	}
+	r.settleGap(s)
+	return nil
+}
+
+// checkStale replaces the connection of a stream silent past its
+// stale_after. A shard that is down is not judged: its streams are
+// silent for a known reason.
+func (r *runner) checkStale(now time.Time) {
+	for _, name := range slices.Sorted(maps.Keys(r.streams)) {
+		st := r.streams[name]
+		d := r.cfg.stale[st.kind.Name]
+		if d <= 0 || !st.shard.up {
+			continue
+		}
+		since := st.lastSeen
+		if st.shard.upSince.After(since) {
+			since = st.shard.upSince
+		}
+		if now.Sub(since) <= d {
+			continue
+		}
+		st.lastSeen = now // judge it again a full stale_after from now
+		msg := fmt.Sprintf("%s silent for %v (stale_after %v); replacing its connection", name, now.Sub(since).Round(time.Millisecond), d)
+		r.log.Warn("stale stream", "stream", name, "silent", now.Sub(since).Round(time.Millisecond), "stale_after", d)
+		r.event(&feedEvent{kind: FeedStale, symbol: st.symbol, stream: st.kind.Name, message: msg})
+		st.shard.requestReplace(replaceReq{kind: FeedReconnect, reason: "stale stream " + name})
+	}
+}
+
