@@ -6,6 +6,7 @@ import (
 
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/influxdb"
 	"github.com/sluicehq/sluice/sinks/sqlite"
 )
 
@@ -15,6 +16,8 @@ func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
 	switch {
 	case sc.Type == "sqlite" && sc.SQLite != nil:
 		return sqlite.New(*sc.SQLite, log), nil
+	case sc.Type == "influxdb" && sc.InfluxDB != nil:
+		return influxdb.New(*sc.InfluxDB, log), nil
 	}
 	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
 }
