@@ -735,3 +735,87 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
 	}
 }
+
+func TestIndexes(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	db := reader(t, path)
+	got := rows(t, db, `SELECT l.name, group_concat(i.name, ',') FROM pragma_index_list('trades') l, pragma_index_info(l.name) i
+		GROUP BY l.name ORDER BY l.name`)
+	want := [][]any{{"trades_by_series", "exchange,symbol,time"}, {"trades_by_time", "time"}}
+	if !equalRows(got, want) {
+		t.Fatalf("indexes %v, want %v", got, want)
+	}
+	for q, idx := range map[string]string{
+		`SELECT price FROM trades WHERE time >= 1 AND time < 2`:                                   "trades_by_time",
+		`SELECT price FROM trades WHERE exchange = 'x' AND symbol = 'y' AND time BETWEEN 1 AND 2`: "trades_by_series",
+	} {
+		plan := rows(t, db, "EXPLAIN QUERY PLAN "+q)
+		if len(plan) == 0 || !strings.Contains(plan[0][3].(string), idx) {
+			t.Errorf("%s: plan %v does not use %s", q, plan, idx)
+		}
+	}
+}
+
+// FuzzNames writes a point under arbitrary names and reads it back through
+// the _sluice_names mapping, which is how quoting bugs would show.
+func FuzzNames(f *testing.F) {
+	f.Add("trades", "symbol", "price")
+	f.Add(`a"b`, `c""d`, `e'f`)
+	f.Add("select", "from", "where")
+	f.Add("Trades", "time", "received")
+	f.Add("sqlite_x", "side", "side")
+	f.Add("ünï 📈", "X", "x")
+	path := filepath.Join(f.TempDir(), "fuzz.db")
+	s := New(config.SQLite{Path: path}, nil)
+	if err := s.Open(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	n := int64(0)
+	f.Fuzz(func(t *testing.T, measurement, tagKey, fieldKey string) {
+		n++
+		at := time.Unix(0, n)
+		p := sluice.Point{
+			Measurement: measurement,
+			Tags:        []sluice.Tag{{Key: tagKey, Value: "tag value"}},
+			Fields:      []sluice.Field{{Key: fieldKey, Value: sluice.Int(n)}},
+			Time:        at,
+		}
+		err := s.Write(context.Background(), []sluice.Point{p})
+		if !nameOK(measurement) || !nameOK(tagKey) || !nameOK(fieldKey) {
+			var rej *sinks.RejectedError
+			if !errors.As(err, &rej) {
+				t.Fatalf("Write of invalid names = %v, want RejectedError", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		name := func(role, key string) string {
+			var v string
+			if err := db.QueryRow(`SELECT name FROM _sluice_names WHERE measurement = ? AND role = ? AND key = ?`,
+				measurement, role, key).Scan(&v); err != nil {
+				t.Fatalf("name of %s %q: %v", role, key, err)
+			}
+			return v
+		}
+		var tag string
+		var field int64
+		q := "SELECT " + quote(name("tag", tagKey)) + ", " + quote(name("field", fieldKey)) +
+			" FROM " + quote(name("table", "")) + " WHERE time = ?"
+		if err := db.QueryRow(q, at.UnixNano()).Scan(&tag, &field); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if tag != "tag value" || field != n {
+			t.Fatalf("read back %q, %d; want %q, %d", tag, field, "tag value", n)
+		}
+	})
+}
