@@ -33,8 +33,7 @@ func (r role) String() string {
 	return "field"
 }
 
-// colRef names a tag or field of a measurement; the zero colRef stands for
-// the table itself in a change.
+// colRef names a tag or field of a measurement.
 type colRef struct {
 	role role
 	key  string
@@ -357,7 +356,7 @@ func (s *Sink) applySchema(ctx context.Context, changes []*change, keyed []strin
 		}
 	}()
 	keyChanged := false
-	sync := func(m string) error {
+	syncKeyOf := func(m string) error {
 		t := s.tables[m]
 		if want := s.want[m]; t != nil && t.keyNeedsSync(want) {
 			keyChanged = true
@@ -374,12 +373,12 @@ func (s *Sink) applySchema(ctx context.Context, changes []*change, keyed []strin
 		if err != nil {
 			return err
 		}
-		if err := sync(ch.measurement); err != nil {
+		if err := syncKeyOf(ch.measurement); err != nil {
 			return err
 		}
 	}
 	for _, m := range keyed {
-		if err := sync(m); err != nil {
+		if err := syncKeyOf(m); err != nil {
 			return err
 		}
 	}

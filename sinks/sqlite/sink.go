@@ -51,10 +51,10 @@ type Sink struct {
 	tables  map[string]*table       // by measurement
 	objects map[string]bool         // folded names of every table and index
 	want    map[string][]string     // declared uniqueness names by measurement
-	stmts   map[string]*shape       // by shapeKey
+	stmts   map[string]*shape       // by the key shapeFor builds
 	txStmts map[*sql.Stmt]*sql.Stmt // the current transaction's copies of stmts
 
-	// Per-Write scratch, reused to keep Write allocation-free per point.
+	// Scratch reused across Writes.
 	ok     []bool
 	shapes []*shape
 	args   []any
@@ -161,7 +161,7 @@ func (s *Sink) Declare(ctx context.Context, ms []sluice.Measurement) error {
 	if err := s.ensureFresh(ctx); err != nil {
 		return err
 	}
-	var sync []string
+	var toSync []string
 	for _, m := range ms {
 		if len(m.Unique) == 0 {
 			continue
@@ -172,13 +172,13 @@ func (s *Sink) Declare(ctx context.Context, ms []sluice.Measurement) error {
 		}
 		s.want[m.Name] = names
 		if t := s.tables[m.Name]; t != nil && t.keyNeedsSync(names) {
-			sync = append(sync, m.Name)
+			toSync = append(toSync, m.Name)
 		}
 	}
-	if len(sync) == 0 {
+	if len(toSync) == 0 {
 		return nil
 	}
-	if err := s.applySchema(ctx, nil, sync); err != nil {
+	if err := s.applySchema(ctx, nil, toSync); err != nil {
 		return classify(fmt.Errorf("sqlite: declare: %w", err))
 	}
 	return nil

@@ -633,9 +633,14 @@ func TestUnopenablePathIsFailed(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for name, path := range map[string]string{
 		"parent is a file": filepath.Join(file, "sluice.db"), // ENOTDIR
 		"path is a dir":    dir,                              // SQLITE_CANTOPEN
+		"not a database":   garbage,                          // SQLITE_NOTADB
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := New(config.SQLite{Path: path}, nil)
