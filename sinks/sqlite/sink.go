@@ -141,7 +141,7 @@ func escapePath(p string) string {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			strings.IndexByte("/._-~", c) >= 0 {
+			strings.IndexByte("/._-~:", c) >= 0 {
 			b.WriteByte(c)
 		} else {
 			fmt.Fprintf(&b, "%%%02X", c)

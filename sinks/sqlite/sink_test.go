@@ -705,6 +705,18 @@ func TestBusyIsTransient(t *testing.T) {
 	write(t, s, trade("BTC", 2, 100, t0))
 }
 
+func TestPathWithURICharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "we?ird #dir %20 & 'x'", "a?b=c#d.db")
+	s := openSink(t, path)
+	write(t, s, trade("BTC", 1, 100, t0))
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("file not at its path: %v", err)
+	}
+	if n := count(t, reader(t, "file:"+escapePath(path)), "trades"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
 func TestLifecycle(t *testing.T) {
 	path := dbPath(t)
 	s := New(config.SQLite{Path: path}, nil)
