@@ -86,7 +86,7 @@ type wsConn struct {
 	out    chan<- frame
 	// onControl receives what the connection cannot handle itself: error
 	// frames without a request id, and serverShutdown notices.
-	onControl func(c *wsConn, ev Event)
+	onControl  func(c *wsConn, ev Event)
 	onBadFrame func(err error, data []byte)
 
 	writeMu   sync.Mutex

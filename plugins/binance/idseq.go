@@ -36,10 +36,10 @@ type pendingPoint struct {
 type offerResult uint8
 
 const (
-	offerReleased offerResult = iota // released, maybe with pending points after it
-	offerDuplicate                   // at or before last, or already pending
-	offerPending                     // past a hole: waits
-	offerDropped                     // past a hole and pending is full
+	offerReleased  offerResult = iota // released, maybe with pending points after it
+	offerDuplicate                    // at or before last, or already pending
+	offerPending                      // past a hole: waits
+	offerDropped                      // past a hole and pending is full
 )
 
 // offer takes one id and its point, and appends to ready the points that

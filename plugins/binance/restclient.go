@@ -146,7 +146,7 @@ func newRESTClient(cfg *settings) *restClient {
 		base:     cfg.restURL,
 		market:   cfg.market,
 		apiKey:   cfg.apiKey,
-		http:     &http.Client{Timeout: 30 * time.Second},
+		http:     &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		gate:     weightGate{limit: cfg.weightLimit},
 		now:      time.Now,
 		sleep:    sleepCtx,

@@ -13,13 +13,6 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// emitter is what the runner hands points to; *sdk.Emitter is one.
-type emitter interface {
-	Emit(p sluice.Point) bool
-	EmitWait(ctx context.Context, p sluice.Point) error
-	Checkpoint(pos sluice.Position)
-}
-
 // Runner bounds and periods.
 const (
 	frameQueue         = 1024   // parsed frames waiting for the runner
@@ -42,7 +35,7 @@ const (
 type runner struct {
 	cfg   *settings
 	log   *slog.Logger
-	out   emitter
+	out   Emitter
 	rest  *restClient
 	dials dialLimiter
 	now   func() time.Time
@@ -114,7 +107,7 @@ type connNote struct {
 	ev       *feedEvent
 }
 
-func newRunner(cfg *settings, log *slog.Logger, out emitter) *runner {
+func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 	r := &runner{
 		cfg:      cfg,
 		log:      log.With("feed", cfg.feed),
@@ -164,6 +157,7 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 	defer func() {
 		cancel()
 		wg.Wait()
+		r.rest.http.CloseIdleConnections()
 	}()
 	for _, sh := range r.shards {
 		wg.Go(func() { r.supervise(ctx, sh) })
@@ -481,4 +475,3 @@ func (r *runner) checkStale(now time.Time) {
 		st.shard.requestReplace(replaceReq{kind: FeedReconnect, reason: "stale stream " + name})
 	}
 }
-

@@ -64,6 +64,20 @@ var errNotConfigured = errors.New("binance: Run before Configure")
 // this source checkpointed before (see Position); trades missed since then
 // are backfilled over REST, within max_backfill.
 func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitter) error {
+	return s.RunTo(ctx, resume, out)
+}
+
+// Emitter is where a run's points go: *sdk.Emitter, or a test's
+// collector. Emit must not block; EmitWait may; Checkpoint records a
+// position covering every point emitted before it.
+type Emitter interface {
+	Emit(p sluice.Point) bool
+	EmitWait(ctx context.Context, p sluice.Point) error
+	Checkpoint(pos sluice.Position)
+}
+
+// RunTo is Run with any Emitter.
+func (s *Source) RunTo(ctx context.Context, resume sluice.Position, out Emitter) error {
 	if s.cfg == nil {
 		return errNotConfigured
 	}

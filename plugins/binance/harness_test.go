@@ -1,0 +1,317 @@
+package binance_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+)
+
+// store is what landed: every point a run emitted and every position it
+// checkpointed, in order. It stands in for the agent's sinks.
+type store struct {
+	mu        sync.Mutex
+	points    []sluice.Point
+	positions []sluice.Position
+}
+
+func (s *store) add(ps []sluice.Point, pos sluice.Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.points = append(s.points, ps...)
+	if pos != nil {
+		s.positions = append(s.positions, pos)
+	}
+}
+
+// Emit, EmitWait and Checkpoint make a store a binance.Emitter for the
+// in-process tests.
+func (s *store) Emit(p sluice.Point) bool { s.add([]sluice.Point{p}, nil); return true }
+func (s *store) EmitWait(ctx context.Context, p sluice.Point) error {
+	s.add([]sluice.Point{p}, nil)
+	return ctx.Err()
+}
+func (s *store) Checkpoint(pos sluice.Position) { s.add(nil, pos) }
+
+// ids returns how many times each id of a measurement's id field was
+// emitted for a symbol.
+func (s *store) ids(meas, field, symbol string) map[int64]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int64]int{}
+	for i := range s.points {
+		p := &s.points[i]
+		if p.Measurement != meas {
+			continue
+		}
+		if sym, _ := p.Tag(binance.TagSymbol); sym != symbol {
+			continue
+		}
+		v, ok := p.Field(field)
+		if ok {
+			out[v.Int()]++
+		}
+	}
+	return out
+}
+
+// eventCount counts the feed_events of a kind for a symbol.
+func (s *store) eventCount(kind, symbol string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := range s.points {
+		p := &s.points[i]
+		k, _ := p.Tag(binance.TagKind)
+		sym, _ := p.Tag(binance.TagSymbol)
+		if p.Measurement == binance.MeasFeedEvents && k == kind && sym == symbol {
+			n++
+		}
+	}
+	return n
+}
+
+// events returns the feed_events of a kind (all kinds if empty), as
+// "symbol: message".
+func (s *store) events(kind string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for i := range s.points {
+		p := &s.points[i]
+		if p.Measurement != binance.MeasFeedEvents {
+			continue
+		}
+		k, _ := p.Tag(binance.TagKind)
+		if kind != "" && k != kind {
+			continue
+		}
+		sym, _ := p.Tag(binance.TagSymbol)
+		msg, _ := p.Field("message")
+		out = append(out, fmt.Sprintf("%s %s: %s", k, sym, msg.Str()))
+	}
+	return out
+}
+
+func (s *store) count(meas, symbol string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for i := range s.points {
+		if s.points[i].Measurement == meas {
+			if sym, _ := s.points[i].Tag(binance.TagSymbol); symbol == "" || sym == symbol {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (s *store) lastPosition() sluice.Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.positions) == 0 {
+		return nil
+	}
+	return s.positions[len(s.positions)-1]
+}
+
+// testLogger logs to the test's output when -v is given, else nowhere
+// (the failure message says what to rerun).
+func testLogger(t testing.TB) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+}
+
+// startSim starts a simulated spot market whose clock the test moves in
+// small steps from a goroutine (see drive), so that the test can stop the
+// market and compare what landed with everything it generated.
+func startSim(t *testing.T, opts binancesim.Options) *binancesim.Server {
+	t.Helper()
+	opts.Manual = true
+	if opts.Markets == nil {
+		opts.Markets = []binance.Market{binance.Spot}
+	}
+	if opts.Symbols == nil {
+		opts.Symbols = map[binance.Market][]string{binance.Spot: {"BTCUSDT", "ETHUSDT"}}
+	}
+	if opts.TradeRate == 0 {
+		opts.TradeRate = 200
+	}
+	return binancesim.Start(t, opts)
+}
+
+// driver moves a manual Sim's clock in real time until stopped.
+type driver struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func drive(sim *binancesim.Server) *driver {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &driver{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sim.Advance(10 * time.Millisecond)
+			}
+		}
+	}()
+	return d
+}
+
+func (d *driver) stop() {
+	d.cancel()
+	<-d.done
+}
+
+// config returns a feed config for the simulated market m.
+func config(sim *binancesim.Server, m binance.Market, extra map[string]any) json.RawMessage {
+	c := map[string]any{
+		"market":   m.String(),
+		"ws_url":   sim.WSURL(m),
+		"rest_url": sim.RESTURL(m),
+	}
+	for k, v := range extra {
+		c[k] = v
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// waitFor polls cond every 20ms until it holds or the time is up.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// idKind is a measurement whose points carry a per-symbol id, and where
+// the simulator's ground truth for it is.
+type idKind struct {
+	meas, field string
+	truth       func(sim *binancesim.Server, m binance.Market, symbol string) []int64
+}
+
+var (
+	tradeIDs = idKind{binance.MeasTrades, "trade_id", func(sim *binancesim.Server, m binance.Market, sym string) []int64 {
+		var out []int64
+		for _, tr := range sim.Trades(m, sym) {
+			out = append(out, tr.ID)
+		}
+		return out
+	}}
+	aggIDs = idKind{binance.MeasAggTrades, "agg_id", func(sim *binancesim.Server, m binance.Market, sym string) []int64 {
+		var out []int64
+		for _, a := range sim.AggTrades(m, sym) {
+			out = append(out, a.ID)
+		}
+		return out
+	}}
+)
+
+// checkIDs compares the ids that landed for each symbol with the ids the
+// exchange generated from from[symbol] on (0: from the first id that
+// landed): every one exactly once, nothing else.
+func checkIDs(t *testing.T, sim *binancesim.Server, st *store, m binance.Market, k idKind, symbols []string, from map[string]int64) {
+	t.Helper()
+	for _, sym := range symbols {
+		got := st.ids(k.meas, k.field, sym)
+		start := from[sym]
+		if start == 0 {
+			start = minKey(got)
+		}
+		var missing, dups, extra []int64
+		want := map[int64]bool{}
+		for _, id := range k.truth(sim, m, sym) {
+			if id < start {
+				continue
+			}
+			want[id] = true
+			switch n := got[id]; {
+			case n == 0:
+				missing = append(missing, id)
+			case n > 1:
+				dups = append(dups, id)
+			}
+		}
+		for id := range got {
+			if !want[id] {
+				extra = append(extra, id)
+			}
+		}
+		if len(want) == 0 {
+			t.Errorf("%s %s: the exchange generated none from id %d", sym, k.meas, start)
+		}
+		if len(missing)+len(dups)+len(extra) > 0 {
+			t.Errorf("%s %s: %d generated from id %d, %d distinct landed; missing %s, duplicated %s, not generated %s",
+				sym, k.meas, len(want), start, len(got), short(missing), short(dups), short(extra))
+		}
+	}
+}
+
+// landedAll reports whether every id generated from from[symbol] on (0:
+// from the first that landed) has landed, for every symbol and kind.
+func landedAll(sim *binancesim.Server, st *store, m binance.Market, symbols []string, from map[string]int64, kinds ...idKind) bool {
+	for _, k := range kinds {
+		for _, sym := range symbols {
+			got := st.ids(k.meas, k.field, sym)
+			start := from[sym]
+			if start == 0 {
+				start = minKey(got)
+			}
+			for _, id := range k.truth(sim, m, sym) {
+				if id >= start && got[id] == 0 {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func minKey(m map[int64]int) int64 {
+	first := true
+	var lo int64
+	for k := range m {
+		if first || k < lo {
+			lo, first = k, false
+		}
+	}
+	return lo
+}
+
+func short(ids []int64) string {
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	s := fmt.Sprint(ids[:min(len(ids), 10)])
+	if len(ids) > 10 {
+		s += fmt.Sprintf("...(%d)", len(ids))
+	}
+	return strings.TrimSpace(s)
+}
