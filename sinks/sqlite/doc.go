@@ -82,8 +82,9 @@
 // missing a key column has NULL there and is always inserted, since NULLs
 // never conflict. Rows already in the table that would violate a new key
 // are deduplicated first, keeping the most recently inserted. The key
-// index persists; a later declaration with other names replaces it, one
-// with no names leaves it in place. Measurements without a key just insert.
+// index persists (also when a name later turns up in the other role too);
+// a later declaration with other names replaces it, one with no names
+// leaves it in place. Measurements without a key just insert.
 //
 // # Durability
 //

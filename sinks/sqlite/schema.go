@@ -123,22 +123,26 @@ func (t *table) resolveKey(names []string) []string {
 	return cols
 }
 
-// keyNeedsSync reports whether the declared names resolve to columns that
-// differ from the current key index.
+// keyNeedsSync reports whether the key index must be (re)created for the
+// declared names: they all have columns now, and the current index is not
+// on columns holding them. A name that gains a column in the other role
+// later (a field key that also turns up as a tag) keeps its index.
 func (t *table) keyNeedsSync(names []string) bool {
-	if len(names) == 0 {
+	if len(names) == 0 || t.keyHolds(names) {
 		return false
 	}
-	cols := t.resolveKey(names)
-	return cols != nil && !sameSet(cols, t.key)
+	return t.resolveKey(names) != nil
 }
 
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
+// keyHolds reports whether the key index is on exactly one column holding
+// each name, whichever role.
+func (t *table) keyHolds(names []string) bool {
+	if len(t.key) != len(names) {
 		return false
 	}
-	for _, x := range a {
-		if !containsFold(b, x) {
+	for _, n := range names {
+		if !containsFold(t.key, t.tags[n]) && !containsFold(t.key, t.fields[n]) &&
+			!(n == "time" && containsFold(t.key, "time")) {
 			return false
 		}
 	}

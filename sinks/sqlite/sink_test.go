@@ -371,6 +371,29 @@ func TestKeyDeclaredAfterTableDeduplicates(t *testing.T) {
 	}
 }
 
+func TestKeyStaysWhenANameTurnsUpInTheOtherRole(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	if err := s.Declare(context.Background(), []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trade("BTC", 1, 100, t0))
+	odd := sluice.Point{
+		Measurement: "trades",
+		Tags:        []sluice.Tag{{Key: "symbol", Value: "BTC"}, {Key: "trade_id", Value: "7"}},
+		Time:        t0,
+	}
+	write(t, s, odd, trade("BTC", 1, 101, t0))
+	db := reader(t, path)
+	cols := rows(t, db, `SELECT name FROM pragma_index_info('trades_key') ORDER BY name`)
+	if !equalRows(cols, [][]any{{"symbol"}, {"trade_id"}}) {
+		t.Fatalf("key index on %v, want symbol, trade_id", cols)
+	}
+	if n := count(t, db, "trades"); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+}
+
 func TestKeyIncludingTime(t *testing.T) {
 	path := dbPath(t)
 	s := openSink(t, path)
