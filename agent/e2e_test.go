@@ -5,6 +5,7 @@ package agent_test
 
 import (
 	"database/sql"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -329,6 +330,36 @@ feeds:
 		if rows != n || distinct != n || maxSeq != n-1 {
 			t.Errorf("%s: %d rows, %d distinct seq, max seq %d; want %d, %d, %d", m, rows, distinct, maxSeq, n, n, n-1)
 		}
+	}
+}
+
+func TestSecondSignalExitsWithoutDraining(t *testing.T) {
+	// The influx sink points at a port where nothing listens, so the drain
+	// on the first SIGTERM cannot finish before shutdown_timeout (20s).
+	a := startAgent(t, fmt.Sprintf(`sinks:
+  down: {type: influxdb, url: "http://%s", bucket: b, retry_initial: 50ms, retry_max: 100ms}
+feeds:
+  synth: {plugin: synth, sinks: [down], config: {count: 50}}
+`, freeAddr(t)))
+	a.waitFor(t, "points buffered for the dead sink", func(st agent.Status) bool {
+		return len(st.Sinks) == 1 && st.Sinks[0].Buffered+int(st.Sinks[0].Written) >= 50 && st.Sinks[0].Retries > 0
+	})
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		t.Fatalf("exited (%v) on the first signal although its sink could not drain", err)
+	case <-time.After(500 * time.Millisecond): // still draining, as it should be
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-a.done:
+		a.done <- err
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Fatalf("second signal: exit %v, want status 130", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second signal did not exit at once")
 	}
 }
 

@@ -60,6 +60,7 @@ type Output struct {
 
 	mu       sync.Mutex
 	buf      ring
+	inflight int       // points cut into the batch being written
 	oldestAt time.Time // when the oldest buffered point arrived
 	closing  bool
 	space    chan struct{} // signalled when points leave the buffer
@@ -85,6 +86,7 @@ type outputStats struct {
 }
 
 // NewOutput returns an output for sink; clock may be nil for wall time.
+// log should already carry the sink's name.
 func NewOutput(name string, sink sinks.Sink, cfg config.Pipeline, log *slog.Logger, clock Clock) *Output {
 	if clock == nil {
 		clock = wallClock{}
@@ -192,6 +194,7 @@ func (o *Output) cut(ctx context.Context, batch []sluice.Point) []sluice.Point {
 		due := n >= o.cfg.BatchSize || (n > 0 && (closing || !o.clock.Now().Before(o.oldestAt.Add(o.cfg.FlushInterval))))
 		if due {
 			batch = o.buf.popInto(batch, o.cfg.BatchSize)
+			o.inflight = len(batch)
 			if o.buf.len() > 0 {
 				o.oldestAt = o.clock.Now()
 			}
@@ -226,7 +229,11 @@ func (o *Output) writeLoop(ctx context.Context) {
 			o.setState(SinkStopped, "")
 			return
 		}
-		if !o.write(ctx, batch, bo) {
+		ok := o.write(ctx, batch, bo)
+		o.mu.Lock()
+		o.inflight = 0
+		o.mu.Unlock()
+		if !ok {
 			o.stats.droppedShutdown.Add(uint64(len(batch)))
 			o.setState(SinkStopped, "")
 			return
@@ -251,7 +258,7 @@ func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Ba
 		case errors.As(err, &rejected):
 			o.stats.droppedRejected.Add(uint64(rejected.Rejected))
 			o.wrote(len(batch) - rejected.Rejected)
-			o.log.Warn("sink rejected points", "sink", o.name, "rejected", rejected.Rejected, "sample", rejected.Sample, "error", rejected.Err)
+			o.log.Warn("sink rejected points", "rejected", rejected.Rejected, "sample", rejected.Sample, "error", rejected.Err)
 			bo.Reset()
 			return true
 		}
@@ -269,9 +276,9 @@ func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Ba
 			wait = bo.Next()
 		}
 		if o.setState(state, err.Error()) {
-			o.log.Error("sink write failed; retrying, points stay buffered", "sink", o.name, "state", state, "error", err, "retry_in", wait)
+			o.log.Error("sink write failed; retrying, points stay buffered", "state", state, "error", err, "retry_in", wait)
 		} else {
-			o.log.Debug("sink write failed again", "sink", o.name, "error", err, "retry_in", wait)
+			o.log.Debug("sink write failed again", "error", err, "retry_in", wait)
 		}
 		select {
 		case <-o.clock.After(wait):
@@ -289,7 +296,7 @@ func (o *Output) wrote(n int) {
 	o.stats.state, o.stats.lastWrite = SinkOK, o.clock.Now()
 	o.stats.mu.Unlock()
 	if recovered {
-		o.log.Info("sink writing again", "sink", o.name)
+		o.log.Info("sink writing again")
 	}
 }
 
@@ -347,7 +354,7 @@ func (o *Output) Close(ctx context.Context) error {
 type OutputStatus struct {
 	Name      string            `json:"name"`
 	State     SinkState         `json:"state"`
-	Buffered  int               `json:"buffered"`
+	Buffered  int               `json:"buffered"` // waiting, including the batch being written
 	Capacity  int               `json:"capacity"`
 	WhenFull  config.WhenFull   `json:"when_full"`
 	Received  uint64            `json:"received"`
@@ -362,7 +369,7 @@ type OutputStatus struct {
 // Status returns a snapshot.
 func (o *Output) Status() OutputStatus {
 	o.mu.Lock()
-	buffered := o.buf.len()
+	buffered := o.buf.len() + o.inflight
 	o.mu.Unlock()
 	o.stats.mu.Lock()
 	defer o.stats.mu.Unlock()

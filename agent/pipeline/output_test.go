@@ -278,8 +278,8 @@ func TestRetriesByErrorClass(t *testing.T) {
 	if d := clock.nextWait(t); d != time.Minute {
 		t.Fatalf("when failed the writer waits %v, want retry_max", d)
 	}
-	if st := o.Status(); st.State != SinkFailed || st.Buffered != 0 {
-		t.Fatalf("state %s after 401", st.State)
+	if st := o.Status(); st.State != SinkFailed || st.Buffered != 4 {
+		t.Fatalf("state %s, %d buffered after 401; want failed with the 4 points still held", st.State, st.Buffered)
 	}
 	clock.Advance(time.Minute)
 	deadline := time.Now().Add(10 * time.Second)

@@ -82,7 +82,7 @@ func New(cfg config.InfluxDB, log *slog.Logger) *Sink {
 	}
 	return &Sink{
 		cfg: cfg,
-		log: log.With("sink", "influxdb"),
+		log: log.With("sink_type", "influxdb"),
 		now: time.Now,
 		ids: make(map[string]*identity),
 	}

@@ -117,7 +117,7 @@ func (s *Sink) dsn() string {
 	q := url.Values{}
 	q.Set("_busy_timeout", strconv.FormatInt(busy.Milliseconds(), 10))
 	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
+	q.Set("_synchronous", "FULL")
 	// Take the write lock at BEGIN, where the busy timeout applies,
 	// rather than on the first write, where WAL can fail with BUSY at once.
 	q.Set("_txlock", "immediate")
