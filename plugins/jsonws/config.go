@@ -1,0 +1,468 @@
+package jsonws
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+// Defaults for keys left out of the config. README.md documents each key.
+const (
+	DefaultHandshakeTimeout     = 10 * time.Second
+	DefaultMaxMessageBytes      = 1 << 20
+	DefaultMaxDecompressedBytes = 16 << 20
+	DefaultPingInterval         = 30 * time.Second
+	DefaultPongTimeout          = 10 * time.Second
+	DefaultExpectTimeout        = 10 * time.Second
+	DefaultReconnectInitial     = time.Second
+	DefaultReconnectMax         = time.Minute
+	DefaultReconnectBudget      = 30
+	DefaultReconnectWindow      = 10 * time.Minute
+)
+
+// Config is the feed's `config:` block.
+type Config struct {
+	URL                  string            `json:"url"`
+	Headers              map[string]string `json:"headers"`
+	TLS                  TLSConfig         `json:"tls"`
+	Proxy                string            `json:"proxy"`
+	Compression          bool              `json:"compression"`
+	HandshakeTimeout     sdk.Duration      `json:"handshake_timeout"`
+	MaxMessageBytes      int64             `json:"max_message_bytes"`
+	Decompress           string            `json:"decompress"`
+	MaxDecompressedBytes int64             `json:"max_decompressed_bytes"`
+	OnOpen               []OnOpen          `json:"on_open"`
+	Ping                 PingConfig        `json:"ping"`
+	Heartbeat            *Heartbeat        `json:"heartbeat"`
+	Answer               []Answer          `json:"answer"`
+	StaleAfter           sdk.Duration      `json:"stale_after"`
+	Reconnect            ReconnectConfig   `json:"reconnect"`
+	Rules                []Rule            `json:"rules"`
+}
+
+// TLSConfig sets up wss:// connections.
+type TLSConfig struct {
+	CAFile             string `json:"ca_file"`
+	CertFile           string `json:"cert_file"`
+	KeyFile            string `json:"key_file"`
+	ServerName         string `json:"server_name"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify"`
+}
+
+func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
+
+// OnOpen is one message sent after each (re)connect, in order, optionally
+// waiting for a reply that satisfies Expect before the next one.
+type OnOpen struct {
+	Send   json.RawMessage `json:"send"`
+	Expect *Expect         `json:"expect"`
+}
+
+// Expect waits for a message satisfying its condition. A message
+// satisfying any Fail condition first ends the feed for good (the server
+// refused the login, say).
+type Expect struct {
+	Condition
+	Timeout sdk.Duration `json:"timeout"`
+	Fail    []Condition  `json:"fail"`
+}
+
+// PingConfig is WebSocket-level ping/pong. Interval nil means the default;
+// "0s" turns pings off.
+type PingConfig struct {
+	Interval *sdk.Duration `json:"interval"`
+	Timeout  sdk.Duration  `json:"timeout"`
+}
+
+// Heartbeat is an application-level message sent every Every.
+type Heartbeat struct {
+	Every sdk.Duration    `json:"every"`
+	Send  json.RawMessage `json:"send"`
+}
+
+// Answer recognises a server's own ping (a text frame equal to Text, or a
+// JSON message satisfying every Match condition) and sends Reply. Answered
+// messages are not mapped and do not count as data for stale_after.
+type Answer struct {
+	Text  string          `json:"text"`
+	Match []Condition     `json:"match"`
+	Reply json.RawMessage `json:"reply"`
+}
+
+// ReconnectConfig paces reconnects: capped exponential backoff with
+// jitter, and at most Budget reconnects in any Window (Budget -1: no
+// limit). Past the budget Run fails and the agent restarts the plugin with
+// its own backoff.
+type ReconnectConfig struct {
+	Initial sdk.Duration `json:"initial"`
+	Max     sdk.Duration `json:"max"`
+	Budget  int          `json:"budget"`
+	Window  sdk.Duration `json:"window"`
+}
+
+// Decompression modes for binary frames.
+const (
+	DecompressNone    = "none"
+	DecompressGzip    = "gzip"
+	DecompressDeflate = "deflate"
+	DecompressAuto    = "auto"
+)
+
+// settings is a Config checked and compiled: what a connection needs.
+type settings struct {
+	url              template
+	headers          map[string]template
+	tls              *tls.Config // nil for ws://
+	proxy            *url.URL    // nil: direct; proxyFromEnv: from HTTP(S)_PROXY
+	proxyFromEnv     bool
+	compression      bool
+	handshakeTimeout time.Duration
+	maxMessage       int64
+	decompress       string
+	maxDecompressed  int64
+	onOpen           []openStep
+	pingInterval     time.Duration // 0: no WebSocket pings
+	pongTimeout      time.Duration
+	heartbeatEvery   time.Duration // 0: no application heartbeat
+	heartbeat        message
+	answers          []answer
+	staleAfter       time.Duration // 0: never stale
+	reconnect        ReconnectConfig
+	mapper           *Mapper
+}
+
+type openStep struct {
+	send    message
+	expect  *cond // nil: do not wait
+	fail    []cond
+	timeout time.Duration
+}
+
+type answer struct {
+	text  string // "" for a JSON answer
+	match []cond
+	reply message
+}
+
+// parseConfig decodes and checks a feed config, reporting every problem
+// at once. Secrets are checked for syntax only; checkSecrets resolves them.
+func parseConfig(req sdk.ConfigureRequest) (*Config, *settings, error) {
+	var cfg Config
+	if err := req.Decode(&cfg); err != nil {
+		return nil, nil, err
+	}
+	s, errs := cfg.compile()
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	return &cfg, s, nil
+}
+
+func (c *Config) compile() (*settings, sdk.ConfigErrors) {
+	var errs sdk.ConfigErrors
+	fail := func(key, format string, args ...any) {
+		errs = append(errs, sdk.ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	s := &settings{
+		compression:      c.Compression,
+		handshakeTimeout: orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout),
+		maxMessage:       c.MaxMessageBytes,
+		decompress:       c.Decompress,
+		maxDecompressed:  c.MaxDecompressedBytes,
+		pingInterval:     DefaultPingInterval,
+		pongTimeout:      orDefault(c.Ping.Timeout, DefaultPongTimeout),
+		staleAfter:       time.Duration(c.StaleAfter),
+		reconnect:        c.Reconnect,
+	}
+
+	urlT, err := parseTemplate(c.URL)
+	if err != nil {
+		fail("url", "%v", err)
+	}
+	s.url = urlT
+	// References are checked for the URL's shape with a stand-in value.
+	u, err := url.Parse(urlT.placeholder())
+	switch {
+	case c.URL == "":
+		fail("url", "is required (ws:// or wss://)")
+	case err != nil:
+		fail("url", "%v", err)
+	case u.Scheme != "ws" && u.Scheme != "wss":
+		fail("url", "scheme must be ws or wss, not %q", u.Scheme)
+	case u.Host == "":
+		fail("url", "has no host")
+	}
+
+	s.headers = make(map[string]template, len(c.Headers))
+	for name, v := range c.Headers {
+		key := "headers." + name
+		if !validHeaderName(name) {
+			fail(key, "is not a valid header name")
+			continue
+		}
+		if reservedHeader(name) {
+			fail(key, "is set by the WebSocket handshake itself and cannot be overridden")
+			continue
+		}
+		t, err := parseTemplate(v)
+		if err != nil {
+			fail(key, "%v", err)
+			continue
+		}
+		s.headers[name] = t
+	}
+
+	if !c.TLS.isZero() {
+		if err == nil && u.Scheme == "ws" {
+			fail("tls", "applies only to wss:// URLs")
+		}
+		tc, tlsErrs := c.TLS.build()
+		errs = append(errs, tlsErrs...)
+		s.tls = tc
+	}
+
+	switch p := c.Proxy; {
+	case p == "":
+	case p == "environment":
+		s.proxyFromEnv = true
+	default:
+		pu, err := url.Parse(p)
+		if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "socks5") {
+			fail("proxy", `must be "environment" or a http://, https:// or socks5:// URL`)
+		} else {
+			s.proxy = pu
+		}
+	}
+
+	if s.handshakeTimeout < 0 {
+		fail("handshake_timeout", "must not be negative")
+	}
+	switch {
+	case c.MaxMessageBytes == 0:
+		s.maxMessage = DefaultMaxMessageBytes
+	case c.MaxMessageBytes < 0:
+		fail("max_message_bytes", "must be positive")
+	}
+	switch c.Decompress {
+	case "":
+		s.decompress = DecompressAuto
+	case DecompressNone, DecompressGzip, DecompressDeflate, DecompressAuto:
+	default:
+		fail("decompress", "must be none, gzip, deflate or auto, not %q", c.Decompress)
+	}
+	switch {
+	case c.MaxDecompressedBytes == 0:
+		s.maxDecompressed = DefaultMaxDecompressedBytes
+	case c.MaxDecompressedBytes < 0:
+		fail("max_decompressed_bytes", "must be positive")
+	}
+
+	for i, o := range c.OnOpen {
+		key := fmt.Sprintf("on_open[%d]", i)
+		step := openStep{}
+		m, err := parseMessage(o.Send)
+		if err != nil {
+			fail(key+".send", "%v", err)
+		}
+		step.send = m
+		if e := o.Expect; e != nil {
+			cd, err := compileCond(e.Condition)
+			if err != nil {
+				fail(key+".expect", "%v", err)
+			}
+			step.expect = &cd
+			for j, f := range e.Fail {
+				fc, err := compileCond(f)
+				if err != nil {
+					fail(fmt.Sprintf("%s.expect.fail[%d]", key, j), "%v", err)
+				}
+				step.fail = append(step.fail, fc)
+			}
+			step.timeout = orDefault(e.Timeout, DefaultExpectTimeout)
+			if step.timeout <= 0 {
+				fail(key+".expect.timeout", "must be positive")
+			}
+		}
+		s.onOpen = append(s.onOpen, step)
+	}
+
+	if c.Ping.Interval != nil {
+		s.pingInterval = time.Duration(*c.Ping.Interval)
+	}
+	if s.pingInterval < 0 {
+		fail("ping.interval", "must not be negative (0s turns pings off)")
+	}
+	if s.pongTimeout <= 0 {
+		fail("ping.timeout", "must be positive")
+	}
+
+	if h := c.Heartbeat; h != nil {
+		s.heartbeatEvery = time.Duration(h.Every)
+		if s.heartbeatEvery <= 0 {
+			fail("heartbeat.every", "must be positive")
+		}
+		m, err := parseMessage(h.Send)
+		if err != nil {
+			fail("heartbeat.send", "%v", err)
+		}
+		s.heartbeat = m
+	}
+
+	for i, a := range c.Answer {
+		key := fmt.Sprintf("answer[%d]", i)
+		an := answer{text: a.Text}
+		if (a.Text == "") == (len(a.Match) == 0) {
+			fail(key, "set exactly one of text (a plain text ping) and match (conditions on a JSON ping)")
+		}
+		for j, m := range a.Match {
+			cd, err := compileCond(m)
+			if err != nil {
+				fail(fmt.Sprintf("%s.match[%d]", key, j), "%v", err)
+			}
+			an.match = append(an.match, cd)
+		}
+		m, err := parseMessage(a.Reply)
+		if err != nil {
+			fail(key+".reply", "%v", err)
+		}
+		an.reply = m
+		s.answers = append(s.answers, an)
+	}
+
+	if s.staleAfter < 0 {
+		fail("stale_after", "must not be negative (0s turns the check off)")
+	}
+
+	r := &s.reconnect
+	r.Initial = sdk.Duration(orDefault(r.Initial, DefaultReconnectInitial))
+	r.Max = sdk.Duration(orDefault(r.Max, DefaultReconnectMax))
+	r.Window = sdk.Duration(orDefault(r.Window, DefaultReconnectWindow))
+	if r.Budget == 0 {
+		r.Budget = DefaultReconnectBudget
+	}
+	switch {
+	case r.Initial <= 0:
+		fail("reconnect.initial", "must be positive")
+	case r.Max < r.Initial:
+		fail("reconnect.max", "must be at least reconnect.initial")
+	}
+	if r.Window <= 0 {
+		fail("reconnect.window", "must be positive")
+	}
+	if r.Budget < -1 {
+		fail("reconnect.budget", "must be positive, or -1 for no limit")
+	}
+
+	if len(c.Rules) == 0 {
+		fail("rules", "must list at least one rule, or the feed writes nothing")
+	}
+	m, ruleErrs := NewMapper(c.Rules)
+	errs = append(errs, ruleErrs...)
+	s.mapper = m
+	return s, errs
+}
+
+// checkSecrets resolves every ${env:..} and ${file:..} reference once, so
+// that a missing variable or unreadable file is a config error rather than
+// a failure at the first connect. The values are not kept: each connect
+// reads them again, which picks up rotated token files.
+func (s *settings) checkSecrets() sdk.ConfigErrors {
+	var errs sdk.ConfigErrors
+	if _, err := s.url.render(); err != nil {
+		errs = append(errs, sdk.ConfigError{Key: "url", Msg: err.Error()})
+	}
+	for name, t := range s.headers {
+		if _, err := t.render(); err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "headers." + name, Msg: err.Error()})
+		}
+	}
+	for i, o := range s.onOpen {
+		if _, err := o.send.render(); err != nil {
+			errs = append(errs, sdk.ConfigError{Key: fmt.Sprintf("on_open[%d].send", i), Msg: err.Error()})
+		}
+	}
+	if s.heartbeatEvery > 0 {
+		if _, err := s.heartbeat.render(); err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "heartbeat.send", Msg: err.Error()})
+		}
+	}
+	return errs
+}
+
+func (t TLSConfig) build() (*tls.Config, sdk.ConfigErrors) {
+	var errs sdk.ConfigErrors
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // an explicit, documented opt-in
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "tls.ca_file", Msg: fileErr(err)})
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				errs = append(errs, sdk.ConfigError{Key: "tls.ca_file", Msg: "holds no PEM certificate"})
+			}
+			tc.RootCAs = pool
+		}
+	}
+	switch {
+	case t.CertFile != "" && t.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: err.Error()})
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	case t.CertFile != "":
+		errs = append(errs, sdk.ConfigError{Key: "tls.key_file", Msg: "is required with tls.cert_file"})
+	case t.KeyFile != "":
+		errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: "is required with tls.key_file"})
+	}
+	return tc, errs
+}
+
+func fileErr(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return "cannot read " + pe.Path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func orDefault(d sdk.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		// RFC 9110 token characters.
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// reservedHeader reports the headers gorilla/websocket writes itself and
+// refuses to duplicate.
+func reservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,465 @@
+package jsonws
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tidwall/gjson"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+const (
+	// writeTimeout bounds every write, so a stuck peer cannot hold the
+	// session past its timers.
+	writeTimeout = 10 * time.Second
+	// frameQueue is how many read frames may wait for the session loop.
+	frameQueue = 64
+	// maxReasonBytes bounds how much of a refusing server's body is kept
+	// for the error.
+	maxReasonBytes = 512
+)
+
+// errStale ends a session that received no data for stale_after.
+var errStale = errors.New("stale")
+
+// frame is one complete message as read.
+type frame struct {
+	text     bool // a text frame; else binary, already decompressed
+	data     []byte
+	received time.Time
+}
+
+type sessionResult struct {
+	opened  bool // the on_open steps completed
+	healthy bool // some message was mapped by a rule
+	err     error
+}
+
+// session is one connection from dial to close. Its reader goroutine only
+// reads; everything else, writes included, happens on the session loop.
+type session struct {
+	src    *Source
+	set    *settings
+	conn   *websocket.Conn
+	out    emitter
+	frames chan frame
+	rerr   chan error    // the reader's final error; buffered 1
+	pongs  chan struct{} // a pong arrived; buffered 1
+	done   chan struct{} // closed when the session ends
+	wg     sync.WaitGroup
+	buf    []sluice.Point
+}
+
+func (s *Source) session(ctx context.Context, out emitter, reconnect bool) (res sessionResult) {
+	conn, err := s.dial(ctx)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	ss := &session{
+		src: s, set: s.set, conn: conn, out: out,
+		frames: make(chan frame, frameQueue),
+		rerr:   make(chan error, 1),
+		pongs:  make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	conn.SetPongHandler(func(string) error {
+		select {
+		case ss.pongs <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	ss.wg.Add(1)
+	go ss.read()
+	defer ss.close()
+
+	for i, step := range ss.set.onOpen {
+		if err := ss.write(step.send); err != nil {
+			res.err = fmt.Errorf("on_open[%d]: %w", i, err)
+			return res
+		}
+		if step.expect != nil {
+			if err := ss.await(ctx, i, step, &res); err != nil {
+				res.err = err
+				return res
+			}
+		}
+	}
+	res.opened = true
+	s.stats.Connects.Add(1)
+	if reconnect {
+		s.event(out, EventReconnect, "connected")
+	} else {
+		s.event(out, EventConnect, "connected")
+	}
+	s.log.Info("connected", "feed", s.feed)
+	res.err = ss.loop(ctx, &res)
+	return res
+}
+
+func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
+	set := s.set
+	d := websocket.Dialer{
+		HandshakeTimeout:  set.handshakeTimeout,
+		EnableCompression: set.compression,
+	}
+	if set.tls != nil {
+		d.TLSClientConfig = set.tls.Clone()
+	}
+	switch {
+	case set.proxyFromEnv:
+		d.Proxy = http.ProxyFromEnvironment
+	case set.proxy != nil:
+		d.Proxy = http.ProxyURL(set.proxy)
+	}
+	u, err := set.url.render()
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	hdr := make(http.Header, len(set.headers))
+	for name, t := range set.headers {
+		v, err := t.render()
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", name, err)
+		}
+		hdr.Set(name, v)
+	}
+	conn, resp, err := d.DialContext(ctx, u, hdr)
+	if err != nil {
+		return nil, dialError(err, resp)
+	}
+	return conn, nil
+}
+
+// dialError classifies a failed handshake. The refusals a retry cannot fix
+// (the credentials, the permission, the path) and certificates that do not
+// verify are permanent; the rest (refused connections, 5xx, 429) are not.
+func dialError(err error, resp *http.Response) error {
+	if errors.Is(err, websocket.ErrBadHandshake) && resp != nil {
+		msg := "handshake refused: " + resp.Status
+		if resp.Body != nil {
+			b, _ := readCapped(resp.Body, maxReasonBytes)
+			if r := strings.TrimSpace(string(b)); r != "" {
+				msg += ": " + r
+			}
+		}
+		switch resp.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return sdk.Permanent(errors.New(msg))
+		}
+		return errors.New(msg)
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		return sdk.Permanent(fmt.Errorf("tls: %w", err))
+	}
+	return fmt.Errorf("dial: %w", err)
+}
+
+// readError classifies the end of a connection. Close codes 1008 (policy
+// violation) and 1003 (unsupported data) say the server will not serve
+// this client as configured.
+func readError(err error) error {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		msg := fmt.Sprintf("server closed the connection: %d", ce.Code)
+		if ce.Text != "" {
+			msg += " " + ce.Text
+		}
+		switch ce.Code {
+		case websocket.ClosePolicyViolation, websocket.CloseUnsupportedData:
+			return sdk.Permanent(errors.New(msg))
+		}
+		return errors.New(msg)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// read delivers complete frames until the connection fails or the session
+// ends. Frames over a cap are counted and skipped here; the connection is
+// kept.
+func (ss *session) read() {
+	defer ss.wg.Done()
+	st := &ss.src.stats
+	for {
+		typ, r, err := ss.conn.NextReader()
+		if err != nil {
+			ss.rerr <- err
+			return
+		}
+		// NextReader discards whatever of this frame is left unread.
+		data, err := readCapped(r, ss.set.maxMessage)
+		if errors.Is(err, errTooLarge) {
+			st.Oversize.Add(1)
+			if ss.src.shouldLog("oversize") {
+				ss.src.log.Warn("frame over max_message_bytes dropped", "feed", ss.src.feed, "max_message_bytes", ss.set.maxMessage)
+			}
+			continue
+		}
+		if err != nil {
+			ss.rerr <- err
+			return
+		}
+		if typ == websocket.BinaryMessage {
+			data, err = decompress(data, ss.set.decompress, ss.set.maxDecompressed)
+			switch {
+			case errors.Is(err, errTooLarge):
+				st.DecompressRefused.Add(1)
+				if ss.src.shouldLog("decompress_refused") {
+					ss.src.log.Warn("binary frame inflates past max_decompressed_bytes; dropped", "feed", ss.src.feed,
+						"max_decompressed_bytes", ss.set.maxDecompressed)
+				}
+				continue
+			case err != nil:
+				st.DecompressErrors.Add(1)
+				if ss.src.shouldLog("decompress_error") {
+					ss.src.log.Warn("binary frame did not decompress; dropped", "feed", ss.src.feed, "error", err)
+				}
+				continue
+			}
+		}
+		select {
+		case ss.frames <- frame{text: typ == websocket.TextMessage, data: data, received: ss.src.now()}:
+		case <-ss.done:
+			return
+		}
+	}
+}
+
+func (ss *session) close() {
+	close(ss.done)
+	ss.conn.Close()
+	ss.wg.Wait()
+}
+
+// write sends a message as a text frame. The rendered text may hold
+// secrets: it is never logged.
+func (ss *session) write(m message) error {
+	b, err := m.render()
+	if err != nil {
+		return err
+	}
+	if err := ss.conn.SetWriteDeadline(ss.src.now().Add(writeTimeout)); err != nil {
+		return err
+	}
+	return ss.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+// await handles frames until one satisfies step's expect condition.
+func (ss *session) await(ctx context.Context, i int, step openStep, res *sessionResult) error {
+	timer := time.NewTimer(step.timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-ss.rerr:
+			return readError(err)
+		case <-timer.C:
+			return fmt.Errorf("on_open[%d]: no reply satisfying expect within %s", i, step.timeout)
+		case f := <-ss.frames:
+			if gjson.ValidBytes(f.data) {
+				root := gjson.ParseBytes(f.data)
+				for j := range step.fail {
+					if step.fail[j].holds(root) {
+						return sdk.Permanent(fmt.Errorf("on_open[%d]: the server refused: %s", i, clip(f.data)))
+					}
+				}
+				if step.expect.holds(root) {
+					return nil
+				}
+			}
+			data, err := ss.handle(f)
+			if err != nil {
+				return err
+			}
+			res.healthy = res.healthy || data
+		}
+	}
+}
+
+// loop runs the open connection: frames, pings, heartbeats, staleness.
+func (ss *session) loop(ctx context.Context, res *sessionResult) error {
+	set := ss.set
+	var pingC, hbC, staleC, pongC <-chan time.Time
+	if set.pingInterval > 0 {
+		t := time.NewTicker(set.pingInterval)
+		defer t.Stop()
+		pingC = t.C
+	}
+	if set.heartbeatEvery > 0 {
+		t := time.NewTicker(set.heartbeatEvery)
+		defer t.Stop()
+		hbC = t.C
+	}
+	var stale *time.Timer
+	if set.staleAfter > 0 {
+		stale = time.NewTimer(set.staleAfter)
+		defer stale.Stop()
+		staleC = stale.C
+	}
+	pong := time.NewTimer(set.pongTimeout)
+	pong.Stop()
+	defer pong.Stop()
+	stats := time.NewTicker(statsEvery)
+	defer stats.Stop()
+	lastLogged := uint64(0)
+
+	for {
+		select {
+		case <-ctx.Done():
+			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+			_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
+			return ctx.Err()
+		case err := <-ss.rerr:
+			return readError(err)
+		case f := <-ss.frames:
+			data, err := ss.handle(f)
+			if err != nil {
+				return err
+			}
+			if data {
+				res.healthy = true
+				if stale != nil {
+					stale.Reset(set.staleAfter)
+				}
+			}
+		case <-pingC:
+			if err := ss.conn.WriteControl(websocket.PingMessage, nil, ss.src.now().Add(writeTimeout)); err != nil {
+				return fmt.Errorf("ping: %w", err)
+			}
+			if pongC == nil {
+				pong.Reset(set.pongTimeout)
+				pongC = pong.C
+			}
+		case <-ss.pongs:
+			pong.Stop()
+			pongC = nil
+		case <-pongC:
+			return fmt.Errorf("no pong within %s of a ping", set.pongTimeout)
+		case <-hbC:
+			if err := ss.write(set.heartbeat); err != nil {
+				return fmt.Errorf("heartbeat: %w", err)
+			}
+		case <-staleC:
+			return fmt.Errorf("%w: no data for %s", errStale, set.staleAfter)
+		case <-stats.C:
+			if n := ss.src.stats.Messages.Load(); n != lastLogged {
+				lastLogged = n
+				ss.src.log.Info("jsonws stats", ss.src.stats.attrs()...)
+			}
+		}
+	}
+}
+
+// handle answers a server ping or maps a message. data reports a message
+// some rule matched: what keeps a connection from going stale.
+func (ss *session) handle(f frame) (data bool, err error) {
+	src, st := ss.src, &ss.src.stats
+	st.Messages.Add(1)
+	if a := ss.answerFor(f); a != nil {
+		st.Answered.Add(1)
+		if err := ss.write(a.reply); err != nil {
+			return false, fmt.Errorf("answering a server ping: %w", err)
+		}
+		return false, nil
+	}
+	points, errs, matched := ss.set.mapper.Map(f.data, f.received, ss.buf[:0])
+	ss.buf = points[:0]
+	for _, e := range errs {
+		if e.Rule == "" && e.Msg == ErrNotJSON {
+			st.NotJSON.Add(1)
+			if src.shouldLog("not_json") {
+				src.log.Debug("message is not JSON", "feed", src.feed, "sample", clip(f.data))
+			}
+			continue
+		}
+		st.MapErrors.Add(1)
+		if src.shouldLog("map_error") {
+			src.log.Warn("mapping error; point skipped", "feed", src.feed, "rule", e.Rule, "path", e.Path, "error", e.Msg)
+		}
+	}
+	if matched {
+		st.Matched.Add(1)
+	} else if len(errs) == 0 {
+		st.Unmatched.Add(1)
+		if src.shouldLog("unmatched") {
+			src.log.Debug("no rule matched a message", "feed", src.feed, "sample", clip(f.data))
+		}
+	}
+	for i := range points {
+		if ss.out.Emit(points[i]) {
+			st.Points.Add(1)
+		} else {
+			st.Dropped.Add(1)
+		}
+		points[i] = sluice.Point{} // the buffer is reused; drop references
+	}
+	return matched, nil
+}
+
+// answerFor returns the answer for a server ping, or nil.
+func (ss *session) answerFor(f frame) *answer {
+	var root gjson.Result
+	parsed := false
+	for i := range ss.set.answers {
+		a := &ss.set.answers[i]
+		if a.text != "" {
+			if f.text && string(f.data) == a.text {
+				return a
+			}
+			continue
+		}
+		if !parsed {
+			parsed = true
+			if !gjson.ValidBytes(f.data) {
+				continue
+			}
+			root = gjson.ParseBytes(f.data)
+		}
+		if !root.Exists() {
+			continue
+		}
+		all := true
+		for j := range a.match {
+			if !a.match[j].holds(root) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return a
+		}
+	}
+	return nil
+}
+
+// clip shortens a message for a log line or an error.
+func clip(b []byte) string {
+	const max = 256
+	if len(b) > max {
+		return string(b[:max]) + "..."
+	}
+	return string(b)
+}
+
+// redactURL keeps a URL's scheme, host and path: user info and query
+// strings often carry credentials.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}

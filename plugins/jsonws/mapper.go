@@ -1,0 +1,833 @@
+package jsonws
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+// Rule maps the messages it matches to points. README.md has the details.
+type Rule struct {
+	// Name identifies the rule in mapping errors; default "rules[i]".
+	Name string `json:"name"`
+	// Match holds conditions that must all hold; none matches everything.
+	Match []Condition `json:"match"`
+	// Continue lets later rules also map a message this rule matched.
+	Continue bool `json:"continue"`
+	// Each is a path to an array: one point per element, whose paths are
+	// read from the element ("$." prefixed paths from the message).
+	Each string `json:"each"`
+	// Measurement is a literal name; MeasurementPath reads it from the
+	// message. Set exactly one.
+	Measurement     string `json:"measurement"`
+	MeasurementPath string `json:"measurement_path"`
+	// Tags and Fields map names to a path (string shorthand) or a value
+	// spec object: {path | value, type, map, optional}.
+	Tags   map[string]json.RawMessage `json:"tags"`
+	Fields map[string]json.RawMessage `json:"fields"`
+	// Time is a path (string shorthand, RFC 3339) or {path, format,
+	// optional}; default: the time the message was received.
+	Time json.RawMessage `json:"time"`
+	// Unique names the tags and fields (and "time") that identify a point.
+	Unique []string `json:"unique"`
+}
+
+// Condition is one test on a message: exactly one of Equals (a JSON
+// scalar, compared by kind and value), Exists (true: present, false:
+// absent) and Regex (matched against a string's value or another value's
+// JSON text).
+type Condition struct {
+	Path   string          `json:"path"`
+	Equals json.RawMessage `json:"equals"`
+	Exists *bool           `json:"exists"`
+	Regex  string          `json:"regex"`
+}
+
+// ValueSpec is the object form of a tag or field.
+type ValueSpec struct {
+	Path     string                     `json:"path"`
+	Value    json.RawMessage            `json:"value"`
+	Type     string                     `json:"type"`
+	Map      map[string]json.RawMessage `json:"map"`
+	Optional bool                       `json:"optional"`
+}
+
+// TimeSpec is the object form of a rule's time.
+type TimeSpec struct {
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	Optional bool   `json:"optional"`
+}
+
+// Time formats besides Go layouts.
+const (
+	TimeUnixS   = "unix_s"
+	TimeUnixMs  = "unix_ms"
+	TimeUnixUs  = "unix_us"
+	TimeUnixNs  = "unix_ns"
+	TimeRFC3339 = "rfc3339"
+)
+
+// MapError is a message a rule matched but could not fully map: a missing
+// path, a value of the wrong kind. The point concerned is skipped; other
+// points of the message are still produced. Rule is empty for a message
+// that is not JSON at all.
+type MapError struct {
+	Rule string
+	Path string
+	Msg  string
+}
+
+// ErrNotJSON is MapError.Msg for a message that is not valid JSON.
+const ErrNotJSON = "message is not valid JSON"
+
+func (e MapError) Error() string {
+	var b strings.Builder
+	if e.Rule != "" {
+		fmt.Fprintf(&b, "rule %s: ", e.Rule)
+	}
+	if e.Path != "" {
+		fmt.Fprintf(&b, "path %s: ", e.Path)
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Mapper turns JSON messages into points with a list of rules. It holds
+// no state between messages and is safe for concurrent use.
+type Mapper struct {
+	rules        []*rule
+	measurements []sluice.Measurement
+}
+
+type rule struct {
+	name     string
+	match    []cond
+	cont     bool
+	each     *jpath
+	meas     string
+	measPath *jpath
+	tags     []valueRef // sorted by name
+	fields   []valueRef // sorted by name
+	time     *timeRef
+}
+
+type cond struct {
+	path   jpath
+	equals *gjson.Result
+	exists *bool
+	regex  *regexp.Regexp
+}
+
+type valueRef struct {
+	name     string
+	path     *jpath       // nil for a literal
+	literal  gjson.Result // when path is nil
+	kind     sluice.Kind  // KindInvalid: inferred from the JSON value
+	mapping  map[string]gjson.Result
+	optional bool
+}
+
+type timeRef struct {
+	path     jpath
+	format   string // a TimeX constant or a Go layout
+	optional bool
+}
+
+// NewMapper compiles rules, reporting every problem with its config key.
+func NewMapper(rules []Rule) (*Mapper, sdk.ConfigErrors) {
+	var errs sdk.ConfigErrors
+	m := &Mapper{}
+	unique := map[string][]string{}
+	var order []string
+	names := map[string]bool{}
+	for i, r := range rules {
+		key := fmt.Sprintf("rules[%d]", i)
+		cr, rerrs := compileRule(key, r)
+		errs = append(errs, rerrs...)
+		if names[cr.name] {
+			errs = append(errs, sdk.ConfigError{Key: key + ".name", Msg: fmt.Sprintf("%q is used by an earlier rule", cr.name)})
+		}
+		names[cr.name] = true
+		m.rules = append(m.rules, cr)
+		if cr.meas == "" {
+			continue
+		}
+		prev, seen := unique[cr.meas]
+		switch {
+		case !seen:
+			unique[cr.meas] = r.Unique
+			order = append(order, cr.meas)
+		case len(r.Unique) > 0 && len(prev) > 0 && !slices.Equal(prev, r.Unique):
+			errs = append(errs, sdk.ConfigError{Key: key + ".unique",
+				Msg: fmt.Sprintf("measurement %q already has unique %v from an earlier rule", cr.meas, prev)})
+		case len(prev) == 0:
+			unique[cr.meas] = r.Unique
+		}
+	}
+	for _, name := range order {
+		m.measurements = append(m.measurements, sluice.Measurement{Name: name, Unique: unique[name]})
+	}
+	return m, errs
+}
+
+// Measurements are the literal measurements the rules write, with their
+// uniqueness keys.
+func (m *Mapper) Measurements() []sluice.Measurement { return slices.Clone(m.measurements) }
+
+func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
+	var errs sdk.ConfigErrors
+	fail := func(k, format string, args ...any) {
+		errs = append(errs, sdk.ConfigError{Key: key + k, Msg: fmt.Sprintf(format, args...)})
+	}
+	cr := &rule{name: r.Name, cont: r.Continue, meas: r.Measurement}
+	if cr.name == "" {
+		cr.name = key
+	}
+	for i, c := range r.Match {
+		cd, err := compileCond(c)
+		if err != nil {
+			fail(fmt.Sprintf(".match[%d]", i), "%v", err)
+		}
+		cr.match = append(cr.match, cd)
+	}
+	if r.Each != "" {
+		p, err := compilePath(r.Each)
+		if err != nil {
+			fail(".each", "%v", err)
+		}
+		if p.root {
+			fail(".each", "is always read from the message; drop the %q prefix", rootPrefix)
+		}
+		cr.each = &p
+	}
+	switch {
+	case (r.Measurement == "") == (r.MeasurementPath == ""):
+		fail("", "set exactly one of measurement (a name) and measurement_path")
+	case r.MeasurementPath != "":
+		p, err := compilePath(r.MeasurementPath)
+		if err != nil {
+			fail(".measurement_path", "%v", err)
+		}
+		cr.measPath = &p
+		if len(r.Unique) > 0 {
+			fail(".unique", "needs a literal measurement: a uniqueness key is declared per measurement before any message arrives")
+		}
+	}
+
+	for _, name := range sortedKeys(r.Tags) {
+		v, err := compileValue(name, r.Tags[name], true)
+		if err != nil {
+			fail(".tags."+name, "%v", err)
+		}
+		cr.tags = append(cr.tags, v)
+	}
+	if len(r.Fields) == 0 {
+		fail(".fields", "must name at least one field: a point without fields cannot be stored")
+	}
+	for _, name := range sortedKeys(r.Fields) {
+		if _, dup := r.Tags[name]; dup {
+			fail(".fields."+name, "is also a tag; a name can be one or the other")
+		}
+		v, err := compileValue(name, r.Fields[name], false)
+		if err != nil {
+			fail(".fields."+name, "%v", err)
+		}
+		cr.fields = append(cr.fields, v)
+	}
+	if len(bytes.TrimSpace(r.Time)) > 0 && string(bytes.TrimSpace(r.Time)) != "null" {
+		t, err := compileTime(r.Time)
+		if err != nil {
+			fail(".time", "%v", err)
+		}
+		cr.time = t
+	}
+	for i, u := range r.Unique {
+		_, isTag := r.Tags[u]
+		_, isField := r.Fields[u]
+		if !isTag && !isField && u != "time" {
+			fail(fmt.Sprintf(".unique[%d]", i), "%q is neither a tag nor a field of this rule (nor \"time\")", u)
+		}
+	}
+	return cr, errs
+}
+
+func compileCond(c Condition) (cond, error) {
+	if c.Path == "" {
+		return cond{}, errors.New("path is required")
+	}
+	p, err := compilePath(c.Path)
+	if err != nil {
+		return cond{}, err
+	}
+	cd := cond{path: p}
+	set := 0
+	if len(c.Equals) > 0 {
+		set++
+		v := gjson.ParseBytes(bytes.TrimSpace(c.Equals))
+		if v.IsObject() || v.IsArray() {
+			return cond{}, errors.New("equals must be a string, number, bool or null")
+		}
+		cd.equals = &v
+	}
+	if c.Exists != nil {
+		set++
+		cd.exists = c.Exists
+	}
+	if c.Regex != "" {
+		set++
+		re, err := regexp.Compile(c.Regex)
+		if err != nil {
+			return cond{}, fmt.Errorf("regex: %v", err)
+		}
+		cd.regex = re
+	}
+	if set != 1 {
+		return cond{}, errors.New("set exactly one of equals, exists and regex")
+	}
+	return cd, nil
+}
+
+func compileValue(name string, raw json.RawMessage, tag bool) (valueRef, error) {
+	var spec ValueSpec
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		if err := json.Unmarshal(raw, &spec.Path); err != nil {
+			return valueRef{}, err
+		}
+	} else if err := decodeStrict(raw, &spec); err != nil {
+		return valueRef{}, fmt.Errorf("must be a path or {path | value, type, map, optional}: %v", err)
+	}
+	v := valueRef{name: name, optional: spec.Optional}
+	if name == "" {
+		return v, errors.New("name is empty")
+	}
+	switch {
+	case (spec.Path == "") == (len(spec.Value) == 0):
+		return v, errors.New("set exactly one of path and value")
+	case spec.Path != "":
+		p, err := compilePath(spec.Path)
+		if err != nil {
+			return v, err
+		}
+		v.path = &p
+	default:
+		v.literal = gjson.ParseBytes(spec.Value)
+		if !gjson.ValidBytes(spec.Value) || v.literal.IsObject() || v.literal.IsArray() || v.literal.Type == gjson.Null {
+			return v, errors.New("value must be a string, number or bool")
+		}
+	}
+	if spec.Type != "" {
+		if tag {
+			return v, errors.New("a tag is always a string; type applies to fields")
+		}
+		k, err := sluice.ParseKind(spec.Type)
+		if err != nil {
+			return v, err
+		}
+		v.kind = k
+	}
+	if spec.Map != nil {
+		v.mapping = make(map[string]gjson.Result, len(spec.Map))
+		for k, r := range spec.Map {
+			res := gjson.ParseBytes(r)
+			if !gjson.ValidBytes(r) || res.IsObject() || res.IsArray() || res.Type == gjson.Null {
+				return v, fmt.Errorf("map.%s: must be a string, number or bool", k)
+			}
+			v.mapping[k] = res
+		}
+	}
+	if v.path == nil {
+		// Check the literal converts now rather than on every message.
+		if _, err := v.convert(v.literal, tag); err != nil {
+			return v, fmt.Errorf("value: %v", err)
+		}
+	}
+	return v, nil
+}
+
+func compileTime(raw json.RawMessage) (*timeRef, error) {
+	spec := TimeSpec{Format: TimeRFC3339}
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &spec.Path); err != nil {
+			return nil, err
+		}
+	} else if err := decodeStrict(raw, &spec); err != nil {
+		return nil, fmt.Errorf("must be a path or {path, format, optional}: %v", err)
+	}
+	p, err := compilePath(spec.Path)
+	if err != nil {
+		return nil, err
+	}
+	switch spec.Format {
+	case TimeUnixS, TimeUnixMs, TimeUnixUs, TimeUnixNs, TimeRFC3339:
+	default:
+		if err := checkLayout(spec.Format); err != nil {
+			return nil, err
+		}
+	}
+	return &timeRef{path: p, format: spec.Format, optional: spec.Optional}, nil
+}
+
+// checkLayout accepts a Go time layout that formats and parses back the
+// reference time, which rules out strings with no layout elements.
+func checkLayout(layout string) error {
+	ref := time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC)
+	s := ref.Format(layout)
+	if s == layout {
+		return fmt.Errorf("format %q is not unix_s, unix_ms, unix_us, unix_ns, rfc3339 or a Go time layout", layout)
+	}
+	if _, err := time.Parse(layout, s); err != nil {
+		return fmt.Errorf("format %q: %v", layout, err)
+	}
+	return nil
+}
+
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// Map applies the rules to one message received at received, appending
+// the points to dst. Rules are tried in order; the first that matches
+// maps the message, and unless it has `continue`, the search stops there.
+// matched reports whether any rule matched. Map never panics on any input:
+// a message it cannot map yields MapErrors.
+func (m *Mapper) Map(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched bool) {
+	if !gjson.ValidBytes(msg) {
+		return dst, []MapError{{Msg: ErrNotJSON}}, false
+	}
+	root := gjson.ParseBytes(msg)
+	for _, r := range m.rules {
+		ok, err := r.matches(root)
+		if err != nil {
+			errs = append(errs, *err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		matched = true
+		dst, errs = r.apply(root, received, dst, errs)
+		if !r.cont {
+			break
+		}
+	}
+	return dst, errs, matched
+}
+
+// matches reports whether every condition holds. A panic inside gjson (a
+// bug there, on some path and input) becomes a MapError, not a crash.
+func (r *rule) matches(root gjson.Result) (ok bool, merr *MapError) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok, merr = false, &MapError{Rule: r.name, Msg: fmt.Sprintf("internal: panic evaluating match: %v", p)}
+		}
+	}()
+	for i := range r.match {
+		if !r.match[i].holds(root) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (c *cond) holds(root gjson.Result) bool {
+	v := c.path.get(root, root)
+	switch {
+	case c.exists != nil:
+		return v.Exists() == *c.exists
+	case c.equals != nil:
+		return v.Exists() && sameValue(v, *c.equals)
+	case c.regex != nil:
+		return v.Exists() && c.regex.MatchString(textOf(v))
+	}
+	return false
+}
+
+// sameValue compares two scalars by kind and value; numbers by value, so
+// 1 equals 1.0.
+func sameValue(a, b gjson.Result) bool {
+	if a.Type != b.Type {
+		return false
+	}
+	switch a.Type {
+	case gjson.String:
+		return a.Str == b.Str
+	case gjson.Number:
+		if a.Raw == b.Raw {
+			return true
+		}
+		x, errX := strconv.ParseFloat(a.Raw, 64)
+		y, errY := strconv.ParseFloat(b.Raw, 64)
+		return errX == nil && errY == nil && x == y
+	case gjson.True, gjson.False, gjson.Null:
+		return true
+	}
+	return false
+}
+
+// textOf is a value as text: a string's contents, else its JSON.
+func textOf(v gjson.Result) string {
+	if v.Type == gjson.String {
+		return v.Str
+	}
+	return v.Raw
+}
+
+func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, errs []MapError) (out []sluice.Point, outErrs []MapError) {
+	defer func() {
+		if p := recover(); p != nil {
+			out = dst
+			outErrs = append(errs, MapError{Rule: r.name, Msg: fmt.Sprintf("internal: panic mapping: %v", p)})
+		}
+	}()
+	if r.each == nil {
+		p, err := r.point(root, root, received)
+		if err != nil {
+			return dst, append(errs, *err)
+		}
+		return append(dst, p), errs
+	}
+	arr := r.each.get(root, root)
+	switch {
+	case !arr.Exists():
+		return dst, append(errs, MapError{Rule: r.name, Path: r.each.src, Msg: "missing"})
+	case !arr.IsArray():
+		return dst, append(errs, MapError{Rule: r.name, Path: r.each.src, Msg: "is not an array"})
+	}
+	i := 0
+	arr.ForEach(func(_, el gjson.Result) bool {
+		p, err := r.point(root, el, received)
+		if err != nil {
+			err.Msg = fmt.Sprintf("element %d: %s", i, err.Msg)
+			errs = append(errs, *err)
+		} else {
+			dst = append(dst, p)
+		}
+		i++
+		return true
+	})
+	return dst, errs
+}
+
+func (r *rule) point(root, el gjson.Result, received time.Time) (sluice.Point, *MapError) {
+	fail := func(p *jpath, format string, args ...any) (sluice.Point, *MapError) {
+		e := &MapError{Rule: r.name, Msg: fmt.Sprintf(format, args...)}
+		if p != nil {
+			e.Path = p.src
+		}
+		return sluice.Point{}, e
+	}
+	p := sluice.Point{Measurement: r.meas, Time: received, Received: received}
+	if r.measPath != nil {
+		v := r.measPath.get(root, el)
+		if !v.Exists() {
+			return fail(r.measPath, "missing")
+		}
+		if v.Type != gjson.String || v.Str == "" {
+			return fail(r.measPath, "measurement must be a non-empty string, got %s", describe(v))
+		}
+		p.Measurement = v.Str
+	}
+	if len(r.tags) > 0 {
+		p.Tags = make([]sluice.Tag, 0, len(r.tags))
+	}
+	for i := range r.tags {
+		t := &r.tags[i]
+		v, present, err := t.resolve(root, el, true)
+		if err != nil {
+			return fail(t.path, "tag %s: %v", t.name, err)
+		}
+		if present {
+			p.Tags = append(p.Tags, sluice.Tag{Key: t.name, Value: v.Str()})
+		}
+	}
+	p.Fields = make([]sluice.Field, 0, len(r.fields))
+	for i := range r.fields {
+		f := &r.fields[i]
+		v, present, err := f.resolve(root, el, false)
+		if err != nil {
+			return fail(f.path, "field %s: %v", f.name, err)
+		}
+		if present {
+			p.Fields = append(p.Fields, sluice.Field{Key: f.name, Value: v})
+		}
+	}
+	if len(p.Fields) == 0 {
+		return fail(nil, "no fields: every field is optional and missing")
+	}
+	if r.time != nil {
+		v := r.time.path.get(root, el)
+		switch {
+		case !v.Exists() || v.Type == gjson.Null:
+			if !r.time.optional {
+				return fail(&r.time.path, "time: missing")
+			}
+		default:
+			t, err := parseTime(v, r.time.format)
+			if err != nil {
+				return fail(&r.time.path, "time: %v", err)
+			}
+			p.Time = t
+		}
+	}
+	return p, nil
+}
+
+// resolve reads, maps and converts one tag or field. present is false for
+// an optional value that is missing or null.
+func (v *valueRef) resolve(root, el gjson.Result, tag bool) (val sluice.Value, present bool, err error) {
+	raw := v.literal
+	if v.path != nil {
+		raw = v.path.get(root, el)
+		if !raw.Exists() || raw.Type == gjson.Null {
+			if v.optional {
+				return sluice.Value{}, false, nil
+			}
+			if raw.Exists() {
+				return sluice.Value{}, false, errors.New("is null")
+			}
+			return sluice.Value{}, false, errors.New("missing")
+		}
+	}
+	if v.mapping != nil {
+		to, ok := v.mapping[textOf(raw)]
+		if !ok {
+			return sluice.Value{}, false, fmt.Errorf("%s is not in map", describe(raw))
+		}
+		raw = to
+	}
+	val, err = v.convert(raw, tag)
+	return val, err == nil, err
+}
+
+// convert turns a JSON scalar into a tag (a string value) or a field of
+// the configured kind. Numeric strings are parsed for numeric kinds; a
+// field with no type takes its kind from the JSON value.
+func (v *valueRef) convert(r gjson.Result, tag bool) (sluice.Value, error) {
+	if r.IsObject() || r.IsArray() {
+		if !tag && v.kind == sluice.KindString {
+			return sluice.String(r.Raw), nil
+		}
+		return sluice.Value{}, fmt.Errorf("is %s; only type string takes an object or array (as JSON text)", describe(r))
+	}
+	if tag {
+		return sluice.String(textOf(r)), nil
+	}
+	switch v.kind {
+	case sluice.KindInvalid:
+		switch r.Type {
+		case gjson.Number:
+			return toFloat(r)
+		case gjson.String:
+			return sluice.String(r.Str), nil
+		case gjson.True, gjson.False:
+			return sluice.Bool(r.Type == gjson.True), nil
+		}
+	case sluice.KindFloat:
+		return toFloat(r)
+	case sluice.KindInt:
+		return toInt(r)
+	case sluice.KindUint:
+		return toUint(r)
+	case sluice.KindString:
+		return sluice.String(textOf(r)), nil
+	case sluice.KindBool:
+		switch {
+		case r.Type == gjson.True || (r.Type == gjson.String && r.Str == "true"):
+			return sluice.Bool(true), nil
+		case r.Type == gjson.False || (r.Type == gjson.String && r.Str == "false"):
+			return sluice.Bool(false), nil
+		}
+		return sluice.Value{}, fmt.Errorf("%s is not a bool", describe(r))
+	}
+	return sluice.Value{}, fmt.Errorf("%s cannot be a field value", describe(r))
+}
+
+// numText is the text of a number or numeric string.
+func numText(r gjson.Result) (string, bool) {
+	switch r.Type {
+	case gjson.Number:
+		return r.Raw, true
+	case gjson.String:
+		return strings.TrimSpace(r.Str), true
+	}
+	return "", false
+}
+
+func toFloat(r gjson.Result) (sluice.Value, error) {
+	s, ok := numText(r)
+	if !ok {
+		return sluice.Value{}, fmt.Errorf("%s is not a number", describe(r))
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return sluice.Value{}, fmt.Errorf("%s is not a finite float", describe(r))
+	}
+	return sluice.Float(f), nil
+}
+
+func toInt(r gjson.Result) (sluice.Value, error) {
+	s, ok := numText(r)
+	if !ok {
+		return sluice.Value{}, fmt.Errorf("%s is not a number", describe(r))
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return sluice.Int(i), nil
+	}
+	// 1e3 or 5.0: accept when the value is a whole number in range.
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return sluice.Value{}, fmt.Errorf("%s is not an int64", describe(r))
+	}
+	return sluice.Int(int64(f)), nil
+}
+
+func toUint(r gjson.Result) (sluice.Value, error) {
+	s, ok := numText(r)
+	if !ok {
+		return sluice.Value{}, fmt.Errorf("%s is not a number", describe(r))
+	}
+	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return sluice.Uint(u), nil
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || f < 0 || f >= math.MaxUint64 {
+		return sluice.Value{}, fmt.Errorf("%s is not a uint64", describe(r))
+	}
+	return sluice.Uint(uint64(f)), nil
+}
+
+// describe names a value in an error, shortened so a huge value cannot
+// flood a log line.
+func describe(r gjson.Result) string {
+	const max = 64
+	var kind string
+	switch r.Type {
+	case gjson.String:
+		kind = "string"
+	case gjson.Number:
+		kind = "number"
+	case gjson.True, gjson.False:
+		kind = "bool"
+	case gjson.Null:
+		kind = "null"
+	default:
+		switch {
+		case r.IsObject():
+			kind = "an object"
+		case r.IsArray():
+			kind = "an array"
+		default:
+			kind = "a value"
+		}
+		return kind
+	}
+	s := r.Raw
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return kind + " " + s
+}
+
+// parseTime reads a time value in the given format, as UTC.
+func parseTime(v gjson.Result, format string) (time.Time, error) {
+	switch format {
+	case TimeUnixS, TimeUnixMs, TimeUnixUs, TimeUnixNs:
+		s, ok := numText(v)
+		if !ok {
+			return time.Time{}, fmt.Errorf("%s is not a number", describe(v))
+		}
+		t, err := parseUnix(s, unitOf(format))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%s: %v", describe(v), err)
+		}
+		return t, nil
+	}
+	if v.Type != gjson.String {
+		return time.Time{}, fmt.Errorf("%s is not a string", describe(v))
+	}
+	layout := format
+	if format == TimeRFC3339 {
+		layout = time.RFC3339Nano
+	}
+	t, err := time.Parse(layout, v.Str)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s does not match %s", describe(v), format)
+	}
+	return t.UTC(), nil
+}
+
+func unitOf(format string) int64 {
+	switch format {
+	case TimeUnixS:
+		return int64(time.Second)
+	case TimeUnixMs:
+		return int64(time.Millisecond)
+	case TimeUnixUs:
+		return int64(time.Microsecond)
+	}
+	return 1
+}
+
+// parseUnix reads a decimal count of units (unit in ns) since the epoch
+// exactly, fractions included, without going through a float; exponent
+// notation falls back to a float.
+func parseUnix(s string, unit int64) (time.Time, error) {
+	intPart, frac, hasFrac := strings.Cut(s, ".")
+	if strings.ContainsAny(s, "eE") {
+		f, err := strconv.ParseFloat(s, 64)
+		ns := f * float64(unit)
+		if err != nil || math.IsNaN(ns) || ns >= math.MaxInt64 || ns < math.MinInt64 {
+			return time.Time{}, errors.New("out of range")
+		}
+		return time.Unix(0, int64(ns)).UTC(), nil
+	}
+	n, err := strconv.ParseInt(intPart, 10, 64)
+	if err != nil || (hasFrac && (frac == "" || strings.Trim(frac, "0123456789") != "")) || intPart == "" || intPart == "-" || intPart == "+" {
+		return time.Time{}, errors.New("not a decimal number")
+	}
+	perSec := int64(time.Second) / unit
+	sec, rem := n/perSec, n%perSec
+	nsec := rem * unit
+	if hasFrac {
+		// The fraction of one unit, to the nanosecond.
+		digits := (frac + "000000000")[:9]
+		f, _ := strconv.ParseInt(digits, 10, 64)
+		fracNs := f * unit / int64(time.Second)
+		if strings.HasPrefix(intPart, "-") {
+			fracNs = -fracNs
+		}
+		nsec += fracNs
+	}
+	// Bound to what Unix nanoseconds can hold (years 1678 to 2262), as
+	// every sink stores time that way.
+	const maxSec = math.MaxInt64 / int64(time.Second)
+	if sec > maxSec || sec < -maxSec {
+		return time.Time{}, errors.New("out of range")
+	}
+	return time.Unix(sec, nsec).UTC(), nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

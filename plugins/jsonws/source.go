@@ -1,0 +1,224 @@
+package jsonws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+)
+
+// Version is the plugin's version, reported through Describe.
+const Version = "0.1.0"
+
+// MeasFeedEvents is the measurement of what happened to the connection,
+// with tags feed and kind and a field message. Every event is a new point.
+const MeasFeedEvents = "feed_events"
+
+// Feed event kinds, the `kind` tag of feed_events.
+const (
+	EventConnect    = "connect"          // the first connection is open and its on_open steps done
+	EventReconnect  = "reconnect"        // a later connection is
+	EventDisconnect = "disconnect"       // a connection ended (message: why)
+	EventStale      = "stale"            // no data for stale_after; the connection is replaced
+	EventFailed     = "failed"           // a permanent failure: the source stops
+	EventBudget     = "budget_exhausted" // too many reconnects in reconnect.window: the source stops
+)
+
+const (
+	// statsEvery is how often the counters are logged while they move.
+	statsEvery = time.Minute
+	// sampleEvery throttles per-message log lines (mapping errors,
+	// unmatched messages, dropped frames) to one per kind per interval;
+	// the counters see every one.
+	sampleEvery = 10 * time.Second
+)
+
+// Stats counts what happened to messages. Every counter only grows.
+type Stats struct {
+	Messages          atomic.Uint64 // data frames received and within caps
+	Matched           atomic.Uint64 // messages some rule matched
+	Unmatched         atomic.Uint64 // JSON messages no rule matched
+	NotJSON           atomic.Uint64 // messages that are not JSON
+	MapErrors         atomic.Uint64 // points skipped: missing path, wrong kind
+	Points            atomic.Uint64 // points handed to the host
+	Dropped           atomic.Uint64 // points the host's queue had no room for
+	Oversize          atomic.Uint64 // frames over max_message_bytes, dropped
+	DecompressRefused atomic.Uint64 // binary frames inflating past max_decompressed_bytes
+	DecompressErrors  atomic.Uint64 // binary frames that did not decompress
+	Answered          atomic.Uint64 // server pings answered
+	Connects          atomic.Uint64 // connections opened (on_open done)
+}
+
+func (s *Stats) attrs() []any {
+	return []any{
+		"messages", s.Messages.Load(), "matched", s.Matched.Load(), "unmatched", s.Unmatched.Load(),
+		"not_json", s.NotJSON.Load(), "map_errors", s.MapErrors.Load(), "points", s.Points.Load(),
+		"dropped", s.Dropped.Load(), "oversize", s.Oversize.Load(),
+		"decompress_refused", s.DecompressRefused.Load(), "decompress_errors", s.DecompressErrors.Load(),
+		"answered", s.Answered.Load(), "connects", s.Connects.Load(),
+	}
+}
+
+// emitter is where points go: *sdk.Emitter in the plugin, a recorder in
+// tests. Emit must not block.
+type emitter interface {
+	Emit(sluice.Point) bool
+}
+
+// Source implements sdk.Source.
+//
+// Lifecycle: New, then Configure (any number of times with ValidateOnly,
+// then once for real), then Run once; Run returns when ctx ends or on a
+// failure no reconnect can fix.
+type Source struct {
+	log   *slog.Logger
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	feed  string
+	set   *settings
+	stats Stats
+
+	sampleMu sync.Mutex
+	sampled  map[string]time.Time
+}
+
+// New returns an unconfigured source logging through sdk.Logger.
+func New() *Source { return newSource(sdk.Logger()) }
+
+func newSource(log *slog.Logger) *Source {
+	return &Source{log: log, now: time.Now, sleep: sleepCtx}
+}
+
+func (s *Source) Info() sdk.Info {
+	return sdk.Info{Name: "jsonws", Version: Version, Capabilities: []string{sdk.CapUnique}}
+}
+
+// Configure checks the whole config, rules included, and resolves every
+// secret reference once. With ValidateOnly it changes nothing.
+func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluice.Measurement, error) {
+	_, set, err := parseConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	if errs := set.checkSecrets(); len(errs) > 0 {
+		return nil, errs
+	}
+	ms := set.mapper.Measurements()
+	declared := false
+	for _, m := range ms {
+		declared = declared || m.Name == MeasFeedEvents
+	}
+	if !declared {
+		ms = append(ms, sluice.Measurement{Name: MeasFeedEvents})
+	}
+	if !req.ValidateOnly {
+		s.set, s.feed = set, req.Feed
+	}
+	return ms, nil
+}
+
+// Run connects and reconnects until ctx ends. It returns an
+// sdk.Permanent error when the server refuses the feed in a way a retry
+// cannot fix (handshake 401/403/404, close 1008/1003, an on_open fail
+// condition, a certificate that does not verify), and a plain error when
+// the reconnect budget is spent, which the agent answers by restarting the
+// plugin with its own backoff. The source has no resume position.
+func (s *Source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) error {
+	return s.run(ctx, out)
+}
+
+func (s *Source) run(ctx context.Context, out emitter) error {
+	if s.set == nil {
+		return errors.New("jsonws: Run before Configure")
+	}
+	set := s.set
+	s.log.Info("jsonws starting", "feed", s.feed, "url", redactURL(set.url.placeholder()))
+	defer func() { s.log.Info("jsonws stopped", s.stats.attrs()...) }()
+
+	bo := backoff.New(backoff.Policy{Initial: time.Duration(set.reconnect.Initial), Max: time.Duration(set.reconnect.Max)})
+	bud := newBudget(set.reconnect.Budget, time.Duration(set.reconnect.Window))
+	opened := false
+	for {
+		res := s.session(ctx, out, opened)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		opened = opened || res.opened
+		err := res.err
+		if perm := (*sdk.PermanentError)(nil); errors.As(err, &perm) {
+			s.event(out, EventFailed, err.Error())
+			return err
+		}
+		if errors.Is(err, errStale) {
+			s.event(out, EventStale, err.Error())
+		} else {
+			s.event(out, EventDisconnect, err.Error())
+		}
+		if res.healthy {
+			bo.Reset()
+		}
+		if !bud.take(s.now()) {
+			err = fmt.Errorf("reconnect budget exhausted: %d reconnects within %s; last error: %w",
+				set.reconnect.Budget, time.Duration(set.reconnect.Window), err)
+			s.event(out, EventBudget, err.Error())
+			return err
+		}
+		wait := bo.Next()
+		s.log.Warn("connection ended; reconnecting", "feed", s.feed, "error", err,
+			"retry_in", wait.Round(time.Millisecond), "attempt", bo.Attempts())
+		if err := s.sleep(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// event emits one feed_events point.
+func (s *Source) event(out emitter, kind, msg string) {
+	now := s.now()
+	p := sluice.Point{
+		Measurement: MeasFeedEvents,
+		Tags:        []sluice.Tag{{Key: "feed", Value: s.feed}, {Key: "kind", Value: kind}},
+		Fields:      []sluice.Field{{Key: "message", Value: sluice.String(msg)}},
+		Time:        now,
+		Received:    now,
+	}
+	if !out.Emit(p) {
+		s.stats.Dropped.Add(1)
+	}
+}
+
+// shouldLog reports whether a throttled log line of this kind may go out.
+func (s *Source) shouldLog(kind string) bool {
+	s.sampleMu.Lock()
+	defer s.sampleMu.Unlock()
+	now := s.now()
+	if last, ok := s.sampled[kind]; ok && now.Sub(last) < sampleEvery {
+		return false
+	}
+	if s.sampled == nil {
+		s.sampled = make(map[string]time.Time)
+	}
+	s.sampled[kind] = now
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var _ sdk.Source = (*Source)(nil)
