@@ -46,6 +46,10 @@ test: influxd vet
 test-short:
 	$(GO) test -short ./...
 
+# Benchmarks: figures, never assertions. Writes bench/results/*.txt.
+bench: influxd
+	scripts/bench.sh
+
 fmt:
 	gofmt -l -w .
 
