@@ -34,9 +34,6 @@ type restResult struct {
 	err    error
 }
 
-// backfillPage is the most ids one REST request returns.
-const backfillPage = 1000
-
 // restWorker runs the REST jobs one at a time, so that the weight gate
 // sees them in order, until ctx ends.
 func (r *runner) restWorker(ctx context.Context) {
@@ -64,7 +61,7 @@ func (r *runner) restWorker(ctx context.Context) {
 
 func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
 	res := restResult{job: j}
-	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(snapshotLimit)}})
+	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(snapshotLimit(r.cfg.bookDepth))}})
 	if err != nil {
 		res.err = err
 		return res
@@ -79,7 +76,7 @@ func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
 func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult {
 	res := restResult{job: j}
 	res.points, res.ids, res.err = r.getTrades(ctx, p, j.class, url.Values{
-		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(backfillPage)}})
+		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(pageLimit(r.cfg.market, endpointOf(j.class)))}})
 	if res.err != nil || j.cutoff.IsZero() || len(res.points) == 0 || !res.points[0].Time.Before(j.cutoff) {
 		return res
 	}
@@ -119,12 +116,15 @@ func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult
 	return res
 }
 
-func (r *runner) getTrades(ctx context.Context, p *Parser, class kindClass, q url.Values) ([]sluice.Point, []int64, error) {
-	endpoint := "historicalTrades"
+func endpointOf(class kindClass) string {
 	if class == classAggTrade {
-		endpoint = "aggTrades"
+		return "aggTrades"
 	}
-	body, err := r.rest.get(ctx, endpoint, q)
+	return "historicalTrades"
+}
+
+func (r *runner) getTrades(ctx context.Context, p *Parser, class kindClass, q url.Values) ([]sluice.Point, []int64, error) {
+	body, err := r.rest.get(ctx, endpointOf(class), q)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -334,7 +334,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 		bad("streams", "must list at least one stream kind")
 	}
 	seenKind := map[string]int{}
-	depthAt := -1
+	bookAt, tickerAt := -1, -1
 	for i, name := range c.Streams {
 		key := "streams[" + strconv.Itoa(i) + "]"
 		k, err := parseKind(m, name)
@@ -347,12 +347,21 @@ func (c *Config) resolve(feed string) (*settings, error) {
 			continue
 		}
 		seenKind[name] = i
-		if k.class == classDepth {
-			if depthAt >= 0 {
-				bad(key, "%q and %q would both keep the local book; list one diff-depth stream", name, c.Streams[depthAt])
+		// Kinds that write the same measurement with the same key would
+		// overwrite each other's points.
+		switch k.class {
+		case classDepth, classPartial:
+			if bookAt >= 0 {
+				bad(key, "%q and %q would both write the book measurement; list one depth stream", name, c.Streams[bookAt])
 				continue
 			}
-			depthAt = i
+			bookAt = i
+		case classTicker, classMiniTicker:
+			if tickerAt >= 0 {
+				bad(key, "%q and %q would both write the ticker measurement; list one of them", name, c.Streams[tickerAt])
+				continue
+			}
+			tickerAt = i
 		}
 		s.kinds = append(s.kinds, k)
 	}

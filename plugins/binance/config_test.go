@@ -53,12 +53,14 @@ func TestConfigErrors(t *testing.T) {
 			`streams[5]: "trade" is already listed at streams[4]`,
 			`streams[6]: "depth@250ms": update speed of depth on spot is one of 100ms, 1000ms`,
 			`streams[7]: "bookTicker@100ms": bookTicker streams take no update speed`,
-			`streams[9]: "depth@100ms" and "depth" would both keep the local book; list one diff-depth stream`,
+			`streams[9]: "depth@100ms" and "depth" would both write the book measurement; list one depth stream`,
 			`streams[10]: "kline_1m@1s": kline streams take no update speed`,
 		}},
-		{"futures streams", `{"market":"usdm","symbols":["BTCUSDT"],"streams":["kline_1s","markPrice@3s","markPrice@1s","depth20@500ms","forceOrder"]}`, []string{
+		{"futures streams", `{"market":"usdm","symbols":["BTCUSDT"],"streams":["kline_1s","markPrice@3s","markPrice@1s","depth20@500ms","forceOrder","depth","ticker","miniTicker"]}`, []string{
 			`streams[0]: kline interval "1s" is not one of 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M on usdm`,
 			`streams[1]: "markPrice@3s": update speed of markPrice on usdm is one of 1s`,
+			`streams[5]: "depth" and "depth20@500ms" would both write the book measurement; list one depth stream`,
+			`streams[7]: "miniTicker" and "ticker" would both write the ticker measurement; list one of them`,
 		}},
 		{"urls", `{"symbols":["BTCUSDT"],"streams":["trade"],"ws_url":"http://x","rest_url":"ws://y"}`, []string{
 			`ws_url: must be a ws:// or wss:// base URL without a query, got "http://x"`,

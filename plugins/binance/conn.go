@@ -29,6 +29,10 @@ const (
 	clientPing     = 30 * time.Second // our pings, whose pongs prove the link is alive
 	readTimeout    = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
 	maxFrameBytes  = 16 << 20
+)
+
+// Variables for the tests' sake (export_test.go).
+var (
 	maxURLStreams  = 2000 // bytes of stream names put in the URL; the rest are SUBSCRIBEd
 	maxSubscribeBy = 100  // stream names per SUBSCRIBE message
 )

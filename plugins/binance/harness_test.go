@@ -315,3 +315,24 @@ func short(ids []int64) string {
 	}
 	return strings.TrimSpace(s)
 }
+
+// eventPoints returns the feed_events points of a kind for a symbol.
+func (s *store) eventPoints(kind, symbol string) []sluice.Point {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []sluice.Point
+	for i := range s.points {
+		p := s.points[i]
+		k, _ := p.Tag(binance.TagKind)
+		sym, _ := p.Tag(binance.TagSymbol)
+		if p.Measurement == binance.MeasFeedEvents && k == kind && sym == symbol {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func intField(p sluice.Point, key string) int64 {
+	v, _ := p.Field(key)
+	return v.Int()
+}

@@ -15,15 +15,31 @@ import (
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
-// REST endpoint weights at the parameters this package uses (depth at
-// limit=1000), as Binance documents them.
-func restWeight(m Market, endpoint string) int {
+// restWeight is an endpoint's request weight, as Binance documents it
+// (depth's depends on the limit asked for).
+func restWeight(m Market, endpoint string, limit int) int {
 	switch endpoint {
 	case "depth":
 		if m.futures() {
+			switch {
+			case limit <= 50:
+				return 2
+			case limit <= 100:
+				return 5
+			case limit <= 500:
+				return 10
+			}
 			return 20
 		}
-		return 50
+		switch {
+		case limit <= 100:
+			return 5
+		case limit <= 500:
+			return 25
+		case limit <= 1000:
+			return 50
+		}
+		return 250
 	case "aggTrades":
 		if m.futures() {
 			return 20
@@ -38,6 +54,28 @@ func restWeight(m Market, endpoint string) int {
 	return 1
 }
 
+// pageLimit is the most rows one request of a trades endpoint returns.
+func pageLimit(m Market, endpoint string) int {
+	if endpoint == "historicalTrades" && m.futures() {
+		return 500
+	}
+	return 1000
+}
+
+// snapshotLimit is the depth of the REST snapshot a local book starts
+// from: deep enough that the emitted levels stay filled when the price
+// moves (five times book_depth), in the cheapest weight tier that holds
+// it. Levels past the snapshot are known only once they change.
+func snapshotLimit(bookDepth int) int {
+	switch n := 5 * bookDepth; {
+	case n <= 100:
+		return 100
+	case n <= 500:
+		return 500
+	}
+	return 1000
+}
+
 // restPath is where a market's REST endpoints live.
 func restPath(m Market, endpoint string) string {
 	switch m {
@@ -48,10 +86,6 @@ func restPath(m Market, endpoint string) string {
 	}
 	return "/api/v3/" + endpoint
 }
-
-// snapshotLimit is the depth of the REST snapshots a local book starts
-// from: the deepest that every market serves.
-const snapshotLimit = 1000
 
 // RESTError is a non-2xx REST answer.
 type RESTError struct {
@@ -173,7 +207,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // and network errors are retried with backoff up to attempts times; other
 // failures return at once, a *RESTError for an HTTP error.
 func (c *restClient) get(ctx context.Context, endpoint string, q url.Values) ([]byte, error) {
-	w := restWeight(c.market, endpoint)
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	w := restWeight(c.market, endpoint, limit)
 	u := c.base + restPath(c.market, endpoint) + "?" + q.Encode()
 	bo := backoff.New(backoff.Policy{Initial: 500 * time.Millisecond, Max: 30 * time.Second})
 	var lastErr error

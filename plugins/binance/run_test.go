@@ -3,6 +3,7 @@ package binance_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,4 +71,136 @@ func TestInProcessDropsAndRotation(t *testing.T) {
 		t.Errorf("no rotation reported; events: %q", st.events(""))
 	}
 	t.Logf("events: %q", st.events(""))
+}
+
+// Streams that do not fit in the URL are subscribed with SUBSCRIBE
+// requests, paced under Binance's 5 messages a second and acknowledged by
+// id, on first connect and on every replacement.
+func TestInProcessSubscribeBeyondTheURL(t *testing.T) {
+	defer binance.SetSubscribeLimits(30, 2)()
+	sim := startSim(t, binancesim.Options{})
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	d := drive(sim)
+	defer d.stop()
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"}, "rotate_after": "1500ms",
+	}), nil)
+	waitFor(t, "a rotation", 10*time.Second, func() bool { return len(st.events(binance.FeedRotate)) > 0 })
+	waitFor(t, "book tickers of both symbols", 5*time.Second, func() bool {
+		return st.count(binance.MeasBookTicker, "BTCUSDT") > 0 && st.count(binance.MeasBookTicker, "ETHUSDT") > 0
+	})
+	waitFor(t, "a connection carrying all 6 streams", 5*time.Second, func() bool {
+		for _, c := range sim.Conns() {
+			if len(c.Streams) == 6 {
+				return true
+			}
+		}
+		return false
+	})
+	d.stop()
+	waitFor(t, "every generated trade", 10*time.Second, func() bool {
+		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	})
+	stop()
+	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	stats := sim.Stats()
+	if stats.Requests < 6 || stats.RateLimited > 0 {
+		t.Errorf("%d requests, %d connections closed for rate: want at least 3 SUBSCRIBEs per connection and none over the limit",
+			stats.Requests, stats.RateLimited)
+	}
+}
+
+// Handshakes refused with 429 are retried after their Retry-After, and
+// reported.
+func TestInProcessHandshakeRateLimited(t *testing.T) {
+	sim := startSim(t, binancesim.Options{})
+	sim.RefuseHandshakes(2, 429, time.Second)
+	d := drive(sim)
+	defer d.stop()
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"},
+	}), nil)
+	waitFor(t, "trades after the refusals", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > 0 })
+	stop()
+	if got := sim.Stats().Refused; got != 2 {
+		t.Errorf("%d handshakes refused, want 2", got)
+	}
+	if n := len(st.events(binance.FeedServerError)); n != 2 {
+		t.Errorf("%d server_error events, want one per refusal: %q", n, st.events(""))
+	}
+}
+
+// The plugin answers the server's pings (spot only counts a pong echoing
+// the ping), so the server never drops it for silence.
+func TestInProcessAnswersPings(t *testing.T) {
+	sim := startSim(t, binancesim.Options{PingInterval: 300 * time.Millisecond, PongTimeout: time.Second})
+	d := drive(sim)
+	defer d.stop()
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade", "bookTicker"},
+	}), nil)
+	time.Sleep(2500 * time.Millisecond)
+	stop()
+	if s := sim.Stats(); s.PongTimeouts > 0 || s.RateLimited > 0 || s.Accepted != 1 {
+		t.Errorf("stats %+v: want one connection, never dropped", s)
+	}
+	if ev := st.events(binance.FeedDisconnect); len(ev) > 0 {
+		t.Errorf("disconnects: %q", ev)
+	}
+}
+
+// max_backfill bounds what a resumed feed fetches: by count, the oldest
+// missing ids are given up and reported; by age, those older than the
+// bound. Either way the rest lands exactly once.
+func TestInProcessMaxBackfill(t *testing.T) {
+	for _, tc := range []struct {
+		name, why string
+		bound     map[string]any
+	}{
+		{"count", "max_backfill.count", map[string]any{"count": 10}},
+		{"age", "max_backfill.age", map[string]any{"age": "300ms"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := startSim(t, binancesim.Options{})
+			syms := []string{"BTCUSDT", "ETHUSDT"}
+			d := drive(sim)
+			defer d.stop()
+			first, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{"symbols": syms, "streams": []string{"trade"}}), nil)
+			waitFor(t, "a position for both symbols", 10*time.Second, func() bool {
+				p, err := binance.DecodePosition(first.lastPosition())
+				return err == nil && len(p.Trade) == 2
+			})
+			stop()
+			pos := first.lastPosition()
+			p, _ := binance.DecodePosition(pos)
+			time.Sleep(1500 * time.Millisecond)
+			second, stop2 := runInProcess(t, config(sim, binance.Spot, map[string]any{
+				"symbols": syms, "streams": []string{"trade"}, "max_backfill": tc.bound,
+			}), pos)
+			waitFor(t, "ids given up for both symbols", 10*time.Second, func() bool {
+				return second.eventCount(binance.FeedGapLost, "BTCUSDT") > 0 && second.eventCount(binance.FeedGapLost, "ETHUSDT") > 0
+			})
+			d.stop()
+			from := map[string]int64{}
+			for _, sym := range syms {
+				lost := second.eventPoints(binance.FeedGapLost, sym)[0]
+				if got, want := intField(lost, "from_id"), p.Trade[sym]+1; got != want {
+					t.Errorf("%s: gave up from id %d, want %d (the first after the position)", sym, got, want)
+				}
+				if msg, _ := lost.Field("message"); !strings.Contains(msg.Str(), tc.why) {
+					t.Errorf("%s: gave up because %q, want it to name %s", sym, msg.Str(), tc.why)
+				}
+				if n := intField(lost, "count"); n != intField(lost, "to_id")-intField(lost, "from_id")+1 {
+					t.Errorf("%s: count %d does not match from_id..to_id", sym, n)
+				}
+				from[sym] = intField(lost, "to_id") + 1
+			}
+			waitFor(t, "every trade after what was given up", 10*time.Second, func() bool {
+				return landedAll(sim, second, binance.Spot, syms, from, tradeIDs)
+			})
+			stop2()
+			checkIDs(t, sim, second, binance.Spot, tradeIDs, syms, from)
+		})
+	}
 }

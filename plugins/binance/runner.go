@@ -163,6 +163,9 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 		wg.Go(func() { r.supervise(ctx, sh) })
 	}
 	wg.Go(func() { r.restWorker(ctx) })
+	if r.cfg.market.futures() && len(r.trades) > 0 && r.cfg.apiKey == "" {
+		r.log.Warn("futures trade streams without api_key: Binance requires a key for historicalTrades, so trade gaps will be reported but not backfilled")
+	}
 	r.log.Info("binance source starting", "market", r.cfg.market.String(), "symbols", len(r.cfg.symbols),
 		"streams", len(r.streams), "connections", len(r.shards))
 
