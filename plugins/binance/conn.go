@@ -21,14 +21,14 @@ import (
 // messages a second (10 on futures; pings and pongs count), so every write
 // is paced at msgSpacing.
 const (
-	msgSpacing     = 250 * time.Millisecond
-	writeWait      = 10 * time.Second
-	handshakeWait  = 15 * time.Second
-	ackWait        = 10 * time.Second
-	closeWait      = 2 * time.Second
-	clientPing     = 30 * time.Second // our pings, whose pongs prove the link is alive
-	readTimeout    = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
-	maxFrameBytes  = 16 << 20
+	msgSpacing    = 250 * time.Millisecond
+	writeWait     = 10 * time.Second
+	handshakeWait = 15 * time.Second
+	ackWait       = 10 * time.Second
+	closeWait     = 2 * time.Second
+	clientPing    = 30 * time.Second // our pings, whose pongs prove the link is alive
+	readTimeout   = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
+	maxFrameBytes = 16 << 20
 )
 
 // Variables for the tests' sake (export_test.go).

@@ -216,3 +216,52 @@ func checkBookShape(t *testing.T, st *store, symbol string, n int) {
 		t.Errorf("%s: no complete book among %d emitted", symbol, len(books))
 	}
 }
+
+// The futures venues: their own depth sequencing (pu), endpoints and
+// streams (markPrice, forceOrder), through a dropped connection.
+func TestE2EFutures(t *testing.T) {
+	for _, tc := range []struct {
+		m    binance.Market
+		syms []string
+	}{
+		{binance.USDM, []string{"BTCUSDT", "ETHUSDT"}},
+		{binance.COINM, []string{"BTCUSD_PERP", "ETHUSD_PERP"}},
+	} {
+		t.Run(tc.m.String(), func(t *testing.T) {
+			sim := startSim(t, binancesim.Options{Markets: []binance.Market{tc.m},
+				Symbols: map[binance.Market][]string{tc.m: tc.syms}})
+			d := drive(sim)
+			defer d.stop()
+			st, stop := runPlugin(t, config(sim, tc.m, map[string]any{
+				"symbols": tc.syms, "api_key": "test",
+				"streams":       []string{"trade", "aggTrade", "depth@100ms", "markPrice@1s", "forceOrder", "bookTicker"},
+				"book_depth":    5,
+				"book_interval": "100ms",
+			}), nil)
+			waitFor(t, "trades, books and mark prices of both symbols", 10*time.Second, func() bool {
+				for _, sym := range tc.syms {
+					for _, meas := range []string{binance.MeasTrades, binance.MeasBook, binance.MeasMarkPrice, binance.MeasBookTicker} {
+						if st.count(meas, sym) == 0 {
+							return false
+						}
+					}
+				}
+				return true
+			})
+			sim.DropAll(binancesim.Abrupt)
+			waitFor(t, "the reconnect", 10*time.Second, func() bool { return len(st.events(binance.FeedReconnect)) > 0 })
+			time.Sleep(500 * time.Millisecond)
+			d.stop()
+			waitFor(t, "every generated trade", 20*time.Second, func() bool {
+				return landedAll(sim, st, tc.m, tc.syms, nil, tradeIDs, aggIDs)
+			})
+			stop()
+			checkIDs(t, sim, st, tc.m, tradeIDs, tc.syms, nil)
+			checkIDs(t, sim, st, tc.m, aggIDs, tc.syms, nil)
+			for _, sym := range tc.syms {
+				checkBookShape(t, st, sym, 5)
+			}
+			t.Logf("%d liquidations; events %q", st.count(binance.MeasLiquidations, ""), st.events(""))
+		})
+	}
+}
