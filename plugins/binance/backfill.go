@@ -204,10 +204,18 @@ func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
 			return r.giveUp(ctx, s, res.job.to, "REST refused the backfill: "+res.err.Error())
 		}
+		s.failures++
+		if s.overflow > 0 && s.failures >= maxBackfillFailures {
+			// Live ids are being dropped while REST keeps failing: let
+			// the live stream through rather than hold it for REST.
+			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
+			return r.giveUp(ctx, s, res.job.to, fmt.Sprintf("REST backfill failed %d times in a row: %v", s.failures, res.err))
+		}
 		r.log.Warn("backfill page failed; retrying", "symbol", s.symbol, "stream", s.kind.Name, "error", res.err, "retry_in", backfillRetry)
 		s.retryAt = now.Add(backfillRetry)
 		return nil
 	}
+	s.failures = 0
 	if res.lostTo > 0 {
 		if err := r.giveUp(ctx, s, res.lostTo, fmt.Sprintf("older than max_backfill.age (%v)", r.cfg.backfillAge)); err != nil {
 			return err

@@ -204,3 +204,25 @@ func TestInProcessMaxBackfill(t *testing.T) {
 		})
 	}
 }
+
+// A resume position's ids of symbols the config no longer lists are kept
+// in the positions checkpointed after it.
+func TestInProcessResumeKeepsOtherSymbols(t *testing.T) {
+	sim := startSim(t, binancesim.Options{})
+	d := drive(sim)
+	defer d.stop()
+	resume := (&binance.Position{Market: binance.Spot,
+		Trade: map[string]int64{"XRPUSDT": 42}, AggTrade: map[string]int64{"XRPUSDT": 7}}).Encode()
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"},
+	}), resume)
+	waitFor(t, "a position with BTCUSDT", 10*time.Second, func() bool {
+		p, err := binance.DecodePosition(st.lastPosition())
+		return err == nil && p.Trade["BTCUSDT"] > 0
+	})
+	stop()
+	p, _ := binance.DecodePosition(st.lastPosition())
+	if p.Trade["XRPUSDT"] != 42 || p.AggTrade["XRPUSDT"] != 7 {
+		t.Fatalf("position %+v lost XRPUSDT's ids", p)
+	}
+}

@@ -15,16 +15,17 @@ import (
 
 // Runner bounds and periods.
 const (
-	frameQueue         = 1024   // parsed frames waiting for the runner
-	maxPendingIDs      = 50_000 // trade ids held past a hole, per symbol and stream
-	housekeeping       = 250 * time.Millisecond
-	checkpointEvery    = time.Second
-	defaultGapGrace    = time.Second // a hole may be reordering between two connections
-	backfillRetry      = 5 * time.Second
-	emptyPageRetry     = time.Second
-	maxEmptyPages      = 3
-	snapshotRetryFirst = 500 * time.Millisecond
-	snapshotRetryMax   = 30 * time.Second
+	frameQueue          = 1024   // parsed frames waiting for the runner
+	maxPendingIDs       = 50_000 // trade ids held past a hole, per symbol and stream
+	housekeeping        = 250 * time.Millisecond
+	checkpointEvery     = time.Second
+	defaultGapGrace     = time.Second // a hole may be reordering between two connections
+	backfillRetry       = 5 * time.Second
+	emptyPageRetry      = time.Second
+	maxEmptyPages       = 3
+	maxBackfillFailures = 3
+	snapshotRetryFirst  = 500 * time.Millisecond
+	snapshotRetryMax    = 30 * time.Second
 )
 
 // runner is one Run of the source. Connection readers parse frames and
@@ -51,10 +52,14 @@ type runner struct {
 
 	trades map[string]*tradeSeq // by symbol
 	aggs   map[string]*tradeSeq
-	books  map[string]*localBook
-	dirty  bool // the position moved since the last checkpoint
-	ready  []sluice.Point
-	buf    []sluice.Point
+	// carried are the resume position's ids of symbols not configured
+	// now, checkpointed as they came so that they are not forgotten.
+	carried Position
+	names   []string // r.streams' keys, sorted
+	books   map[string]*localBook
+	dirty   bool // the position moved since the last checkpoint
+	ready   []sluice.Point
+	buf     []sluice.Point
 
 	gapGrace  time.Duration
 	badFrames atomic.Int64
@@ -81,6 +86,7 @@ type tradeSeq struct {
 	inFlight   bool       // a REST page is being fetched
 	retryAt    time.Time
 	emptyPages int
+	failures   int // REST failures in a row
 }
 
 type gapRecord struct {
@@ -133,6 +139,7 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 	}
 	for _, sym := range cfg.symbols {
 		for _, k := range cfg.kinds {
+			r.names = append(r.names, streamName(sym, k))
 			r.streams[streamName(sym, k)] = &streamState{kind: k, symbol: sym, shard: shardOf[streamName(sym, k)]}
 			switch k.class {
 			case classTrade:
@@ -144,6 +151,7 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 			}
 		}
 	}
+	slices.Sort(r.names)
 	return r
 }
 
@@ -222,20 +230,23 @@ func (r *runner) resume(b sluice.Position) {
 			"position_market", pos.Market.String())
 		return
 	}
+	r.carried = Position{Trade: map[string]int64{}, AggTrade: map[string]int64{}}
 	n := 0
-	for sym, id := range pos.Trade {
-		if s := r.trades[sym]; s != nil {
-			s.resume(id)
-			n++
+	for _, c := range []struct {
+		ids   map[string]int64
+		seqs  map[string]*tradeSeq
+		carry map[string]int64
+	}{{pos.Trade, r.trades, r.carried.Trade}, {pos.AggTrade, r.aggs, r.carried.AggTrade}} {
+		for sym, id := range c.ids {
+			if s := c.seqs[sym]; s != nil {
+				s.resume(id)
+				n++
+			} else {
+				c.carry[sym] = id
+			}
 		}
 	}
-	for sym, id := range pos.AggTrade {
-		if s := r.aggs[sym]; s != nil {
-			s.resume(id)
-			n++
-		}
-	}
-	r.log.Info("resuming", "sequences", n)
+	r.log.Info("resuming", "sequences", n, "carried", len(r.carried.Trade)+len(r.carried.AggTrade))
 }
 
 // checkpoint records the position if it moved.
@@ -243,7 +254,10 @@ func (r *runner) checkpoint() {
 	if !r.dirty {
 		return
 	}
-	pos := Position{Market: r.cfg.market, Trade: map[string]int64{}, AggTrade: map[string]int64{}}
+	pos := Position{Market: r.cfg.market, Trade: maps.Clone(r.carried.Trade), AggTrade: maps.Clone(r.carried.AggTrade)}
+	if pos.Trade == nil {
+		pos.Trade, pos.AggTrade = map[string]int64{}, map[string]int64{}
+	}
 	for sym, s := range r.trades {
 		if s.started {
 			pos.Trade[sym] = s.last
@@ -458,7 +472,7 @@ func (r *runner) giveUp(ctx context.Context, s *tradeSeq, id int64, why string) 
 // stale_after. A shard that is down is not judged: its streams are
 // silent for a known reason.
 func (r *runner) checkStale(now time.Time) {
-	for _, name := range slices.Sorted(maps.Keys(r.streams)) {
+	for _, name := range r.names {
 		st := r.streams[name]
 		d := r.cfg.stale[st.kind.Name]
 		if d <= 0 || !st.shard.up {
