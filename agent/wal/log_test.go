@@ -615,3 +615,72 @@ func TestReaderDetectsLaterCorruption(t *testing.T) {
 	}
 	checkRecords(t, readAll(t, l, 4), seq(4, 5))
 }
+
+// TestEverythingAtOnce runs appenders, a tailing reader, the sync timer
+// and TruncateFront behind the reader together, for the race detector and
+// to check the reader sees every index once, in order.
+func TestEverythingAtOnce(t *testing.T) {
+	l, _ := openLog(t, t.TempDir(), Options{SegmentBytes: 4096, Sync: SyncInterval, SyncInterval: time.Millisecond})
+	const writers, each = 4, 300
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				if _, err := l.Append(make([]byte, 100)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	readerDone := make(chan error, 1)
+	go func() {
+		r, err := l.NewReader(1)
+		if err != nil {
+			readerDone <- err
+			return
+		}
+		defer r.Close()
+		want := uint64(1)
+		for want <= writers*each {
+			wake := l.Notify()
+			for {
+				i, _, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					readerDone <- err
+					return
+				}
+				if i != want {
+					readerDone <- fmt.Errorf("reader got %d, want %d", i, want)
+					return
+				}
+				want++
+				if want%50 == 0 {
+					if err := l.TruncateFront(want); err != nil {
+						readerDone <- err
+						return
+					}
+				}
+			}
+			if want <= writers*each {
+				<-wake
+			}
+		}
+		readerDone <- nil
+	}()
+	wg.Wait()
+	select {
+	case err := <-readerDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("reader did not reach the end")
+	}
+	if l.FirstIndex() <= 1 || l.SizeFrom(l.FirstIndex()) != l.Size() {
+		t.Fatalf("first %d, SizeFrom(first) %d, Size %d", l.FirstIndex(), l.SizeFrom(l.FirstIndex()), l.Size())
+	}
+}

@@ -36,14 +36,16 @@ func recordSize(n int) int { return headerSize + n }
 
 // appendRecord appends the encoding of (index, payload) to dst.
 func appendRecord(dst []byte, index uint64, payload []byte) []byte {
-	var h [headerSize]byte
+	start := len(dst)
+	dst = append(dst, make([]byte, headerSize)...)
+	dst = append(dst, payload...)
+	h := dst[start : start+headerSize]
 	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint64(h[8:16], index)
 	crc := crc32.Update(0, castagnoli, h[8:16])
-	crc = crc32.Update(crc, castagnoli, payload)
+	crc = crc32.Update(crc, castagnoli, dst[start+headerSize:])
 	binary.LittleEndian.PutUint32(h[4:8], crc)
-	dst = append(dst, h[:]...)
-	return append(dst, payload...)
+	return dst
 }
 
 // parseHeader reads the payload length and index of the record at the
