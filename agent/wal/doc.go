@@ -52,6 +52,9 @@
 //     lost is whatever the kernel had not written back (by default Linux
 //     writes dirty pages back within about 30s).
 //
+// Open fsyncs the active segment, so that what a crashed process left in
+// the page cache is durable before anyone reads it.
+//
 // Creating, renaming and removing segment files is followed by an fsync of
 // the directory under every policy. When an fsync fails, the Log refuses
 // every later Append and Sync with that error: the kernel may have dropped
@@ -89,8 +92,9 @@
 // scanning it, so each segment keeps in memory the end offset of each of
 // its records: a []uint32, 4 bytes a record. With 16 KiB batches that is
 // 4 KiB per 16 MiB segment; with 100-byte records, about 3.5% of the
-// bytes on disk. Open also reads one segment at a time whole into a buffer
-// (at most SegmentBytes, capped at 256 MiB) that it drops afterwards.
+// bytes on disk. Open also reads one segment at a time whole, into a
+// buffer the size of the largest segment (SegmentBytes, or one record if
+// that is larger) that it drops afterwards.
 //
 // # Readers
 //
@@ -102,4 +106,10 @@
 // Reader keeps reading the segment it has open after the file is removed
 // (POSIX unlink semantics; the disk space comes back when it moves on),
 // and gets ErrCompacted only if it still has to open a removed segment.
+//
+// # Benchmarks
+//
+// WAL.md has the command and figures: about 0.3 ms an Append with
+// SyncAlways (one fsync; concurrent appenders share them), about 20-30 µs
+// for 16 KiB with SyncInterval or SyncNever, no allocations.
 package wal
