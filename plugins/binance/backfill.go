@@ -211,7 +211,7 @@ func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
 			return r.giveUp(ctx, s, res.job.to, fmt.Sprintf("REST backfill failed %d times in a row: %v", s.failures, res.err))
 		}
-		r.log.Warn("backfill page failed; retrying", "symbol", s.symbol, "stream", s.kind.Name, "error", res.err, "retry_in", backfillRetry)
+		r.log.Warn("backfill page failed; retrying", "symbol", s.symbol, "stream", s.kind.Name, "error", res.err, "retry_in", backfillRetry.String())
 		s.retryAt = now.Add(backfillRetry)
 		return nil
 	}

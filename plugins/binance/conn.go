@@ -104,7 +104,8 @@ type wsConn struct {
 	ended    closeInfo     // set before done closes
 	stop     chan struct{} // closed by close
 	stopOnce sync.Once
-	frames   atomic.Int64 // data frames read
+	frames   atomic.Int64   // data frames read
+	pinging  sync.WaitGroup // the pinger, which read waits for
 }
 
 var connIDs atomic.Uint64
@@ -146,8 +147,9 @@ func dialConn(ctx context.Context, base string, streams []string, out chan<- fra
 		stop:       make(chan struct{}),
 	}
 	c.log = log.With("conn", c.id)
-	go c.read(ctx, NewParser(m))
+	c.pinging.Add(1)
 	go c.pinger()
+	go c.read(ctx, NewParser(m))
 	for len(later) > 0 {
 		n := min(len(later), maxSubscribeBy)
 		if err := c.request(ctx, "SUBSCRIBE", later[:n]); err != nil {
@@ -235,9 +237,12 @@ func (c *wsConn) request(ctx context.Context, method string, streams []string) e
 // (through write, under the lock), settles acks and hands data frames to
 // the runner. It returns when the connection ends.
 func (c *wsConn) read(ctx context.Context, p *Parser) {
-	defer close(c.done)
-	defer c.ws.Close()
-	defer c.stopOnce.Do(func() { close(c.stop) })
+	defer func() {
+		c.stopOnce.Do(func() { close(c.stop) })
+		c.ws.Close()
+		c.pinging.Wait()
+		close(c.done)
+	}()
 	c.ws.SetReadLimit(maxFrameBytes)
 	extend := func() {
 		select {
@@ -328,6 +333,7 @@ func (c *wsConn) settle(ev Event) bool {
 // when the market is quiet and the server pings rarely (every 3 minutes
 // on futures).
 func (c *wsConn) pinger() {
+	defer c.pinging.Done()
 	t := time.NewTicker(clientPing)
 	defer t.Stop()
 	for {

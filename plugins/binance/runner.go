@@ -487,7 +487,7 @@ func (r *runner) checkStale(now time.Time) {
 		}
 		st.lastSeen = now // judge it again a full stale_after from now
 		msg := fmt.Sprintf("%s silent for %v (stale_after %v); replacing its connection", name, now.Sub(since).Round(time.Millisecond), d)
-		r.log.Warn("stale stream", "stream", name, "silent", now.Sub(since).Round(time.Millisecond), "stale_after", d)
+		r.log.Warn("stale stream", "stream", name, "silent", now.Sub(since).Round(time.Millisecond).String(), "stale_after", d.String())
 		r.event(&feedEvent{kind: FeedStale, symbol: st.symbol, stream: st.kind.Name, message: msg})
 		st.shard.requestReplace(replaceReq{kind: FeedReconnect, reason: "stale stream " + name})
 	}

@@ -179,11 +179,11 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 				var he *HandshakeError
 				var se *ServerError
 				if errors.As(err, &he) || errors.As(err, &se) {
-					log.Error("binance refused the connection", "error", err, "retry_in", wait.Round(time.Millisecond))
+					log.Error("binance refused the connection", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 					r.note(ctx, connNote{shard: sh, ev: &feedEvent{kind: FeedServerError,
 						message: fmt.Sprintf("connection refused: %v; retrying in %v", err, wait.Round(time.Second))}})
 				} else {
-					log.Warn("connecting failed", "error", err, "retry_in", wait.Round(time.Millisecond))
+					log.Warn("connecting failed", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 				}
 				if sleepCtx(ctx, wait) != nil {
 					return
@@ -212,7 +212,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			}
 			wait := bo.Next()
 			log.Warn("connection closed", "conn", cur.id, "code", cur.ended.code, "reason", cur.ended.reason,
-				"error", cur.ended.err, "lived", lived.Round(time.Millisecond), "retry_in", wait.Round(time.Millisecond))
+				"error", cur.ended.err, "lived", lived.Round(time.Millisecond).String(), "retry_in", wait.Round(time.Millisecond).String())
 			r.note(ctx, connNote{shard: sh, down: true, ev: &feedEvent{kind: FeedDisconnect,
 				message: fmt.Sprintf("connection %d: %v", cur.id, cur.ended)}})
 			cur, lost = nil, true
@@ -243,7 +243,7 @@ func (r *runner) handover(ctx context.Context, sh *shard, old *wsConn, bo *backo
 			return old
 		}
 		wait := retryDelay(err, bo)
-		log.Warn("opening a replacement connection failed; keeping the old one", "conn", old.id, "error", err, "retry_in", wait.Round(time.Millisecond))
+		log.Warn("opening a replacement connection failed; keeping the old one", "conn", old.id, "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		pause(ctx, old, wait)
 		return old
 	}
