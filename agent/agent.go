@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 )
 
@@ -57,7 +59,29 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	a.log.Info("plugins found", "dir", a.cfg.PluginDir, "plugins", host.Names(plugins))
 
-	// Sinks first, against the flow.
+	// The disk buffer first: every sink reads from it.
+	var limits []pipeline.SinkLimit
+	for _, name := range sortedKeys(a.cfg.Sinks) {
+		p := a.cfg.Sinks[name].Pipeline
+		limits = append(limits, pipeline.SinkLimit{Name: name, MaxBytes: p.MaxBufferBytes, WhenFull: p.WhenFull})
+	}
+	buf, rep, err := pipeline.OpenBuffer(pipeline.BufferOptions{
+		Dir:          filepath.Join(a.cfg.DataDir, "buffer"),
+		Sync:         wal.SyncPolicy(a.cfg.Buffer.Fsync),
+		SyncInterval: a.cfg.Buffer.FsyncInterval,
+		SegmentBytes: a.cfg.Buffer.SegmentBytes,
+	}, limits, a.log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := buf.Close(); cerr != nil {
+			a.log.Error("close buffer", "error", cerr)
+		}
+	}()
+	logRecovery(a.log, rep)
+
+	// Then the sinks, against the flow.
 	outputs := make(map[string]*pipeline.Output, len(a.cfg.Sinks))
 	defer func() {
 		for name, o := range outputs {
@@ -76,7 +100,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if err := s.Open(ctx); err != nil {
 			return fmt.Errorf("open sink %s: %w", name, err)
 		}
-		o := pipeline.NewOutput(name, s, sc.Pipeline, log, nil)
+		o := pipeline.NewOutput(name, s, sc.Pipeline, buf.Cursor(name), log, nil)
 		o.Start()
 		outputs[name] = o
 	}
@@ -103,7 +127,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		fc := a.cfg.Feeds[name]
 		f := &feed{
 			name: name, cfg: fc, plugins: plugins, pin: a.cfg.Plugins[fc.Plugin].SHA256,
-			norm: norm, restart: a.cfg.Restart, sleep: sleepCtx,
+			buffer: buf, norm: norm, restart: a.cfg.Restart, sleep: sleepCtx,
 			log: a.log.With("feed", name),
 		}
 		for _, s := range fc.Sinks {
@@ -124,6 +148,22 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	srv.Close()
 	wg.Wait()
 	return a.drain(outputs)
+}
+
+func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
+	attrs := []any{"entries", rep.Entries}
+	if len(rep.NewSinks) > 0 {
+		attrs = append(attrs, "new_sinks", rep.NewSinks)
+	}
+	if len(rep.RemovedCursors) > 0 {
+		attrs = append(attrs, "removed_sinks", rep.RemovedCursors)
+	}
+	log.Info("disk buffer opened", attrs...)
+	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 {
+		log.Warn("disk buffer repaired on open",
+			"truncated_bytes", rep.TruncatedBytes, "truncated_records", rep.TruncatedRecords,
+			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries)
+	}
 }
 
 // drain closes every output within the shutdown timeout.

@@ -45,7 +45,8 @@ type feed struct {
 	cfg     config.Feed
 	plugins map[string]host.Binary
 	pin     string
-	outputs []*pipeline.Output
+	outputs []*pipeline.Output // the feed's sinks, for Declare
+	buffer  *pipeline.Buffer
 	norm    *pipeline.Normalizer
 	restart config.Restart
 	log     *slog.Logger
@@ -71,7 +72,6 @@ type FeedStatus struct {
 	PluginDropped uint64                     `json:"plugin_dropped"`
 	LastBatch     time.Time                  `json:"last_batch,omitzero"`
 	LastError     string                     `json:"last_error,omitempty"`
-	Position      sluice.Position            `json:"-"`
 }
 
 func (f *feed) status() FeedStatus {
@@ -195,10 +195,11 @@ func (f *feed) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
-	var resume sluice.Position
+	// Resume from the last position that reached the disk buffer with
+	// its points: what came after it, the plugin sends (or backfills) again.
+	resume := f.buffer.Position(f.name)
 	f.update(func(st *FeedStatus) {
 		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
-		resume = st.Position
 	})
 	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
 	err = proc.Source.Stream(ctx, sdk.StreamOptions{
@@ -233,11 +234,11 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 	if b.Dropped > 0 && f.shouldWarn("plugin_dropped") {
 		f.log.Warn("plugin dropped points: its queue was full", "count", b.Dropped)
 	}
-	for _, o := range f.outputs {
-		// Enqueue copies the points into the output's buffer.
-		if err := o.Enqueue(ctx, points); err != nil {
-			return fmt.Errorf("sink %s: %w", o.Name(), err)
-		}
+	// A batch counts as received once it is in the disk buffer.
+	if err := f.buffer.Append(ctx, &pipeline.Entry{
+		Feed: f.name, Sinks: f.cfg.Sinks, Position: b.Position, Points: points,
+	}); err != nil {
+		return fmt.Errorf("buffer: %w", err)
 	}
 	f.update(func(st *FeedStatus) {
 		st.Batches++
@@ -246,9 +247,6 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 		st.LastBatch = time.Now()
 		for r, n := range rejected {
 			st.Rejected[r] += n
-		}
-		if b.Position != nil {
-			st.Position = b.Position
 		}
 	})
 	return nil

@@ -25,6 +25,7 @@ type Config struct {
 	Log      Log      `koanf:"log"`
 	Pipeline Pipeline `koanf:"pipeline"`
 	Limits   Limits   `koanf:"limits"`
+	Buffer   Buffer   `koanf:"buffer"`
 	Restart  Restart  `koanf:"restart"`
 
 	// Plugins pins plugin binaries by name (the part after sluice-source-).
@@ -63,10 +64,29 @@ const (
 type Pipeline struct {
 	BatchSize     int           `koanf:"batch_size"`
 	FlushInterval time.Duration `koanf:"flush_interval"`
-	BufferSize    int           `koanf:"buffer_size"` // points held in memory per sink
-	WhenFull      WhenFull      `koanf:"when_full"`
-	RetryInitial  time.Duration `koanf:"retry_initial"`
-	RetryMax      time.Duration `koanf:"retry_max"`
+	// MaxBufferBytes bounds the bytes of the disk buffer that may wait
+	// for this sink; past it WhenFull decides.
+	MaxBufferBytes int64         `koanf:"max_buffer_bytes"`
+	WhenFull       WhenFull      `koanf:"when_full"`
+	RetryInitial   time.Duration `koanf:"retry_initial"`
+	RetryMax       time.Duration `koanf:"retry_max"`
+}
+
+// Fsync is how often the disk buffer forces its writes to stable storage.
+type Fsync string
+
+const (
+	FsyncAlways   Fsync = "always"
+	FsyncInterval Fsync = "interval"
+	FsyncNever    Fsync = "never"
+)
+
+// Buffer configures the disk buffer (write-ahead log) in data_dir/buffer
+// that every batch passes through on its way to the sinks.
+type Buffer struct {
+	Fsync         Fsync         `koanf:"fsync"`
+	FsyncInterval time.Duration `koanf:"fsync_interval"`
+	SegmentBytes  int64         `koanf:"segment_bytes"`
 }
 
 // Limits bound what a point may look like; points outside them are

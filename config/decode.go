@@ -32,12 +32,12 @@ func Default() *Config {
 		HTTP:            HTTP{Listen: "127.0.0.1:9273"},
 		Log:             Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{
-			BatchSize:     1000,
-			FlushInterval: time.Second,
-			BufferSize:    100_000,
-			WhenFull:      Block,
-			RetryInitial:  500 * time.Millisecond,
-			RetryMax:      30 * time.Second,
+			BatchSize:      1000,
+			FlushInterval:  time.Second,
+			MaxBufferBytes: 1 << 30,
+			WhenFull:       Block,
+			RetryInitial:   500 * time.Millisecond,
+			RetryMax:       30 * time.Second,
 		},
 		Limits: Limits{
 			MaxTags:        64,
@@ -45,6 +45,11 @@ func Default() *Config {
 			MaxKeyLength:   256,
 			MaxValueLength: 65536,
 			MaxFuture:      24 * time.Hour,
+		},
+		Buffer: Buffer{
+			Fsync:         FsyncInterval,
+			FsyncInterval: 100 * time.Millisecond,
+			SegmentBytes:  16 << 20,
 		},
 		Restart: Restart{
 			Initial:    time.Second,
@@ -209,14 +214,6 @@ func (c *checker) readToken(path []string, file string) string {
 // order checks that a pipeline's values are in order, blaming a key that
 // set holds (the keys set in the section being checked).
 func (c *checker) order(path []string, set any, p Pipeline) {
-	keys := asMap(set)
-	if p.BatchSize > p.BufferSize {
-		if _, ok := keys["batch_size"]; ok {
-			c.errorf(child(path, "batch_size"), "must not exceed buffer_size (%d), got %d", p.BufferSize, p.BatchSize)
-		} else if _, ok := keys["buffer_size"]; ok {
-			c.errorf(child(path, "buffer_size"), "must be at least batch_size (%d), got %d", p.BatchSize, p.BufferSize)
-		}
-	}
 	c.orderDurations(path, set, "retry_initial", "retry_max", p.RetryInitial, p.RetryMax)
 }
 

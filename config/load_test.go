@@ -141,7 +141,7 @@ func TestFull(t *testing.T) {
 	check("token_file", ix.TokenFile, filepath.Join(dir, "full.token"))
 	check("ca_file", ix.TLS.CAFile, filepath.Join(dir, "ca.pem"))
 	check("influx pipeline", cfg.Sinks["influx"].Pipeline, config.Pipeline{
-		BatchSize: 5000, FlushInterval: 250 * time.Millisecond, BufferSize: 50000,
+		BatchSize: 5000, FlushInterval: 250 * time.Millisecond, MaxBufferBytes: 50000,
 		WhenFull: config.DropNewest, RetryInitial: time.Second, RetryMax: 5 * time.Minute,
 	})
 	check("archive pipeline", cfg.Sinks["archive"].Pipeline.WhenFull, config.Block)

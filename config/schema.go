@@ -62,12 +62,12 @@ func named(what string, elem *spec) *spec {
 }
 
 var pipelineSpec = section(map[string]*spec{
-	"batch_size":     posInt,
-	"flush_interval": duration,
-	"buffer_size":    posInt,
-	"when_full":      enum(string(Block), string(DropOldest), string(DropNewest)),
-	"retry_initial":  duration,
-	"retry_max":      duration,
+	"batch_size":       posInt,
+	"flush_interval":   duration,
+	"max_buffer_bytes": posInt,
+	"when_full":        enum(string(Block), string(DropOldest), string(DropNewest)),
+	"retry_initial":    duration,
+	"retry_max":        duration,
 })
 
 var sqliteSpec = section(map[string]*spec{
@@ -137,6 +137,11 @@ var rootSpec = section(map[string]*spec{
 		"max_key_length":   posInt,
 		"max_value_length": posInt,
 		"max_future":       duration,
+	}),
+	"buffer": section(map[string]*spec{
+		"fsync":          enum(string(FsyncAlways), string(FsyncInterval), string(FsyncNever)),
+		"fsync_interval": duration,
+		"segment_bytes":  posInt,
 	}),
 	"restart": section(map[string]*spec{
 		"initial":     duration,

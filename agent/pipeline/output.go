@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/sinks"
@@ -25,8 +27,8 @@ const (
 	SinkStopped  SinkState = "stopped"
 )
 
-// ErrClosed is returned by Enqueue once the output is closing.
-var ErrClosed = errors.New("output is closing")
+// ErrClosed is returned by Buffer.Append once the buffer is closed.
+var ErrClosed = errors.New("buffer is closed")
 
 // Clock is the time an output runs on; tests substitute their own.
 type Clock interface {
@@ -39,36 +41,32 @@ type wallClock struct{}
 func (wallClock) Now() time.Time                         { return time.Now() }
 func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Output feeds one sink. Points are buffered in memory up to
-// cfg.BufferSize (plus one batch in flight); when the buffer is full the
-// cfg.WhenFull policy decides: block the feeds, drop the oldest buffered
-// points, or drop the incoming ones. A writer goroutine cuts batches of
-// cfg.BatchSize points, or whatever is buffered once cfg.FlushInterval has
-// passed, and writes each until it succeeds, backing off between tries.
+// Output feeds one sink from the disk buffer. A writer goroutine reads the
+// entries routed to the sink from its cursor, cuts batches of at least
+// cfg.BatchSize points (whole entries, so a batch may exceed it by less
+// than one plugin batch), or whatever it has once cfg.FlushInterval has
+// passed since the batch began, and writes each until it succeeds,
+// backing off between tries. Only then does the cursor move. Bounds and
+// the when_full policy are the buffer's (see Buffer.Append).
 //
 // Lifecycle: NewOutput has no side effects; Start launches the writer;
-// Enqueue may be called from many goroutines; Close drains and stops and is
-// idempotent.
+// Close drains what is buffered within its deadline and stops, and is
+// idempotent. What is not written by then stays in the buffer for the
+// next start.
 type Output struct {
 	name  string
 	sink  sinks.Sink
 	cfg   config.Pipeline
+	cur   *SinkCursor
 	log   *slog.Logger
 	clock Clock
 
 	sinkMu sync.Mutex // a sink is driven by one goroutine at a time
 
-	mu       sync.Mutex
-	buf      ring
-	inflight int       // points cut into the batch being written
-	oldestAt time.Time // when the oldest buffered point arrived
-	closing  bool
-	space    chan struct{} // signalled when points leave the buffer
-	avail    chan struct{} // signalled when points enter it
-	closeCh  chan struct{}
-
+	closeCh chan struct{}
 	cancel  context.CancelFunc // hard stop of the writer
 	done    chan struct{}
+	mu      sync.Mutex
 	started bool
 	once    sync.Once
 
@@ -76,25 +74,23 @@ type Output struct {
 }
 
 type outputStats struct {
-	received, written, batches, retries atomic.Uint64
-	droppedFull, droppedRejected        atomic.Uint64
-	droppedShutdown                     atomic.Uint64
-	mu                                  sync.Mutex
-	state                               SinkState
-	lastErr                             string
-	lastWrite                           time.Time
+	written, batches, retries  atomic.Uint64
+	droppedRejected, undecoded atomic.Uint64
+	corrupt                    atomic.Uint64 // buffer records skipped; their point count is unknown
+	mu                         sync.Mutex
+	state                      SinkState
+	lastErr                    string
+	lastWrite                  time.Time
 }
 
-// NewOutput returns an output for sink; clock may be nil for wall time.
-// log should already carry the sink's name.
-func NewOutput(name string, sink sinks.Sink, cfg config.Pipeline, log *slog.Logger, clock Clock) *Output {
+// NewOutput returns an output for sink reading from cur; clock may be nil
+// for wall time. log should already carry the sink's name.
+func NewOutput(name string, sink sinks.Sink, cfg config.Pipeline, cur *SinkCursor, log *slog.Logger, clock Clock) *Output {
 	if clock == nil {
 		clock = wallClock{}
 	}
 	o := &Output{
-		name: name, sink: sink, cfg: cfg, log: log, clock: clock,
-		space:   make(chan struct{}, 1),
-		avail:   make(chan struct{}, 1),
+		name: name, sink: sink, cfg: cfg, cur: cur, log: log, clock: clock,
 		closeCh: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -130,115 +126,129 @@ func (o *Output) Start() {
 	}()
 }
 
-func signal(ch chan struct{}) {
+func (o *Output) closing() bool {
 	select {
-	case ch <- struct{}{}:
+	case <-o.closeCh:
+		return true
 	default:
-	}
-}
-
-// Enqueue adds points to the buffer under the when_full policy. It blocks
-// only under the block policy, until there is room or ctx ends (then it
-// returns ctx.Err() with the rest of the points not taken).
-func (o *Output) Enqueue(ctx context.Context, points []sluice.Point) error {
-	o.stats.received.Add(uint64(len(points)))
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closing {
-		o.stats.droppedShutdown.Add(uint64(len(points)))
-		return ErrClosed
-	}
-	for i := 0; i < len(points); {
-		if o.buf.len() == 0 {
-			o.oldestAt = o.clock.Now()
-		}
-		if o.buf.len() < o.cfg.BufferSize {
-			o.buf.push(points[i])
-			i++
-			continue
-		}
-		switch o.cfg.WhenFull {
-		case config.DropNewest:
-			o.stats.droppedFull.Add(uint64(len(points) - i))
-			signal(o.avail)
-			return nil
-		case config.DropOldest:
-			o.buf.popFront()
-			o.stats.droppedFull.Add(1)
-		default: // block
-			signal(o.avail)
-			o.mu.Unlock()
-			select {
-			case <-o.space:
-				o.mu.Lock()
-			case <-ctx.Done():
-				o.mu.Lock()
-				return ctx.Err()
-			}
-			if o.closing {
-				o.stats.droppedShutdown.Add(uint64(len(points) - i))
-				return ErrClosed
-			}
-		}
-	}
-	signal(o.avail)
-	return nil
-}
-
-// cut waits until a batch is due and takes it from the buffer. It returns
-// nil when the output is closing and the buffer is empty, or ctx ends.
-func (o *Output) cut(ctx context.Context, batch []sluice.Point) []sluice.Point {
-	for {
-		o.mu.Lock()
-		n, closing := o.buf.len(), o.closing
-		due := n >= o.cfg.BatchSize || (n > 0 && (closing || !o.clock.Now().Before(o.oldestAt.Add(o.cfg.FlushInterval))))
-		if due {
-			batch = o.buf.popInto(batch, o.cfg.BatchSize)
-			o.inflight = len(batch)
-			if o.buf.len() > 0 {
-				o.oldestAt = o.clock.Now()
-			}
-			o.mu.Unlock()
-			signal(o.space)
-			return batch
-		}
-		var wait <-chan time.Time
-		if n > 0 {
-			wait = o.clock.After(o.oldestAt.Add(o.cfg.FlushInterval).Sub(o.clock.Now()))
-		}
-		o.mu.Unlock()
-		if closing && n == 0 {
-			return nil
-		}
-		select {
-		case <-o.avail:
-		case <-wait:
-		case <-o.closeCh:
-		case <-ctx.Done():
-			return nil
-		}
+		return false
 	}
 }
 
 func (o *Output) writeLoop(ctx context.Context) {
-	var batch []sluice.Point
+	defer o.setState(SinkStopped, "")
 	bo := backoff.New(backoff.Policy{Initial: o.cfg.RetryInitial, Max: o.cfg.RetryMax})
+	r, err := o.cur.reader()
+	if err != nil {
+		o.log.Error("cannot read the buffer", "error", err)
+		return
+	}
+	defer func() { r.Close() }()
+
+	var (
+		batch   []sluice.Point
+		started time.Time // when the batch got its first point
+	)
 	for {
-		batch = o.cut(ctx, batch[:0])
-		if len(batch) == 0 {
-			o.setState(SinkStopped, "")
+		wake := o.cur.notify() // before reading, so no append is missed
+		for len(batch) < o.cfg.BatchSize {
+			idx, payload, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if errors.Is(err, wal.ErrCorrupt) {
+				// The disk changed the record after it was written: skip
+				// it, count it, read on.
+				o.stats.corrupt.Add(1)
+				o.log.Error("buffer record corrupt on disk; skipped", "error", err)
+				o.cur.take(r.NextIndex())
+				r.Close()
+				if r, err = o.cur.reader(); err != nil {
+					o.log.Error("cannot read the buffer", "error", err)
+					return
+				}
+				continue
+			}
+			if err != nil {
+				// The log changed under the reader (a segment removed):
+				// reopen at the cursor after a pause.
+				o.log.Error("reading the buffer failed; reopening", "error", err)
+				r.Close()
+				if o.sleep(ctx, bo.Next()) != nil {
+					return
+				}
+				if r, err = o.cur.reader(); err != nil {
+					o.log.Error("cannot read the buffer", "error", err)
+					return
+				}
+				continue
+			}
+			if !o.cur.take(idx) {
+				continue // drop_oldest skipped it
+			}
+			h, err := parseEntryHeader(payload)
+			if err == nil && !h.routedTo(o.name) {
+				continue
+			}
+			var ps []sluice.Point
+			if err == nil {
+				ps, err = h.points()
+			}
+			if err != nil {
+				o.stats.undecoded.Add(uint64(h.NPoints))
+				o.log.Error("buffer entry cannot be decoded; skipped", "index", idx, "error", err)
+				continue
+			}
+			if len(batch) == 0 {
+				started = o.clock.Now()
+			}
+			batch = append(batch, ps...)
+		}
+
+		closing := o.closing()
+		due := len(batch) >= o.cfg.BatchSize ||
+			(len(batch) > 0 && (closing || !o.clock.Now().Before(started.Add(o.cfg.FlushInterval))))
+		if due {
+			if !o.write(ctx, batch, bo) {
+				return // hard stop: the batch stays in the buffer
+			}
+			if err := o.cur.commit(len(batch)); err != nil {
+				o.log.Error("cannot save the buffer cursor; the batch may be written again after a restart", "error", err)
+			}
+			clear(batch)
+			batch = batch[:0]
+			continue
+		}
+		if len(batch) == 0 && o.cur.uncommitted() {
+			// Entries not routed here were passed: let the cursor move so
+			// their segments can go.
+			if err := o.cur.commit(0); err != nil {
+				o.log.Error("cannot save the buffer cursor", "error", err)
+			}
+		}
+		if closing && len(batch) == 0 {
 			return
 		}
-		ok := o.write(ctx, batch, bo)
-		o.mu.Lock()
-		o.inflight = 0
-		o.mu.Unlock()
-		if !ok {
-			o.stats.droppedShutdown.Add(uint64(len(batch)))
-			o.setState(SinkStopped, "")
+		var timer <-chan time.Time
+		if len(batch) > 0 {
+			timer = o.clock.After(started.Add(o.cfg.FlushInterval).Sub(o.clock.Now()))
+		}
+		select {
+		case <-wake:
+		case <-timer:
+		case <-o.closeCh:
+		case <-ctx.Done():
 			return
 		}
-		clear(batch)
+	}
+}
+
+func (o *Output) sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-o.clock.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -312,18 +322,17 @@ func (o *Output) setState(s SinkState, errMsg string) bool {
 	return changed
 }
 
-// Close stops taking points and drains the buffer into the sink. If ctx
-// ends first, the writer is stopped hard and what is left is counted as
-// dropped for shutdown; the error says how many.
+// Close drains the sink's share of the buffer into the sink. Feeds must be
+// stopped first. If ctx ends before the drain completes, the writer stops
+// and what is left stays in the buffer for the next start; the error says
+// how much.
 func (o *Output) Close(ctx context.Context) error {
 	var err error
 	o.once.Do(func() {
+		close(o.closeCh)
 		o.mu.Lock()
-		o.closing = true
 		started := o.started
 		o.mu.Unlock()
-		close(o.closeCh)
-		signal(o.space) // wake a blocked Enqueue so it sees closing
 		if !started {
 			return
 		}
@@ -334,17 +343,8 @@ func (o *Output) Close(ctx context.Context) error {
 			<-o.done
 		}
 		o.cancel()
-		o.mu.Lock()
-		left := o.buf.len()
-		for o.buf.len() > 0 {
-			o.buf.popFront()
-		}
-		o.mu.Unlock()
-		if left > 0 {
-			o.stats.droppedShutdown.Add(uint64(left))
-		}
-		if n := o.stats.droppedShutdown.Load(); n > 0 {
-			err = fmt.Errorf("sink %s: %d points not written before the shutdown deadline", o.name, n)
+		if st := o.cur.status(); st.PendingPoints > 0 {
+			err = fmt.Errorf("sink %s: %d points not written before the shutdown deadline; they stay buffered for the next start", o.name, st.PendingPoints)
 		}
 	})
 	return err
@@ -352,37 +352,39 @@ func (o *Output) Close(ctx context.Context) error {
 
 // OutputStatus is a snapshot of an output's counters and state.
 type OutputStatus struct {
-	Name      string            `json:"name"`
-	State     SinkState         `json:"state"`
-	Buffered  int               `json:"buffered"` // waiting, including the batch being written
-	Capacity  int               `json:"capacity"`
-	WhenFull  config.WhenFull   `json:"when_full"`
-	Received  uint64            `json:"received"`
-	Written   uint64            `json:"written"`
-	Batches   uint64            `json:"batches"`
-	Retries   uint64            `json:"retries"`
-	Dropped   map[Reason]uint64 `json:"dropped"`
-	LastError string            `json:"last_error,omitempty"`
-	LastWrite time.Time         `json:"last_write,omitzero"`
+	Name           string            `json:"name"`
+	State          SinkState         `json:"state"`
+	BufferedPoints int64             `json:"buffered_points"` // routed here and not yet written
+	BufferedBytes  int64             `json:"buffered_bytes"`
+	MaxBytes       int64             `json:"max_bytes"`
+	WhenFull       config.WhenFull   `json:"when_full"`
+	Received       uint64            `json:"received"`
+	Written        uint64            `json:"written"`
+	Batches        uint64            `json:"batches"`
+	Retries        uint64            `json:"retries"`
+	Dropped        map[Reason]uint64 `json:"dropped"`
+	CorruptRecords uint64            `json:"corrupt_records,omitempty"` // buffer records lost to disk corruption
+	LastError      string            `json:"last_error,omitempty"`
+	LastWrite      time.Time         `json:"last_write,omitzero"`
 }
 
 // Status returns a snapshot.
 func (o *Output) Status() OutputStatus {
-	o.mu.Lock()
-	buffered := o.buf.len() + o.inflight
-	o.mu.Unlock()
+	buf := o.cur.status()
 	o.stats.mu.Lock()
 	defer o.stats.mu.Unlock()
 	return OutputStatus{
 		Name: o.name, State: o.stats.state,
-		Buffered: buffered, Capacity: o.cfg.BufferSize, WhenFull: o.cfg.WhenFull,
-		Received: o.stats.received.Load(), Written: o.stats.written.Load(),
+		BufferedPoints: buf.PendingPoints, BufferedBytes: buf.PendingBytes, MaxBytes: buf.MaxBytes,
+		WhenFull: o.cfg.WhenFull,
+		Received: buf.Appended, Written: o.stats.written.Load(),
 		Batches: o.stats.batches.Load(), Retries: o.stats.retries.Load(),
 		Dropped: map[Reason]uint64{
-			ReasonBufferFull: o.stats.droppedFull.Load(),
-			ReasonRejected:   o.stats.droppedRejected.Load(),
-			ReasonShutdown:   o.stats.droppedShutdown.Load(),
+			ReasonBufferFull:  buf.DroppedFull,
+			ReasonRejected:    o.stats.droppedRejected.Load(),
+			ReasonUndecodable: o.stats.undecoded.Load(),
 		},
-		LastError: o.stats.lastErr, LastWrite: o.stats.lastWrite,
+		CorruptRecords: o.stats.corrupt.Load(),
+		LastError:      o.stats.lastErr, LastWrite: o.stats.lastWrite,
 	}
 }

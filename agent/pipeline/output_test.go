@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -80,8 +81,24 @@ func seq(from, to int) []int64 {
 }
 
 func testCfg(policy config.WhenFull) config.Pipeline {
-	return config.Pipeline{BatchSize: 4, FlushInterval: time.Hour, BufferSize: 10, WhenFull: policy,
+	return config.Pipeline{BatchSize: 4, FlushInterval: time.Hour, MaxBufferBytes: 1 << 20, WhenFull: policy,
 		RetryInitial: time.Millisecond, RetryMax: 10 * time.Millisecond}
+}
+
+// openTestBuffer opens a buffer in dir for the given sinks.
+func openTestBuffer(t *testing.T, dir string, limits ...SinkLimit) *Buffer {
+	t.Helper()
+	b, _, err := OpenBuffer(BufferOptions{Dir: dir, Sync: wal.SyncNever}, limits, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func appendPts(t *testing.T, b *Buffer, sinks []string, from, to int) error {
+	t.Helper()
+	return b.Append(context.Background(), &Entry{Feed: "f", Sinks: sinks, Points: pts(from, to)})
 }
 
 func closeOutput(t *testing.T, o *Output) {
@@ -93,56 +110,76 @@ func closeOutput(t *testing.T, o *Output) {
 	}
 }
 
-// The writer is not started until the buffer has been overfilled, so what
-// each policy keeps is exact.
+// entrySize is the encoded size of an entry of pts(0, 5) for sink "s".
+func entrySize(t *testing.T) int64 {
+	b, err := appendEntry(nil, &Entry{Feed: "f", Sinks: []string{"s"}, Points: pts(0, 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(b)) + 16 // plus the log's record header
+}
+
+// Each policy with room for three 5-point entries: five entries arrive
+// while the sink's output is not running, so what each keeps is exact.
 func TestWhenFullPolicies(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, tc := range []struct {
 		policy      config.WhenFull
-		wantErr     error
 		wantWritten []int64
 		wantDropped uint64
+		wantBlocked bool
 	}{
-		{config.Block, context.Canceled, seq(0, 10), 0},
-		{config.DropNewest, nil, seq(0, 10), 15},
-		{config.DropOldest, nil, seq(15, 25), 15},
+		{config.Block, seq(0, 15), 0, true},
+		{config.DropNewest, seq(0, 15), 10, false},
+		{config.DropOldest, seq(10, 25), 10, false},
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
-			sink := &memSink{}
-			o := NewOutput("s", sink, testCfg(tc.policy), discard, nil)
-			err := o.Enqueue(cancelled, pts(0, 25))
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("enqueue: %v, want %v", err, tc.wantErr)
+			max := 3*entrySize(t) + 8 // room for three entries, not four
+			b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: max, WhenFull: tc.policy})
+			blocked := false
+			for i := range 5 {
+				err := b.Append(cancelled, &Entry{Feed: "f", Sinks: []string{"s"}, Points: pts(5*i, 5*i+5)})
+				if errors.Is(err, context.Canceled) {
+					blocked = true
+				} else if err != nil {
+					t.Fatal(err)
+				}
 			}
+			if blocked != tc.wantBlocked {
+				t.Fatalf("append blocked = %v, want %v", blocked, tc.wantBlocked)
+			}
+			sink := &memSink{}
+			o := NewOutput("s", sink, testCfg(tc.policy), b.Cursor("s"), discard, nil)
 			st := o.Status()
-			if st.Buffered != 10 || st.Dropped[ReasonBufferFull] != tc.wantDropped {
-				t.Fatalf("buffered %d, dropped %d; want 10 and %d", st.Buffered, st.Dropped[ReasonBufferFull], tc.wantDropped)
+			if st.BufferedPoints != 15 || st.Dropped[ReasonBufferFull] != tc.wantDropped {
+				t.Fatalf("buffered %d, dropped %d; want 15 and %d", st.BufferedPoints, st.Dropped[ReasonBufferFull], tc.wantDropped)
 			}
 			o.Start()
 			closeOutput(t, o)
 			if got := sink.ids(); !slices.Equal(got, tc.wantWritten) {
 				t.Fatalf("written %v, want %v", got, tc.wantWritten)
 			}
-			st = o.Status()
-			if st.Written != uint64(len(tc.wantWritten)) || st.Received != 25 {
-				t.Fatalf("status written=%d received=%d", st.Written, st.Received)
+			if st = o.Status(); st.Written != 15 || st.BufferedPoints != 0 {
+				t.Fatalf("status written=%d buffered=%d", st.Written, st.BufferedPoints)
 			}
 		})
 	}
 }
 
 func TestBlockWaitsForRoomThenTakesEverything(t *testing.T) {
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 4 * entrySize(t), WhenFull: config.Block})
 	sink := &memSink{}
-	o := NewOutput("s", sink, testCfg(config.Block), discard, nil)
+	o := NewOutput("s", sink, testCfg(config.Block), b.Cursor("s"), discard, nil)
 	o.Start()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var wg sync.WaitGroup
-	for w := range 3 { // concurrent feeds
+	for w := range 3 { // concurrent feeds, far more than fits at once
 		wg.Go(func() {
-			if err := o.Enqueue(ctx, pts(w*1000, w*1000+500)); err != nil {
-				t.Errorf("enqueue: %v", err)
+			for i := range 40 {
+				base := w*1000 + 5*i
+				if err := appendPts(t, b, []string{"s"}, base, base+5); err != nil {
+					t.Errorf("append: %v", err)
+				}
 			}
 		})
 	}
@@ -150,9 +187,50 @@ func TestBlockWaitsForRoomThenTakesEverything(t *testing.T) {
 	closeOutput(t, o)
 	got := sink.ids()
 	slices.Sort(got)
-	want := append(append(seq(0, 500), seq(1000, 1500)...), seq(2000, 2500)...)
+	want := append(append(seq(0, 200), seq(1000, 1200)...), seq(2000, 2200)...)
 	if !slices.Equal(got, want) {
-		t.Fatalf("wrote %d points, want the 1500 sent exactly once", len(got))
+		t.Fatalf("wrote %d points, want the 600 sent exactly once", len(got))
+	}
+}
+
+func TestRoutingAndRestartResumeAtCursor(t *testing.T) {
+	dir := t.TempDir()
+	limits := []SinkLimit{{Name: "a", MaxBytes: 1 << 20}, {Name: "b", MaxBytes: 1 << 20}}
+	b := openTestBuffer(t, dir, limits...)
+	for i := range 4 {
+		sinks := []string{"a"}
+		if i%2 == 0 {
+			sinks = append(sinks, "b")
+		}
+		if err := b.Append(context.Background(), &Entry{Feed: "f", Sinks: sinks, Position: sluice.Position(fmt.Sprint(i)), Points: pts(4*i, 4*i+4)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only a writes before the "crash".
+	sa := &memSink{}
+	oa := NewOutput("a", sa, testCfg(config.Block), b.Cursor("a"), discard, nil)
+	oa.Start()
+	closeOutput(t, oa)
+	b.Close()
+
+	b = openTestBuffer(t, dir, append(limits, SinkLimit{Name: "late", MaxBytes: 1 << 20})...)
+	if got := string(b.Position("f")); got != "3" {
+		t.Fatalf("position after reopen = %q, want 3", got)
+	}
+	outs := map[string]*memSink{"a": {}, "b": {}, "late": {}}
+	for name, s := range outs {
+		o := NewOutput(name, s, testCfg(config.Block), b.Cursor(name), discard, nil)
+		o.Start()
+		closeOutput(t, o)
+	}
+	if got := outs["a"].ids(); len(got) != 0 {
+		t.Errorf("a wrote %v again after its cursor passed them", got)
+	}
+	if got, want := outs["b"].ids(), append(seq(0, 4), seq(8, 12)...); !slices.Equal(got, want) {
+		t.Errorf("b wrote %v, want only the entries routed to it: %v", got, want)
+	}
+	if got := outs["late"].ids(); len(got) != 0 {
+		t.Errorf("a sink added later wrote %v; it must start at the head", got)
 	}
 }
 
@@ -220,10 +298,11 @@ func TestFlushIntervalCutsPartialBatch(t *testing.T) {
 	sink := &memSink{}
 	cfg := testCfg(config.Block)
 	cfg.FlushInterval = time.Second
-	o := NewOutput("s", sink, cfg, discard, clock)
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, cfg, b.Cursor("s"), discard, clock)
 	o.Start()
 	defer closeOutput(t, o)
-	if err := o.Enqueue(context.Background(), pts(0, 3)); err != nil { // below batch size
+	if err := appendPts(t, b, []string{"s"}, 0, 3); err != nil { // below batch size
 		t.Fatal(err)
 	}
 	if d := clock.nextWait(t); d != time.Second {
@@ -257,8 +336,9 @@ func TestRetriesByErrorClass(t *testing.T) {
 	}}
 	cfg := testCfg(config.Block)
 	cfg.RetryInitial, cfg.RetryMax = time.Second, time.Minute
-	o := NewOutput("s", sink, cfg, discard, clock)
-	if err := o.Enqueue(context.Background(), pts(0, 4)); err != nil {
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, cfg, b.Cursor("s"), discard, clock)
+	if err := appendPts(t, b, []string{"s"}, 0, 4); err != nil {
 		t.Fatal(err)
 	}
 	o.Start()
@@ -278,8 +358,8 @@ func TestRetriesByErrorClass(t *testing.T) {
 	if d := clock.nextWait(t); d != time.Minute {
 		t.Fatalf("when failed the writer waits %v, want retry_max", d)
 	}
-	if st := o.Status(); st.State != SinkFailed || st.Buffered != 4 {
-		t.Fatalf("state %s, %d buffered after 401; want failed with the 4 points still held", st.State, st.Buffered)
+	if st := o.Status(); st.State != SinkFailed || st.BufferedPoints != 4 {
+		t.Fatalf("state %s, %d buffered after 401; want failed with the 4 points still held", st.State, st.BufferedPoints)
 	}
 	clock.Advance(time.Minute)
 	deadline := time.Now().Add(10 * time.Second)
@@ -299,8 +379,9 @@ func TestRejectedPointsAreCountedNotRetried(t *testing.T) {
 		}
 		return nil
 	}}
-	o := NewOutput("s", sink, testCfg(config.Block), discard, nil)
-	if err := o.Enqueue(context.Background(), pts(0, 8)); err != nil {
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	if err := appendPts(t, b, []string{"s"}, 0, 8); err != nil {
 		t.Fatal(err)
 	}
 	o.Start()
@@ -314,21 +395,30 @@ func TestRejectedPointsAreCountedNotRetried(t *testing.T) {
 	}
 }
 
-func TestCloseDeadlineCountsWhatIsLeft(t *testing.T) {
+func TestCloseDeadlineLeavesPointsBuffered(t *testing.T) {
+	dir := t.TempDir()
 	sink := &memSink{fail: func(int, []sluice.Point) error { return errors.New("down") }}
-	cfg := testCfg(config.Block)
-	o := NewOutput("s", sink, cfg, discard, nil)
-	if err := o.Enqueue(context.Background(), pts(0, 10)); err != nil {
+	b := openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	if err := appendPts(t, b, []string{"s"}, 0, 10); err != nil {
 		t.Fatal(err)
 	}
 	o.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	err := o.Close(ctx)
-	if want := "sink s: 10 points not written before the shutdown deadline"; fmt.Sprint(err) != want {
+	if want := "sink s: 10 points not written before the shutdown deadline; they stay buffered for the next start"; fmt.Sprint(err) != want {
 		t.Fatalf("close: %v, want %q", err, want)
 	}
-	if err := o.Enqueue(context.Background(), pts(10, 11)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("enqueue after close: %v", err)
+	b.Close()
+
+	// The next start writes them.
+	b = openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	ok := &memSink{}
+	o = NewOutput("s", ok, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	o.Start()
+	closeOutput(t, o)
+	if got := ok.ids(); !slices.Equal(got, seq(0, 10)) {
+		t.Fatalf("after restart wrote %v", got)
 	}
 }

@@ -139,3 +139,7 @@ func (r *Reader) Close() error {
 	}
 	return nil
 }
+
+// NextIndex is the index the next call to Next will read; after Next
+// returned ErrCorrupt, the index of the corrupt record.
+func (r *Reader) NextIndex() uint64 { return r.next }

@@ -88,3 +88,25 @@ func FuzzPointRoundTrip(f *testing.F) {
 
 func tag(k, v string) sluice.Tag                  { return sluice.Tag{Key: k, Value: v} }
 func field(k string, v sluice.Value) sluice.Field { return sluice.Field{Key: k, Value: v} }
+
+func TestMarshalPointsRoundTrip(t *testing.T) {
+	ts := time.Date(2024, 3, 1, 12, 0, 0, 5, time.UTC)
+	in := []sluice.Point{
+		{Measurement: "a", Tags: []sluice.Tag{tag("k", "v")}, Fields: []sluice.Field{field("f", sluice.Float(1.5)), field("u", sluice.Uint(math.MaxUint64))}, Time: ts, Received: ts},
+		{Measurement: "b", Fields: []sluice.Field{field("s", sluice.String("x")), field("b", sluice.Bool(true))}, Time: ts},
+	}
+	b, err := MarshalPoints([]byte("prefix"), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := UnmarshalPoints(b[len("prefix"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) || !in[0].Equal(&out[0]) || !in[1].Equal(&out[1]) {
+		t.Fatalf("round trip: %+v", out)
+	}
+	if _, err := UnmarshalPoints([]byte{0xff, 0xff}); err == nil {
+		t.Fatal("garbage decoded without error")
+	}
+}

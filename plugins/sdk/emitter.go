@@ -16,7 +16,8 @@ const (
 	DefaultFlushInterval = 100 * time.Millisecond
 
 	// maxPendingCheckpoints bounds checkpoints waiting for their points
-	// to be batched; past it the newest is replaced, which keeps order.
+	// to be batched; past it the oldest goes. Batches are cut close to
+	// the newest points, so the newest checkpoints are the ones that count.
 	maxPendingCheckpoints = 64
 )
 
@@ -86,11 +87,10 @@ func (e *Emitter) Checkpoint(pos sluice.Position) {
 	}
 	cp := checkpoint{seq: e.queued.Load(), pos: pos}
 	e.mu.Lock()
-	if n := len(e.pending); n >= maxPendingCheckpoints {
-		e.pending[n-1] = cp
-	} else {
-		e.pending = append(e.pending, cp)
+	if len(e.pending) >= maxPendingCheckpoints {
+		e.pending = append(e.pending[:0], e.pending[1:]...)
 	}
+	e.pending = append(e.pending, cp)
 	e.mu.Unlock()
 }
 

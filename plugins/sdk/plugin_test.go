@@ -141,6 +141,31 @@ func TestStreamBatchesInOrderWithResumeAndFinalDrain(t *testing.T) {
 	}
 }
 
+// Many checkpoints between batch cuts: the batch still carries the newest
+// one its points cover, not one from long before.
+func TestManyCheckpointsKeepTheNewest(t *testing.T) {
+	e := newEmitter(1000)
+	for i := range 500 {
+		e.Emit(pointN(i))
+		e.Checkpoint(sluice.Position(fmt.Sprint(i + 1)))
+	}
+	e.Emit(pointN(500)) // queued before its checkpoint is recorded
+	var got []string
+	b := &batcher{e: e, size: 1000, interval: time.Hour,
+		send: func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
+			got = append(got, fmt.Sprintf("%d:%s", len(ps), pos))
+			return nil
+		}}
+	done := make(chan struct{})
+	close(done)
+	if err := b.run(context.Background(), done); err != nil {
+		t.Fatal(err)
+	}
+	if want := "[501:500]"; fmt.Sprint(got) != want {
+		t.Errorf("batches = %v, want %s", got, want)
+	}
+}
+
 func TestFullQueueCountsDropsAndFreezesPosition(t *testing.T) {
 	e := newEmitter(10)
 	e.Checkpoint(sluice.Position("before-loss"))
