@@ -28,7 +28,7 @@ func (s *pointSink) Emit(p sluice.Point) bool {
 	return true
 }
 func (s *pointSink) EmitWait(_ context.Context, p sluice.Point) error { s.Emit(p); return nil }
-func (s *pointSink) Checkpoint(sluice.Position)                      {}
+func (s *pointSink) Checkpoint(sluice.Position)                       {}
 
 func (s *pointSink) find(meas, kind string) []sluice.Point {
 	s.mu.Lock()
