@@ -42,12 +42,26 @@ const BinaryPrefix = "sluice-source-"
 // Serve runs src as a plugin process. It returns only when the host is done
 // with the plugin. A plugin's main is a call to Serve.
 func Serve(src Source) {
+	go exitWithParent(os.Getppid(), time.Second)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{impl: src}},
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger:          hclog.NewNullLogger(), // plugins log through Logger (slog)
 	})
+}
+
+// exitWithParent ends the plugin process once the agent that started it
+// is gone (killed with -9, say): the plugin is reparented, so its parent
+// pid changes. Without this a plugin would outlive its agent and keep a
+// WebSocket open for nobody.
+func exitWithParent(ppid int, every time.Duration) {
+	for range time.Tick(every) {
+		if os.Getppid() != ppid {
+			newLogger(os.Stderr).Warn("the agent is gone; plugin exiting", "agent_pid", ppid)
+			os.Exit(1)
+		}
+	}
 }
 
 // Logger returns the logger a plugin should use: JSON on stderr, which the
