@@ -1,0 +1,9 @@
+// Package dashtest tests the operations files: every Grafana dashboard
+// query runs against a real SQLite file and a real InfluxDB filled from
+// captured Binance frames, Prometheus panels are checked against the
+// agent's metric names, and the systemd unit, the install script and the
+// Debian package are checked with the tools that consume them.
+//
+// It holds tests only; the files under test live in grafana/, systemd/,
+// scripts/install.sh and packaging/.
+package dashtest
