@@ -303,12 +303,18 @@ func compileCond(c Condition) (cond, error) {
 func compileValue(name string, raw json.RawMessage, tag bool) (valueRef, error) {
 	var spec ValueSpec
 	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && raw[0] == '"' {
+	switch {
+	case len(raw) > 0 && raw[0] == '"':
 		if err := json.Unmarshal(raw, &spec.Path); err != nil {
 			return valueRef{}, err
 		}
-	} else if err := decodeStrict(raw, &spec); err != nil {
-		return valueRef{}, fmt.Errorf("must be a path or {path | value, type, map, optional}: %v", err)
+	case gjson.ParseBytes(raw).Type == gjson.Number:
+		// An unquoted array index in YAML: `side: 2`.
+		spec.Path = string(raw)
+	default:
+		if err := decodeStrict(raw, &spec); err != nil {
+			return valueRef{}, fmt.Errorf("must be a path or {path | value, type, map, optional}: %v", err)
+		}
 	}
 	v := valueRef{name: name, optional: spec.Optional}
 	if name == "" {
@@ -384,7 +390,7 @@ func compileTime(raw json.RawMessage) (*timeRef, error) {
 // checkLayout accepts a Go time layout that formats and parses back the
 // reference time, which rules out strings with no layout elements.
 func checkLayout(layout string) error {
-	ref := time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC)
+	ref := time.Date(2009, 11, 10, 23, 1, 2, 123456789, time.UTC)
 	s := ref.Format(layout)
 	if s == layout {
 		return fmt.Errorf("format %q is not unix_s, unix_ms, unix_us, unix_ns, rfc3339 or a Go time layout", layout)

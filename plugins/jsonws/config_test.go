@@ -1,0 +1,176 @@
+package jsonws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+const minimalRules = `rules: [{measurement: m, fields: {x: x}}]`
+
+func configure(t *testing.T, doc string, validateOnly bool) (*Source, error) {
+	t.Helper()
+	src := newSource(discardLogger())
+	_, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, doc), ValidateOnly: validateOnly})
+	return src, err
+}
+
+func TestConfigureRejects(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("not a certificate"), 0o600)
+	for _, tc := range []struct {
+		name, doc string
+		want      string // the joined errors
+	}{
+		{"empty", `{}`, "url: is required (ws:// or wss://); rules: must list at least one rule, or the feed writes nothing"},
+		{"scheme", "url: http://x\n" + minimalRules, `url: scheme must be ws or wss, not "http"`},
+		{"no host", "url: ws://\n" + minimalRules, "url: has no host"},
+		{"unknown key", "url: ws://x\nurll: 1\n" + minimalRules, "urll: unknown key"},
+		{"bad ref", "url: ws://x/${bogus}\n" + minimalRules, "url: reference ${bogus} must be ${env:NAME} or ${file:PATH} (write $$ for a literal $)"},
+		{"header name", "url: ws://x\nheaders: {'Bad Name': v}\n" + minimalRules, "headers.Bad Name: is not a valid header name"},
+		{"reserved header", "url: ws://x\nheaders: {Sec-WebSocket-Key: v}\n" + minimalRules, "headers.Sec-WebSocket-Key: is set by the WebSocket handshake itself and cannot be overridden"},
+		{"tls on ws", "url: ws://x\ntls: {insecure_skip_verify: true}\n" + minimalRules, "tls: applies only to wss:// URLs"},
+		{"tls files", "url: wss://x\ntls: {ca_file: " + bad + ", cert_file: /nonexistent}\n" + minimalRules,
+			"tls.ca_file: holds no PEM certificate; tls.key_file: is required with tls.cert_file"},
+		{"proxy", "url: ws://x\nproxy: ftp://p\n" + minimalRules, `proxy: must be "environment" or a http://, https:// or socks5:// URL`},
+		{"sizes", "url: ws://x\nmax_message_bytes: -1\nmax_decompressed_bytes: -1\ndecompress: brotli\n" + minimalRules,
+			`max_message_bytes: must be positive; decompress: must be none, gzip, deflate or auto, not "brotli"; max_decompressed_bytes: must be positive`},
+		{"on_open", "url: ws://x\non_open: [{}, {send: hi, expect: {path: a, timeout: -1s}}, {send: {a: 1}, expect: {path: a, equals: 1, fail: [{path: ''}]}}]\n" + minimalRules,
+			"on_open[0].send: is required: a string sent as text, or a JSON value; on_open[1].expect: set exactly one of equals, exists and regex; on_open[1].expect.timeout: must be positive; on_open[2].expect.fail[0]: path is required"},
+		{"ping", "url: ws://x\nping: {interval: -1s, timeout: -1s}\n" + minimalRules, "ping.interval: must not be negative (0s turns pings off); ping.timeout: must be positive"},
+		{"heartbeat", "url: ws://x\nheartbeat: {every: 0s}\n" + minimalRules, "heartbeat.every: must be positive; heartbeat.send: is required: a string sent as text, or a JSON value"},
+		{"answer", "url: ws://x\nanswer: [{reply: pong}, {text: ping, match: [{path: op, equals: ping}], reply: pong}, {text: ping}]\n" + minimalRules,
+			"answer[0]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[1]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[2].reply: is required: a string sent as text, or a JSON value"},
+		{"durations", "url: ws://x\nstale_after: -1s\nreconnect: {initial: 2s, max: 1s, budget: -2}\n" + minimalRules,
+			"stale_after: must not be negative (0s turns the check off); reconnect.max: must be at least reconnect.initial; reconnect.budget: must be positive, or -1 for no limit"},
+		{"duration syntax", "url: ws://x\nstale_after: soon\n" + minimalRules, `invalid duration "soon"`},
+		{"rules", "url: ws://x\nrules: [{measurement: m}]", "rules[0].fields: must name at least one field: a point without fields cannot be stored"},
+		{"missing env", "url: ws://x\nheaders: {Authorization: 'Bearer ${env:JSONWS_TEST_UNSET_VARIABLE}'}\n" + minimalRules,
+			"headers.Authorization: environment variable JSONWS_TEST_UNSET_VARIABLE is not set"},
+		{"missing file", "url: ws://x\non_open: [{send: {key: '${file:/nonexistent/key}'}}]\n" + minimalRules,
+			"on_open[0].send: cannot read /nonexistent/key: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, validateOnly := range []bool{true, false} {
+				_, err := configure(t, tc.doc, validateOnly)
+				var ces sdk.ConfigErrors
+				if !errors.As(err, &ces) {
+					t.Fatalf("got %v, want ConfigErrors", err)
+				}
+				if got := err.Error(); !strings.Contains(got, tc.want) {
+					t.Errorf("errors:\n%s\nwant:\n%s", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigureValidateOnlyChangesNothing(t *testing.T) {
+	doc := "url: ws://x\n" + minimalRules
+	src, err := configure(t, doc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.set != nil {
+		t.Fatal("ValidateOnly kept the config")
+	}
+	if err := src.run(context.Background(), &recorder{}); err == nil || !strings.Contains(err.Error(), "Run before Configure") {
+		t.Fatalf("run after a validation: %v", err)
+	}
+}
+
+func TestConfigureDeclaresMeasurements(t *testing.T) {
+	src := newSource(discardLogger())
+	ms, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, `
+url: ws://x
+rules:
+  - {measurement: trades, fields: {id: id}, unique: [id]}
+  - {measurement_path: kind, fields: {x: x}}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(ms)
+	if want := `[{"Name":"trades","Unique":["id"]},{"Name":"feed_events","Unique":null}]`; string(got) != want {
+		t.Errorf("measurements %s, want %s", got, want)
+	}
+	if src.set == nil || src.feed != "f" {
+		t.Error("Configure did not keep the config")
+	}
+}
+
+func TestTemplates(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	os.WriteFile(keyFile, []byte("  s3cr\"et\n"), 0o600)
+	t.Setenv("JSONWS_TEST_TOKEN", "tok")
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "plain"},
+		{"Bearer ${env:JSONWS_TEST_TOKEN}", "Bearer tok"},
+		{"${file:" + keyFile + "}!", `s3cr"et!`},
+		{"cost $5 and $$10 and $", "cost $5 and $10 and $"},
+	} {
+		tp, err := parseTemplate(tc.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		got, err := tp.render()
+		if err != nil || got != tc.want {
+			t.Errorf("render(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"${env:X", "${env:}", "${vault:x}", "${x}"} {
+		if _, err := parseTemplate(bad); err == nil {
+			t.Errorf("parseTemplate(%q) accepted", bad)
+		}
+	}
+
+	// A secret inside a JSON message is escaped as JSON; a text message
+	// is sent as written.
+	m, err := parseMessage(json.RawMessage(`{"op":"auth","args":["${file:` + keyFile + `}",1.50]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.render()
+	if want := `{"args":["s3cr\"et",1.50],"op":"auth"}`; err != nil || string(b) != want {
+		t.Errorf("JSON message = %s, %v; want %s", b, err, want)
+	}
+	m, _ = parseMessage(json.RawMessage(`"ping ${env:JSONWS_TEST_TOKEN}"`))
+	if b, _ := m.render(); string(b) != "ping tok" {
+		t.Errorf("text message = %q", b)
+	}
+}
+
+func TestFeedConfig(t *testing.T) {
+	feedFile := `
+feeds:
+  a: {plugin: synth, config: {rate: 1}}
+  b:
+    plugin: jsonws
+    config:
+      url: ws://x
+      rules: [{measurement: m, tags: {side: {path: m, map: {true: sell, false: buy}}}, fields: {x: x}}]
+`
+	got, err := FeedConfig([]byte(feedFile), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"rules":[{"fields":{"x":"x"},"measurement":"m","tags":{"side":{"map":{"false":"buy","true":"sell"},"path":"m"}}}],"url":"ws://x"}`
+	if string(got) != want {
+		t.Errorf("config\n%s\nwant\n%s", got, want)
+	}
+	if _, err := FeedConfig([]byte(feedFile), "zzz"); err == nil {
+		t.Error("an unknown feed was accepted")
+	}
+	bare, err := FeedConfig([]byte("url: ws://x\nrules: []\n"), "")
+	if err != nil || string(bare) != `{"rules":[],"url":"ws://x"}` {
+		t.Errorf("bare config: %s, %v", bare, err)
+	}
+}

@@ -1,0 +1,465 @@
+package jsonws
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
+
+// received is the receive time of every message in the mapping tests.
+var received = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+
+// yamlJSON converts a YAML snippet to JSON, as the agent hands a feed's
+// config to the plugin.
+func yamlJSON(t testing.TB, doc string) json.RawMessage {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("yaml: %v\n%s", err, doc)
+	}
+	j, err := jsonable(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustMapper(t testing.TB, rulesYAML string) *Mapper {
+	t.Helper()
+	var rules []Rule
+	if err := decodeStrict(yamlJSON(t, rulesYAML), &rules); err != nil {
+		t.Fatalf("rules: %v", err)
+	}
+	m, errs := NewMapper(rules)
+	if len(errs) > 0 {
+		t.Fatalf("rules rejected: %v", errs)
+	}
+	return m
+}
+
+// golden compares got with testdata/golden/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (go test -update rewrites it)\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
+}
+
+// renderMap maps each message and renders what came out, for a golden file.
+func renderMap(m *Mapper, msgs []string) string {
+	var b strings.Builder
+	for _, msg := range msgs {
+		points, errs, matched := m.Map([]byte(msg), received, nil)
+		fmt.Fprintf(&b, "> %s\n", msg)
+		for _, p := range points {
+			fmt.Fprintf(&b, "  %s\n", FormatPoint(p))
+			if !p.Received.Equal(received) {
+				fmt.Fprintf(&b, "  !! received %s, want %s\n", p.Received, received)
+			}
+		}
+		for _, e := range errs {
+			fmt.Fprintf(&b, "  error: %s\n", e.Error())
+		}
+		if !matched {
+			b.WriteString("  (no rule matched)\n")
+		}
+	}
+	return b.String()
+}
+
+func TestMapGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		rules string
+		msgs  []string
+	}{
+		{
+			name: "first_match_wins",
+			rules: `
+- name: ticker
+  match: [{path: type, equals: ticker}]
+  measurement: ticker
+  tags: {symbol: sym}
+  fields: {price: {path: px, type: float}}
+- name: catch_all
+  measurement: other
+  fields: {raw: {path: "@this", type: string}}
+`,
+			msgs: []string{
+				`{"type":"ticker","sym":"ABC","px":"1.25"}`,
+				`{"type":"trade","sym":"ABC","px":1}`,
+			},
+		},
+		{
+			name: "continue",
+			rules: `
+- name: block
+  match: [{path: height, exists: true}]
+  continue: true
+  measurement: blocks
+  fields: {height: {path: height, type: uint}, txs: {path: "tx.#", type: int}}
+- name: big_tx
+  match: [{path: height, exists: true}]
+  each: "tx.#(value>=1000)#"
+  measurement: big_tx
+  tags: {height: $.height}
+  fields: {value: {path: value, type: int}, id: id}
+- name: never
+  measurement: never
+  fields: {x: {value: 1}}
+`,
+			msgs: []string{
+				`{"height":100,"tx":[{"id":"a","value":5},{"id":"b","value":1000},{"id":"c","value":2500}]}`,
+				`{"height":101,"tx":[]}`,
+			},
+		},
+		{
+			name: "conditions",
+			rules: `
+- name: equals_number
+  match: [{path: code, equals: 1}]
+  measurement: m
+  fields: {rule: {value: equals_number}}
+- name: equals_bool_and_absent
+  match: [{path: ok, equals: true}, {path: err, exists: false}]
+  measurement: m
+  fields: {rule: {value: equals_bool_and_absent}}
+- name: regex_on_string
+  match: [{path: stream, regex: "@trade$"}]
+  measurement: m
+  fields: {rule: {value: regex_on_string}}
+- name: regex_on_number
+  match: [{path: n, regex: "^4\\d\\d$"}]
+  measurement: m
+  fields: {rule: {value: regex_on_number}}
+- name: equals_null
+  match: [{path: v, equals: null}]
+  measurement: m
+  fields: {rule: {value: equals_null}}
+`,
+			msgs: []string{
+				`{"code":1.0}`,
+				`{"code":"1"}`,
+				`{"ok":true}`,
+				`{"ok":true,"err":null}`,
+				`{"stream":"btcusdt@trade"}`,
+				`{"stream":"btcusdt@trades"}`,
+				`{"n":404}`,
+				`{"v":null}`,
+				`{}`,
+			},
+		},
+		{
+			name: "types",
+			rules: `
+- name: t
+  measurement: types
+  fields:
+    f_num: {path: a, type: float}
+    f_str: {path: b, type: float}
+    i_num: {path: c, type: int}
+    i_exp: {path: d, type: int}
+    i_str: {path: e, type: int}
+    u_num: {path: f, type: uint}
+    u_big: {path: g, type: uint}
+    s_num: {path: h, type: string}
+    s_obj: {path: i, type: string}
+    b_bool: {path: j, type: bool}
+    b_str: {path: k, type: bool}
+    inferred_num: l
+    inferred_str: m
+    inferred_bool: n
+`,
+			msgs: []string{
+				`{"a":1.5,"b":"2.25","c":-7,"d":1e3,"e":"42","f":7,"g":18446744073709551615,"h":12.50,"i":{"x":[1,2]},"j":false,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":"x","b":"2.25","c":-7,"d":1e3,"e":"42","f":7,"g":1,"h":1,"i":1,"j":true,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":1,"b":"NaN","c":-7,"d":1e3,"e":"42","f":7,"g":1,"h":1,"i":1,"j":true,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":1,"b":1,"c":1.5,"d":1e3,"e":"42","f":7,"g":1,"h":1,"i":1,"j":true,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":1,"b":1,"c":1,"d":1e3,"e":"42","f":-1,"g":1,"h":1,"i":1,"j":true,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":1,"b":1,"c":1,"d":1e3,"e":"42","f":1,"g":1,"h":1,"i":1,"j":1,"k":"true","l":3,"m":"s","n":true}`,
+				`{"a":1,"b":1,"c":1,"d":1e3,"e":"42","f":1,"g":1,"h":1,"i":1,"j":true,"k":"true","l":[3],"m":"s","n":true}`,
+			},
+		},
+		{
+			name: "missing_and_optional",
+			rules: `
+- name: r
+  measurement: m
+  tags:
+    need: t
+    maybe: {path: u, optional: true}
+  fields:
+    x: {path: x, type: float}
+    y: {path: y, type: float, optional: true}
+`,
+			msgs: []string{
+				`{"t":"a","u":"b","x":1,"y":2}`,
+				`{"t":"a","x":1}`,
+				`{"t":"a","u":null,"x":1,"y":null}`,
+				`{"u":"b","x":1}`,
+				`{"t":"a","x":null}`,
+				`{"t":{"o":1},"x":1}`,
+				`[1,2,3]`,
+			},
+		},
+		{
+			name: "no_fields_left",
+			rules: `
+- name: r
+  measurement: m
+  fields: {x: {path: x, optional: true}}
+`,
+			msgs: []string{`{"x":1}`, `{}`},
+		},
+		{
+			name: "map_and_literals",
+			rules: `
+- name: trade
+  measurement: trades
+  tags:
+    exchange: {value: acme}
+    side: {path: m, map: {"true": sell, "false": buy}}
+  fields:
+    qty: q
+    code: {path: c, type: int, map: {"A": 1, "B": 2}}
+    source: {value: ws}
+    weight: {value: "0.5", type: float}
+`,
+			msgs: []string{
+				`{"m":true,"q":1,"c":"A"}`,
+				`{"m":false,"q":2,"c":"B"}`,
+				`{"m":"maybe","q":3,"c":"A"}`,
+				`{"m":true,"q":4,"c":"Z"}`,
+			},
+		},
+		{
+			name: "measurement_path",
+			rules: `
+- name: r
+  measurement_path: kind
+  tags: {id: id}
+  fields: {v: v}
+`,
+			msgs: []string{
+				`{"kind":"cpu","id":1,"v":0.5}`,
+				`{"id":1,"v":0.5}`,
+				`{"kind":7,"id":1,"v":0.5}`,
+				`{"kind":"","id":1,"v":0.5}`,
+			},
+		},
+		{
+			name: "each",
+			rules: `
+- name: levels
+  match: [{path: e, equals: depth}]
+  each: data
+  measurement: book
+  tags: {symbol: $.s, side: 2}
+  fields: {price: {path: "0", type: float}, qty: {path: "1", type: float}}
+  time: {path: $.T, format: unix_ms}
+- name: not_array
+  match: [{path: e, equals: bad}]
+  each: data
+  measurement: m
+  fields: {x: x}
+`,
+			msgs: []string{
+				`{"e":"depth","s":"ABC","T":1700000000123,"data":[["1.5","2","bid"],["1.6","3","ask"],["x","1","bid"]]}`,
+				`{"e":"depth","s":"ABC","T":1700000000123,"data":[]}`,
+				`{"e":"depth","s":"ABC","T":1700000000123}`,
+				`{"e":"bad","data":{"x":1}}`,
+			},
+		},
+		{
+			name: "time_formats",
+			rules: `
+- {name: s, match: [{path: f, equals: s}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: unix_s}}
+- {name: ms, match: [{path: f, equals: ms}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: unix_ms}}
+- {name: us, match: [{path: f, equals: us}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: unix_us}}
+- {name: ns, match: [{path: f, equals: ns}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: unix_ns}}
+- {name: rfc, match: [{path: f, equals: rfc}], measurement: t, fields: {x: {value: 1}}, time: t}
+- {name: layout, match: [{path: f, equals: layout}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: "2006-01-02 15:04:05.000"}}
+- {name: optional, match: [{path: f, equals: opt}], measurement: t, fields: {x: {value: 1}}, time: {path: t, format: unix_ms, optional: true}}
+- {name: none, match: [{path: f, equals: none}], measurement: t, fields: {x: {value: 1}}}
+`,
+			msgs: []string{
+				`{"f":"s","t":1700000000}`,
+				`{"f":"s","t":1700000000.123456789}`,
+				`{"f":"s","t":"1700000000.5"}`,
+				`{"f":"s","t":1.7e9}`,
+				`{"f":"s","t":99999999999999999}`,
+				`{"f":"ms","t":1700000000123}`,
+				`{"f":"ms","t":"1700000000123"}`,
+				`{"f":"ms","t":1700000000123.5}`,
+				`{"f":"us","t":1700000000123456}`,
+				`{"f":"ns","t":1700000000123456789}`,
+				`{"f":"rfc","t":"2024-01-02T03:04:05.5+01:00"}`,
+				`{"f":"rfc","t":"2024-01-02"}`,
+				`{"f":"layout","t":"2024-01-02 03:04:05.678"}`,
+				`{"f":"ms"}`,
+				`{"f":"ms","t":"soon"}`,
+				`{"f":"opt"}`,
+				`{"f":"none"}`,
+			},
+		},
+		{
+			name: "not_json",
+			rules: `
+- {name: r, measurement: m, fields: {x: x}}
+`,
+			msgs: []string{`ping`, `{"x":1`, `{"x":1}`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			golden(t, tc.name+".txt", renderMap(mustMapper(t, tc.rules), tc.msgs))
+		})
+	}
+}
+
+func TestNewMapperRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, rules string
+		want        []string // substrings of the errors, in order
+	}{
+		{"no measurement", `[{fields: {x: x}}]`, []string{"rules[0]: set exactly one of measurement"}},
+		{"both measurements", `[{measurement: a, measurement_path: b, fields: {x: x}}]`, []string{"rules[0]: set exactly one"}},
+		{"no fields", `[{measurement: a}]`, []string{"rules[0].fields: must name at least one field"}},
+		{"bad type", `[{measurement: a, fields: {x: {path: x, type: decimal}}}]`, []string{`rules[0].fields.x: unknown field type "decimal"`}},
+		{"type on tag", `[{measurement: a, tags: {t: {path: t, type: int}}, fields: {x: x}}]`, []string{"rules[0].tags.t: a tag is always a string"}},
+		{"unknown spec key", `[{measurement: a, fields: {x: {pth: x}}}]`, []string{`rules[0].fields.x: must be a path or`, `unknown field "pth"`}},
+		{"path and value", `[{measurement: a, fields: {x: {path: x, value: 1}}}]`, []string{"rules[0].fields.x: set exactly one of path and value"}},
+		{"bad literal", `[{measurement: a, fields: {x: {value: abc, type: int}}}]`, []string{`rules[0].fields.x: value: string "abc" is not an int64`}},
+		{"bad path", `[{measurement: a, fields: {x: "a..b"}}]`, []string{"rules[0].fields.x: empty path component"}},
+		{"unbalanced", `[{measurement: a, fields: {x: "a.#(b==1"}}]`, []string{`rules[0].fields.x: unclosed '('`}},
+		{"modifier", `[{measurement: a, fields: {x: "@nosuch"}}]`, []string{"rules[0].fields.x: unknown modifier @nosuch"}},
+		{"bad regex", `[{measurement: a, match: [{path: a, regex: "("}], fields: {x: x}}]`, []string{"rules[0].match[0]: regex:"}},
+		{"two tests", `[{measurement: a, match: [{path: a, equals: 1, exists: true}], fields: {x: x}}]`, []string{"rules[0].match[0]: set exactly one of equals, exists and regex"}},
+		{"no test", `[{measurement: a, match: [{path: a}], fields: {x: x}}]`, []string{"rules[0].match[0]: set exactly one"}},
+		{"object equals", `[{measurement: a, match: [{path: a, equals: {b: 1}}], fields: {x: x}}]`, []string{"equals must be a string, number, bool or null"}},
+		{"bad time format", `[{measurement: a, fields: {x: x}, time: {path: t, format: unix_minutes}}]`, []string{`rules[0].time: format "unix_minutes" is not`}},
+		{"unique unknown", `[{measurement: a, fields: {x: x}, unique: [y]}]`, []string{`rules[0].unique[0]: "y" is neither`}},
+		{"unique with path measurement", `[{measurement_path: k, fields: {x: x}, unique: [x]}]`, []string{"rules[0].unique: needs a literal measurement"}},
+		{"unique conflict", `[{measurement: a, fields: {x: x, y: y}, unique: [x]}, {measurement: a, fields: {x: x, y: y}, unique: [y]}]`, []string{`rules[1].unique: measurement "a" already has unique [x]`}},
+		{"duplicate names", `[{name: r, measurement: a, fields: {x: x}}, {name: r, measurement: b, fields: {x: x}}]`, []string{`rules[1].name: "r" is used by an earlier rule`}},
+		{"tag and field", `[{measurement: a, tags: {x: x}, fields: {x: x}}]`, []string{"rules[0].fields.x: is also a tag"}},
+		{"each from root", `[{measurement: a, each: $.items, fields: {x: x}}]`, []string{"rules[0].each: is always read from the message"}},
+		{"map to object", `[{measurement: a, tags: {s: {path: s, map: {a: {b: 1}}}}, fields: {x: x}}]`, []string{"rules[0].tags.s: map.a: must be a string, number or bool"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rules []Rule
+			if err := decodeStrict(yamlJSON(t, tc.rules), &rules); err != nil {
+				t.Fatal(err)
+			}
+			_, errs := NewMapper(rules)
+			got := errs.Error()
+			if len(errs) == 0 {
+				t.Fatal("rules accepted")
+			}
+			rest := got
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("errors %q lack %q", got, w)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+func TestMeasurementsDeclared(t *testing.T) {
+	m := mustMapper(t, `
+- {measurement: trades, fields: {id: id}, unique: [id]}
+- {measurement: trades, fields: {id: id}}
+- {measurement_path: kind, fields: {x: x}}
+- {measurement: blocks, fields: {h: h}, unique: [h, time]}
+`)
+	got, _ := json.Marshal(m.Measurements())
+	want := `[{"Name":"trades","Unique":["id"]},{"Name":"blocks","Unique":["h","time"]}]`
+	if string(got) != want {
+		t.Errorf("measurements = %s, want %s", got, want)
+	}
+}
+
+func TestCheckPath(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"a", true}, {"a.b.c", true}, {"a.0", true}, {"a.#", true}, {"a.#.b", true},
+		{`a.#(b=="x.y")#`, true}, {`a.#(b%"*z")`, true}, {"a|@reverse", true}, {"@this", true},
+		{`a\.b`, true}, {"a.b|0", true}, {`{a,b}`, true}, {"[a,b]", true}, {"a.*", true}, {"a?c", true},
+		{"", false}, {".a", false}, {"a.", false}, {"a..b", false}, {"..a", false}, {"a|", false},
+		{`a\`, false}, {"a.#(b==1", false}, {"a)", false}, {"[a,b", false}, {`a.#(b=="x)`, false},
+		{"@bogus", false}, {"a.@bogus", false}, {"\xff", false}, {strings.Repeat("a", maxPathLen+1), false},
+	} {
+		err := checkPath(tc.path)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkPath(%q) = %v, want ok %v", tc.path, err, tc.ok)
+		}
+	}
+}
+
+func TestParseUnix(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		unit int64
+		want time.Time
+		ok   bool
+	}{
+		{"0", 1e9, time.Unix(0, 0), true},
+		{"-1.5", 1e9, time.Unix(-2, 5e8), true},
+		{"1700000000.000000001", 1e9, time.Unix(1700000000, 1), true},
+		{"1700000000123.456", 1e6, time.Unix(1700000000, 123456000), true},
+		{"1700000000123456.7", 1e3, time.Unix(1700000000, 123456700), true},
+		{"9223372036854775807", 1, time.Unix(0, 9223372036854775807), true},
+		{"1.7e9", 1e9, time.Unix(1700000000, 0), true},
+		{"1e30", 1e9, time.Time{}, false},
+		{"1.", 1e9, time.Time{}, false},
+		{".5", 1e9, time.Time{}, false},
+		{"1.2.3", 1e9, time.Time{}, false},
+		{"abc", 1e9, time.Time{}, false},
+		{"9223372037", 1e9, time.Time{}, false},
+	} {
+		got, err := parseUnix(tc.s, tc.unit)
+		if (err == nil) != tc.ok || (tc.ok && !got.Equal(tc.want)) {
+			t.Errorf("parseUnix(%q, %d) = %v, %v; want %v ok %v", tc.s, tc.unit, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestMapErrorNamesRuleAndPath(t *testing.T) {
+	m := mustMapper(t, `[{name: trade, measurement: trades, fields: {price: {path: data.p, type: float}}}]`)
+	_, errs, matched := m.Map([]byte(`{"data":{}}`), received, nil)
+	if !matched || len(errs) != 1 || errs[0].Rule != "trade" || errs[0].Path != "data.p" || !bytes.Contains([]byte(errs[0].Error()), []byte("missing")) {
+		t.Fatalf("matched %v, errors %+v", matched, errs)
+	}
+}
