@@ -12,36 +12,106 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 )
 
+// Notifier receives the agent's service states (systemd's sd_notify:
+// READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1, STATUS=...).
+type Notifier interface {
+	Notify(states ...string) error
+}
+
+// Options are the agent's optional collaborators.
+type Options struct {
+	// Notifier, if set, is told when the agent is ready, reloading and
+	// stopping, and is pinged while the pipeline makes progress.
+	Notifier Notifier
+	// Watchdog is how often to ping the Notifier (half of systemd's
+	// WATCHDOG_USEC); 0 sends no pings.
+	Watchdog time.Duration
+	// Version is exported as sluice_build_info{version}.
+	Version string
+	// Load reads the configuration again on Reload; nil means
+	// config.Load of the file the running config came from.
+	Load func() (*config.Config, error)
+}
+
 // Agent is the running daemon.
 //
 // Lifecycle: New has no side effects. Run opens the sinks, starts the
-// outputs, then the feeds, and serves status; when its ctx ends it stops
-// the feeds first, drains the outputs within cfg.ShutdownTimeout, then
-// closes the sinks. Run is called once.
+// outputs, then the feeds, and serves status; Reload may then apply a
+// changed config to the running feeds. When Run's ctx ends it stops the
+// feeds first, drains the outputs within cfg.ShutdownTimeout, then closes
+// the sinks. Run is called once.
 type Agent struct {
-	cfg *config.Config
-	log *slog.Logger
+	log      *slog.Logger
+	opts     Options
+	rates    *rateTracker
+	lag      *prometheus.HistogramVec
+	registry *prometheus.Registry
+	tap      tapHub
+	ready    chan struct{}
 
-	mu      sync.Mutex
-	outputs map[string]*pipeline.Output
-	feeds   map[string]*feed
-	addr    net.Addr
-	ready   chan struct{}
+	// reloadMu makes reloads one at a time and none once stopping.
+	reloadMu sync.Mutex
+	stopping bool
+
+	mu       sync.Mutex
+	cfg      *config.Config // as last applied: the feeds and pins of the last good reload
+	plugins  map[string]host.Binary
+	outputs  map[string]*pipeline.Output
+	observed map[string]*observedSink
+	feeds    map[string]*runningFeed
+	buf      *pipeline.Buffer
+	addr     net.Addr
+	reload   reloadState
+
+	// Set by Run before the first feed starts.
+	feedCtx context.Context
+	norm    *pipeline.Normalizer
+	feedWG  sync.WaitGroup
+}
+
+// runningFeed is a feed's supervisor goroutine and how to stop it.
+type runningFeed struct {
+	*feed
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // New returns an agent for cfg.
-func New(cfg *config.Config, log *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, log: log, ready: make(chan struct{})}
+func New(cfg *config.Config, log *slog.Logger, opts Options) *Agent {
+	if opts.Load == nil {
+		file := cfg.File
+		opts.Load = func() (*config.Config, error) { return config.Load(file) }
+	}
+	a := &Agent{
+		cfg: cfg, log: log, opts: opts,
+		ready: make(chan struct{}),
+		rates: newRateTracker(rateWindow),
+		lag:   newLagHistogram(),
+	}
+	a.registry = newRegistry(a, a.lag)
+	return a
 }
 
 // Ready is closed once sinks are open and feeds started.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+func (a *Agent) isReady() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
+}
 
 // Addr is the status listener's address, once Ready.
 func (a *Agent) Addr() net.Addr {
@@ -50,26 +120,42 @@ func (a *Agent) Addr() net.Addr {
 	return a.addr
 }
 
+func (a *Agent) notify(states ...string) {
+	if a.opts.Notifier == nil {
+		return
+	}
+	if err := a.opts.Notifier.Notify(states...); err != nil {
+		a.log.Warn("cannot notify the service manager", "error", err)
+	}
+}
+
+func (a *Agent) pluginSet() map[string]host.Binary {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.plugins
+}
+
 // Run runs the agent until ctx ends, then shuts down gracefully. It
 // returns an error if startup failed or the drain was incomplete.
 func (a *Agent) Run(ctx context.Context) (err error) {
-	plugins, err := host.Discover(a.cfg.PluginDir)
+	cfg := a.cfg
+	plugins, err := host.Discover(cfg.PluginDir)
 	if err != nil {
 		return err
 	}
-	a.log.Info("plugins found", "dir", a.cfg.PluginDir, "plugins", host.Names(plugins))
+	a.log.Info("plugins found", "dir", cfg.PluginDir, "plugins", host.Names(plugins))
 
 	// The disk buffer first: every sink reads from it.
 	var limits []pipeline.SinkLimit
-	for _, name := range sortedKeys(a.cfg.Sinks) {
-		p := a.cfg.Sinks[name].Pipeline
+	for _, name := range sortedKeys(cfg.Sinks) {
+		p := cfg.Sinks[name].Pipeline
 		limits = append(limits, pipeline.SinkLimit{Name: name, MaxBytes: p.MaxBufferBytes, WhenFull: p.WhenFull})
 	}
 	buf, rep, err := pipeline.OpenBuffer(pipeline.BufferOptions{
-		Dir:          filepath.Join(a.cfg.DataDir, "buffer"),
-		Sync:         wal.SyncPolicy(a.cfg.Buffer.Fsync),
-		SyncInterval: a.cfg.Buffer.FsyncInterval,
-		SegmentBytes: a.cfg.Buffer.SegmentBytes,
+		Dir:          filepath.Join(cfg.DataDir, "buffer"),
+		Sync:         wal.SyncPolicy(cfg.Buffer.Fsync),
+		SyncInterval: cfg.Buffer.FsyncInterval,
+		SegmentBytes: cfg.Buffer.SegmentBytes,
 	}, limits, a.log)
 	if err != nil {
 		return err
@@ -82,7 +168,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	logRecovery(a.log, rep)
 
 	// Then the sinks, against the flow.
-	outputs := make(map[string]*pipeline.Output, len(a.cfg.Sinks))
+	outputs := make(map[string]*pipeline.Output, len(cfg.Sinks))
+	observed := make(map[string]*observedSink, len(cfg.Sinks))
 	defer func() {
 		for name, o := range outputs {
 			if cerr := o.Sink().Close(); cerr != nil {
@@ -90,8 +177,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	for _, name := range sortedKeys(a.cfg.Sinks) {
-		sc := a.cfg.Sinks[name]
+	for _, name := range sortedKeys(cfg.Sinks) {
+		sc := cfg.Sinks[name]
 		log := a.log.With("sink", name)
 		s, err := newSink(sc, log)
 		if err != nil {
@@ -100,13 +187,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if err := s.Open(ctx); err != nil {
 			return fmt.Errorf("open sink %s: %w", name, err)
 		}
-		o := pipeline.NewOutput(name, s, sc.Pipeline, buf.Cursor(name), log, nil)
+		obs := newObservedSink(s, a.lag.WithLabelValues(name))
+		o := pipeline.NewOutput(name, obs, sc.Pipeline, buf.Cursor(name), log, nil)
 		o.Start()
-		outputs[name] = o
+		outputs[name], observed[name] = o, obs
 	}
+	a.mu.Lock()
+	a.plugins, a.buf, a.outputs, a.observed = plugins, buf, outputs, observed
+	a.mu.Unlock()
 
 	// Then the status listener, so a failed bind stops startup cleanly.
-	ln, err := net.Listen("tcp", a.cfg.HTTP.Listen)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		a.drain(outputs)
 		return fmt.Errorf("http.listen: %w", err)
@@ -121,33 +212,79 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	// Then the feeds.
 	feedCtx, stopFeeds := context.WithCancel(context.Background())
-	norm := pipeline.NewNormalizer(a.cfg.Limits, nil)
-	feeds := make(map[string]*feed, len(a.cfg.Feeds))
-	for _, name := range sortedKeys(a.cfg.Feeds) {
-		fc := a.cfg.Feeds[name]
-		f := &feed{
-			name: name, cfg: fc, plugins: plugins, pin: a.cfg.Plugins[fc.Plugin].SHA256,
-			buffer: buf, norm: norm, restart: a.cfg.Restart, sleep: sleepCtx,
-			log: a.log.With("feed", name),
-		}
-		for _, s := range fc.Sinks {
-			f.outputs = append(f.outputs, outputs[s])
-		}
-		feeds[name] = f
-		wg.Go(func() { f.run(feedCtx) })
+	a.feedCtx = feedCtx
+	a.norm = pipeline.NewNormalizer(cfg.Limits, nil)
+	feeds := make(map[string]*runningFeed, len(cfg.Feeds))
+	for _, name := range sortedKeys(cfg.Feeds) {
+		feeds[name] = a.startFeed(cfg, name, nil)
 	}
 	a.mu.Lock()
-	a.outputs, a.feeds, a.addr = outputs, feeds, ln.Addr()
+	a.feeds, a.addr = feeds, ln.Addr()
 	a.mu.Unlock()
+
+	// Background loops: rates, the watchdog, the feeds_dir watcher.
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	var loops sync.WaitGroup
+	loops.Go(func() { a.sampleRates(loopCtx) })
+	if a.opts.Notifier != nil && a.opts.Watchdog > 0 {
+		loops.Go(func() { a.watchdog(loopCtx, a.opts.Watchdog) })
+	}
+	if cfg.FeedsDir != "" {
+		loops.Go(func() { a.watchFeedsDir(loopCtx, cfg.FeedsDir) })
+	}
+
 	close(a.ready)
+	a.notify(sdnotify.Ready, a.statusLine())
 	a.log.Info("sluice running", "feeds", len(feeds), "sinks", len(outputs), "status", "http://"+ln.Addr().String()+"/api/v1/status")
 
 	<-ctx.Done()
-	a.log.Info("shutting down: stopping feeds, then draining sinks", "timeout", a.cfg.ShutdownTimeout)
+	a.notify(sdnotify.Stopping)
+	a.log.Info("shutting down: stopping feeds, then draining sinks", "timeout", cfg.ShutdownTimeout)
+	a.reloadMu.Lock()
+	a.stopping = true
+	a.reloadMu.Unlock()
+	stopLoops()
+	loops.Wait()
 	stopFeeds()
+	a.feedWG.Wait()
+	a.tap.close()
 	srv.Close()
 	wg.Wait()
 	return a.drain(outputs)
+}
+
+// startFeed starts the supervisor of cfg's feed name. carry, if set, is
+// the status of the feed it replaces, whose counters continue.
+func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *runningFeed {
+	fc := cfg.Feeds[name]
+	f := &feed{
+		name: name, cfg: fc, plugins: a.pluginSet, pin: cfg.Plugins[fc.Plugin].SHA256,
+		buffer: a.buf, norm: a.norm, tap: &a.tap, restart: cfg.Restart, sleep: sleepCtx,
+		log: a.log.With("feed", name),
+	}
+	if carry != nil {
+		f.st = *carry
+		f.st.State, f.st.Pid, f.st.LastError = FeedStarting, 0, ""
+	}
+	a.mu.Lock()
+	for _, s := range fc.Sinks {
+		f.outputs = append(f.outputs, a.outputs[s])
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithCancel(a.feedCtx)
+	rf := &runningFeed{feed: f, cancel: cancel, done: make(chan struct{})}
+	a.feedWG.Go(func() {
+		defer close(rf.done)
+		defer cancel()
+		f.run(ctx)
+	})
+	return rf
+}
+
+// stop stops the feed's plugin and waits for its supervisor to end.
+func (rf *runningFeed) stop() {
+	rf.cancel()
+	<-rf.done
 }
 
 func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
@@ -188,22 +325,92 @@ func (a *Agent) drain(outputs map[string]*pipeline.Output) error {
 
 // Status is the whole agent's state.
 type Status struct {
-	Feeds []FeedStatus            `json:"feeds"`
-	Sinks []pipeline.OutputStatus `json:"sinks"`
+	Feeds []FeedStatus `json:"feeds"`
+	Sinks []SinkStatus `json:"sinks"`
+	// BufferBytes is the disk buffer's size on disk.
+	BufferBytes int64 `json:"buffer_bytes"`
+	// ConfigError is why the last reload was rejected, one problem per
+	// line; empty once a reload succeeds.
+	ConfigError string `json:"config_error,omitempty"`
+	// RestartNeeded lists the config keys changed on disk that a reload
+	// does not apply (sinks, http, ...): they wait for a restart.
+	RestartNeeded []string  `json:"restart_needed,omitempty"`
+	LastReload    time.Time `json:"last_reload,omitzero"`
+}
+
+// SinkStatus is an output's status with what the agent derives from it.
+type SinkStatus struct {
+	pipeline.OutputStatus
+	PointsPerSec float64 `json:"points_per_sec"`
+	// LagSeconds is the newest point's lag, event time to commit, in the
+	// last batch written.
+	LagSeconds float64 `json:"lag_seconds,omitempty"`
 }
 
 // Status returns a snapshot of every feed and sink.
 func (a *Agent) Status() Status {
+	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	st := Status{Feeds: []FeedStatus{}, Sinks: []pipeline.OutputStatus{}}
+	st := Status{
+		Feeds: []FeedStatus{}, Sinks: []SinkStatus{},
+		ConfigError: a.reload.configError, RestartNeeded: a.reload.restartNeeded, LastReload: a.reload.at,
+	}
 	for _, name := range sortedKeys(a.feeds) {
-		st.Feeds = append(st.Feeds, a.feeds[name].status())
+		fs := a.feeds[name].status()
+		fs.PointsPerSec = a.rates.rate(rateKeyFeedPoints + name)
+		fs.BatchesPerSec = a.rates.rate(rateKeyFeedBatches + name)
+		if !fs.LastBatch.IsZero() {
+			fs.LastBatchAge = max(now.Sub(fs.LastBatch).Seconds(), 0)
+		}
+		st.Feeds = append(st.Feeds, fs)
 	}
 	for _, name := range sortedKeys(a.outputs) {
-		st.Sinks = append(st.Sinks, a.outputs[name].Status())
+		ss := SinkStatus{OutputStatus: a.outputs[name].Status(), PointsPerSec: a.rates.rate(rateKeySinkWritten + name)}
+		if obs := a.observed[name]; obs != nil {
+			ss.LagSeconds = obs.LastLag().Seconds()
+		}
+		st.Sinks = append(st.Sinks, ss)
+	}
+	if a.buf != nil {
+		st.BufferBytes = a.buf.Size()
 	}
 	return st
+}
+
+// Keys of the counters whose rates status shows.
+const (
+	rateKeyFeedPoints  = "feed.points/"
+	rateKeyFeedBatches = "feed.batches/"
+	rateKeySinkWritten = "sink.written/"
+)
+
+// sampleRates samples the counters behind the rates until ctx ends.
+func (a *Agent) sampleRates(ctx context.Context) {
+	t := time.NewTicker(rateSampleEvery)
+	defer t.Stop()
+	for {
+		a.rates.sample(time.Now(), a.rateCounters())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *Agent) rateCounters() map[string]uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v := make(map[string]uint64, 2*len(a.feeds)+len(a.outputs))
+	for name, f := range a.feeds {
+		fs := f.status()
+		v[rateKeyFeedPoints+name], v[rateKeyFeedBatches+name] = fs.Points, fs.Batches
+	}
+	for name, o := range a.outputs {
+		v[rateKeySinkWritten+name] = o.Status().Written
+	}
+	return v
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -43,11 +43,12 @@ func (e errPermanent) Unwrap() error { return e.error }
 type feed struct {
 	name    string
 	cfg     config.Feed
-	plugins map[string]host.Binary
+	plugins func() map[string]host.Binary // the plugins found at the last (re)load
 	pin     string
 	outputs []*pipeline.Output // the feed's sinks, for Declare
 	buffer  *pipeline.Buffer
 	norm    *pipeline.Normalizer
+	tap     *tapHub
 	restart config.Restart
 	log     *slog.Logger
 	// sleep waits d or until ctx ends; tests may shorten it.
@@ -70,8 +71,17 @@ type FeedStatus struct {
 	Points        uint64                     `json:"points"`
 	Rejected      map[pipeline.Reason]uint64 `json:"rejected"`
 	PluginDropped uint64                     `json:"plugin_dropped"`
-	LastBatch     time.Time                  `json:"last_batch,omitzero"`
-	LastError     string                     `json:"last_error,omitempty"`
+	// What the plugin reported in feed_events points.
+	Reconnects       uint64    `json:"reconnects"`
+	Gaps             uint64    `json:"gaps"`
+	BackfilledPoints uint64    `json:"backfilled_points"`
+	LastBatch        time.Time `json:"last_batch,omitzero"`
+	LastError        string    `json:"last_error,omitempty"`
+
+	// Derived when the snapshot is taken.
+	LastBatchAge  float64 `json:"last_batch_age_seconds,omitempty"`
+	PointsPerSec  float64 `json:"points_per_sec"`
+	BatchesPerSec float64 `json:"batches_per_sec"`
 }
 
 func (f *feed) status() FeedStatus {
@@ -122,7 +132,9 @@ func (f *feed) shouldWarn(kind string) bool {
 func (f *feed) run(ctx context.Context) {
 	f.update(func(st *FeedStatus) {
 		st.Name, st.Plugin = f.name, f.cfg.Plugin
-		st.Rejected = make(map[pipeline.Reason]uint64)
+		if st.Rejected == nil { // else carried over from before a reload
+			st.Rejected = make(map[pipeline.Reason]uint64)
+		}
 	})
 	bo := backoff.New(backoff.Policy{Initial: f.restart.Initial, Max: f.restart.Max})
 	for {
@@ -166,7 +178,7 @@ func (f *feed) run(ctx context.Context) {
 // runOnce runs one plugin process from launch to exit.
 func (f *feed) runOnce(ctx context.Context) error {
 	f.setState(FeedStarting, nil)
-	bin, ok := f.plugins[f.cfg.Plugin]
+	bin, ok := f.plugins()[f.cfg.Plugin]
 	if !ok {
 		return errPermanent{fmt.Errorf("plugin %q not found in the plugin directory", f.cfg.Plugin)}
 	}
@@ -240,16 +252,67 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 	}); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
+	ev := countFeedEvents(points)
 	f.update(func(st *FeedStatus) {
 		st.Batches++
 		st.Points += uint64(len(points))
 		st.PluginDropped += b.Dropped
+		st.Reconnects += ev.reconnects
+		st.Gaps += ev.gaps
+		st.BackfilledPoints += ev.backfilled
 		st.LastBatch = time.Now()
 		for r, n := range rejected {
 			st.Rejected[r] += n
 		}
 	})
+	f.tap.publish(f.name, points)
 	return nil
+}
+
+// Plugins report what happened to their connection as feed_events points
+// (see plugins/binance/feedevents.go): the tag kind says what, the field
+// count how many ids a backfill fetched.
+const (
+	feedEventsMeasurement = "feed_events"
+	feedEventReconnect    = "reconnect"
+	feedEventGap          = "gap"
+	feedEventBackfill     = "backfill"
+)
+
+type feedEvents struct{ reconnects, gaps, backfilled uint64 }
+
+// countFeedEvents counts the reconnects, gaps and backfilled points that
+// a batch's feed_events points report.
+func countFeedEvents(points []sluice.Point) feedEvents {
+	var ev feedEvents
+	for i := range points {
+		p := &points[i]
+		if p.Measurement != feedEventsMeasurement {
+			continue
+		}
+		kind, _ := p.Tag("kind")
+		switch kind {
+		case feedEventReconnect:
+			ev.reconnects++
+		case feedEventGap:
+			ev.gaps++
+		case feedEventBackfill:
+			for _, f := range p.Fields {
+				if f.Key != "count" {
+					continue
+				}
+				switch v := f.Value; v.Kind() {
+				case sluice.KindInt:
+					ev.backfilled += uint64(max(v.Int(), 0))
+				case sluice.KindUint:
+					ev.backfilled += v.Uint()
+				case sluice.KindFloat:
+					ev.backfilled += uint64(max(v.Float(), 0))
+				}
+			}
+		}
+	}
+	return ev
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -1,9 +1,16 @@
 package agent
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/influxdb"
@@ -21,3 +28,49 @@ func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
 	}
 	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
 }
+
+// observedSink sees every batch its sink commits: a Write that returns nil
+// (or rejects some points and stores the rest) is the commit, so each
+// point's lag from event time to then goes to the lag histogram, and the
+// newest point's lag to status. It changes nothing else.
+type observedSink struct {
+	sinks.Sink
+	lag     prometheus.Observer
+	now     func() time.Time
+	lastLag atomic.Int64 // nanoseconds; of the newest point of the last batch
+}
+
+func newObservedSink(s sinks.Sink, lag prometheus.Observer) *observedSink {
+	return &observedSink{Sink: s, lag: lag, now: time.Now}
+}
+
+func (s *observedSink) Write(ctx context.Context, points []sluice.Point) error {
+	err := s.Sink.Write(ctx, points)
+	var rejected *sinks.RejectedError
+	if err == nil || errors.As(err, &rejected) {
+		// A partial write's few refused points are observed too: the
+		// sink does not say which they were.
+		s.observe(points, s.now())
+	}
+	return err
+}
+
+func (s *observedSink) observe(points []sluice.Point, at time.Time) {
+	if len(points) == 0 {
+		return
+	}
+	newest := points[0].Time
+	for i := range points {
+		t := points[i].Time
+		s.lag.Observe(at.Sub(t).Seconds())
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	s.lastLag.Store(int64(at.Sub(newest)))
+}
+
+// LastLag is the lag of the newest point of the last batch written.
+func (s *observedSink) LastLag() time.Duration { return time.Duration(s.lastLag.Load()) }
+
+var _ sinks.Sink = (*observedSink)(nil)

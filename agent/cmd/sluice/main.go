@@ -1,5 +1,5 @@
-// Command sluice is the Sluice agent: `sluice run`, `validate`, `plugins`
-// and `version`. See README.md.
+// Command sluice is the Sluice agent: `sluice run`, `validate`, `plugins`,
+// `status`, `reload`, `tap` and `version`. See README.md.
 package main
 
 import (
@@ -16,22 +16,35 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/mattn/go-isatty"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/config"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `usage: sluice <command> [-config FILE]
+const usage = `usage: sluice <command> [flags]
 
 commands:
-  run        run the agent
-  validate   check the config, and ask each feed's plugin to check its own
-  plugins    list the plugins found in plugin_dir
-  version    print the version
+  run          run the agent
+  validate     check the config, and ask each feed's plugin to check its own
+  plugins      list the plugins found in plugin_dir
+  status       show the running agent's feeds and sinks (-json for the raw JSON)
+  reload       make the running agent re-read its config and apply the feeds' changes
+  tap FEED     print a running feed's points as they flow (-measurement M for one measurement)
+  version      print the version
+
+flags:
+  -config FILE   the main config file (default /etc/sluice/sluice.yaml)
+  -addr H:P      status, reload, tap: the agent's http.listen (default: from the config)
 `
+
+// statusLineEvery is how often `sluice run` on a terminal prints its
+// status line.
+const statusLineEvery = 5 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -43,23 +56,61 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.DefaultPath, "main config file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
 	switch cmd {
 	case "version":
 		fmt.Fprintf(stdout, "sluice %s (plugin protocol source.v1)\n", version)
 		return 0
-	case "run", "validate", "plugins":
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "run", "validate", "plugins", "status", "reload", "tap":
 	default:
 		fmt.Fprintf(stderr, "sluice: unknown command %q\n%s", cmd, usage)
 		return 2
+	}
+	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.DefaultPath, "main config file")
+	var addr, measurement string
+	var asJSON bool
+	switch cmd {
+	case "status", "reload", "tap":
+		fs.StringVar(&addr, "addr", "", "the agent's http.listen (default: from the config)")
+	}
+	switch cmd {
+	case "status":
+		fs.BoolVar(&asJSON, "json", false, "print the status JSON as the agent sends it")
+	case "tap":
+		fs.StringVar(&measurement, "measurement", "", "only points of this measurement")
+	}
+	// Flags may come before and after positional arguments (tap FEED -measurement M).
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	wantArgs := 0
+	if cmd == "tap" {
+		wantArgs = 1
+	}
+	if len(positional) != wantArgs {
+		fmt.Fprintf(stderr, "sluice %s: unexpected arguments %q\n%s", cmd, positional, usage)
+		return 2
+	}
+
+	switch cmd {
+	case "status":
+		return statusCmd(*cfgPath, addr, asJSON, stdout, stderr)
+	case "reload":
+		return reloadCmd(*cfgPath, addr, stdout, stderr)
+	case "tap":
+		return tapCmd(*cfgPath, addr, positional[0], measurement, stdout, stderr)
 	}
 
 	cfg, err := config.Load(*cfgPath)
@@ -67,7 +118,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, err)
 		return 1
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	journal := underSystemd(os.Getenv)
+	log, err := newLogger(cfg.Log, stderr, journal)
 	if err != nil {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
@@ -85,7 +137,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "plugins":
 		return listPlugins(cfg, log, stdout, stderr)
 	}
-	return runAgent(cfg, log)
+	liveLine := !journal && isTerminal(stderr)
+	return runAgent(cfg, log, stderr, liveLine)
+}
+
+// underSystemd reports whether the agent runs as a systemd service, whose
+// output goes to the journal.
+func underSystemd(getenv func(string) string) bool {
+	return getenv("JOURNAL_STREAM") != "" || getenv("INVOCATION_ID") != ""
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 // printErrors prints each joined error on its own line.
@@ -123,12 +187,89 @@ func listPlugins(cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer)
 	return status
 }
 
+func statusCmd(cfgPath, flagAddr string, asJSON bool, stdout, stderr io.Writer) int {
+	addr, err := agentAddr(cfgPath, flagAddr)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	st, err := fetchStatus(ctx, addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice status: %v\n", err)
+		return 1
+	}
+	if asJSON {
+		enc := jsonEncoder(stdout)
+		enc.Encode(st)
+		return 0
+	}
+	formatStatus(stdout, st)
+	return 0
+}
+
+func reloadCmd(cfgPath, flagAddr string, stdout, stderr io.Writer) int {
+	addr, err := agentAddr(cfgPath, flagAddr)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	rr, err := requestReload(ctx, addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice reload: %v\n", err)
+		return 1
+	}
+	if !rr.OK {
+		fmt.Fprintln(stderr, "reload rejected; the running config stays:")
+		for _, e := range rr.Errors {
+			fmt.Fprintln(stderr, e)
+		}
+		return 1
+	}
+	fmt.Fprintln(stdout, formatReload(rr.ReloadResult))
+	return 0
+}
+
+func tapCmd(cfgPath, flagAddr, feed, measurement string, stdout, stderr io.Writer) int {
+	addr, err := agentAddr(cfgPath, flagAddr)
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := tap(ctx, addr, feed, measurement, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "sluice tap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
 // runAgent runs until SIGTERM or SIGINT, then drains; a second signal
-// exits at once.
-func runAgent(cfg *config.Config, log *slog.Logger) int {
+// exits at once. SIGHUP reloads the config.
+func runAgent(cfg *config.Config, log *slog.Logger, stderr io.Writer, liveLine bool) int {
+	notifier, watchdog, nerr := sdnotify.FromEnv(os.Getenv, os.Getpid())
+	sdnotify.UnsetEnv() // plugins must not talk to systemd as us
+	if nerr != nil {
+		log.Warn("systemd notification settings ignored", "error", nerr)
+	}
+	opts := agent.Options{Version: version}
+	if notifier != nil {
+		opts.Notifier = notifier
+		opts.Watchdog = watchdog / 2
+	}
+	a := agent.New(cfg, log, opts)
+
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	go func() {
 		s := <-sigs
 		log.Info("signal received: draining; send it again to exit at once", "signal", s.String())
@@ -138,7 +279,21 @@ func runAgent(cfg *config.Config, log *slog.Logger) int {
 		plugin.CleanupClients()
 		os.Exit(130)
 	}()
-	if err := agent.New(cfg, log).Run(ctx); err != nil {
+	go func() {
+		for {
+			select {
+			case <-hups:
+				log.Info("SIGHUP: reloading the config")
+				a.Reload(ctx) // logs what it did, or why not
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if liveLine {
+		go printStatusLines(ctx, a, stderr)
+	}
+	if err := a.Run(ctx); err != nil {
 		log.Error("sluice stopped with an error", "error", err)
 		return 1
 	}
@@ -146,14 +301,22 @@ func runAgent(cfg *config.Config, log *slog.Logger) int {
 	return 0
 }
 
-func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+// printStatusLines prints the status line every statusLineEvery once the
+// agent is ready, until ctx ends.
+func printStatusLines(ctx context.Context, a *agent.Agent, w io.Writer) {
+	select {
+	case <-a.Ready():
+	case <-ctx.Done():
+		return
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	t := time.NewTicker(statusLineEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			fmt.Fprintln(w, formatStatusLine(a.Status()))
+		case <-ctx.Done():
+			return
+		}
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
 }

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/agent/pipeline"
+)
+
+// formatStatus writes the agent's status as `sluice status` shows it: a
+// table of feeds, a table of sinks, then the buffer and config notes.
+func formatStatus(w io.Writer, st agent.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FEED\tSTATE\tPID\tPOINTS\tPTS/S\tRESTARTS\tLAST BATCH\tLAST ERROR")
+	for _, f := range st.Feeds {
+		pid := "-"
+		if f.Pid != 0 {
+			pid = strconv.Itoa(f.Pid)
+		}
+		last := "never"
+		if !f.LastBatch.IsZero() {
+			last = seconds(f.LastBatchAge) + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n",
+			f.Name, f.State, pid, f.Points, perSec(f.PointsPerSec), f.Restarts, last, orDash(oneLine(f.LastError)))
+	}
+	if len(st.Feeds) == 0 {
+		fmt.Fprintln(tw, "(no feeds)")
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SINK\tSTATE\tBUFFERED\tWRITTEN\tDROPPED\tRETRIES\tPTS/S\tLAG\tLAST ERROR")
+	for _, s := range st.Sinks {
+		lag := "-"
+		if s.LagSeconds != 0 {
+			lag = seconds(s.LagSeconds)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d (%s)\t%d\t%s\t%d\t%s\t%s\t%s\n",
+			s.Name, s.State, s.BufferedPoints, bytesString(s.BufferedBytes), s.Written, dropped(s.Dropped),
+			s.Retries, perSec(s.PointsPerSec), lag, orDash(oneLine(s.LastError)))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ndisk buffer: %s\n", bytesString(st.BufferBytes))
+	if len(st.RestartNeeded) > 0 {
+		fmt.Fprintf(w, "restart needed to apply: %s\n", strings.Join(st.RestartNeeded, ", "))
+	}
+	if st.ConfigError != "" {
+		fmt.Fprintln(w, "last reload rejected; the running config stays:")
+		for _, l := range strings.Split(st.ConfigError, "\n") {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+}
+
+// formatStatusLine is the one line `sluice run` prints every few seconds
+// on a terminal.
+func formatStatusLine(st agent.Status) string {
+	up := 0
+	var msgs, pts float64
+	for _, f := range st.Feeds {
+		if f.State == agent.FeedRunning {
+			up++
+		}
+		msgs += f.BatchesPerSec
+		pts += f.PointsPerSec
+	}
+	var written uint64
+	var lag float64
+	var buffered int64
+	failing := 0
+	for _, s := range st.Sinks {
+		written += s.Written
+		lag = max(lag, s.LagSeconds)
+		buffered += s.BufferedPoints
+		if s.State != pipeline.SinkOK {
+			failing++
+		}
+	}
+	line := fmt.Sprintf("feeds %d/%d up | %s msg/s %s pts/s | written %s | lag %s | buffered %s pts, %s",
+		up, len(st.Feeds), compact(msgs), compact(pts), compact(float64(written)), lagString(lag),
+		compact(float64(buffered)), bytesString(st.BufferBytes))
+	if failing > 0 {
+		line += fmt.Sprintf(" | %d sink(s) not ok", failing)
+	}
+	if st.ConfigError != "" {
+		line += " | reload rejected"
+	}
+	return line
+}
+
+func lagString(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return seconds(s)
+}
+
+// seconds shows a duration in seconds at a precision fit for its size.
+func seconds(s float64) string {
+	switch {
+	case s < 10:
+		return strconv.FormatFloat(s, 'f', 2, 64) + "s"
+	case s < 3600:
+		return strconv.FormatFloat(s, 'f', 0, 64) + "s"
+	case s < 48*3600:
+		return strconv.FormatFloat(s/3600, 'f', 1, 64) + "h"
+	}
+	return strconv.FormatFloat(s/86400, 'f', 0, 64) + "d"
+}
+
+func perSec(r float64) string {
+	if r == 0 {
+		return "0"
+	}
+	return compact(r)
+}
+
+// compact shows a number with a k/M/G suffix past 10000.
+func compact(v float64) string {
+	switch {
+	case v < 10:
+		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
+	case v < 10_000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v < 10_000_000:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
+	case v < 10_000_000_000:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + "M"
+	}
+	return strconv.FormatFloat(v/1e9, 'f', 1, 64) + "G"
+}
+
+func bytesString(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	v, suffix := float64(n)/unit, "KiB"
+	for _, s := range []string{"MiB", "GiB", "TiB"} {
+		if v < unit {
+			break
+		}
+		v, suffix = v/unit, s
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + suffix
+}
+
+// dropped is the total with the non-zero reasons, "0" if none.
+func dropped(by map[pipeline.Reason]uint64) string {
+	var total uint64
+	var parts []string
+	for _, r := range []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable, pipeline.ReasonShutdown} {
+		if n := by[r]; n > 0 {
+			total += n
+			parts = append(parts, fmt.Sprintf("%s %d", r, n))
+		}
+	}
+	if total == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// oneLine keeps a table row on one line.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// formatReload says what a reload applied.
+func formatReload(r agent.ReloadResult) string {
+	var b strings.Builder
+	b.WriteString("reloaded")
+	list := func(what string, names []string) {
+		if len(names) > 0 {
+			fmt.Fprintf(&b, "; %s: %s", what, strings.Join(names, ", "))
+		}
+	}
+	list("added", r.Added)
+	list("removed", r.Removed)
+	list("restarted", r.Restarted)
+	if len(r.Added)+len(r.Removed)+len(r.Restarted) == 0 {
+		b.WriteString("; no feed changed")
+	}
+	list("not applied until a restart", r.RestartNeeded)
+	return b.String()
+}
+
+func jsonEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc
+}

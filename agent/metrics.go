@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluicehq/sluice/agent/pipeline"
+)
+
+// lagBuckets span a healthy pipeline (tens of milliseconds) to a sink that
+// was down for minutes, in seconds.
+var lagBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+// The metrics the agent exports. The Grafana agent-health dashboard and
+// its test depend on these names: change them together.
+var (
+	descFeedMessages   = feedDesc("sluice_feed_messages_total", "Batches received from the feed's plugin and stored in the disk buffer.")
+	descFeedPoints     = feedDesc("sluice_feed_points_total", "Points received from the feed and stored in the disk buffer.")
+	descFeedRejected   = prometheus.NewDesc("sluice_feed_rejected_total", "Points of the feed rejected by normalization, by reason.", []string{"feed", "reason"}, nil)
+	descFeedPluginDrop = feedDesc("sluice_feed_plugin_dropped_total", "Points the feed's plugin dropped because its queue was full.")
+	descFeedRestarts   = feedDesc("sluice_feed_restarts_total", "Times the feed's plugin stopped and was restarted.")
+	descFeedUp         = feedDesc("sluice_feed_up", "1 while the feed's plugin is running, else 0.")
+	descFeedReconnects = feedDesc("sluice_feed_reconnects_total", "Reconnects the feed's plugin reported (feed_events kind=reconnect).")
+	descFeedGaps       = feedDesc("sluice_feed_gaps_total", "Gaps the feed's plugin reported (feed_events kind=gap).")
+	descFeedBackfilled = feedDesc("sluice_feed_backfilled_points_total", "Points the feed's plugin backfilled (feed_events kind=backfill, field count).")
+
+	descSinkWritten  = sinkDesc("sluice_sink_points_written_total", "Points written to the sink.")
+	descSinkDropped  = prometheus.NewDesc("sluice_sink_points_dropped_total", "Points routed to the sink and dropped, by reason.", []string{"sink", "reason"}, nil)
+	descSinkRetries  = sinkDesc("sluice_sink_retries_total", "Failed writes to the sink that were retried.")
+	descSinkBuffered = sinkDesc("sluice_sink_buffered_points", "Points routed to the sink and not yet written.")
+	descSinkBufBytes = sinkDesc("sluice_sink_buffer_bytes", "Bytes of the disk buffer the sink has not yet written.")
+	descSinkFailed   = sinkDesc("sluice_sink_failed", "1 while the sink is failed (needs an operator), else 0.")
+
+	descBufferBytes  = prometheus.NewDesc("sluice_buffer_bytes", "Size of the disk buffer on disk.", nil, nil)
+	descReloadOK     = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
+	descRestartNeed  = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
+	descBuildInfo    = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
+	allMetricsDescs  = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkFailed, descBufferBytes, descReloadOK, descRestartNeed, descBuildInfo}
+	sinkDropReasons  = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
+	lagHistogramName = "sluice_lag_seconds"
+)
+
+func feedDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"feed"}, nil)
+}
+
+func sinkDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, []string{"sink"}, nil)
+}
+
+// newLagHistogram is the end-to-end lag: event time to the sink's commit.
+func newLagHistogram() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    lagHistogramName,
+		Help:    "Seconds from a point's event time to its commit in the sink.",
+		Buckets: lagBuckets,
+	}, []string{"sink"})
+}
+
+// newRegistry returns the registry /metrics serves: the agent's own
+// metrics, the lag histogram, and the Go runtime and process collectors.
+func newRegistry(a *Agent, lag *prometheus.HistogramVec) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		statusCollector{a},
+		lag,
+	)
+	return reg
+}
+
+// statusCollector reads the feeds' and sinks' status snapshots at scrape
+// time, so the counters exist once, in the code that keeps them.
+type statusCollector struct{ a *Agent }
+
+func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allMetricsDescs {
+		ch <- d
+	}
+}
+
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Status()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, f := range st.Feeds {
+		counter(descFeedMessages, f.Batches, f.Name)
+		counter(descFeedPoints, f.Points, f.Name)
+		for r, n := range f.Rejected {
+			counter(descFeedRejected, n, f.Name, string(r))
+		}
+		counter(descFeedPluginDrop, f.PluginDropped, f.Name)
+		counter(descFeedRestarts, f.Restarts, f.Name)
+		gauge(descFeedUp, boolFloat(f.State == FeedRunning), f.Name)
+		counter(descFeedReconnects, f.Reconnects, f.Name)
+		counter(descFeedGaps, f.Gaps, f.Name)
+		counter(descFeedBackfilled, f.BackfilledPoints, f.Name)
+	}
+	for _, s := range st.Sinks {
+		counter(descSinkWritten, s.Written, s.Name)
+		for _, r := range sinkDropReasons {
+			counter(descSinkDropped, s.Dropped[r], s.Name, string(r))
+		}
+		counter(descSinkRetries, s.Retries, s.Name)
+		gauge(descSinkBuffered, float64(s.BufferedPoints), s.Name)
+		gauge(descSinkBufBytes, float64(s.BufferedBytes), s.Name)
+		gauge(descSinkFailed, boolFloat(s.State == pipeline.SinkFailed), s.Name)
+	}
+	gauge(descBufferBytes, float64(st.BufferBytes))
+	gauge(descReloadOK, boolFloat(st.ConfigError == ""))
+	gauge(descRestartNeed, boolFloat(len(st.RestartNeeded) > 0))
+	gauge(descBuildInfo, 1, c.a.opts.Version)
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

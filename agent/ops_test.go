@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+func TestAppendLine(t *testing.T) {
+	at := time.Unix(1704067200, 12_000_000)
+	tests := []struct {
+		p    sluice.Point
+		want string
+	}{
+		{sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTCUSDT"}},
+			Fields: []sluice.Field{
+				{Key: "price", Value: sluice.Float(42000.5)}, {Key: "qty", Value: sluice.Int(-3)},
+				{Key: "id", Value: sluice.Uint(18446744073709551615)}, {Key: "buyer", Value: sluice.Bool(true)},
+				{Key: "note", Value: sluice.String(`say "hi" \ bye`)},
+			}, Time: at},
+			`trades,symbol=BTCUSDT price=42000.5,qty=-3i,id=18446744073709551615u,buyer=true,note="say \"hi\" \\ bye" 1704067200012000000`},
+		{sluice.Point{Measurement: "a b,c", Tags: []sluice.Tag{{Key: "k=1", Value: "v 1,x"}},
+			Fields: []sluice.Field{{Key: "f g", Value: sluice.String("two\nlines")}}, Time: at},
+			`a\ b\,c,k\=1=v\ 1\,x f\ g="two\nlines" 1704067200012000000`},
+	}
+	for _, tt := range tests {
+		if got := string(appendLine(nil, &tt.p)); got != tt.want+"\n" {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+func TestTapNeverBlocksAndCountsDrops(t *testing.T) {
+	var h tapHub
+	h.publish("f", []sluice.Point{{Measurement: "m"}}) // no subscribers: nothing to do
+	slow := h.subscribe("f", "")
+	other := h.subscribe("g", "")
+	only := h.subscribe("f", "wanted")
+	batch := []sluice.Point{
+		{Measurement: "m", Fields: []sluice.Field{{Key: "v", Value: sluice.Int(1)}}},
+		{Measurement: "wanted", Fields: []sluice.Field{{Key: "v", Value: sluice.Int(2)}}},
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range tapQueue + 10 { // more than the queue holds; nobody reads
+			h.publish("f", batch)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish blocked on a subscriber that does not read")
+	}
+	if got := slow.dropped.Load(); got != 20 {
+		t.Errorf("slow subscriber dropped %d points, want 20 (10 batches of 2)", got)
+	}
+	if got := only.dropped.Load(); got != 10 {
+		t.Errorf("filtered subscriber dropped %d points, want 10", got)
+	}
+	if chunk := <-only.ch; !strings.HasPrefix(string(chunk), "wanted v=2i ") {
+		t.Errorf("filtered subscriber got %q", chunk)
+	}
+	if len(other.ch) != 0 {
+		t.Errorf("a subscriber of another feed got %d batches", len(other.ch))
+	}
+	h.unsubscribe(only)
+	h.close()
+	for range slow.ch { // closed by close, after what was queued
+	}
+	if h.subscribe("f", "") != nil {
+		t.Error("subscribe after close succeeded")
+	}
+	h.unsubscribe(slow) // after close: no panic
+}
+
+func TestRateTracker(t *testing.T) {
+	r := newRateTracker(10 * time.Second)
+	t0 := time.Unix(1000, 0)
+	r.sample(t0, map[string]uint64{"a": 0, "b": 50})
+	if got := r.rate("a"); got != 0 {
+		t.Errorf("rate from one sample = %v, want 0", got)
+	}
+	for i := 1; i <= 10; i++ {
+		r.sample(t0.Add(time.Duration(i)*2*time.Second), map[string]uint64{"a": uint64(i) * 200, "b": 50})
+	}
+	// a grows 100/s throughout; the window keeps about 10s of it.
+	if got := r.rate("a"); got != 100 {
+		t.Errorf("rate a = %v, want 100", got)
+	}
+	if got := r.rate("b"); got != 0 {
+		t.Errorf("rate b = %v, want 0", got)
+	}
+	if n := len(r.series["a"]); n > 7 {
+		t.Errorf("%d samples kept for a 10s window at 2s", n)
+	}
+	// A counter that restarts from zero starts a new series; a missing key is forgotten.
+	r.sample(t0.Add(22*time.Second), map[string]uint64{"a": 10})
+	if got := r.rate("a"); got != 0 {
+		t.Errorf("rate after a reset = %v, want 0 until there are two samples", got)
+	}
+	if _, ok := r.series["b"]; ok {
+		t.Error("b was not forgotten")
+	}
+}
+
+func TestCountFeedEvents(t *testing.T) {
+	ev := func(kind string, fields ...sluice.Field) sluice.Point {
+		return sluice.Point{Measurement: "feed_events", Tags: []sluice.Tag{{Key: "feed", Value: "x"}, {Key: "kind", Value: kind}},
+			Fields: append([]sluice.Field{{Key: "message", Value: sluice.String("m")}}, fields...)}
+	}
+	got := countFeedEvents([]sluice.Point{
+		ev("reconnect"), ev("reconnect"), ev("gap", sluice.Field{Key: "count", Value: sluice.Int(40)}),
+		ev("backfill", sluice.Field{Key: "count", Value: sluice.Int(40)}),
+		ev("backfill", sluice.Field{Key: "count", Value: sluice.Uint(2)}),
+		ev("disconnect"),
+		{Measurement: "trades", Tags: []sluice.Tag{{Key: "kind", Value: "reconnect"}}},
+	})
+	if want := (feedEvents{reconnects: 2, gaps: 1, backfilled: 42}); got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestPlanReload(t *testing.T) {
+	feed := func(file string, cfg map[string]any, sinks ...string) config.Feed {
+		return config.Feed{Plugin: "synth", Sinks: sinks, Config: cfg, QueueSize: 100, File: file}
+	}
+	cur := &config.Config{
+		HTTP:    config.HTTP{Listen: "127.0.0.1:1"},
+		Plugins: map[string]config.Plugin{},
+		Sinks:   map[string]config.Sink{"db": {Type: "sqlite"}, "influx": {Type: "influxdb"}},
+		Feeds: map[string]config.Feed{
+			"same":    feed("a.yaml", map[string]any{"rate": 1}, "db", "influx"),
+			"moved":   feed("a.yaml", map[string]any{"rate": 1}, "db"),
+			"changed": feed("a.yaml", map[string]any{"rate": 1}, "db"),
+			"resink":  feed("a.yaml", nil, "db"),
+			"gone":    feed("a.yaml", nil, "db"),
+			"broken":  feed("a.yaml", nil, "db"),
+		},
+	}
+	next := &config.Config{
+		HTTP:    config.HTTP{Listen: "127.0.0.1:2"},
+		Plugins: map[string]config.Plugin{},
+		Sinks:   map[string]config.Sink{"db": {Type: "sqlite", SQLite: &config.SQLite{Path: "other.db"}}, "extra": {Type: "sqlite"}},
+		Feeds: map[string]config.Feed{
+			"same":    feed("a.yaml", map[string]any{"rate": 1}, "influx", "db"),
+			"moved":   feed("b.yaml", map[string]any{"rate": 1}, "db"),
+			"changed": feed("a.yaml", map[string]any{"rate": 2}, "db"),
+			"resink":  feed("a.yaml", nil, "db", "influx"),
+			"broken":  feed("a.yaml", nil, "db"),
+			"new":     feed("c.yaml", nil, "db"),
+		},
+	}
+	running := map[string]bool{"db": true, "influx": true}
+	p := planReload(cur, next, map[string]bool{"broken": true}, running)
+	if len(p.errs) != 0 {
+		t.Fatalf("errors: %v", p.errs)
+	}
+	check := func(what string, got []string, want string) {
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s = %q, want %q", what, got, want)
+		}
+	}
+	check("add", p.add, "new")
+	check("remove", p.remove, "gone")
+	check("restart", p.restart, "broken changed resink")
+	check("restart needed", p.restartNeeded, "http sinks.influx (removed) sinks.db sinks.extra (new)")
+
+	// A pin change restarts the feeds of that plugin.
+	pinned := *next
+	pinned.Plugins = map[string]config.Plugin{"synth": {SHA256: "ab"}}
+	if p := planReload(next, &pinned, nil, running); len(p.restart) != len(next.Feeds) {
+		t.Errorf("pin change restarts %v, want every synth feed", p.restart)
+	}
+
+	// A feed routed to a sink the agent does not run rejects the reload.
+	bad := *next
+	bad.Feeds = map[string]config.Feed{"new": feed("c.yaml", nil, "extra")}
+	p = planReload(cur, &bad, nil, running)
+	if len(p.errs) != 1 || !strings.Contains(p.errs[0].Error(), `c.yaml: feeds.new.sinks[0]: sink "extra" is not running`) {
+		t.Errorf("errs = %v", p.errs)
+	}
+}
+
+func TestProgressCheck(t *testing.T) {
+	snap := func(pending int64, batches uint64) []SinkStatus {
+		return []SinkStatus{{OutputStatus: pipeline.OutputStatus{Name: "s", BufferedPoints: pending, Batches: batches}}}
+	}
+	var c progressCheck
+	steps := []struct {
+		pending int64
+		batches uint64
+		stalled bool
+	}{
+		{pending: 100, batches: 0, stalled: false}, // first look: no history
+		{pending: 100, batches: 1, stalled: false}, // wrote
+		{pending: 300, batches: 1, stalled: true},  // holds points, wrote nothing
+		{pending: 900, batches: 1, stalled: true},
+		{pending: 0, batches: 2, stalled: false},  // caught up
+		{pending: 50, batches: 2, stalled: false}, // just got points
+		{pending: 0, batches: 2, stalled: false},  // idle
+		{pending: 0, batches: 2, stalled: false},
+	}
+	for i, s := range steps {
+		if got := c.stalled(snap(s.pending, s.batches)); (len(got) > 0) != s.stalled {
+			t.Errorf("step %d: stalled %v, want %v", i, got, s.stalled)
+		}
+	}
+}
+
+type fakeSink struct{ err error }
+
+func (s *fakeSink) Open(context.Context) error                          { return nil }
+func (s *fakeSink) Declare(context.Context, []sluice.Measurement) error { return nil }
+func (s *fakeSink) Write(context.Context, []sluice.Point) error         { return s.err }
+func (s *fakeSink) Close() error                                        { return nil }
+
+type recordObserver struct{ got []float64 }
+
+func (o *recordObserver) Observe(v float64) { o.got = append(o.got, v) }
+
+func TestObservedSinkMeasuresLagOfCommittedBatches(t *testing.T) {
+	now := time.Unix(1000, 0)
+	inner := &fakeSink{}
+	obs := &recordObserver{}
+	s := newObservedSink(inner, obs)
+	s.now = func() time.Time { return now }
+	batch := []sluice.Point{{Time: now.Add(-3 * time.Second)}, {Time: now.Add(-500 * time.Millisecond)}, {Time: now.Add(-time.Second)}}
+	if err := s.Write(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if len(obs.got) != 3 || obs.got[0] != 3 || obs.got[1] != 0.5 || obs.got[2] != 1 {
+		t.Errorf("observed %v, want [3 0.5 1]", obs.got)
+	}
+	if s.LastLag() != 500*time.Millisecond {
+		t.Errorf("last lag %v, want the newest point's 500ms", s.LastLag())
+	}
+	inner.err = errors.New("connection refused")
+	if err := s.Write(context.Background(), batch); err == nil {
+		t.Fatal("error not passed on")
+	}
+	if len(obs.got) != 3 {
+		t.Error("a failed write was observed")
+	}
+	inner.err = &sinks.RejectedError{Rejected: 1, Err: errors.New("partial write")}
+	s.Write(context.Background(), batch)
+	if len(obs.got) != 6 {
+		t.Error("a partial write was not observed")
+	}
+}
