@@ -49,6 +49,8 @@ func (w *lockedWriter) String() string {
 // runningAgent is a sluice process under test.
 type runningAgent struct {
 	cmd    *exec.Cmd
+	config string // the main config file
+	base   string // http://http.listen
 	status string // status URL
 	db     string
 	logs   *lockedWriter
@@ -88,15 +90,21 @@ func startAgent(t *testing.T, sinksAndFeeds string) *runningAgent {
 // returns its path.
 func writeConfig(t *testing.T, dir, sinksAndFeeds string) string {
 	t.Helper()
+	return writeConfigFeedsDir(t, dir, "", sinksAndFeeds)
+}
+
+// writeConfigFeedsDir is writeConfig with a feeds_dir.
+func writeConfigFeedsDir(t *testing.T, dir, feedsDir, sinksAndFeeds string) string {
+	t.Helper()
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
-feeds_dir: ""
+feeds_dir: "%s"
 shutdown_timeout: 20s
 http: {listen: "%s"}
 log: {level: debug}
 restart: {initial: 200ms, max: 1s, reset_after: 5s}
 pipeline: {batch_size: 500, flush_interval: 100ms}
-%s`, dir, testbin.PluginDir(t), freeAddr(t), sinksAndFeeds)
+%s`, dir, testbin.PluginDir(t), feedsDir, freeAddr(t), sinksAndFeeds)
 	path := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -106,6 +114,12 @@ pipeline: {batch_size: 500, flush_interval: 100ms}
 
 // launchAgent starts `sluice run` on an existing config.
 func launchAgent(t *testing.T, path string) *runningAgent {
+	t.Helper()
+	return launchAgentEnv(t, path, nil)
+}
+
+// launchAgentEnv is launchAgent with extra environment variables.
+func launchAgentEnv(t *testing.T, path string, env []string) *runningAgent {
 	t.Helper()
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -120,13 +134,15 @@ func launchAgent(t *testing.T, path string) *runningAgent {
 	dir := filepath.Dir(path)
 	a := &runningAgent{
 		cmd:    exec.Command(testbin.Sluice(t), "run", "-config", path),
+		config: path,
+		base:   "http://" + addr,
 		status: "http://" + addr + "/api/v1/status",
 		db:     filepath.Join(dir, "sluice.db"),
 		logs:   &lockedWriter{b: &strings.Builder{}},
 		done:   make(chan error, 1),
 	}
 	a.cmd.Stderr = a.logs
-	a.cmd.Env = agentEnv()
+	a.cmd.Env = append(agentEnv(), env...)
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

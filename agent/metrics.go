@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"slices"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -31,12 +33,20 @@ var (
 	descSinkBufBytes = sinkDesc("sluice_sink_buffer_bytes", "Bytes of the disk buffer the sink has not yet written.")
 	descSinkFailed   = sinkDesc("sluice_sink_failed", "1 while the sink is failed (needs an operator), else 0.")
 
-	descBufferBytes  = prometheus.NewDesc("sluice_buffer_bytes", "Size of the disk buffer on disk.", nil, nil)
-	descReloadOK     = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
-	descRestartNeed  = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
-	descBuildInfo    = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
-	allMetricsDescs  = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkFailed, descBufferBytes, descReloadOK, descRestartNeed, descBuildInfo}
-	sinkDropReasons  = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
+	descBufferBytes = prometheus.NewDesc("sluice_buffer_bytes", "Size of the disk buffer on disk.", nil, nil)
+	descReloadOK    = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
+	descRestartNeed = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
+	descBuildInfo   = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
+	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkFailed, descBufferBytes, descReloadOK, descRestartNeed, descBuildInfo}
+	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
+	// Every reason is exported from the start, at 0, so that rates and
+	// dashboards see a series before the first rejection.
+	feedRejectReasons = []pipeline.Reason{
+		pipeline.ReasonEmptyMeasurement, pipeline.ReasonNoFields, pipeline.ReasonTooManyTags,
+		pipeline.ReasonTooManyFields, pipeline.ReasonKeyTooLong, pipeline.ReasonEmptyKey,
+		pipeline.ReasonDuplicateKey, pipeline.ReasonValueTooLong, pipeline.ReasonInvalidUTF8,
+		pipeline.ReasonNonFinite, pipeline.ReasonTimeOutOfRange, pipeline.ReasonUndecodable,
+	}
 	lagHistogramName = "sluice_lag_seconds"
 )
 
@@ -91,8 +101,13 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range st.Feeds {
 		counter(descFeedMessages, f.Batches, f.Name)
 		counter(descFeedPoints, f.Points, f.Name)
+		for _, r := range feedRejectReasons {
+			counter(descFeedRejected, f.Rejected[r], f.Name, string(r))
+		}
 		for r, n := range f.Rejected {
-			counter(descFeedRejected, n, f.Name, string(r))
+			if !slices.Contains(feedRejectReasons, r) {
+				counter(descFeedRejected, n, f.Name, string(r))
+			}
 		}
 		counter(descFeedPluginDrop, f.PluginDropped, f.Name)
 		counter(descFeedRestarts, f.Restarts, f.Name)

@@ -121,19 +121,22 @@ func perSec(r float64) string {
 	return compact(r)
 }
 
-// compact shows a number with a k/M/G suffix past 10000.
+// compact shows a number in at most four digits and a k/M/G suffix.
 func compact(v float64) string {
-	switch {
-	case v < 10:
-		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
-	case v < 10_000:
-		return strconv.FormatFloat(v, 'f', 0, 64)
-	case v < 10_000_000:
-		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + "k"
-	case v < 10_000_000_000:
-		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + "M"
+	one := func(v float64, suffix string) string {
+		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0") + suffix
 	}
-	return strconv.FormatFloat(v/1e9, 'f', 1, 64) + "G"
+	switch {
+	case v < 100:
+		return one(v, "")
+	case v < 1000:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v < 1e6:
+		return one(v/1e3, "k")
+	case v < 1e9:
+		return one(v/1e6, "M")
+	}
+	return one(v/1e9, "G")
 }
 
 func bytesString(n int64) string {

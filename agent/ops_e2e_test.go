@@ -1,0 +1,580 @@
+package agent_test
+
+// End-to-end tests of the operations surface, with the real binaries:
+// reload, readiness, metrics, sd_notify and the watchdog, status and tap.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testbin"
+)
+
+// sluiceCmd runs the sluice command with args and returns its stdout,
+// stderr and exit code.
+func sluiceCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(testbin.Sluice(t), args...)
+	cmd.Env = agentEnv()
+	var out, errOut strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	// Write then rename, as a deploy tool would, so the watcher never
+	// sees half a file.
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasFeed(st agent.Status, name string) bool {
+	for _, f := range st.Feeds {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func sinkStatus(st agent.Status, name string) agent.SinkStatus {
+	for _, s := range st.Sinks {
+		if s.Name == name {
+			return s
+		}
+	}
+	return agent.SinkStatus{}
+}
+
+func processGone(pid int) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if syscall.Kill(pid, 0) != nil {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// A feed file dropped into feeds_dir starts its feed; changing it restarts
+// the feed where it stopped; an invalid file is kept out while everything
+// runs on; removing a file stops its feed. Main-file changes apply on
+// `sluice reload` and on SIGHUP. Feeds not involved are never disturbed.
+func TestReloadAppliesFeedChanges(t *testing.T) {
+	const n = 20000
+	dir := t.TempDir()
+	feedsDir := filepath.Join(dir, "feeds.d")
+	if err := os.Mkdir(feedsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mainBody := `sinks:
+  db: {type: sqlite, path: sluice.db}
+feeds:
+  keeper: {plugin: synth, sinks: [db], config: {measurement: keeper, rate: 200}}
+`
+	path := writeConfigFeedsDir(t, dir, feedsDir, mainBody)
+	a := launchAgent(t, path)
+	st := a.waitFor(t, "keeper running", func(st agent.Status) bool { return feedStatus(st, "keeper").State == agent.FeedRunning })
+	keeperPid := feedStatus(st, "keeper").Pid
+	keeperUndisturbed := func(st agent.Status) {
+		t.Helper()
+		if k := feedStatus(st, "keeper"); k.Pid != keeperPid || k.Restarts != 0 || k.State != agent.FeedRunning {
+			t.Fatalf("keeper was disturbed: pid %d→%d, restarts %d, state %s", keeperPid, k.Pid, k.Restarts, k.State)
+		}
+	}
+
+	// Added by dropping a file.
+	added := filepath.Join(feedsDir, "added.yaml")
+	writeFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 2000, count: %d}}\n", n))
+	st = a.waitFor(t, "the dropped-in feed flowing", func(st agent.Status) bool { return feedStatus(st, "added").Points >= 3000 })
+	addedPid := feedStatus(st, "added").Pid
+	keeperUndisturbed(st)
+
+	// Changed: restarts and resumes from its buffered position.
+	writeFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 4000, count: %d}}\n", n))
+	st = a.waitFor(t, "the changed feed restarted", func(st agent.Status) bool {
+		f := feedStatus(st, "added")
+		return f.Pid != addedPid && f.State == agent.FeedRunning
+	})
+	keeperUndisturbed(st)
+	a.waitForRows(t, "added", n)
+	st = a.waitFor(t, "the changed feed done", func(st agent.Status) bool { return feedStatus(st, "added").Points >= n })
+	// Counters carry over the restart. Starting again from seq 0 would have
+	// sent the 3000+ points before the change twice.
+	if got := feedStatus(st, "added").Points; got > n+500 {
+		t.Errorf("the changed feed received %d points for %d: it did not resume where it stopped", got, n)
+	}
+
+	// An invalid file is rejected whole; the running feeds carry on.
+	bad := filepath.Join(feedsDir, "bad.yaml")
+	writeFile(t, bad, "feeds:\n  bad: {plugin: synth, sinks: [nosuch]}\n  added: {plugin: synth, sinks: [db]}\n")
+	st = a.waitFor(t, "the invalid file rejected", func(st agent.Status) bool { return st.ConfigError != "" })
+	if !strings.Contains(st.ConfigError, bad) || hasFeed(st, "bad") {
+		t.Errorf("config_error %q does not name %s, or the bad feed started", st.ConfigError, bad)
+	}
+	if f := feedStatus(st, "added"); f.Pid == 0 || f.State != agent.FeedRunning {
+		t.Errorf("the added feed was disturbed by a rejected reload: %+v", f)
+	}
+	keeperUndisturbed(st)
+	out, _, code := sluiceCmd(t, "status", "-config", path)
+	if code != 0 || !strings.Contains(out, "last reload rejected") || !strings.Contains(out, bad) {
+		t.Errorf("sluice status after a rejected reload: exit %d\n%s", code, out)
+	}
+	if _, body := get(t, a.base+"/metrics"); !strings.Contains(body, "sluice_config_last_reload_successful 0") {
+		t.Error("metrics do not show the rejected reload")
+	}
+	if err := os.Remove(bad); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor(t, "the config error cleared", func(st agent.Status) bool { return st.ConfigError == "" })
+
+	// Removed: its plugin stops, its rows stay.
+	st, _ = a.getStatus(t)
+	addedPid = feedStatus(st, "added").Pid
+	if err := os.Remove(added); err != nil {
+		t.Fatal(err)
+	}
+	st = a.waitFor(t, "the removed feed gone", func(st agent.Status) bool { return !hasFeed(st, "added") })
+	keeperUndisturbed(st)
+	if !processGone(addedPid) {
+		t.Error("the removed feed's plugin still runs")
+	}
+
+	// Main-file changes: `sluice reload` adds a feed and reports a sink
+	// change it cannot apply.
+	writeConfigKeepAddr(t, path, strings.Replace(mainBody, "path: sluice.db}", "path: sluice.db, batch_size: 100}", 1)+
+		"  viamain: {plugin: synth, sinks: [db], config: {measurement: viamain, rate: 100}}\n")
+	out, errOut, code := sluiceCmd(t, "reload", "-config", path)
+	if want := "reloaded; added: viamain; not applied until a restart: sinks.db\n"; code != 0 || out != want {
+		t.Errorf("sluice reload: exit %d, %q (stderr %q); want %q", code, out, errOut, want)
+	}
+	st = a.waitFor(t, "viamain running", func(st agent.Status) bool { return feedStatus(st, "viamain").State == agent.FeedRunning })
+	if strings.Join(st.RestartNeeded, ",") != "sinks.db" {
+		t.Errorf("restart_needed = %v", st.RestartNeeded)
+	}
+	keeperUndisturbed(st)
+
+	// SIGHUP applies the main file too.
+	writeConfigKeepAddr(t, path, mainBody)
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	st = a.waitFor(t, "viamain removed on SIGHUP", func(st agent.Status) bool { return !hasFeed(st, "viamain") && st.RestartNeeded == nil })
+	keeperUndisturbed(st)
+
+	// An invalid main file through `sluice reload`: rejected with its errors.
+	writeConfigKeepAddr(t, path, mainBody+"  oops: {plugin: synth, sinks: [db], bogus: 1}\n")
+	_, errOut, code = sluiceCmd(t, "reload", "-config", path)
+	if code != 1 || !strings.Contains(errOut, "reload rejected") || !strings.Contains(errOut, "feeds.oops.bogus") {
+		t.Errorf("sluice reload of an invalid config: exit %d, %s", code, errOut)
+	}
+	a.stop(t)
+
+	db := openDB(t, a.db)
+	if rows, maxSeq := queryInt(t, db, `SELECT count(DISTINCT seq) FROM added`), queryInt(t, db, `SELECT max(seq) FROM added`); rows != n || maxSeq != n-1 {
+		t.Errorf("added: %d distinct seq, max %d; want %d, %d", rows, maxSeq, n, n-1)
+	}
+}
+
+// writeConfigKeepAddr rewrites the sinks-and-feeds part of a config that
+// writeConfig made, keeping everything above it (the listen address).
+func writeConfigKeepAddr(t *testing.T, path, sinksAndFeeds string) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _, ok := strings.Cut(string(raw), "\nsinks:")
+	if !ok {
+		t.Fatalf("%s has no sinks section", path)
+	}
+	writeFile(t, path, head+"\n"+sinksAndFeeds)
+}
+
+// fakeInflux answers the v2 write API: 401 while deny is set, else 204.
+type fakeInflux struct {
+	addr   string
+	deny   atomic.Bool
+	writes atomic.Int64
+}
+
+// startFakeInflux serves on addr ("127.0.0.1:0" for any port).
+func startFakeInflux(t *testing.T, addr string) *fakeInflux {
+	t.Helper()
+	f := &fakeInflux{}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.addr = ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if f.deny.Load() {
+			http.Error(w, `{"code":"unauthorized","message":"unauthorized access"}`, http.StatusUnauthorized)
+			return
+		}
+		f.writes.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
+
+// dashboardMetrics are the names the Grafana agent-health dashboard queries.
+var dashboardMetrics = []string{
+	"sluice_feed_messages_total", "sluice_feed_points_total", "sluice_feed_rejected_total",
+	"sluice_feed_plugin_dropped_total", "sluice_feed_restarts_total", "sluice_feed_up",
+	"sluice_sink_points_written_total", "sluice_sink_points_dropped_total", "sluice_sink_retries_total",
+	"sluice_sink_buffered_points", "sluice_sink_buffer_bytes", "sluice_sink_failed",
+	"sluice_lag_seconds_bucket", "sluice_lag_seconds_sum", "sluice_lag_seconds_count",
+	"sluice_feed_reconnects_total", "sluice_feed_gaps_total", "sluice_feed_backfilled_points_total",
+	"sluice_buffer_bytes", "go_goroutines", "process_resident_memory_bytes",
+}
+
+// metricValue finds one sample's value in a Prometheus text exposition.
+func metricValue(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no %s in the metrics", series)
+	return 0
+}
+
+func readiness(t *testing.T, a *runningAgent) (int, agent.Readiness) {
+	t.Helper()
+	code, body := get(t, a.base+"/readyz")
+	var r agent.Readiness
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("readyz: %v: %s", err, body)
+	}
+	return code, r
+}
+
+// Readiness follows the feeds and sinks, and /metrics exports what the
+// dashboards query.
+func TestReadinessAndMetrics(t *testing.T) {
+	influx := startFakeInflux(t, "127.0.0.1:0")
+	influx.deny.Store(true)
+	body := `sinks:
+  db: {type: sqlite, path: sluice.db}
+  influx: {type: influxdb, url: "http://%s", bucket: b, token: t, retry_initial: 50ms, retry_max: 200ms}
+feeds:
+  good: {plugin: synth, sinks: [db, influx], config: {measurement: good, rate: 500}}
+  broken: {plugin: synth, sinks: [db], config: {rate: %d}}
+`
+	path := writeConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, -5))
+	a := launchAgent(t, path)
+	a.waitFor(t, "broken refused, influx failed, db writing", func(st agent.Status) bool {
+		return feedStatus(st, "broken").State == agent.FeedFailedConfig &&
+			sinkStatus(st, "influx").State == "failed" && sinkWritten(st, "db") > 0
+	})
+	code, r := readiness(t, a)
+	reasons := strings.Join(r.Reasons, "\n")
+	if code != http.StatusServiceUnavailable || r.Ready ||
+		!strings.Contains(reasons, "feed broken is failed_config: rate: must not be negative") ||
+		!strings.Contains(reasons, "sink influx is failed") || strings.Contains(reasons, "good") {
+		t.Errorf("readyz: %d %+v", code, r)
+	}
+
+	_, metrics := get(t, a.base+"/metrics")
+	for _, name := range dashboardMetrics {
+		if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(metrics) {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+	if v := metricValue(t, metrics, `sluice_feed_up{feed="good"}`); v != 1 {
+		t.Errorf("good up = %v", v)
+	}
+	if v := metricValue(t, metrics, `sluice_feed_up{feed="broken"}`); v != 0 {
+		t.Errorf("broken up = %v", v)
+	}
+	if v := metricValue(t, metrics, `sluice_sink_failed{sink="influx"}`); v != 1 {
+		t.Errorf("influx failed = %v", v)
+	}
+	if v := metricValue(t, metrics, `sluice_lag_seconds_count{sink="db"}`); v <= 0 {
+		t.Errorf("no lag observed for db: %v", v)
+	}
+	if v := metricValue(t, metrics, `sluice_sink_points_written_total{sink="db"}`); v <= 0 {
+		t.Errorf("db written = %v", v)
+	}
+
+	// The token is fixed and the broken feed's config too: ready.
+	influx.deny.Store(false)
+	writeConfigKeepAddr(t, path, fmt.Sprintf(body, influx.addr, 5))
+	if out, errOut, code := sluiceCmd(t, "reload", "-config", path); code != 0 || out != "reloaded; restarted: broken\n" {
+		t.Fatalf("sluice reload: exit %d, %q %q", code, out, errOut)
+	}
+	a.waitFor(t, "all feeds running and influx writing", func(st agent.Status) bool {
+		return feedStatus(st, "broken").State == agent.FeedRunning && sinkStatus(st, "influx").State == "ok" && sinkWritten(st, "influx") > 0
+	})
+	if code, r := readiness(t, a); code != http.StatusOK || !r.Ready {
+		t.Errorf("readyz once healthy: %d %+v", code, r)
+	}
+	if influx.writes.Load() == 0 {
+		t.Error("the fake InfluxDB saw no write")
+	}
+	if code, _ := get(t, a.base+"/healthz"); code != http.StatusOK {
+		t.Errorf("healthz: %d", code)
+	}
+	a.stop(t)
+}
+
+// notifySocket is a fake systemd notification socket.
+type notifySocket struct {
+	path string
+	mu   sync.Mutex
+	msgs []string
+}
+
+func listenNotify(t *testing.T) *notifySocket {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sdn") // socket paths are limited to 108 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ns := &notifySocket{path: filepath.Join(dir, "notify")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: ns.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			ns.mu.Lock()
+			ns.msgs = append(ns.msgs, string(buf[:n]))
+			ns.mu.Unlock()
+		}
+	}()
+	return ns
+}
+
+// count is how many datagrams so far carry state.
+func (ns *notifySocket) count(state string) int {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	n := 0
+	for _, m := range ns.msgs {
+		for _, line := range strings.Split(m, "\n") {
+			if line == state {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func (ns *notifySocket) waitFor(t *testing.T, state string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for ns.count(state) == 0 {
+		if time.Now().After(deadline) {
+			ns.mu.Lock()
+			defer ns.mu.Unlock()
+			t.Fatalf("no %s on the notify socket; got %q", state, ns.msgs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// pingsDuring counts the WATCHDOG=1 pings that arrive within d.
+func (ns *notifySocket) pingsDuring(d time.Duration) int {
+	before := ns.count("WATCHDOG=1")
+	time.Sleep(d)
+	return ns.count("WATCHDOG=1") - before
+}
+
+// The agent tells systemd it is ready, pings the watchdog only while its
+// sinks make progress, and says it is stopping.
+func TestSystemdNotifyAndWatchdog(t *testing.T) {
+	ns := listenNotify(t)
+	influxAddr := freeAddr(t) // nothing listens there yet
+	path := writeConfig(t, t.TempDir(), fmt.Sprintf(`sinks:
+  db: {type: sqlite, path: sluice.db}
+  influx: {type: influxdb, url: "http://%s", bucket: b, retry_initial: 50ms, retry_max: 100ms}
+feeds:
+  synth: {plugin: synth, sinks: [db, influx], config: {rate: 500}}
+`, influxAddr))
+	// A 1s watchdog: the agent pings every 500ms while things move.
+	a := launchAgentEnv(t, path, []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=1000000"})
+	ns.waitFor(t, "READY=1")
+	if ns.count("STOPPING=1") != 0 {
+		t.Fatal("STOPPING=1 before any signal")
+	}
+
+	// The InfluxDB sink cannot write while points keep coming: no pings.
+	a.waitFor(t, "influx holding points and retrying", func(st agent.Status) bool {
+		s := sinkStatus(st, "influx")
+		return s.BufferedPoints > 0 && s.Retries > 3 && sinkWritten(st, "db") > 0
+	})
+	time.Sleep(1200 * time.Millisecond) // two watchdog intervals: the stall is noticed
+	if n := ns.pingsDuring(2 * time.Second); n != 0 {
+		t.Errorf("%d watchdog pings while the influx sink was stuck with points pending", n)
+	}
+
+	// InfluxDB comes up: the sink catches up and the pings resume.
+	startFakeInflux(t, influxAddr)
+	a.waitFor(t, "influx writing", func(st agent.Status) bool { return sinkWritten(st, "influx") > 0 })
+	if n := ns.pingsDuring(2 * time.Second); n < 2 {
+		t.Errorf("%d watchdog pings in 2s with both sinks writing; want one every 500ms", n)
+	}
+	ns.mu.Lock()
+	var status string
+	for _, m := range ns.msgs {
+		for _, line := range strings.Split(m, "\n") {
+			if strings.HasPrefix(line, "STATUS=") {
+				status = line
+			}
+		}
+	}
+	ns.mu.Unlock()
+	if !strings.HasPrefix(status, "STATUS=feeds 1/1 running, sinks 2/2 ok") {
+		t.Errorf("last STATUS line %q", status)
+	}
+
+	a.stop(t)
+	ns.waitFor(t, "STOPPING=1")
+}
+
+var tapLine = regexp.MustCompile(`^alpha,source=synth,symbol=(AAA|BBB) price=[0-9.]+,seq=(\d+)i,size=\du,even=(true|false),label="p(\d+)" (\d+)$`)
+
+// `sluice tap` prints one feed's points as they flow; `sluice status`
+// prints the tables.
+func TestTapAndStatusCommands(t *testing.T) {
+	path := writeConfig(t, t.TempDir(), `sinks:
+  db: {type: sqlite, path: sluice.db}
+feeds:
+  alpha: {plugin: synth, sinks: [db], config: {measurement: alpha, symbols: [AAA, BBB], rate: 300}}
+  beta: {plugin: synth, sinks: [db], config: {measurement: beta, rate: 300}}
+`)
+	a := launchAgent(t, path)
+	a.waitFor(t, "both feeds flowing", func(st agent.Status) bool {
+		return feedStatus(st, "alpha").Points > 0 && feedStatus(st, "beta").Points > 0 && sinkWritten(st, "db") > 0
+	})
+
+	tapCmd := exec.Command(testbin.Sluice(t), "tap", "alpha", "-config", path)
+	tapCmd.Env = agentEnv()
+	stdout, err := tapCmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes strings.Builder
+	tapCmd.Stderr = &notes
+	if err := tapCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	const want = 50
+	start := time.Unix(1704067200, 0) // synth's default start: seq n is at start + n ms
+	for i := 0; i < want; i++ {
+		select {
+		case line := <-lines:
+			m := tapLine.FindStringSubmatch(line)
+			if m == nil {
+				t.Fatalf("tap line %q is not an alpha point in line protocol", line)
+			}
+			seq, _ := strconv.ParseInt(m[2], 10, 64)
+			ts, _ := strconv.ParseInt(m[5], 10, 64)
+			if m[4] != m[2] || ts != start.Add(time.Duration(seq)*time.Millisecond).UnixNano() {
+				t.Fatalf("tap line %q: label or time do not match seq", line)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%d tap lines after 30s, want %d; stderr: %s", i, want, notes.String())
+		}
+	}
+	tapCmd.Process.Signal(os.Interrupt)
+	if err := tapCmd.Wait(); err != nil {
+		t.Errorf("tap after Ctrl-C: %v", err)
+	}
+	if !strings.Contains(notes.String(), "# tapping feed alpha") {
+		t.Errorf("tap stderr: %q", notes.String())
+	}
+	if _, errOut, code := sluiceCmd(t, "tap", "nosuch", "-config", path); code != 1 || !strings.Contains(errOut, `no feed "nosuch" is running`) {
+		t.Errorf("tap of an unknown feed: exit %d, %s", code, errOut)
+	}
+
+	// Let the rates fill in, then read the table.
+	a.waitFor(t, "rates known", func(st agent.Status) bool {
+		return feedStatus(st, "alpha").PointsPerSec > 0 && sinkStatus(st, "db").PointsPerSec > 0
+	})
+	out, errOut, code := sluiceCmd(t, "status", "-config", path)
+	if code != 0 {
+		t.Fatalf("sluice status: exit %d: %s", code, errOut)
+	}
+	for _, re := range []string{
+		`(?m)^FEED +STATE +PID +POINTS +PTS/S +RESTARTS +LAST BATCH +LAST ERROR$`,
+		`(?m)^alpha +running +\d+ +\d+ +[0-9.]+k? +0 +[0-9.]+s ago +-$`,
+		`(?m)^beta +running +\d+ `,
+		`(?m)^SINK +STATE +BUFFERED +WRITTEN +DROPPED +RETRIES +PTS/S +LAG +LAST ERROR$`,
+		`(?m)^db +ok +\d+ \([0-9.]+ [KMG]?i?B\) +\d+ +0 +0 +[0-9.]+k? +[0-9.]+[smhd] +-$`,
+		`(?m)^disk buffer: `,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("sluice status output does not match %s:\n%s", re, out)
+		}
+	}
+	out, _, code = sluiceCmd(t, "status", "-json", "-config", path)
+	var st agent.Status
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Feeds) != 2 {
+		t.Errorf("sluice status -json: exit %d, %v:\n%s", code, err, out)
+	}
+	a.stop(t)
+}
