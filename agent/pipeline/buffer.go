@@ -60,14 +60,11 @@ type Buffer struct {
 	sync   wal.SyncPolicy
 	logger *slog.Logger
 
-	appendMu sync.Mutex // one Append at a time: its bound check and append are one step
-
 	mu           sync.Mutex
 	cursors      map[string]*cursor
 	positions    map[string]positionAt
 	moved        chan struct{} // closed and replaced when a cursor advances
 	lastSnapshot time.Time
-	encBuf       []byte
 	closed       bool
 }
 
@@ -251,11 +248,13 @@ func (b *Buffer) Position(feed string) sluice.Position {
 // catches up, or ctx ends); a drop_newest sink that is full is left out of
 // the routing and its points counted as dropped; a drop_oldest sink drops
 // its oldest unread entries after the append until it fits again.
+//
+// Appends from different feeds proceed independently: a feed waiting for a
+// full sink does not hold up feeds routed elsewhere. The bound is checked
+// before the append, so concurrent appends may overshoot it by one entry
+// each.
 func (b *Buffer) Append(ctx context.Context, e *Entry) error {
-	b.appendMu.Lock()
-	defer b.appendMu.Unlock()
-
-	payload, err := appendEntry(b.encBuf[:0], e)
+	payload, err := appendEntry(nil, e)
 	if err != nil {
 		return fmt.Errorf("buffer: encode: %w", err)
 	}
@@ -310,15 +309,13 @@ func (b *Buffer) Append(ctx context.Context, e *Entry) error {
 		}
 		break
 	}
-	b.encBuf = payload
-
 	idx, err := b.log.Append(payload)
 	if err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e.Position != nil {
+	if e.Position != nil && idx > b.positions[e.Feed].Index {
 		b.positions[e.Feed] = positionAt{Index: idx, Position: append(sluice.Position(nil), e.Position...)}
 	}
 	for _, s := range routes {

@@ -193,6 +193,47 @@ func TestBlockWaitsForRoomThenTakesEverything(t *testing.T) {
 	}
 }
 
+// A feed blocked on a full sink does not hold up a feed routed elsewhere.
+func TestBlockedSinkDoesNotStallOtherFeeds(t *testing.T) {
+	b := openTestBuffer(t, t.TempDir(),
+		SinkLimit{Name: "dead", MaxBytes: 2 * entrySize(t), WhenFull: config.Block},
+		SinkLimit{Name: "live", MaxBytes: 1 << 20, WhenFull: config.Block})
+	for i := range 2 { // fill dead's share (two entries); nothing reads it
+		if err := appendPts(t, b, []string{"dead"}, 5*i, 5*i+5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	blocked := make(chan error, 1)
+	go func() { blocked <- b.Append(ctx, &Entry{Feed: "f1", Sinks: []string{"dead"}, Points: pts(100, 105)}) }()
+
+	// While f1 waits, f2 appends to the live sink and its output writes.
+	live := &memSink{}
+	o := NewOutput("live", live, testCfg(config.Block), b.Cursor("live"), discard, nil)
+	o.Start()
+	liveCtx, liveCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer liveCancel()
+	for i := range 10 {
+		err := b.Append(liveCtx, &Entry{Feed: "f2", Sinks: []string{"live"}, Points: pts(1000+5*i, 1005+5*i)})
+		if err != nil {
+			t.Fatalf("append for the live sink: %v (held up by the blocked feed)", err)
+		}
+	}
+	closeOutput(t, o)
+	if got := live.ids(); !slices.Equal(got, seq(1000, 1050)) {
+		t.Fatalf("live sink wrote %v while the other feed was blocked", got)
+	}
+	select {
+	case err := <-blocked:
+		t.Fatalf("the append to the full sink returned (%v) without room", err)
+	default:
+	}
+	cancel()
+	if err := <-blocked; !errors.Is(err, context.Canceled) {
+		t.Fatalf("blocked append: %v", err)
+	}
+}
+
 func TestRoutingAndRestartResumeAtCursor(t *testing.T) {
 	dir := t.TempDir()
 	limits := []SinkLimit{{Name: "a", MaxBytes: 1 << 20}, {Name: "b", MaxBytes: 1 << 20}}
