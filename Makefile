@@ -14,8 +14,9 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 
 # The config `make run` uses, and where it keeps its data.
 RUN_CONFIG ?= config/sluice.run.yaml
+PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-short vet fmt bench proto clean influxd
+.PHONY: all build run demo test test-short vet fmt bench proto clean influxd install deb
 
 all: build
 
@@ -29,7 +30,21 @@ build:
 
 run: build
 	@mkdir -p var
+	@getent hosts stream.binance.com >/dev/null 2>&1 || \
+		echo "** stream.binance.com does not resolve: this host looks offline. The agent will keep retrying;\n** \`make demo\` runs the same feed against the in-repo simulated exchange instead." >&2
 	./bin/sluice run -config $(RUN_CONFIG)
+
+# Offline: the agent against the simulated Binance for 15s, then what landed.
+demo: build
+	$(GO) run ./scripts/demo
+
+# Install into DESTDIR/PREFIX (binaries, plugins, systemd unit, example config).
+install: build
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install.sh
+
+# A Debian package in dist/, built with nfpm (pinned in packaging/deb.sh).
+deb: build
+	packaging/deb.sh dist
 
 # InfluxDB 1.8 for the integration tests, built once into .cache/bin.
 influxd:
@@ -62,4 +77,4 @@ proto:
 		proto/sluice/source/v1/source.proto
 
 clean:
-	rm -rf bin var
+	rm -rf bin var dist

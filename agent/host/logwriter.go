@@ -60,8 +60,8 @@ func (w *LogWriter) emit(line []byte) {
 	keys := make([]string, 0, len(rec))
 	for k := range rec {
 		switch k {
-		case "msg", "level", "time":
-			continue
+		case "msg", "level", "time", "feed", "plugin":
+			continue // the host's own logger carries these
 		}
 		keys = append(keys, k)
 	}

@@ -14,7 +14,7 @@ func TestLogWriterReemitsPluginLogsUnderTheFeed(t *testing.T) {
 	w := NewLogWriter(host)
 
 	// go-plugin hands lines over in pieces; a line may span writes.
-	w.Write([]byte(`{"time":"2026-01-01T00:00:00Z","level":"WARN","msg":"reconnecting","attempt":3,"symbol":"BTC`))
+	w.Write([]byte(`{"time":"2026-01-01T00:00:00Z","level":"WARN","msg":"reconnecting","feed":"btc","attempt":3,"symbol":"BTC`))
 	w.Write([]byte("USDT\"}\n"))
 	w.Write([]byte("panic: runtime error\n"))
 	w.Write([]byte(`{"level":"DEBUG","msg":"frame"}` + "\n"))
@@ -41,6 +41,9 @@ func TestLogWriterReemitsPluginLogsUnderTheFeed(t *testing.T) {
 				t.Errorf("record %d: %s = %v, want %v (record %v)", i, k, recs[i][k], v, recs[i])
 			}
 		}
+	}
+	if strings.Count(out.String(), `"feed"`) != 3 {
+		t.Errorf("a plugin's own feed attribute must not repeat the host's:\n%s", out.String())
 	}
 	if _, ok := recs[0]["time"]; !ok || recs[0]["time"] == "2026-01-01T00:00:00Z" {
 		t.Errorf("record 0 should carry the host's own time, not the plugin's: %v", recs[0]["time"])
