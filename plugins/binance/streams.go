@@ -159,15 +159,8 @@ func (p *Parser) kline(o *fastjson.Object, received time.Time, dst []sluice.Poin
 		return dst, err
 	}
 	fields := make([]sluice.Field, 0, 8)
-	for _, f := range [...]struct{ key, name string }{
-		{"o", "open"}, {"h", "high"}, {"l", "low"}, {"c", "close"},
-		{"v", "volume"}, {"q", "quote_volume"},
-	} {
-		x, err := getDecimal(k, f.key)
-		if err != nil {
-			return dst, fmt.Errorf("k.%w", err)
-		}
-		fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
+	if fields, err = appendDecimals(fields, k, klineKeys[:]); err != nil {
+		return dst, fmt.Errorf("k.%w", err)
 	}
 	n, err := getInt(k, "n")
 	if err != nil {
@@ -229,15 +222,59 @@ func (p *Parser) bookTicker(o *fastjson.Object, received time.Time, dst []sluice
 	}), nil
 }
 
+// keyName maps a Binance JSON key to the field name it becomes.
+type keyName struct{ key, name string }
+
+// appendDecimals appends a float field for each key, all of which must be
+// present.
+func appendDecimals(fields []sluice.Field, o *fastjson.Object, keys []keyName) ([]sluice.Field, error) {
+	for _, f := range keys {
+		x, err := getDecimal(o, f.key)
+		if err != nil {
+			return fields, err
+		}
+		fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
+	}
+	return fields, nil
+}
+
+// appendOptDecimals appends a float field for each key that is present.
+func appendOptDecimals(fields []sluice.Field, o *fastjson.Object, keys []keyName) ([]sluice.Field, error) {
+	for _, f := range keys {
+		x, ok, err := optDecimal(o, f.key)
+		if err != nil {
+			return fields, err
+		}
+		if ok {
+			fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
+		}
+	}
+	return fields, nil
+}
+
+var klineKeys = [...]keyName{
+	{"o", "open"}, {"h", "high"}, {"l", "low"}, {"c", "close"},
+	{"v", "volume"}, {"q", "quote_volume"},
+}
+
+var markPriceOptKeys = [...]keyName{
+	{"i", "index_price"}, {"P", "estimated_settle_price"}, {"r", "funding_rate"},
+}
+
+var forceOrderKeys = [...]keyName{
+	{"p", "price"}, {"q", "quantity"}, {"ap", "average_price"},
+	{"l", "last_filled_quantity"}, {"z", "filled_quantity"},
+}
+
 // tickerCore are the keys the full and the mini ticker share.
-var tickerCore = [...]struct{ key, name string }{
+var tickerCore = [...]keyName{
 	{"c", "last"}, {"o", "open"}, {"h", "high"}, {"l", "low"},
 	{"v", "volume"}, {"q", "quote_volume"},
 }
 
 // tickerExtra are the full ticker's decimal keys, each sent by some
 // markets only (futures have no bid/ask, prev close or spot's x).
-var tickerExtra = [...]struct{ key, name string }{
+var tickerExtra = [...]keyName{
 	{"p", "price_change"}, {"P", "price_change_percent"},
 	{"w", "weighted_avg_price"}, {"x", "prev_close"}, {"Q", "last_qty"},
 	{"b", "bid_price"}, {"B", "bid_qty"}, {"a", "ask_price"}, {"A", "ask_qty"},
@@ -269,22 +306,12 @@ func (p *Parser) appendTicker(o *fastjson.Object, received time.Time, dst []slui
 		size += len(tickerExtra) + 1
 	}
 	fields := make([]sluice.Field, 0, size)
-	for _, f := range tickerCore {
-		x, err := getDecimal(o, f.key)
-		if err != nil {
-			return dst, err
-		}
-		fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
+	if fields, err = appendDecimals(fields, o, tickerCore[:]); err != nil {
+		return dst, err
 	}
 	if full {
-		for _, f := range tickerExtra {
-			x, ok, err := optDecimal(o, f.key)
-			if err != nil {
-				return dst, err
-			}
-			if ok {
-				fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
-			}
+		if fields, err = appendOptDecimals(fields, o, tickerExtra[:]); err != nil {
+			return dst, err
 		}
 		n, ok, err := optInt(o, "n")
 		if err != nil {
@@ -417,16 +444,8 @@ func (p *Parser) markPrice(o *fastjson.Object, received time.Time, dst []sluice.
 	}
 	fields := make([]sluice.Field, 1, 5)
 	fields[0] = sluice.Field{Key: "mark_price", Value: sluice.Float(mark)}
-	for _, f := range [...]struct{ key, name string }{
-		{"i", "index_price"}, {"P", "estimated_settle_price"}, {"r", "funding_rate"},
-	} {
-		x, ok, err := optDecimal(o, f.key)
-		if err != nil {
-			return dst, err
-		}
-		if ok {
-			fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
-		}
+	if fields, err = appendOptDecimals(fields, o, markPriceOptKeys[:]); err != nil {
+		return dst, err
 	}
 	next, ok, err := optInt(o, "T")
 	if err != nil {
@@ -479,17 +498,10 @@ func (p *Parser) forceOrder(outer *fastjson.Object, received time.Time, dst []sl
 		return dst, fmt.Errorf("o.%w", err)
 	}
 	fields := make([]sluice.Field, 0, 8)
-	for _, f := range [...]struct{ key, name string }{
-		{"p", "price"}, {"q", "quantity"}, {"ap", "average_price"},
-		{"l", "last_filled_quantity"}, {"z", "filled_quantity"},
-	} {
-		x, err := getDecimal(o, f.key)
-		if err != nil {
-			return dst, fmt.Errorf("o.%w", err)
-		}
-		fields = append(fields, sluice.Field{Key: f.name, Value: sluice.Float(x)})
+	if fields, err = appendDecimals(fields, o, forceOrderKeys[:]); err != nil {
+		return dst, fmt.Errorf("o.%w", err)
 	}
-	for _, f := range [...]struct{ key, name string }{
+	for _, f := range [...]keyName{
 		{"X", "status"}, {"o", "order_type"}, {"f", "time_in_force"},
 	} {
 		s, err := getString(o, f.key)
