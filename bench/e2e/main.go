@@ -1,0 +1,215 @@
+// Command e2e is Sluice's end-to-end benchmark. It runs the simulated
+// exchange in this process at stepped trade rates over many symbols and,
+// for each step, the real agent and Binance plugin binaries (or the floor
+// program) streaming `trade` into SQLite or InfluxDB 1.8. It measures from
+// outside: what landed in the store, when, and what each process spent in
+// CPU and memory. See bench/README.md for the method.
+//
+//	go run ./bench/e2e -out bench/results/e2e.md
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	rates       []int
+	influxRates []int
+	symbols     int
+	duration    time.Duration
+	drain       time.Duration
+	targets     []string
+	binDir      string
+	workDir     string
+	influxd     string
+	out         string
+	jsonOut     string
+	keepGoing   bool
+	burst       bool
+	burstBase   int
+	burstFactor int
+	burstFor    time.Duration
+	profile     string
+}
+
+func main() {
+	var o options
+	var rates, influxRates, targets string
+	flag.StringVar(&rates, "rates", "5000,10000,20000,50000,80000", "SQLite steps: trades/s over all symbols")
+	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000", "InfluxDB steps: trades/s")
+	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
+	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
+	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,sluice-influxdb,burst", "what to run, in order")
+	flag.StringVar(&o.binDir, "bin", "", "directory holding sluice, plugins/sluice-source-binance and floor (default: build them)")
+	flag.StringVar(&o.workDir, "work", "", "working directory (default: a new temporary one, removed at the end)")
+	flag.StringVar(&o.influxd, "influxd", os.Getenv("SLUICE_INFLUXD"), "influxd 1.8 binary for the InfluxDB run")
+	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
+	flag.StringVar(&o.jsonOut, "json", "", "write every step's figures here as JSON")
+	flag.BoolVar(&o.keepGoing, "all-steps", false, "run every step even after one fails")
+	flag.IntVar(&o.burstBase, "burst-base", 10000, "burst run: the steady rate, trades/s")
+	flag.IntVar(&o.burstFactor, "burst-factor", 20, "burst run: the burst is this many times the steady rate")
+	flag.DurationVar(&o.burstFor, "burst-for", 2*time.Second, "burst run: how long the burst lasts")
+	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and allocation profiles of the agent and plugin into this directory (sluice runs only; adds the profiling cost)")
+	flag.Parse()
+	var err error
+	if o.rates, err = parseInts(rates); err == nil {
+		o.influxRates, err = parseInts(influxRates)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	o.targets = strings.Split(targets, ",")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad rate %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, o options) error {
+	if o.workDir == "" {
+		dir, err := os.MkdirTemp("", "sluice-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		o.workDir = dir
+	}
+	if o.binDir == "" {
+		o.binDir = filepath.Join(o.workDir, "bin")
+		if err := build(o.binDir); err != nil {
+			return err
+		}
+	}
+	rep := &report{opts: o, started: time.Now()}
+	var influx *influxServer
+	defer func() {
+		if influx != nil {
+			influx.stop()
+		}
+	}()
+	for _, target := range o.targets {
+		steps := o.rates
+		switch target {
+		case "sluice-sqlite", "floor-sqlite":
+		case "sluice-influxdb":
+			steps = o.influxRates
+			if o.influxd == "" {
+				log.Printf("skipping %s: no influxd (set SLUICE_INFLUXD or -influxd)", target)
+				rep.notes = append(rep.notes, "InfluxDB run skipped: no influxd binary")
+				continue
+			}
+			if influx == nil {
+				var err error
+				if influx, err = startInflux(ctx, o.influxd, filepath.Join(o.workDir, "influxd")); err != nil {
+					return err
+				}
+			}
+		case "burst":
+			r, err := runStep(ctx, o, stepSpec{target: "sluice-sqlite", rate: o.burstBase * o.burstFactor,
+				speed: burstSpeed(o), duration: o.duration, burst: true})
+			if err != nil {
+				return fmt.Errorf("burst: %w", err)
+			}
+			log.Print(r.line())
+			rep.burst = &r
+			continue
+		default:
+			return fmt.Errorf("unknown target %q", target)
+		}
+		for _, rate := range steps {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := runStep(ctx, o, stepSpec{target: target, rate: rate, duration: o.duration, influx: influx})
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", target, rate, err)
+			}
+			log.Print(r.line())
+			rep.steps = append(rep.steps, r)
+			if !r.Pass && !o.keepGoing {
+				break // the next step only fails harder; save the time
+			}
+		}
+	}
+	rep.finished = time.Now()
+	text := rep.markdown()
+	fmt.Print(text)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(text), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep.all(), "", "  ")
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// burstSpeed drives the burst run: the simulator is set to the burst rate
+// and its virtual clock runs at 1/factor of wall speed (the steady rate)
+// except during the burst, in the middle of the run, when it runs at full
+// speed. Event times then fall behind the wall clock, so the burst run
+// reports memory and loss, not lag.
+func burstSpeed(o options) func(elapsed time.Duration) float64 {
+	from := (o.duration - o.burstFor) / 2
+	slow := 1 / float64(o.burstFactor)
+	return func(elapsed time.Duration) float64 {
+		if elapsed >= from && elapsed < from+o.burstFor {
+			return 1
+		}
+		return slow
+	}
+}
+
+// build compiles the agent, the Binance plugin and the floor program from
+// the module this runs in.
+func build(dir string) error {
+	for _, b := range [][2]string{
+		{"sluice", "./agent/cmd/sluice"},
+		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
+		{"floor", "./bench/floor"},
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1])
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", b[1], err)
+		}
+	}
+	return nil
+}
+
+var errNotReady = errors.New("not ready")

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type report struct {
+	opts              options
+	started, finished time.Time
+	steps             []stepResult
+	burst             *stepResult
+	notes             []string
+}
+
+func (r *report) all() []stepResult {
+	out := append([]stepResult(nil), r.steps...)
+	if r.burst != nil {
+		out = append(out, *r.burst)
+	}
+	return out
+}
+
+func (s stepResult) line() string {
+	return fmt.Sprintf("%-16s %6d/s gen=%d landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s harness=%.1fs/M load=%.1f→%.1f %s",
+		s.Target, s.Rate, s.Generated, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
+		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
+}
+
+func fmtMap(m map[string]float64, f string) string {
+	var parts []string
+	for _, k := range []string{"agent", "plugin", "floor", "influxd"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, k+"="+fmt.Sprintf(f, v))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// headline is the highest step of a target with zero loss and p99 < 1s.
+func (r *report) headline(target string) *stepResult {
+	var best *stepResult
+	for i := range r.steps {
+		s := &r.steps[i]
+		if s.Target == target && s.Pass && (best == nil || s.Rate > best.Rate) {
+			best = s
+		}
+	}
+	return best
+}
+
+func (r *report) find(target string, rate int) *stepResult {
+	for i := range r.steps {
+		if s := &r.steps[i]; s.Target == target && s.Rate == rate {
+			return s
+		}
+	}
+	return nil
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	cpu := "unknown"
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	fmt.Fprintf(&b, "# Sluice end-to-end benchmark\n\n")
+	fmt.Fprintf(&b, "- date: %s (%.0fs)\n- machine: %s, %d CPUs, %s, %s\n- load average at the end: %.2f\n",
+		r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Seconds(), host, runtime.NumCPU(), cpu, memTotal(), loadAvg())
+	fmt.Fprintf(&b, "- symbols: %d (spot, `trade` stream), %s per step, store polled every %s\n\n", r.opts.symbols, r.opts.duration, pollEvery)
+
+	for _, t := range []string{"sluice-sqlite", "floor-sqlite", "sluice-influxdb"} {
+		h := r.headline(t)
+		if h == nil {
+			if r.has(t) {
+				fmt.Fprintf(&b, "**%s**: no step passed (zero loss and p99 lag < 1s)\n\n", t)
+			}
+			continue
+		}
+		fmt.Fprintf(&b, "**%s headline: %d trades/s** (sustained %.0f/s, zero loss, p99 lag %.0f ms)\n\n", t, h.Rate, h.Sustained, h.LagP99ms)
+	}
+	if s, f := r.headline("sluice-sqlite"), r.headline("floor-sqlite"); s != nil && f != nil {
+		fmt.Fprintf(&b, "Sluice/floor, highest passing step: %.0f%% of the floor's rate.\n\n", 100*float64(s.Rate)/float64(f.Rate))
+	}
+
+	b.WriteString("| target | rate/s | generated | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|\n")
+	for _, s := range r.all() {
+		pass := "yes"
+		if !s.Pass {
+			pass = "**no** " + s.Note
+		}
+		lag := func(v float64) string {
+			if s.Target == "burst-sqlite" {
+				return "–"
+			}
+			return fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+			s.Target, s.Rate, s.Generated, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
+			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
+	}
+	b.WriteString("\n")
+
+	// Sluice as a ratio of the floor at each rate both ran.
+	var ratios []string
+	for _, s := range r.steps {
+		if s.Target != "sluice-sqlite" {
+			continue
+		}
+		f := r.find("floor-sqlite", s.Rate)
+		if f == nil || f.Landed == 0 || s.Landed == 0 {
+			continue
+		}
+		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
+		ratios = append(ratios, fmt.Sprintf("| %d | %.2f | %.1f | %.1f | %.2f | %.0f | %.0f |",
+			s.Rate, s.Sustained/f.Sustained, sc, f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
+			s.RSSMB["agent"]+s.RSSMB["plugin"], f.RSSMB["floor"]))
+	}
+	if len(ratios) > 0 {
+		b.WriteString("Sluice (agent + plugin) against the floor, step by step:\n\n")
+		b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M | floor CPU s/M | CPU ratio | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+		b.WriteString(strings.Join(ratios, "\n") + "\n\n")
+	}
+	if r.burst != nil {
+		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d, peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
+			r.opts.burstBase, r.opts.burstFor, r.opts.burstFactor, r.burst.BurstPeakRate, r.burst.Lost,
+			r.burst.RSSMB["agent"], r.burst.RSSMB["plugin"], r.burst.BufferPeakMB)
+	}
+	for _, n := range r.notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	return b.String()
+}
+
+func (r *report) has(target string) bool {
+	for _, s := range r.steps {
+		if s.Target == target {
+			return true
+		}
+	}
+	return false
+}
+
+func memTotal() string {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "? RAM"
+	}
+	var kb int64
+	fmt.Sscanf(strings.SplitN(string(raw), "\n", 2)[0], "MemTotal: %d kB", &kb)
+	return fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
+}

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+)
+
+// pollEvery is how often the harness asks the store for the newest trade
+// id of every symbol. A trade counts as committed at the first poll that
+// sees it, so lags are upper bounds with this resolution.
+const pollEvery = 50 * time.Millisecond
+
+type stepSpec struct {
+	target   string
+	rate     int
+	duration time.Duration
+	// speed, when set, is the simulator's virtual clock speed relative to
+	// the wall clock at each moment of the run (the burst run).
+	speed  func(elapsed time.Duration) float64
+	burst  bool
+	influx *influxServer
+}
+
+// stepResult is one step's figures.
+type stepResult struct {
+	Target    string  `json:"target"`
+	Rate      int     `json:"rate"`
+	Symbols   int     `json:"symbols"`
+	Generated int64   `json:"generated"`
+	Landed    int64   `json:"landed"`
+	Lost      int64   `json:"lost"`
+	DriveSec  float64 `json:"drive_s"`
+	// LandSec is from the first generated trade to the poll that saw the
+	// last one committed; Sustained is Landed / LandSec.
+	LandSec   float64 `json:"land_s"`
+	Sustained float64 `json:"sustained_per_s"`
+	LagP50ms  float64 `json:"lag_p50_ms"`
+	LagP99ms  float64 `json:"lag_p99_ms"`
+	LagMaxms  float64 `json:"lag_max_ms"`
+	// Per process (agent, plugin, floor, influxd): CPU seconds used from
+	// the first generated trade to the end of the drain, per million
+	// trades landed, and peak RSS (VmHWM) in MiB.
+	CPUPerM map[string]float64 `json:"cpu_s_per_million"`
+	RSSMB   map[string]float64 `json:"peak_rss_mib"`
+	// The harness (simulator and poller) and the machine's load.
+	HarnessCPUPerM float64 `json:"harness_cpu_s_per_million"`
+	Load1Start     float64 `json:"load1_start"`
+	Load1End       float64 `json:"load1_end"`
+	// BurstPeakRate is the fastest one-second generation rate (burst run).
+	BurstPeakRate float64 `json:"burst_peak_rate,omitempty"`
+	BufferPeakMB  float64 `json:"buffer_peak_mib,omitempty"`
+	Pass          bool    `json:"pass"`
+	Note          string  `json:"note,omitempty"`
+}
+
+// obs is one poll's view of a symbol: the newest committed trade id.
+type obs struct {
+	at time.Time
+	id int64
+}
+
+func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
+	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
+		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}}
+	if spec.burst {
+		res.Target = "burst-sqlite"
+		res.Rate = o.burstBase
+	}
+	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
+	history := max(100_000, int(float64(spec.rate)*(o.duration.Seconds()+5)))
+	sim := binancesim.New(binancesim.Options{
+		Markets:    []binance.Market{binance.Spot},
+		Symbols:    map[binance.Market][]string{binance.Spot: syms},
+		TradeRate:  float64(spec.rate),
+		HistoryCap: history,
+		Manual:     true,
+		// The simulator drops a connection whose send queue fills; at the
+		// top steps a consumer may fall behind by seconds, and that is
+		// what this benchmark measures, so the queue holds 10s of trades.
+		SendQueue: max(16384, spec.rate*10),
+		Seed:      1,
+	})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	defer sim.Close()
+	ws, rest := binancesim.URLs(srv.URL, binance.Spot)
+
+	dir := filepath.Join(o.workDir, fmt.Sprintf("%s-%d", res.Target, spec.rate))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, err
+	}
+	tgt, err := startTarget(ctx, o, spec, dir, ws, rest, syms)
+	if err != nil {
+		return res, err
+	}
+	defer tgt.stop()
+
+	// Wait until every symbol's stream is subscribed, so that every trade
+	// generated from now on reaches the consumer.
+	if err := waitUntil(ctx, 30*time.Second, func() bool {
+		n := 0
+		for _, c := range sim.Conns() {
+			n += len(c.Streams)
+		}
+		return n >= len(syms) && tgt.ready()
+	}); err != nil {
+		return res, fmt.Errorf("%s did not subscribe every stream: %w; log:\n%s", spec.target, err, tgt.logTail())
+	}
+
+	pids := tgt.pids()
+	cpu0 := map[string]float64{}
+	for name, pid := range pids {
+		if cpu0[name], err = cpuSeconds(pid); err != nil {
+			return res, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	self0 := selfCPUSeconds()
+	res.Load1Start = loadAvg()
+
+	// Poll the store for the newest id of every symbol until told to stop.
+	var (
+		pollMu  sync.Mutex
+		history_ = map[string][]obs{}
+		pollErr error
+	)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	lastIDs := func() map[string]int64 {
+		pollMu.Lock()
+		defer pollMu.Unlock()
+		out := make(map[string]int64, len(history_))
+		for s, h := range history_ {
+			out[s] = h[len(h)-1].id
+		}
+		return out
+	}
+	go func() {
+		defer close(pollDone)
+		t := time.NewTicker(pollEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-pollCtx.Done():
+				return
+			case <-t.C:
+			}
+			ids, err := tgt.store.maxIDs(pollCtx)
+			at := time.Now()
+			pollMu.Lock()
+			if err != nil {
+				if pollCtx.Err() == nil && pollErr == nil {
+					pollErr = err
+				}
+			}
+			for s, id := range ids {
+				h := history_[s]
+				if len(h) == 0 || h[len(h)-1].id < id {
+					history_[s] = append(h, obs{at, id})
+				}
+			}
+			pollMu.Unlock()
+		}
+	}()
+
+	// Drive the simulator's clock in real time (or at spec.speed).
+	start := time.Now()
+	var peak float64
+	var bufPeak int64
+	{
+		t := time.NewTicker(10 * time.Millisecond)
+		var virt time.Duration
+		last := start
+		var secStart time.Time = start
+		var secCount int64
+		count := func() int64 {
+			var n int64
+			for _, s := range syms {
+				n += sim.TradeCount(binance.Spot, s)
+			}
+			return n
+		}
+	drive:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				stopPoll()
+				return res, ctx.Err()
+			case now := <-t.C:
+				elapsed := now.Sub(start)
+				if elapsed >= spec.duration {
+					break drive
+				}
+				speed := 1.0
+				if spec.speed != nil {
+					speed = spec.speed(elapsed)
+				}
+				step := time.Duration(float64(now.Sub(last)) * speed)
+				last = now
+				if step > 0 {
+					sim.Advance(step)
+					virt += step
+				}
+				if spec.burst && now.Sub(secStart) >= time.Second {
+					n := count()
+					peak = max(peak, float64(n-secCount)/now.Sub(secStart).Seconds())
+					secStart, secCount = now, n
+					if b := dirSize(filepath.Join(dir, "data", "buffer")); b > bufPeak {
+						bufPeak = b
+					}
+				}
+			}
+		}
+		t.Stop()
+	}
+	res.DriveSec = time.Since(start).Seconds()
+
+	// What was generated: every trade of every symbol, ids contiguous.
+	want := map[string][]binancesim.Trade{}
+	for _, s := range syms {
+		tr := sim.Trades(binance.Spot, s)
+		if int64(len(tr)) != sim.TradeCount(binance.Spot, s) {
+			stopPoll()
+			return res, fmt.Errorf("simulator history of %s holds %d of %d trades", s, len(tr), sim.TradeCount(binance.Spot, s))
+		}
+		want[s] = tr
+		res.Generated += int64(len(tr))
+	}
+
+	// Drain: until every symbol's last trade is committed, or no progress
+	// for 5s, or o.drain.
+	deadline := time.Now().Add(o.drain)
+	var lastProgress = time.Now()
+	var prev int64
+	for time.Now().Before(deadline) && time.Since(lastProgress) < 5*time.Second {
+		ids := lastIDs()
+		done := true
+		var sum int64
+		for s, tr := range want {
+			sum += ids[s]
+			if len(tr) > 0 && ids[s] < tr[len(tr)-1].ID {
+				done = false
+			}
+		}
+		if done {
+			break
+		}
+		if sum != prev {
+			prev, lastProgress = sum, time.Now()
+		}
+		if spec.burst {
+			bufPeak = max(bufPeak, dirSize(filepath.Join(dir, "data", "buffer")))
+		}
+		time.Sleep(pollEvery)
+	}
+	stopPoll()
+	<-pollDone
+	if pollErr != nil {
+		log.Printf("%s: a poll failed: %v", spec.target, pollErr)
+	}
+
+	// CPU and memory, before the processes go.
+	for name, pid := range pids {
+		c, err := cpuSeconds(pid)
+		if err != nil {
+			return res, fmt.Errorf("%s: %w (exited?); log:\n%s", name, err, tgt.logTail())
+		}
+		res.CPUPerM[name] = c - cpu0[name]
+		if res.RSSMB[name], err = peakRSSMB(pid); err != nil {
+			return res, err
+		}
+	}
+	selfCPU := selfCPUSeconds() - self0
+	res.Load1End = loadAvg()
+
+	counts, err := tgt.store.counts(ctx)
+	if err != nil {
+		return res, fmt.Errorf("counting landed trades: %w", err)
+	}
+	var lastCommit time.Time
+	var lags []float64
+	for s, tr := range want {
+		c := counts[s]
+		res.Landed += c.n
+		h := history_[s]
+		if len(h) > 0 && h[len(h)-1].at.After(lastCommit) {
+			lastCommit = h[len(h)-1].at
+		}
+		// Each trade's commit time is the first poll whose newest id
+		// reached it: one symbol's trades are committed in id order.
+		j := 0
+		for _, t := range tr {
+			for j < len(h) && h[j].id < t.ID {
+				j++
+			}
+			if j == len(h) {
+				break // not committed in time
+			}
+			lags = append(lags, float64(h[j].at.Sub(t.Time))/float64(time.Millisecond))
+		}
+	}
+	res.Lost = res.Generated - res.Landed
+	res.LandSec = lastCommit.Sub(start).Seconds()
+	if res.LandSec > 0 {
+		res.Sustained = float64(res.Landed) / res.LandSec
+	}
+	if len(lags) > 0 && !spec.burst {
+		slices.Sort(lags)
+		res.LagP50ms = quantile(lags, 0.50)
+		res.LagP99ms = quantile(lags, 0.99)
+		res.LagMaxms = lags[len(lags)-1]
+	}
+	if res.Landed > 0 {
+		for name, c := range res.CPUPerM {
+			res.CPUPerM[name] = c / float64(res.Landed) * 1e6
+		}
+		res.HarnessCPUPerM = selfCPU / float64(res.Landed) * 1e6
+	}
+	res.BurstPeakRate = peak
+	res.BufferPeakMB = float64(bufPeak) / (1 << 20)
+	res.Pass = res.Lost == 0 && res.Generated > 0 && (spec.burst || res.LagP99ms < 1000)
+	if res.Lost != 0 {
+		res.Note = fmt.Sprintf("%d of %d trades missing after %.0fs drain", res.Lost, res.Generated, o.drain.Seconds())
+	}
+	return res, nil
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	i := int(q * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gave up after %v", limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// target is what a step measures: its processes and the store it writes.
+type target struct {
+	cmd     *exec.Cmd
+	logPath string
+	store   store
+	// statusURL is the agent's status endpoint; empty for the floor.
+	statusURL string
+	mu        sync.Mutex
+	pluginPid int
+	extra     map[string]int // other processes measured (influxd)
+	waitDone  chan struct{}
+}
+
+func (t *target) ready() bool {
+	if t.statusURL == "" {
+		return true
+	}
+	var st struct {
+		Feeds []struct {
+			State string `json:"state"`
+			Pid   int    `json:"pid"`
+		} `json:"feeds"`
+	}
+	resp, err := http.Get(t.statusURL)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) != 1 || st.Feeds[0].Pid == 0 {
+		return false
+	}
+	t.mu.Lock()
+	t.pluginPid = st.Feeds[0].Pid
+	t.mu.Unlock()
+	return st.Feeds[0].State == "running"
+}
+
+func (t *target) pids() map[string]int {
+	if t.statusURL == "" {
+		return map[string]int{"floor": t.cmd.Process.Pid}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{"agent": t.cmd.Process.Pid, "plugin": t.pluginPid}
+	for k, v := range t.extra {
+		out[k] = v
+	}
+	return out
+}
+
+func (t *target) logTail() string {
+	b, _ := os.ReadFile(t.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// stop ends the process with SIGTERM (the agent drains and exits), then
+// SIGKILL after 20s.
+func (t *target) stop() {
+	if t.store != nil {
+		t.store.Close()
+	}
+	t.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-t.waitDone:
+	case <-time.After(20 * time.Second):
+		t.cmd.Process.Kill()
+		<-t.waitDone
+	}
+}
+
+func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest string, syms []string) (*target, error) {
+	t := &target{logPath: filepath.Join(dir, "log.txt"), waitDone: make(chan struct{})}
+	logf, err := os.Create(t.logPath)
+	if err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(dir, "data", "sluice.db")
+	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
+		return nil, err
+	}
+	switch spec.target {
+	case "floor-sqlite":
+		t.cmd = exec.Command(filepath.Join(o.binDir, "floor"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+	case "sluice-sqlite", "sluice-influxdb":
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		t.statusURL = fmt.Sprintf("http://127.0.0.1:%d/api/v1/status", port)
+		cfgPath := filepath.Join(dir, "sluice.yaml")
+		sink := "sqlite:\n    type: sqlite\n    path: sluice.db\n"
+		if spec.target == "sluice-influxdb" {
+			db := fmt.Sprintf("bench_%d_%d", spec.rate, time.Now().UnixNano())
+			if err := influxExec(ctx, spec.influx.url, "CREATE DATABASE "+db); err != nil {
+				return nil, err
+			}
+			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", spec.influx.url, db)
+			t.extra = map[string]int{"influxd": spec.influx.pid()}
+			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}}
+		}
+		symList, _ := json.Marshal(syms)
+		cfg := fmt.Sprintf(`data_dir: %s
+plugin_dir: %s
+http: {listen: "127.0.0.1:%d"}
+log: {level: warn}
+sinks:
+  %s
+feeds:
+  binance:
+    plugin: binance
+    sinks: [%s]
+    config:
+      market: spot
+      ws_url: %s
+      rest_url: %s
+      streams: [trade]
+      symbols: %s
+`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), port, sink,
+			strings.SplitN(sink, ":", 2)[0], ws, rest, symList)
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			return nil, err
+		}
+		t.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
+		if o.profile != "" {
+			t.cmd.Env = append(os.Environ(),
+				"SLUICEBENCH_PROFILE="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
+				fmt.Sprintf("SLUICEBENCH_PROFILE_FOR=%s", spec.duration))
+		}
+	default:
+		return nil, fmt.Errorf("unknown target %q", spec.target)
+	}
+	if t.store == nil {
+		s, err := openSQLite(dbPath)
+		if err != nil {
+			return nil, err
+		}
+		t.store = s
+	}
+	t.cmd.Stdout, t.cmd.Stderr = logf, logf
+	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := t.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { t.cmd.Wait(); logf.Close(); close(t.waitDone) }()
+	return t, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
