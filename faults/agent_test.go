@@ -1,0 +1,349 @@
+package faults
+
+// The agent under test: the real sluice binary on a config written per
+// scenario, started, killed and restarted on the same data_dir.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testbin"
+)
+
+// Bounds on every wait: none is a timing assertion, each only keeps a
+// broken run from hanging.
+const (
+	pollEvery    = 100 * time.Millisecond
+	startTimeout = 30 * time.Second
+	stopTimeout  = 40 * time.Second
+)
+
+// feedName is the one Binance feed of every scenario.
+const feedName = "binance"
+
+// logBuffer collects the logs of every run of the agent in a scenario,
+// readable while the processes still write.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *logBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *logBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// agentEnv is the test's environment without SLUICE_* variables, which
+// the agent would reject as unknown config keys.
+func agentEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// agentProc is one running sluice process.
+type agentProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it exited
+	err  error         // its exit status, once done
+}
+
+func (p *agentProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// agentRig runs the agent of one scenario: its config, its data_dir and
+// every process started on them, one at a time.
+type agentRig struct {
+	t       *testing.T
+	dir     string // data_dir; the config lives in it
+	config  string
+	addr    string // http.listen
+	logs    *logBuffer
+	client  *http.Client
+	proc    *agentProc
+	runs    int
+	plugins map[int]bool // every plugin pid seen in status
+
+	// Drop counters of earlier runs (a run's counters die with it) and
+	// the last status of the current run.
+	droppedBefore map[string]int64
+	last          agent.Status
+}
+
+// newAgentRig writes the config (everything below the fixed header) into
+// a new data_dir. Nothing runs yet.
+func newAgentRig(t *testing.T, body string) *agentRig {
+	t.Helper()
+	dir := t.TempDir()
+	r := &agentRig{
+		t: t, dir: dir, config: filepath.Join(dir, "sluice.yaml"), addr: freeAddr(t),
+		logs: &logBuffer{}, client: &http.Client{Timeout: 5 * time.Second},
+		plugins: map[int]bool{}, droppedBefore: map[string]int64{},
+	}
+	cfg := fmt.Sprintf(`data_dir: %s
+plugin_dir: %s
+feeds_dir: ""
+shutdown_timeout: 30s
+http: {listen: "%s"}
+log: {level: info}
+restart: {initial: 200ms, max: 1s, reset_after: 5s}
+%s`, dir, testbin.PluginDir(t), r.addr, body)
+	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.killNow()
+		r.reapPlugins()
+		if t.Failed() {
+			t.Logf("config:\n%s", cfg)
+			t.Logf("agent log (%d runs, last 48 KiB):\n%s", r.runs, tail(r.logs.String(), 48<<10))
+		}
+	})
+	return r
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[len(s)-n:]
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
+}
+
+// start launches a new agent process on the rig's config.
+func (r *agentRig) start() {
+	r.t.Helper()
+	if r.proc != nil && !r.proc.exited() {
+		r.t.Fatal("start: the agent is still running")
+	}
+	r.runs++
+	fmt.Fprintf(r.logs, "----- test: agent run %d -----\n", r.runs)
+	cmd := exec.Command(testbin.Sluice(r.t), "run", "-config", r.config)
+	cmd.Stdout, cmd.Stderr = r.logs, r.logs
+	cmd.Env = agentEnv()
+	if err := cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	p := &agentProc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	r.proc = p
+	r.last = agent.Status{}
+}
+
+// kill sends SIGKILL to the agent (not its plugin) and waits for it.
+func (r *agentRig) kill() {
+	r.t.Helper()
+	r.endRun()
+	r.killNow()
+}
+
+func (r *agentRig) killNow() {
+	if r.proc == nil {
+		return
+	}
+	_ = r.proc.cmd.Process.Signal(syscall.SIGKILL)
+	<-r.proc.done
+}
+
+// stop sends SIGTERM and waits for a clean exit (the drain included).
+func (r *agentRig) stop() {
+	r.t.Helper()
+	r.poll() // the final counters
+	r.endRun()
+	_ = r.proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.proc.done:
+		if r.proc.err != nil {
+			r.t.Errorf("sluice exited with %v after SIGTERM", r.proc.err)
+		}
+	case <-time.After(stopTimeout):
+		r.t.Fatalf("sluice did not exit within %s of SIGTERM", stopTimeout)
+	}
+}
+
+// endRun banks the current run's drop counters before it goes.
+func (r *agentRig) endRun() {
+	for _, s := range r.last.Sinks {
+		r.droppedBefore[s.Name] += droppedTotal(s)
+	}
+	r.last = agent.Status{}
+}
+
+func droppedTotal(s agent.SinkStatus) int64 {
+	var n int64
+	for _, v := range s.Dropped {
+		n += int64(v)
+	}
+	return n
+}
+
+// dropped is what every run of the agent counted as dropped for a sink,
+// as far as status showed it.
+func (r *agentRig) dropped(sink string) int64 {
+	n := r.droppedBefore[sink]
+	if s, ok := sinkStatus(r.last, sink); ok {
+		n += droppedTotal(s)
+	}
+	return n
+}
+
+// poll reads the status once; false while the agent does not answer.
+func (r *agentRig) poll() (agent.Status, bool) {
+	resp, err := r.client.Get("http://" + r.addr + "/api/v1/status")
+	if err != nil {
+		return agent.Status{}, false
+	}
+	defer resp.Body.Close()
+	var st agent.Status
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return agent.Status{}, false
+	}
+	r.last = st
+	for _, f := range st.Feeds {
+		if f.Pid != 0 {
+			r.plugins[f.Pid] = true
+		}
+	}
+	return st, true
+}
+
+// waitFor polls the status until cond holds, failing the test if the
+// agent exits or limit passes first.
+func (r *agentRig) waitFor(what string, limit time.Duration, cond func(agent.Status) bool) agent.Status {
+	r.t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		st, ok := r.poll()
+		if ok && cond(st) {
+			return st
+		}
+		if r.proc.exited() {
+			r.t.Fatalf("sluice exited (%v) while waiting for %s", r.proc.err, what)
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("no %s within %s; status: %s", what, limit, statusJSON(st))
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+func statusJSON(st agent.Status) string {
+	b, _ := json.Marshal(st)
+	return string(b)
+}
+
+// waitRunning waits until the feed's plugin runs and returns its pid.
+func (r *agentRig) waitRunning() int {
+	r.t.Helper()
+	st := r.waitFor("the feed running", startTimeout, func(st agent.Status) bool {
+		f := feedStatus(st)
+		return f.State == agent.FeedRunning && f.Pid != 0
+	})
+	return feedStatus(st).Pid
+}
+
+// sleep waits d, failing the test if the agent exits meanwhile, and
+// keeps the last status fresh.
+func (r *agentRig) sleep(d time.Duration) {
+	r.t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		if r.proc.exited() {
+			r.t.Fatalf("sluice exited unexpectedly: %v", r.proc.err)
+		}
+		r.poll()
+		time.Sleep(min(pollEvery*3, time.Until(end)))
+	}
+}
+
+// reapPlugins kills plugin processes that outlived their agent (they
+// should exit by themselves when it dies) and reports them.
+func (r *agentRig) reapPlugins() {
+	deadline := time.Now().Add(10 * time.Second)
+	for pid := range r.plugins {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(pid) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			r.t.Errorf("plugin %d outlived its agent", pid)
+		}
+	}
+}
+
+// alive reports whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the ")" that ends the command name.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func feedStatus(st agent.Status) agent.FeedStatus {
+	for _, f := range st.Feeds {
+		if f.Name == feedName {
+			return f
+		}
+	}
+	return agent.FeedStatus{}
+}
+
+func sinkStatus(st agent.Status, name string) (agent.SinkStatus, bool) {
+	for _, s := range st.Sinks {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return agent.SinkStatus{}, false
+}

@@ -1,0 +1,8 @@
+// Package faults is Sluice's fault-injection suite (issue #6): the real
+// agent and Binance plugin binaries stream trades from the simulated
+// exchange into SQLite and InfluxDB while the suite kills processes,
+// stops sinks, tears the disk buffer and breaks WebSocket connections,
+// then compares every trade id in every sink with what the exchange
+// generated. The package holds only tests; see faults_test.go for the
+// scenarios and how to run the full version.
+package faults
