@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,12 +44,15 @@ type options struct {
 	burstFactor int
 	burstFor    time.Duration
 	profile     string
+	cpuprofile  string
 }
 
 func main() {
+	exit := 0
+	defer func() { os.Exit(exit) }()
 	var o options
 	var rates, influxRates, targets string
-	flag.StringVar(&rates, "rates", "5000,10000,20000,50000,80000", "SQLite steps: trades/s over all symbols")
+	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000", "SQLite steps: trades/s over all symbols")
 	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000", "InfluxDB steps: trades/s")
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
@@ -64,7 +68,16 @@ func main() {
 	flag.IntVar(&o.burstFactor, "burst-factor", 20, "burst run: the burst is this many times the steady rate")
 	flag.DurationVar(&o.burstFor, "burst-for", 2*time.Second, "burst run: how long the burst lasts")
 	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and allocation profiles of the agent and plugin into this directory (sluice runs only; adds the profiling cost)")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write this harness's own CPU profile here")
 	flag.Parse()
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	if o.rates, err = parseInts(rates); err == nil {
 		o.influxRates, err = parseInts(influxRates)
@@ -73,11 +86,17 @@ func main() {
 		log.Fatal(err)
 	}
 	o.targets = strings.Split(targets, ",")
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			log.Fatal(err)
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+		exit = 1
 	}
 }
 
@@ -107,7 +126,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.binDir == "" {
 		o.binDir = filepath.Join(o.workDir, "bin")
-		if err := build(o.binDir); err != nil {
+		if err := build(o.binDir, o.profile != ""); err != nil {
 			return err
 		}
 	}
@@ -196,13 +215,18 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 }
 
 // build compiles the agent, the Binance plugin and the floor program from
-// the module this runs in.
-func build(dir string) error {
-	for _, b := range [][2]string{
+// the module this runs in; profiled, the agent and plugin are the
+// profiling builds in bench/prof.
+func build(dir string, profiled bool) error {
+	bins := [][2]string{
 		{"sluice", "./agent/cmd/sluice"},
 		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
 		{"floor", "./bench/floor"},
-	} {
+	}
+	if profiled {
+		bins[0][1], bins[1][1] = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+	}
+	for _, b := range bins {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1])
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {

@@ -25,8 +25,8 @@ func (r *report) all() []stepResult {
 }
 
 func (s stepResult) line() string {
-	return fmt.Sprintf("%-16s %6d/s gen=%d landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s harness=%.1fs/M load=%.1f→%.1f %s",
-		s.Target, s.Rate, s.Generated, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
+	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s harness=%.1fs/M load=%.1f→%.1f %s",
+		s.Target, s.Rate, s.Generated, s.GenRate, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
 		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
 }
 
@@ -92,7 +92,7 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "Sluice/floor, highest passing step: %.0f%% of the floor's rate.\n\n", 100*float64(s.Rate)/float64(f.Rate))
 	}
 
-	b.WriteString("| target | rate/s | generated | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
+	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|\n")
 	for _, s := range r.all() {
 		pass := "yes"
@@ -105,8 +105,8 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %.0f | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
-			s.Target, s.Rate, s.Generated, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+			s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
 			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
 	}
 	b.WriteString("\n")

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/profile"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 )
@@ -50,9 +51,12 @@ type stepResult struct {
 	// last one committed; Sustained is Landed / LandSec.
 	LandSec   float64 `json:"land_s"`
 	Sustained float64 `json:"sustained_per_s"`
-	LagP50ms  float64 `json:"lag_p50_ms"`
-	LagP99ms  float64 `json:"lag_p99_ms"`
-	LagMaxms  float64 `json:"lag_max_ms"`
+	// GenRate is what the simulator really generated per second (its
+	// rate is approximate).
+	GenRate  float64 `json:"generated_per_s"`
+	LagP50ms float64 `json:"lag_p50_ms"`
+	LagP99ms float64 `json:"lag_p99_ms"`
+	LagMaxms float64 `json:"lag_max_ms"`
 	// Per process (agent, plugin, floor, influxd): CPU seconds used from
 	// the first generated trade to the end of the drain, per million
 	// trades landed, and peak RSS (VmHWM) in MiB.
@@ -84,7 +88,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	}
 	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
 	history := max(100_000, int(float64(spec.rate)*(o.duration.Seconds()+5)))
-	sim := binancesim.New(binancesim.Options{
+	simOpts := binancesim.Options{
 		Markets:    []binance.Market{binance.Spot},
 		Symbols:    map[binance.Market][]string{binance.Spot: syms},
 		TradeRate:  float64(spec.rate),
@@ -95,13 +99,16 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		// what this benchmark measures, so the queue holds 10s of trades.
 		SendQueue: max(16384, spec.rate*10),
 		Seed:      1,
-	})
+	}
+	simOpts.TradeRate = calibrate(simOpts)
+	sim := binancesim.New(simOpts)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	defer sim.Close()
 	ws, rest := binancesim.URLs(srv.URL, binance.Spot)
 
 	dir := filepath.Join(o.workDir, fmt.Sprintf("%s-%d", res.Target, spec.rate))
+	os.RemoveAll(dir) // a previous run's data would count as landed
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
@@ -135,9 +142,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 
 	// Poll the store for the newest id of every symbol until told to stop.
 	var (
-		pollMu  sync.Mutex
+		pollMu   sync.Mutex
 		history_ = map[string][]obs{}
-		pollErr error
+		pollErr  error
 	)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
@@ -242,6 +249,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		want[s] = tr
 		res.Generated += int64(len(tr))
 	}
+	res.GenRate = float64(res.Generated) / res.DriveSec
 
 	// Drain: until every symbol's last trade is committed, or no progress
 	// for 5s, or o.drain.
@@ -339,6 +347,26 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		res.Note = fmt.Sprintf("%d of %d trades missing after %.0fs drain", res.Lost, res.Generated, o.drain.Seconds())
 	}
 	return res, nil
+}
+
+// calibrate returns the TradeRate option that makes the simulator really
+// generate o.TradeRate trades a second: its rate is approximate (trades
+// per taker order are drawn at random), about 1.4 times the option. It
+// runs the same seeded market for 5s of virtual time without clients.
+func calibrate(o binancesim.Options) float64 {
+	const span = 5 * time.Second
+	o.HistoryCap = 1 // only the count is needed
+	sim := binancesim.New(o)
+	defer sim.Close()
+	sim.Advance(span)
+	var n int64
+	for _, s := range o.Symbols[binance.Spot] {
+		n += sim.TradeCount(binance.Spot, s)
+	}
+	if n == 0 {
+		return o.TradeRate
+	}
+	return o.TradeRate * o.TradeRate * span.Seconds() / float64(n)
 }
 
 func quantile(sorted []float64, q float64) float64 {
@@ -460,6 +488,9 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 	switch spec.target {
 	case "floor-sqlite":
 		t.cmd = exec.Command(filepath.Join(o.binDir, "floor"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		if o.profile != "" {
+			t.cmd.Env = profileEnv(o, spec)
+		}
 	case "sluice-sqlite", "sluice-influxdb":
 		port, err := freePort()
 		if err != nil {
@@ -501,15 +532,13 @@ feeds:
 		}
 		t.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
 		if o.profile != "" {
-			t.cmd.Env = append(os.Environ(),
-				"SLUICEBENCH_PROFILE="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
-				fmt.Sprintf("SLUICEBENCH_PROFILE_FOR=%s", spec.duration))
+			t.cmd.Env = profileEnv(o, spec)
 		}
 	default:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
 	}
 	if t.store == nil {
-		s, err := openSQLite(dbPath)
+		s, err := openSQLite(dbPath, syms)
 		if err != nil {
 			return nil, err
 		}
@@ -522,6 +551,13 @@ feeds:
 	}
 	go func() { t.cmd.Wait(); logf.Close(); close(t.waitDone) }()
 	return t, nil
+}
+
+// profileEnv asks the profiling builds for profiles of the step.
+func profileEnv(o options, spec stepSpec) []string {
+	return append(os.Environ(),
+		profile.EnvPrefix+"="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
+		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
 }
 
 func freePort() (int, error) {

@@ -25,37 +25,46 @@ type store interface {
 type idCount struct{ n, min, max int64 }
 
 // sqliteStore reads the trades table over its own read-only connection.
-// WAL mode lets it read while the writer commits.
-type sqliteStore struct{ db *sql.DB }
+// WAL mode lets it read while the writer commits. The newest id of each
+// symbol is one seek in the table's unique (exchange, market, symbol,
+// trade_id) index, so a poll costs the same however big the table grows.
+type sqliteStore struct {
+	db      *sql.DB
+	symbols []string
+	stmt    *sql.Stmt
+}
 
-func openSQLite(path string) (*sqliteStore, error) {
+func openSQLite(path string, symbols []string) (*sqliteStore, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(2000)")
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	return &sqliteStore{db: db}, nil
+	return &sqliteStore{db: db, symbols: symbols}, nil
 }
 
 func (s *sqliteStore) maxIDs(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
-	rows, err := s.db.QueryContext(ctx, `SELECT symbol, max(trade_id) FROM trades GROUP BY symbol`)
-	if err != nil {
-		if strings.Contains(err.Error(), "no such table") {
-			return out, nil // nothing written yet
-		}
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var sym string
-		var id int64
-		if err := rows.Scan(&sym, &id); err != nil {
+	if s.stmt == nil {
+		st, err := s.db.PrepareContext(ctx, `SELECT max(trade_id) FROM trades WHERE exchange = 'binance' AND market = 'spot' AND symbol = ?`)
+		if err != nil {
+			if strings.Contains(err.Error(), "no such table") {
+				return out, nil // nothing written yet
+			}
 			return nil, err
 		}
-		out[sym] = id
+		s.stmt = st
 	}
-	return out, rows.Err()
+	for _, sym := range s.symbols {
+		var id sql.NullInt64
+		if err := s.stmt.QueryRowContext(ctx, sym).Scan(&id); err != nil {
+			return nil, err
+		}
+		if id.Valid {
+			out[sym] = id.Int64
+		}
+	}
+	return out, nil
 }
 
 func (s *sqliteStore) counts(ctx context.Context) (map[string]idCount, error) {
@@ -79,7 +88,12 @@ func (s *sqliteStore) counts(ctx context.Context) (map[string]idCount, error) {
 	return out, rows.Err()
 }
 
-func (s *sqliteStore) Close() error { return s.db.Close() }
+func (s *sqliteStore) Close() error {
+	if s.stmt != nil {
+		s.stmt.Close()
+	}
+	return s.db.Close()
+}
 
 // influxStore queries InfluxDB 1.8 over its HTTP API (InfluxQL).
 type influxStore struct {

@@ -28,6 +28,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/bench/internal/profile"
 	"github.com/sluicehq/sluice/plugins/binance"
 )
 
@@ -70,6 +71,7 @@ func main() {
 		flush   = flag.Duration("flush", 100*time.Millisecond, "longest wait before a partial batch is written")
 	)
 	flag.Parse()
+	defer profile.Start("floor")()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *ws, *dbPath, strings.Split(*symbols, ","), *batch, *flush); err != nil && ctx.Err() == nil {
