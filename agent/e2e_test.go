@@ -57,18 +57,6 @@ type runningAgent struct {
 	done   chan error
 }
 
-// agentEnv is the test's environment without its own SLUICE_* settings
-// (SLUICE_INFLUXD...), which the agent would rightly reject as unknown keys.
-func agentEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,7 +130,7 @@ func launchAgentEnv(t *testing.T, path string, env []string) *runningAgent {
 		done:   make(chan error, 1),
 	}
 	a.cmd.Stderr = a.logs
-	a.cmd.Env = append(agentEnv(), env...)
+	a.cmd.Env = append(testbin.Env(), env...)
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +551,7 @@ func TestCLI(t *testing.T) {
 
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(testbin.Sluice(t), args...)
-		cmd.Env = agentEnv()
+		cmd.Env = testbin.Env()
 		out, err := cmd.CombinedOutput()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {

@@ -31,7 +31,7 @@ import (
 func sluiceCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(testbin.Sluice(t), args...)
-	cmd.Env = agentEnv()
+	cmd.Env = testbin.Env()
 	var out, errOut strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -504,7 +504,7 @@ feeds:
 	})
 
 	tapCmd := exec.Command(testbin.Sluice(t), "tap", "alpha", "-config", path)
-	tapCmd.Env = agentEnv()
+	tapCmd.Env = testbin.Env()
 	stdout, err := tapCmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -64,8 +64,13 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the example with its blocks switched on does not load:\n%v\n\n%s", err, text)
 	}
-	if len(cfg.Sinks) != 2 || len(cfg.Feeds) != 2 || len(cfg.Plugins) != 1 {
-		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 2, 2, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins))
+	exampleFeeds, err := LoadFeedsDir(examples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example's own demo feed plus every feed in examples/.
+	if len(cfg.Sinks) != 2 || len(cfg.Feeds) != 1+len(exampleFeeds) || len(cfg.Plugins) != 1 {
+		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 2, %d, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins), 1+len(exampleFeeds))
 	}
 
 	raw, perr := parseYAML(path, []byte(text))

@@ -97,3 +97,17 @@ func PluginDir(t testing.TB) string {
 	must(t)
 	return filepath.Join(dir, "plugins")
 }
+
+// Env is the test process's environment without its SLUICE_* variables
+// (SLUICE_INFLUXD and the like, which the agent would rightly reject as
+// unknown config keys), plus extra. Use it for every sluice or plugin
+// process a test starts.
+func Env(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}

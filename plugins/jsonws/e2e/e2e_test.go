@@ -173,7 +173,7 @@ sinks:
 		logs:   &lockedWriter{},
 		done:   make(chan error, 1),
 	}
-	a.cmd.Env = append(os.Environ(), env...)
+	a.cmd.Env = testbin.Env(env...)
 	a.cmd.Stderr = a.logs
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)

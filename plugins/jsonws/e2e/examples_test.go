@@ -328,7 +328,7 @@ func TestValidateExamples(t *testing.T) {
 
 	run := func(env ...string) (string, int) {
 		cmd := exec.Command(testbin.Sluice(t), "validate", "-config", mainFile)
-		for _, kv := range os.Environ() {
+		for _, kv := range testbin.Env() {
 			if !strings.HasPrefix(kv, "ACME_API_KEY=") {
 				cmd.Env = append(cmd.Env, kv)
 			}
