@@ -183,23 +183,8 @@ func newRESTClient(cfg *settings) *restClient {
 		http:     &http.Client{Timeout: 30 * time.Second, Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		gate:     weightGate{limit: cfg.weightLimit},
 		now:      time.Now,
-		sleep:    sleepCtx,
+		sleep:    backoff.Sleep,
 		attempts: 5,
-	}
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

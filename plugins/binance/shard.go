@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
@@ -115,7 +116,7 @@ func (l *dialLimiter) wait(ctx context.Context) error {
 		}
 		wait := time.Duration((1 - l.tokens) / dialRate * float64(time.Second))
 		l.mu.Unlock()
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -185,7 +186,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 				} else {
 					log.Warn("connecting failed", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 				}
-				if sleepCtx(ctx, wait) != nil {
+				if backoff.Sleep(ctx, wait) != nil {
 					return
 				}
 				continue
@@ -216,7 +217,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			r.note(ctx, connNote{shard: sh, down: true, ev: &feedEvent{kind: FeedDisconnect,
 				message: fmt.Sprintf("connection %d: %v", cur.id, cur.ended)}})
 			cur, lost = nil, true
-			if sleepCtx(ctx, wait) != nil {
+			if backoff.Sleep(ctx, wait) != nil {
 				return
 			}
 		case <-rotate.C:

@@ -202,7 +202,7 @@ func (ss *session) read() {
 		data, err := readCapped(r, ss.set.maxMessage)
 		if errors.Is(err, errTooLarge) {
 			st.Oversize.Add(1)
-			if ss.src.shouldLog("oversize") {
+			if ss.src.sampler.Allow("oversize") {
 				ss.src.log.Warn("frame over max_message_bytes dropped", "feed", ss.src.feed, "max_message_bytes", ss.set.maxMessage)
 			}
 			continue
@@ -216,14 +216,14 @@ func (ss *session) read() {
 			switch {
 			case errors.Is(err, errTooLarge):
 				st.DecompressRefused.Add(1)
-				if ss.src.shouldLog("decompress_refused") {
+				if ss.src.sampler.Allow("decompress_refused") {
 					ss.src.log.Warn("binary frame inflates past max_decompressed_bytes; dropped", "feed", ss.src.feed,
 						"max_decompressed_bytes", ss.set.maxDecompressed)
 				}
 				continue
 			case err != nil:
 				st.DecompressErrors.Add(1)
-				if ss.src.shouldLog("decompress_error") {
+				if ss.src.sampler.Allow("decompress_error") {
 					ss.src.log.Warn("binary frame did not decompress; dropped", "feed", ss.src.feed, "error", err)
 				}
 				continue
@@ -380,13 +380,13 @@ func (ss *session) handle(f frame) (data bool, err error) {
 	for _, e := range errs {
 		if e.Rule == "" && e.Msg == ErrNotJSON {
 			st.NotJSON.Add(1)
-			if src.shouldLog("not_json") {
+			if src.sampler.Allow("not_json") {
 				src.log.Debug("message is not JSON", "feed", src.feed, "sample", clip(f.data))
 			}
 			continue
 		}
 		st.MapErrors.Add(1)
-		if src.shouldLog("map_error") {
+		if src.sampler.Allow("map_error") {
 			src.log.Warn("mapping error; point skipped", "feed", src.feed, "rule", e.Rule, "path", e.Path, "error", e.Msg)
 		}
 	}
@@ -394,7 +394,7 @@ func (ss *session) handle(f frame) (data bool, err error) {
 		st.Matched.Add(1)
 	} else if len(errs) == 0 {
 		st.Unmatched.Add(1)
-		if src.shouldLog("unmatched") {
+		if src.sampler.Allow("unmatched") {
 			src.log.Debug("no rule matched a message", "feed", src.feed, "sample", clip(f.data))
 		}
 	}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // Version is the plugin's version, reported through Describe.
@@ -86,15 +86,16 @@ type Source struct {
 	set   *settings
 	stats Stats
 
-	sampleMu sync.Mutex
-	sampled  map[string]time.Time
+	sampler *logsample.Sampler
 }
 
 // New returns an unconfigured source logging through sdk.Logger.
 func New() *Source { return newSource(sdk.Logger()) }
 
 func newSource(log *slog.Logger) *Source {
-	return &Source{log: log, now: time.Now, sleep: sleepCtx}
+	s := &Source{log: log, now: time.Now, sleep: backoff.Sleep}
+	s.sampler = logsample.New(sampleEvery, func() time.Time { return s.now() })
+	return s
 }
 
 func (s *Source) Info() sdk.Info {
@@ -192,32 +193,6 @@ func (s *Source) event(out emitter, kind, msg string) {
 	}
 	if !out.Emit(p) {
 		s.stats.Dropped.Add(1)
-	}
-}
-
-// shouldLog reports whether a throttled log line of this kind may go out.
-func (s *Source) shouldLog(kind string) bool {
-	s.sampleMu.Lock()
-	defer s.sampleMu.Unlock()
-	now := s.now()
-	if last, ok := s.sampled[kind]; ok && now.Sub(last) < sampleEvery {
-		return false
-	}
-	if s.sampled == nil {
-		s.sampled = make(map[string]time.Time)
-	}
-	s.sampled[kind] = now
-	return true
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
