@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -267,7 +268,11 @@ func (a *Agent) watchFeedsDir(ctx context.Context, dir string) {
 	}
 	defer w.Close()
 	if err := w.Add(dir); err != nil {
-		a.log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			a.log.Info("feeds_dir does not exist, so it is not watched; after creating it, reload with SIGHUP or `sluice reload`", "dir", dir)
+		} else {
+			a.log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
+		}
 		return
 	}
 	a.log.Debug("watching feeds_dir", "dir", dir)
