@@ -15,6 +15,8 @@ package faults
 // and prints a summary table per scenario and sink to stdout.
 
 import (
+	"fmt"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -62,4 +64,121 @@ func TestPluginKill9(t *testing.T) {
 		})
 	}
 	r.finish()
+}
+
+// 3. InfluxDB stopped for many in-memory batch windows (flush_interval
+// 200ms), then restarted on the same data: the points wait in the disk
+// buffer and land once it is back. SQLite, on the same feed, is not held
+// up.
+func TestInfluxOutage(t *testing.T) {
+	r := newRig(t, "3 influxdb outage", setup{influx: true})
+	r.checkAll()
+	r.begin()
+	for i := range pick(1, 3) {
+		r.a.sleep(r.between(500*time.Millisecond, 2*time.Second))
+		before, _ := sinkStatus(r.a.last, "influx")
+		r.influx.Stop()
+		down := time.Now()
+		r.a.waitFor("influx write failures", startTimeout, func(st agent.Status) bool {
+			s, _ := sinkStatus(st, "influx")
+			return s.Retries > before.Retries
+		})
+		r.a.sleep(pick(3*time.Second, 12*time.Second) - time.Since(down))
+		s, _ := sinkStatus(r.a.last, "influx")
+		t.Logf("outage %d: influx down %s, %d points buffered, %d retries", i+1, time.Since(down).Round(time.Millisecond), s.BufferedPoints, s.Retries)
+		if outage := time.Since(down); outage <= 2*flushInterval {
+			t.Fatalf("the outage lasted %s, not longer than the batch window", outage)
+		}
+		r.influx.Restart()
+	}
+	r.finish()
+}
+
+// 4. The SQLite file's directory made read-only for a while, then fixed.
+// As root, chmod would change nothing; the directory and the files in it
+// are made immutable instead (see freeze), so every write the sink makes
+// fails (EPERM, classified as needing an operator: state "failed") until
+// the attribute is cleared. The sink retries, the points wait in the
+// buffer, and all land once the directory is writable again.
+func TestSQLiteReadOnly(t *testing.T) {
+	r := newRig(t, "4 sqlite dir read-only", setup{sqliteDir: true})
+	r.checkAll()
+	r.begin()
+	dir := filepath.Dir(r.sqlite.path)
+	for i := range pick(1, 3) {
+		r.a.sleep(r.between(500*time.Millisecond, 2*time.Second))
+		before, _ := sinkStatus(r.a.last, "sqlite")
+		thaw := freeze(t, dir)
+		since := time.Now()
+		st := r.a.waitFor("sqlite write failures", startTimeout, func(st agent.Status) bool {
+			s, _ := sinkStatus(st, "sqlite")
+			return s.Retries > before.Retries && s.State != "ok"
+		})
+		s, _ := sinkStatus(st, "sqlite")
+		t.Logf("read-only %d: sink %s: %s", i+1, s.State, s.LastError)
+		r.a.sleep(pick(2*time.Second, 8*time.Second) - time.Since(since))
+		s, _ = sinkStatus(r.a.last, "sqlite")
+		t.Logf("read-only %d: lifted after %s, %d points buffered, %d retries", i+1, time.Since(since).Round(time.Millisecond), s.BufferedPoints, s.Retries)
+		thaw()
+		r.a.waitFor("sqlite writing again", startTimeout, func(st agent.Status) bool { return sinkState(st, "sqlite") == "ok" })
+	}
+	r.finish()
+}
+
+// bufferBound is InfluxDB's share of the disk buffer in scenario 5: a few
+// seconds of the market.
+const bufferBound = 128 << 10
+
+// 5. The buffer's bound for a sink reached during that sink's outage,
+// under each when_full policy. InfluxDB is stopped until its share of the
+// buffer (bufferBound) is full, and some more, then restarted; SQLite, on
+// the same feed with the default bound, is the complete reference.
+//
+//   - block: the feed waits; the plugin's queue (kept small here) fills
+//     and drops, counted as plugin_dropped; what it dropped the exchange
+//     can backfill, and both sinks must end with everything.
+//   - drop_oldest, drop_newest: InfluxDB must miss exactly the points the
+//     agent counted as dropped (dropped.buffer_full), feed_events
+//     included; SQLite must miss nothing.
+func TestBufferFull(t *testing.T) {
+	for _, policy := range pick([]string{"block", "drop_oldest", "drop_newest"}, []string{"block", "drop_oldest", "drop_newest"}) {
+		t.Run(policy, func(t *testing.T) {
+			r := newRig(t, "5 buffer full, "+policy, setup{
+				influx:     true,
+				influxSink: fmt.Sprintf("max_buffer_bytes: %d, when_full: %s", bufferBound, policy),
+				queueSize:  1000,
+			})
+			r.checks = []sinkCheck{
+				{store: r.sqlite},
+				{store: influxStore{name: "influx", srv: r.influx}, drops: policy != "block", ref: r.sqlite},
+			}
+			r.begin()
+			r.influx.Stop()
+			down := time.Now()
+			full := func(st agent.Status) bool {
+				s, _ := sinkStatus(st, "influx")
+				if policy == "block" {
+					// The feed is held up: no batch for seconds from a
+					// market that trades hundreds of times a second. The
+					// plugin's drops only reach the status with its next
+					// batch, once the feed moves again.
+					return s.BufferedBytes > 0 && feedStatus(st).LastBatchAge >= 2
+				}
+				return s.Dropped["buffer_full"] > 0
+			}
+			st := r.a.waitFor("the influx share of the buffer full", time.Minute, full)
+			s, _ := sinkStatus(st, "influx")
+			t.Logf("full after %s: %d bytes buffered for influx (bound %d), dropped %v, plugin dropped %d",
+				time.Since(down).Round(time.Millisecond), s.BufferedBytes, s.MaxBytes, s.Dropped, feedStatus(st).PluginDropped)
+			r.a.sleep(pick(4*time.Second, 10*time.Second))
+			s, _ = sinkStatus(r.a.last, "influx")
+			t.Logf("restarting influx after %s: dropped %v, plugin dropped %d", time.Since(down).Round(time.Millisecond), s.Dropped, feedStatus(r.a.last).PluginDropped)
+			r.influx.Restart()
+			if policy == "block" {
+				st := r.a.waitFor("the plugin's drops reported", startTimeout, func(st agent.Status) bool { return feedStatus(st).PluginDropped > 0 })
+				t.Logf("the plugin dropped %d points from its full queue while the feed was held up", feedStatus(st).PluginDropped)
+			}
+			r.finish()
+		})
+	}
 }

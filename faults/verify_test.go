@@ -52,8 +52,9 @@ func (s *scenario) finish() {
 	s.x.halt()
 	gen := s.x.generated()
 	s.waitLanded(gen)
+	final, _ := s.a.poll()
 	s.a.stop()
-	f := feedStatus(s.a.last)
+	f := feedStatus(final)
 	xs := s.x.Stats()
 	t.Logf("last run of %d: feed points %d, restarts %d, gaps %d, backfilled %d, plugin_dropped %d; exchange: %d connections, %d dropped by faults, %d REST requests",
 		s.a.runs, f.Points, f.Restarts, f.Gaps, f.BackfilledPoints, f.PluginDropped, xs.Accepted, xs.Dropped, xs.REST)
