@@ -435,36 +435,60 @@ func (ns *notifySocket) pingsDuring(d time.Duration) int {
 	return ns.count("WATCHDOG=1") - before
 }
 
-// The agent tells systemd it is ready, pings the watchdog only while its
-// sinks make progress, and says it is stopping.
+// The agent tells systemd it is ready, keeps pinging the watchdog while a
+// sink is down and retrying, stops when a sink write hangs, and says it
+// is stopping.
 func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	ns := listenNotify(t)
 	influxAddr := freeAddr(t) // nothing listens there yet
 	path := writeConfig(t, t.TempDir(), fmt.Sprintf(`sinks:
   db: {type: sqlite, path: sluice.db}
-  influx: {type: influxdb, url: "http://%s", bucket: b, retry_initial: 50ms, retry_max: 100ms}
+  influx: {type: influxdb, url: "http://%s", bucket: b, timeout: 1h, retry_initial: 50ms, retry_max: 100ms}
 feeds:
   synth: {plugin: synth, sinks: [db, influx], config: {rate: 500}}
 `, influxAddr))
-	// A 1s watchdog: the agent pings every 500ms while things move.
+	// A 1s watchdog: pings every 500ms; a write is hung after 2s.
 	a := launchAgentEnv(t, path, []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=1000000"})
 	ns.waitFor(t, "READY=1")
 	if ns.count("STOPPING=1") != 0 {
 		t.Fatal("STOPPING=1 before any signal")
 	}
 
-	// The InfluxDB sink cannot write while points keep coming: no pings.
+	// InfluxDB refuses connections: the sink retries, which is alive.
 	a.waitFor(t, "influx holding points and retrying", func(st agent.Status) bool {
 		s := sinkStatus(st, "influx")
 		return s.BufferedPoints > 0 && s.Retries > 3 && sinkWritten(st, "db") > 0
 	})
-	time.Sleep(1200 * time.Millisecond) // two watchdog intervals: the stall is noticed
-	if n := ns.pingsDuring(2 * time.Second); n != 0 {
-		t.Errorf("%d watchdog pings while the influx sink was stuck with points pending", n)
+	if n := ns.pingsDuring(2 * time.Second); n < 2 {
+		t.Errorf("%d watchdog pings in 2s while a sink was retrying; an outage must not restart the agent", n)
 	}
 
-	// InfluxDB comes up: the sink catches up and the pings resume.
-	startFakeInflux(t, influxAddr)
+	// InfluxDB accepts the write and never answers: the write hangs.
+	release := make(chan struct{})
+	hang := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v2/write" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	ln, err := net.Listen("tcp", influxAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hang.Serve(ln)
+	t.Cleanup(func() { hang.Close() })
+	a.waitFor(t, "a write in progress", func(st agent.Status) bool { return !sinkStatus(st, "influx").WriteStarted.IsZero() })
+	time.Sleep(2500 * time.Millisecond) // past the hung bound
+	if n := ns.pingsDuring(2 * time.Second); n != 0 {
+		t.Errorf("%d watchdog pings while a sink write hung", n)
+	}
+
+	// The write returns: the sink catches up and the pings resume.
+	close(release)
 	a.waitFor(t, "influx writing", func(st agent.Status) bool { return sinkWritten(st, "influx") > 0 })
 	if n := ns.pingsDuring(2 * time.Second); n < 2 {
 		t.Errorf("%d watchdog pings in 2s with both sinks writing; want one every 500ms", n)

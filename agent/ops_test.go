@@ -189,29 +189,16 @@ func TestPlanReload(t *testing.T) {
 	}
 }
 
-func TestProgressCheck(t *testing.T) {
-	snap := func(pending int64, batches uint64) []SinkStatus {
-		return []SinkStatus{{OutputStatus: pipeline.OutputStatus{Name: "s", BufferedPoints: pending, Batches: batches}}}
+func TestHungSinks(t *testing.T) {
+	now := time.Unix(1000, 0)
+	sinks := []SinkStatus{
+		{OutputStatus: pipeline.OutputStatus{Name: "idle"}},
+		{OutputStatus: pipeline.OutputStatus{Name: "retrying", State: pipeline.SinkRetrying, BufferedPoints: 900}},
+		{OutputStatus: pipeline.OutputStatus{Name: "writing", WriteStarted: now.Add(-3 * time.Second)}},
+		{OutputStatus: pipeline.OutputStatus{Name: "hung", WriteStarted: now.Add(-5 * time.Second)}},
 	}
-	var c progressCheck
-	steps := []struct {
-		pending int64
-		batches uint64
-		stalled bool
-	}{
-		{pending: 100, batches: 0, stalled: false}, // first look: no history
-		{pending: 100, batches: 1, stalled: false}, // wrote
-		{pending: 300, batches: 1, stalled: true},  // holds points, wrote nothing
-		{pending: 900, batches: 1, stalled: true},
-		{pending: 0, batches: 2, stalled: false},  // caught up
-		{pending: 50, batches: 2, stalled: false}, // just got points
-		{pending: 0, batches: 2, stalled: false},  // idle
-		{pending: 0, batches: 2, stalled: false},
-	}
-	for i, s := range steps {
-		if got := c.stalled(snap(s.pending, s.batches)); (len(got) > 0) != s.stalled {
-			t.Errorf("step %d: stalled %v, want %v", i, got, s.stalled)
-		}
+	if got := hungSinks(sinks, now, 4*time.Second); len(got) != 1 || got[0] != "hung" {
+		t.Fatalf("hung sinks = %v, want only the one inside a write for longer than the bound", got)
 	}
 }
 

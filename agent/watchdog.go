@@ -14,14 +14,16 @@ import (
 //
 // Progress means: taking a status snapshot works (it goes through the
 // agent's, every feed's, every output's and the buffer's locks, so a
-// deadlock there stops the pings), and no sink is stalled (see
-// progressCheck). A sink that cannot write, for whatever reason, stops
-// the pings after one to two intervals; systemd then restarts the agent
-// after WatchdogSec, and the disk buffer keeps every point.
+// deadlock there stops the pings), and no sink is hung: stuck inside one
+// Write call for longer than hungAfter, far beyond any sink's own
+// timeout. A sink that fails and retries is alive: an outage of InfluxDB
+// is not something a restart of the agent fixes, and restarting would
+// take the healthy sinks down with it. Points wait in the disk buffer
+// either way.
 func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var check progressCheck
+	hungAfter := hungWriteAfter(every)
 	var wasStalled []string
 	lastLine := ""
 	for {
@@ -31,7 +33,7 @@ func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
 			return
 		}
 		st := a.Status()
-		stalled := check.stalled(st.Sinks)
+		stalled := hungSinks(st.Sinks, time.Now(), hungAfter)
 		var states []string
 		switch {
 		case len(stalled) == 0:
@@ -40,7 +42,7 @@ func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
 				a.log.Info("sinks writing again; watchdog pings resume", "sinks", wasStalled)
 			}
 		case wasStalled == nil:
-			a.log.Warn("sinks hold points and wrote nothing for a watchdog interval; not pinging the watchdog", "sinks", stalled)
+			a.log.Error("a sink write has not returned; not pinging the watchdog, so systemd restarts the agent", "sinks", stalled, "after", hungAfter)
 		}
 		wasStalled = stalled
 		if line := serviceStatus(st); line != lastLine {
@@ -51,32 +53,20 @@ func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
 	}
 }
 
-// progressCheck compares successive status snapshots of the sinks.
-type progressCheck struct {
-	prev map[string]sinkProgress
-}
+// hungWriteAfter is how long one sink Write may run before the watchdog
+// calls it hung: four ping intervals (a minute under the unit's
+// WatchdogSec=30s), well past the sinks' own timeouts.
+func hungWriteAfter(pingEvery time.Duration) time.Duration { return 4 * pingEvery }
 
-type sinkProgress struct {
-	pending int64
-	batches uint64
-}
-
-// stalled returns the sinks that held unwritten points at the previous
-// check and still do, without a batch written in between. A sink with
-// nothing pending, or one that has just been given points, is not
-// stalled; so the first check never finds one.
-func (c *progressCheck) stalled(sinks []SinkStatus) []string {
-	next := make(map[string]sinkProgress, len(sinks))
+// hungSinks returns the sinks whose current Write began more than
+// hungAfter before now.
+func hungSinks(sinks []SinkStatus, now time.Time, hungAfter time.Duration) []string {
 	var out []string
 	for _, s := range sinks {
-		cur := sinkProgress{pending: s.BufferedPoints, batches: s.Batches}
-		next[s.Name] = cur
-		prev, ok := c.prev[s.Name]
-		if ok && prev.pending > 0 && cur.pending > 0 && cur.batches == prev.batches {
+		if !s.WriteStarted.IsZero() && now.Sub(s.WriteStarted) > hungAfter {
 			out = append(out, s.Name)
 		}
 	}
-	c.prev = next
 	return out
 }
 

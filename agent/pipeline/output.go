@@ -81,6 +81,7 @@ type outputStats struct {
 	state                      SinkState
 	lastErr                    string
 	lastWrite                  time.Time
+	writeStarted               time.Time // zero unless a sink Write is in progress
 }
 
 // NewOutput returns an output for sink reading from cur; clock may be nil
@@ -257,7 +258,13 @@ func (o *Output) sleep(ctx context.Context, d time.Duration) error {
 func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Backoff) bool {
 	for {
 		o.sinkMu.Lock()
+		o.stats.mu.Lock()
+		o.stats.writeStarted = o.clock.Now()
+		o.stats.mu.Unlock()
 		err := o.sink.Write(ctx, batch)
+		o.stats.mu.Lock()
+		o.stats.writeStarted = time.Time{}
+		o.stats.mu.Unlock()
 		o.sinkMu.Unlock()
 		var rejected *sinks.RejectedError
 		switch {
@@ -366,6 +373,9 @@ type OutputStatus struct {
 	CorruptRecords uint64            `json:"corrupt_records,omitempty"` // buffer records lost to disk corruption
 	LastError      string            `json:"last_error,omitempty"`
 	LastWrite      time.Time         `json:"last_write,omitzero"`
+	// WriteStarted is when the sink Write in progress began (zero when
+	// none is): a write that never returns is a hung sink.
+	WriteStarted time.Time `json:"write_started,omitzero"`
 }
 
 // Status returns a snapshot.
@@ -386,5 +396,6 @@ func (o *Output) Status() OutputStatus {
 		},
 		CorruptRecords: o.stats.corrupt.Load(),
 		LastError:      o.stats.lastErr, LastWrite: o.stats.lastWrite,
+		WriteStarted: o.stats.writeStarted,
 	}
 }
