@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,6 +104,9 @@ type server struct {
 
 	mu        sync.Mutex
 	streaming bool
+	// configuring serialises the Configure calls that apply a config, so
+	// that a Reconfigurer never sees two at once.
+	configuring sync.Mutex
 }
 
 func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
@@ -110,12 +114,45 @@ func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeRes
 	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: info.Capabilities}, nil
 }
 
+// Configure validates, configures before a stream, or, sent while a
+// stream runs, reconfigures the running source: through Reconfigure if
+// the source is a Reconfigurer, else answering restart_needed.
 func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.ConfigureResponse, error) {
-	ms, err := s.impl.Configure(ctx, ConfigureRequest{
+	creq := ConfigureRequest{
 		Feed:         req.GetFeed(),
 		Config:       json.RawMessage(req.GetConfigJson()),
 		ValidateOnly: req.GetValidateOnly(),
-	})
+	}
+	if creq.ValidateOnly {
+		ms, err := s.impl.Configure(ctx, creq)
+		return configureResponse(ms, err), nil
+	}
+	s.configuring.Lock()
+	defer s.configuring.Unlock()
+	s.mu.Lock()
+	live := s.streaming
+	s.mu.Unlock()
+	if !live {
+		ms, err := s.impl.Configure(ctx, creq)
+		return configureResponse(ms, err), nil
+	}
+	rc, ok := s.impl.(Reconfigurer)
+	if !ok {
+		return &pb.ConfigureResponse{RestartNeeded: true, RestartReason: "the plugin cannot be reconfigured while it runs"}, nil
+	}
+	ms, err := rc.Reconfigure(ctx, creq)
+	var ces ConfigErrors
+	var ce ConfigError
+	if err != nil && !errors.As(err, &ces) && !errors.As(err, &ce) && !errors.Is(err, ErrRestartNeeded) {
+		// The running config is whatever the source kept: only a
+		// restart is sure to apply the new one.
+		err = fmt.Errorf("%w: %w", ErrRestartNeeded, err)
+	}
+	return configureResponse(ms, err), nil
+}
+
+// configureResponse encodes what Configure or Reconfigure returned.
+func configureResponse(ms []sluice.Measurement, err error) *pb.ConfigureResponse {
 	resp := &pb.ConfigureResponse{}
 	if err != nil {
 		var ces ConfigErrors
@@ -124,18 +161,34 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 		case errors.As(err, &ces):
 		case errors.As(err, &ce):
 			ces = ConfigErrors{ce}
+		case errors.Is(err, ErrRestartNeeded):
+			resp.RestartNeeded, resp.RestartReason = true, restartReason(err)
+			return resp
 		default:
 			ces = ConfigErrors{{Msg: err.Error()}}
 		}
 		for _, e := range ces {
 			resp.Errors = append(resp.Errors, &pb.ConfigError{Key: e.Key, Message: e.Msg})
 		}
-		return resp, nil
+		return resp
 	}
 	for _, m := range ms {
 		resp.Measurements = append(resp.Measurements, &pb.Measurement{Name: m.Name, Unique: m.Unique})
 	}
-	return resp, nil
+	return resp
+}
+
+// restartReason is err's message without the ErrRestartNeeded text that
+// the host adds back.
+func restartReason(err error) string {
+	msg := err.Error()
+	if msg == ErrRestartNeeded.Error() {
+		return ""
+	}
+	if r, ok := strings.CutPrefix(msg, ErrRestartNeeded.Error()+": "); ok {
+		return r
+	}
+	return msg
 }
 
 func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer[pb.Batch]) error {
@@ -214,12 +267,25 @@ func (c *Client) Describe(ctx context.Context) (Info, error) {
 
 // Configure sends a feed's config. Problems in the config come back as
 // ConfigErrors; any other error is a failure to talk to the plugin.
+//
+// Sent (not ValidateOnly) while a Stream runs, it reconfigures the running
+// source. It returns the new measurements when the plugin applied the
+// config live; ConfigErrors when it rejected it (the stream goes on with
+// the old config); and an error matching ErrRestartNeeded when the plugin
+// cannot apply it live (the stream goes on with the old config; restart
+// the plugin to apply it).
 func (c *Client) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
 	r, err := c.rpc.Configure(ctx, &pb.ConfigureRequest{
 		Feed: req.Feed, ConfigJson: req.Config, ValidateOnly: req.ValidateOnly,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("configure: %w", err)
+	}
+	if r.GetRestartNeeded() {
+		if why := r.GetRestartReason(); why != "" {
+			return nil, fmt.Errorf("%w: %s", ErrRestartNeeded, why)
+		}
+		return nil, ErrRestartNeeded
 	}
 	if len(r.GetErrors()) > 0 {
 		ces := make(ConfigErrors, len(r.GetErrors()))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,5 +278,205 @@ func TestHostCancelStopsSource(t *testing.T) {
 	case <-stopped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("source Run did not return after the host cancelled")
+	}
+}
+
+// live is a scripted source that takes new configs while it runs: Run
+// emits points carrying the rate of the config in force.
+type live struct {
+	scripted
+	mu          sync.Mutex
+	rate        int64
+	configured  []string // configs Configure applied (not validate-only)
+	reconfigs   []string // configs Reconfigure was called with
+	reconfigErr error    // what Reconfigure returns, if set
+}
+
+func (l *live) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
+	ms, err := l.scripted.Configure(ctx, req)
+	if err == nil && !req.ValidateOnly {
+		l.mu.Lock()
+		l.configured = append(l.configured, string(req.Config))
+		l.mu.Unlock()
+	}
+	return ms, err
+}
+
+func (l *live) Reconfigure(ctx context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reconfigs = append(l.reconfigs, string(req.Config))
+	if l.reconfigErr != nil {
+		return nil, l.reconfigErr
+	}
+	var cfg struct {
+		Rate int64 `json:"rate"`
+	}
+	if err := req.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Rate < 0 {
+		return nil, ConfigErrors{{Key: "rate", Msg: "must not be negative"}}
+	}
+	l.rate = cfg.Rate
+	return []sluice.Measurement{{Name: "m2"}}, nil
+}
+
+func (l *live) Run(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	for i := 0; ; i++ {
+		l.mu.Lock()
+		rate := l.rate
+		l.mu.Unlock()
+		p := pointN(i)
+		p.Fields = append(p.Fields, field("rate", sluice.Int(rate)))
+		if err := out.EmitWait(ctx, p); err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+var _ Reconfigurer = (*live)(nil)
+
+// streaming runs a stream in the background and reports the rate field of
+// every point it receives, until the test ends.
+func streaming(t *testing.T, c *Client) <-chan int64 {
+	t.Helper()
+	rates := make(chan int64, 1<<16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *sluice.Batch, _ int, _ error) error {
+			for _, p := range b.Points {
+				v, _ := p.Field("rate")
+				select {
+				case rates <- v.Int():
+				default:
+				}
+			}
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("stream ended with %v, want context.Canceled", err)
+		}
+	})
+	waitRate(t, rates, func(int64) bool { return true }) // the stream runs
+	return rates
+}
+
+// waitRate reads rates until one satisfies ok.
+func waitRate(t *testing.T, rates <-chan int64, ok func(int64) bool) int64 {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case r := <-rates:
+			if ok(r) {
+				return r
+			}
+		case <-deadline:
+			t.Fatal("gave up waiting for a point")
+		}
+	}
+}
+
+// A config sent while the stream runs reaches Reconfigure and takes
+// effect in the running source; one sent before goes to Configure, and
+// validation goes to Configure whenever it comes.
+func TestReconfigureWhileStreaming(t *testing.T) {
+	src := &live{}
+	c := connect(t, src)
+	ctx := context.Background()
+	if _, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	rates := streaming(t, c)
+	if _, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":-5}`), ValidateOnly: true}); err == nil {
+		t.Error("validating a bad config while streaming: no error")
+	}
+	ms, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":7}`)})
+	if err != nil || len(ms) != 1 || ms[0].Name != "m2" {
+		t.Fatalf("reconfigure = %+v, %v; want Reconfigure's measurements", ms, err)
+	}
+	waitRate(t, rates, func(r int64) bool { return r == 7 })
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if fmt.Sprint(src.configured) != `[{"rate":1}]` || fmt.Sprint(src.reconfigs) != `[{"rate":7}]` {
+		t.Errorf("Configure applied %q, Reconfigure got %q; want the first config configured and the second reconfigured",
+			src.configured, src.reconfigs)
+	}
+}
+
+// A source that cannot be reconfigured answers ErrRestartNeeded to a
+// config sent while it streams, and keeps streaming.
+func TestReconfigureWithoutReconfigurerNeedsRestart(t *testing.T) {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+		for i := 0; ; i++ {
+			if err := out.EmitWait(ctx, pointN(i)); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}})
+	rates := streaming(t, c)
+	_, err := c.Configure(context.Background(), ConfigureRequest{Feed: "f", Config: []byte(`{"rate":3}`)})
+	if !errors.Is(err, ErrRestartNeeded) {
+		t.Fatalf("configure while streaming = %v, want ErrRestartNeeded", err)
+	}
+	var ces ConfigErrors
+	if errors.As(err, &ces) {
+		t.Errorf("ErrRestartNeeded also reads as ConfigErrors %v", ces)
+	}
+	for range 10 {
+		waitRate(t, rates, func(int64) bool { return true })
+	}
+}
+
+// Reconfigure's ConfigErrors reach the host as ConfigErrors and its
+// ErrRestartNeeded, with the reason, as ErrRestartNeeded; either way the
+// stream goes on with the config it had.
+func TestReconfigureRejectedKeepsStreaming(t *testing.T) {
+	src := &live{}
+	c := connect(t, src)
+	ctx := context.Background()
+	if _, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	rates := streaming(t, c)
+	if _, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":3}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitRate(t, rates, func(r int64) bool { return r == 3 })
+
+	_, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":-1}`)})
+	var ces ConfigErrors
+	if !errors.As(err, &ces) || err.Error() != "rate: must not be negative" || errors.Is(err, ErrRestartNeeded) {
+		t.Fatalf("bad config while streaming = %v, want ConfigErrors naming rate", err)
+	}
+
+	src.mu.Lock()
+	src.reconfigErr = fmt.Errorf("%w: market changed", ErrRestartNeeded)
+	src.mu.Unlock()
+	_, err = c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":9}`)})
+	if !errors.Is(err, ErrRestartNeeded) || err.Error() != "this change needs a restart: market changed" {
+		t.Fatalf("restart-only change = %v, want ErrRestartNeeded with the reason", err)
+	}
+
+	src.mu.Lock()
+	src.reconfigErr = errors.New("half applied")
+	src.mu.Unlock()
+	_, err = c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":9}`)})
+	if !errors.Is(err, ErrRestartNeeded) || err.Error() != "this change needs a restart: half applied" {
+		t.Fatalf("failed reconfigure = %v, want ErrRestartNeeded with the error", err)
+	}
+
+	// The stream goes on, at the rate last applied.
+	for range 20 {
+		if r := waitRate(t, rates, func(int64) bool { return true }); r != 3 {
+			t.Fatalf("a point with rate %d after rejected reconfigurations; want 3", r)
+		}
 	}
 }

@@ -15,6 +15,10 @@ import (
 //
 // Lifecycle: the host calls Info at any time, then Configure (possibly
 // several times with ValidateOnly set, and once for real), then Run once.
+// While Run runs, the host may validate new configs with Configure
+// (ValidateOnly set) and, if the source is a Reconfigurer, apply them
+// with Reconfigure; a source that is not needs a restart for every
+// change.
 type Source interface {
 	Info() Info
 	// Configure checks and applies the feed's config. Problems are
@@ -26,6 +30,27 @@ type Source interface {
 	// start). Returning nil before ctx is done means the source finished.
 	Run(ctx context.Context, resume sluice.Position, out *Emitter) error
 }
+
+// Reconfigurer is a Source that can take a new config while it runs.
+//
+// The SDK calls Reconfigure, instead of Configure, for a config the host
+// sends (not ValidateOnly) while Run runs; Configure stays the call for
+// validation and for the config before Run. Reconfigure may be called
+// concurrently with Run but never with itself.
+type Reconfigurer interface {
+	// Reconfigure applies req to the running source and returns the
+	// measurements it emits from now on. Returning ErrRestartNeeded
+	// (possibly wrapped, to say why) or ConfigErrors leaves the running
+	// config in place: nothing of req is applied. Any other error is
+	// treated as ErrRestartNeeded.
+	Reconfigure(ctx context.Context, req ConfigureRequest) ([]sluice.Measurement, error)
+}
+
+// ErrRestartNeeded says that a config cannot be applied to the running
+// source: the host should restart the plugin with it. Client.Configure
+// returns it (wrapped with the plugin's reason) for a config sent while a
+// stream runs to a source that cannot apply that change live.
+var ErrRestartNeeded = errors.New("this change needs a restart")
 
 // Info describes a plugin.
 type Info struct {
@@ -40,6 +65,14 @@ const (
 	CapResume = "resume"
 	// CapUnique: the source declares uniqueness keys per measurement.
 	CapUnique = "unique"
+	// CapSample: run with `-sample FILE -feed-config CONFIG`, the plugin
+	// binary prints the points its config makes of the sample messages in
+	// FILE, offline (CONFIG holds the feed's config block as JSON).
+	// `sluice validate -sample` uses it.
+	CapSample = "sample"
+	// CapReconfigure: the source is a Reconfigurer; a Configure sent
+	// while it streams may be applied without a restart.
+	CapReconfigure = "reconfigure"
 )
 
 // ConfigureRequest carries a feed's config to the plugin.

@@ -250,7 +250,13 @@ type ConfigureResponse struct {
 	// Every problem found, each naming the key path inside `config:`.
 	Errors []*ConfigError `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty"`
 	// What the plugin will emit, so sinks can prepare tables and keys.
-	Measurements  []*Measurement `protobuf:"bytes,2,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	Measurements []*Measurement `protobuf:"bytes,2,rep,name=measurements,proto3" json:"measurements,omitempty"`
+	// Set in answer to a Configure sent while a Stream runs when the
+	// plugin cannot apply the config live (it has no live reconfiguration,
+	// or not for this change). Nothing was applied; restart_reason says
+	// why, for the host's log.
+	RestartNeeded bool   `protobuf:"varint,3,opt,name=restart_needed,json=restartNeeded,proto3" json:"restart_needed,omitempty"`
+	RestartReason string `protobuf:"bytes,4,opt,name=restart_reason,json=restartReason,proto3" json:"restart_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -297,6 +303,20 @@ func (x *ConfigureResponse) GetMeasurements() []*Measurement {
 		return x.Measurements
 	}
 	return nil
+}
+
+func (x *ConfigureResponse) GetRestartNeeded() bool {
+	if x != nil {
+		return x.RestartNeeded
+	}
+	return false
+}
+
+func (x *ConfigureResponse) GetRestartReason() string {
+	if x != nil {
+		return x.RestartReason
+	}
+	return ""
 }
 
 type ConfigError struct {
@@ -777,10 +797,12 @@ const file_sluice_source_v1_source_proto_rawDesc = "" +
 	"\x04feed\x18\x01 \x01(\tR\x04feed\x12\x1f\n" +
 	"\vconfig_json\x18\x02 \x01(\fR\n" +
 	"configJson\x12#\n" +
-	"\rvalidate_only\x18\x03 \x01(\bR\fvalidateOnly\"\x8d\x01\n" +
+	"\rvalidate_only\x18\x03 \x01(\bR\fvalidateOnly\"\xdb\x01\n" +
 	"\x11ConfigureResponse\x125\n" +
 	"\x06errors\x18\x01 \x03(\v2\x1d.sluice.source.v1.ConfigErrorR\x06errors\x12A\n" +
-	"\fmeasurements\x18\x02 \x03(\v2\x1d.sluice.source.v1.MeasurementR\fmeasurements\"9\n" +
+	"\fmeasurements\x18\x02 \x03(\v2\x1d.sluice.source.v1.MeasurementR\fmeasurements\x12%\n" +
+	"\x0erestart_needed\x18\x03 \x01(\bR\rrestartNeeded\x12%\n" +
+	"\x0erestart_reason\x18\x04 \x01(\tR\rrestartReason\"9\n" +
 	"\vConfigError\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"9\n" +

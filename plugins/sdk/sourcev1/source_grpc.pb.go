@@ -37,7 +37,11 @@ type SourceClient interface {
 	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 	// Configure hands the plugin its feed's config subtree. Problems come
 	// back as errors in the response (never retried by the host), not as
-	// an RPC failure.
+	// an RPC failure. Sent while a Stream runs (and not validate_only), it
+	// asks the plugin to apply the config live: the plugin either applies
+	// it, rejects it with errors (the running config stays), or answers
+	// restart_needed (the running config stays; the host restarts the
+	// plugin to apply it).
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Stream runs the feed until the host cancels it, sending batches of
 	// points. The request carries the position to resume from.
@@ -99,7 +103,11 @@ type SourceServer interface {
 	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	// Configure hands the plugin its feed's config subtree. Problems come
 	// back as errors in the response (never retried by the host), not as
-	// an RPC failure.
+	// an RPC failure. Sent while a Stream runs (and not validate_only), it
+	// asks the plugin to apply the config live: the plugin either applies
+	// it, rejects it with errors (the running config stays), or answers
+	// restart_needed (the running config stays; the host restarts the
+	// plugin to apply it).
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Stream runs the feed until the host cancels it, sending batches of
 	// points. The request carries the position to resume from.
