@@ -11,7 +11,9 @@ import (
 
 // Entry is one record of the disk buffer: a feed's batch after
 // normalization, the sinks it is routed to, and the feed's position after
-// it. Points are encoded with the plugin wire format.
+// it. Points are encoded with the plugin wire format (sdk.AppendPoints
+// writes the bytes sdk.MarshalPoints would, without building protobuf
+// messages; sdk.DecodePoints reads them back).
 type Entry struct {
 	Feed     string
 	Sinks    []string
@@ -47,7 +49,7 @@ func appendEntry(dst []byte, e *Entry) ([]byte, error) {
 	}
 	dst = appendBytes(dst, e.Position)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Points)))
-	return sdk.MarshalPoints(dst, e.Points)
+	return sdk.AppendPoints(dst, e.Points)
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -124,7 +126,7 @@ func (h *entryHeader) routedTo(sink string) bool {
 
 // points decodes the entry's points.
 func (h *entryHeader) points() ([]sluice.Point, error) {
-	ps, err := sdk.UnmarshalPoints(h.body)
+	ps, err := sdk.DecodePoints(h.body, h.NPoints)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,13 @@
 package sdk
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluicehq/sluice"
 	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
@@ -132,4 +137,452 @@ func batchFromPB(in *pb.Batch) (b *sluice.Batch, invalid int, firstErr error) {
 		b.Points = append(b.Points, p)
 	}
 	return b, invalid, firstErr
+}
+
+// Field numbers of the source.v1 messages, for the direct codec below.
+const (
+	batchPoints = 1
+
+	pointMeasurement = 1
+	pointTags        = 2
+	pointFields      = 3
+	pointTime        = 4
+	pointReceived    = 5
+
+	tagKey   = 1
+	tagValue = 2
+
+	fieldKey    = 1
+	fieldType   = 2
+	fieldFloat  = 3
+	fieldInt    = 4
+	fieldUint   = 5
+	fieldString = 6
+	fieldBool   = 7
+)
+
+// errInvalidUTF8 matches what the protobuf runtime refuses: proto3
+// strings must be valid UTF-8.
+var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
+
+// AppendPoints appends exactly the bytes MarshalPoints would (a source.v1
+// Batch holding only points), writing the wire format directly instead of
+// building a protobuf message per point, tag and field first. The agent's
+// disk buffer encodes every batch with it.
+func AppendPoints(dst []byte, points []sluice.Point) ([]byte, error) {
+	for i := range points {
+		p := &points[i]
+		size, err := pointSize(p)
+		if err != nil {
+			return dst, err
+		}
+		dst = protowire.AppendTag(dst, batchPoints, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(size))
+		dst = appendPoint(dst, p)
+	}
+	return dst, nil
+}
+
+func sizeString(num protowire.Number, s string) int {
+	if s == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(s))
+}
+
+func sizeVarint(num protowire.Number, v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeVarint(v)
+}
+
+func tagSize(t *sluice.Tag) int { return sizeString(tagKey, t.Key) + sizeString(tagValue, t.Value) }
+
+func fieldSize(f *sluice.Field) int {
+	n := sizeString(fieldKey, f.Key) + sizeVarint(fieldType, uint64(wireType(f.Value.Kind())))
+	switch v := f.Value; v.Kind() {
+	case sluice.KindFloat:
+		if v.Uint() != 0 { // the bits: -0.0 is sent, +0.0 is not
+			n += protowire.SizeTag(fieldFloat) + protowire.SizeFixed64()
+		}
+	case sluice.KindInt:
+		n += sizeVarint(fieldInt, v.Uint())
+	case sluice.KindUint:
+		n += sizeVarint(fieldUint, v.Uint())
+	case sluice.KindString:
+		n += sizeString(fieldString, v.Str())
+	case sluice.KindBool:
+		n += sizeVarint(fieldBool, v.Uint())
+	}
+	return n
+}
+
+func wireType(k sluice.Kind) pb.FieldType {
+	switch k {
+	case sluice.KindFloat:
+		return pb.FieldType_FIELD_TYPE_FLOAT
+	case sluice.KindInt:
+		return pb.FieldType_FIELD_TYPE_INT
+	case sluice.KindUint:
+		return pb.FieldType_FIELD_TYPE_UINT
+	case sluice.KindString:
+		return pb.FieldType_FIELD_TYPE_STRING
+	case sluice.KindBool:
+		return pb.FieldType_FIELD_TYPE_BOOL
+	}
+	return pb.FieldType_FIELD_TYPE_UNSPECIFIED
+}
+
+// pointSize is the encoded size of p's message, and checks its strings.
+func pointSize(p *sluice.Point) (int, error) {
+	if !utf8.ValidString(p.Measurement) {
+		return 0, errInvalidUTF8
+	}
+	n := sizeString(pointMeasurement, p.Measurement)
+	for i := range p.Tags {
+		t := &p.Tags[i]
+		if !utf8.ValidString(t.Key) || !utf8.ValidString(t.Value) {
+			return 0, errInvalidUTF8
+		}
+		n += protowire.SizeTag(pointTags) + protowire.SizeBytes(tagSize(t))
+	}
+	for i := range p.Fields {
+		f := &p.Fields[i]
+		if !utf8.ValidString(f.Key) || (f.Value.Kind() == sluice.KindString && !utf8.ValidString(f.Value.Str())) {
+			return 0, errInvalidUTF8
+		}
+		n += protowire.SizeTag(pointFields) + protowire.SizeBytes(fieldSize(f))
+	}
+	n += sizeVarint(pointTime, uint64(unixNano(p.Time)))
+	n += sizeVarint(pointReceived, uint64(unixNano(p.Received)))
+	return n, nil
+}
+
+func appendString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
+
+// appendPoint writes p's fields in field-number order, as the protobuf
+// runtime does, leaving out zero values (proto3).
+func appendPoint(b []byte, p *sluice.Point) []byte {
+	b = appendString(b, pointMeasurement, p.Measurement)
+	for i := range p.Tags {
+		t := &p.Tags[i]
+		b = protowire.AppendTag(b, pointTags, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(tagSize(t)))
+		b = appendString(b, tagKey, t.Key)
+		b = appendString(b, tagValue, t.Value)
+	}
+	for i := range p.Fields {
+		f := &p.Fields[i]
+		b = protowire.AppendTag(b, pointFields, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(fieldSize(f)))
+		b = appendString(b, fieldKey, f.Key)
+		b = appendVarint(b, fieldType, uint64(wireType(f.Value.Kind())))
+		switch v := f.Value; v.Kind() {
+		case sluice.KindFloat:
+			if v.Uint() != 0 {
+				b = protowire.AppendTag(b, fieldFloat, protowire.Fixed64Type)
+				b = protowire.AppendFixed64(b, v.Uint())
+			}
+		case sluice.KindInt:
+			b = appendVarint(b, fieldInt, v.Uint())
+		case sluice.KindUint:
+			b = appendVarint(b, fieldUint, v.Uint())
+		case sluice.KindString:
+			b = appendString(b, fieldString, v.Str())
+		case sluice.KindBool:
+			b = appendVarint(b, fieldBool, v.Uint())
+		}
+	}
+	b = appendVarint(b, pointTime, uint64(unixNano(p.Time)))
+	return appendVarint(b, pointReceived, uint64(unixNano(p.Received)))
+}
+
+// DecodePoints decodes what MarshalPoints or AppendPoints wrote, as
+// UnmarshalPoints does (the same points, the same errors for malformed
+// input, invalid UTF-8 or a field type this host does not know), without
+// building protobuf messages. hint is the expected number of points (0 if
+// unknown). Tags and fields of all points share two allocations; string
+// values are substrings of one copy of b, and names (measurement, keys)
+// are interned per call, so a caller that keeps a name does not keep b.
+func DecodePoints(b []byte, hint int) ([]sluice.Point, error) {
+	d := decoder{body: string(b)}
+	if hint > 0 && hint <= len(b) {
+		d.points = make([]sluice.Point, 0, hint)
+		d.chunk = min(4*hint, slabChunk)
+	}
+	off := 0
+	for off < len(b) {
+		num, typ, n := consumeTag(b[off:])
+		if n < 0 {
+			return nil, decodeErr(protowire.ParseError(n))
+		}
+		off += n
+		if num == batchPoints && typ == protowire.BytesType {
+			m, n := protowire.ConsumeBytes(b[off:])
+			if n < 0 {
+				return nil, decodeErr(protowire.ParseError(n))
+			}
+			if err := d.point(off+n-len(m), m); err != nil {
+				return nil, err
+			}
+			off += n
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b[off:])
+		if n < 0 {
+			return nil, decodeErr(protowire.ParseError(n))
+		}
+		off += n
+	}
+	return d.points, nil
+}
+
+// consumeTag is protowire.ConsumeTag that also refuses field numbers past
+// protowire.MaxValidNumber, as the protobuf runtime does.
+func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n >= 0 && num > protowire.MaxValidNumber {
+		return 0, 0, -2 // protowire's code for an invalid field number
+	}
+	return num, typ, n
+}
+
+func decodeErr(err error) error { return fmt.Errorf("decode points: %w", err) }
+
+type decoder struct {
+	body   string // one copy of the input; string values point into it
+	points []sluice.Point
+	tags   []sluice.Tag   // the chunk tags are carved from
+	fields []sluice.Field // the chunk fields are carved from
+	names  map[string]string
+	chunk  int // size of the first chunk
+}
+
+// slabChunk is the most tags (or fields) one allocation holds.
+const slabChunk = 4096
+
+// maxInterned bounds the names interned per call; past it names are
+// substrings of the body like values.
+const maxInterned = 256
+
+func (d *decoder) str(at int, b []byte) (string, error) {
+	if !utf8.Valid(b) {
+		return "", decodeErr(errInvalidUTF8)
+	}
+	return d.body[at : at+len(b)], nil
+}
+
+func (d *decoder) name(b []byte) (string, error) {
+	if s, ok := d.names[string(b)]; ok {
+		return s, nil
+	}
+	if !utf8.Valid(b) {
+		return "", decodeErr(errInvalidUTF8)
+	}
+	s := string(b)
+	if d.names == nil {
+		d.names = make(map[string]string, 16)
+	}
+	if len(d.names) < maxInterned {
+		d.names[s] = s
+	}
+	return s, nil
+}
+
+// fields walks one message, calling f for each field with its number, wire
+// type, the varint or fixed value, the bytes of a length-delimited field
+// and their offset in m. Fields of an unexpected wire type are skipped, as
+// the protobuf runtime treats them as unknown.
+func walk(m []byte, f func(num protowire.Number, typ protowire.Type, v uint64, bs []byte, at int) error) error {
+	off := 0
+	for off < len(m) {
+		num, typ, n := consumeTag(m[off:])
+		if n < 0 {
+			return decodeErr(protowire.ParseError(n))
+		}
+		off += n
+		var (
+			v  uint64
+			bs []byte
+			at = off
+		)
+		switch typ {
+		case protowire.VarintType:
+			v, n = protowire.ConsumeVarint(m[off:])
+		case protowire.Fixed64Type:
+			v, n = protowire.ConsumeFixed64(m[off:])
+		case protowire.BytesType:
+			bs, n = protowire.ConsumeBytes(m[off:])
+			if n >= 0 {
+				at = off + n - len(bs)
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, m[off:])
+		}
+		if n < 0 {
+			return decodeErr(protowire.ParseError(n))
+		}
+		off += n
+		if err := f(num, typ, v, bs, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// point decodes one Point message m found at offset base of the body.
+func (d *decoder) point(base int, m []byte) error {
+	var (
+		p        sluice.Point
+		tns, rns int64
+		// Tags and fields are carved from the current chunks; a new
+		// chunk is started when one does not fit.
+		tag0, field0 = len(d.tags), len(d.fields)
+	)
+	err := walk(m, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte, at int) error {
+		var err error
+		switch {
+		case num == pointMeasurement && typ == protowire.BytesType:
+			p.Measurement, err = d.name(bs)
+		case num == pointTags && typ == protowire.BytesType:
+			var t sluice.Tag
+			err = walk(bs, func(num protowire.Number, typ protowire.Type, _ uint64, s []byte, sat int) error {
+				var err error
+				switch {
+				case num == tagKey && typ == protowire.BytesType:
+					t.Key, err = d.name(s)
+				case num == tagValue && typ == protowire.BytesType:
+					t.Value, err = d.str(base+at+sat, s)
+				}
+				return err
+			})
+			if err == nil {
+				tag0 = d.pushTag(tag0, t)
+			}
+		case num == pointFields && typ == protowire.BytesType:
+			var f sluice.Field
+			f, err = d.field(base+at, bs, p.Measurement)
+			if err == nil {
+				field0 = d.pushField(field0, f)
+			}
+		case num == pointTime && typ == protowire.VarintType:
+			tns = int64(v)
+		case num == pointReceived && typ == protowire.VarintType:
+			rns = int64(v)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n := len(d.tags) - tag0; n > 0 {
+		p.Tags = d.tags[tag0:len(d.tags):len(d.tags)]
+	}
+	if n := len(d.fields) - field0; n > 0 {
+		p.Fields = d.fields[field0:len(d.fields):len(d.fields)]
+	}
+	p.Time, p.Received = fromUnixNano(tns), fromUnixNano(rns)
+	d.points = append(d.points, p)
+	return nil
+}
+
+// pushTag appends t to the point whose tags start at from in d.tags,
+// moving them to a new chunk when the current one is full. It returns
+// where the point's tags now start.
+func (d *decoder) pushTag(from int, t sluice.Tag) int {
+	if len(d.tags) == cap(d.tags) {
+		have := d.tags[from:]
+		next := make([]sluice.Tag, len(have), d.chunkSize(cap(d.tags), len(have)))
+		copy(next, have)
+		d.tags, from = next, 0
+	}
+	d.tags = append(d.tags, t)
+	return from
+}
+
+// chunkSize is the size of the next chunk after one of size prev, which
+// must take the have elements of the point being decoded: doubling from
+// the hint (or 64), up to slabChunk.
+func (d *decoder) chunkSize(prev, have int) int {
+	n := max(d.chunk, 64)
+	if prev > 0 {
+		n = min(2*prev, slabChunk)
+	}
+	return max(n, 2*have+1)
+}
+
+func (d *decoder) pushField(from int, f sluice.Field) int {
+	if len(d.fields) == cap(d.fields) {
+		have := d.fields[from:]
+		next := make([]sluice.Field, len(have), d.chunkSize(cap(d.fields), len(have)))
+		copy(next, have)
+		d.fields, from = next, 0
+	}
+	d.fields = append(d.fields, f)
+	return from
+}
+
+// field decodes one Field message found at offset base of the body.
+func (d *decoder) field(base int, m []byte, measurement string) (sluice.Field, error) {
+	var (
+		key            string
+		typ            pb.FieldType
+		fl, in, un, bo uint64
+		str            string
+	)
+	err := walk(m, func(num protowire.Number, wt protowire.Type, v uint64, bs []byte, at int) error {
+		var err error
+		switch {
+		case num == fieldKey && wt == protowire.BytesType:
+			key, err = d.name(bs)
+		case num == fieldType && wt == protowire.VarintType:
+			typ = pb.FieldType(int32(v))
+		case num == fieldFloat && wt == protowire.Fixed64Type:
+			fl = v
+		case num == fieldInt && wt == protowire.VarintType:
+			in = v
+		case num == fieldUint && wt == protowire.VarintType:
+			un = v
+		case num == fieldString && wt == protowire.BytesType:
+			str, err = d.str(base+at, bs)
+		case num == fieldBool && wt == protowire.VarintType:
+			bo = v
+		}
+		return err
+	})
+	if err != nil {
+		return sluice.Field{}, err
+	}
+	var v sluice.Value
+	switch typ {
+	case pb.FieldType_FIELD_TYPE_FLOAT:
+		v = sluice.Float(math.Float64frombits(fl))
+	case pb.FieldType_FIELD_TYPE_INT:
+		v = sluice.Int(int64(in))
+	case pb.FieldType_FIELD_TYPE_UINT:
+		v = sluice.Uint(un)
+	case pb.FieldType_FIELD_TYPE_STRING:
+		v = sluice.String(str)
+	case pb.FieldType_FIELD_TYPE_BOOL:
+		v = sluice.Bool(bo != 0)
+	default:
+		err := fmt.Errorf("measurement %q field %q: unknown field type %d", measurement, key, typ)
+		return sluice.Field{}, fmt.Errorf("decode points: 1 undecodable: %w", err)
+	}
+	return sluice.Field{Key: key, Value: v}, nil
 }
