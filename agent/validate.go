@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice/agent/host"
@@ -99,4 +103,82 @@ func DescribePlugins(ctx context.Context, dir string, log *slog.Logger) ([]Plugi
 		out = append(out, pi)
 	}
 	return out, nil
+}
+
+// SampleFeed shows what a feed's config makes of sample messages, offline:
+// it runs the feed's plugin binary in its sample mode (sdk.CapSample) with
+// the feed's config as loaded (env overrides and all), writing its output
+// to stdout. feed may be empty when exactly one feed's plugin can sample.
+func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string, stdout, stderr io.Writer, log *slog.Logger) error {
+	plugins, err := host.Discover(cfg.PluginDir)
+	if err != nil {
+		return err
+	}
+	canSample := func(name string) (host.Binary, bool, error) {
+		bin, ok := plugins[cfg.Feeds[name].Plugin]
+		if !ok {
+			return bin, false, fmt.Errorf("feed %s: plugin %q not found in %s", name, cfg.Feeds[name].Plugin, cfg.PluginDir)
+		}
+		proc, err := host.Launch(ctx, bin, log.With("feed", name))
+		if err != nil {
+			return bin, false, err
+		}
+		defer proc.Kill()
+		info, err := proc.Source.Describe(ctx)
+		return bin, err == nil && slices.Contains(info.Capabilities, sdk.CapSample), err
+	}
+	var bin host.Binary
+	switch {
+	case feed != "":
+		if _, ok := cfg.Feeds[feed]; !ok {
+			return fmt.Errorf("no feed %q in the config", feed)
+		}
+		b, ok, err := canSample(feed)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("feed %s: plugin %s cannot map sample messages", feed, cfg.Feeds[feed].Plugin)
+		}
+		bin = b
+	default:
+		var found []string
+		for _, name := range sortedKeys(cfg.Feeds) {
+			b, ok, err := canSample(name)
+			if err != nil {
+				return err
+			}
+			if ok {
+				found, bin = append(found, name), b
+			}
+		}
+		switch len(found) {
+		case 0:
+			return errors.New("no feed's plugin can map sample messages")
+		case 1:
+			feed = found[0]
+		default:
+			return fmt.Errorf("several feeds can map samples (%s): choose one with -feed", strings.Join(found, ", "))
+		}
+	}
+	raw, err := json.Marshal(cfg.Feeds[feed].Config)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp("", "sluice-sample-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err != nil {
+		tmp.Close()
+		return err
+	}
+	tmp.Close()
+	cmd := exec.CommandContext(ctx, bin.Path, "-sample", sampleFile, "-feed-config", tmp.Name())
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("feed %s: sample: %w", feed, err)
+	}
+	return nil
 }

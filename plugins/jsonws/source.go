@@ -99,7 +99,7 @@ func newSource(log *slog.Logger) *Source {
 }
 
 func (s *Source) Info() sdk.Info {
-	return sdk.Info{Name: "jsonws", Version: Version, Capabilities: []string{sdk.CapUnique}}
+	return sdk.Info{Name: "jsonws", Version: Version, Capabilities: []string{sdk.CapUnique, sdk.CapSample}}
 }
 
 // Configure checks the whole config, rules included, and resolves every

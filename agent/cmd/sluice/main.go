@@ -30,7 +30,8 @@ const usage = `usage: sluice <command> [flags]
 
 commands:
   run          run the agent
-  validate     check the config, and ask each feed's plugin to check its own
+  validate     check the config, and ask each feed's plugin to check its own;
+               -sample FILE [-feed NAME] prints the points a feed's rules make of FILE
   plugins      list the plugins found in plugin_dir
   status       show the running agent's feeds and sinks (-json for the raw JSON)
   reload       make the running agent re-read its config and apply the feeds' changes
@@ -71,7 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sluice "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", config.DefaultPath, "main config file")
-	var addr, measurement string
+	var addr, measurement, sample, sampleFeed string
 	var asJSON bool
 	switch cmd {
 	case "status", "reload", "tap":
@@ -82,6 +83,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.BoolVar(&asJSON, "json", false, "print the status JSON as the agent sends it")
 	case "tap":
 		fs.StringVar(&measurement, "measurement", "", "only points of this measurement")
+	case "validate":
+		fs.StringVar(&sample, "sample", "", "a file of sample messages: print the points a feed's rules make of them")
+		fs.StringVar(&sampleFeed, "feed", "", "with -sample: the feed whose rules to use")
 	}
 	// Flags may come before and after positional arguments (tap FEED -measurement M).
 	var positional []string
@@ -131,6 +135,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err := agent.ValidateFeeds(ctx, cfg, log); err != nil {
 			printErrors(stderr, err)
 			return 1
+		}
+		if sample != "" {
+			if err := agent.SampleFeed(ctx, cfg, sampleFeed, sample, stdout, stderr, log); err != nil {
+				fmt.Fprintf(stderr, "sluice: %v\n", err)
+				return 1
+			}
+			return 0
 		}
 		fmt.Fprintf(stdout, "%s: ok (%d sinks, %d feeds)\n", cfg.File, len(cfg.Sinks), len(cfg.Feeds))
 		return 0

@@ -387,4 +387,26 @@ func TestSampleMode(t *testing.T) {
 	if string(out) != want.String() {
 		t.Errorf("sample output:\n%s\nwant:\n%s", out, want.String())
 	}
+
+	// `sluice validate -sample` gives the same, from the feed as configured.
+	os.MkdirAll(filepath.Join(dir, "feeds.d"), 0o755)
+	example, err := os.ReadFile(feedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "feeds.d", "binance.yaml"), example, 0o644)
+	mainFile := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(mainFile, []byte(fmt.Sprintf("data_dir: %s\nplugin_dir: %s\nfeeds_dir: feeds.d\nsinks:\n  sqlite: {type: sqlite}\n",
+		dir, testbin.PluginDir(t))), 0o644)
+	validate := exec.Command(testbin.Sluice(t), "validate", "-config", mainFile, "-sample", sample)
+	validate.Env = testbin.Env()
+	stderr.Reset()
+	validate.Stderr = &stderr
+	out, err = validate.Output()
+	if err != nil {
+		t.Fatalf("sluice validate -sample: %v\n%s", err, stderr.String())
+	}
+	if string(out) != want.String() {
+		t.Errorf("sluice validate -sample output:\n%s\nwant:\n%s", out, want.String())
+	}
 }
