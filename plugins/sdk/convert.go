@@ -28,27 +28,24 @@ func fromUnixNano(ns int64) time.Time {
 	return time.Unix(0, ns).UTC()
 }
 
-// toPB converts p into the wire form. Tags and fields are allocated in
-// one slice each rather than one allocation per element.
-func toPB(p *sluice.Point) *pb.Point {
-	out := &pb.Point{
-		Measurement:      p.Measurement,
-		TimeUnixNano:     unixNano(p.Time),
-		ReceivedUnixNano: unixNano(p.Received),
-	}
+// toPB converts p into the wire form, taking its messages from a. One
+// slab per message type serves a whole batch, rather than one allocation
+// per point, tag and field.
+func toPB(p *sluice.Point, a *pbSlabs) *pb.Point {
+	out := a.point()
+	out.Measurement = p.Measurement
+	out.TimeUnixNano = unixNano(p.Time)
+	out.ReceivedUnixNano = unixNano(p.Received)
 	if len(p.Tags) > 0 {
-		tags := make([]pb.Tag, len(p.Tags))
-		out.Tags = make([]*pb.Tag, len(p.Tags))
+		out.Tags = a.tags(len(p.Tags))
 		for i, t := range p.Tags {
-			tags[i].Key, tags[i].Value = t.Key, t.Value
-			out.Tags[i] = &tags[i]
+			out.Tags[i].Key, out.Tags[i].Value = t.Key, t.Value
 		}
 	}
 	if len(p.Fields) > 0 {
-		fields := make([]pb.Field, len(p.Fields))
-		out.Fields = make([]*pb.Field, len(p.Fields))
+		out.Fields = a.fields(len(p.Fields))
 		for i, f := range p.Fields {
-			pf := &fields[i]
+			pf := out.Fields[i]
 			pf.Key = f.Key
 			switch v := f.Value; v.Kind() {
 			case sluice.KindFloat:
@@ -62,28 +59,84 @@ func toPB(p *sluice.Point) *pb.Point {
 			case sluice.KindBool:
 				pf.Type, pf.Bool = pb.FieldType_FIELD_TYPE_BOOL, v.Bool()
 			}
-			out.Fields[i] = pf
 		}
 	}
 	return out
 }
 
-// fromPB converts a wire point. A field of unknown type is an error: the
-// plugin speaks a protocol this host does not know.
-func fromPB(in *pb.Point) (sluice.Point, error) {
+// pbSlabs hands out the messages of one batch from a few slabs sized for
+// it: the pointer slices the messages hold are carved from shared slabs
+// too (each with its capacity cut to its length).
+type pbSlabs struct {
+	points    []pb.Point
+	tagSlab   []pb.Tag
+	tagPtrs   []*pb.Tag
+	fieldSlab []pb.Field
+	fieldPtrs []*pb.Field
+}
+
+func newPBSlabs(points []sluice.Point) *pbSlabs {
+	var nt, nf int
+	for i := range points {
+		nt += len(points[i].Tags)
+		nf += len(points[i].Fields)
+	}
+	return &pbSlabs{
+		points:  make([]pb.Point, 0, len(points)),
+		tagSlab: make([]pb.Tag, 0, nt), tagPtrs: make([]*pb.Tag, 0, nt),
+		fieldSlab: make([]pb.Field, 0, nf), fieldPtrs: make([]*pb.Field, 0, nf),
+	}
+}
+
+func (a *pbSlabs) point() *pb.Point {
+	if len(a.points) == cap(a.points) {
+		return &pb.Point{}
+	}
+	a.points = a.points[:len(a.points)+1]
+	return &a.points[len(a.points)-1]
+}
+
+func (a *pbSlabs) tags(n int) []*pb.Tag {
+	if cap(a.tagSlab)-len(a.tagSlab) < n {
+		a.tagSlab, a.tagPtrs = make([]pb.Tag, 0, n), make([]*pb.Tag, 0, n)
+	}
+	from := len(a.tagSlab)
+	a.tagSlab = a.tagSlab[:from+n]
+	for i := from; i < from+n; i++ {
+		a.tagPtrs = append(a.tagPtrs, &a.tagSlab[i])
+	}
+	return a.tagPtrs[from : from+n : from+n]
+}
+
+func (a *pbSlabs) fields(n int) []*pb.Field {
+	if cap(a.fieldSlab)-len(a.fieldSlab) < n {
+		a.fieldSlab, a.fieldPtrs = make([]pb.Field, 0, n), make([]*pb.Field, 0, n)
+	}
+	from := len(a.fieldSlab)
+	a.fieldSlab = a.fieldSlab[:from+n]
+	for i := from; i < from+n; i++ {
+		a.fieldPtrs = append(a.fieldPtrs, &a.fieldSlab[i])
+	}
+	return a.fieldPtrs[from : from+n : from+n]
+}
+
+// fromPB converts a wire point, taking its tags and fields from a. A
+// field of unknown type is an error: the plugin speaks a protocol this
+// host does not know.
+func fromPB(in *pb.Point, a *slabs) (sluice.Point, error) {
 	p := sluice.Point{
 		Measurement: in.GetMeasurement(),
 		Time:        fromUnixNano(in.GetTimeUnixNano()),
 		Received:    fromUnixNano(in.GetReceivedUnixNano()),
 	}
 	if n := len(in.GetTags()); n > 0 {
-		p.Tags = make([]sluice.Tag, n)
+		p.Tags = a.tags(n)
 		for i, t := range in.GetTags() {
 			p.Tags[i] = sluice.Tag{Key: t.GetKey(), Value: t.GetValue()}
 		}
 	}
 	if n := len(in.GetFields()); n > 0 {
-		p.Fields = make([]sluice.Field, n)
+		p.Fields = a.fields(n)
 		for i, f := range in.GetFields() {
 			var v sluice.Value
 			switch f.GetType() {
@@ -106,11 +159,47 @@ func fromPB(in *pb.Point) (sluice.Point, error) {
 	return p, nil
 }
 
+// slabs hands out the tags and fields of one batch's points from two
+// slabs sized for it. Each point's slice has its capacity cut to its
+// length, so appending to one point's tags never touches another's.
+type slabs struct {
+	tagSlab   []sluice.Tag
+	fieldSlab []sluice.Field
+}
+
+func newSlabs(in []*pb.Point) *slabs {
+	var nt, nf int
+	for _, p := range in {
+		nt += len(p.GetTags())
+		nf += len(p.GetFields())
+	}
+	return &slabs{tagSlab: make([]sluice.Tag, 0, nt), fieldSlab: make([]sluice.Field, 0, nf)}
+}
+
+func (a *slabs) tags(n int) []sluice.Tag {
+	if cap(a.tagSlab)-len(a.tagSlab) < n {
+		a.tagSlab = make([]sluice.Tag, 0, n)
+	}
+	from := len(a.tagSlab)
+	a.tagSlab = a.tagSlab[:from+n]
+	return a.tagSlab[from : from+n : from+n]
+}
+
+func (a *slabs) fields(n int) []sluice.Field {
+	if cap(a.fieldSlab)-len(a.fieldSlab) < n {
+		a.fieldSlab = make([]sluice.Field, 0, n)
+	}
+	from := len(a.fieldSlab)
+	a.fieldSlab = a.fieldSlab[:from+n]
+	return a.fieldSlab[from : from+n : from+n]
+}
+
 // batchToPB and batchFromPB convert whole batches.
 func batchToPB(points []sluice.Point, dropped uint64, pos sluice.Position) *pb.Batch {
 	b := &pb.Batch{Points: make([]*pb.Point, len(points)), Dropped: dropped, Position: pos}
+	a := newPBSlabs(points)
 	for i := range points {
-		b.Points[i] = toPB(&points[i])
+		b.Points[i] = toPB(&points[i], a)
 	}
 	return b
 }
@@ -125,8 +214,9 @@ func batchFromPB(in *pb.Batch) (b *sluice.Batch, invalid int, firstErr error) {
 		Dropped:  in.GetDropped(),
 		Position: in.GetPosition(),
 	}
+	a := newSlabs(in.GetPoints())
 	for _, pp := range in.GetPoints() {
-		p, err := fromPB(pp)
+		p, err := fromPB(pp, a)
 		if err != nil {
 			invalid++
 			if firstErr == nil {
