@@ -57,6 +57,7 @@ type feed struct {
 	mu     sync.Mutex
 	st     FeedStatus
 	warned map[string]time.Time
+	proc   *host.Process // the running plugin process, nil between runs
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -194,7 +195,9 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(f.cfg.Config)
+	f.mu.Lock()
+	raw, err := json.Marshal(f.cfg.Config) // a reload may have changed it in place
+	f.mu.Unlock()
 	if err != nil {
 		return errPermanent{fmt.Errorf("encode feed config: %w", err)}
 	}
@@ -213,6 +216,14 @@ func (f *feed) runOnce(ctx context.Context) error {
 	f.update(func(st *FeedStatus) {
 		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
 	})
+	f.mu.Lock()
+	f.proc = proc
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.proc = nil
+		f.mu.Unlock()
+	}()
 	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
 	err = proc.Source.Stream(ctx, sdk.StreamOptions{
 		Resume:        resume,
@@ -226,6 +237,37 @@ func (f *feed) runOnce(ctx context.Context) error {
 		err = errors.New("plugin ended its stream")
 	}
 	return err
+}
+
+// reconfigure hands a new plugin config to the running plugin process, so
+// that a plugin that can (sdk.CapReconfigure: Binance subscribes and
+// unsubscribes in place) takes it without a restart. It returns an error
+// matching sdk.ErrRestartNeeded when the plugin cannot, or is not running;
+// sdk.ConfigErrors when it rejects the config (the old one stays).
+func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
+	f.mu.Lock()
+	proc := f.proc
+	f.mu.Unlock()
+	if proc == nil {
+		return fmt.Errorf("%w: the plugin is not running", sdk.ErrRestartNeeded)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode feed config: %w", err)
+	}
+	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
+	if err != nil {
+		return err
+	}
+	for _, o := range f.outputs {
+		if err := o.Declare(ctx, ms); err != nil {
+			return err
+		}
+	}
+	f.mu.Lock()
+	f.cfg.Config = cfg // a later restart of the plugin starts with it
+	f.mu.Unlock()
+	return nil
 }
 
 // deliver normalizes a batch and hands it to every output of the feed.

@@ -170,7 +170,8 @@ func TestPlanReload(t *testing.T) {
 	}
 	check("add", p.add, "new")
 	check("remove", p.remove, "gone")
-	check("restart", p.restart, "broken changed resink")
+	check("restart", p.restart, "broken resink")
+	check("reconfigure", p.reconfigure, "changed") // only its plugin config changed
 	check("restart needed", p.restartNeeded, "http sinks.influx (removed) sinks.db sinks.extra (new)")
 
 	// A pin change restarts the feeds of that plugin.

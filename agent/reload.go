@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // reloadDebounce is how long the feeds_dir watcher waits after the last
@@ -40,6 +41,11 @@ type ReloadResult struct {
 	Added     []string `json:"added"`
 	Removed   []string `json:"removed"`
 	Restarted []string `json:"restarted"`
+	// Reconfigured feeds took their new plugin config in place, without
+	// a restart; Rejected ones had it refused by their plugin and kept
+	// running the old one.
+	Reconfigured []string `json:"reconfigured,omitempty"`
+	Rejected     []string `json:"rejected,omitempty"`
 	// RestartNeeded lists config keys that changed but only apply on a
 	// restart of the agent.
 	RestartNeeded []string `json:"restart_needed,omitempty"`
@@ -48,7 +54,9 @@ type ReloadResult struct {
 // Reload reads the configuration again (the main file, feeds_dir and the
 // environment, as config.Load does) and applies the feeds' difference:
 // new feeds start, removed feeds stop (what they buffered still drains to
-// the sinks), and changed feeds restart, resuming from their last
+// the sinks), a feed whose plugin config alone changed is reconfigured in
+// place when its plugin can (sdk.CapReconfigure), and other changed feeds
+// restart, resuming from their last
 // buffered position. A feed is changed when its plugin, plugin pin,
 // config, sinks or queue settings are; a feed that failed permanently is
 // restarted too, so a reload retries it. Other feeds and every sink are
@@ -107,6 +115,33 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 		a.log.Warn("reload: cannot list plugins; keeping the ones found before", "error", derr)
 	}
 
+	// Offer plugin-config changes to the running plugins; those that
+	// cannot take them in place restart like any changed feed.
+	var reconfigured, kept []string
+	for _, name := range plan.reconfigure {
+		a.mu.Lock()
+		rf := a.feeds[name]
+		a.mu.Unlock()
+		err := rf.reconfigure(ctx, next.Feeds[name].Config)
+		var ces sdk.ConfigErrors
+		switch {
+		case err == nil:
+			reconfigured = append(reconfigured, name)
+		case errors.As(err, &ces):
+			// The plugin refused the new config and keeps running the
+			// old one; the next reload offers it again.
+			kept = append(kept, name)
+			next.Feeds[name] = cur.Feeds[name]
+			a.log.Error("feed config change rejected by its plugin; the feed keeps its running config", "feed", name, "error", err)
+		default:
+			if !errors.Is(err, sdk.ErrRestartNeeded) {
+				a.log.Warn("reconfiguring the running plugin failed; restarting the feed", "feed", name, "error", err)
+			}
+			plan.restart = append(plan.restart, name)
+		}
+	}
+	slices.Sort(plan.restart)
+
 	// Stop what goes away or changes, all at once.
 	a.mu.Lock()
 	var stopping []*runningFeed
@@ -151,8 +186,9 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	a.mu.Unlock()
 
-	res := ReloadResult{Added: plan.add, Removed: plan.remove, Restarted: plan.restart, RestartNeeded: plan.restartNeeded}
-	a.log.Info("config reloaded", "added", res.Added, "removed", res.Removed, "restarted", res.Restarted)
+	res := ReloadResult{Added: plan.add, Removed: plan.remove, Restarted: plan.restart,
+		Reconfigured: reconfigured, Rejected: kept, RestartNeeded: plan.restartNeeded}
+	a.log.Info("config reloaded", "added", res.Added, "removed", res.Removed, "restarted", res.Restarted, "reconfigured", res.Reconfigured)
 	if len(res.RestartNeeded) > 0 {
 		a.log.Warn("config changes not applied until the agent restarts", "keys", res.RestartNeeded)
 	}
@@ -162,14 +198,17 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 // reloadPlan is what a reload does to the feeds, by name, sorted.
 type reloadPlan struct {
 	add, remove, restart []string
-	restartNeeded        []string
-	errs                 []error
+	// reconfigure: only the plugin config changed; offered to the running
+	// plugin first, restarted if it cannot take it in place.
+	reconfigure   []string
+	restartNeeded []string
+	errs          []error
 }
 
 // planReload compares the running config with the new one. failed names
 // the running feeds that failed permanently; sinks names the running sinks.
 func planReload(cur, next *config.Config, failed, sinks map[string]bool) reloadPlan {
-	p := reloadPlan{add: []string{}, remove: []string{}, restart: []string{}}
+	p := reloadPlan{add: []string{}, remove: []string{}, restart: []string{}, reconfigure: []string{}}
 	for _, name := range sortedKeys(next.Feeds) {
 		fc := next.Feeds[name]
 		for i, s := range fc.Sinks {
@@ -184,6 +223,8 @@ func planReload(cur, next *config.Config, failed, sinks map[string]bool) reloadP
 			p.add = append(p.add, name)
 		case failed[name] || feedChanged(old, fc, cur.Plugins[old.Plugin].SHA256, next.Plugins[fc.Plugin].SHA256):
 			p.restart = append(p.restart, name)
+		case !reflect.DeepEqual(old.Config, fc.Config):
+			p.reconfigure = append(p.reconfigure, name)
 		}
 	}
 	for _, name := range sortedKeys(cur.Feeds) {
@@ -195,13 +236,13 @@ func planReload(cur, next *config.Config, failed, sinks map[string]bool) reloadP
 	return p
 }
 
-// feedChanged reports whether a feed must restart to take its new config.
-// The file a feed is defined in does not matter.
+// feedChanged reports whether a feed must restart to take its new config:
+// anything but the plugin's own config changed. The file a feed is defined
+// in does not matter.
 func feedChanged(old, next config.Feed, oldPin, nextPin string) bool {
 	return old.Plugin != next.Plugin || oldPin != nextPin ||
 		!slices.Equal(sortedCopy(old.Sinks), sortedCopy(next.Sinks)) ||
-		old.QueueSize != next.QueueSize || old.BatchSize != next.BatchSize || old.FlushInterval != next.FlushInterval ||
-		!reflect.DeepEqual(old.Config, next.Config)
+		old.QueueSize != next.QueueSize || old.BatchSize != next.BatchSize || old.FlushInterval != next.FlushInterval
 }
 
 func sortedCopy(s []string) []string {
