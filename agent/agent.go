@@ -19,6 +19,8 @@ import (
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // Notifier receives the agent's service states (systemd's sd_notify:
@@ -259,8 +261,9 @@ func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *r
 	fc := cfg.Feeds[name]
 	f := &feed{
 		name: name, cfg: fc, plugins: a.pluginSet, pin: cfg.Plugins[fc.Plugin].SHA256,
-		buffer: a.buf, norm: a.norm, tap: &a.tap, restart: cfg.Restart, sleep: sleepCtx,
-		log: a.log.With("feed", name),
+		buffer: a.buf, norm: a.norm, tap: &a.tap, restart: cfg.Restart, sleep: backoff.Sleep,
+		warned: logsample.New(sampleEvery, nil),
+		log:    a.log.With("feed", name),
 	}
 	if carry != nil {
 		f.st = *carry

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // FeedState is what a feed is doing, as shown in status.
@@ -56,8 +57,8 @@ type feed struct {
 
 	mu     sync.Mutex
 	st     FeedStatus
-	warned map[string]time.Time
-	proc   *host.Process // the running plugin process, nil between runs
+	warned *logsample.Sampler // one warning per kind per sampleEvery
+	proc   *host.Process      // the running plugin process, nil between runs
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -112,21 +113,6 @@ func (f *feed) setState(s FeedState, err error) {
 			st.Pid = 0
 		}
 	})
-}
-
-// shouldWarn reports whether a throttled warning of this kind may be logged.
-func (f *feed) shouldWarn(kind string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
-	if last, ok := f.warned[kind]; ok && now.Sub(last) < sampleEvery {
-		return false
-	}
-	if f.warned == nil {
-		f.warned = make(map[string]time.Time)
-	}
-	f.warned[kind] = now
-	return true
 }
 
 // run supervises the feed until ctx ends or a permanent failure.
@@ -275,17 +261,17 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 	rejected := make(map[pipeline.Reason]uint64)
 	if invalid > 0 {
 		rejected[pipeline.ReasonUndecodable] += uint64(invalid)
-		if f.shouldWarn("undecodable") {
+		if f.warned.Allow("undecodable") {
 			f.log.Warn("points from the plugin could not be decoded", "count", invalid, "sample", invalidErr)
 		}
 	}
 	points := f.norm.Normalize(b.Points, func(r pipeline.Rejection) {
 		rejected[r.Reason]++
-		if f.shouldWarn(string(r.Reason)) {
+		if f.warned.Allow(string(r.Reason)) {
 			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)
 		}
 	})
-	if b.Dropped > 0 && f.shouldWarn("plugin_dropped") {
+	if b.Dropped > 0 && f.warned.Allow("plugin_dropped") {
 		f.log.Warn("plugin dropped points: its queue was full", "count", b.Dropped)
 	}
 	// A batch counts as received once it is in the disk buffer.
@@ -355,15 +341,4 @@ func countFeedEvents(points []sluice.Point) feedEvents {
 		}
 	}
 	return ev
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
