@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -260,14 +261,21 @@ var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
 // building a protobuf message per point, tag and field first. The agent's
 // disk buffer encodes every batch with it.
 func AppendPoints(dst []byte, points []sluice.Point) ([]byte, error) {
+	// One pass checks the strings and sizes the output, so that dst grows
+	// at most once.
+	total := 0
 	for i := range points {
-		p := &points[i]
-		size, err := pointSize(p)
-		if err != nil {
+		if err := checkUTF8(&points[i]); err != nil {
 			return dst, err
 		}
+		size := pointSize(&points[i])
+		total += protowire.SizeTag(batchPoints) + protowire.SizeBytes(size)
+	}
+	dst = slices.Grow(dst, total)
+	for i := range points {
+		p := &points[i]
 		dst = protowire.AppendTag(dst, batchPoints, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(size))
+		dst = protowire.AppendVarint(dst, uint64(pointSize(p)))
 		dst = appendPoint(dst, p)
 	}
 	return dst, nil
@@ -324,29 +332,37 @@ func wireType(k sluice.Kind) pb.FieldType {
 	return pb.FieldType_FIELD_TYPE_UNSPECIFIED
 }
 
-// pointSize is the encoded size of p's message, and checks its strings.
-func pointSize(p *sluice.Point) (int, error) {
+// checkUTF8 refuses what the protobuf runtime refuses to marshal.
+func checkUTF8(p *sluice.Point) error {
 	if !utf8.ValidString(p.Measurement) {
-		return 0, errInvalidUTF8
+		return errInvalidUTF8
 	}
-	n := sizeString(pointMeasurement, p.Measurement)
 	for i := range p.Tags {
-		t := &p.Tags[i]
-		if !utf8.ValidString(t.Key) || !utf8.ValidString(t.Value) {
-			return 0, errInvalidUTF8
+		if t := &p.Tags[i]; !utf8.ValidString(t.Key) || !utf8.ValidString(t.Value) {
+			return errInvalidUTF8
 		}
-		n += protowire.SizeTag(pointTags) + protowire.SizeBytes(tagSize(t))
 	}
 	for i := range p.Fields {
 		f := &p.Fields[i]
 		if !utf8.ValidString(f.Key) || (f.Value.Kind() == sluice.KindString && !utf8.ValidString(f.Value.Str())) {
-			return 0, errInvalidUTF8
+			return errInvalidUTF8
 		}
-		n += protowire.SizeTag(pointFields) + protowire.SizeBytes(fieldSize(f))
+	}
+	return nil
+}
+
+// pointSize is the encoded size of p's message.
+func pointSize(p *sluice.Point) int {
+	n := sizeString(pointMeasurement, p.Measurement)
+	for i := range p.Tags {
+		n += protowire.SizeTag(pointTags) + protowire.SizeBytes(tagSize(&p.Tags[i]))
+	}
+	for i := range p.Fields {
+		n += protowire.SizeTag(pointFields) + protowire.SizeBytes(fieldSize(&p.Fields[i]))
 	}
 	n += sizeVarint(pointTime, uint64(unixNano(p.Time)))
 	n += sizeVarint(pointReceived, uint64(unixNano(p.Received)))
-	return n, nil
+	return n
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
@@ -413,7 +429,7 @@ func DecodePoints(b []byte, hint int) ([]sluice.Point, error) {
 	d := decoder{body: string(b)}
 	if hint > 0 && hint <= len(b) {
 		d.points = make([]sluice.Point, 0, hint)
-		d.chunk = min(4*hint, slabChunk)
+		d.chunk = min(4*hint, slabChunk) // room for 4 tags and 4 fields a point
 	}
 	off := 0
 	for off < len(b) {
@@ -607,9 +623,12 @@ func (d *decoder) pushTag(from int, t sluice.Tag) int {
 
 // chunkSize is the size of the next chunk after one of size prev, which
 // must take the have elements of the point being decoded: doubling from
-// the hint (or 64), up to slabChunk.
+// the hint's size (or 64), up to slabChunk.
 func (d *decoder) chunkSize(prev, have int) int {
-	n := max(d.chunk, 64)
+	n := d.chunk
+	if n == 0 {
+		n = 64
+	}
 	if prev > 0 {
 		n = min(2*prev, slabChunk)
 	}

@@ -1,0 +1,132 @@
+package micro
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/agent/wal"
+	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+// batchSizes are the plugin batch sizes measured: the SDK default is 500.
+var batchSizes = []int{1, 100, 500, 1000}
+
+func trades(n int) []sluice.Point {
+	ps := make([]sluice.Point, n)
+	t := time.Unix(1700000000, 0)
+	for i := range ps {
+		ps[i] = tradePoint(int64(i), t.Add(time.Duration(i)*time.Microsecond))
+	}
+	return ps
+}
+
+// BenchmarkPointsEncode encodes a batch of trades in the plugin wire
+// format, as the disk buffer does for every entry: with the protobuf
+// runtime (MarshalPoints) and directly (AppendPoints). ns/op is per batch;
+// ns/point is per point.
+func BenchmarkPointsEncode(b *testing.B) {
+	for _, n := range batchSizes {
+		ps := trades(n)
+		buf := make([]byte, 0, 256*n)
+		b.Run(fmt.Sprintf("proto/batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = sdk.MarshalPoints(buf[:0], ps); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+		})
+		b.Run(fmt.Sprintf("direct/batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if buf, err = sdk.AppendPoints(buf[:0], ps); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+		})
+	}
+}
+
+// BenchmarkPointsDecode decodes what BenchmarkPointsEncode wrote, as a
+// sink's output does for every buffered entry.
+func BenchmarkPointsDecode(b *testing.B) {
+	for _, n := range batchSizes {
+		enc, _ := sdk.MarshalPoints(nil, trades(n))
+		b.Run(fmt.Sprintf("proto/batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := sdk.UnmarshalPoints(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+		})
+		b.Run(fmt.Sprintf("direct/batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := sdk.DecodePoints(enc, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+		})
+	}
+}
+
+// BenchmarkNormalize checks a batch of 500 trades against the default
+// limits, as the pipeline does for every batch a plugin delivers. The
+// batch is refilled from a template each time (Normalize works in place);
+// the copy is part of the figure.
+func BenchmarkNormalize(b *testing.B) {
+	const n = 500
+	tmpl := trades(n)
+	ps := make([]sluice.Point, n)
+	now := time.Unix(1700000100, 0)
+	norm := pipeline.NewNormalizer(config.Default().Limits, func() time.Time { return now })
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(ps, tmpl)
+		if kept := norm.Normalize(ps, func(pipeline.Rejection) { b.Fatal("rejected") }); len(kept) != n {
+			b.Fatal("short")
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+}
+
+// BenchmarkBufferAppend appends entries of trades to the agent's disk
+// buffer (encode, CRC, write; fsync on the default 100ms interval), per
+// batch size. No sink reads, and the bound is far away.
+func BenchmarkBufferAppend(b *testing.B) {
+	for _, n := range batchSizes {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			buf, _, err := pipeline.OpenBuffer(pipeline.BufferOptions{
+				Dir: b.TempDir(), Sync: wal.SyncInterval, SyncInterval: 100 * time.Millisecond,
+			}, []pipeline.SinkLimit{{Name: "db", MaxBytes: 1 << 40, WhenFull: config.Block}},
+				slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer buf.Close()
+			e := &pipeline.Entry{Feed: "binance", Sinks: []string{"db"}, Position: sluice.Position("pos"), Points: trades(n)}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := buf.Append(ctx, e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+		})
+	}
+}
