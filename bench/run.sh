@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, never part of `make test`. Figures, never
+# assertions. Writes, with the machine, the load, the commit and the exact
+# commands:
+#
+#   bench/results/<date>-<commit>-micro.txt   go test -bench -benchmem of each hot stage
+#   bench/results/<date>-<commit>-e2e.md      the end-to-end run (report)
+#   bench/results/<date>-<commit>-e2e.json    the same, every step's figures
+#
+# Bounded: about 7 minutes on a 2-core machine. BENCHTIME, E2E_ARGS and
+# SKIP_MICRO / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
+# influxd scripts/influxd.sh installs.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+export SLUICE_INFLUXD="${SLUICE_INFLUXD:-$(scripts/influxd.sh)}"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+stamp="$(date -u +%Y-%m-%dT%H%M)-$commit"
+mkdir -p bench/results
+
+header() {
+	echo "# sluice benchmarks: $1"
+	echo "date:    $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "commit:  $commit$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB"
+	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the start"
+	echo "go:      $(go version)"
+}
+
+if [[ -z "${SKIP_MICRO:-}" ]]; then
+	out="bench/results/$stamp-micro.txt"
+	benchtime="${BENCHTIME:-1s}"
+	cmd=(go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count 1
+		./plugins/binance/ ./plugins/sdk/ ./agent/pipeline/ ./agent/wal/ ./bench/micro/
+		./sinks/sqlite/ ./sinks/influxdb/)
+	{
+		header "micro"
+		echo "command: SLUICE_INFLUXD=$SLUICE_INFLUXD ${cmd[*]}"
+		echo
+	} >"$out"
+	"${cmd[@]}" 2>&1 | tee -a "$out"
+	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at the end" >>"$out"
+	echo "wrote $out"
+fi
+
+if [[ -z "${SKIP_E2E:-}" ]]; then
+	# shellcheck disable=SC2206
+	e2e=(go run ./bench/e2e -out "bench/results/$stamp-e2e.md" -json "bench/results/$stamp-e2e.json" ${E2E_ARGS:-})
+	echo "${e2e[*]}"
+	"${e2e[@]}"
+	echo "wrote bench/results/$stamp-e2e.md"
+fi
