@@ -16,10 +16,12 @@ import (
 type restJob struct {
 	snapshot bool
 	symbol   string
-	seq      *tradeSeq // backfill: the sequence it is for
-	class    kindClass // backfill: classTrade or classAggTrade
-	from, to int64     // backfill: the hole
-	cutoff   time.Time // backfill: ids older than this are given up (zero: none)
+	book     *localBook // snapshot: the book it is for
+	limit    int        // snapshot: the levels to ask for
+	seq      *tradeSeq  // backfill: the sequence it is for
+	class    kindClass  // backfill: classTrade or classAggTrade
+	from, to int64      // backfill: the hole
+	cutoff   time.Time  // backfill: ids older than this are given up (zero: none)
 }
 
 // restResult is a job's answer.
@@ -37,7 +39,7 @@ type restResult struct {
 // restWorker runs the REST jobs one at a time, so that the weight gate
 // sees them in order, until ctx ends.
 func (r *runner) restWorker(ctx context.Context) {
-	p := NewParser(r.cfg.market)
+	p := NewParser(r.base.market)
 	for {
 		var j restJob
 		select {
@@ -61,7 +63,7 @@ func (r *runner) restWorker(ctx context.Context) {
 
 func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
 	res := restResult{job: j}
-	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(snapshotLimit(r.cfg.bookDepth))}})
+	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(j.limit)}})
 	if err != nil {
 		res.err = err
 		return res
@@ -76,7 +78,7 @@ func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
 func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult {
 	res := restResult{job: j}
 	res.points, res.ids, res.err = r.getTrades(ctx, p, j.class, url.Values{
-		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(pageLimit(r.cfg.market, endpointOf(j.class)))}})
+		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(pageLimit(r.base.market, endpointOf(j.class)))}})
 	if res.err != nil || j.cutoff.IsZero() || len(res.points) == 0 || !res.points[0].Time.Before(j.cutoff) {
 		return res
 	}
@@ -181,8 +183,9 @@ func (r *runner) scheduleBackfill(ctx context.Context, s *tradeSeq, now time.Tim
 	case r.jobs <- j:
 		s.inFlight = true
 	default:
-		// Cannot happen: at most one job per sequence and book is
-		// queued, and the queue holds them all.
+		// Only after a reconfiguration to more symbols than the queue
+		// was sized for (at most one job per sequence and book is
+		// queued): the next housekeeping tries again.
 		r.log.Error("REST job queue full; backfill delayed", "symbol", s.symbol, "stream", s.kind.Name)
 	}
 	return nil
@@ -193,6 +196,9 @@ func (r *runner) scheduleBackfill(ctx context.Context, s *tradeSeq, now time.Tim
 // while the hole lasts.
 func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 	s := res.job.seq
+	if !r.current(s) {
+		return nil // the stream was removed by a reconfiguration
+	}
 	s.inFlight = false
 	now := r.now()
 	if res.err != nil {
@@ -246,6 +252,15 @@ func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 		}
 	}
 	return r.scheduleBackfill(ctx, s, now)
+}
+
+// current reports whether s is still its symbol's sequence of its kind.
+func (r *runner) current(s *tradeSeq) bool {
+	seqs := r.trades
+	if s.kind.class == classAggTrade {
+		seqs = r.aggs
+	}
+	return seqs[s.symbol] == s
 }
 
 func (r *runner) handleResult(ctx context.Context, res restResult) error {

@@ -36,7 +36,7 @@ func (r *runner) requestSnapshot(sym string, bs *localBook, now time.Time) {
 		return
 	}
 	select {
-	case r.jobs <- restJob{snapshot: true, symbol: sym}:
+	case r.jobs <- restJob{snapshot: true, symbol: sym, book: bs, limit: snapshotLimit(r.cfg.bookDepth)}:
 		bs.fetching = true
 	default:
 		r.log.Error("REST job queue full; snapshot delayed", "symbol", sym)
@@ -53,6 +53,9 @@ func (r *runner) scheduleSnapshots(now time.Time) {
 // fetched again, after a pause that grows with each failure.
 func (r *runner) handleSnapshot(res restResult) {
 	bs := r.books[res.job.symbol]
+	if bs != res.job.book {
+		return // the stream was removed by a reconfiguration
+	}
 	bs.fetching = false
 	retry := func() {
 		bs.failures++

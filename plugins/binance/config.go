@@ -242,6 +242,7 @@ func validSymbol(m Market, s string) bool {
 type settings struct {
 	feed          string
 	market        Market
+	testnet       bool
 	symbols       []string
 	kinds         []streamKind
 	wsURL         string
@@ -304,6 +305,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 		m = Spot // so the rest is still checked
 	}
 	s.market = m
+	s.testnet = c.Testnet
 
 	if len(c.Symbols) == 0 {
 		bad("symbols", "must list at least one symbol")

@@ -18,17 +18,19 @@ import (
 )
 
 // Connection timing. Binance drops a client that sends more than 5
-// messages a second (10 on futures; pings and pongs count), so every write
-// is paced at msgSpacing.
+// messages a second on spot and 10 on futures (pings and pongs count), so
+// every write is paced, at msgSpacing or futuresMsgSpacing: 4 and 8 a
+// second, leaving room for messages that the network bunches together.
 const (
-	msgSpacing    = 250 * time.Millisecond
-	writeWait     = 10 * time.Second
-	handshakeWait = 15 * time.Second
-	ackWait       = 10 * time.Second
-	closeWait     = 2 * time.Second
-	clientPing    = 30 * time.Second // our pings, whose pongs prove the link is alive
-	readTimeout   = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
-	maxFrameBytes = 16 << 20
+	msgSpacing        = 250 * time.Millisecond
+	futuresMsgSpacing = 125 * time.Millisecond
+	writeWait         = 10 * time.Second
+	handshakeWait     = 15 * time.Second
+	ackWait           = 10 * time.Second
+	closeWait         = 2 * time.Second
+	clientPing        = 30 * time.Second // our pings, whose pongs prove the link is alive
+	readTimeout       = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
+	maxFrameBytes     = 16 << 20
 )
 
 // Variables for the tests' sake (export_test.go).
@@ -95,6 +97,7 @@ type wsConn struct {
 
 	writeMu   sync.Mutex
 	lastWrite time.Time
+	spacing   time.Duration // between two writes
 
 	mu     sync.Mutex
 	nextID int64
@@ -143,8 +146,12 @@ func dialConn(ctx context.Context, base string, streams []string, out chan<- fra
 		onControl:  onControl,
 		onBadFrame: onBadFrame,
 		acks:       map[int64]chan error{},
+		spacing:    msgSpacing,
 		done:       make(chan struct{}),
 		stop:       make(chan struct{}),
+	}
+	if m.futures() {
+		c.spacing = futuresMsgSpacing
 	}
 	c.log = log.With("conn", c.id)
 	c.pinging.Add(1)
@@ -176,11 +183,11 @@ func splitForURL(streams []string) (inURL, later []string) {
 }
 
 // write sends one message under the write lock, no sooner than
-// msgSpacing after the previous one.
+// c.spacing after the previous one.
 func (c *wsConn) write(f func() error) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
-	if wait := msgSpacing - time.Since(c.lastWrite); wait > 0 {
+	if wait := c.spacing - time.Since(c.lastWrite); wait > 0 {
 		select {
 		case <-time.After(wait):
 		case <-c.stop:

@@ -27,6 +27,7 @@ const (
 	FeedRotate         = "rotate"          // a connection was replaced by a new one without a gap
 	FeedServerShutdown = "server_shutdown" // Binance announced it will close a connection
 	FeedServerError    = "server_error"    // Binance answered an error (request error frame, refused handshake, REST error)
+	FeedReconfigure    = "reconfigure"     // a new config was applied to the running feed (message: what changed)
 )
 
 // Tag keys of feed_events.

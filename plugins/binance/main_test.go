@@ -102,6 +102,14 @@ func (l *logLines) grep(s string) []string {
 // plugin, fails the test.
 func runPlugin(t *testing.T, cfg json.RawMessage, resume sluice.Position) (*store, func() error) {
 	t.Helper()
+	st, _, stop := runPluginClient(t, cfg, resume)
+	return st, stop
+}
+
+// runPluginClient is runPlugin that also returns the host's client of the
+// plugin, to configure it again while it streams.
+func runPluginClient(t *testing.T, cfg json.RawMessage, resume sluice.Position) (*store, *sdk.Client, func() error) {
+	t.Helper()
 	logs := &logLines{v: testing.Verbose()}
 	ctx, cancel := context.WithCancel(context.Background())
 	proc, err := host.Launch(ctx, host.Binary{Name: "binance", Path: pluginPath}, slog.New(logs))
@@ -149,5 +157,5 @@ func runPlugin(t *testing.T, cfg json.RawMessage, resume sluice.Position) (*stor
 		return streamErr
 	}
 	t.Cleanup(func() { stop() })
-	return st, stop
+	return st, proc.Source, stop
 }

@@ -30,10 +30,16 @@ const (
 
 // runner is one Run of the source. Connection readers parse frames and
 // hand them over on frames; shard supervisors report on notes; a REST
-// worker answers jobs on results. Everything else (the id sequences, the
-// books, the stream clocks, the emitter) belongs to the goroutine in run,
-// so none of it is locked.
+// worker answers jobs on results; Reconfigure hands new configs over on
+// reconf. Everything else (the id sequences, the books, the stream
+// clocks, the emitter, the current config) belongs to the goroutine in
+// run, so none of it is locked.
 type runner struct {
+	// base is the config the run started with, which every goroutine
+	// may read: its endpoints, market and connection settings never
+	// change within a run (see restartReason). cfg is the config in
+	// force, for the runner's goroutine only.
+	base  *settings
 	cfg   *settings
 	log   *slog.Logger
 	out   Emitter
@@ -45,10 +51,21 @@ type runner struct {
 	notes   chan connNote
 	jobs    chan restJob
 	results chan restResult
+	reconf  chan reconfReq
 	stopped <-chan struct{}
+	done    chan struct{} // closed when run returns
+
+	// Set by run for starting shards later, from its goroutine.
+	runCtx    context.Context
+	wg        *sync.WaitGroup
+	nextShard int // idx of the next shard
 
 	shards  []*shard
 	streams map[string]*streamState // by wire name
+	// gone are the streams removed by a reconfiguration: their frames
+	// still in flight before the UNSUBSCRIBE is acknowledged are
+	// dropped.
+	gone map[string]bool
 
 	trades map[string]*tradeSeq // by symbol
 	aggs   map[string]*tradeSeq
@@ -57,9 +74,11 @@ type runner struct {
 	carried Position
 	names   []string // r.streams' keys, sorted
 	books   map[string]*localBook
-	dirty   bool // the position moved since the last checkpoint
-	ready   []sluice.Point
-	buf     []sluice.Point
+	// bookTick emits the books; nil while there are none.
+	bookTick *time.Ticker
+	dirty    bool // the position moved since the last checkpoint
+	ready    []sluice.Point
+	buf      []sluice.Point
 
 	gapGrace  time.Duration
 	badFrames atomic.Int64
@@ -108,13 +127,20 @@ type localBook struct {
 // connNote is a supervisor's report: the shard's connection went up or
 // down, and/or a feed event to write.
 type connNote struct {
-	shard    *shard
-	up, down bool
-	ev       *feedEvent
+	shard      *shard
+	up, down   bool
+	ev         *feedEvent
+	subscribed []string // streams just SUBSCRIBEd on the shard's connection
 }
+
+// jobQueueSymbols is the fewest symbols the REST job queue has room
+// for, so that a feed reconfigured to more symbols than it started with
+// still queues every job.
+const jobQueueSymbols = 256
 
 func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 	r := &runner{
+		base:     cfg,
 		cfg:      cfg,
 		log:      log.With("feed", cfg.feed),
 		out:      out,
@@ -122,15 +148,20 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 		now:      time.Now,
 		frames:   make(chan frame, frameQueue),
 		notes:    make(chan connNote, 16),
-		jobs:     make(chan restJob, 3*len(cfg.symbols)+1),
+		jobs:     make(chan restJob, 3*max(len(cfg.symbols), jobQueueSymbols)+1),
 		results:  make(chan restResult),
+		reconf:   make(chan reconfReq),
+		done:     make(chan struct{}),
 		streams:  map[string]*streamState{},
+		gone:     map[string]bool{},
 		trades:   map[string]*tradeSeq{},
 		aggs:     map[string]*tradeSeq{},
+		carried:  Position{Trade: map[string]int64{}, AggTrade: map[string]int64{}},
 		books:    map[string]*localBook{},
 		gapGrace: defaultGapGrace,
 	}
 	r.shards = planShards(cfg)
+	r.nextShard = len(r.shards)
 	shardOf := map[string]*shard{}
 	for _, sh := range r.shards {
 		for _, name := range sh.streams {
@@ -139,24 +170,45 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 	}
 	for _, sym := range cfg.symbols {
 		for _, k := range cfg.kinds {
-			r.names = append(r.names, streamName(sym, k))
-			r.streams[streamName(sym, k)] = &streamState{kind: k, symbol: sym, shard: shardOf[streamName(sym, k)]}
-			switch k.class {
-			case classTrade:
-				r.trades[sym] = &tradeSeq{idSeq: idSeq{maxPending: maxPendingIDs}, kind: k, symbol: sym}
-			case classAggTrade:
-				r.aggs[sym] = &tradeSeq{idSeq: idSeq{maxPending: maxPendingIDs}, kind: k, symbol: sym}
-			case classDepth:
-				r.books[sym] = &localBook{book: NewBook(cfg.market, sym), kind: k}
-			}
+			r.addStream(sym, k, shardOf[streamName(sym, k)])
 		}
 	}
 	slices.Sort(r.names)
 	return r
 }
 
+// addStream sets up what the runner keeps for one stream carried by sh:
+// its clock and, by kind, its id sequence (resumed from a carried id) or
+// its book.
+func (r *runner) addStream(sym string, k streamKind, sh *shard) {
+	name := streamName(sym, k)
+	r.names = append(r.names, name)
+	r.streams[name] = &streamState{kind: k, symbol: sym, shard: sh}
+	delete(r.gone, name)
+	switch k.class {
+	case classTrade:
+		r.trades[sym] = r.newSeq(k, sym, r.carried.Trade)
+	case classAggTrade:
+		r.aggs[sym] = r.newSeq(k, sym, r.carried.AggTrade)
+	case classDepth:
+		r.books[sym] = &localBook{book: NewBook(r.base.market, sym), kind: k}
+	}
+}
+
+// newSeq starts a symbol's id sequence, from its carried id if it has
+// one (it was dropped from the config, or from the resume position's).
+func (r *runner) newSeq(k streamKind, sym string, carried map[string]int64) *tradeSeq {
+	s := &tradeSeq{idSeq: idSeq{maxPending: maxPendingIDs}, kind: k, symbol: sym}
+	if id, ok := carried[sym]; ok {
+		s.resume(id)
+		delete(carried, sym)
+	}
+	return s
+}
+
 // run connects every shard and processes until ctx ends.
 func (r *runner) run(ctx context.Context, resume sluice.Position) error {
+	defer close(r.done)
 	r.resume(resume)
 	ctx, cancel := context.WithCancel(ctx)
 	r.stopped = ctx.Done()
@@ -166,9 +218,13 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 		cancel()
 		wg.Wait()
 		r.rest.http.CloseIdleConnections()
+		if r.bookTick != nil {
+			r.bookTick.Stop()
+		}
 	}()
+	r.runCtx, r.wg = ctx, &wg
 	for _, sh := range r.shards {
-		wg.Go(func() { r.supervise(ctx, sh) })
+		r.startShard(sh)
 	}
 	wg.Go(func() { r.restWorker(ctx) })
 	if r.cfg.market.futures() && len(r.trades) > 0 && r.cfg.apiKey == "" {
@@ -179,15 +235,14 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 
 	house := time.NewTicker(housekeeping)
 	defer house.Stop()
-	var bookTick <-chan time.Time
-	if len(r.books) > 0 {
-		t := time.NewTicker(r.cfg.bookInterval)
-		defer t.Stop()
-		bookTick = t.C
-	}
+	r.tickBooks(nil)
 	lastCheckpoint := r.now()
 	for {
 		var err error
+		var bookTick <-chan time.Time
+		if r.bookTick != nil {
+			bookTick = r.bookTick.C
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -199,6 +254,8 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 			err = r.handleResult(ctx, res)
 		case <-bookTick:
 			r.emitBooks()
+		case req := <-r.reconf:
+			req.reply <- r.apply(req.cfg)
 		case <-house.C:
 			now := r.now()
 			err = r.scheduleBackfills(ctx, now)
@@ -230,7 +287,6 @@ func (r *runner) resume(b sluice.Position) {
 			"position_market", pos.Market.String())
 		return
 	}
-	r.carried = Position{Trade: map[string]int64{}, AggTrade: map[string]int64{}}
 	n := 0
 	for _, c := range []struct {
 		ids   map[string]int64
@@ -292,6 +348,13 @@ func (r *runner) handleNote(n connNote) {
 	if n.down {
 		n.shard.up = false
 	}
+	for _, name := range n.subscribed {
+		// The stream's silence is judged from its subscription, not
+		// from when its connection opened.
+		if st := r.streams[name]; st != nil && st.shard == n.shard {
+			st.lastSeen = r.now()
+		}
+	}
 	if n.ev != nil {
 		r.event(n.ev)
 	}
@@ -331,6 +394,9 @@ func (r *runner) badFrame(err error, data []byte) {
 
 func (r *runner) handleFrame(ctx context.Context, f frame) error {
 	ev := &f.ev
+	if r.gone[ev.Stream] {
+		return nil // unsubscribed; its last frames are late
+	}
 	st := r.streams[ev.Stream]
 	if st != nil {
 		st.lastSeen = f.received

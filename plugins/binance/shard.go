@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,15 +39,64 @@ var reconnectPolicy = backoff.Policy{Initial: 250 * time.Millisecond, Max: 30 * 
 // shard is one connection's worth of streams: at most
 // streams_per_connection, all on one route. A supervisor goroutine keeps
 // one connection open for it, reconnecting, rotating and replacing it.
+//
+// The runner plans which streams a shard carries; once the supervisor
+// runs, the runner tells it about changes through push, and the
+// supervisor alone touches streams, applying them with UNSUBSCRIBE and
+// SUBSCRIBE on its connection (or in its next dial).
 type shard struct {
 	idx     int
 	route   string   // "" or, on USD-M, "/public" or "/market"
-	streams []string // wire names
+	streams []string // wire names; the supervisor's once it runs
 	replace chan replaceReq
+
+	mu   sync.Mutex
+	ops  []subOp       // changes pushed and not yet applied, in order
+	kick chan struct{} // signals ops; capacity 1
 
 	// Owned by the runner's goroutine.
 	up      bool
 	upSince time.Time
+	planned int                // streams the runner has assigned to the shard
+	cancel  context.CancelFunc // ends the supervisor; nil until started
+}
+
+// subOp is one reconfiguration's change to a shard's streams: the
+// unsubscribed ones first, so that the shard never goes past its limit.
+type subOp struct {
+	unsub, sub []string
+}
+
+func newShard(idx int, route string) *shard {
+	return &shard{idx: idx, route: route, replace: make(chan replaceReq, 1), kick: make(chan struct{}, 1)}
+}
+
+// push queues a change for the supervisor without blocking.
+func (sh *shard) push(op subOp) {
+	sh.mu.Lock()
+	sh.ops = append(sh.ops, op)
+	sh.mu.Unlock()
+	select {
+	case sh.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeOps returns the queued changes, applying each to streams.
+func (sh *shard) takeOps() []subOp {
+	sh.mu.Lock()
+	ops := sh.ops
+	sh.ops = nil
+	sh.mu.Unlock()
+	for _, op := range ops {
+		sh.streams = slices.DeleteFunc(sh.streams, func(s string) bool { return slices.Contains(op.unsub, s) })
+		for _, s := range op.sub {
+			if !slices.Contains(sh.streams, s) {
+				sh.streams = append(sh.streams, s)
+			}
+		}
+	}
+	return ops
 }
 
 // replaceReq asks a supervisor to replace its connection by a new one
@@ -81,10 +132,11 @@ func planShards(cfg *settings) []*shard {
 					continue
 				}
 				if cur == nil || len(cur.streams) == cfg.perConn {
-					cur = &shard{idx: len(out), route: route, replace: make(chan replaceReq, 1)}
+					cur = newShard(len(out), route)
 					out = append(out, cur)
 				}
 				cur.streams = append(cur.streams, streamName(sym, k))
+				cur.planned++
 			}
 		}
 	}
@@ -150,8 +202,60 @@ func (r *runner) connect(ctx context.Context, sh *shard) (*wsConn, error) {
 		return nil, err
 	}
 	onControl := func(c *wsConn, ev Event) { r.control(sh, c, ev) }
-	return dialConn(ctx, r.cfg.wsURL+sh.route, sh.streams, r.frames, r.log.With("shard", sh.idx),
-		onControl, r.badFrame, r.cfg.market)
+	return dialConn(ctx, r.base.wsURL+sh.route, sh.streams, r.frames, r.log.With("shard", sh.idx),
+		onControl, r.badFrame, r.base.market)
+}
+
+// resubscribe applies the changes pushed to sh: UNSUBSCRIBE and
+// SUBSCRIBE on cur, paced like every message and each waiting for its
+// ack. If cur ends meanwhile, the reconnect carries the new streams. A
+// refusal from Binance is reported; the streams it refused are tried
+// again with the next connection.
+func (r *runner) resubscribe(ctx context.Context, sh *shard, cur *wsConn, log *slog.Logger) {
+	for _, op := range sh.takeOps() {
+		var subscribed []string
+		for _, req := range []struct {
+			method  string
+			streams []string
+		}{{"UNSUBSCRIBE", op.unsub}, {"SUBSCRIBE", op.sub}} {
+			for names := range slices.Chunk(req.streams, maxSubscribeBy) {
+				err := cur.request(ctx, req.method, names)
+				if err == nil {
+					if req.method == "SUBSCRIBE" {
+						subscribed = append(subscribed, names...)
+					}
+					continue
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				select {
+				case <-cur.done:
+					// The reconnect dials sh.streams, which has every op.
+					r.note(ctx, connNote{shard: sh, subscribed: subscribed})
+					return
+				default:
+				}
+				var se *ServerError
+				if errors.As(err, &se) {
+					log.Error("binance refused a subscription change", "conn", cur.id, "method", req.method, "streams", len(names), "error", err)
+					r.note(ctx, connNote{shard: sh, ev: &feedEvent{kind: FeedServerError,
+						message: fmt.Sprintf("connection %d: %s of %d streams refused: %v", cur.id, req.method, len(names), err)}})
+					continue
+				}
+				// No answer: replace the connection, whose dial carries
+				// every stream the shard should have.
+				log.Warn("a subscription change went unanswered; replacing the connection", "conn", cur.id, "method", req.method, "error", err)
+				sh.requestReplace(replaceReq{conn: cur, kind: FeedReconnect, reason: req.method + " unanswered"})
+				r.note(ctx, connNote{shard: sh, subscribed: subscribed})
+				return
+			}
+		}
+		log.Info("subscriptions changed", "conn", cur.id, "unsubscribed", len(op.unsub), "subscribed", len(op.sub), "streams", len(sh.streams))
+		if len(subscribed) > 0 {
+			r.note(ctx, connNote{shard: sh, subscribed: subscribed})
+		}
+	}
 }
 
 // supervise keeps a connection open for sh until ctx ends: it reconnects
@@ -171,6 +275,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 	lost := false // a connection ended: the next one is a reconnect
 	for {
 		if cur == nil {
+			sh.takeOps() // the dial carries them
 			c, err := r.connect(ctx, sh)
 			if err != nil {
 				if ctx.Err() != nil {
@@ -200,7 +305,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			r.note(ctx, n)
 			lost = false
 		}
-		rotate := time.NewTimer(time.Until(cur.opened.Add(r.cfg.rotateAfter)))
+		rotate := time.NewTimer(time.Until(cur.opened.Add(r.base.rotateAfter)))
 		select {
 		case <-ctx.Done():
 			rotate.Stop()
@@ -220,8 +325,11 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			if backoff.Sleep(ctx, wait) != nil {
 				return
 			}
+		case <-sh.kick:
+			rotate.Stop()
+			r.resubscribe(ctx, sh, cur, log)
 		case <-rotate.C:
-			cur = r.handover(ctx, sh, cur, bo, FeedRotate, fmt.Sprintf("connection reached rotate_after (%v)", r.cfg.rotateAfter))
+			cur = r.handover(ctx, sh, cur, bo, FeedRotate, fmt.Sprintf("connection reached rotate_after (%v)", r.base.rotateAfter))
 		case req := <-sh.replace:
 			rotate.Stop()
 			if req.conn != nil && req.conn != cur {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/sdk"
@@ -13,14 +14,23 @@ import (
 // Version is the plugin's version, reported through Describe.
 const Version = "0.1.0"
 
-// Source is the Binance market-data source: it implements sdk.Source.
+// Source is the Binance market-data source: it implements sdk.Source
+// and sdk.Reconfigurer.
 //
 // Lifecycle: New has no side effects; Configure validates (and, unless
 // ValidateOnly, keeps) a feed's config; Run connects and emits until its
-// context ends. A Source runs one feed once.
+// context ends; Reconfigure, while Run runs, applies a new config to it
+// (symbols and streams subscribed and unsubscribed on the open
+// connections) or answers sdk.ErrRestartNeeded. A Source runs one feed
+// once.
 type Source struct {
 	log *slog.Logger
-	cfg *settings
+
+	reconf sync.Mutex // one Reconfigure at a time
+
+	mu  sync.Mutex
+	cfg *settings // the config Run starts with, and then the one in force
+	run *runner   // the Run in progress, if any
 }
 
 // New returns an unconfigured source logging to log (nil: discard).
@@ -33,12 +43,59 @@ func New(log *slog.Logger) *Source {
 
 // Info describes the plugin.
 func (s *Source) Info() sdk.Info {
-	return sdk.Info{Name: "binance", Version: Version, Capabilities: []string{sdk.CapResume, sdk.CapUnique}}
+	return sdk.Info{Name: "binance", Version: Version, Capabilities: []string{sdk.CapResume, sdk.CapUnique, sdk.CapReconfigure}}
 }
 
 // Configure checks the feed's config, naming every bad key, and returns
 // the measurements the configured streams emit.
 func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluice.Measurement, error) {
+	cfg, err := resolveRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	if !req.ValidateOnly {
+		s.mu.Lock()
+		s.cfg = cfg
+		s.mu.Unlock()
+	}
+	return cfg.measurements(), nil
+}
+
+// Reconfigure applies a new config to the running feed, validated as
+// Configure validates it. Symbols and stream kinds added or removed are
+// subscribed and unsubscribed on the open connections (new connections
+// only for streams that do not fit), and stale_after, book_interval,
+// book_depth and max_backfill take effect; any other change returns
+// sdk.ErrRestartNeeded, wrapped with the keys that changed, and leaves
+// the running config alone. It returns once the change is in force; the
+// subscriptions go out in the background, paced under Binance's message
+// limit. Without a Run in progress it is Configure.
+func (s *Source) Reconfigure(ctx context.Context, req sdk.ConfigureRequest) ([]sluice.Measurement, error) {
+	cfg, err := resolveRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	if req.ValidateOnly {
+		return cfg.measurements(), nil
+	}
+	s.reconf.Lock()
+	defer s.reconf.Unlock()
+	s.mu.Lock()
+	r := s.run
+	s.mu.Unlock()
+	if r != nil {
+		if err := r.reconfigure(ctx, cfg); err != nil && !errors.Is(err, errRunEnded) {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	return cfg.measurements(), nil
+}
+
+// resolveRequest decodes and validates a feed's config.
+func resolveRequest(req sdk.ConfigureRequest) (*settings, error) {
 	var c Config
 	if err := req.Decode(&c); err != nil {
 		return nil, err
@@ -47,14 +104,7 @@ func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluic
 	if feed == "" {
 		feed = "binance"
 	}
-	cfg, err := c.resolve(feed)
-	if err != nil {
-		return nil, err
-	}
-	if !req.ValidateOnly {
-		s.cfg = cfg
-	}
-	return cfg.measurements(), nil
+	return c.resolve(feed)
 }
 
 // errNotConfigured is returned by Run before a successful Configure.
@@ -78,10 +128,25 @@ type Emitter interface {
 
 // RunTo is Run with any Emitter.
 func (s *Source) RunTo(ctx context.Context, resume sluice.Position, out Emitter) error {
+	s.mu.Lock()
 	if s.cfg == nil {
+		s.mu.Unlock()
 		return errNotConfigured
 	}
-	return newRunner(s.cfg, s.log, out).run(ctx, resume)
+	r := newRunner(s.cfg, s.log, out)
+	s.run = r
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.run == r {
+			s.run = nil
+		}
+		s.mu.Unlock()
+	}()
+	return r.run(ctx, resume)
 }
 
-var _ sdk.Source = (*Source)(nil)
+var (
+	_ sdk.Source       = (*Source)(nil)
+	_ sdk.Reconfigurer = (*Source)(nil)
+)
