@@ -132,8 +132,8 @@ func (r *report) markdown() string {
 		b.WriteString(strings.Join(ratios, "\n") + "\n\n")
 	}
 	if r.burst != nil {
-		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d, peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
-			r.opts.burstBase, r.opts.burstFor, r.opts.burstFactor, r.burst.BurstPeakRate, r.burst.Lost,
+		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d (the plugin's queue dropped %d), peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
+			r.opts.burstBase, r.opts.burstFor, r.opts.burstFactor, r.burst.BurstPeakRate, r.burst.Lost, r.burst.PluginDropped,
 			r.burst.RSSMB["agent"], r.burst.RSSMB["plugin"], r.burst.BufferPeakMB)
 	}
 	for _, n := range r.notes {

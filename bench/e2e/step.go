@@ -69,6 +69,9 @@ type stepResult struct {
 	// BurstPeakRate is the fastest one-second generation rate (burst run).
 	BurstPeakRate float64 `json:"burst_peak_rate,omitempty"`
 	BufferPeakMB  float64 `json:"buffer_peak_mib,omitempty"`
+	// PluginDropped is what the agent's status counted as dropped by the
+	// plugin's queue while the pipeline pushed back (Sluice runs).
+	PluginDropped uint64 `json:"plugin_dropped"`
 	Pass          bool    `json:"pass"`
 	Note          string  `json:"note,omitempty"`
 }
@@ -294,6 +297,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 			return res, err
 		}
 	}
+	res.PluginDropped = tgt.pluginDropped()
 	selfCPU := selfCPUSeconds() - self0
 	res.Load1End = loadAvg()
 
@@ -344,7 +348,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	res.BufferPeakMB = float64(bufPeak) / (1 << 20)
 	res.Pass = res.Lost == 0 && res.Generated > 0 && (spec.burst || res.LagP99ms < 1000)
 	if res.Lost != 0 {
-		res.Note = fmt.Sprintf("%d of %d trades missing after %.0fs drain", res.Lost, res.Generated, o.drain.Seconds())
+		res.Note = fmt.Sprintf("%d of %d trades missing after the drain (plugin queue dropped %d)", res.Lost, res.Generated, res.PluginDropped)
 	}
 	return res, nil
 }
@@ -437,6 +441,27 @@ func (t *target) ready() bool {
 	t.pluginPid = st.Feeds[0].Pid
 	t.mu.Unlock()
 	return st.Feeds[0].State == "running"
+}
+
+// pluginDropped reads the feed's plugin_dropped counter from the status.
+func (t *target) pluginDropped() uint64 {
+	if t.statusURL == "" {
+		return 0
+	}
+	var st struct {
+		Feeds []struct {
+			PluginDropped uint64 `json:"plugin_dropped"`
+		} `json:"feeds"`
+	}
+	resp, err := http.Get(t.statusURL)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) == 0 {
+		return 0
+	}
+	return st.Feeds[0].PluginDropped
 }
 
 func (t *target) pids() map[string]int {
@@ -544,6 +569,9 @@ feeds:
 		}
 		t.store = s
 	}
+	if t.cmd.Env == nil {
+		t.cmd.Env = childEnv()
+	}
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := t.cmd.Start(); err != nil {
@@ -553,9 +581,21 @@ feeds:
 	return t, nil
 }
 
+// childEnv is this process's environment without SLUICE_* variables
+// (such as SLUICE_INFLUXD): the agent refuses any it does not know.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 // profileEnv asks the profiling builds for profiles of the step.
 func profileEnv(o options, spec stepSpec) []string {
-	return append(os.Environ(),
+	return append(childEnv(),
 		profile.EnvPrefix+"="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
 		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
 }

@@ -102,7 +102,7 @@ type influxStore struct {
 }
 
 func (s *influxStore) query(ctx context.Context, q string) ([]influxSeries, error) {
-	u := s.base + "/query?" + url.Values{"db": {s.db}, "q": {q}}.Encode()
+	u := s.base + "/query?" + url.Values{"db": {s.db}, "q": {q}, "epoch": {"ns"}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
