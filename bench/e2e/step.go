@@ -72,8 +72,8 @@ type stepResult struct {
 	// PluginDropped is what the agent's status counted as dropped by the
 	// plugin's queue while the pipeline pushed back (Sluice runs).
 	PluginDropped uint64 `json:"plugin_dropped"`
-	Pass          bool    `json:"pass"`
-	Note          string  `json:"note,omitempty"`
+	Pass          bool   `json:"pass"`
+	Note          string `json:"note,omitempty"`
 }
 
 // obs is one poll's view of a symbol: the newest committed trade id.
