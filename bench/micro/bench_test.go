@@ -35,7 +35,7 @@ func BenchmarkPointsEncode(b *testing.B) {
 	for _, n := range batchSizes {
 		ps := trades(n)
 		buf := make([]byte, 0, 256*n)
-		b.Run(fmt.Sprintf("proto/batch=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("codec=proto/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
@@ -45,7 +45,7 @@ func BenchmarkPointsEncode(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
 		})
-		b.Run(fmt.Sprintf("direct/batch=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("codec=direct/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
@@ -63,7 +63,7 @@ func BenchmarkPointsEncode(b *testing.B) {
 func BenchmarkPointsDecode(b *testing.B) {
 	for _, n := range batchSizes {
 		enc, _ := sdk.MarshalPoints(nil, trades(n))
-		b.Run(fmt.Sprintf("proto/batch=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("codec=proto/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := sdk.UnmarshalPoints(enc); err != nil {
@@ -72,7 +72,7 @@ func BenchmarkPointsDecode(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
 		})
-		b.Run(fmt.Sprintf("direct/batch=%d", n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("codec=direct/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := sdk.DecodePoints(enc, n); err != nil {
