@@ -132,6 +132,14 @@ restart: {initial: 200ms, max: 1s, reset_after: 5s}
 	t.Cleanup(func() {
 		r.killNow()
 		r.reapPlugins()
+		if dir := os.Getenv(envLogDir); dir != "" {
+			path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
+			if err := os.WriteFile(path, []byte(cfg+"\n"+r.logs.String()), 0o644); err != nil {
+				t.Errorf("keeping the agent log: %v", err)
+			} else {
+				t.Logf("config and agent log kept in %s", path)
+			}
+		}
 		if t.Failed() {
 			t.Logf("config:\n%s", cfg)
 			t.Logf("agent log (%d runs, last 48 KiB):\n%s", r.runs, tail(r.logs.String(), 48<<10))

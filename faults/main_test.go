@@ -21,6 +21,9 @@ const (
 	envMode = "SLUICE_FAULTS"
 	// envSeed fixes the random fault schedule, to replay a failed run.
 	envSeed = "SLUICE_FAULTS_SEED"
+	// envLogDir, when set, is a directory where each scenario's config
+	// and complete agent log are kept, passed or failed.
+	envLogDir = "SLUICE_FAULTS_LOGDIR"
 )
 
 func TestMain(m *testing.M) {

@@ -35,8 +35,13 @@ type setup struct {
 	// sqliteDir puts the SQLite file in a directory of its own, apart
 	// from data_dir.
 	sqliteDir bool
-	queueSize int      // the feed's plugin-side queue; default 10000
-	feed      []string // extra plugin config keys
+	// second adds a second SQLite sink, "second", in data_dir/second.db,
+	// with a short busy_timeout: the test holds its write lock to make it
+	// lag.
+	second       bool
+	queueSize    int      // the feed's plugin-side queue; default 10000
+	segmentBytes int      // buffer.segment_bytes; default segmentBytes
+	feed         []string // extra plugin config keys
 }
 
 // tradeRate is the exchange's trade rate, over all symbols.
@@ -47,6 +52,7 @@ type rig struct {
 	rng    *rand.Rand
 	influx *testinflux.Server
 	sqlite sqliteStore
+	second *sqliteStore
 }
 
 // newRig prepares a scenario: the exchange (not yet trading), InfluxDB if
@@ -60,6 +66,9 @@ func newRig(t *testing.T, name string, o setup) *rig {
 	}
 	if o.queueSize == 0 {
 		o.queueSize = 10000
+	}
+	if o.segmentBytes == 0 {
+		o.segmentBytes = segmentBytes
 	}
 	if o.influx {
 		r.influx = testinflux.Start(t)
@@ -76,6 +85,10 @@ func newRig(t *testing.T, name string, o setup) *rig {
 	var sinks, names strings.Builder
 	fmt.Fprintf(&sinks, "  sqlite: {type: sqlite, path: %q%s}\n", filepath.Join(dbDir, "sluice.db"), flowTail(o.sqliteSink))
 	names.WriteString("sqlite")
+	if o.second {
+		sinks.WriteString("  second: {type: sqlite, path: second.db, busy_timeout: 100ms}\n")
+		names.WriteString(", second")
+	}
 	if r.influx != nil {
 		fmt.Fprintf(&sinks, "  influx: {type: influxdb, url: %q, bucket: %q, timeout: 5s%s}\n",
 			r.influx.URL(), testinflux.Bucket, flowTail(o.influxSink))
@@ -90,13 +103,16 @@ sinks:
     sinks: [%s]
     queue_size: %d
     config: %s
-`, flushInterval, segmentBytes, sinks.String(), feedName, names.String(), o.queueSize, x.feedConfig(o.feed...))
+`, flushInterval, o.segmentBytes, sinks.String(), feedName, names.String(), o.queueSize, x.feedConfig(o.feed...))
 
 	a := newAgentRig(t, body)
 	if dbDir == "" {
 		dbDir = a.dir
 	}
 	r.sqlite = sqliteStore{name: "sqlite", path: filepath.Join(dbDir, "sluice.db")}
+	if o.second {
+		r.second = &sqliteStore{name: "second", path: filepath.Join(a.dir, "second.db")}
+	}
 	r.scenario = &scenario{t: t, name: name, began: time.Now(), x: x, a: a}
 	return r
 }
@@ -111,6 +127,9 @@ func flowTail(pairs string) string {
 // check adds the default checks: every sink complete, nothing dropped.
 func (r *rig) checkAll() {
 	r.checks = append(r.checks, sinkCheck{store: r.sqlite})
+	if r.second != nil {
+		r.checks = append(r.checks, sinkCheck{store: *r.second})
+	}
 	if r.influx != nil {
 		r.checks = append(r.checks, sinkCheck{store: influxStore{name: "influx", srv: r.influx}})
 	}
@@ -152,4 +171,19 @@ func landedSome(t *testing.T, st store) bool {
 // between is a random duration in [lo, hi).
 func (r *rig) between(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(r.rng.Int64N(int64(hi-lo)))
+}
+
+// influxAvailable reports whether testinflux.Start will find influxd (or
+// must, with SLUICE_REQUIRE_INFLUXD=1), for scenarios that can run
+// without InfluxDB but do more with it.
+func influxAvailable() bool {
+	if os.Getenv(testinflux.EnvRequire) == "1" {
+		return true
+	}
+	p := os.Getenv(testinflux.EnvBinary)
+	if p == "" {
+		p = filepath.Join("..", ".cache", "bin", "influxd") // the test runs in faults/
+	}
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir()
 }

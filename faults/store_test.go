@@ -4,9 +4,11 @@ package faults
 // the SQLite file and from InfluxDB.
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -38,6 +40,8 @@ type store interface {
 	distinct(t *testing.T, table, id string) map[string]int64
 	// rows counts every row of a table.
 	rows(t *testing.T, table string) int64
+	// show returns every row holding one id, for a failure message.
+	show(t *testing.T, table, id, symbol string, value int64) string
 }
 
 type sqliteStore struct {
@@ -170,4 +174,76 @@ func (s influxStore) rows(t *testing.T, table string) int64 {
 		}
 	}
 	return n
+}
+
+func (s sqliteStore) show(t *testing.T, table, id, symbol string, value int64) string {
+	var out []string
+	s.query(t, fmt.Sprintf(`SELECT * FROM %q WHERE symbol = ? AND %q = ?`, table, id), []any{symbol, value},
+		func(r *sql.Rows) error {
+			cols, _ := r.Columns()
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := r.Scan(ptrs...); err != nil {
+				return err
+			}
+			var row []string
+			for i, c := range cols {
+				row = append(row, fmt.Sprintf("%s=%v", c, vals[i]))
+			}
+			out = append(out, "{"+strings.Join(row, " ")+"}")
+			return nil
+		})
+	return strings.Join(out, " ")
+}
+
+func (s influxStore) show(t *testing.T, table, id, symbol string, value int64) string {
+	var out []string
+	for _, series := range s.srv.Query(fmt.Sprintf(`SELECT * FROM %q WHERE "symbol" = '%s' AND %q = %d`, table, symbol, id, value)) {
+		for _, row := range series.Values {
+			var cells []string
+			for i, c := range series.Columns {
+				cells = append(cells, fmt.Sprintf("%s=%v", c, row[i]))
+			}
+			out = append(out, "{"+strings.Join(cells, " ")+"}")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// lock takes the SQLite file's write lock, as another writer (or a
+// migration) would, until the returned function releases it: the sink's
+// writes then fail with SQLITE_BUSY after its busy_timeout, and are
+// retried.
+func (s sqliteStore) lock(t *testing.T) (unlock func()) {
+	t.Helper()
+	db, err := sql.Open(testbin.SQLiteDriver, "file:"+s.path+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
+	}
+	if err != nil {
+		db.Close()
+		t.Fatalf("lock %s: %v", s.path, err)
+	}
+	done := false
+	unlock = func() {
+		if done {
+			return
+		}
+		done = true
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Errorf("unlock %s: %v", s.path, err)
+		}
+		conn.Close()
+		db.Close()
+	}
+	t.Cleanup(unlock)
+	return unlock
 }

@@ -127,7 +127,7 @@ func (s *scenario) verify(c sinkCheck, gen map[string]map[string]truth) (result,
 			tr := gen[sm.name][sym]
 			ids := c.store.ids(t, sm.table, sm.id, sym)
 			var landed, dup, unexpected int64
-			var stray []int64
+			var stray, dups []int64
 			for id, n := range ids {
 				if id < tr.first || id > tr.last {
 					unexpected++
@@ -136,6 +136,9 @@ func (s *scenario) verify(c sinkCheck, gen map[string]map[string]truth) (result,
 				}
 				landed++
 				dup += n - 1
+				if n > 1 {
+					dups = append(dups, id)
+				}
 			}
 			missing := tr.count() - landed
 			r.Generated += tr.count()
@@ -153,7 +156,9 @@ func (s *scenario) verify(c sinkCheck, gen map[string]map[string]truth) (result,
 				}
 			}
 			if dup > 0 {
-				problems = append(problems, fmt.Sprintf("%s: %d duplicate rows", where, dup))
+				slices.Sort(dups)
+				problems = append(problems, fmt.Sprintf("%s: %d duplicate rows over %d ids, e.g. id %d: %s", where, dup, len(dups), dups[0],
+					c.store.show(t, sm.table, sm.id, sym, dups[0])))
 			}
 			if unexpected > 0 {
 				slices.Sort(stray)
