@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,10 @@ const (
 	FeedFailed       FeedState = "failed"        // missing or mismatched plugin, or a permanent source error; not retried
 	FeedStopped      FeedState = "stopped"
 )
+
+// reconfigureTimeout bounds a live reconfiguration; past it the feed is
+// restarted with the new config instead.
+const reconfigureTimeout = 30 * time.Second
 
 // sampleEvery throttles repeated warnings (rejected points, plugin drops)
 // to one log line per feed and kind per interval; counters see them all.
@@ -59,6 +64,7 @@ type feed struct {
 	st     FeedStatus
 	warned *logsample.Sampler // one warning per kind per sampleEvery
 	proc   *host.Process      // the running plugin process, nil between runs
+	caps   []string           // what that plugin said it can do
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -203,11 +209,11 @@ func (f *feed) runOnce(ctx context.Context) error {
 		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
 	})
 	f.mu.Lock()
-	f.proc = proc
+	f.proc, f.caps = proc, info.Capabilities
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		f.proc = nil
+		f.proc, f.caps = nil, nil
 		f.mu.Unlock()
 	}()
 	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
@@ -232,15 +238,22 @@ func (f *feed) runOnce(ctx context.Context) error {
 // sdk.ConfigErrors when it rejects the config (the old one stays).
 func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	f.mu.Lock()
-	proc := f.proc
+	proc, caps := f.proc, f.caps
 	f.mu.Unlock()
-	if proc == nil {
+	switch {
+	case proc == nil:
 		return fmt.Errorf("%w: the plugin is not running", sdk.ErrRestartNeeded)
+	case !slices.Contains(caps, sdk.CapReconfigure):
+		// Plugins from before the capability would take the config and
+		// ignore it.
+		return fmt.Errorf("%w: the plugin cannot be reconfigured while it runs", sdk.ErrRestartNeeded)
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("encode feed config: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, reconfigureTimeout)
+	defer cancel()
 	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
