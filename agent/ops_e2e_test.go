@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,15 +261,52 @@ func startFakeInflux(t *testing.T, addr string) *fakeInflux {
 	return f
 }
 
-// dashboardMetrics are the names the Grafana agent-health dashboard queries.
-var dashboardMetrics = []string{
-	"sluice_feed_messages_total", "sluice_feed_points_total", "sluice_feed_rejected_total",
-	"sluice_feed_plugin_dropped_total", "sluice_feed_restarts_total", "sluice_feed_up",
-	"sluice_sink_points_written_total", "sluice_sink_points_dropped_total", "sluice_sink_retries_total",
-	"sluice_sink_buffered_points", "sluice_sink_buffer_bytes", "sluice_sink_failed",
-	"sluice_lag_seconds_bucket", "sluice_lag_seconds_sum", "sluice_lag_seconds_count",
-	"sluice_feed_reconnects_total", "sluice_feed_gaps_total", "sluice_feed_backfilled_points_total",
-	"sluice_buffer_bytes", "go_goroutines", "process_resident_memory_bytes",
+// promName finds metric names in a PromQL expression.
+var promName = regexp.MustCompile(`\b(?:sluice|go|process)_[a-z0-9_]+\b`)
+
+// dashboardMetrics returns every metric name that a Grafana dashboard's
+// Prometheus queries use, read from the dashboards themselves.
+func dashboardMetrics(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../grafana/dashboards/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no dashboards found (%v)", err)
+	}
+	seen := map[string]bool{}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				if s, ok := e.(string); ok && k == "expr" {
+					for _, name := range promName.FindAllString(s, -1) {
+						seen[name] = true
+					}
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc any
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		walk(doc)
+	}
+	names := slices.Sorted(maps.Keys(seen))
+	if len(names) < 10 {
+		t.Fatalf("found only %v in the dashboards' queries", names)
+	}
+	return names
 }
 
 // metricValue finds one sample's value in a Prometheus text exposition.
@@ -323,7 +362,7 @@ feeds:
 	}
 
 	_, metrics := get(t, a.base+"/metrics")
-	for _, name := range dashboardMetrics {
+	for _, name := range dashboardMetrics(t) {
 		if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(metrics) {
 			t.Errorf("/metrics has no %s", name)
 		}
