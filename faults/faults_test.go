@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 )
 
 // 1. kill -9 of the agent at random moments, restarted each time on the
@@ -70,12 +72,15 @@ func TestPluginKill9(t *testing.T) {
 // 3. InfluxDB stopped for many in-memory batch windows (flush_interval
 // 200ms), then restarted on the same data: the points wait in the disk
 // buffer and land once it is back. SQLite, on the same feed, is not held
-// up.
+// up. The last outage also outlives the agent: it is killed while
+// InfluxDB is down and started again once InfluxDB is back, so its first
+// writes are the backlog recovered from the buffer.
 func TestInfluxOutage(t *testing.T) {
 	r := newRig(t, "3 influxdb outage", setup{influx: true})
 	r.checkAll()
 	r.begin()
-	for i := range pick(1, 3) {
+	outages := pick(2, 4)
+	for i := range outages {
 		r.a.sleep(r.between(500*time.Millisecond, 2*time.Second))
 		before, _ := sinkStatus(r.a.last, "influx")
 		r.influx.Stop()
@@ -90,7 +95,15 @@ func TestInfluxOutage(t *testing.T) {
 		if outage := time.Since(down); outage <= 2*flushInterval {
 			t.Fatalf("the outage lasted %s, not longer than the batch window", outage)
 		}
+		if i < outages-1 {
+			r.influx.Restart()
+			continue
+		}
+		r.a.kill()
 		r.influx.Restart()
+		t.Logf("outage %d: the agent was killed during it and is started with InfluxDB back", i+1)
+		r.a.start()
+		r.a.waitRunning()
 	}
 	r.finish()
 }
@@ -227,4 +240,58 @@ func TestTornBufferTail(t *testing.T) {
 	}
 	t.Logf("%d of %d tears left positions.json at or past the log's new end, with a sink behind it", snapAhead, tears)
 	r.finish()
+}
+
+// 7. WebSocket connections dropped and stalled by the exchange throughout
+// the run, on a random schedule: connections cut without a close frame,
+// closed with 1001 and 1008, single streams stalled (the connection stays
+// open and the stream's frames of that time are lost), and in the full
+// run also serverShutdown notices, the 24h expiry and refused handshakes.
+// Every hole must be backfilled over REST.
+func TestWebSocketFaults(t *testing.T) {
+	r := newRig(t, "7 websocket drops and stalls", setup{
+		influx: full() && influxAvailable(),
+		feed:   []string{"stale_after: {trade: 2s, aggTrade: 2s}"},
+	})
+	r.checkAll()
+	r.begin()
+	faults := []struct {
+		name string
+		do   func()
+	}{
+		{"drop abruptly", func() { r.x.DropRandom(1, binancesim.Abrupt) }},
+		{"close 1001", func() { r.x.DropRandom(1, binancesim.CloseGoingAway) }},
+		{"close 1008", func() { r.x.DropRandom(1, binancesim.ClosePolicy) }},
+		{"stall a trade stream", func() { r.stall("trade") }},
+		{"stall an aggTrade stream", func() { r.stall("aggTrade") }},
+	}
+	if full() {
+		faults = append(faults, []struct {
+			name string
+			do   func()
+		}{
+			{"serverShutdown", func() { r.x.ServerShutdown(500 * time.Millisecond) }},
+			{"24h expiry", func() { r.x.ExpireConns() }},
+			{"refuse 2 handshakes (429)", func() { r.x.RefuseHandshakes(2, 429, time.Second) }},
+		}...)
+	}
+	end := time.Now().Add(pick(8*time.Second, 60*time.Second))
+	counts := map[string]int{}
+	for time.Now().Before(end) {
+		r.a.sleep(r.between(200*time.Millisecond, 900*time.Millisecond))
+		f := faults[r.rng.IntN(len(faults))]
+		f.do()
+		counts[f.name]++
+	}
+	t.Logf("faults injected: %v; exchange: %+v", counts, r.x.Stats())
+	if r.x.Stats().Dropped == 0 {
+		t.Error("no connection was dropped: the test proved nothing")
+	}
+	r.finish()
+}
+
+// stall silences one stream of a random symbol for 0.5-2.5s.
+func (r *rig) stall(kind string) {
+	sym := symbols[r.rng.IntN(len(symbols))]
+	r.x.Stall(binance.Spot, strings.ToLower(sym)+"@"+kind, r.between(500*time.Millisecond, 2500*time.Millisecond))
 }
