@@ -61,9 +61,11 @@ test: influxd vet
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks: figures, never assertions. Writes bench/results/*.txt.
+# Benchmarks: figures, never assertions. Micro-benchmarks of each hot
+# stage, then the end-to-end run against the floor (bench/README.md);
+# writes bench/results/. About 4 minutes.
 bench: influxd
-	scripts/bench.sh
+	bench/run.sh
 
 fmt:
 	gofmt -l -w .
