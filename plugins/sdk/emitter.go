@@ -29,14 +29,19 @@ const (
 //
 // Checkpoint records a position that covers every point emitted before it
 // (call it from the goroutine that emits). A batch carries the newest
-// checkpoint whose points are all in that batch or earlier ones. Once a
-// point has been dropped, later checkpoints are ignored for the rest of
-// the stream: the position stays at the last one with nothing lost before
-// it, so a restarted feed resumes, and backfills, from there.
+// checkpoint whose points are all in that batch or earlier ones.
+//
+// Once a point has been dropped, later checkpoints are ignored: the
+// position stays at the last one with nothing lost before it, so a
+// restarted feed resumes, and backfills, from there. By default that
+// lasts for the rest of the stream. A source that repairs its own losses
+// (it refetches what it dropped, as a REST backfill can) calls Recovered
+// once it has, and checkpoints count again; see Recovered for the
+// contract.
 type Emitter struct {
 	queue   chan sluice.Point
 	dropped atomic.Uint64 // dropped since the last batch was cut
-	lost    atomic.Bool   // a point has been dropped in this stream
+	lost    atomic.Bool   // a point has been dropped since the stream began or Recovered
 	queued  atomic.Uint64 // points queued since the stream started
 
 	mu      sync.Mutex
@@ -92,6 +97,28 @@ func (e *Emitter) Checkpoint(pos sluice.Position) {
 	}
 	e.pending = append(e.pending, cp)
 	e.mu.Unlock()
+}
+
+// Recovered tells the emitter that every point dropped so far (every
+// Emit that returned false before this call) is accounted for by the
+// source, so that the checkpoints it records from now on count again.
+// Accounted for means, for each dropped point, one of:
+//
+//   - it has been emitted again, or will be before any checkpoint whose
+//     position covers it is recorded;
+//   - the source's position never covers it, so a resume could not bring
+//     it back anyway (a periodic snapshot, an event without an id);
+//   - the source gave it up and reported that itself, as it reports any
+//     loss its position passes over.
+//
+// Checkpoints recorded between the drop and Recovered stay ignored: they
+// may claim dropped points. Call Recovered from the goroutine that emits
+// and checkpoints, after the re-emission it relies on has been queued
+// (Emit returned true or EmitWait nil) or is guaranteed to precede the
+// next covering checkpoint; a drop after Recovered freezes checkpoints
+// again until the next call. Without drops it does nothing.
+func (e *Emitter) Recovered() {
+	e.lost.Store(false)
 }
 
 // covered pops every checkpoint whose points have all been taken and

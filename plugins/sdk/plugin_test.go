@@ -208,6 +208,158 @@ func TestFullQueueCountsDropsAndFreezesPosition(t *testing.T) {
 	}
 }
 
+// A source that repairs what it dropped calls Recovered: checkpoints made
+// between the drop and the call stay ignored, later ones count, and a new
+// drop freezes them again.
+func TestRecoveredResumesCheckpoints(t *testing.T) {
+	e := newEmitter(4)
+	var taken uint64
+	// drain takes n points off the queue as the batcher does and returns
+	// the position a batch cut there would carry.
+	drain := func(n int) string {
+		for range n {
+			<-e.queue
+			taken++
+		}
+		return string(e.covered(taken))
+	}
+	must := func(ok bool, what string) {
+		t.Helper()
+		if !ok {
+			t.Fatal(what)
+		}
+	}
+
+	e.Recovered() // without a drop: nothing to recover, nothing changes
+	must(e.Emit(pointN(0)) && e.Emit(pointN(1)), "emit 0, 1")
+	e.Checkpoint(sluice.Position("through-1"))
+	must(e.Emit(pointN(2)) && e.Emit(pointN(3)), "emit 2, 3")
+	must(!e.Emit(pointN(4)), "the queue is full: 4 must be dropped")
+	e.Checkpoint(sluice.Position("through-4")) // claims the dropped point
+	if got := drain(4); got != "through-1" {
+		t.Fatalf("position after the drop = %q, want through-1", got)
+	}
+
+	// The source emits 4 again, but a checkpoint before Recovered still
+	// does not count: the emitter cannot know the repair is complete.
+	if err := e.EmitWait(context.Background(), pointN(4)); err != nil {
+		t.Fatal(err)
+	}
+	e.Checkpoint(sluice.Position("through-4-early"))
+	e.Recovered()
+	must(e.Emit(pointN(5)), "emit 5")
+	e.Checkpoint(sluice.Position("through-5"))
+	if got := drain(1); got != "" {
+		t.Fatalf("a batch cut before point 5 carries %q; want none", got)
+	}
+	if got := drain(1); got != "through-5" {
+		t.Fatalf("position after Recovered = %q, want through-5", got)
+	}
+
+	// Recovered does not cover drops after it.
+	for i := 6; i < 10; i++ {
+		must(e.Emit(pointN(i)), fmt.Sprint("emit ", i))
+	}
+	must(!e.Emit(pointN(10)), "10 must be dropped")
+	e.Checkpoint(sluice.Position("through-10"))
+	if got := drain(4); got != "" {
+		t.Fatalf("position after a second drop = %q, want none", got)
+	}
+	e.Recovered()
+	must(e.Emit(pointN(10)), "emit 10 again")
+	e.Checkpoint(sluice.Position("through-10-again"))
+	if got := drain(1); got != "through-10-again" {
+		t.Fatalf("position after the second Recovered = %q, want through-10-again", got)
+	}
+	if d := e.Dropped(); d != 2 {
+		t.Errorf("dropped = %d, want 2", d)
+	}
+}
+
+// Through the plugin boundary: a source that drops while the host is
+// stalled, emits the dropped points again and calls Recovered delivers
+// every point, reports the drops, never a position taken between a drop
+// and Recovered, and positions again after it.
+func TestRecoveredAcrossTheStream(t *testing.T) {
+	stalled := make(chan struct{}) // closed by the source once it has dropped
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+		var dropped []int
+		i := 0
+		out.Checkpoint(sluice.Position("start"))
+		for ; len(dropped) < 3; i++ {
+			if !out.Emit(pointN(i)) {
+				dropped = append(dropped, i)
+			}
+			if len(dropped) > 0 {
+				out.Checkpoint(sluice.Position("frozen"))
+			}
+		}
+		close(stalled)
+		for _, id := range dropped { // the repair, as a backfill would
+			if err := out.EmitWait(ctx, pointN(id)); err != nil {
+				return err
+			}
+		}
+		out.Checkpoint(sluice.Position("frozen"))
+		out.Recovered()
+		for j := i; j < i+10; j++ {
+			if err := out.EmitWait(ctx, pointN(j)); err != nil {
+				return err
+			}
+		}
+		out.Checkpoint(sluice.Position(fmt.Sprint("through-", i+9)))
+		return nil
+	}})
+	var (
+		seen      = map[int64]int{}
+		dropped   uint64
+		positions []string
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := c.Stream(ctx, StreamOptions{QueueSize: 8, BatchSize: 1, FlushInterval: time.Millisecond},
+		func(b *sluice.Batch, _ int, _ error) error {
+			select { // hold the first batch until the source has dropped
+			case <-stalled:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			for _, p := range b.Points {
+				id, _ := p.Field("id")
+				seen[id.Int()]++
+			}
+			dropped += b.Dropped
+			if b.Position != nil {
+				positions = append(positions, string(b.Position))
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	last := int64(-1)
+	for id := range seen {
+		last = max(last, id)
+	}
+	for id := int64(0); id <= last; id++ {
+		if seen[id] == 0 {
+			t.Errorf("point %d never arrived", id)
+		}
+	}
+	if dropped != 3 {
+		t.Errorf("host saw %d drops, want 3", dropped)
+	}
+	if len(positions) == 0 || positions[0] != "start" || positions[len(positions)-1] != fmt.Sprint("through-", last) {
+		t.Errorf("positions = %v; want start first and through-%d last", positions, last)
+	}
+	for _, p := range positions {
+		if p == "frozen" {
+			t.Errorf("positions = %v: one taken between a drop and Recovered was delivered", positions)
+			break
+		}
+	}
+}
+
 func TestCheckpointWaitsForItsPoints(t *testing.T) {
 	e := newEmitter(100)
 	for i := range 3 {
