@@ -156,7 +156,9 @@ func (r *runner) scheduleBackfill(ctx context.Context, s *tradeSeq, now time.Tim
 		return nil
 	}
 	if s.gap == nil {
-		if now.Sub(s.gapSince) < r.gapGrace {
+		// The grace is for two connections out of step; a hole the
+		// host's queue made is known at once.
+		if now.Sub(s.gapSince) < r.gapGrace && !s.owing() {
 			return nil
 		}
 		s.gap = &gapRecord{from: from, to: to}

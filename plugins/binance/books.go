@@ -87,7 +87,7 @@ func (r *runner) emitBooks() {
 		}
 		r.buf = b.AppendPoints(r.buf[:0], r.cfg.bookDepth, b.Time(), now)
 		for i := range r.buf {
-			r.out.Emit(r.buf[i])
+			r.emit(r.buf[i])
 		}
 		clear(r.buf)
 		bs.emittedID = b.LastUpdateID()

@@ -29,6 +29,7 @@ func (s *pointSink) Emit(p sluice.Point) bool {
 }
 func (s *pointSink) EmitWait(_ context.Context, p sluice.Point) error { s.Emit(p); return nil }
 func (s *pointSink) Checkpoint(sluice.Position)                       {}
+func (s *pointSink) Recovered()                                       {}
 
 func (s *pointSink) find(meas, kind string) []sluice.Point {
 	s.mu.Lock()

@@ -20,6 +20,7 @@ const (
 	FeedGap            = "gap"             // missing trade ids seen (from_id..to_id, count)
 	FeedBackfill       = "backfill"        // ids fetched over REST and emitted (from_id..to_id, count)
 	FeedGapLost        = "gap_lost"        // ids given up: past max_backfill or gone from Binance's history
+	FeedQueueDrop      = "queue_drop"      // live ids the host's full queue dropped, to be backfilled (count, from_id..to_id)
 	FeedResync         = "resync"          // a depth sequence break; the symbol's book is rebuilt
 	FeedDisconnect     = "disconnect"      // a connection ended (message: close code and reason)
 	FeedReconnect      = "reconnect"       // a connection was re-established after a disconnect

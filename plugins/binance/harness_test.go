@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,10 +20,29 @@ import (
 
 // store is what landed: every point a run emitted and every position it
 // checkpointed, in order. It stands in for the agent's sinks.
+//
+// In-process, it can also stand in for a full queue: while refusing, Emit
+// refuses every point, and, as sdk.Emitter does, checkpoints are then
+// ignored (left out of positions) until the source calls Recovered.
 type store struct {
 	mu        sync.Mutex
 	points    []sluice.Point
 	positions []sluice.Position
+
+	refusing  bool
+	refused   int
+	frozen    bool // a point was refused since the last Recovered
+	recovered int  // Recovered calls that ended a freeze
+	marks     []mark
+}
+
+// mark is one Checkpoint call (or, host side, one batch's position): the
+// position, how many points had landed when it was made, and whether a
+// host would have ignored it.
+type mark struct {
+	pos     sluice.Position
+	landed  int
+	ignored bool
 }
 
 func (s *store) add(ps []sluice.Point, pos sluice.Position) {
@@ -31,17 +51,51 @@ func (s *store) add(ps []sluice.Point, pos sluice.Position) {
 	s.points = append(s.points, ps...)
 	if pos != nil {
 		s.positions = append(s.positions, pos)
+		s.marks = append(s.marks, mark{pos: pos, landed: len(s.points)})
 	}
 }
 
-// Emit, EmitWait and Checkpoint make a store a binance.Emitter for the
-// in-process tests.
-func (s *store) Emit(p sluice.Point) bool { s.add([]sluice.Point{p}, nil); return true }
+// Emit, EmitWait, Checkpoint and Recovered make a store a binance.Emitter
+// for the in-process tests.
+func (s *store) Emit(p sluice.Point) bool {
+	s.mu.Lock()
+	if s.refusing {
+		s.refused++
+		s.frozen = true
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.Unlock()
+	s.add([]sluice.Point{p}, nil)
+	return true
+}
 func (s *store) EmitWait(ctx context.Context, p sluice.Point) error {
 	s.add([]sluice.Point{p}, nil)
 	return ctx.Err()
 }
-func (s *store) Checkpoint(pos sluice.Position) { s.add(nil, pos) }
+func (s *store) Checkpoint(pos sluice.Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.marks = append(s.marks, mark{pos: pos, landed: len(s.points), ignored: s.frozen})
+	if !s.frozen {
+		s.positions = append(s.positions, pos)
+	}
+}
+func (s *store) Recovered() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.frozen {
+		s.recovered++
+	}
+	s.frozen = false
+}
+
+// refuse makes Emit refuse every point (on) or none.
+func (s *store) refuse(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refusing = on
+}
 
 // ids returns how many times each id of a measurement's id field was
 // emitted for a symbol.
@@ -335,4 +389,104 @@ func (s *store) eventPoints(kind, symbol string) []sluice.Point {
 func intField(p sluice.Point, key string) int64 {
 	v, _ := p.Field(key)
 	return v.Int()
+}
+
+// checkMarks checks that no position the run made (in-process, every
+// Checkpoint call, even those a host ignores) claims an id that had not
+// landed when it was made: from the first id that landed for the symbol
+// up to the position's id, every id the exchange generated must be among
+// the points before it.
+func checkMarks(t *testing.T, sim *binancesim.Server, st *store, m binance.Market, symbols []string) {
+	t.Helper()
+	st.mu.Lock()
+	marks := slices.Clone(st.marks)
+	st.mu.Unlock()
+	for _, k := range []idKind{tradeIDs, aggIDs} {
+		for _, sym := range symbols {
+			truth := k.truth(sim, m, sym)
+			first := minKey(st.ids(k.meas, k.field, sym))
+			for _, mk := range marks {
+				p, err := binance.DecodePosition(mk.pos)
+				if err != nil {
+					t.Fatalf("position %s: %v", mk.pos, err)
+				}
+				claim, ok := p.Trade[sym]
+				if k.meas == binance.MeasAggTrades {
+					claim, ok = p.AggTrade[sym]
+				}
+				if !ok {
+					continue
+				}
+				landed := st.idsBefore(k.meas, k.field, sym, mk.landed)
+				var missing []int64
+				for _, id := range truth {
+					if id >= first && id <= claim && !landed[id] {
+						missing = append(missing, id)
+					}
+				}
+				if len(missing) > 0 {
+					t.Errorf("%s %s: a position (ignored by the host: %v) claims id %d, but %s had not landed",
+						sym, k.meas, mk.ignored, claim, short(missing))
+					break
+				}
+			}
+		}
+	}
+}
+
+// idsBefore returns the ids of a measurement's id field for a symbol among
+// the first n points.
+func (s *store) idsBefore(meas, field, symbol string, n int) map[int64]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int64]bool{}
+	for i := range s.points[:n] {
+		p := &s.points[i]
+		if p.Measurement != meas {
+			continue
+		}
+		if sym, _ := p.Tag(binance.TagSymbol); sym != symbol {
+			continue
+		}
+		if v, ok := p.Field(field); ok {
+			out[v.Int()] = true
+		}
+	}
+	return out
+}
+
+// covers reports whether the last position landed covers every id the
+// exchange generated for each symbol, trades and aggTrades.
+func covers(sim *binancesim.Server, st *store, m binance.Market, symbols []string) bool {
+	p, err := binance.DecodePosition(st.lastPosition())
+	if err != nil {
+		return false
+	}
+	for _, sym := range symbols {
+		for _, k := range []idKind{tradeIDs, aggIDs} {
+			truth := k.truth(sim, m, sym)
+			pos := p.Trade
+			if k.meas == binance.MeasAggTrades {
+				pos = p.AggTrade
+			}
+			if id, ok := pos[sym]; len(truth) > 0 && (!ok || id < truth[len(truth)-1]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// duplicates counts the ids of a measurement that landed more than once,
+// over the given symbols, and the extra copies.
+func duplicates(st *store, k idKind, symbols []string) (ids, copies int) {
+	for _, sym := range symbols {
+		for _, n := range st.ids(k.meas, k.field, sym) {
+			if n > 1 {
+				ids++
+				copies += n - 1
+			}
+		}
+	}
+	return ids, copies
 }

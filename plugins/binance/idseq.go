@@ -18,6 +18,10 @@ import (
 // pending is bounded: past maxPending an id is not kept, and becomes part
 // of a later hole, to be backfilled in turn.
 //
+// A released point that could not be emitted (the host's queue was full)
+// is handed back with requeue: its id becomes a hole like any other, and
+// the points released after it wait in pending again.
+//
 // An idSeq is owned by one goroutine.
 type idSeq struct {
 	last       int64 // every id <= last is done; meaningful once started
@@ -25,6 +29,10 @@ type idSeq struct {
 	pending    []pendingPoint // ascending id, all > last+1
 	maxPending int
 	overflow   int64 // ids not kept because pending was full
+	// owed is the highest id handed back by requeue (0: none). While it
+	// is past last, ids last+1..owed are a hole even with nothing
+	// pending: they are known to exist.
+	owed int64
 }
 
 type pendingPoint struct {
@@ -101,10 +109,36 @@ func (s *idSeq) drain(ready []sluice.Point) []sluice.Point {
 
 // hole returns the first missing range [from, to], if any.
 func (s *idSeq) hole() (from, to int64, ok bool) {
-	if len(s.pending) == 0 {
-		return 0, 0, false
+	switch {
+	case len(s.pending) > 0:
+		return s.last + 1, s.pending[0].id - 1, true
+	case s.owed > s.last:
+		return s.last + 1, s.owed, true
 	}
-	return s.last + 1, s.pending[0].id - 1, true
+	return 0, 0, false
+}
+
+// owing reports whether an id handed back by requeue is still missing:
+// neither offered again nor given up.
+func (s *idSeq) owing() bool { return s.owed > s.last }
+
+// requeue hands back points that offer released but that could not be
+// emitted: unsent are the points of ids from..last, in id order, as offer
+// released them (the caller emitted those before from). From becomes
+// missing, a hole that pending does not need to show, and the points
+// after it wait in pending for it, so nothing past the hole goes out
+// before it and nothing is emitted twice.
+func (s *idSeq) requeue(from int64, unsent []sluice.Point) {
+	if !s.started || from > s.last || int64(len(unsent)) != s.last-from+1 {
+		panic("idSeq.requeue: points that were not the last released")
+	}
+	back := make([]pendingPoint, 0, len(unsent)-1+len(s.pending))
+	for i := 1; i < len(unsent); i++ {
+		back = append(back, pendingPoint{from + int64(i), unsent[i]})
+	}
+	s.pending = append(back, s.pending...)
+	s.last = from - 1
+	s.owed = max(s.owed, from)
 }
 
 // skipTo gives up every id up to and including id, releasing the pending

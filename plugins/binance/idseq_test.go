@@ -22,13 +22,16 @@ func ids(points []sluice.Point) []int64 {
 
 func TestIDSeq(t *testing.T) {
 	type step struct {
-		offer int64 // id to offer; 0: skipTo instead
+		offer int64 // id to offer; 0: skipTo or requeue instead
 		skip  int64
-		res   offerResult
-		ready []int64
-		lost  int64
-		last  int64
-		hole  [2]int64 // {0,0}: none
+		// requeue hands back the previous step's released points
+		// from this id on, as a refused Emit does.
+		requeue int64
+		res     offerResult
+		ready   []int64
+		lost    int64
+		last    int64
+		hole    [2]int64 // {0,0}: none
 	}
 	for _, tc := range []struct {
 		name    string
@@ -69,27 +72,62 @@ func TestIDSeq(t *testing.T) {
 			{offer: 11, res: offerReleased, ready: []int64{11, 12, 13}, last: 13},
 			{offer: 15, res: offerPending, last: 13, hole: [2]int64{14, 14}},
 		}},
+		{"a refused point is a hole though nothing waits past it", 10, 10, []step{
+			{offer: 12, res: offerPending, last: 10, hole: [2]int64{11, 11}},
+			{offer: 11, res: offerReleased, ready: []int64{11, 12}, last: 12},
+			{requeue: 12, last: 11, hole: [2]int64{12, 12}},
+			{offer: 13, res: offerPending, last: 11, hole: [2]int64{12, 12}},
+			{offer: 12, res: offerReleased, ready: []int64{12, 13}, last: 13},
+		}},
+		{"points released after a refused one wait for it", 10, 10, []step{
+			{offer: 12, res: offerPending, last: 10, hole: [2]int64{11, 11}},
+			{offer: 13, res: offerPending, last: 10, hole: [2]int64{11, 11}},
+			{offer: 11, res: offerReleased, ready: []int64{11, 12, 13}, last: 13},
+			{requeue: 12, last: 11, hole: [2]int64{12, 12}},
+			{offer: 13, res: offerDuplicate, last: 11, hole: [2]int64{12, 12}},
+			{offer: 15, res: offerPending, last: 11, hole: [2]int64{12, 12}},
+			{skip: 12, ready: []int64{13}, lost: 1, last: 13, hole: [2]int64{14, 14}},
+			{offer: 14, res: offerReleased, ready: []int64{14, 15}, last: 15},
+		}},
+		{"a refused first id", 0, 10, []step{
+			{offer: 100, res: offerReleased, ready: []int64{100}, last: 100},
+			{requeue: 100, last: 99, hole: [2]int64{100, 100}},
+			{offer: 101, res: offerPending, last: 99, hole: [2]int64{100, 100}},
+			{offer: 100, res: offerReleased, ready: []int64{100, 101}, last: 101},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := idSeq{maxPending: tc.pending}
 			if tc.resume > 0 {
 				s.resume(tc.resume)
 			}
+			var released []sluice.Point
 			for i, st := range tc.steps {
 				var ready []sluice.Point
-				if st.offer != 0 {
+				switch {
+				case st.requeue != 0:
+					k := slices.Index(ids(released), st.requeue)
+					if k < 0 {
+						t.Fatalf("step %d: %d was not released by the step before", i, st.requeue)
+					}
+					s.requeue(st.requeue, released[k:])
+					if !s.owing() {
+						t.Fatalf("step %d: nothing owed after requeue", i)
+					}
+				case st.offer != 0:
 					var res offerResult
 					ready, res = s.offer(st.offer, idPoint(st.offer), nil)
 					if res != st.res {
 						t.Fatalf("step %d: offer %d: result %v, want %v", i, st.offer, res, st.res)
 					}
-				} else {
+				default:
 					var lost int64
 					ready, lost = s.skipTo(st.skip, nil)
 					if lost != st.lost {
 						t.Fatalf("step %d: skipTo %d lost %d, want %d", i, st.skip, lost, st.lost)
 					}
 				}
+				released = ready
 				if got := ids(ready); !slices.Equal(got, st.ready) {
 					t.Fatalf("step %d: released %v, want %v", i, got, st.ready)
 				}

@@ -110,6 +110,17 @@ func runPlugin(t *testing.T, cfg json.RawMessage, resume sluice.Position) (*stor
 // plugin, to configure it again while it streams.
 func runPluginClient(t *testing.T, cfg json.RawMessage, resume sluice.Position) (*store, *sdk.Client, func() error) {
 	t.Helper()
+	return runPluginWith(t, cfg, sdk.StreamOptions{Resume: resume, FlushInterval: 20 * time.Millisecond}, func(b *sluice.Batch) {
+		if b.Dropped > 0 {
+			t.Errorf("the plugin dropped %d points", b.Dropped)
+		}
+	})
+}
+
+// runPluginWith is runPluginClient with the host's stream options, and
+// each called with every batch before it lands in the store.
+func runPluginWith(t *testing.T, cfg json.RawMessage, opts sdk.StreamOptions, each func(*sluice.Batch)) (*store, *sdk.Client, func() error) {
+	t.Helper()
 	logs := &logLines{v: testing.Verbose()}
 	ctx, cancel := context.WithCancel(context.Background())
 	proc, err := host.Launch(ctx, host.Binary{Name: "binance", Path: pluginPath}, slog.New(logs))
@@ -127,14 +138,12 @@ func runPluginClient(t *testing.T, cfg json.RawMessage, resume sluice.Position) 
 	st := &store{}
 	done := make(chan error, 1)
 	go func() {
-		done <- proc.Source.Stream(ctx, sdk.StreamOptions{Resume: resume, FlushInterval: 20 * time.Millisecond},
+		done <- proc.Source.Stream(ctx, opts,
 			func(b *sluice.Batch, invalid int, invalidErr error) error {
 				if invalid > 0 {
 					return fmt.Errorf("%d points could not be decoded: %w", invalid, invalidErr)
 				}
-				if b.Dropped > 0 {
-					t.Errorf("the plugin dropped %d points", b.Dropped)
-				}
+				each(b)
 				st.add(b.Points, b.Position)
 				return nil
 			})

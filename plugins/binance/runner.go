@@ -83,6 +83,10 @@ type runner struct {
 	gapGrace  time.Duration
 	badFrames atomic.Int64
 	dropped   int64 // ids not kept because a pending buffer was full
+	// queueDrops counts the points the host's queue refused in this run;
+	// unrecovered says one was refused since the last out.Recovered.
+	queueDrops  int64
+	unrecovered bool
 }
 
 // streamState is what the runner knows of one subscribed stream.
@@ -106,6 +110,22 @@ type tradeSeq struct {
 	retryAt    time.Time
 	emptyPages int
 	failures   int // REST failures in a row
+	// qdrop is the ids the host's queue refused that no queue_drop event
+	// has reported yet.
+	qdrop idRange
+}
+
+// idRange counts ids from..to (count may be less: not every id between).
+type idRange struct {
+	count, from, to int64
+}
+
+func (g *idRange) add(id int64) {
+	if g.count == 0 || id < g.from {
+		g.from = id
+	}
+	g.to = max(g.to, id)
+	g.count++
 }
 
 type gapRecord struct {
@@ -261,6 +281,8 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 			err = r.scheduleBackfills(ctx, now)
 			r.scheduleSnapshots(now)
 			r.checkStale(now)
+			r.reportQueueDrops()
+			r.recover()
 			if now.Sub(lastCheckpoint) >= checkpointEvery {
 				r.checkpoint()
 				lastCheckpoint = now
@@ -329,8 +351,67 @@ func (r *runner) checkpoint() {
 }
 
 // event writes a feed_events point.
-func (r *runner) event(e *feedEvent) {
-	r.out.Emit(e.point(r.cfg.feed, r.now()))
+func (r *runner) event(e *feedEvent) bool {
+	return r.emit(e.point(r.cfg.feed, r.now()))
+}
+
+// emit hands a live point to the host without blocking; a point the host's
+// queue refuses is counted there, and noted here for recover.
+func (r *runner) emit(p sluice.Point) bool {
+	if r.out.Emit(p) {
+		return true
+	}
+	r.queueDrops++
+	r.unrecovered = true
+	if r.queueDrops == 1 || r.queueDrops%10000 == 0 {
+		r.log.Warn("the host's queue is full; dropping points (trades and aggTrades are backfilled)", "queue_drops", r.queueDrops)
+	}
+	return false
+}
+
+// reportQueueDrops writes a queue_drop event for each sequence whose ids
+// the host's queue refused since its last one. An event the queue refuses
+// in turn is tried again at the next call.
+func (r *runner) reportQueueDrops() {
+	for _, seqs := range []map[string]*tradeSeq{r.trades, r.aggs} {
+		for _, s := range seqs {
+			q := s.qdrop
+			if q.count == 0 {
+				continue
+			}
+			if r.event(&feedEvent{kind: FeedQueueDrop, symbol: s.symbol, stream: s.kind.Name, count: q.count, fromID: q.from, toID: q.to,
+				message: fmt.Sprintf("the host's queue was full: %d ids dropped, to be backfilled", q.count)}) {
+				s.qdrop = idRange{}
+			}
+		}
+	}
+}
+
+// recover lets the host count checkpoints again once every point its
+// queue refused is accounted for: every trade and aggTrade id refused has
+// been emitted again or given up and reported (gap_lost). The other
+// points refused (books, candles, tickers, events) have no id the
+// position covers: a restart could not bring them back either.
+//
+// The position never claims a refused id before that: requeue puts last
+// below it, and last passes it only when the id is emitted again or given
+// up. Recover runs on the runner's goroutine, like every Emit and
+// Checkpoint, so no checkpoint slips between a drop and the check.
+func (r *runner) recover() {
+	if !r.unrecovered {
+		return
+	}
+	for _, seqs := range []map[string]*tradeSeq{r.trades, r.aggs} {
+		for _, s := range seqs {
+			if s.owing() {
+				return
+			}
+		}
+	}
+	r.out.Recovered()
+	r.unrecovered = false
+	r.dirty = true // the checkpoints since the drop were ignored
+	r.log.Info("every point the host's queue dropped is backfilled or reported; checkpoints resume", "queue_drops", r.queueDrops)
 }
 
 // note hands a supervisor's report to the runner.
@@ -424,7 +505,7 @@ func (r *runner) handleFrame(ctx context.Context, f frame) error {
 		}
 	}
 	for _, p := range f.points {
-		r.out.Emit(p)
+		r.emit(p)
 	}
 	return nil
 }
@@ -464,13 +545,19 @@ func (r *runner) offer(ctx context.Context, s *tradeSeq, id int64, p sluice.Poin
 			s.gap.filled++
 		}
 	}
-	if err := r.emitReady(ctx, ready, backfill); err != nil {
-		return err
+	if backfill {
+		if err := r.emitReady(ctx, ready, true); err != nil {
+			return err
+		}
+	} else {
+		r.emitLive(s, id, ready)
 	}
 	r.settleGap(s)
 	return nil
 }
 
+// emitReady emits the points a sequence released, waiting for room when
+// wait is set, else (a live point) without blocking.
 func (r *runner) emitReady(ctx context.Context, ready []sluice.Point, wait bool) error {
 	if len(ready) == 0 {
 		return nil
@@ -482,7 +569,7 @@ func (r *runner) emitReady(ctx context.Context, ready []sluice.Point, wait bool)
 				return err
 			}
 		} else {
-			r.out.Emit(ready[i])
+			r.emit(ready[i])
 		}
 	}
 	clear(ready)
@@ -490,9 +577,34 @@ func (r *runner) emitReady(ctx context.Context, ready []sluice.Point, wait bool)
 	return nil
 }
 
+// emitLive emits what a live id released (ids first, first+1, ... in
+// order) without blocking. When the host's queue refuses one, that id
+// goes back to s as a hole, to be backfilled over REST, and the points
+// after it wait behind it: none is emitted out of order or twice.
+func (r *runner) emitLive(s *tradeSeq, first int64, ready []sluice.Point) {
+	if len(ready) == 0 {
+		return
+	}
+	r.dirty = true
+	for i := range ready {
+		if r.emit(ready[i]) {
+			continue
+		}
+		id := first + int64(i)
+		s.requeue(id, ready[i:])
+		s.qdrop.add(id)
+		if s.gapSince.IsZero() {
+			s.gapSince = r.now()
+		}
+		break
+	}
+	clear(ready)
+	r.ready = ready[:0]
+}
+
 // settleGap reports a backfilled hole once every id of it is done.
 func (r *runner) settleGap(s *tradeSeq) {
-	if len(s.pending) == 0 {
+	if _, _, open := s.hole(); !open {
 		s.gapSince = time.Time{}
 	}
 	g := s.gap
@@ -509,7 +621,7 @@ func (r *runner) settleGap(s *tradeSeq) {
 		r.event(&feedEvent{kind: FeedBackfill, symbol: s.symbol, stream: s.kind.Name, message: msg,
 			count: min(g.filled, g.to-g.from+1), fromID: g.from, toID: g.to})
 	}
-	if len(s.pending) > 0 && s.gapSince.IsZero() {
+	if _, _, open := s.hole(); open && s.gapSince.IsZero() {
 		s.gapSince = r.now()
 	}
 }

@@ -1,0 +1,130 @@
+package binance_test
+
+// A slow host (CPU-starved, or its buffer pushing back under when_full:
+// block) fills the plugin's queue, which then drops points. Trades and
+// aggTrades it drops are backfilled over REST: these tests check that every
+// id the exchange generated lands, that the drops are reported, and that
+// the position never claims a dropped id yet keeps advancing once the
+// drops are repaired.
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/sdk"
+)
+
+// In process, the emitter refuses every point for a while, a few times:
+// each refused trade and aggTrade lands exactly once, from REST, with a
+// queue_drop event; Recovered ends each freeze; and no checkpoint, not
+// even one a host would have ignored, claims an id that had not landed.
+func TestInProcessQueueDropsAreBackfilled(t *testing.T) {
+	sim := startSim(t, binancesim.Options{Seed: 13, TradeRate: 400})
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	d := drive(sim)
+	defer d.stop()
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
+	}), nil)
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	for range 4 {
+		time.Sleep(300 * time.Millisecond)
+		st.refuse(true)
+		time.Sleep(150 * time.Millisecond)
+		st.refuse(false)
+	}
+	time.Sleep(300 * time.Millisecond)
+	d.stop()
+	waitFor(t, "every generated trade and aggTrade", 20*time.Second, func() bool {
+		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	})
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	stop()
+
+	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	checkMarks(t, sim, st, binance.Spot, syms)
+	st.mu.Lock()
+	refused, recovered, frozen := st.refused, st.recovered, st.frozen
+	st.mu.Unlock()
+	if refused == 0 {
+		t.Fatal("nothing was refused: the test did not test")
+	}
+	if recovered == 0 || frozen {
+		t.Errorf("Recovered ended %d freezes, frozen at the end: %v; want every freeze ended", recovered, frozen)
+	}
+	var reported int64
+	for _, sym := range syms {
+		for _, p := range st.eventPoints(binance.FeedQueueDrop, sym) {
+			reported += intField(p, "count")
+		}
+	}
+	if reported == 0 || reported > int64(refused) {
+		t.Errorf("queue_drop events report %d ids, of %d points refused", reported, refused)
+	}
+	t.Logf("%d points refused in 4 windows, %d trade ids reported dropped, %d freezes recovered; events: %q",
+		refused, reported, recovered, st.events(binance.FeedQueueDrop))
+}
+
+// The real plugin binary behind a tiny queue, streamed to a host whose
+// handler stalls now and then: the queue overflows, the host is told of
+// the drops, yet every trade and aggTrade id the exchange generated lands
+// (duplicates counted, not failed), no batch's position claims an id that
+// had not landed, and the position advances to the last ids once the
+// drops are repaired.
+func TestE2EQueueDropsAreBackfilled(t *testing.T) {
+	sim := startSim(t, binancesim.Options{Seed: 17, TradeRate: 1000})
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	d := drive(sim)
+	defer d.stop()
+	var dropped atomic.Uint64
+	stalls := make(chan time.Duration, 1)
+	st, _, stop := runPluginWith(t, config(sim, binance.Spot, map[string]any{
+		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
+	}), sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
+		dropped.Add(b.Dropped)
+		select {
+		case d := <-stalls:
+			time.Sleep(d)
+		default:
+		}
+	})
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	// A few stalls; more (within a bound) if the queue has not
+	// overflowed yet, which depends on how fast this machine drains it.
+	n := 0
+	for ; n < 4 || (dropped.Load() == 0 && n < 12); n++ {
+		stalls <- 400 * time.Millisecond
+		time.Sleep(700 * time.Millisecond)
+	}
+	if dropped.Load() == 0 {
+		t.Fatalf("%d stalls of 400ms and the queue of 20 never overflowed: the test did not test", n)
+	}
+	d.stop()
+	waitFor(t, "every generated trade and aggTrade", 30*time.Second, func() bool {
+		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	})
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	stop()
+
+	checkMarks(t, sim, st, binance.Spot, syms)
+	for _, k := range []idKind{tradeIDs, aggIDs} {
+		ids, copies := duplicates(st, k, syms)
+		t.Logf("%s: %d ids landed more than once (%d extra copies)", k.meas, ids, copies)
+	}
+	var reported int64
+	for _, sym := range syms {
+		for _, p := range st.eventPoints(binance.FeedQueueDrop, sym) {
+			reported += intField(p, "count")
+		}
+	}
+	if reported == 0 || reported > int64(dropped.Load()) {
+		t.Errorf("queue_drop events report %d ids; the host counted %d drops", reported, dropped.Load())
+	}
+	t.Logf("%d stalls; the host counted %d drops, queue_drop events %d trade ids; %d trades, %d aggTrades landed; backfills: %d",
+		n, dropped.Load(), reported, st.count(binance.MeasTrades, ""), st.count(binance.MeasAggTrades, ""), len(st.events(binance.FeedBackfill)))
+}
