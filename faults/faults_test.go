@@ -31,6 +31,7 @@ import (
 // same data_dir: some kills land while the agent is still starting, some
 // while sinks write, some while the plugin backfills.
 func TestAgentKill9(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "1 agent kill -9", setup{influx: influxAvailable()})
 	r.checkAll()
 	r.begin()
@@ -48,6 +49,7 @@ func TestAgentKill9(t *testing.T) {
 // 2. kill -9 of the plugin process (its pid from status); the agent
 // restarts it, and it resumes from the last position in the buffer.
 func TestPluginKill9(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "2 plugin kill -9", setup{influx: influxAvailable()})
 	r.checkAll()
 	r.begin()
@@ -76,6 +78,7 @@ func TestPluginKill9(t *testing.T) {
 // InfluxDB is down and started again once InfluxDB is back, so its first
 // writes are the backlog recovered from the buffer.
 func TestInfluxOutage(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "3 influxdb outage", setup{influx: true})
 	r.checkAll()
 	r.begin()
@@ -115,6 +118,7 @@ func TestInfluxOutage(t *testing.T) {
 // the attribute is cleared. The sink retries, the points wait in the
 // buffer, and all land once the directory is writable again.
 func TestSQLiteReadOnly(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "4 sqlite dir read-only", setup{sqliteDir: true})
 	r.checkAll()
 	r.begin()
@@ -154,9 +158,13 @@ const bufferBound = 128 << 10
 //   - drop_oldest, drop_newest: InfluxDB must miss exactly the points the
 //     agent counted as dropped (dropped.buffer_full), feed_events
 //     included; SQLite must miss nothing.
+//
+// The short run covers block, the default; the full run all three.
 func TestBufferFull(t *testing.T) {
-	for _, policy := range pick([]string{"block", "drop_oldest", "drop_newest"}, []string{"block", "drop_oldest", "drop_newest"}) {
+	t.Parallel()
+	for _, policy := range pick([]string{"block"}, []string{"block", "drop_oldest", "drop_newest"}) {
 		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
 			r := newRig(t, "5 buffer full, "+policy, setup{
 				influx:     true,
 				influxSink: fmt.Sprintf("max_buffer_bytes: %d, when_full: %s", bufferBound, policy),
@@ -209,6 +217,7 @@ func TestBufferFull(t *testing.T) {
 // cut the tail (and log it); what the cut entries held must come again
 // from the plugin, since the feed's position goes back with them.
 func TestTornBufferTail(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "6 torn buffer tail", setup{second: true, segmentBytes: 1 << 20})
 	r.checkAll()
 	r.begin()
@@ -249,6 +258,7 @@ func TestTornBufferTail(t *testing.T) {
 // run also serverShutdown notices, the 24h expiry and refused handshakes.
 // Every hole must be backfilled over REST.
 func TestWebSocketFaults(t *testing.T) {
+	t.Parallel()
 	r := newRig(t, "7 websocket drops and stalls", setup{
 		influx: full() && influxAvailable(),
 		feed:   []string{"stale_after: {trade: 2s, aggTrade: 2s}"},

@@ -3,6 +3,7 @@ package faults
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,5 +105,6 @@ func printSummary(f *os.File) {
 	if len(summary.rows) == 0 {
 		return
 	}
+	slices.SortStableFunc(summary.rows, func(a, b result) int { return strings.Compare(a.Scenario, b.Scenario) })
 	fmt.Fprintf(f, "\nfault-injection summary (%s=full)\n%s", envMode, formatResults(summary.rows))
 }

@@ -17,7 +17,7 @@ import (
 // settle is how long the market runs after the last fault: every symbol
 // trades again, so the feed sees every hole (a hole is noticed on the
 // next live id) and backfills it.
-var settle = pick(3*time.Second, 5*time.Second)
+var settle = pick(2500*time.Millisecond, 5*time.Second)
 
 // landTimeout bounds the wait for the sinks to hold everything.
 var landTimeout = pick(90*time.Second, 180*time.Second)
