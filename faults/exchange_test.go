@@ -55,7 +55,9 @@ func startExchange(t *testing.T, rate float64, seed uint64) *exchange {
 // feedConfig is the feed's plugin config for this exchange, plus extra
 // keys as YAML flow pairs ("stale_after: {trade: 2s}").
 func (x *exchange) feedConfig(extra ...string) string {
-	cfg := fmt.Sprintf("market: spot, symbols: [%s], streams: [trade, aggTrade], ws_url: %q, rest_url: %q",
+	// The highest REST weight budget the plugin allows, so that long
+	// backfills rarely wait for the next minute.
+	cfg := fmt.Sprintf("market: spot, symbols: [%s], streams: [trade, aggTrade], ws_url: %q, rest_url: %q, rest_weight_limit: 6000",
 		strings.Join(symbols, ", "), x.WSURL(binance.Spot), x.RESTURL(binance.Spot))
 	for _, e := range extra {
 		cfg += ", " + e

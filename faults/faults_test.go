@@ -287,9 +287,19 @@ func TestWebSocketFaults(t *testing.T) {
 	}
 	end := time.Now().Add(pick(8*time.Second, 60*time.Second))
 	counts := map[string]int{}
+	var refused time.Time
 	for time.Now().Before(end) {
 		r.a.sleep(r.between(200*time.Millisecond, 900*time.Millisecond))
 		f := faults[r.rng.IntN(len(faults))]
+		if strings.HasPrefix(f.name, "refuse") {
+			// Re-arming refusals faster than the plugin's backoff grows
+			// would keep it out for good; Binance does not do that.
+			if time.Since(refused) < 15*time.Second {
+				f = faults[0]
+			} else {
+				refused = time.Now()
+			}
+		}
 		f.do()
 		counts[f.name]++
 	}

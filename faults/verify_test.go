@@ -19,6 +19,11 @@ import (
 // next live id) and backfills it.
 var settle = pick(2500*time.Millisecond, 5*time.Second)
 
+// reconnectTimeout bounds the wait for the feed to be connected before
+// the market settles: the plugin's reconnect backoff reaches 30s, and a
+// refused handshake waits for Retry-After.
+const reconnectTimeout = 90 * time.Second
+
 // landTimeout bounds the wait for the sinks to hold everything.
 var landTimeout = pick(90*time.Second, 180*time.Second)
 
@@ -48,6 +53,15 @@ type scenario struct {
 func (s *scenario) finish() {
 	t := s.t
 	t.Helper()
+	// A hole is only noticed on the next live id of its symbol: the feed
+	// must be connected while the market settles.
+	deadline := time.Now().Add(reconnectTimeout)
+	for !s.x.subscribed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed did not reconnect to the exchange within %s; stats %+v", reconnectTimeout, s.x.Stats())
+		}
+		s.a.sleep(5 * pollEvery)
+	}
 	s.a.sleep(settle)
 	s.x.halt()
 	gen := s.x.generated()
@@ -90,8 +104,9 @@ func landedCount(t *testing.T, st store, gen map[string]map[string]truth) (int64
 
 // idleLimit ends the wait for the sinks early: the market is halted, so
 // when nothing is buffered for any sink and no sink gained an id for this
-// long, what is missing will stay missing.
-const idleLimit = 10 * time.Second
+// long, what is missing will stay missing. It is longer than a REST
+// weight window (a minute), which a backfill may have to wait out.
+var idleLimit = pick(20*time.Second, 70*time.Second)
 
 // waitLanded waits until every complete sink holds everything and every
 // drop-policy sink has written all it was given; a timeout is not fatal:
