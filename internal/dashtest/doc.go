@@ -1,6 +1,7 @@
 // Package dashtest tests the operations files: every Grafana dashboard
-// query runs against a real SQLite file and a real InfluxDB filled from
-// captured Binance frames, Prometheus panels are checked against the
+// query runs against a real SQLite file and a real InfluxDB that the real
+// agent filled from the simulated Binance exchange (faults included, for
+// the feed_events annotations), Prometheus panels are checked against the
 // agent's metric names, and the systemd unit, the install script and the
 // Debian package are checked with the tools that consume them.
 //

@@ -8,74 +8,50 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/internal/testinflux"
-	"github.com/sluicehq/sluice/sinks"
-	"github.com/sluicehq/sluice/sinks/influxdb"
-	"github.com/sluicehq/sluice/sinks/sqlite"
+	"github.com/sluicehq/sluice/plugins/binance"
 )
 
 // Every query of every dashboard (panels, annotations, query variables)
-// runs against real stores holding the dataset, with Grafana's macros and
-// variables filled in for several scenarios, and must return rows. A query
-// variable must also list the value the scenario picked.
+// runs against the stores the agent filled (agent_test.go), with
+// Grafana's macros and variables filled in for several scenarios, and
+// must return rows. A query variable must also list the value the
+// scenario picked.
 
-// writeBatch is the number of points per Write, about a pipeline batch.
-const writeBatch = 5000
-
-// fill writes the dataset through a real sink, as the pipeline would.
-func fill(t *testing.T, s sinks.Sink, ds *dataset) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := s.Open(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Declare(ctx, measurements()); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < len(ds.points); i += writeBatch {
-		if err := s.Write(ctx, ds.points[i:min(i+writeBatch, len(ds.points))]); err != nil {
-			t.Fatalf("write points %d..: %v", i, err)
-		}
-	}
-}
-
-// scenarios are the choices a user makes in Grafana, built from the
-// dataset: the whole span of the data for BTCUSDT on spot (with either
-// trade measurement), and a few minutes around three recorded sessions
-// on their busiest symbol.
-func scenarios(t *testing.T, ds *dataset) []scenario {
-	t.Helper()
+// scenarios are the choices a user makes in Grafana over the agent's run:
+// every market and symbol, each with either trade measurement, the
+// market's candle intervals taken in turn, over a range covering the run
+// ($__interval 1s); and one over the last six hours (a coarser
+// $__interval).
+func scenarios(st *stores) []scenario {
+	// A candle opens up to an interval before the exchange's first event.
+	from := st.from.Add(-time.Minute)
 	var out []scenario
-	for _, trades := range []string{"trades", "agg_trades"} {
-		out = append(out, scenario{
-			name: "all data, spot BTCUSDT, " + trades,
-			from: ds.first.Add(-time.Second), to: ds.last.Add(time.Second),
-			vars: map[string]string{"trades": trades, "market": "spot", "symbol": "BTCUSDT", "candle_interval": "1m"},
-		})
-	}
-	for _, name := range []string{"spot_2021-08-14", "usdm_2021-04-17", "coinm_2021-07-22"} {
-		s := ds.sessions[name]
-		if s == nil {
-			t.Fatalf("recorded session %s missing", name)
+	for _, f := range st.feeds {
+		ivs := f.intervals()
+		for i, sym := range simSymbols {
+			for j, trades := range []string{binance.MeasTrades, binance.MeasAggTrades} {
+				iv := ivs[(i+j)%len(ivs)]
+				out = append(out, scenario{
+					name: fmt.Sprintf("the run, %s %s, %s, %s candles", f.market, sym, trades, iv),
+					from: from, to: st.to,
+					vars: map[string]string{"trades": trades, "market": f.market.String(), "symbol": sym, "candle_interval": iv},
+				})
+			}
 		}
-		sym := s.topSymbol()
-		out = append(out, scenario{
-			// Candles open up to a minute before the first frame.
-			name: fmt.Sprintf("session %s, %s %s, agg_trades", name, s.market, sym),
-			from: s.first.Add(-2 * time.Minute), to: s.last.Add(time.Minute),
-			vars: map[string]string{"trades": "agg_trades", "market": s.market.String(), "symbol": sym, "candle_interval": "1m"},
-		})
 	}
-	return out
+	f := st.feeds[0]
+	return append(out, scenario{
+		name: fmt.Sprintf("last 6h, %s %s, trades", f.market, simSymbols[0]),
+		from: st.to.Add(-6 * time.Hour), to: st.to,
+		vars: map[string]string{"trades": binance.MeasTrades, "market": f.market.String(), "symbol": simSymbols[0], "candle_interval": f.intervals()[0]},
+	})
 }
 
 // result is what a query returned.
@@ -87,7 +63,7 @@ type result struct {
 
 // runAll runs every query of the dashboards using dsType in every
 // scenario.
-func runAll(t *testing.T, dsType string, ds *dataset, run func(ctx context.Context, q query, text string) (result, error)) {
+func runAll(t *testing.T, dsType string, scs []scenario, run func(ctx context.Context, q query, text string) (result, error)) {
 	var n int
 	for _, d := range loadDashboards(t) {
 		for _, q := range d.queries {
@@ -96,7 +72,7 @@ func runAll(t *testing.T, dsType string, ds *dataset, run func(ctx context.Conte
 			}
 			n++
 			t.Run(strings.TrimSuffix(d.file, ".json")+"/"+q.where, func(t *testing.T) {
-				for _, sc := range scenarios(t, ds) {
+				for _, sc := range scs {
 					text, err := sc.expand(q.dsType, q.text)
 					if err != nil {
 						t.Errorf("%s: %v", sc.name, err)
@@ -128,19 +104,28 @@ func runAll(t *testing.T, dsType string, ds *dataset, run func(ctx context.Conte
 	}
 }
 
-func TestSQLiteDashboards(t *testing.T) {
-	ds := loadData(t)
-	path := filepath.Join(t.TempDir(), "sluice.db")
-	// The sink stays open, as the agent's would while Grafana reads.
-	fill(t, sqlite.New(config.SQLite{Path: path}, nil), ds)
+// TestDashboardQueries fills the stores with the agent once, then runs
+// every SQLite and every InfluxDB dashboard query against them.
+func TestDashboardQueries(t *testing.T) {
+	st := fillStores(t)
+	scs := scenarios(st)
+	t.Run("SQLite", func(t *testing.T) { testSQLite(t, st.sqlite, scs) })
+	t.Run("InfluxDB", func(t *testing.T) {
+		if st.influx == nil {
+			t.Skipf("influxd not installed (%s); the agent wrote to SQLite only", testinflux.EnvBinary)
+		}
+		testInflux(t, st.influx, scs)
+	})
+}
 
+func testSQLite(t *testing.T, path string, scs []scenario) {
 	// As the provisioned datasource opens it: read-only.
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open(testbin.SQLiteDriver, "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	runAll(t, dsSQLite, ds, func(ctx context.Context, q query, text string) (result, error) {
+	runAll(t, dsSQLite, scs, func(ctx context.Context, q query, text string) (result, error) {
 		rows, err := db.QueryContext(ctx, text)
 		if err != nil {
 			return result{}, err
@@ -171,17 +156,10 @@ func TestSQLiteDashboards(t *testing.T) {
 	})
 }
 
-func TestInfluxDashboards(t *testing.T) {
-	ds := loadData(t)
-	srv := testinflux.Start(t)
-	fill(t, influxdb.New(config.InfluxDB{
-		URL: srv.URL(), Bucket: testinflux.Bucket, Token: srv.Token(),
-		Gzip: true, Precision: "ns", Timeout: 10 * time.Second,
-	}, nil), ds)
-
+func testInflux(t *testing.T, srv *testinflux.Server, scs []scenario) {
 	client := &http.Client{Timeout: time.Minute}
 	t.Cleanup(client.CloseIdleConnections)
-	runAll(t, dsInflux, ds, func(ctx context.Context, q query, text string) (result, error) {
+	runAll(t, dsInflux, scs, func(ctx context.Context, q query, text string) (result, error) {
 		return influxQuery(ctx, client, srv.URL(), text)
 	})
 }
