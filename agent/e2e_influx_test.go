@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testinflux"
 )
 
@@ -31,7 +32,7 @@ func influxCount(t *testing.T, srv *testinflux.Server, m string) (rows, distinct
 func TestFeedToSQLiteAndInfluxDBSurvivesInfluxOutage(t *testing.T) {
 	srv := testinflux.Start(t)
 	const n = 6000
-	a := startAgent(t, fmt.Sprintf(`sinks:
+	a := testagent.Start(t, fmt.Sprintf(`sinks:
   db: {type: sqlite, path: sluice.db}
   influx:
     type: influxdb
@@ -47,9 +48,9 @@ feeds:
     config: {symbols: [AAA, BBB], rate: 2000, count: %d}
 `, srv.URL(), testinflux.Bucket, srv.Token(), n))
 
-	a.waitFor(t, "influx written some", func(st agent.Status) bool { return sinkWritten(st, "influx") > 1000 })
+	a.WaitFor(t, "influx written some", func(st agent.Status) bool { return testagent.Written(st, "influx") > 1000 })
 	srv.Stop()
-	st := a.waitFor(t, "influx retrying while down", func(st agent.Status) bool {
+	st := a.WaitFor(t, "influx retrying while down", func(st agent.Status) bool {
 		for _, s := range st.Sinks {
 			if s.Name == "influx" && s.Retries >= 2 {
 				return true
@@ -57,12 +58,12 @@ feeds:
 		}
 		return false
 	})
-	writtenDuringOutage := sinkWritten(st, "influx")
+	writtenDuringOutage := testagent.Written(st, "influx")
 	srv.Restart()
-	a.waitFor(t, "everything written to both sinks", func(st agent.Status) bool {
-		return sinkWritten(st, "influx") >= n && sinkWritten(st, "db") >= n
+	a.WaitFor(t, "everything written to both sinks", func(st agent.Status) bool {
+		return testagent.Written(st, "influx") >= n && testagent.Written(st, "db") >= n
 	})
-	a.stop(t)
+	a.Stop(t)
 
 	if writtenDuringOutage >= n {
 		t.Fatalf("the outage began after all %d points were written; the test proved nothing", n)
@@ -71,8 +72,8 @@ feeds:
 	if rows != n || distinct != n {
 		t.Errorf("influx: %d points, %d distinct seq; want %d of each", rows, distinct, n)
 	}
-	db := openDB(t, a.db)
-	if got := queryInt(t, db, `SELECT count(DISTINCT seq) FROM synth`); got != n {
+	db := testagent.OpenDB(t, a.DB)
+	if got := testagent.QueryInt(t, db, `SELECT count(DISTINCT seq) FROM synth`); got != n {
 		t.Errorf("sqlite: %d distinct seq, want %d", got, n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 )
 
@@ -56,37 +57,6 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-func writeFile(t *testing.T, path, body string) {
-	t.Helper()
-	// Write then rename, as a deploy tool would, so the watcher never
-	// sees half a file.
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func hasFeed(st agent.Status, name string) bool {
-	for _, f := range st.Feeds {
-		if f.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-func sinkStatus(st agent.Status, name string) agent.SinkStatus {
-	for _, s := range st.Sinks {
-		if s.Name == name {
-			return s
-		}
-	}
-	return agent.SinkStatus{}
-}
-
 func processGone(pid int) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -114,47 +84,47 @@ func TestReloadAppliesFeedChanges(t *testing.T) {
 feeds:
   keeper: {plugin: synth, sinks: [db], config: {measurement: keeper, rate: 200}}
 `
-	path := writeConfigFeedsDir(t, dir, feedsDir, mainBody)
-	a := launchAgent(t, path)
-	st := a.waitFor(t, "keeper running", func(st agent.Status) bool { return feedStatus(st, "keeper").State == agent.FeedRunning })
-	keeperPid := feedStatus(st, "keeper").Pid
+	path := testagent.WriteConfigFeedsDir(t, dir, feedsDir, mainBody)
+	a := testagent.Launch(t, path)
+	st := a.WaitFor(t, "keeper running", func(st agent.Status) bool { return testagent.Feed(st, "keeper").State == agent.FeedRunning })
+	keeperPid := testagent.Feed(st, "keeper").Pid
 	keeperUndisturbed := func(st agent.Status) {
 		t.Helper()
-		if k := feedStatus(st, "keeper"); k.Pid != keeperPid || k.Restarts != 0 || k.State != agent.FeedRunning {
+		if k := testagent.Feed(st, "keeper"); k.Pid != keeperPid || k.Restarts != 0 || k.State != agent.FeedRunning {
 			t.Fatalf("keeper was disturbed: pid %d→%d, restarts %d, state %s", keeperPid, k.Pid, k.Restarts, k.State)
 		}
 	}
 
 	// Added by dropping a file.
 	added := filepath.Join(feedsDir, "added.yaml")
-	writeFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 2000, count: %d}}\n", n))
-	st = a.waitFor(t, "the dropped-in feed flowing", func(st agent.Status) bool { return feedStatus(st, "added").Points >= 3000 })
-	addedPid := feedStatus(st, "added").Pid
+	testagent.WriteFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 2000, count: %d}}\n", n))
+	st = a.WaitFor(t, "the dropped-in feed flowing", func(st agent.Status) bool { return testagent.Feed(st, "added").Points >= 3000 })
+	addedPid := testagent.Feed(st, "added").Pid
 	keeperUndisturbed(st)
 
 	// Changed: restarts and resumes from its buffered position.
-	writeFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 4000, count: %d}}\n", n))
-	st = a.waitFor(t, "the changed feed restarted", func(st agent.Status) bool {
-		f := feedStatus(st, "added")
+	testagent.WriteFile(t, added, fmt.Sprintf("feeds:\n  added: {plugin: synth, sinks: [db], config: {measurement: added, rate: 4000, count: %d}}\n", n))
+	st = a.WaitFor(t, "the changed feed restarted", func(st agent.Status) bool {
+		f := testagent.Feed(st, "added")
 		return f.Pid != addedPid && f.State == agent.FeedRunning
 	})
 	keeperUndisturbed(st)
-	a.waitForRows(t, "added", n)
-	st = a.waitFor(t, "the changed feed done", func(st agent.Status) bool { return feedStatus(st, "added").Points >= n })
+	a.WaitForCount(t, distinctSeq("added"), n)
+	st = a.WaitFor(t, "the changed feed done", func(st agent.Status) bool { return testagent.Feed(st, "added").Points >= n })
 	// Counters carry over the restart. Starting again from seq 0 would have
 	// sent the 3000+ points before the change twice.
-	if got := feedStatus(st, "added").Points; got > n+500 {
+	if got := testagent.Feed(st, "added").Points; got > n+500 {
 		t.Errorf("the changed feed received %d points for %d: it did not resume where it stopped", got, n)
 	}
 
 	// An invalid file is rejected whole; the running feeds carry on.
 	bad := filepath.Join(feedsDir, "bad.yaml")
-	writeFile(t, bad, "feeds:\n  bad: {plugin: synth, sinks: [nosuch]}\n  added: {plugin: synth, sinks: [db]}\n")
-	st = a.waitFor(t, "the invalid file rejected", func(st agent.Status) bool { return st.ConfigError != "" })
-	if !strings.Contains(st.ConfigError, bad) || hasFeed(st, "bad") {
+	testagent.WriteFile(t, bad, "feeds:\n  bad: {plugin: synth, sinks: [nosuch]}\n  added: {plugin: synth, sinks: [db]}\n")
+	st = a.WaitFor(t, "the invalid file rejected", func(st agent.Status) bool { return st.ConfigError != "" })
+	if !strings.Contains(st.ConfigError, bad) || testagent.HasFeed(st, "bad") {
 		t.Errorf("config_error %q does not name %s, or the bad feed started", st.ConfigError, bad)
 	}
-	if f := feedStatus(st, "added"); f.Pid == 0 || f.State != agent.FeedRunning {
+	if f := testagent.Feed(st, "added"); f.Pid == 0 || f.State != agent.FeedRunning {
 		t.Errorf("the added feed was disturbed by a rejected reload: %+v", f)
 	}
 	keeperUndisturbed(st)
@@ -162,21 +132,21 @@ feeds:
 	if code != 0 || !strings.Contains(out, "last reload rejected") || !strings.Contains(out, bad) {
 		t.Errorf("sluice status after a rejected reload: exit %d\n%s", code, out)
 	}
-	if _, body := get(t, a.base+"/metrics"); !strings.Contains(body, "sluice_config_last_reload_successful 0") {
+	if _, body := get(t, a.Base+"/metrics"); !strings.Contains(body, "sluice_config_last_reload_successful 0") {
 		t.Error("metrics do not show the rejected reload")
 	}
 	if err := os.Remove(bad); err != nil {
 		t.Fatal(err)
 	}
-	a.waitFor(t, "the config error cleared", func(st agent.Status) bool { return st.ConfigError == "" })
+	a.WaitFor(t, "the config error cleared", func(st agent.Status) bool { return st.ConfigError == "" })
 
 	// Removed: its plugin stops, its rows stay.
-	st, _ = a.getStatus(t)
-	addedPid = feedStatus(st, "added").Pid
+	st, _ = a.Status(t)
+	addedPid = testagent.Feed(st, "added").Pid
 	if err := os.Remove(added); err != nil {
 		t.Fatal(err)
 	}
-	st = a.waitFor(t, "the removed feed gone", func(st agent.Status) bool { return !hasFeed(st, "added") })
+	st = a.WaitFor(t, "the removed feed gone", func(st agent.Status) bool { return !testagent.HasFeed(st, "added") })
 	keeperUndisturbed(st)
 	if !processGone(addedPid) {
 		t.Error("the removed feed's plugin still runs")
@@ -190,7 +160,7 @@ feeds:
 	if want := "reloaded; added: viamain; not applied until a restart: sinks.db\n"; code != 0 || out != want {
 		t.Errorf("sluice reload: exit %d, %q (stderr %q); want %q", code, out, errOut, want)
 	}
-	st = a.waitFor(t, "viamain running", func(st agent.Status) bool { return feedStatus(st, "viamain").State == agent.FeedRunning })
+	st = a.WaitFor(t, "viamain running", func(st agent.Status) bool { return testagent.Feed(st, "viamain").State == agent.FeedRunning })
 	if strings.Join(st.RestartNeeded, ",") != "sinks.db" {
 		t.Errorf("restart_needed = %v", st.RestartNeeded)
 	}
@@ -198,8 +168,8 @@ feeds:
 
 	// SIGHUP applies the main file too.
 	writeConfigKeepAddr(t, path, mainBody)
-	a.cmd.Process.Signal(syscall.SIGHUP)
-	st = a.waitFor(t, "viamain removed on SIGHUP", func(st agent.Status) bool { return !hasFeed(st, "viamain") && st.RestartNeeded == nil })
+	a.Cmd.Process.Signal(syscall.SIGHUP)
+	st = a.WaitFor(t, "viamain removed on SIGHUP", func(st agent.Status) bool { return !testagent.HasFeed(st, "viamain") && st.RestartNeeded == nil })
 	keeperUndisturbed(st)
 
 	// An invalid main file through `sluice reload`: rejected with its errors.
@@ -208,10 +178,10 @@ feeds:
 	if code != 1 || !strings.Contains(errOut, "reload rejected") || !strings.Contains(errOut, "feeds.oops.bogus") {
 		t.Errorf("sluice reload of an invalid config: exit %d, %s", code, errOut)
 	}
-	a.stop(t)
+	a.Stop(t)
 
-	db := openDB(t, a.db)
-	if rows, maxSeq := queryInt(t, db, `SELECT count(DISTINCT seq) FROM added`), queryInt(t, db, `SELECT max(seq) FROM added`); rows != n || maxSeq != n-1 {
+	db := testagent.OpenDB(t, a.DB)
+	if rows, maxSeq := testagent.QueryInt(t, db, `SELECT count(DISTINCT seq) FROM added`), testagent.QueryInt(t, db, `SELECT max(seq) FROM added`); rows != n || maxSeq != n-1 {
 		t.Errorf("added: %d distinct seq, max %d; want %d, %d", rows, maxSeq, n, n-1)
 	}
 }
@@ -228,7 +198,7 @@ func writeConfigKeepAddr(t *testing.T, path, sinksAndFeeds string) {
 	if !ok {
 		t.Fatalf("%s has no sinks section", path)
 	}
-	writeFile(t, path, head+"\n"+sinksAndFeeds)
+	testagent.WriteFile(t, path, head+"\n"+sinksAndFeeds)
 }
 
 // fakeInflux answers the v2 write API: 401 while deny is set, else 204.
@@ -325,9 +295,9 @@ func metricValue(t *testing.T, exposition, series string) float64 {
 	return 0
 }
 
-func readiness(t *testing.T, a *runningAgent) (int, agent.Readiness) {
+func readiness(t *testing.T, a *testagent.Agent) (int, agent.Readiness) {
 	t.Helper()
-	code, body := get(t, a.base+"/readyz")
+	code, body := get(t, a.Base+"/readyz")
 	var r agent.Readiness
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		t.Fatalf("readyz: %v: %s", err, body)
@@ -347,11 +317,11 @@ feeds:
   good: {plugin: synth, sinks: [db, influx], config: {measurement: good, rate: 500}}
   broken: {plugin: synth, sinks: [db], config: {rate: %d}}
 `
-	path := writeConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, -5))
-	a := launchAgent(t, path)
-	a.waitFor(t, "broken refused, influx failed, db writing", func(st agent.Status) bool {
-		return feedStatus(st, "broken").State == agent.FeedFailedConfig &&
-			sinkStatus(st, "influx").State == "failed" && sinkWritten(st, "db") > 0
+	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, -5))
+	a := testagent.Launch(t, path)
+	a.WaitFor(t, "broken refused, influx failed, db writing", func(st agent.Status) bool {
+		return testagent.Feed(st, "broken").State == agent.FeedFailedConfig &&
+			testagent.Sink(st, "influx").State == "failed" && testagent.Written(st, "db") > 0
 	})
 	code, r := readiness(t, a)
 	reasons := strings.Join(r.Reasons, "\n")
@@ -361,7 +331,7 @@ feeds:
 		t.Errorf("readyz: %d %+v", code, r)
 	}
 
-	_, metrics := get(t, a.base+"/metrics")
+	_, metrics := get(t, a.Base+"/metrics")
 	for _, name := range dashboardMetrics(t) {
 		if !regexp.MustCompile(`(?m)^` + name + `[{ ]`).MatchString(metrics) {
 			t.Errorf("/metrics has no %s", name)
@@ -389,8 +359,8 @@ feeds:
 	if out, errOut, code := sluiceCmd(t, "reload", "-config", path); code != 0 || out != "reloaded; restarted: broken\n" {
 		t.Fatalf("sluice reload: exit %d, %q %q", code, out, errOut)
 	}
-	a.waitFor(t, "all feeds running and influx writing", func(st agent.Status) bool {
-		return feedStatus(st, "broken").State == agent.FeedRunning && sinkStatus(st, "influx").State == "ok" && sinkWritten(st, "influx") > 0
+	a.WaitFor(t, "all feeds running and influx writing", func(st agent.Status) bool {
+		return testagent.Feed(st, "broken").State == agent.FeedRunning && testagent.Sink(st, "influx").State == "ok" && testagent.Written(st, "influx") > 0
 	})
 	if code, r := readiness(t, a); code != http.StatusOK || !r.Ready {
 		t.Errorf("readyz once healthy: %d %+v", code, r)
@@ -398,10 +368,10 @@ feeds:
 	if influx.writes.Load() == 0 {
 		t.Error("the fake InfluxDB saw no write")
 	}
-	if code, _ := get(t, a.base+"/healthz"); code != http.StatusOK {
+	if code, _ := get(t, a.Base+"/healthz"); code != http.StatusOK {
 		t.Errorf("healthz: %d", code)
 	}
-	a.stop(t)
+	a.Stop(t)
 }
 
 // notifySocket is a fake systemd notification socket.
@@ -479,24 +449,24 @@ func (ns *notifySocket) pingsDuring(d time.Duration) int {
 // is stopping.
 func TestSystemdNotifyAndWatchdog(t *testing.T) {
 	ns := listenNotify(t)
-	influxAddr := freeAddr(t) // nothing listens there yet
-	path := writeConfig(t, t.TempDir(), fmt.Sprintf(`sinks:
+	influxAddr := testagent.FreeAddr(t) // nothing listens there yet
+	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(`sinks:
   db: {type: sqlite, path: sluice.db}
   influx: {type: influxdb, url: "http://%s", bucket: b, timeout: 1h, retry_initial: 50ms, retry_max: 100ms}
 feeds:
   synth: {plugin: synth, sinks: [db, influx], config: {rate: 500}}
 `, influxAddr))
 	// A 1s watchdog: pings every 500ms; a write is hung after 2s.
-	a := launchAgentEnv(t, path, []string{"NOTIFY_SOCKET=" + ns.path, "WATCHDOG_USEC=1000000"})
+	a := testagent.Launch(t, path, "NOTIFY_SOCKET="+ns.path, "WATCHDOG_USEC=1000000")
 	ns.waitFor(t, "READY=1")
 	if ns.count("STOPPING=1") != 0 {
 		t.Fatal("STOPPING=1 before any signal")
 	}
 
 	// InfluxDB refuses connections: the sink retries, which is alive.
-	a.waitFor(t, "influx holding points and retrying", func(st agent.Status) bool {
-		s := sinkStatus(st, "influx")
-		return s.BufferedPoints > 0 && s.Retries > 3 && sinkWritten(st, "db") > 0
+	a.WaitFor(t, "influx holding points and retrying", func(st agent.Status) bool {
+		s := testagent.Sink(st, "influx")
+		return s.BufferedPoints > 0 && s.Retries > 3 && testagent.Written(st, "db") > 0
 	})
 	if n := ns.pingsDuring(2 * time.Second); n < 2 {
 		t.Errorf("%d watchdog pings in 2s while a sink was retrying; an outage must not restart the agent", n)
@@ -520,7 +490,7 @@ feeds:
 	}
 	go hang.Serve(ln)
 	t.Cleanup(func() { hang.Close() })
-	a.waitFor(t, "a write in progress", func(st agent.Status) bool { return !sinkStatus(st, "influx").WriteStarted.IsZero() })
+	a.WaitFor(t, "a write in progress", func(st agent.Status) bool { return !testagent.Sink(st, "influx").WriteStarted.IsZero() })
 	time.Sleep(2500 * time.Millisecond) // past the hung bound
 	if n := ns.pingsDuring(2 * time.Second); n != 0 {
 		t.Errorf("%d watchdog pings while a sink write hung", n)
@@ -528,7 +498,7 @@ feeds:
 
 	// The write returns: the sink catches up and the pings resume.
 	close(release)
-	a.waitFor(t, "influx writing", func(st agent.Status) bool { return sinkWritten(st, "influx") > 0 })
+	a.WaitFor(t, "influx writing", func(st agent.Status) bool { return testagent.Written(st, "influx") > 0 })
 	if n := ns.pingsDuring(2 * time.Second); n < 2 {
 		t.Errorf("%d watchdog pings in 2s with both sinks writing; want one every 500ms", n)
 	}
@@ -546,7 +516,7 @@ feeds:
 		t.Errorf("last STATUS line %q", status)
 	}
 
-	a.stop(t)
+	a.Stop(t)
 	ns.waitFor(t, "STOPPING=1")
 }
 
@@ -555,15 +525,15 @@ var tapLine = regexp.MustCompile(`^alpha,source=synth,symbol=(AAA|BBB) price=[0-
 // `sluice tap` prints one feed's points as they flow; `sluice status`
 // prints the tables.
 func TestTapAndStatusCommands(t *testing.T) {
-	path := writeConfig(t, t.TempDir(), `sinks:
+	path := testagent.WriteConfig(t, t.TempDir(), `sinks:
   db: {type: sqlite, path: sluice.db}
 feeds:
   alpha: {plugin: synth, sinks: [db], config: {measurement: alpha, symbols: [AAA, BBB], rate: 300}}
   beta: {plugin: synth, sinks: [db], config: {measurement: beta, rate: 300}}
 `)
-	a := launchAgent(t, path)
-	a.waitFor(t, "both feeds flowing", func(st agent.Status) bool {
-		return feedStatus(st, "alpha").Points > 0 && feedStatus(st, "beta").Points > 0 && sinkWritten(st, "db") > 0
+	a := testagent.Launch(t, path)
+	a.WaitFor(t, "both feeds flowing", func(st agent.Status) bool {
+		return testagent.Feed(st, "alpha").Points > 0 && testagent.Feed(st, "beta").Points > 0 && testagent.Written(st, "db") > 0
 	})
 
 	tapCmd := exec.Command(testbin.Sluice(t), "tap", "alpha", "-config", path)
@@ -615,8 +585,8 @@ feeds:
 	}
 
 	// Let the rates fill in, then read the table.
-	a.waitFor(t, "rates known", func(st agent.Status) bool {
-		return feedStatus(st, "alpha").PointsPerSec > 0 && sinkStatus(st, "db").PointsPerSec > 0
+	a.WaitFor(t, "rates known", func(st agent.Status) bool {
+		return testagent.Feed(st, "alpha").PointsPerSec > 0 && testagent.Sink(st, "db").PointsPerSec > 0
 	})
 	out, errOut, code := sluiceCmd(t, "status", "-config", path)
 	if code != 0 {
@@ -639,5 +609,5 @@ feeds:
 	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || len(st.Feeds) != 2 {
 		t.Errorf("sluice status -json: exit %d, %v:\n%s", code, err, out)
 	}
-	a.stop(t)
+	a.Stop(t)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 )
@@ -33,26 +34,26 @@ func TestReloadReconfiguresBinanceInPlace(t *testing.T) {
     config: {market: spot, symbols: [%s], streams: [trade], ws_url: %q, rest_url: %q}
 `, symbols, sim.WSURL(binance.Spot), sim.RESTURL(binance.Spot))
 	}
-	writeFile(t, filepath.Join(feedsDir, "spot.yaml"), feedFile("BTCUSDT, ETHUSDT"))
-	a := launchAgent(t, writeConfigFeedsDir(t, dir, feedsDir, "sinks:\n  db: {type: sqlite, path: sluice.db}\n"))
+	testagent.WriteFile(t, filepath.Join(feedsDir, "spot.yaml"), feedFile("BTCUSDT, ETHUSDT"))
+	a := testagent.Launch(t, testagent.WriteConfigFeedsDir(t, dir, feedsDir, "sinks:\n  db: {type: sqlite, path: sluice.db}\n"))
 
-	st := a.waitFor(t, "trades flowing", func(st agent.Status) bool { return sinkWritten(st, "db") > 100 })
-	pid := feedStatus(st, "spot").Pid
+	st := a.WaitFor(t, "trades flowing", func(st agent.Status) bool { return testagent.Written(st, "db") > 100 })
+	pid := testagent.Feed(st, "spot").Pid
 	conns := sim.Stats().Handshakes
 
-	writeFile(t, filepath.Join(feedsDir, "spot.yaml"), feedFile("BTCUSDT, ETHUSDT, SOLUSDT"))
-	db := openDB(t, a.db)
-	a.waitFor(t, "SOLUSDT trades landing", func(agent.Status) bool {
+	testagent.WriteFile(t, filepath.Join(feedsDir, "spot.yaml"), feedFile("BTCUSDT, ETHUSDT, SOLUSDT"))
+	db := testagent.OpenDB(t, a.DB)
+	a.WaitFor(t, "SOLUSDT trades landing", func(agent.Status) bool {
 		var n int64
 		db.QueryRow(`SELECT count(*) FROM trades WHERE symbol = 'SOLUSDT'`).Scan(&n)
 		return n > 20
 	})
-	st, _ = a.getStatus(t)
-	if f := feedStatus(st, "spot"); f.Pid != pid || f.Restarts != 0 || f.State != agent.FeedRunning {
+	st, _ = a.Status(t)
+	if f := testagent.Feed(st, "spot"); f.Pid != pid || f.Restarts != 0 || f.State != agent.FeedRunning {
 		t.Errorf("the feed was restarted (pid %d→%d, restarts %d, state %s); it should have been reconfigured in place", pid, f.Pid, f.Restarts, f.State)
 	}
 	if got := sim.Stats().Handshakes; got != conns {
 		t.Errorf("the exchange saw %d new connections; the new symbol should be subscribed on the open one", got-conns)
 	}
-	a.stop(t)
+	a.Stop(t)
 }
