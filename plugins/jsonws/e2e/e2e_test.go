@@ -9,24 +9,20 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"database/sql"
-	"encoding/json"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 )
 
@@ -71,77 +67,24 @@ func example(t testing.TB, name string, replace ...string) string {
 	return s
 }
 
-// lockedWriter lets the test read a log the process is still writing.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
+// feed returns what the tests look at of one feed's status.
+func feed(st agent.Status, name string) (state string, points, restarts uint64, lastErr string) {
+	f := testagent.Feed(st, name)
+	return string(f.State), f.Points, f.Restarts, f.LastError
 }
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// status is the part of the agent's /api/v1/status these tests read.
-type status struct {
-	Feeds []struct {
-		Name      string `json:"name"`
-		State     string `json:"state"`
-		Restarts  uint64 `json:"restarts"`
-		Points    uint64 `json:"points"`
-		LastError string `json:"last_error"`
-	} `json:"feeds"`
-	Sinks []struct {
-		Name    string `json:"name"`
-		Written uint64 `json:"written"`
-	} `json:"sinks"`
-}
-
-func (s status) feed(name string) (state string, points, restarts uint64, lastErr string) {
-	for _, f := range s.Feeds {
-		if f.Name == name {
-			return f.State, f.Points, f.Restarts, f.LastError
-		}
-	}
-	return "", 0, 0, ""
-}
-
-func (s status) written() uint64 {
+// written is the points written by every sink.
+func written(st agent.Status) uint64 {
 	var n uint64
-	for _, k := range s.Sinks {
-		n += k.Written
+	for _, s := range st.Sinks {
+		n += s.Written
 	}
 	return n
 }
 
-type agentProc struct {
-	cmd    *exec.Cmd
-	status string
-	db     string
-	logs   *lockedWriter
-	done   chan error
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startAgent runs `sluice run` with the feed files given (name → body),
 // a sqlite sink named "sqlite", and env added to its environment.
-func startAgent(t *testing.T, feeds map[string]string, env ...string) *agentProc {
+func startAgent(t *testing.T, feeds map[string]string, env ...string) *testagent.Agent {
 	t.Helper()
 	dir := t.TempDir()
 	feedsDir := filepath.Join(dir, "feeds.d")
@@ -151,107 +94,8 @@ func startAgent(t *testing.T, feeds map[string]string, env ...string) *agentProc
 			t.Fatal(err)
 		}
 	}
-	addr := freeAddr(t)
-	cfg := fmt.Sprintf(`data_dir: %s
-plugin_dir: %s
-feeds_dir: %s
-shutdown_timeout: 20s
-http: {listen: "%s"}
-log: {level: debug}
-restart: {initial: 200ms, max: 1s, reset_after: 5s}
-sinks:
-  sqlite: {type: sqlite, path: sluice.db}
-`, dir, testbin.PluginDir(t), feedsDir, addr)
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &agentProc{
-		cmd:    exec.Command(testbin.Sluice(t), "run", "-config", path),
-		status: "http://" + addr + "/api/v1/status",
-		db:     filepath.Join(dir, "sluice.db"),
-		logs:   &lockedWriter{},
-		done:   make(chan error, 1),
-	}
-	a.cmd.Env = testbin.Env(env...)
-	a.cmd.Stderr = a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { a.done <- a.cmd.Wait() }()
-	t.Cleanup(func() {
-		a.cmd.Process.Kill()
-		<-a.done
-		if t.Failed() {
-			t.Logf("agent log:\n%s", a.logs.String())
-		}
-	})
-	return a
-}
-
-func (a *agentProc) getStatus() (status, bool) {
-	resp, err := http.Get(a.status)
-	if err != nil {
-		return status{}, false
-	}
-	defer resp.Body.Close()
-	var st status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return status{}, false
-	}
-	return st, true
-}
-
-func (a *agentProc) waitFor(t *testing.T, what string, cond func(status) bool) status {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for time.Now().Before(deadline) {
-		if st, ok := a.getStatus(); ok && cond(st) {
-			return st
-		}
-		select {
-		case err := <-a.done:
-			a.done <- err
-			t.Fatalf("sluice exited (%v) while waiting for %s", err, what)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	st, _ := a.getStatus()
-	t.Fatalf("timed out waiting for %s; status: %+v", what, st)
-	return st
-}
-
-func (a *agentProc) stop(t *testing.T) {
-	t.Helper()
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-a.done:
-		a.done <- err
-		if err != nil {
-			t.Fatalf("sluice exited with %v after SIGTERM", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("sluice did not exit after SIGTERM")
-	}
-}
-
-func openDB(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func queryInt(t *testing.T, db *sql.DB, q string, args ...any) int64 {
-	t.Helper()
-	var n int64
-	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
+	path := testagent.WriteConfigFeedsDir(t, dir, feedsDir, "sinks:\n  sqlite: {type: sqlite, path: sluice.db}\n")
+	return testagent.Launch(t, path, env...)
 }
 
 // wsServer runs handle for each WebSocket connection; refuse, if set,

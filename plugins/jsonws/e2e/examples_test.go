@@ -18,6 +18,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/jsonws"
@@ -202,29 +204,29 @@ func TestExampleFeedsEndToEnd(t *testing.T) {
 		"acme-ticker":                3 + 1,
 		"chain-blocks":               2 + 3 + 1,
 	}
-	st := a.waitFor(t, "every example's points written and the refused feed failed", func(st status) bool {
+	st := a.WaitFor(t, "every example's points written and the refused feed failed", func(st agent.Status) bool {
 		var sum uint64
 		for name, n := range wantPoints {
-			_, points, _, _ := st.feed(name)
+			_, points, _, _ := feed(st, name)
 			if points < n {
 				return false
 			}
 			sum += points
 		}
-		state, _, _, _ := st.feed("refused")
-		return state == "failed" && st.written() >= sum
+		state, _, _, _ := feed(st, "refused")
+		return state == "failed" && written(st) >= sum
 	})
-	state, _, restarts, lastErr := st.feed("refused")
+	state, _, restarts, lastErr := feed(st, "refused")
 	if restarts != 0 || !strings.Contains(lastErr, "handshake refused: 401 Unauthorized: invalid token") {
 		t.Errorf("refused feed: state %s, %d restarts, error %q; want failed at once with the server's reason", state, restarts, lastErr)
 	}
-	a.stop(t)
-	db := openDB(t, a.db)
+	a.Stop(t)
+	db := testagent.OpenDB(t, a.DB)
 
 	// Binance: every frame was sent twice; the uniqueness key keeps one
 	// row per trade, and each row is what the binance parser makes of it.
 	want := binancePoints(t, frames, time.Time{})
-	if n := queryInt(t, db, `SELECT count(*) FROM trades`); n != int64(len(want)) {
+	if n := testagent.QueryInt(t, db, `SELECT count(*) FROM trades`); n != int64(len(want)) {
 		t.Errorf("%d trades rows, want %d", n, len(want))
 	}
 	for _, p := range want {
@@ -253,19 +255,19 @@ func TestExampleFeedsEndToEnd(t *testing.T) {
 	if pongs.Load() < 1 {
 		t.Error("the login server never received a pong")
 	}
-	if n := queryInt(t, db, `SELECT count(*) FROM ticker WHERE exchange = 'acme'`); n != 3 {
+	if n := testagent.QueryInt(t, db, `SELECT count(*) FROM ticker WHERE exchange = 'acme'`); n != 3 {
 		t.Errorf("%d ticker rows, want 3", n)
 	}
-	if n := queryInt(t, db, `SELECT count(*) FROM ticker WHERE symbol = 'ETH-USD' AND bid = 101.5 AND ask = 101.75 AND time = ?`,
+	if n := testagent.QueryInt(t, db, `SELECT count(*) FROM ticker WHERE symbol = 'ETH-USD' AND bid = 101.5 AND ask = 101.75 AND time = ?`,
 		time.Date(2024, 3, 4, 5, 6, 1, 0, time.UTC).UnixNano()); n != 1 {
 		t.Error("the ETH-USD ticker row is not as sent")
 	}
 
 	// Blocks: one row per block, one per transaction of at least 1e8.
-	if n := queryInt(t, db, `SELECT count(*) FROM blocks`); n != 2 {
+	if n := testagent.QueryInt(t, db, `SELECT count(*) FROM blocks`); n != 2 {
 		t.Errorf("%d blocks rows, want 2", n)
 	}
-	if n := queryInt(t, db, `SELECT tx_count FROM blocks WHERE height = 840000 AND hash = 'h0'`); n != 3 {
+	if n := testagent.QueryInt(t, db, `SELECT tx_count FROM blocks WHERE height = 840000 AND hash = 'h0'`); n != 3 {
 		t.Errorf("block 840000 tx_count %d", n)
 	}
 	rows, err := db.Query(`SELECT txid, height FROM large_transactions ORDER BY txid`)
@@ -287,15 +289,15 @@ func TestExampleFeedsEndToEnd(t *testing.T) {
 	// The connection lifecycle landed as feed_events; the refused feed's
 	// failure carries the server's reason.
 	for _, f := range []string{"binance-spot-trades-jsonws", "acme-ticker", "chain-blocks"} {
-		if n := queryInt(t, db, `SELECT count(*) FROM feed_events WHERE feed = ? AND kind = 'connect'`, f); n != 1 {
+		if n := testagent.QueryInt(t, db, `SELECT count(*) FROM feed_events WHERE feed = ? AND kind = 'connect'`, f); n != 1 {
 			t.Errorf("%s: %d connect events, want 1", f, n)
 		}
 	}
-	if n := queryInt(t, db, `SELECT count(*) FROM feed_events WHERE feed = 'refused' AND kind = 'failed' AND message LIKE '%invalid token%'`); n != 1 {
+	if n := testagent.QueryInt(t, db, `SELECT count(*) FROM feed_events WHERE feed = 'refused' AND kind = 'failed' AND message LIKE '%invalid token%'`); n != 1 {
 		t.Errorf("%d failed events for the refused feed, want 1", n)
 	}
 	for _, s := range []string{key, secret} {
-		if strings.Contains(a.logs.String(), s) {
+		if strings.Contains(a.Log(), s) {
 			t.Errorf("a secret reached the agent's log")
 		}
 	}
