@@ -1,23 +1,21 @@
 package faults
 
-// The agent under test: the real sluice binary on a config written per
-// scenario, started, killed and restarted on the same data_dir.
+// The agent under test: the real sluice binary (internal/testagent) on a
+// config written per scenario, started, killed and restarted on the same
+// data_dir.
 
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 )
 
@@ -26,68 +24,10 @@ import (
 const (
 	pollEvery    = 100 * time.Millisecond
 	startTimeout = 30 * time.Second
-	stopTimeout  = 40 * time.Second
 )
 
 // feedName is the one Binance feed of every scenario.
 const feedName = "binance"
-
-// logBuffer collects the logs of every run of the agent in a scenario,
-// readable while the processes still write.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// agentEnv is the test's environment without SLUICE_* variables, which
-// the agent would reject as unknown config keys.
-func agentEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// agentProc is one running sluice process.
-type agentProc struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it exited
-	err  error         // its exit status, once done
-}
-
-func (p *agentProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // agentRig runs the agent of one scenario: its config, its data_dir and
 // every process started on them, one at a time.
@@ -95,11 +35,8 @@ type agentRig struct {
 	t       *testing.T
 	dir     string // data_dir; the config lives in it
 	config  string
-	addr    string // http.listen
-	logs    *logBuffer
-	client  *http.Client
-	proc    *agentProc
-	runs    int
+	proc    *testagent.Agent // the current run
+	runs    []*testagent.Agent
 	plugins map[int]bool // every plugin pid seen in status
 
 	// Drop counters of earlier runs (a run's counters die with it) and
@@ -114,10 +51,10 @@ func newAgentRig(t *testing.T, body string) *agentRig {
 	t.Helper()
 	dir := t.TempDir()
 	r := &agentRig{
-		t: t, dir: dir, config: filepath.Join(dir, "sluice.yaml"), addr: freeAddr(t),
-		logs: &logBuffer{}, client: &http.Client{Timeout: 5 * time.Second},
+		t: t, dir: dir, config: filepath.Join(dir, "sluice.yaml"),
 		plugins: map[int]bool{}, droppedBefore: map[string]int64{},
 	}
+	// testagent.Launch finds the status address on the http line.
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
 feeds_dir: ""
@@ -125,16 +62,18 @@ shutdown_timeout: 30s
 http: {listen: "%s"}
 log: {level: info}
 restart: {initial: 200ms, max: 1s, reset_after: 5s}
-%s`, dir, testbin.PluginDir(t), r.addr, body)
+%s`, dir, testbin.PluginDir(t), testagent.FreeAddr(t), body)
 	if err := os.WriteFile(r.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		r.killNow()
+		if r.proc != nil {
+			r.proc.Kill()
+		}
 		r.reapPlugins()
 		if dir := os.Getenv(envLogDir); dir != "" {
 			path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
-			if err := os.WriteFile(path, []byte(cfg+"\n"+r.logs.String()), 0o644); err != nil {
+			if err := os.WriteFile(path, []byte(cfg+"\n"+r.logs()), 0o644); err != nil {
 				t.Errorf("keeping the agent log: %v", err)
 			} else {
 				t.Logf("config and agent log kept in %s", path)
@@ -142,59 +81,46 @@ restart: {initial: 200ms, max: 1s, reset_after: 5s}
 		}
 		if t.Failed() {
 			t.Logf("config:\n%s", cfg)
-			t.Logf("agent log (%d runs, last 48 KiB):\n%s", r.runs, tail(r.logs.String(), 48<<10))
 		}
 	})
 	return r
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
+// logs is the log of every run so far, in order.
+func (r *agentRig) logs() string {
+	var b strings.Builder
+	for i, p := range r.runs {
+		fmt.Fprintf(&b, "----- test: agent run %d -----\n%s", i+1, p.Log())
 	}
-	s = s[len(s)-n:]
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
+	return b.String()
 }
 
-// start launches a new agent process on the rig's config.
+// start launches a new agent process on the rig's config. testagent
+// kills it at the end of the test and prints its log if the test failed.
 func (r *agentRig) start() {
 	r.t.Helper()
-	if r.proc != nil && !r.proc.exited() {
+	if r.proc != nil && !r.exited() {
 		r.t.Fatal("start: the agent is still running")
 	}
-	r.runs++
-	fmt.Fprintf(r.logs, "----- test: agent run %d -----\n", r.runs)
-	cmd := exec.Command(testbin.Sluice(r.t), "run", "-config", r.config)
-	cmd.Stdout, cmd.Stderr = r.logs, r.logs
-	cmd.Env = agentEnv()
-	if err := cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	p := &agentProc{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	r.proc = p
+	r.proc = testagent.Launch(r.t, r.config)
+	r.runs = append(r.runs, r.proc)
 	r.last = agent.Status{}
+}
+
+func (r *agentRig) exited() bool {
+	select {
+	case <-r.proc.Exited():
+		return true
+	default:
+		return false
+	}
 }
 
 // kill sends SIGKILL to the agent (not its plugin) and waits for it.
 func (r *agentRig) kill() {
 	r.t.Helper()
 	r.endRun()
-	r.killNow()
-}
-
-func (r *agentRig) killNow() {
-	if r.proc == nil {
-		return
-	}
-	_ = r.proc.cmd.Process.Signal(syscall.SIGKILL)
-	<-r.proc.done
+	r.proc.Kill()
 }
 
 // stop sends SIGTERM and waits for a clean exit (the drain included).
@@ -202,15 +128,7 @@ func (r *agentRig) stop() {
 	r.t.Helper()
 	r.poll() // the final counters
 	r.endRun()
-	_ = r.proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.proc.done:
-		if r.proc.err != nil {
-			r.t.Errorf("sluice exited with %v after SIGTERM", r.proc.err)
-		}
-	case <-time.After(stopTimeout):
-		r.t.Fatalf("sluice did not exit within %s of SIGTERM", stopTimeout)
-	}
+	r.proc.Stop(r.t)
 }
 
 // endRun banks the current run's drop counters before it goes.
@@ -241,14 +159,9 @@ func (r *agentRig) dropped(sink string) int64 {
 
 // poll reads the status once; false while the agent does not answer.
 func (r *agentRig) poll() (agent.Status, bool) {
-	resp, err := r.client.Get("http://" + r.addr + "/api/v1/status")
-	if err != nil {
-		return agent.Status{}, false
-	}
-	defer resp.Body.Close()
-	var st agent.Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		return agent.Status{}, false
+	st, ok := r.proc.Status(r.t)
+	if !ok {
+		return st, false
 	}
 	r.last = st
 	for _, f := range st.Feeds {
@@ -269,8 +182,8 @@ func (r *agentRig) waitFor(what string, limit time.Duration, cond func(agent.Sta
 		if ok && cond(st) {
 			return st
 		}
-		if r.proc.exited() {
-			r.t.Fatalf("sluice exited (%v) while waiting for %s", r.proc.err, what)
+		if r.exited() {
+			r.t.Fatalf("sluice exited (%v) while waiting for %s", r.proc.ExitErr(), what)
 		}
 		if time.Now().After(deadline) {
 			r.t.Fatalf("no %s within %s; status: %s", what, limit, statusJSON(st))
@@ -300,8 +213,8 @@ func (r *agentRig) sleep(d time.Duration) {
 	r.t.Helper()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
-		if r.proc.exited() {
-			r.t.Fatalf("sluice exited unexpectedly: %v", r.proc.err)
+		if r.exited() {
+			r.t.Fatalf("sluice exited unexpectedly: %v", r.proc.ExitErr())
 		}
 		r.poll()
 		time.Sleep(min(pollEvery*3, time.Until(end)))
@@ -338,14 +251,7 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-func feedStatus(st agent.Status) agent.FeedStatus {
-	for _, f := range st.Feeds {
-		if f.Name == feedName {
-			return f
-		}
-	}
-	return agent.FeedStatus{}
-}
+func feedStatus(st agent.Status) agent.FeedStatus { return testagent.Feed(st, feedName) }
 
 func sinkStatus(st agent.Status, name string) (agent.SinkStatus, bool) {
 	for _, s := range st.Sinks {

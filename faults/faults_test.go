@@ -38,7 +38,7 @@ func TestAgentKill9(t *testing.T) {
 	for i := range pick(3, 12) {
 		r.a.sleep(r.between(0, 2500*time.Millisecond))
 		r.a.kill()
-		t.Logf("kill %d: agent killed after run %d", i+1, r.a.runs)
+		t.Logf("kill %d: agent killed after run %d", i+1, len(r.a.runs))
 		time.Sleep(r.between(0, time.Second)) // down; the market goes on
 		r.a.start()
 	}
@@ -244,7 +244,7 @@ func TestTornBufferTail(t *testing.T) {
 		r.a.start()
 		r.a.waitRunning()
 	}
-	if got := strings.Count(r.a.logs.String(), "wal: cut a torn or corrupt tail"); got != tears {
+	if got := strings.Count(r.a.logs(), "wal: cut a torn or corrupt tail"); got != tears {
 		t.Errorf("recovery reported cutting %d torn tails; the test tore %d", got, tears)
 	}
 	t.Logf("%d of %d tears left positions.json at or past the log's new end, with a sink behind it", snapAhead, tears)

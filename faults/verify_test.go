@@ -62,7 +62,7 @@ func (s *scenario) finish() {
 	f := feedStatus(final)
 	xs := s.x.Stats()
 	t.Logf("last run of %d: feed points %d, restarts %d, gaps %d, backfilled %d, plugin_dropped %d; exchange: %d connections, %d dropped by faults, %d REST requests",
-		s.a.runs, f.Points, f.Restarts, f.Gaps, f.BackfilledPoints, f.PluginDropped, xs.Accepted, xs.Dropped, xs.REST)
+		len(s.a.runs), f.Points, f.Restarts, f.Gaps, f.BackfilledPoints, f.PluginDropped, xs.Accepted, xs.Dropped, xs.REST)
 
 	var failed []string
 	for _, c := range s.checks {
@@ -159,8 +159,8 @@ func (s *scenario) waitLanded(gen map[string]map[string]truth) {
 			t.Logf("the sinks are idle and gained nothing for %s; comparing what landed", idleLimit)
 			return
 		}
-		if s.a.proc.exited() {
-			t.Fatalf("sluice exited (%v) while the sinks caught up", s.a.proc.err)
+		if s.a.exited() {
+			t.Fatalf("sluice exited (%v) while the sinks caught up", s.a.proc.ExitErr())
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("the sinks did not catch up within %s; status: %s", landTimeout, statusJSON(st))
