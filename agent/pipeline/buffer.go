@@ -162,6 +162,17 @@ func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
 			b.positions = make(map[string]positionAt)
 		}
 	}
+	// A snapshot position whose entry is no longer in the log (power loss
+	// took the log's tail, or recovery cut it) claims points nobody has:
+	// resuming from it would skip them. Such a feed resumes from the
+	// newest entry that survived, found by the scan below.
+	for feed, p := range b.positions {
+		if p.Index > b.log.LastIndex() {
+			b.logger.Warn("buffer: a feed's saved position is past the log's end; resuming from the last entry that survived",
+				"feed", feed, "position_index", p.Index, "log_end", b.log.LastIndex())
+			delete(b.positions, feed)
+		}
+	}
 	r, err := b.log.NewReader(first)
 	if err != nil {
 		return fmt.Errorf("open buffer: %w", err)

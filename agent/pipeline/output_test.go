@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -190,6 +192,37 @@ func TestBlockWaitsForRoomThenTakesEverything(t *testing.T) {
 	want := append(append(seq(0, 200), seq(1000, 1200)...), seq(2000, 2200)...)
 	if !slices.Equal(got, want) {
 		t.Fatalf("wrote %d points, want the 600 sent exactly once", len(got))
+	}
+}
+
+// Power loss took the log's tail, including the entry the positions
+// snapshot came from: the feed resumes from the newest entry that
+// survived, not from the lost one.
+func TestPositionPastTheLogsEndIsNotUsed(t *testing.T) {
+	dir := t.TempDir()
+	b := openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	for i := range 3 {
+		if err := b.Append(context.Background(), &Entry{Feed: "f", Sinks: []string{"s"}, Position: sluice.Position(fmt.Sprint(i)), Points: pts(i, i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.Close() // writes positions.json: f at entry 3, position "2"
+
+	// Cut the last record off the only segment, as a power loss would.
+	segs, _ := filepath.Glob(filepath.Join(dir, "log", "*.wal"))
+	if len(segs) != 1 {
+		t.Fatalf("segments: %v", segs)
+	}
+	info, err := os.Stat(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(segs[0], info.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	b = openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	if got := string(b.Position("f")); got != "1" {
+		t.Fatalf("position after the tail was lost = %q, want \"1\" (the newest entry left)", got)
 	}
 }
 
