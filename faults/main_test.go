@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -28,6 +29,12 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		// An integration suite: -short (make test-short) skips it, and
+		// need not build the binaries.
+		os.Exit(m.Run())
+	}
 	code := testbin.Main(m)
 	if full() {
 		printSummary(os.Stdout)

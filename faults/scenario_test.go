@@ -59,6 +59,9 @@ type rig struct {
 // asked for, and the agent's config. Nothing of the agent runs yet.
 func newRig(t *testing.T, name string, o setup) *rig {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("faults: an integration suite; -short skips it")
+	}
 	sd := seed(t)
 	r := &rig{rng: rand.New(rand.NewPCG(sd, 0x5eed))}
 	if o.rate == 0 {
