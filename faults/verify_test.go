@@ -59,6 +59,7 @@ func (s *scenario) finish() {
 	s.waitLanded(gen)
 	final, _ := s.a.poll()
 	s.a.stop()
+	elapsed := time.Since(s.began)
 	f := feedStatus(final)
 	xs := s.x.Stats()
 	t.Logf("last run of %d: feed points %d, restarts %d, gaps %d, backfilled %d, plugin_dropped %d; exchange: %d connections, %d dropped by faults, %d REST requests",
@@ -67,6 +68,7 @@ func (s *scenario) finish() {
 	var failed []string
 	for _, c := range s.checks {
 		r, problems := s.verify(c, gen)
+		r.Elapsed = elapsed
 		s.results = append(s.results, r)
 		failed = append(failed, problems...)
 	}
@@ -173,7 +175,7 @@ func (s *scenario) waitLanded(gen map[string]map[string]truth) {
 // verify compares one sink with the ground truth.
 func (s *scenario) verify(c sinkCheck, gen map[string]map[string]truth) (result, []string) {
 	t := s.t
-	r := result{Scenario: s.name, Sink: c.store.sink(), Dropped: s.a.dropped(c.store.sink()), Elapsed: time.Since(s.began)}
+	r := result{Scenario: s.name, Sink: c.store.sink(), Dropped: s.a.dropped(c.store.sink())}
 	var problems []string
 	for _, sm := range streams {
 		for _, sym := range symbols {
