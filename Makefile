@@ -16,7 +16,7 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 RUN_CONFIG ?= config/sluice.run.yaml
 PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-short vet fmt bench proto clean influxd install deb
+.PHONY: all build run demo test test-faults test-short vet fmt bench proto clean influxd install deb
 
 all: build
 
@@ -56,6 +56,12 @@ vet:
 test: influxd vet
 	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
 		$(GO) test -race -timeout 20m ./...
+
+# The whole fault-injection suite (a short version runs in `make test`):
+# prints per scenario generated, landed, missing, duplicated, dropped.
+test-faults: influxd
+	SLUICE_FAULTS=full SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
+		$(GO) test -count=1 -timeout 20m -v -run . ./faults/
 
 # Unit tests only: no InfluxDB, no race detector.
 test-short:
