@@ -191,6 +191,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		obs := newObservedSink(s, a.lag.WithLabelValues(name))
 		o := pipeline.NewOutput(name, obs, sc.Pipeline, buf.Cursor(name), log, nil)
+		// The buffer may hold a backlog from before a restart: the sink
+		// must know every uniqueness key before it writes any of it.
+		if err := o.Declare(ctx, buf.Measurements()); err != nil {
+			return err
+		}
 		o.Start()
 		outputs[name], observed[name] = o, obs
 	}

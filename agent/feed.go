@@ -197,6 +197,9 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := f.buffer.Declare(f.name, ms); err != nil {
+		return fmt.Errorf("save measurements: %w", err)
+	}
 	for _, o := range f.outputs {
 		if err := o.Declare(ctx, ms); err != nil {
 			return err
@@ -257,6 +260,9 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
+	}
+	if err := f.buffer.Declare(f.name, ms); err != nil {
+		return fmt.Errorf("save measurements: %w", err)
 	}
 	for _, o := range f.outputs {
 		if err := o.Declare(ctx, ms); err != nil {

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,9 +62,18 @@ type Buffer struct {
 	sync   wal.SyncPolicy
 	logger *slog.Logger
 
-	mu           sync.Mutex
-	cursors      map[string]*cursor
-	positions    map[string]positionAt
+	mu        sync.Mutex
+	cursors   map[string]*cursor
+	positions map[string]positionAt // newest appended, per feed: a feed restarting in this process resumes here
+	// Positions not yet written by every sink, in append order, and the
+	// newest that is: only those are saved in positions.json, so a saved
+	// position never runs ahead of what every sink holds, whatever the
+	// disk loses of the log's tail.
+	unsettled map[string][]positionAt
+	settled   map[string]positionAt
+	// What each feed declared, saved so that sinks know the uniqueness
+	// keys before they write a backlog recovered from the log.
+	measurements map[string][]sluice.Measurement
 	moved        chan struct{} // closed and replaced when a cursor advances
 	lastSnapshot time.Time
 	closed       bool
@@ -109,9 +120,12 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 	rep.Recovery = rec
 	b := &Buffer{
 		log: l, dir: opts.Dir, sync: opts.Sync, logger: logger,
-		cursors:   make(map[string]*cursor, len(sinks)),
-		positions: make(map[string]positionAt),
-		moved:     make(chan struct{}),
+		cursors:      make(map[string]*cursor, len(sinks)),
+		positions:    make(map[string]positionAt),
+		unsettled:    make(map[string][]positionAt),
+		settled:      make(map[string]positionAt),
+		measurements: make(map[string][]sluice.Measurement),
+		moved:        make(chan struct{}),
 	}
 	if err := b.recover(sinks, &rep); err != nil {
 		l.Close()
@@ -157,20 +171,22 @@ func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
 	}
 
 	if raw, err := os.ReadFile(filepath.Join(b.dir, "positions.json")); err == nil {
-		if err := json.Unmarshal(raw, &b.positions); err != nil {
+		if err := json.Unmarshal(raw, &b.settled); err != nil {
 			b.logger.Warn("buffer: positions snapshot unreadable; using what the log holds", "error", err)
-			b.positions = make(map[string]positionAt)
+			b.settled = make(map[string]positionAt)
 		}
 	}
-	// A snapshot position whose entry is no longer in the log (power loss
-	// took the log's tail, or recovery cut it) claims points nobody has:
-	// resuming from it would skip them. Such a feed resumes from the
-	// newest entry that survived, found by the scan below.
-	for feed, p := range b.positions {
-		if p.Index > b.log.LastIndex() {
-			b.logger.Warn("buffer: a feed's saved position is past the log's end; resuming from the last entry that survived",
-				"feed", feed, "position_index", p.Index, "log_end", b.log.LastIndex())
-			delete(b.positions, feed)
+	// A saved position is one every sink had written, so it is safe to
+	// resume from even if the log lost entries after it; any entry the
+	// log still holds (older or newer) replaces it as the scan finds it.
+	for feed, p := range b.settled {
+		p.Index = 0
+		b.settled[feed], b.positions[feed] = p, p
+	}
+	if raw, err := os.ReadFile(filepath.Join(b.dir, "measurements.json")); err == nil {
+		if err := json.Unmarshal(raw, &b.measurements); err != nil {
+			b.logger.Warn("buffer: saved measurements unreadable", "error", err)
+			b.measurements = make(map[string][]sluice.Measurement)
 		}
 	}
 	r, err := b.log.NewReader(first)
@@ -192,8 +208,10 @@ func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
 			rep.BadEntries++
 			continue
 		}
-		if h.Position != nil && idx > b.positions[h.Feed].Index {
-			b.positions[h.Feed] = positionAt{Index: idx, Position: h.Position}
+		if h.Position != nil {
+			p := positionAt{Index: idx, Position: h.Position}
+			b.positions[h.Feed] = p
+			b.unsettled[h.Feed] = append(b.unsettled[h.Feed], p)
 		}
 		for _, s := range h.Sinks {
 			if c := b.cursors[s]; c != nil && idx >= c.next {
@@ -327,7 +345,9 @@ func (b *Buffer) Append(ctx context.Context, e *Entry) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e.Position != nil && idx > b.positions[e.Feed].Index {
-		b.positions[e.Feed] = positionAt{Index: idx, Position: append(sluice.Position(nil), e.Position...)}
+		p := positionAt{Index: idx, Position: append(sluice.Position(nil), e.Position...)}
+		b.positions[e.Feed] = p
+		b.unsettled[e.Feed] = append(b.unsettled[e.Feed], p)
 	}
 	for _, s := range routes {
 		c := b.cursors[s]
@@ -411,9 +431,10 @@ func (b *Buffer) commit(c *cursor, points int) error {
 	for _, o := range b.cursors {
 		low = min(low, o.next)
 	}
+	b.settleLocked(low)
 	var snap []byte
 	if time.Since(b.lastSnapshot) >= snapshotEvery && low > b.log.FirstIndex() {
-		snap, _ = json.Marshal(b.positions)
+		snap, _ = json.Marshal(b.settled)
 		b.lastSnapshot = time.Now()
 	}
 	b.mu.Unlock()
@@ -426,6 +447,56 @@ func (b *Buffer) commit(c *cursor, points int) error {
 		return fmt.Errorf("save positions: %w", err)
 	}
 	return b.log.TruncateFront(low)
+}
+
+// settleLocked moves the positions of entries every sink has passed
+// (index below low) from unsettled to settled.
+func (b *Buffer) settleLocked(low uint64) {
+	for feed, ps := range b.unsettled {
+		i := 0
+		for ; i < len(ps) && ps[i].Index < low; i++ {
+			b.settled[feed] = ps[i]
+		}
+		if i == len(ps) {
+			delete(b.unsettled, feed)
+		} else {
+			b.unsettled[feed] = ps[i:]
+		}
+	}
+}
+
+// lowLocked is the lowest sink cursor: every entry below it is written.
+func (b *Buffer) lowLocked() uint64 {
+	low := b.log.LastIndex() + 1
+	for _, c := range b.cursors {
+		low = min(low, c.next)
+	}
+	return low
+}
+
+// Declare saves a feed's measurements (and their uniqueness keys), so
+// that after a restart every sink learns them before it writes the
+// feed's backlog.
+func (b *Buffer) Declare(feed string, ms []sluice.Measurement) error {
+	b.mu.Lock()
+	b.measurements[feed] = ms
+	raw, err := json.Marshal(b.measurements)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(b.dir, "measurements.json"), raw, true)
+}
+
+// Measurements returns every measurement any feed has declared.
+func (b *Buffer) Measurements() []sluice.Measurement {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []sluice.Measurement
+	for _, feed := range slices.Sorted(maps.Keys(b.measurements)) {
+		out = append(out, b.measurements[feed]...)
+	}
+	return out
 }
 
 // BufferStatus is one sink's view of the buffer.
@@ -457,7 +528,8 @@ func (b *Buffer) Close() error {
 		return nil
 	}
 	b.closed = true
-	snap, _ := json.Marshal(b.positions)
+	b.settleLocked(b.lowLocked())
+	snap, _ := json.Marshal(b.settled)
 	b.advancedLocked()
 	b.mu.Unlock()
 	err := writeFileAtomic(filepath.Join(b.dir, "positions.json"), snap, true)
