@@ -10,22 +10,17 @@ package dashtest
 
 import (
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/internal/testinflux"
 	"github.com/sluicehq/sluice/plugins/binance"
@@ -38,7 +33,6 @@ import (
 const (
 	pollEvery   = 100 * time.Millisecond
 	waitTimeout = time.Minute
-	stopTimeout = 40 * time.Second
 )
 
 // simSymbols are the symbols of every simulated market, busiest first (the
@@ -151,12 +145,12 @@ func fillStores(t *testing.T) *stores {
 	}
 	sim := binancesim.Start(t, binancesim.Options{Markets: markets, Symbols: symbols, TradeRate: simTradeRate})
 
-	a := startAgent(t, agentConfig(t, sim, st))
-	st.sqlite = a.db
-	a.waitFor(t, "every feed running and every sink written to", func() (bool, string) {
-		s, err := a.status()
-		if err != nil {
-			return false, err.Error()
+	a := testagent.Start(t, agentConfig(t, sim, st))
+	st.sqlite = a.DB
+	waitFor(t, a, "every feed running and every sink written to", func() (bool, string) {
+		s, ok := a.Status(t)
+		if !ok {
+			return false, "no status yet"
 		}
 		for _, f := range s.Feeds {
 			if f.State != agent.FeedRunning {
@@ -174,7 +168,7 @@ func fillStores(t *testing.T) *stores {
 	for _, f := range st.feeds {
 		want = append(want, f.wantData()...)
 	}
-	a.waitRows(t, "every measurement of every symbol", want)
+	waitRows(t, a, "every measurement of every symbol", want)
 
 	// Books are synced now (book rows landed), so a lost depth event is a
 	// sequence break.
@@ -188,7 +182,7 @@ func fillStores(t *testing.T) *stores {
 		}
 		want = append(want, f.wantSymbolEvents()...)
 	}
-	a.waitRows(t, "gap, backfill and resync events", want)
+	waitRows(t, a, "gap, backfill and resync events", want)
 
 	if sim.DropAll(binancesim.Abrupt) == 0 {
 		t.Fatal("the simulator had no connection to drop")
@@ -197,9 +191,9 @@ func fillStores(t *testing.T) *stores {
 	for _, f := range st.feeds {
 		want = append(want, f.wantDropEvents()...)
 	}
-	a.waitRows(t, "disconnect and reconnect events", want)
+	waitRows(t, a, "disconnect and reconnect events", want)
 
-	a.stop(t)
+	a.Stop(t)
 	st.to = time.Now()
 	t.Logf("the agent ran %s: %s", st.to.Sub(st.from).Round(time.Millisecond), summary(t, st.sqlite))
 	return st
@@ -288,124 +282,24 @@ func influxAvailable() bool {
 	return err == nil && !fi.IsDir()
 }
 
-// logBuffer holds the agent's log, readable while the process writes it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-// runningAgent is the `sluice run` process under test.
-type runningAgent struct {
-	cmd       *exec.Cmd
-	statusURL string
-	db        string // the sqlite sink's file
-	logs      *logBuffer
-	client    *http.Client
-	done      chan struct{} // closed when the process exited
-	err       error         // its exit status, once done
-}
-
-// startAgent writes sluice.yaml (the fixed header, then sinksAndFeeds)
-// into a new data_dir and starts `sluice run` on it. The process is
-// killed, if still running, when the test ends; its log is shown if the
-// test failed.
-func startAgent(t *testing.T, sinksAndFeeds string) *runningAgent {
-	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := fmt.Sprintf(`data_dir: %s
-plugin_dir: %s
-feeds_dir: ""
-shutdown_timeout: 30s
-http: {listen: %q}
-log: {level: info}
-pipeline: {batch_size: 1000, flush_interval: 200ms}
-%s`, dir, testbin.PluginDir(t), addr, sinksAndFeeds)
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	a := &runningAgent{
-		cmd:       exec.Command(testbin.Sluice(t), "run", "-config", path),
-		statusURL: "http://" + addr + "/api/v1/status",
-		db:        filepath.Join(dir, "sluice.db"),
-		logs:      &logBuffer{},
-		client:    &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-		done:      make(chan struct{}),
-	}
-	a.cmd.Env = testbin.Env()
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		a.err = a.cmd.Wait()
-		close(a.done)
-	}()
-	t.Cleanup(func() {
-		if !a.exited() {
-			_ = a.cmd.Process.Kill()
-			<-a.done
-		}
-		if t.Failed() {
-			t.Logf("config:\n%s\nagent log:\n%s", cfg, a.logs.String())
-		}
-	})
-	return a
-}
-
-func (a *runningAgent) exited() bool {
-	select {
-	case <-a.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// status reads /api/v1/status.
-func (a *runningAgent) status() (agent.Status, error) {
-	var st agent.Status
-	resp, err := a.client.Get(a.statusURL)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("status: %s", resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
 // waitFor polls cond until it holds, failing the test if the agent exits
 // or waitTimeout passes; cond's string says what it last saw.
-func (a *runningAgent) waitFor(t *testing.T, what string, cond func() (bool, string)) {
+func waitFor(t *testing.T, a *testagent.Agent, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		ok, saw := cond()
+		exited := false
+		select {
+		case <-a.Exited():
+			exited = true
+		default:
+		}
 		switch {
 		case ok:
 			return
-		case a.exited():
-			t.Fatalf("sluice exited (%v) while waiting for %s", a.err, what)
+		case exited:
+			t.Fatalf("sluice exited (%v) while waiting for %s", a.ExitErr(), what)
 		case time.Now().After(deadline):
 			t.Fatalf("no %s within %s: %s", what, waitTimeout, saw)
 		}
@@ -415,10 +309,10 @@ func (a *runningAgent) waitFor(t *testing.T, what string, cond func() (bool, str
 
 // waitRows waits until the agent's SQLite file holds a row for each of
 // want (see landed for how a row is named).
-func (a *runningAgent) waitRows(t *testing.T, what string, want []string) {
+func waitRows(t *testing.T, a *testagent.Agent, what string, want []string) {
 	t.Helper()
-	a.waitFor(t, what, func() (bool, string) {
-		got, errs := landed(a.db)
+	waitFor(t, a, what, func() (bool, string) {
+		got, errs := landed(a.DB)
 		var missing []string
 		for _, w := range want {
 			if !got[w] {
@@ -469,20 +363,4 @@ func landed(path string) (map[string]bool, []error) {
 		rows.Close()
 	}
 	return got, errs
-}
-
-// stop sends SIGTERM and waits for a clean exit.
-func (a *runningAgent) stop(t *testing.T) {
-	t.Helper()
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-a.done:
-		if a.err != nil {
-			t.Fatalf("sluice exited with %v after SIGTERM", a.err)
-		}
-	case <-time.After(stopTimeout):
-		t.Fatalf("sluice did not exit within %s of SIGTERM", stopTimeout)
-	}
 }
