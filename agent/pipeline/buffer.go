@@ -74,6 +74,7 @@ type Buffer struct {
 	// What each feed declared, saved so that sinks know the uniqueness
 	// keys before they write a backlog recovered from the log.
 	measurements map[string][]sluice.Measurement
+	declareMu    sync.Mutex
 	moved        chan struct{} // closed and replaced when a cursor advances
 	lastSnapshot time.Time
 	closed       bool
@@ -159,7 +160,10 @@ func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
 	}
 	entries, _ := os.ReadDir(b.cursorDir())
 	for _, e := range entries {
-		if name := e.Name(); !known[name] && !strings.HasSuffix(name, ".tmp") {
+		switch name := e.Name(); {
+		case strings.HasSuffix(name, ".tmp"): // a write a crash cut short
+			os.Remove(filepath.Join(b.cursorDir(), name))
+		case !known[name]:
 			os.Remove(filepath.Join(b.cursorDir(), name))
 			rep.RemovedCursors = append(rep.RemovedCursors, name)
 		}
@@ -244,25 +248,27 @@ func (b *Buffer) writeCursor(c *cursor) error {
 }
 
 func writeFileAtomic(path string, data []byte, fsync bool) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	// A temporary name of its own, so that concurrent writers of the same
+	// file never rename each other's half-written copy.
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil && fsync {
+		err = f.Sync()
 	}
-	if fsync {
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
-		return err
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	return os.Rename(tmp, path)
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // Position returns the last durable position of a feed (nil if none).
@@ -478,6 +484,9 @@ func (b *Buffer) lowLocked() uint64 {
 // that after a restart every sink learns them before it writes the
 // feed's backlog.
 func (b *Buffer) Declare(feed string, ms []sluice.Measurement) error {
+	// One declaration at a time, so the file ends with the newest set.
+	b.declareMu.Lock()
+	defer b.declareMu.Unlock()
 	b.mu.Lock()
 	b.measurements[feed] = ms
 	raw, err := json.Marshal(b.measurements)

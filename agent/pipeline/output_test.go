@@ -226,6 +226,28 @@ func TestPositionPastTheLogsEndIsNotUsed(t *testing.T) {
 	}
 }
 
+// Feeds declare concurrently as they start; every declaration is kept
+// and survives a reopen.
+func TestConcurrentDeclarationsAreAllSaved(t *testing.T) {
+	dir := t.TempDir()
+	b := openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			ms := []sluice.Measurement{{Name: fmt.Sprintf("m%d", i), Unique: []string{"id"}}}
+			if err := b.Declare(fmt.Sprintf("feed%d", i), ms); err != nil {
+				t.Errorf("declare: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	b.Close()
+	b = openTestBuffer(t, dir, SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	if got := len(b.Measurements()); got != 8 {
+		t.Fatalf("after reopening, %d measurements are declared, want 8", got)
+	}
+}
+
 // A feed blocked on a full sink does not hold up a feed routed elsewhere.
 func TestBlockedSinkDoesNotStallOtherFeeds(t *testing.T) {
 	b := openTestBuffer(t, t.TempDir(),
