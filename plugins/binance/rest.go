@@ -42,48 +42,20 @@ func ParseDepthSnapshot(body []byte) (DepthSnapshot, error) {
 // backfilling a gap. The body does not name the symbol, so the caller
 // does. It returns the ids seen, in order, for the gap bookkeeping.
 func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, []int64, error) {
-	n := len(dst)
-	out := dst
-	fail := func(err error) ([]sluice.Point, []int64, error) {
-		clear(out[n:]) // drop references held by half-built points
-		return dst[:n], nil, fmt.Errorf("%w: aggTrades: %w", ErrFrame, err)
-	}
-	if !p.market.valid() {
-		return dst, nil, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
-	}
-	if symbol == "" {
-		return fail(fmt.Errorf("missing symbol"))
-	}
-	v, err := p.json.ParseBytes(body)
-	if err != nil {
-		return fail(err)
-	}
-	items, err := v.Array()
-	if err != nil {
-		return fail(err)
-	}
-	sym := p.intern([]byte(symbol))
-	ids := make([]int64, 0, len(items))
-	for i, item := range items {
-		o, err := item.Object()
-		if err != nil {
-			return fail(fmt.Errorf("item %d: %w", i, err))
-		}
-		var id, first, last int64
-		if id, err = getInt(o, "a"); err == nil {
-			if first, err = getInt(o, "f"); err == nil {
-				last, err = getInt(o, "l")
+	return p.parseRESTArray("aggTrades", symbol, body, dst,
+		func(o *fastjson.Object, sym string, out []sluice.Point) ([]sluice.Point, int64, error) {
+			var id, first, last int64
+			var err error
+			if id, err = getInt(o, "a"); err == nil {
+				if first, err = getInt(o, "f"); err == nil {
+					last, err = getInt(o, "l")
+				}
 			}
-		}
-		if err == nil {
-			out, err = p.appendAggTrade(o, sym, id, first, last, received, out)
-		}
-		if err != nil {
-			return fail(fmt.Errorf("item %d: %w", i, err))
-		}
-		ids = append(ids, id)
-	}
-	return out, ids, nil
+			if err == nil {
+				out, err = p.appendAggTrade(o, sym, id, first, last, received, out)
+			}
+			return out, id, err
+		})
 }
 
 // ParseTrades parses the body of a REST trades answer (GET
@@ -93,11 +65,27 @@ func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, 
 // not name the symbol, so the caller does. It returns the ids seen, in
 // order.
 func (p *Parser) ParseTrades(symbol string, body []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, []int64, error) {
+	return p.parseRESTArray("trades", symbol, body, dst,
+		func(o *fastjson.Object, sym string, out []sluice.Point) ([]sluice.Point, int64, error) {
+			pt, id, err := p.restTrade(o, sym, received)
+			if err != nil {
+				return out, 0, err
+			}
+			return append(out, pt), id, nil
+		})
+}
+
+// parseRESTArray walks a REST answer that is a JSON array of objects,
+// appending each item's points with item and collecting the ids in order.
+// On any error it leaves dst as it was and names the item.
+func (p *Parser) parseRESTArray(kind, symbol string, body []byte, dst []sluice.Point,
+	item func(o *fastjson.Object, sym string, out []sluice.Point) ([]sluice.Point, int64, error),
+) ([]sluice.Point, []int64, error) {
 	n := len(dst)
 	out := dst
 	fail := func(err error) ([]sluice.Point, []int64, error) {
-		clear(out[n:])
-		return dst[:n], nil, fmt.Errorf("%w: trades: %w", ErrFrame, err)
+		clear(out[n:]) // drop references held by half-built points
+		return dst[:n], nil, fmt.Errorf("%w: %s: %w", ErrFrame, kind, err)
 	}
 	if !p.market.valid() {
 		return dst, nil, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
@@ -115,16 +103,15 @@ func (p *Parser) ParseTrades(symbol string, body []byte, received time.Time, dst
 	}
 	sym := p.intern([]byte(symbol))
 	ids := make([]int64, 0, len(items))
-	for i, item := range items {
-		o, err := item.Object()
+	for i, it := range items {
+		o, err := it.Object()
 		if err != nil {
 			return fail(fmt.Errorf("item %d: %w", i, err))
 		}
-		pt, id, err := p.restTrade(o, sym, received)
-		if err != nil {
+		var id int64
+		if out, id, err = item(o, sym, out); err != nil {
 			return fail(fmt.Errorf("item %d: %w", i, err))
 		}
-		out = append(out, pt)
 		ids = append(ids, id)
 	}
 	return out, ids, nil
