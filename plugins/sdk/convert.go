@@ -232,7 +232,9 @@ func batchFromPB(in *pb.Batch) (b *sluice.Batch, invalid int, firstErr error) {
 
 // Field numbers of the source.v1 messages, for the direct codec below.
 const (
-	batchPoints = 1
+	batchPoints   = 1
+	batchDropped  = 2
+	batchPosition = 3
 
 	pointMeasurement = 1
 	pointTags        = 2
@@ -261,24 +263,45 @@ var errInvalidUTF8 = errors.New("string field contains invalid UTF-8")
 // building a protobuf message per point, tag and field first. The agent's
 // disk buffer encodes every batch with it.
 func AppendPoints(dst []byte, points []sluice.Point) ([]byte, error) {
-	// One pass checks the strings and sizes the output, so that dst grows
-	// at most once.
-	total := 0
 	for i := range points {
 		if err := checkUTF8(&points[i]); err != nil {
 			return dst, err
 		}
-		size := pointSize(&points[i])
-		total += protowire.SizeTag(batchPoints) + protowire.SizeBytes(size)
 	}
-	dst = slices.Grow(dst, total)
+	return appendBatch(dst, points, 0, nil), nil
+}
+
+// appendBatch appends a source.v1 Batch, fields in number order as the
+// protobuf runtime writes them. Strings are not checked for UTF-8: a
+// plugin's point with invalid text crosses the boundary and the host's
+// normalizer rejects and counts it, where the protobuf runtime would fail
+// the whole stream.
+func appendBatch(dst []byte, points []sluice.Point, dropped uint64, pos sluice.Position) []byte {
+	dst = slices.Grow(dst, batchSize(points, dropped, pos)) // grows at most once
 	for i := range points {
 		p := &points[i]
 		dst = protowire.AppendTag(dst, batchPoints, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(pointSize(p)))
 		dst = appendPoint(dst, p)
 	}
-	return dst, nil
+	dst = appendVarint(dst, batchDropped, dropped)
+	if len(pos) > 0 {
+		dst = protowire.AppendTag(dst, batchPosition, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, pos)
+	}
+	return dst
+}
+
+// batchSize is the encoded size of a Batch.
+func batchSize(points []sluice.Point, dropped uint64, pos sluice.Position) int {
+	n := sizeVarint(batchDropped, dropped)
+	if len(pos) > 0 {
+		n += protowire.SizeTag(batchPosition) + protowire.SizeBytes(len(pos))
+	}
+	for i := range points {
+		n += protowire.SizeTag(batchPoints) + protowire.SizeBytes(pointSize(&points[i]))
+	}
+	return n
 }
 
 func sizeString(num protowire.Number, s string) int {
@@ -426,36 +449,62 @@ func appendPoint(b []byte, p *sluice.Point) []byte {
 // values are substrings of one copy of b, and names (measurement, keys)
 // are interned per call, so a caller that keeps a name does not keep b.
 func DecodePoints(b []byte, hint int) ([]sluice.Point, error) {
-	d := decoder{body: string(b)}
+	d := newDecoder(b, hint, false)
+	if _, err := d.batch(b); err != nil {
+		return nil, err
+	}
+	return d.points, nil
+}
+
+// decodeBatch decodes a Batch received from a plugin as DecodePoints
+// does, except that one point's trouble is not the batch's: a point that
+// cannot be decoded (a field type this host does not know, a malformed
+// message) is left out and counted in invalid, with the first such error.
+// Strings are not checked for UTF-8 here; the host's normalizer checks
+// every one and counts what fails. err is for a batch whose framing is
+// broken.
+func decodeBatch(b []byte) (out *sluice.Batch, invalid int, invalidErr, err error) {
+	d := newDecoder(b, 0, true)
+	out = &sluice.Batch{}
+	if out.Dropped, err = d.batch(b); err != nil {
+		return nil, 0, nil, err
+	}
+	out.Points, out.Position = d.points, d.position
+	return out, d.invalid, d.invalidErr, nil
+}
+
+func newDecoder(b []byte, hint int, lenient bool) *decoder {
+	d := &decoder{body: string(b), lenient: lenient}
 	if hint > 0 && hint <= len(b) {
 		d.points = make([]sluice.Point, 0, hint)
 		d.chunk = min(4*hint, slabChunk) // room for 4 tags and 4 fields a point
 	}
-	off := 0
-	for off < len(b) {
-		num, typ, n := consumeTag(b[off:])
-		if n < 0 {
-			return nil, decodeErr(protowire.ParseError(n))
-		}
-		off += n
-		if num == batchPoints && typ == protowire.BytesType {
-			m, n := protowire.ConsumeBytes(b[off:])
-			if n < 0 {
-				return nil, decodeErr(protowire.ParseError(n))
+	return d
+}
+
+// batch walks the top level of a Batch message, decoding its points into
+// d.points and its position into d.position, and returns its dropped count.
+func (d *decoder) batch(b []byte) (dropped uint64, err error) {
+	err = walk(b, func(num protowire.Number, typ protowire.Type, v uint64, m []byte, at int) error {
+		switch {
+		case num == batchPoints && typ == protowire.BytesType:
+			err := d.point(at, m)
+			if err != nil && d.lenient {
+				d.invalid++
+				if d.invalidErr == nil {
+					d.invalidErr = err
+				}
+				return nil
 			}
-			if err := d.point(off+n-len(m), m); err != nil {
-				return nil, err
-			}
-			off += n
-			continue
+			return err
+		case num == batchDropped && typ == protowire.VarintType:
+			dropped = v
+		case num == batchPosition && typ == protowire.BytesType:
+			d.position = sluice.Position(slices.Clone(m))
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b[off:])
-		if n < 0 {
-			return nil, decodeErr(protowire.ParseError(n))
-		}
-		off += n
-	}
-	return d.points, nil
+		return nil
+	})
+	return dropped, err
 }
 
 // consumeTag is protowire.ConsumeTag that also refuses field numbers past
@@ -471,8 +520,14 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 func decodeErr(err error) error { return fmt.Errorf("decode points: %w", err) }
 
 type decoder struct {
-	body   string // one copy of the input; string values point into it
-	points []sluice.Point
+	body    string // one copy of the input; string values point into it
+	lenient bool   // see decodeBatch
+	points  []sluice.Point
+	// What a lenient decode found besides points.
+	position   sluice.Position
+	invalid    int
+	invalidErr error
+
 	tags   []sluice.Tag   // the chunk tags are carved from
 	fields []sluice.Field // the chunk fields are carved from
 	names  map[string]string
@@ -487,7 +542,7 @@ const slabChunk = 4096
 const maxInterned = 256
 
 func (d *decoder) str(at int, b []byte) (string, error) {
-	if !utf8.Valid(b) {
+	if !d.lenient && !utf8.Valid(b) {
 		return "", decodeErr(errInvalidUTF8)
 	}
 	return d.body[at : at+len(b)], nil
@@ -497,7 +552,7 @@ func (d *decoder) name(b []byte) (string, error) {
 	if s, ok := d.names[string(b)]; ok {
 		return s, nil
 	}
-	if !utf8.Valid(b) {
+	if !d.lenient && !utf8.Valid(b) {
 		return "", decodeErr(errInvalidUTF8)
 	}
 	s := string(b)
@@ -691,6 +746,9 @@ func (d *decoder) field(base int, m []byte, measurement string) (sluice.Field, e
 		v = sluice.Bool(bo != 0)
 	default:
 		err := fmt.Errorf("measurement %q field %q: unknown field type %d", measurement, key, typ)
+		if d.lenient {
+			return sluice.Field{}, err
+		}
 		return sluice.Field{}, fmt.Errorf("decode points: 1 undecodable: %w", err)
 	}
 	return sluice.Field{Key: key, Value: v}, nil

@@ -208,14 +208,20 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 
+	send := func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
+		return sendWire(stream, points, dropped, pos)
+	}
+	if !hostWantsWire(stream.Context()) {
+		send = func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
+			return stream.Send(batchToPB(points, dropped, pos))
+		}
+	}
 	em := newEmitter(int(req.GetQueueSize()))
 	b := &batcher{
 		e:        em,
 		size:     int(req.GetBatchSize()),
 		interval: time.Duration(req.GetFlushIntervalNs()),
-		send: func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
-			return stream.Send(batchToPB(points, dropped, pos))
-		},
+		send:     send,
 	}
 	if b.size <= 0 {
 		b.size = DefaultBatchSize
@@ -322,12 +328,12 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler
 		QueueSize:       uint32(max(opts.QueueSize, 0)),
 		BatchSize:       uint32(max(opts.BatchSize, 0)),
 		FlushIntervalNs: int64(opts.FlushInterval),
-	})
+	}, grpc.CallContentSubtype(wireCodecName))
 	if err != nil {
 		return fmt.Errorf("stream: %w", err)
 	}
 	for {
-		in, err := st.Recv()
+		b, invalid, invErr, err := recvWire(st)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -345,7 +351,6 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler
 			}
 			return fmt.Errorf("stream: %w", err)
 		}
-		b, invalid, invErr := batchFromPB(in)
 		if err := fn(b, invalid, invErr); err != nil {
 			return err
 		}
