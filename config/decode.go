@@ -32,8 +32,8 @@ func Default() *Config {
 		HTTP:            HTTP{Listen: "127.0.0.1:9273"},
 		Log:             Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{
-			BatchSize:      1000,
-			FlushInterval:  time.Second,
+			BatchSize:      5000,
+			FlushInterval:  0,
 			MaxBufferBytes: 1 << 30,
 			WhenFull:       Block,
 			RetryInitial:   500 * time.Millisecond,

@@ -186,6 +186,20 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// flush_interval may be 0 ("write as soon as the sink is free"), as a
+// bare 0 or a duration, at the top level and as a sink's override.
+func TestFlushIntervalZero(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, t.TempDir(), "sluice.yaml", "pipeline:\n  flush_interval: 2s\nsinks:\n  a:\n    type: sqlite\n    flush_interval: 0\n  b:\n    type: sqlite\n    path: b.db\n    flush_interval: 0s\n  c:\n    type: sqlite\n    path: c.db\n")
+	cfg, err := config.LoadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := [...]time.Duration{cfg.Sinks["a"].Pipeline.FlushInterval, cfg.Sinks["b"].Pipeline.FlushInterval, cfg.Sinks["c"].Pipeline.FlushInterval}; got != [...]time.Duration{0, 0, 2 * time.Second} {
+		t.Errorf("flush intervals a, b, c = %v, want 0, 0, 2s", got)
+	}
+}
+
 func TestDefaultPath(t *testing.T) {
 	t.Parallel()
 	if config.DefaultPath != "/etc/sluice/sluice.yaml" {
@@ -290,7 +304,7 @@ env SLUICE_HTTP: http: must be a mapping, got "x"
 env SLUICE_LOG__VERBOSE: log.verbose: unknown key
 env SLUICE_LOG____LEVEL: does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN
 env SLUICE_PIPELINE__BATCH_SIZE: pipeline.batch_size: must be a positive integer, got "abc"
-env SLUICE_PIPELINE__FLUSH_INTERVAL: pipeline.flush_interval: must be a positive duration such as "500ms", "30s" or "5m", got "5"
+env SLUICE_PIPELINE__FLUSH_INTERVAL: pipeline.flush_interval: must be 0 or a positive duration such as "500ms", "30s" or "5m", got "5"
 env SLUICE_SINKS__DB__GZIP: sinks.db.gzip: only valid for sinks of type influxdb, this sink has type sqlite
 env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.timeout: must be a positive duration such as "500ms", "30s" or "5m", got "soon"
 env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.type: missing required key`

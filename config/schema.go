@@ -20,7 +20,7 @@ type kind uint8
 const (
 	kindString   kind = iota
 	kindInt           // a positive integer
-	kindDuration      // a positive Go duration: "100ms", "1m30s"
+	kindDuration      // a positive Go duration: "100ms", "1m30s" (or 0, with zero)
 	kindBool
 	kindList    // a list of strings
 	kindSection // a mapping with a fixed set of keys
@@ -37,6 +37,7 @@ type spec struct {
 	what     string           // kindNamed: what a name names ("feed")
 	oneOf    []string         // kindString: the allowed values
 	empty    bool             // kindString: "" is allowed
+	zero     bool             // kindDuration: 0 is allowed
 	secret   bool             // never show the value in a message
 	// check returns a message when a string value is unacceptable.
 	check func(s string) string
@@ -46,7 +47,9 @@ var (
 	str      = &spec{kind: kindString}
 	posInt   = &spec{kind: kindInt}
 	duration = &spec{kind: kindDuration}
-	boolean  = &spec{kind: kindBool}
+	// zeroOrDuration also takes 0 ("0", "0s") for "no wait".
+	zeroOrDuration = &spec{kind: kindDuration, zero: true}
+	boolean        = &spec{kind: kindBool}
 )
 
 func enum(values ...string) *spec {
@@ -63,7 +66,7 @@ func named(what string, elem *spec) *spec {
 
 var pipelineSpec = section(map[string]*spec{
 	"batch_size":       posInt,
-	"flush_interval":   duration,
+	"flush_interval":   zeroOrDuration,
 	"max_buffer_bytes": posInt,
 	"when_full":        enum(string(Block), string(DropOldest), string(DropNewest)),
 	"retry_initial":    duration,

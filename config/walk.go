@@ -107,15 +107,22 @@ func (w *walker) walk(s *spec, path []string, v any) (any, bool) {
 		w.errorf(path, "must be a positive integer, got %s%s", describe(v, s.secret), quotedHint(v))
 	case kindDuration:
 		if raw, ok := v.(string); ok {
-			if d, err := time.ParseDuration(raw); err == nil && d > 0 {
+			if d, err := time.ParseDuration(raw); err == nil && (d > 0 || s.zero && d == 0) {
 				return d, true
 			}
+		}
+		if n, ok := toInt(v); ok && n == 0 && s.zero {
+			return time.Duration(0), true
 		}
 		hint := ""
 		if _, ok := toInt(v); ok {
 			hint = " (a duration needs a unit)"
 		}
-		w.errorf(path, "must be a positive duration such as \"500ms\", \"30s\" or \"5m\", got %s%s", describe(v, s.secret), hint)
+		what := "a positive duration"
+		if s.zero {
+			what = "0 or a positive duration"
+		}
+		w.errorf(path, "must be %s such as \"500ms\", \"30s\" or \"5m\", got %s%s", what, describe(v, s.secret), hint)
 	case kindBool:
 		if b, ok := v.(bool); ok {
 			return b, true

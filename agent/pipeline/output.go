@@ -46,8 +46,11 @@ func (wallClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // cfg.BatchSize points (whole entries, so a batch may exceed it by less
 // than one plugin batch), or whatever it has once cfg.FlushInterval has
 // passed since the batch began, and writes each until it succeeds,
-// backing off between tries. Only then does the cursor move. Bounds and
-// the when_full policy are the buffer's (see Buffer.Append).
+// backing off between tries. Only then does the cursor move. With a
+// FlushInterval of 0 (the default) a batch is whatever had arrived when
+// the previous write ended: batches grow with the load, and an idle sink
+// writes at once. Bounds and the when_full policy are the buffer's (see
+// Buffer.Append).
 //
 // Lifecycle: NewOutput has no side effects; Start launches the writer;
 // Close drains what is buffered within its deadline and stops, and is

@@ -417,6 +417,51 @@ func TestFlushIntervalCutsPartialBatch(t *testing.T) {
 	}
 }
 
+// With a flush interval of 0 a partial batch is written at once, without
+// waiting on the clock, and what arrives while a write runs is the next
+// batch, whole: batches grow with the load.
+func TestZeroFlushIntervalWritesWhenTheSinkIsFree(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	var sizes []int // guarded by sink.mu, which Write holds around fail
+	sink := &memSink{fail: func(attempt int, points []sluice.Point) error {
+		sizes = append(sizes, len(points))
+		if attempt == 1 {
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	cfg := testCfg(config.Block)
+	cfg.BatchSize, cfg.FlushInterval = 100, 0
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, cfg, b.Cursor("s"), discard, newFakeClock())
+	o.Start()
+	defer closeOutput(t, o)
+	if err := appendPts(t, b, []string{"s"}, 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a partial batch was not written without the clock moving")
+	}
+	for _, r := range [][2]int{{3, 5}, {5, 9}} {
+		if err := appendPts(t, b, []string{"s"}, r[0], r[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sink.ids()) < 9 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if !slices.Equal(sink.got, seq(0, 9)) || !slices.Equal(sizes, []int{3, 6}) {
+		t.Fatalf("wrote %v in batches of %v, want 0..8 in batches of [3 6]", sink.got, sizes)
+	}
+}
+
 func TestRetriesByErrorClass(t *testing.T) {
 	clock := newFakeClock()
 	errs := []error{

@@ -45,6 +45,7 @@ type options struct {
 	burstFor    time.Duration
 	profile     string
 	cpuprofile  string
+	agentEnv    []string // extra environment for the agent (settings to compare)
 }
 
 func main() {
@@ -69,6 +70,13 @@ func main() {
 	flag.DurationVar(&o.burstFor, "burst-for", 2*time.Second, "burst run: how long the burst lasts")
 	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and allocation profiles of the agent and plugin into this directory (sluice runs only; adds the profiling cost)")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write this harness's own CPU profile here")
+	flag.Func("agent-env", "a `SLUICE_KEY=value` setting for the agent, to measure a non-default (repeatable)", func(kv string) error {
+		if !strings.HasPrefix(kv, "SLUICE_") || !strings.Contains(kv, "=") {
+			return fmt.Errorf("want SLUICE_KEY=value, got %q", kv)
+		}
+		o.agentEnv = append(o.agentEnv, kv)
+		return nil
+	})
 	flag.Parse()
 	if o.cpuprofile != "" {
 		f, err := os.Create(o.cpuprofile)

@@ -531,7 +531,7 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 			}
 			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", spec.influx.url, db)
 			t.extra = map[string]int{"influxd": spec.influx.pid()}
-			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}}
+			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}, syms: syms}
 		}
 		symList, _ := json.Marshal(syms)
 		cfg := fmt.Sprintf(`data_dir: %s
@@ -571,6 +571,9 @@ feeds:
 	}
 	if t.cmd.Env == nil {
 		t.cmd.Env = childEnv()
+	}
+	if spec.target != "floor-sqlite" {
+		t.cmd.Env = append(t.cmd.Env, o.agentEnv...)
 	}
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
 	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
