@@ -135,7 +135,7 @@ type InfluxDB struct {
 	Token     string        `koanf:"token"`
 	TokenFile string        `koanf:"token_file"`
 	Precision string        `koanf:"precision"` // ns | us | ms | s, default ns
-	Gzip      bool          `koanf:"gzip"`      // default true
+	Gzip      bool          `koanf:"gzip"`      // default true, false for a loopback url
 	Timeout   time.Duration `koanf:"timeout"`   // default 10s
 	TLS       TLS           `koanf:"tls"`
 }

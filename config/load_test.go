@@ -160,7 +160,7 @@ func TestFull(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	t.Parallel()
-	path := writeFile(t, t.TempDir(), "sluice.yaml", "sinks:\n  db:\n    type: sqlite\n  influx:\n    type: influxdb\n    url: http://localhost:8086\n    bucket: b\nfeeds:\n  f:\n    plugin: synth\n    sinks: [db]\n")
+	path := writeFile(t, t.TempDir(), "sluice.yaml", "sinks:\n  db:\n    type: sqlite\n  influx:\n    type: influxdb\n    url: http://influx.example:8086\n    bucket: b\nfeeds:\n  f:\n    plugin: synth\n    sinks: [db]\n")
 	cfg, err := config.LoadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
 	if err != nil {
 		t.Fatal(err)
@@ -197,6 +197,41 @@ func TestFlushIntervalZero(t *testing.T) {
 	}
 	if got := [...]time.Duration{cfg.Sinks["a"].Pipeline.FlushInterval, cfg.Sinks["b"].Pipeline.FlushInterval, cfg.Sinks["c"].Pipeline.FlushInterval}; got != [...]time.Duration{0, 0, 2 * time.Second} {
 		t.Errorf("flush intervals a, b, c = %v, want 0, 0, 2s", got)
+	}
+}
+
+// gzip defaults to off for an InfluxDB on this host, on elsewhere, and
+// is what the file says when it says.
+func TestInfluxGzipDefault(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		url, gzip string
+		want      bool
+	}{
+		"localhost": {"http://localhost:8086", "", false},
+		"ipv4":      {"http://127.0.0.2:8086", "", false},
+		"ipv6":      {"http://[::1]:8086", "", false},
+		"remote":    {"https://eu-central-1-1.aws.cloud2.influxdata.com", "", true},
+		"lan":       {"http://10.0.0.7:8086", "", true},
+		"set_on":    {"http://127.0.0.1:8086", "true", true},
+		"set_off":   {"http://influx.example:8086", "false", false},
+	}
+	var yaml strings.Builder
+	yaml.WriteString("sinks:\n")
+	for name, c := range cases {
+		fmt.Fprintf(&yaml, "  %q:\n    type: influxdb\n    url: %q\n    bucket: b\n", name, c.url)
+		if c.gzip != "" {
+			fmt.Fprintf(&yaml, "    gzip: %s\n", c.gzip)
+		}
+	}
+	cfg, err := config.LoadWithEnv(writeFile(t, t.TempDir(), "sluice.yaml", yaml.String()), []string{"SLUICE_FEEDS_DIR="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range cases {
+		if got := cfg.Sinks[name].InfluxDB.Gzip; got != c.want {
+			t.Errorf("%s (%s, gzip %q): gzip = %v, want %v", name, c.url, c.gzip, got, c.want)
+		}
 	}
 }
 

@@ -184,6 +184,19 @@ func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
 			if err := take(p); err != nil {
 				return err
 			}
+			// Take what else is queued now, up to a batch, with one
+			// receive per point rather than a select over every channel.
+		more:
+			for range b.size {
+				select {
+				case p := <-b.e.queue:
+					if err := take(p); err != nil {
+						return err
+					}
+				default:
+					break more
+				}
+			}
 		case <-ticker.C:
 			// A ticker rather than a per-batch timer: a partial batch
 			// waits at most one interval, and idle checkpoints and drop

@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -32,8 +33,8 @@ func init() { encoding.RegisterCodecV2(wireCodec{}) }
 
 // wireBatch is a source.v1 Batch in its wire form.
 type wireBatch struct {
-	// buf is the plugin's encoded batch, from gRPC's buffer pool; gRPC
-	// returns it there once sent.
+	// buf is the plugin's encoded batch, from wirePool; gRPC returns it
+	// there once sent.
 	buf *[]byte
 	// data is the host's copy of a received batch.
 	data []byte
@@ -49,7 +50,7 @@ func (wireCodec) Name() string { return wireCodecName }
 
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if wb, ok := v.(*wireBatch); ok {
-		return mem.BufferSlice{mem.NewBuffer(wb.buf, mem.DefaultBufferPool())}, nil
+		return mem.BufferSlice{mem.NewBuffer(wb.buf, &wirePool)}, nil
 	}
 	return protoCodec.Marshal(v)
 }
@@ -76,10 +77,30 @@ func hostWantsWire(ctx context.Context) bool {
 
 // sendWire sends one batch encoded directly.
 func sendWire(stream grpc.ServerStream, points []sluice.Point, dropped uint64, pos sluice.Position) error {
-	buf := mem.DefaultBufferPool().Get(batchSize(points, dropped, pos))
+	buf := wirePool.Get(batchSize(points, dropped, pos))
 	*buf = appendBatch((*buf)[:0], points, dropped, pos)
 	return stream.SendMsg(&wireBatch{buf: buf})
 }
+
+// wirePool recycles the plugin's batch buffers. gRPC's own pool clears
+// every buffer it hands out, which cost the Binance plugin 7% of its CPU;
+// appendBatch overwrites what it uses, so this one does not.
+var wirePool bufferPool
+
+type bufferPool struct{ pool sync.Pool }
+
+// Get returns a buffer of length n (its contents are whatever it last
+// held).
+func (p *bufferPool) Get(n int) *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func (p *bufferPool) Put(b *[]byte) { p.pool.Put(b) }
 
 // recvWire receives and decodes one batch.
 func recvWire(stream grpc.ClientStream) (b *sluice.Batch, invalid int, invalidErr, err error) {
