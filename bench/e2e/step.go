@@ -255,11 +255,18 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	res.GenRate = float64(res.Generated) / res.DriveSec
 
 	// Drain: until every symbol's last trade is committed, or no progress
-	// for 5s, or o.drain.
-	deadline := time.Now().Add(o.drain)
+	// for 5s, or o.drain. A burst leaves the plugin REST backfills of
+	// what its queue dropped, and trades after each hole wait for them;
+	// Binance's request weight is budgeted per minute, so the burst
+	// waits up to a minute and a bit without progress, two in all.
+	drain, stall := o.drain, 5*time.Second
+	if spec.burst {
+		drain, stall = max(drain, 2*time.Minute), 70*time.Second
+	}
+	deadline := time.Now().Add(drain)
 	var lastProgress = time.Now()
 	var prev int64
-	for time.Now().Before(deadline) && time.Since(lastProgress) < 5*time.Second {
+	for time.Now().Before(deadline) && time.Since(lastProgress) < stall {
 		ids := lastIDs()
 		done := true
 		var sum int64
