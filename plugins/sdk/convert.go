@@ -277,7 +277,7 @@ func AppendPoints(dst []byte, points []sluice.Point) ([]byte, error) {
 // normalizer rejects and counts it, where the protobuf runtime would fail
 // the whole stream.
 func appendBatch(dst []byte, points []sluice.Point, dropped uint64, pos sluice.Position) []byte {
-	dst = slices.Grow(dst, batchSize(points, dropped, pos)) // grows at most once
+	dst = slices.Grow(dst, batchWireSize(points, dropped, pos)) // grows at most once
 	for i := range points {
 		p := &points[i]
 		dst = protowire.AppendTag(dst, batchPoints, protowire.BytesType)
@@ -292,8 +292,8 @@ func appendBatch(dst []byte, points []sluice.Point, dropped uint64, pos sluice.P
 	return dst
 }
 
-// batchSize is the encoded size of a Batch.
-func batchSize(points []sluice.Point, dropped uint64, pos sluice.Position) int {
+// batchWireSize is the encoded size of a Batch, in bytes.
+func batchWireSize(points []sluice.Point, dropped uint64, pos sluice.Position) int {
 	n := sizeVarint(batchDropped, dropped)
 	if len(pos) > 0 {
 		n += protowire.SizeTag(batchPosition) + protowire.SizeBytes(len(pos))

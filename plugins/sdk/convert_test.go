@@ -66,16 +66,7 @@ func FuzzPointRoundTrip(f *testing.F) {
 	f.Add("m", "k", "v", "fk", 1.5, int64(-3), uint64(9), "s", true, int64(1700000000000000000), int64(0))
 	f.Add("", "", "", "", math.NaN(), int64(math.MaxInt64), uint64(0), "\x00\xff", false, int64(-1), int64(1))
 	f.Fuzz(func(t *testing.T, m, tk, tv, fk string, fl float64, i int64, u uint64, s string, b bool, tns, rns int64) {
-		p := sluice.Point{
-			Measurement: m,
-			Tags:        []sluice.Tag{tag(tk, tv)},
-			Fields: []sluice.Field{
-				field(fk+"f", sluice.Float(fl)), field(fk+"i", sluice.Int(i)), field(fk+"u", sluice.Uint(u)),
-				field(fk+"s", sluice.String(s)), field(fk+"b", sluice.Bool(b)),
-			},
-			Time:     fromUnixNano(tns),
-			Received: fromUnixNano(rns),
-		}
+		p := fuzzPoint(m, tk, tv, fk, fl, i, u, s, b, tns, rns)
 		out, invalid, err := batchFromPB(batchToPB([]sluice.Point{p}, 0, nil))
 		if invalid != 0 || err != nil || len(out.Points) != 1 {
 			t.Fatalf("invalid=%d err=%v n=%d", invalid, err, len(out.Points))
@@ -84,6 +75,21 @@ func FuzzPointRoundTrip(f *testing.F) {
 			t.Fatalf("round trip changed the point:\n got %+v\nwant %+v", out.Points[0], p)
 		}
 	})
+}
+
+// fuzzPoint is the point the fuzz targets build from their arguments:
+// one tag, one field of every kind, and both times.
+func fuzzPoint(m, tk, tv, fk string, fl float64, i int64, u uint64, s string, b bool, tns, rns int64) sluice.Point {
+	return sluice.Point{
+		Measurement: m,
+		Tags:        []sluice.Tag{tag(tk, tv)},
+		Fields: []sluice.Field{
+			field(fk+"f", sluice.Float(fl)), field(fk+"i", sluice.Int(i)), field(fk+"u", sluice.Uint(u)),
+			field(fk+"s", sluice.String(s)), field(fk+"b", sluice.Bool(b)),
+		},
+		Time:     fromUnixNano(tns),
+		Received: fromUnixNano(rns),
+	}
 }
 
 func tag(k, v string) sluice.Tag                  { return sluice.Tag{Key: k, Value: v} }

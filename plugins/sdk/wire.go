@@ -77,7 +77,7 @@ func hostWantsWire(ctx context.Context) bool {
 
 // sendWire sends one batch encoded directly.
 func sendWire(stream grpc.ServerStream, points []sluice.Point, dropped uint64, pos sluice.Position) error {
-	buf := wirePool.Get(batchSize(points, dropped, pos))
+	buf := wirePool.Get(batchWireSize(points, dropped, pos))
 	*buf = appendBatch((*buf)[:0], points, dropped, pos)
 	return stream.SendMsg(&wireBatch{buf: buf})
 }

@@ -62,8 +62,8 @@ func TestAppendBatchWritesProtobufBytes(t *testing.T) {
 		if !bytes.Equal(got[len("prefix"):], want) {
 			t.Errorf("dropped=%d pos=%q:\n got %x\nwant %x", c.dropped, c.pos, got[len("prefix"):], want)
 		}
-		if n := batchSize(wirePoints(), c.dropped, c.pos); n != len(want) {
-			t.Errorf("batchSize = %d, encoded %d bytes", n, len(want))
+		if n := batchWireSize(wirePoints(), c.dropped, c.pos); n != len(want) {
+			t.Errorf("batchWireSize = %d, encoded %d bytes", n, len(want))
 		}
 	}
 }
@@ -180,18 +180,10 @@ func FuzzDecodeBatch(f *testing.F) {
 // FuzzAppendBatch: appendBatch writes the runtime's bytes for any valid
 // point, and decodeBatch gives the point back.
 func FuzzAppendBatch(f *testing.F) {
-	f.Add("m", "k", "v", "fk", 1.5, int64(-3), uint64(9), "s", true, int64(1700000000000000000), uint64(2), []byte("pos"))
-	f.Add("", "", "", "", math.Copysign(0, -1), int64(0), uint64(0), "", false, int64(-1), uint64(0), []byte(nil))
-	f.Fuzz(func(t *testing.T, m, tk, tv, fk string, fl float64, i int64, u uint64, s string, b bool, tns int64, dropped uint64, pos []byte) {
-		p := sluice.Point{
-			Measurement: m,
-			Tags:        []sluice.Tag{tag(tk, tv)},
-			Fields: []sluice.Field{
-				field(fk+"f", sluice.Float(fl)), field(fk+"i", sluice.Int(i)), field(fk+"u", sluice.Uint(u)),
-				field(fk+"s", sluice.String(s)), field(fk+"b", sluice.Bool(b)),
-			},
-			Time: fromUnixNano(tns),
-		}
+	f.Add("m", "k", "v", "fk", 1.5, int64(-3), uint64(9), "s", true, int64(1700000000000000000), int64(0), uint64(2), []byte("pos"))
+	f.Add("", "", "", "", math.Copysign(0, -1), int64(0), uint64(0), "", false, int64(-1), int64(1), uint64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, m, tk, tv, fk string, fl float64, i int64, u uint64, s string, b bool, tns, rns int64, dropped uint64, pos []byte) {
+		p := fuzzPoint(m, tk, tv, fk, fl, i, u, s, b, tns, rns)
 		got := appendBatch(nil, []sluice.Point{p}, dropped, pos)
 		if checkUTF8(&p) == nil {
 			if want := protoBytes(t, []sluice.Point{p}, dropped, pos); !bytes.Equal(got, want) {
