@@ -55,6 +55,11 @@ type Config struct {
 	// StreamsPerConnection is the most streams one connection carries.
 	// Default and maximum 1024, Binance's limit.
 	StreamsPerConnection *int `json:"streams_per_connection"`
+	// QueueWait is how long a live point may wait for room in the host's
+	// queue before it is dropped (trades and aggTrades are then
+	// backfilled over REST). Meanwhile the connection's frames wait in
+	// the socket. Default 1s; "0s" never waits.
+	QueueWait *Duration `json:"queue_wait"`
 	// APIKey is sent (as X-MBX-APIKEY) with historicalTrades requests
 	// only, which futures require for trade backfill. Optional.
 	APIKey string `json:"api_key"`
@@ -107,9 +112,13 @@ const (
 	DefaultBackfillAge   = 24 * time.Hour
 	DefaultRotateAfter   = 23*time.Hour + 50*time.Minute
 	MaxStreamsPerConn    = 1024
-	minBookInterval      = 100 * time.Millisecond
-	minRotateAfter       = time.Second
-	maxLifetime          = 24 * time.Hour
+	DefaultQueueWait     = time.Second
+	// maxQueueWait keeps a stalled runner well inside Binance's minute
+	// for answering a ping: the connection's reader waits with it.
+	maxQueueWait    = 10 * time.Second
+	minBookInterval = 100 * time.Millisecond
+	minRotateAfter  = time.Second
+	maxLifetime     = 24 * time.Hour
 )
 
 // kindClass is what a stream kind carries, which decides how the runner
@@ -256,6 +265,7 @@ type settings struct {
 	weightLimit   int
 	rotateAfter   time.Duration
 	perConn       int
+	queueWait     time.Duration
 	apiKey        string
 }
 
@@ -469,6 +479,14 @@ func (c *Config) resolve(feed string) (*settings, error) {
 			bad("streams_per_connection", "must be between 1 and %d, got %d", MaxStreamsPerConn, n)
 		} else {
 			s.perConn = n
+		}
+	}
+	s.queueWait = DefaultQueueWait
+	if c.QueueWait != nil && c.QueueWait.check("queue_wait", bad) {
+		if d := c.QueueWait.D; d < 0 || d > maxQueueWait {
+			bad("queue_wait", "must be between 0s and %v, got %v", maxQueueWait, d)
+		} else {
+			s.queueWait = d
 		}
 	}
 	s.apiKey = c.APIKey

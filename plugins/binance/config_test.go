@@ -66,7 +66,7 @@ func TestConfigErrors(t *testing.T) {
 			`ws_url: must be a ws:// or wss:// base URL without a query, got "http://x"`,
 			`rest_url: must be an http:// or https:// base URL without a query, got "ws://y"`,
 		}},
-		{"numbers", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"10ms","book_depth":0,"rest_weight_limit":7000,"rotate_after":"24h","streams_per_connection":1025,"max_backfill":{"count":-1,"age":"-1s"}}`, []string{
+		{"numbers", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"10ms","book_depth":0,"rest_weight_limit":7000,"rotate_after":"24h","streams_per_connection":1025,"max_backfill":{"count":-1,"age":"-1s"},"queue_wait":"11s"}`, []string{
 			"book_interval: must be at least 100ms, got 10ms",
 			"book_depth: must be between 1 and 1000, got 0",
 			"max_backfill.count: must not be negative, got -1",
@@ -74,16 +74,18 @@ func TestConfigErrors(t *testing.T) {
 			"rest_weight_limit: must be between 50 and 6000 (Binance's limit on spot), got 7000",
 			"rotate_after: must be at least 1s and under 24h (Binance closes connections at 24h), got 24h0m0s",
 			"streams_per_connection: must be between 1 and 1024, got 1025",
+			"queue_wait: must be between 0s and 10s, got 11s",
 		}},
 		{"stale_after", `{"symbols":["BTCUSDT"],"streams":["trade","kline_1m"],"stale_after":{"kline_1m":"-1s","depth":"1m","trade":"0s"}}`, []string{
 			`stale_after.depth: "depth" is not one of the configured streams`,
 			"stale_after.kline_1m: must not be negative, got -1s",
 		}},
-		{"bad durations", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"soon","rotate_after":true,"stale_after":{"trade":"1 minute"},"max_backfill":{"age":"1d"}}`, []string{
+		{"bad durations", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"soon","rotate_after":true,"stale_after":{"trade":"1 minute"},"max_backfill":{"age":"1d"},"queue_wait":"-"}`, []string{
 			`book_interval: must be a duration like "500ms" or "5m", got "soon"`,
 			`stale_after.trade: must be a duration like "500ms" or "5m", got "1 minute"`,
 			`max_backfill.age: must be a duration like "500ms" or "5m", got "1d"`,
 			`rotate_after: must be a duration like "500ms" or "5m", got true`,
+			`queue_wait: must be a duration like "500ms" or "5m", got "-"`,
 		}},
 		{"max_backfill keys", `{"symbols":["BTCUSDT"],"streams":["trade"],"max_backfill":{"ids":5}}`, []string{
 			"max_backfill.ids: unknown key",
@@ -120,37 +122,38 @@ func TestConfigDefaults(t *testing.T) {
 		backfillAge    time.Duration
 		rotate         time.Duration
 		perConn, depth int
+		queueWait      time.Duration
 	}{
 		{`{"symbols":["BTCUSDT"],"streams":["trade"]}`,
 			"wss://stream.binance.com:9443", "https://api.binance.com", false, 3000, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"spot","testnet":true,"symbols":["BTCUSDT"],"streams":["trade"]}`,
 			"wss://stream.testnet.binance.vision", "https://testnet.binance.vision", false, 3000, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"usdm","symbols":["BTCUSDT"],"streams":["trade"]}`,
 			"wss://fstream.binance.com", "https://fapi.binance.com", true, 1200, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"usdm","testnet":true,"symbols":["BTCUSDT"],"streams":["trade"]}`,
 			"wss://fstream.binancefuture.com", "https://testnet.binancefuture.com", false, 1200, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"coinm","symbols":["BTCUSD_PERP"],"streams":["trade"]}`,
 			"wss://dstream.binance.com", "https://dapi.binance.com", false, 1200, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"coinm","testnet":true,"symbols":["BTCUSD_PERP"],"streams":["trade"]}`,
 			"wss://dstream.binancefuture.com", "https://testnet.binancefuture.com", false, 1200, 5 * time.Minute,
-			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20},
+			100000, 24 * time.Hour, 23*time.Hour + 50*time.Minute, 1024, 20, time.Second},
 		{`{"market":"usdm","symbols":["BTCUSDT"],"streams":["trade"],"ws_url":"ws://127.0.0.1:1/usdm/","rest_url":"http://127.0.0.1:1/usdm",
-		   "stale_after":{"trade":"0s"},"max_backfill":{"count":0,"age":"0s"},"rotate_after":"2s","streams_per_connection":3,"book_depth":5,"rest_weight_limit":2400}`,
+		   "stale_after":{"trade":"0s"},"max_backfill":{"count":0,"age":"0s"},"rotate_after":"2s","streams_per_connection":3,"book_depth":5,"rest_weight_limit":2400,"queue_wait":"0s"}`,
 			"ws://127.0.0.1:1/usdm", "http://127.0.0.1:1/usdm", false, 2400, 0,
-			0, 0, 2 * time.Second, 3, 5},
+			0, 0, 2 * time.Second, 3, 5, 0},
 	} {
 		s, err := configure(t, tc.cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.cfg, err)
 		}
 		c := s.cfg
-		got := []any{c.wsURL, c.restURL, c.wsRoutes, c.weightLimit, c.stale["trade"], c.backfillCount, c.backfillAge, c.rotateAfter, c.perConn, c.bookDepth}
-		want := []any{tc.ws, tc.rest, tc.routes, tc.weight, tc.staleTrade, tc.backfillCount, tc.backfillAge, tc.rotate, tc.perConn, tc.depth}
+		got := []any{c.wsURL, c.restURL, c.wsRoutes, c.weightLimit, c.stale["trade"], c.backfillCount, c.backfillAge, c.rotateAfter, c.perConn, c.bookDepth, c.queueWait}
+		want := []any{tc.ws, tc.rest, tc.routes, tc.weight, tc.staleTrade, tc.backfillCount, tc.backfillAge, tc.rotate, tc.perConn, tc.depth, tc.queueWait}
 		for i := range got {
 			if got[i] != want[i] {
 				t.Errorf("%s: setting %d is %v, want %v", tc.cfg, i, got[i], want[i])

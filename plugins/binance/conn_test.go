@@ -27,6 +27,9 @@ func (s *pointSink) Emit(p sluice.Point) bool {
 	s.points = append(s.points, p)
 	return true
 }
+func (s *pointSink) EmitWithin(_ context.Context, p sluice.Point, _ time.Duration) bool {
+	return s.Emit(p)
+}
 func (s *pointSink) EmitWait(_ context.Context, p sluice.Point) error { s.Emit(p); return nil }
 func (s *pointSink) Checkpoint(sluice.Position)                       {}
 func (s *pointSink) Recovered()                                       {}

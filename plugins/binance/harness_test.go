@@ -69,6 +69,11 @@ func (s *store) Emit(p sluice.Point) bool {
 	s.add([]sluice.Point{p}, nil)
 	return true
 }
+// EmitWithin does not wait: a refusing store stands for a queue that
+// stays full past any wait.
+func (s *store) EmitWithin(_ context.Context, p sluice.Point, _ time.Duration) bool {
+	return s.Emit(p)
+}
 func (s *store) EmitWait(ctx context.Context, p sluice.Point) error {
 	s.add([]sluice.Point{p}, nil)
 	return ctx.Err()

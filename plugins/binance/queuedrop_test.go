@@ -85,6 +85,7 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 	stalls := make(chan time.Duration, 1)
 	st, _, stop := runPluginWith(t, config(sim, binance.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
+		"queue_wait": "0s", // drop as soon as the queue is full
 	}), sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
 		dropped.Add(b.Dropped)
 		select {
@@ -127,4 +128,57 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 	}
 	t.Logf("%d stalls; the host counted %d drops, queue_drop events %d trade ids; %d trades, %d aggTrades landed; backfills: %d",
 		n, dropped.Load(), reported, st.count(binance.MeasTrades, ""), st.count(binance.MeasAggTrades, ""), len(st.events(binance.FeedBackfill)))
+}
+
+// The same tiny queue and stalling host with the default queue_wait (1s):
+// stalls of 400ms are ridden out. The runner waits for room while the
+// frames wait in the socket, so the host is told of no drop, no id needs
+// REST, and every trade and aggTrade still lands exactly once.
+func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
+	sim := startSim(t, binancesim.Options{Seed: 17, TradeRate: 1000})
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	d := drive(sim)
+	defer d.stop()
+	var dropped atomic.Uint64
+	var stalled atomic.Int64
+	stalls := make(chan time.Duration, 1)
+	st, _, stop := runPluginWith(t, config(sim, binance.Spot, map[string]any{
+		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
+	}), sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
+		dropped.Add(b.Dropped)
+		select {
+		case d := <-stalls:
+			time.Sleep(d)
+			stalled.Add(1)
+		default:
+		}
+	})
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	restBefore := sim.Stats().REST
+	for range 4 {
+		stalls <- 400 * time.Millisecond
+		time.Sleep(700 * time.Millisecond)
+	}
+	d.stop()
+	waitFor(t, "every generated trade and aggTrade", 30*time.Second, func() bool {
+		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	})
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	stop()
+
+	if n := stalled.Load(); n != 4 {
+		t.Fatalf("the host stalled %d times, want 4", n)
+	}
+	if n := dropped.Load(); n != 0 {
+		t.Errorf("the host counted %d drops; stalls of 400ms are within queue_wait", n)
+	}
+	if n := sim.Stats().REST - restBefore; n != 0 {
+		t.Errorf("%d REST requests during the stalls; nothing should have needed a backfill", n)
+	}
+	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	checkMarks(t, sim, st, binance.Spot, syms)
+	if evs := st.events(binance.FeedQueueDrop); len(evs) != 0 {
+		t.Errorf("%d queue_drop events, want none: %q", len(evs), evs[0])
+	}
 }

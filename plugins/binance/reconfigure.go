@@ -209,7 +209,7 @@ func (r *runner) tickBooks(prev *settings) {
 
 // restartReason says why next cannot replace cur in a running feed, or
 // returns "" if it can. What can change live: symbols, streams,
-// stale_after, book_interval, book_depth and max_backfill. The rest is
+// stale_after, book_interval, book_depth, max_backfill and queue_wait. The rest is
 // read by the connections and the REST client, which keep the config
 // they started with.
 func restartReason(cur, next *settings) string {
@@ -235,5 +235,5 @@ func restartReason(cur, next *settings) string {
 	if len(keys) == 0 {
 		return ""
 	}
-	return strings.Join(keys, ", ") + " changed; only symbols, streams, stale_after, book_interval, book_depth and max_backfill apply to a running feed"
+	return strings.Join(keys, ", ") + " changed; only symbols, streams, stale_after, book_interval, book_depth, max_backfill and queue_wait apply to a running feed"
 }

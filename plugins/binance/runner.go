@@ -356,10 +356,13 @@ func (r *runner) event(e *feedEvent) bool {
 	return r.emit(e.point(r.cfg.feed, r.now()))
 }
 
-// emit hands a live point to the host without blocking; a point the host's
-// queue refuses is counted there, and noted here for recover.
+// emit hands a live point to the host. While the host's queue is full it
+// waits up to queue_wait for room, the connections' frames waiting in
+// their sockets meanwhile (after a wait that ran out, not again until a
+// point goes in: see sdk.Emitter.EmitWithin). A point the queue refuses
+// is counted there, and noted here for recover.
 func (r *runner) emit(p sluice.Point) bool {
-	if r.out.Emit(p) {
+	if r.out.EmitWithin(r.runCtx, p, r.cfg.queueWait) {
 		return true
 	}
 	r.queueDrops++

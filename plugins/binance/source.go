@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/sdk"
@@ -119,12 +120,14 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 
 // Emitter is where a run's points go: *sdk.Emitter, or a test's
 // collector. Emit must not block, and reports false for a point it
-// dropped; EmitWait may block; Checkpoint records a position covering
+// dropped; EmitWithin is Emit waiting at most its wait for room;
+// EmitWait may block; Checkpoint records a position covering
 // every point emitted before it; Recovered says that every point dropped
 // so far has been emitted again or given up and reported (see
 // sdk.Emitter.Recovered).
 type Emitter interface {
 	Emit(p sluice.Point) bool
+	EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool
 	EmitWait(ctx context.Context, p sluice.Point) error
 	Checkpoint(pos sluice.Position)
 	Recovered()

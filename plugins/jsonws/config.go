@@ -25,6 +25,10 @@ const (
 	DefaultReconnectMax         = time.Minute
 	DefaultReconnectBudget      = 30
 	DefaultReconnectWindow      = 10 * time.Minute
+	DefaultQueueWait            = time.Second
+	// maxQueueWait keeps a wait well inside the default ping.timeout:
+	// the connection's reader waits with it.
+	maxQueueWait = 5 * time.Second
 )
 
 // Config is the feed's `config:` block.
@@ -43,6 +47,7 @@ type Config struct {
 	Heartbeat            *Heartbeat        `json:"heartbeat"`
 	Answer               []Answer          `json:"answer"`
 	StaleAfter           sdk.Duration      `json:"stale_after"`
+	QueueWait            *sdk.Duration     `json:"queue_wait"`
 	Reconnect            ReconnectConfig   `json:"reconnect"`
 	Rules                []Rule            `json:"rules"`
 }
@@ -134,6 +139,7 @@ type settings struct {
 	heartbeat        message
 	answers          []answer
 	staleAfter       time.Duration // 0: never stale
+	queueWait        time.Duration // how long a point waits for room in the host's queue
 	reconnect        ReconnectConfig
 	mapper           *Mapper
 }
@@ -338,6 +344,14 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 
 	if s.staleAfter < 0 {
 		fail("stale_after", "must not be negative (0s turns the check off)")
+	}
+	s.queueWait = DefaultQueueWait
+	if c.QueueWait != nil {
+		if d := time.Duration(*c.QueueWait); d < 0 || d > maxQueueWait {
+			fail("queue_wait", "must be between 0s and %v, got %v", maxQueueWait, d)
+		} else {
+			s.queueWait = d
+		}
 	}
 
 	r := &s.reconnect

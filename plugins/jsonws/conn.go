@@ -280,7 +280,7 @@ func (ss *session) await(ctx context.Context, i int, step openStep, res *session
 					return nil
 				}
 			}
-			data, err := ss.handle(f)
+			data, err := ss.handle(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -325,7 +325,7 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 		case err := <-ss.rerr:
 			return readError(err)
 		case f := <-ss.frames:
-			data, err := ss.handle(f)
+			data, err := ss.handle(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -365,7 +365,7 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 
 // handle answers a server ping or maps a message. data reports a message
 // some rule matched: what keeps a connection from going stale.
-func (ss *session) handle(f frame) (data bool, err error) {
+func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 	src, st := ss.src, &ss.src.stats
 	st.Messages.Add(1)
 	if a := ss.answerFor(f); a != nil {
@@ -399,7 +399,7 @@ func (ss *session) handle(f frame) (data bool, err error) {
 		}
 	}
 	for i := range points {
-		if ss.out.Emit(points[i]) {
+		if ss.out.EmitWithin(ctx, points[i], ss.set.queueWait) {
 			st.Points.Add(1)
 		} else {
 			st.Dropped.Add(1)

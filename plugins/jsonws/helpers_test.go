@@ -66,6 +66,26 @@ func (r *recorder) Emit(p sluice.Point) bool {
 	}
 }
 
+// EmitWithin waits up to wait for room, as the SDK does (without its
+// stop-waiting-after-a-timeout, which the SDK's tests cover).
+func (r *recorder) EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool {
+	if r.Emit(p) {
+		return true
+	}
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case r.ch <- p:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // next returns the next point that satisfies keep, skipping others.
 func (r *recorder) next(t *testing.T, what string, keep func(sluice.Point) bool) sluice.Point {
 	t.Helper()

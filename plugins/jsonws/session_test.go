@@ -566,20 +566,57 @@ func TestProxy(t *testing.T) {
 	}
 }
 
-// A full host queue: handle counts what Emit refused rather than block.
+// A full host queue: handle waits up to queue_wait for room, then counts
+// the point as dropped rather than block.
 func TestFullQueueDropsAndCounts(t *testing.T) {
+	src := newSource(discardLogger())
+	if _, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, "url: ws://x\nqueue_wait: 20ms\n"+tradeRules)}); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{ch: make(chan sluice.Point, 2)}
+	ss := &session{src: src, set: src.set, out: rec}
+	start := time.Now()
+	for i := range 5 {
+		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p, d := src.stats.Points.Load(), src.stats.Dropped.Load(); p != 2 || d != 3 {
+		t.Errorf("points %d, dropped %d; want 2 and 3", p, d)
+	}
+	if took := time.Since(start); took < 3*20*time.Millisecond {
+		t.Errorf("3 drops took %v: they did not wait queue_wait (20ms) each", took)
+	}
+}
+
+// With the default queue_wait (1s), a host that takes points again after
+// a pause of 100ms loses none of them.
+func TestQueueWaitRidesOutAPause(t *testing.T) {
 	src := newSource(discardLogger())
 	if _, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, "url: ws://x\n"+tradeRules)}); err != nil {
 		t.Fatal(err)
 	}
 	rec := &recorder{ch: make(chan sluice.Point, 2)}
 	ss := &session{src: src, set: src.set, out: rec}
+	taken := make(chan int)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		n := 0
+		for range 5 {
+			<-rec.ch
+			n++
+		}
+		taken <- n
+	}()
 	for i := range 5 {
-		if _, err := ss.handle(frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}); err != nil {
+		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if p, d := src.stats.Points.Load(), src.stats.Dropped.Load(); p != 2 || d != 3 {
-		t.Errorf("points %d, dropped %d; want 2 and 3", p, d)
+	if n := <-taken; n != 5 {
+		t.Errorf("the host took %d points, want 5", n)
+	}
+	if p, d := src.stats.Points.Load(), src.stats.Dropped.Load(); p != 5 || d != 0 {
+		t.Errorf("points %d, dropped %d; want 5 and 0", p, d)
 	}
 }

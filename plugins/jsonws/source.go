@@ -70,6 +70,7 @@ func (s *Stats) attrs() []any {
 // tests. Emit must not block.
 type emitter interface {
 	Emit(sluice.Point) bool
+	EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool
 }
 
 // Source implements sdk.Source.

@@ -24,8 +24,10 @@ const (
 // Emitter is how a source hands points to the host. Emit never blocks: it
 // puts the point on a bounded queue and, when the queue is full, drops the
 // point and counts it, so a slow host can never stall a WebSocket read
-// loop. The count reaches the host in the next batch. EmitWait is the
-// blocking form for sources that can wait (a REST backfill, a generator).
+// loop. The count reaches the host in the next batch. EmitWithin waits a
+// bounded time for room first, riding out a host's short pause; EmitWait
+// is the blocking form for sources that can wait (a REST backfill, a
+// generator).
 //
 // Checkpoint records a position that covers every point emitted before it
 // (call it from the goroutine that emits). A batch carries the newest
@@ -43,6 +45,7 @@ type Emitter struct {
 	dropped atomic.Uint64 // dropped since the last batch was cut
 	lost    atomic.Bool   // a point has been dropped since the stream began or Recovered
 	queued  atomic.Uint64 // points queued since the stream started
+	stalled atomic.Bool   // an EmitWithin wait ran out and no point has gone in since
 
 	mu      sync.Mutex
 	pending []checkpoint // ascending seq
@@ -72,6 +75,38 @@ func (e *Emitter) Emit(p sluice.Point) bool {
 		e.lost.Store(true)
 		return false
 	}
+}
+
+// EmitWithin queues one point, waiting at most wait for room: a host that
+// pauses briefly slows the caller (a WebSocket reader then leaves frames
+// in the socket, as TCP intends) instead of losing the point. It reports
+// false when the queue stayed full for wait, or ctx ended, and the point
+// was dropped and counted, as Emit does. Once a wait has run out, later
+// calls do not wait until a point goes in again, so a stalled host costs
+// one wait, not one per point. A wait of 0 is Emit.
+func (e *Emitter) EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool {
+	select {
+	case e.queue <- p:
+		e.queued.Add(1)
+		e.stalled.Store(false)
+		return true
+	default:
+	}
+	if wait > 0 && !e.stalled.Load() {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case e.queue <- p:
+			e.queued.Add(1)
+			return true
+		case <-t.C:
+			e.stalled.Store(true)
+		case <-ctx.Done():
+		}
+	}
+	e.dropped.Add(1)
+	e.lost.Store(true)
+	return false
 }
 
 // EmitWait queues one point, waiting for room. It fails only when ctx ends.

@@ -208,6 +208,69 @@ func TestFullQueueCountsDropsAndFreezesPosition(t *testing.T) {
 	}
 }
 
+// EmitWithin rides out a pause: a point waits while the queue is full and
+// goes in when room appears within the wait; past the wait (or once ctx
+// ends) it is dropped and counted, freezing the position as Emit does,
+// and later calls stop waiting until a point goes in again.
+func TestEmitWithinWaitsThenDrops(t *testing.T) {
+	ctx := context.Background()
+	e := newEmitter(1)
+	if !e.EmitWithin(ctx, pointN(0), 0) {
+		t.Fatal("the first point did not go into an empty queue")
+	}
+	e.Checkpoint(sluice.Position("p0"))
+
+	// Full; the host takes a point 50ms later, within the 10s wait.
+	taken := make(chan sluice.Point, 1)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		taken <- <-e.queue
+	}()
+	if !e.EmitWithin(ctx, pointN(1), 10*time.Second) {
+		t.Fatal("a point waiting 10s for a queue drained after 50ms was dropped")
+	}
+	if p := <-taken; !p.Time.Equal(pointN(0).Time) {
+		t.Fatalf("the host took %v, want point 0", p)
+	}
+	if e.Dropped() != 0 {
+		t.Fatalf("Dropped() = %d after a wait that succeeded, want 0", e.Dropped())
+	}
+
+	// Full and nobody drains it: dropped after the wait, counted.
+	start := time.Now()
+	if e.EmitWithin(ctx, pointN(2), 30*time.Millisecond) {
+		t.Fatal("a point went into a queue that stayed full")
+	}
+	if waited := time.Since(start); waited < 30*time.Millisecond {
+		t.Errorf("gave up after %v, before the 30ms wait", waited)
+	}
+	// The wait ran out: the next call does not wait again.
+	start = time.Now()
+	if e.EmitWithin(ctx, pointN(3), time.Hour) {
+		t.Fatal("a point went into a queue that stayed full")
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("waited %v again after a wait ran out", waited)
+	}
+	// Room again: a point goes in, and the calls after it wait again.
+	<-e.queue
+	if !e.EmitWithin(ctx, pointN(4), 0) {
+		t.Fatal("a point did not go into a queue with room")
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if e.EmitWithin(canceled, pointN(5), time.Hour) {
+		t.Fatal("a point went into a full queue after ctx ended")
+	}
+	if e.Dropped() != 3 {
+		t.Errorf("Dropped() = %d, want 3", e.Dropped())
+	}
+	e.Checkpoint(sluice.Position("after-loss"))
+	if got := e.covered(e.queued.Load()); string(got) != "p0" {
+		t.Errorf("covered position %q, want p0: a checkpoint after a drop must be ignored", got)
+	}
+}
+
 // A source that repairs what it dropped calls Recovered: checkpoints made
 // between the drop and the call stay ignored, later ones count, and a new
 // drop freezes them again.
