@@ -69,6 +69,7 @@ func (s *store) Emit(p sluice.Point) bool {
 	s.add([]sluice.Point{p}, nil)
 	return true
 }
+
 // EmitWithin does not wait: a refusing store stands for a queue that
 // stays full past any wait.
 func (s *store) EmitWithin(_ context.Context, p sluice.Point, _ time.Duration) bool {
