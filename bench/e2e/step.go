@@ -536,9 +536,10 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 			if err := influxExec(ctx, spec.influx.url, "CREATE DATABASE "+db); err != nil {
 				return nil, err
 			}
-			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", spec.influx.url, db)
+			acks := startAckProxy(spec.influx.url)
+			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", acks.url(), db)
 			t.extra = map[string]int{"influxd": spec.influx.pid()}
-			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}, syms: syms}
+			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}, acks: acks}
 		}
 		symList, _ := json.Marshal(syms)
 		cfg := fmt.Sprintf(`data_dir: %s

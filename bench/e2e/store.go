@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	_ "modernc.org/sqlite" // the driver the SQLite sink uses
 )
@@ -97,18 +95,13 @@ func (s *sqliteStore) Close() error {
 	return s.db.Close()
 }
 
-// influxStore queries InfluxDB 1.8 over its HTTP API (InfluxQL).
+// influxStore sees commits to InfluxDB 1.8 through the ack proxy the
+// agent writes through, and counts what landed over influxd's HTTP API
+// (InfluxQL) once the step is over.
 type influxStore struct {
 	base, db string
 	client   *http.Client
-	syms     []string
-	// newest[s] is the time (ns) of the newest trade of symbol s seen by
-	// maxIDs. A poll only reads trades from the oldest of these on: one
-	// symbol's trades land in time order, so anything newer for any
-	// symbol is there. Without the bound every poll scans every trade
-	// so far, which at the top steps costs influxd more CPU than the
-	// writes it is measured on.
-	newest map[string]int64
+	acks     *ackProxy
 }
 
 func (s *influxStore) query(ctx context.Context, q string) ([]influxSeries, error) {
@@ -152,36 +145,8 @@ type influxSeries struct {
 	Values [][]json.Number   `json:"values"`
 }
 
-func (s *influxStore) maxIDs(ctx context.Context) (map[string]int64, error) {
-	since := int64(0)
-	if len(s.newest) == len(s.syms) {
-		since = math.MaxInt64
-		for _, t := range s.newest {
-			since = min(since, t)
-		}
-		// A trade's time carries its id modulo 1e6 in its sub-millisecond
-		// nanoseconds (sinks/influxdb), so where the id wraps a newer
-		// trade may sort up to 1ms earlier.
-		since -= int64(time.Millisecond)
-	}
-	series, err := s.query(ctx, fmt.Sprintf(`SELECT max(trade_id) FROM trades WHERE time >= %d GROUP BY symbol`, since))
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]int64{}
-	for _, se := range series {
-		if len(se.Values) > 0 && len(se.Values[0]) > 1 {
-			t, _ := se.Values[0][0].Int64() // max's row time is its point's
-			v, _ := se.Values[0][1].Int64()
-			sym := se.Tags["symbol"]
-			out[sym] = v
-			if s.newest == nil {
-				s.newest = map[string]int64{}
-			}
-			s.newest[sym] = max(s.newest[sym], t)
-		}
-	}
-	return out, nil
+func (s *influxStore) maxIDs(context.Context) (map[string]int64, error) {
+	return s.acks.maxIDs(), nil
 }
 
 func (s *influxStore) counts(ctx context.Context) (map[string]idCount, error) {
@@ -202,7 +167,7 @@ func (s *influxStore) counts(ctx context.Context) (map[string]idCount, error) {
 	return out, nil
 }
 
-func (s *influxStore) Close() error { return nil }
+func (s *influxStore) Close() error { s.acks.Close(); return nil }
 
 // influxExec runs a statement that changes the server (CREATE/DROP DATABASE).
 func influxExec(ctx context.Context, base, q string) error {
