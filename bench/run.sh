@@ -7,7 +7,7 @@
 #   bench/results/<date>-<commit>-e2e.md      the end-to-end run (report)
 #   bench/results/<date>-<commit>-e2e.json    the same, every step's figures
 #
-# Bounded: about 7 minutes on a 2-core machine. BENCHTIME, E2E_ARGS and
+# Bounded: about 5 minutes on a 2-core machine. BENCHTIME, E2E_ARGS and
 # SKIP_MICRO / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
 set -euo pipefail
