@@ -88,7 +88,9 @@ func (e *Emitter) EmitWithin(ctx context.Context, p sluice.Point, wait time.Dura
 	select {
 	case e.queue <- p:
 		e.queued.Add(1)
-		e.stalled.Store(false)
+		if e.stalled.Load() {
+			e.stalled.Store(false)
+		}
 		return true
 	default:
 	}
