@@ -8,6 +8,7 @@ package binance_test
 // drops are repaired.
 
 import (
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,19 +82,8 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	var dropped atomic.Uint64
-	stalls := make(chan time.Duration, 1)
-	st, _, stop := runPluginWith(t, config(sim, binance.Spot, map[string]any{
-		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
-		"queue_wait": "0s", // drop as soon as the queue is full
-	}), sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
-		dropped.Add(b.Dropped)
-		select {
-		case d := <-stalls:
-			time.Sleep(d)
-		default:
-		}
-	})
+	h := runStalling(t, sim, syms, map[string]any{"queue_wait": "0s"}) // drop as soon as the queue is full
+	st, stalls, dropped := h.st, h.stalls, &h.dropped
 	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
 	// A few stalls; more (within a bound) if the queue has not
 	// overflowed yet, which depends on how fast this machine drains it.
@@ -110,7 +100,7 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	})
 	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
-	stop()
+	h.stop()
 
 	checkMarks(t, sim, st, binance.Spot, syms)
 	for _, k := range []idKind{tradeIDs, aggIDs} {
@@ -139,24 +129,12 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	var dropped atomic.Uint64
-	var stalled atomic.Int64
-	stalls := make(chan time.Duration, 1)
-	st, _, stop := runPluginWith(t, config(sim, binance.Spot, map[string]any{
-		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
-	}), sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
-		dropped.Add(b.Dropped)
-		select {
-		case d := <-stalls:
-			time.Sleep(d)
-			stalled.Add(1)
-		default:
-		}
-	})
+	h := runStalling(t, sim, syms, nil)
+	st := h.st
 	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
 	restBefore := sim.Stats().REST
 	for range 4 {
-		stalls <- 400 * time.Millisecond
+		h.stalls <- 400 * time.Millisecond
 		time.Sleep(700 * time.Millisecond)
 	}
 	d.stop()
@@ -164,12 +142,12 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	})
 	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
-	stop()
+	h.stop()
 
-	if n := stalled.Load(); n != 4 {
+	if n := h.stalled.Load(); n != 4 {
 		t.Fatalf("the host stalled %d times, want 4", n)
 	}
-	if n := dropped.Load(); n != 0 {
+	if n := h.dropped.Load(); n != 0 {
 		t.Errorf("the host counted %d drops; stalls of 400ms are within queue_wait", n)
 	}
 	if n := sim.Stats().REST - restBefore; n != 0 {
@@ -181,4 +159,32 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 	if evs := st.events(binance.FeedQueueDrop); len(evs) != 0 {
 		t.Errorf("%d queue_drop events, want none: %q", len(evs), evs[0])
 	}
+}
+
+// stallingHost is the real plugin binary behind a 20-point queue,
+// streaming trade, aggTrade and bookTicker, to a host that sleeps for each
+// duration sent on stalls before it takes its next batch.
+type stallingHost struct {
+	st      *store
+	stop    func() error
+	stalls  chan time.Duration
+	dropped atomic.Uint64 // drops the batches reported
+	stalled atomic.Int64  // stalls done
+}
+
+func runStalling(t *testing.T, sim *binancesim.Server, syms []string, extra map[string]any) *stallingHost {
+	cfg := map[string]any{"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"}}
+	maps.Copy(cfg, extra)
+	h := &stallingHost{stalls: make(chan time.Duration, 1)}
+	h.st, _, h.stop = runPluginWith(t, config(sim, binance.Spot, cfg),
+		sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
+			h.dropped.Add(b.Dropped)
+			select {
+			case d := <-h.stalls:
+				time.Sleep(d)
+				h.stalled.Add(1)
+			default:
+			}
+		})
+	return h
 }
