@@ -42,10 +42,9 @@ func TestE2EDropsAndRotationLoseNothing(t *testing.T) {
 		fault()
 	}
 	waitFor(t, "a rotation", 10*time.Second, func() bool { return len(st.events(binance.FeedRotate)) > 0 })
+	settle(t, sim, 6)
 	d.stop()
-	waitFor(t, "every generated trade", 20*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("stream ended with %v, want context.Canceled", err)
 	}
@@ -79,7 +78,7 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // the stall ends; trades resume past a hole
 	d.stop()
-	waitFor(t, "every generated trade", 20*time.Second, func() bool { return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs) })
+	waitLanded(t, "every generated trade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs)
 	stop()
 	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
 	if len(st.events(binance.FeedBackfill)) == 0 {
@@ -250,11 +249,9 @@ func TestE2EFutures(t *testing.T) {
 			})
 			sim.DropAll(binancesim.Abrupt)
 			waitFor(t, "the reconnect", 10*time.Second, func() bool { return len(st.events(binance.FeedReconnect)) > 0 })
-			time.Sleep(500 * time.Millisecond)
+			settle(t, sim, 6*len(tc.syms))
 			d.stop()
-			waitFor(t, "every generated trade", 20*time.Second, func() bool {
-				return landedAll(sim, st, tc.m, tc.syms, nil, tradeIDs, aggIDs)
-			})
+			waitLanded(t, "every generated trade", 20*time.Second, sim, st, tc.m, tc.syms, nil, tradeIDs, aggIDs)
 			stop()
 			checkIDs(t, sim, st, tc.m, tradeIDs, tc.syms, nil)
 			checkIDs(t, sim, st, tc.m, aggIDs, tc.syms, nil)

@@ -336,6 +336,54 @@ func checkIDs(t *testing.T, sim *binancesim.Server, st *store, m binance.Market,
 	}
 }
 
+// settle waits until the open connections together carry all n streams
+// and have done so for half a second, so that a trade the plugin missed
+// while it reconnected has a later id to reveal it before the market
+// halts. Without it, a fault just before the halt can leave a hole with
+// nothing after it, which no feed could see.
+func settle(t *testing.T, sim *binancesim.Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var since time.Time
+	for {
+		covered := map[string]bool{}
+		for _, c := range sim.Conns() {
+			for _, s := range c.Streams {
+				covered[s] = true
+			}
+		}
+		switch {
+		case len(covered) < n:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= 500*time.Millisecond:
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connections did not carry all %d streams for 500ms within 20s: %+v", n, sim.Conns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitLanded waits until landedAll holds; past limit it reports, per
+// symbol and kind, the ids missing, duplicated or never generated, and the
+// feed events, before failing.
+func waitLanded(t *testing.T, what string, limit time.Duration, sim *binancesim.Server, st *store, m binance.Market, symbols []string, from map[string]int64, kinds ...idKind) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !landedAll(sim, st, m, symbols, from, kinds...) {
+		if time.Now().After(deadline) {
+			for _, k := range kinds {
+				checkIDs(t, sim, st, m, k, symbols, from)
+			}
+			t.Fatalf("gave up after %v waiting for %s; events: %q", limit, what, st.events(""))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // landedAll reports whether every id generated from from[symbol] on (0:
 // from the first that landed) has landed, for every symbol and kind.
 func landedAll(sim *binancesim.Server, st *store, m binance.Market, symbols []string, from map[string]int64, kinds ...idKind) bool {

@@ -40,9 +40,7 @@ func TestInProcessQueueDropsAreBackfilled(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	d.stop()
-	waitFor(t, "every generated trade and aggTrade", 20*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade and aggTrade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
 	stop()
 
@@ -96,9 +94,7 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 		t.Fatalf("%d stalls of 400ms and the queue of 20 never overflowed: the test did not test", n)
 	}
 	d.stop()
-	waitFor(t, "every generated trade and aggTrade", 30*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
 	h.stop()
 
@@ -138,9 +134,7 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 		time.Sleep(700 * time.Millisecond)
 	}
 	d.stop()
-	waitFor(t, "every generated trade and aggTrade", 30*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
 	h.stop()
 

@@ -129,9 +129,7 @@ func TestE2EReconfigureLive(t *testing.T) {
 
 	d.stop()
 	kept := []string{"BTCUSDT", "BNBUSDT"}
-	waitFor(t, "every generated trade of the symbols streamed", 20*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, kept, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade of the symbols streamed", 20*time.Second, sim, st, binance.Spot, kept, nil, tradeIDs, aggIDs)
 	// The removed symbol's id stays in the position.
 	waitFor(t, "a position with ETHUSDT (removed) and BNBUSDT (added)", 10*time.Second, func() bool {
 		p, err := binance.DecodePosition(st.lastPosition())
@@ -233,9 +231,7 @@ func TestInProcessReconfigureShards(t *testing.T) {
 	waitStreams(t, sim, "btcusdt@trade", "xrpusdt@trade")
 	waitFor(t, "BTCUSDT trades again", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > btcGone+10 })
 	d.stop()
-	waitFor(t, "every generated BTCUSDT and XRPUSDT trade", 20*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, []string{"BTCUSDT", "XRPUSDT"}, nil, tradeIDs)
-	})
+	waitLanded(t, "every generated BTCUSDT and XRPUSDT trade", 20*time.Second, sim, st, binance.Spot, []string{"BTCUSDT", "XRPUSDT"}, nil, tradeIDs)
 	// The event follows the points it reports.
 	waitFor(t, "BTCUSDT's backfill event", 10*time.Second, func() bool { return st.eventCount(binance.FeedBackfill, "BTCUSDT") > 0 })
 	checkIDs(t, sim, st, binance.Spot, tradeIDs, []string{"BTCUSDT", "XRPUSDT"}, nil)

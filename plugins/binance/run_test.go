@@ -58,10 +58,9 @@ func TestInProcessDropsAndRotation(t *testing.T) {
 		sim.DropRandom(1, how)
 	}
 	time.Sleep(3500 * time.Millisecond) // a rotation or two
+	settle(t, sim, 4)
 	d.stop()
-	waitFor(t, "every generated trade", 10*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade", 10*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v, want context.Canceled", err)
 	}
@@ -98,9 +97,7 @@ func TestInProcessSubscribeBeyondTheURL(t *testing.T) {
 		return false
 	})
 	d.stop()
-	waitFor(t, "every generated trade", 10*time.Second, func() bool {
-		return landedAll(sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	})
+	waitLanded(t, "every generated trade", 10*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
 	stop()
 	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
 	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
@@ -196,9 +193,7 @@ func TestInProcessMaxBackfill(t *testing.T) {
 				}
 				from[sym] = intField(lost, "to_id") + 1
 			}
-			waitFor(t, "every trade after what was given up", 10*time.Second, func() bool {
-				return landedAll(sim, second, binance.Spot, syms, from, tradeIDs)
-			})
+			waitLanded(t, "every trade after what was given up", 10*time.Second, sim, second, binance.Spot, syms, from, tradeIDs)
 			stop2()
 			checkIDs(t, sim, second, binance.Spot, tradeIDs, syms, from)
 		})
