@@ -39,6 +39,9 @@ type Parser struct {
 
 	json  fastjson.Parser
 	names map[string]string // interned symbols, streams and event names
+	// sides holds, per symbol, the tags of its buy and sell trades,
+	// shared by every trade and aggTrade point of that symbol and side.
+	sides map[string]*[2][]sluice.Tag
 	bids  []Level
 	asks  []Level
 	upper []byte
@@ -290,6 +293,33 @@ func (p *Parser) intern(b []byte) string {
 	s := string(b)
 	p.names[s] = s
 	return s
+}
+
+// sideTags returns the tags of sym's trades on side. The slice is shared
+// by every such point (nothing writes to a point's tags once parsed), so
+// a trade allocates none; its capacity is its length, so an append
+// copies it.
+func (p *Parser) sideTags(sym, side string) []sluice.Tag {
+	var i int
+	switch side {
+	case SideBuy:
+	case SideSell:
+		i = 1
+	default:
+		return tagsSide(p.market, sym, side)
+	}
+	e := p.sides[sym]
+	if e == nil {
+		if p.sides == nil || len(p.sides) >= maxInterned {
+			p.sides = make(map[string]*[2][]sluice.Tag)
+		}
+		e = new([2][]sluice.Tag)
+		p.sides[sym] = e
+	}
+	if e[i] == nil {
+		e[i] = tagsSide(p.market, sym, side)
+	}
+	return e[i]
 }
 
 // symbol returns the upper-cased symbol part of a stream name, which is

@@ -49,7 +49,7 @@ func (p *Parser) trade(o *fastjson.Object, received time.Time, dst []sluice.Poin
 	}
 	return append(dst, sluice.Point{
 		Measurement: MeasTrades,
-		Tags:        tagsSide(p.market, sym, side),
+		Tags:        p.sideTags(sym, side),
 		Fields: []sluice.Field{
 			{Key: "price", Value: sluice.Float(price)},
 			{Key: "quantity", Value: sluice.Float(qty)},
@@ -104,7 +104,7 @@ func (p *Parser) appendAggTrade(o *fastjson.Object, sym string, id, first, last 
 	}
 	return append(dst, sluice.Point{
 		Measurement: MeasAggTrades,
-		Tags:        tagsSide(p.market, sym, side),
+		Tags:        p.sideTags(sym, side),
 		Fields: []sluice.Field{
 			{Key: "price", Value: sluice.Float(price)},
 			{Key: "quantity", Value: sluice.Float(qty)},
@@ -512,7 +512,7 @@ func (p *Parser) forceOrder(outer *fastjson.Object, received time.Time, dst []sl
 	}
 	return append(dst, sluice.Point{
 		Measurement: MeasLiquidations,
-		Tags:        tagsSide(p.market, sym, side),
+		Tags:        p.sideTags(sym, side),
 		Fields:      fields,
 		Time:        t,
 		Received:    received,
