@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -133,10 +134,16 @@ func (c *client) closeErr() error {
 	return nil
 }
 
+// closeCode is the close code a client saw. An abrupt close (no close
+// frame) is 1006 whether the client read EOF or, having written after the
+// server closed the socket, a connection reset.
 func closeCode(err error) int {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		return ce.Code
+	}
+	if errors.Is(err, syscall.ECONNRESET) {
+		return websocket.CloseAbnormalClosure
 	}
 	return 0
 }
