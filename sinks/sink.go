@@ -25,7 +25,8 @@ type Sink interface {
 	// Write stores points as one unit. It returns nil only once every
 	// point is durably stored. A point whose uniqueness key is already
 	// stored replaces it (one copy, latest values), so a batch can be
-	// retried and a replay lands on itself.
+	// retried and a replay lands on itself. Write must not write to the
+	// points' tags or fields: other sinks may be writing the same ones.
 	Write(ctx context.Context, points []sluice.Point) error
 	Close() error
 }

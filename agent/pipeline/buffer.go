@@ -78,6 +78,9 @@ type Buffer struct {
 	moved        chan struct{} // closed and replaced when a cursor advances
 	lastSnapshot time.Time
 	closed       bool
+	// tail has the newest entries' points, so that outputs that keep up
+	// need not decode what they read back.
+	tail *tail
 }
 
 type positionAt struct {
@@ -127,6 +130,7 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 		settled:      make(map[string]positionAt),
 		measurements: make(map[string][]sluice.Measurement),
 		moved:        make(chan struct{}),
+		tail:         newTail(tailPoints),
 	}
 	if err := b.recover(sinks, &rep); err != nil {
 		l.Close()
@@ -284,6 +288,9 @@ func (b *Buffer) Position(feed string) sluice.Position {
 // the routing and its points counted as dropped; a drop_oldest sink drops
 // its oldest unread entries after the append until it fits again.
 //
+// The entry's points must not change once Append returns: outputs may
+// write them from memory (see tail).
+//
 // Appends from different feeds proceed independently: a feed waiting for a
 // full sink does not hold up feeds routed elsewhere. The bound is checked
 // before the append, so concurrent appends may overshoot it by one entry
@@ -348,6 +355,7 @@ func (b *Buffer) Append(ctx context.Context, e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
+	b.tail.add(idx, e.Points)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e.Position != nil && idx > b.positions[e.Feed].Index {
@@ -578,10 +586,27 @@ func (sc *SinkCursor) take(idx uint64) bool {
 		return false
 	}
 	sc.c.read = idx + 1
+	// Every output has read what is before low (this one is still to
+	// take idx's points).
+	low := idx
+	for _, c := range sc.b.cursors {
+		low = min(low, c.read)
+	}
+	sc.b.tail.trim(low)
 	return true
 }
 
 func (sc *SinkCursor) commit(points int) error { return sc.b.commit(sc.c, points) }
+
+// points returns the points of the entry at idx, whose header h the
+// output has read: from the buffer's tail when it still holds them, else
+// decoded from the record.
+func (sc *SinkCursor) points(idx uint64, h *entryHeader) ([]sluice.Point, error) {
+	if ps, ok := sc.b.tail.get(idx, h.NPoints); ok {
+		return ps, nil
+	}
+	return h.points()
+}
 
 // uncommitted reports whether the output has read past its saved cursor.
 func (sc *SinkCursor) uncommitted() bool {

@@ -196,7 +196,7 @@ func (o *Output) writeLoop(ctx context.Context) {
 			}
 			var ps []sluice.Point
 			if err == nil {
-				ps, err = h.points()
+				ps, err = o.cur.points(idx, &h)
 			}
 			if err != nil {
 				o.stats.undecoded.Add(uint64(h.NPoints))
