@@ -8,7 +8,7 @@ import (
 
 // tailPoints is the most points the tail keeps: a few batches of an
 // output that writes as soon as its sink is free.
-const tailPoints = 16384
+const tailPoints = 8192
 
 // tail keeps the points of the newest buffer entries as they were
 // appended, so that an output that keeps up takes them from memory

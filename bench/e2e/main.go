@@ -54,7 +54,7 @@ func main() {
 	var o options
 	var rates, influxRates, targets string
 	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000", "SQLite steps: trades/s over all symbols")
-	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000,120000", "InfluxDB steps: trades/s")
+	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000,110000,120000", "InfluxDB steps: trades/s")
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
 	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
