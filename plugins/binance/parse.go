@@ -297,7 +297,7 @@ func (p *Parser) intern(b []byte) string {
 
 // sideTags returns the tags of sym's trades on side. The slice is shared
 // by every such point (nothing writes to a point's tags once parsed), so
-// a trade allocates none; its capacity is its length, so an append
+// a trade allocates no tags; its capacity is its length, so an append
 // copies it.
 func (p *Parser) sideTags(sym, side string) []sluice.Tag {
 	var i int
