@@ -193,17 +193,8 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if err != nil {
 		return errPermanent{fmt.Errorf("encode feed config: %w", err)}
 	}
-	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
-	if err != nil {
+	if err := f.configure(ctx, proc, raw); err != nil {
 		return err
-	}
-	if err := f.buffer.Declare(f.name, ms); err != nil {
-		return fmt.Errorf("save measurements: %w", err)
-	}
-	for _, o := range f.outputs {
-		if err := o.Declare(ctx, ms); err != nil {
-			return err
-		}
 	}
 	// Resume from the last position that reached the disk buffer with
 	// its points: what came after it, the plugin sends (or backfills) again.
@@ -257,6 +248,18 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, reconfigureTimeout)
 	defer cancel()
+	if err := f.configure(ctx, proc, raw); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.cfg.Config = cfg // a later restart of the plugin starts with it
+	f.mu.Unlock()
+	return nil
+}
+
+// configure sends the feed's config to the plugin and declares the
+// measurements it answers with to the buffer and every output.
+func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMessage) error {
 	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
@@ -269,9 +272,6 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 			return err
 		}
 	}
-	f.mu.Lock()
-	f.cfg.Config = cfg // a later restart of the plugin starts with it
-	f.mu.Unlock()
 	return nil
 }
 

@@ -38,13 +38,13 @@ func toPB(p *sluice.Point, a *pbSlabs) *pb.Point {
 	out.TimeUnixNano = unixNano(p.Time)
 	out.ReceivedUnixNano = unixNano(p.Received)
 	if len(p.Tags) > 0 {
-		out.Tags = a.tags(len(p.Tags))
+		out.Tags = a.tags.take(len(p.Tags))
 		for i, t := range p.Tags {
 			out.Tags[i].Key, out.Tags[i].Value = t.Key, t.Value
 		}
 	}
 	if len(p.Fields) > 0 {
-		out.Fields = a.fields(len(p.Fields))
+		out.Fields = a.fields.take(len(p.Fields))
 		for i, f := range p.Fields {
 			pf := out.Fields[i]
 			pf.Key = f.Key
@@ -69,11 +69,9 @@ func toPB(p *sluice.Point, a *pbSlabs) *pb.Point {
 // it: the pointer slices the messages hold are carved from shared slabs
 // too (each with its capacity cut to its length).
 type pbSlabs struct {
-	points    []pb.Point
-	tagSlab   []pb.Tag
-	tagPtrs   []*pb.Tag
-	fieldSlab []pb.Field
-	fieldPtrs []*pb.Field
+	points []pb.Point
+	tags   ptrSlab[pb.Tag]
+	fields ptrSlab[pb.Field]
 }
 
 func newPBSlabs(points []sluice.Point) *pbSlabs {
@@ -83,10 +81,41 @@ func newPBSlabs(points []sluice.Point) *pbSlabs {
 		nf += len(points[i].Fields)
 	}
 	return &pbSlabs{
-		points:  make([]pb.Point, 0, len(points)),
-		tagSlab: make([]pb.Tag, 0, nt), tagPtrs: make([]*pb.Tag, 0, nt),
-		fieldSlab: make([]pb.Field, 0, nf), fieldPtrs: make([]*pb.Field, 0, nf),
+		points: make([]pb.Point, 0, len(points)),
+		tags:   newPtrSlab[pb.Tag](nt),
+		fields: newPtrSlab[pb.Field](nf),
 	}
+}
+
+// ptrSlab hands out runs of pointers to messages of one slab.
+type ptrSlab[T any] struct {
+	slab []T
+	ptrs []*T
+}
+
+func newPtrSlab[T any](n int) ptrSlab[T] {
+	return ptrSlab[T]{slab: make([]T, 0, n), ptrs: make([]*T, 0, n)}
+}
+
+// take returns pointers to n new messages, in a slice whose capacity is
+// its length.
+func (s *ptrSlab[T]) take(n int) []*T {
+	vals, ptrs := carve(&s.slab, n), carve(&s.ptrs, n)
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	return ptrs
+}
+
+// carve returns n new elements of *slab, in a slice whose capacity is its
+// length; a new slab is started when the current one is short.
+func carve[T any](slab *[]T, n int) []T {
+	if cap(*slab)-len(*slab) < n {
+		*slab = make([]T, 0, n)
+	}
+	from := len(*slab)
+	*slab = (*slab)[:from+n]
+	return (*slab)[from : from+n : from+n]
 }
 
 func (a *pbSlabs) point() *pb.Point {
@@ -95,30 +124,6 @@ func (a *pbSlabs) point() *pb.Point {
 	}
 	a.points = a.points[:len(a.points)+1]
 	return &a.points[len(a.points)-1]
-}
-
-func (a *pbSlabs) tags(n int) []*pb.Tag {
-	if cap(a.tagSlab)-len(a.tagSlab) < n {
-		a.tagSlab, a.tagPtrs = make([]pb.Tag, 0, n), make([]*pb.Tag, 0, n)
-	}
-	from := len(a.tagSlab)
-	a.tagSlab = a.tagSlab[:from+n]
-	for i := from; i < from+n; i++ {
-		a.tagPtrs = append(a.tagPtrs, &a.tagSlab[i])
-	}
-	return a.tagPtrs[from : from+n : from+n]
-}
-
-func (a *pbSlabs) fields(n int) []*pb.Field {
-	if cap(a.fieldSlab)-len(a.fieldSlab) < n {
-		a.fieldSlab, a.fieldPtrs = make([]pb.Field, 0, n), make([]*pb.Field, 0, n)
-	}
-	from := len(a.fieldSlab)
-	a.fieldSlab = a.fieldSlab[:from+n]
-	for i := from; i < from+n; i++ {
-		a.fieldPtrs = append(a.fieldPtrs, &a.fieldSlab[i])
-	}
-	return a.fieldPtrs[from : from+n : from+n]
 }
 
 // fromPB converts a wire point, taking its tags and fields from a. A
@@ -177,23 +182,9 @@ func newSlabs(in []*pb.Point) *slabs {
 	return &slabs{tagSlab: make([]sluice.Tag, 0, nt), fieldSlab: make([]sluice.Field, 0, nf)}
 }
 
-func (a *slabs) tags(n int) []sluice.Tag {
-	if cap(a.tagSlab)-len(a.tagSlab) < n {
-		a.tagSlab = make([]sluice.Tag, 0, n)
-	}
-	from := len(a.tagSlab)
-	a.tagSlab = a.tagSlab[:from+n]
-	return a.tagSlab[from : from+n : from+n]
-}
+func (a *slabs) tags(n int) []sluice.Tag { return carve(&a.tagSlab, n) }
 
-func (a *slabs) fields(n int) []sluice.Field {
-	if cap(a.fieldSlab)-len(a.fieldSlab) < n {
-		a.fieldSlab = make([]sluice.Field, 0, n)
-	}
-	from := len(a.fieldSlab)
-	a.fieldSlab = a.fieldSlab[:from+n]
-	return a.fieldSlab[from : from+n : from+n]
-}
+func (a *slabs) fields(n int) []sluice.Field { return carve(&a.fieldSlab, n) }
 
 // batchToPB and batchFromPB convert whole batches.
 func batchToPB(points []sluice.Point, dropped uint64, pos sluice.Position) *pb.Batch {
