@@ -12,8 +12,8 @@
 //     crash mid-write) makes Open return ErrCorrupt for the whole log, so
 //     an agent that restarts after a crash fails again at once: a crash
 //     loop, until someone deletes data by hand. Here every record carries
-//     a CRC, and Open cuts a torn tail and sets a corrupt segment aside
-//     instead of failing.
+//     a CRC, and Open cuts a torn tail and skips a corrupt record, keeping
+//     the records after it, instead of failing.
 //   - It has no group commit: with sync on, each write pays its own fsync.
 //     Here concurrent SyncAlways appenders share fsyncs, and SyncInterval
 //     batches them on a timer.
@@ -23,14 +23,15 @@
 // # Format
 //
 // A directory holds segment files named %020d.wal after the index of their
-// first record, a LOCK file (flock: one open Log per directory), and any
-// segments Open set aside as *.corrupt. A segment is a run of records
+// first record, a LOCK file (flock: one open Log per directory), and the
+// *.corrupt files Open kept of damaged segments (see Recovery). A segment
+// is a run of records
 //
 //	[u32 length][u32 crc32c(index || payload)][u64 index][payload]
 //
 // little-endian, CRC-32C (Castagnoli). Indexes start at 1 and follow each
-// other without gaps, within a segment and from one segment to the next;
-// only a quarantined segment leaves a gap. A segment grows until the next
+// other without gaps within a segment, and from one segment to the next
+// unless Open skipped corrupt records between them. A segment grows until the next
 // record would take it past Options.SegmentBytes, then it is fsynced and
 // sealed and a new one starts. Only the last (active) segment is written.
 //
@@ -65,6 +66,9 @@
 // back lower than before, and new appends reuse the lost indexes. A cursor
 // saved elsewhere may then be past LastIndex+1 (NewReader says
 // ErrOutOfRange); check cursors against LastIndex before new appends.
+// The kernel may also have written a later page back and not an earlier
+// one: Open then finds zeros followed by valid records, which it cannot
+// tell from corruption, and treats as such (below).
 //
 // A failed write (disk full) returns the error from Append and cuts the
 // partial record, so the log stays as it was and later appends can succeed
@@ -73,18 +77,45 @@
 // # Recovery
 //
 // Open reads every segment in full and checks every record (length, CRC,
-// index). It never fails because of what the files contain:
+// index). It never fails because of what the files contain. At a bad
+// record it resyncs: it looks further on for the next offset where a
+// whole record starts, with a valid CRC and an index after the last good
+// one (and no larger than the offset allows, 16 bytes a record), and goes
+// on from there. Cheap header checks come before any CRC, so the search is
+// linear in practice.
 //
-//   - A bad or partial record at the end of the last segment is what a
-//     crash mid-write leaves: the file is truncated after the last good
-//     record (logged at warn). Recovery counts the bytes and the records cut;
-//     garbage or a partial record counts as one.
-//   - A bad record in an earlier segment cannot come from a crash (sealed
-//     segments were fsynced), so the disk or something else changed it: the
-//     whole segment is renamed to *.corrupt for inspection (logged at error
-//     with the file and offset), and the log continues with the next one.
-//     Indexes jump over it; Recovery.LostRecords counts the jump. New
-//     records never reuse an index a set-aside segment held.
+//   - Bad bytes with nothing valid after them at the end of the last
+//     segment are what a crash mid-write leaves: the file is cut after the
+//     last good record (logged at warn, "cut a torn or corrupt tail").
+//     Recovery.TruncatedBytes and TruncatedRecords count what was cut
+//     (garbage or a partial record counts as one record); the next Append
+//     takes the index of the first record cut.
+//   - A bad record with valid records after it, or bad bytes at the end of
+//     a sealed segment (fsynced when sealed), cannot come from a crash:
+//     the disk or something else changed them. Open copies the segment as
+//     it was to <name>.corrupt for inspection, keeps its valid records
+//     before the bad bytes in the segment (cut after them) and writes each
+//     run of valid records after bad bytes to a new segment file named
+//     after its first index. Each bad region is logged at error ("skipped
+//     corrupt records") with the file, offset, bytes, the index range lost
+//     and the copy. Recovery.Quarantined lists the copy, SkippedBytes and
+//     LostRecords count the bytes and the indexes skipped.
+//   - A sealed segment with no valid record at all is renamed to *.corrupt
+//     whole; LostRecords counts the indexes up to the next segment.
+//
+// Readers and NewReader jump over the gaps: a cursor inside one reads on
+// from the first record after it. New records never reuse an index a
+// skipped or set-aside record held: appends go on after the highest valid
+// index Open saw. A second Open finds nothing to repair. The copy and the
+// new files are fsynced before the damaged segment is cut, so a crash
+// during recovery loses nothing; the next Open salvages again and reuses
+// the files already written.
+//
+// Power loss can leave zeros followed by valid records (see Durability);
+// Open keeps those records and counts the zeroed ones as lost, so a source
+// that resumes from the newest record's position does not fetch them
+// again. A payload that embeds a whole record of a plausible index, CRC
+// included, could be taken for one if corruption hits just before it.
 //
 // # Memory
 //
@@ -94,7 +125,8 @@
 // 4 KiB per 16 MiB segment; with 100-byte records, about 3.5% of the
 // bytes on disk. Open also reads one segment at a time whole, into a
 // buffer the size of the largest segment (SegmentBytes, or one record if
-// that is larger) that it drops afterwards.
+// that is larger) that it drops afterwards; salvaging a damaged segment
+// writes from that buffer and copies the file in chunks.
 //
 // # Readers
 //

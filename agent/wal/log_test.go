@@ -327,7 +327,7 @@ func checkRecordsFixed(t *testing.T, l *Log, first, last uint64) {
 }
 
 func isZero(r Recovery) bool {
-	return r.TruncatedBytes == 0 && r.TruncatedRecords == 0 && len(r.Quarantined) == 0 && r.LostRecords == 0
+	return r.TruncatedBytes == 0 && r.TruncatedRecords == 0 && len(r.Quarantined) == 0 && r.SkippedBytes == 0 && r.LostRecords == 0
 }
 
 func TestReopenContinues(t *testing.T) {

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,9 +73,10 @@ func TestTornTail(t *testing.T) {
 		wantRecords: 1,
 		wantLast:    n - 1,
 	}, {
-		name: "second-to-last record's checksum flipped",
+		name: "last two records' checksums flipped",
 		mangle: func(b []byte) []byte {
 			b[recordOffset(lastFirst, n-1)+5] ^= 0x01
+			b[recordOffset(lastFirst, n)+5] ^= 0x01
 			return b
 		},
 		wantBytes:   sizeOf(n-1) + sizeOf(n),
@@ -105,7 +107,7 @@ func TestTornTail(t *testing.T) {
 			}
 
 			l, rec := openLog(t, dir, Options{SegmentBytes: 1000})
-			if rec.TruncatedBytes != tt.wantBytes || rec.TruncatedRecords != tt.wantRecords || len(rec.Quarantined) != 0 || rec.LostRecords != 0 {
+			if rec.TruncatedBytes != tt.wantBytes || rec.TruncatedRecords != tt.wantRecords || len(rec.Quarantined) != 0 || rec.SkippedBytes != 0 || rec.LostRecords != 0 {
 				t.Fatalf("recovery %+v, want %d bytes %d records cut", rec, tt.wantBytes, tt.wantRecords)
 			}
 			if l.LastIndex() != tt.wantLast || l.FirstIndex() != 1 {
@@ -127,54 +129,77 @@ func TestTornTail(t *testing.T) {
 	}
 }
 
+// TestCorruptSealedSegment damages one sealed segment of 10 records of
+// 100 bytes (fixedPayload): its valid records are kept, a copy of it is
+// kept as *.corrupt, and only a segment with nothing valid left goes
+// aside whole.
 func TestCorruptSealedSegment(t *testing.T) {
 	const n = 50
+	flip := func(k int) func([]byte) []byte { // a payload byte of the k-th record (from 0)
+		return func(b []byte) []byte { b[k*100+headerSize+3] ^= 0x10; return b }
+	}
 	tests := []struct {
-		name      string
-		first     uint64 // segment to corrupt
-		lost      uint64
-		wantFirst uint64
-		want      []uint64
+		name     string
+		first    uint64 // segment to damage
+		mangle   func([]byte) []byte
+		lost     []uint64 // indexes that must be gone
+		files    []uint64 // segment files left, by first index
+		skipped  int64
+		setAside bool
 	}{
-		{"middle", 21, 10, 1, slices.Concat(seq(1, 20), seq(31, n))},
-		{"first", 1, 10, 11, seq(11, n)},
-		{"second-to-last", 41, 10, 1, seq(1, 40)},
+		{"middle segment, third record", 21, flip(2), []uint64{23}, []uint64{1, 11, 21, 24, 31, 41, 51}, 100, false},
+		{"first segment, third record", 1, flip(2), []uint64{3}, []uint64{1, 4, 11, 21, 31, 41, 51}, 100, false},
+		{"second-to-last segment, third record", 41, flip(2), []uint64{43}, []uint64{1, 11, 21, 31, 41, 44, 51}, 100, false},
+		{"first record", 21, flip(0), []uint64{21}, []uint64{1, 11, 22, 31, 41, 51}, 100, false},
+		{"last record: a bad tail in a sealed segment", 21, flip(9), []uint64{30}, []uint64{1, 11, 21, 31, 41, 51}, 100, false},
+		{"records 3 and 7", 21, func(b []byte) []byte { return flip(6)(flip(2)(b)) }, []uint64{23, 27}, []uint64{1, 11, 21, 24, 28, 31, 41, 51}, 200, false},
+		{"nothing valid left", 21, func(b []byte) []byte { return bytes.Repeat([]byte{0xa5}, len(b)) }, seq(21, 30), []uint64{1, 11, 31, 41, 51}, 1000, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			l, _ := openLog(t, dir, Options{SegmentBytes: 1000, Sync: SyncNever})
-			for i := uint64(1); i <= n; i++ { // 10 records a segment
+			for i := uint64(1); i <= n+1; i++ { // 10 records a segment; n+1 so that 41-50 is sealed
 				if _, err := l.Append(fixedPayload(i)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if _, err := l.Append(fixedPayload(n + 1)); err != nil { // so that 41-50 is sealed
-				t.Fatal(err)
-			}
 			l.Close()
-			want := append(tt.want, n+1)
+			var want []uint64
+			for i := uint64(1); i <= n+1; i++ {
+				if !slices.Contains(tt.lost, i) {
+					want = append(want, i)
+				}
+			}
 
 			path := filepath.Join(dir, segmentName(tt.first))
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b[2*100+headerSize+3] ^= 0x10 // third record's payload
+			b = tt.mangle(b)
 			if err := os.WriteFile(path, b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 
 			l, rec := openLog(t, dir, Options{SegmentBytes: 1000})
 			wantQ := []string{path + ".corrupt"}
-			if !slices.Equal(rec.Quarantined, wantQ) || rec.LostRecords != tt.lost || rec.TruncatedBytes != 0 || rec.TruncatedRecords != 0 {
-				t.Fatalf("recovery %+v, want %v quarantined and %d lost", rec, wantQ, tt.lost)
+			if !slices.Equal(rec.Quarantined, wantQ) || rec.LostRecords != uint64(len(tt.lost)) || rec.SkippedBytes != tt.skipped ||
+				rec.TruncatedBytes != 0 || rec.TruncatedRecords != 0 {
+				t.Fatalf("recovery %+v, want %v quarantined, %d bytes and %d records lost", rec, wantQ, tt.skipped, len(tt.lost))
 			}
-			if _, err := os.Stat(wantQ[0]); err != nil {
-				t.Fatalf("quarantined file: %v", err)
+			if kept, err := os.ReadFile(wantQ[0]); err != nil || !bytes.Equal(kept, b) {
+				t.Fatalf("the .corrupt file does not hold the damaged segment as it was (%v)", err)
 			}
-			if l.FirstIndex() != tt.wantFirst || l.LastIndex() != n+1 {
-				t.Fatalf("first %d last %d, want %d %d", l.FirstIndex(), l.LastIndex(), tt.wantFirst, n+1)
+			var files []string
+			for _, f := range tt.files {
+				files = append(files, segmentName(f))
+			}
+			if got := segmentFiles(t, dir); !slices.Equal(got, files) {
+				t.Fatalf("segment files %v, want %v", got, files)
+			}
+			if l.FirstIndex() != 1 || l.LastIndex() != n+1 {
+				t.Fatalf("first %d last %d, want 1 %d", l.FirstIndex(), l.LastIndex(), n+1)
 			}
 			got := readAll(t, l, l.FirstIndex())
 			var idx []uint64
@@ -187,19 +212,22 @@ func TestCorruptSealedSegment(t *testing.T) {
 			if !slices.Equal(idx, want) {
 				t.Fatalf("read indexes %v, want %v", idx, want)
 			}
-			// A reader started in the gap starts after it; sizes skip it.
-			if tt.first == 21 {
-				r, err := l.NewReader(25)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if i, _, err := r.Next(); err != nil || i != 31 {
-					t.Fatalf("reader from 25 in the gap: %d %v, want 31", i, err)
-				}
-				r.Close()
-				if l.SizeFrom(21) != l.SizeFrom(31) || l.SizeFrom(25) != l.SizeFrom(31) {
-					t.Fatalf("SizeFrom counts the gap: %d %d %d", l.SizeFrom(21), l.SizeFrom(25), l.SizeFrom(31))
-				}
+			// A reader started in a gap starts after it; sizes skip it.
+			gapAt := tt.lost[0]
+			after := gapAt + 1
+			for slices.Contains(tt.lost, after) {
+				after++
+			}
+			r, err := l.NewReader(gapAt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i, _, err := r.Next(); err != nil || i != after {
+				t.Fatalf("reader from %d in the gap: %d %v, want %d", gapAt, i, err, after)
+			}
+			r.Close()
+			if l.SizeFrom(gapAt) != l.SizeFrom(after) {
+				t.Fatalf("SizeFrom counts the gap: %d %d", l.SizeFrom(gapAt), l.SizeFrom(after))
 			}
 			if got, want := l.Size(), dirSize(t, dir); got != want {
 				t.Fatalf("Size %d, files hold %d", got, want)
