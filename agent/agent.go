@@ -300,14 +300,22 @@ func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
 	if len(rep.NewSinks) > 0 {
 		attrs = append(attrs, "new_sinks", rep.NewSinks)
 	}
-	if len(rep.RemovedCursors) > 0 {
-		attrs = append(attrs, "removed_sinks", rep.RemovedCursors)
+	if rep.MigratedFrom != "" {
+		attrs = append(attrs, "migrated_entries", rep.Migrated, "migrated_from", rep.MigratedFrom)
+	}
+	if len(rep.KeptApartAgain) > 0 {
+		attrs = append(attrs, "kept_apart_batches", rep.KeptApartAgain)
 	}
 	log.Info("disk buffer opened", attrs...)
-	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 {
+	for name, size := range rep.OrphanedSinks {
+		log.Warn("disk buffer holds entries for a sink that is not configured; configure it again to deliver them, or remove its directory",
+			"sink", name, "bytes", size)
+	}
+	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 || len(rep.DamagedFiles) > 0 {
 		log.Warn("disk buffer repaired on open",
 			"truncated_bytes", rep.TruncatedBytes, "truncated_records", rep.TruncatedRecords,
-			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries)
+			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries,
+			"damaged_files", rep.DamagedFiles)
 	}
 }
 
