@@ -91,15 +91,15 @@ type Buffer struct {
 
 // RecoveryReport says what opening the buffer found.
 type RecoveryReport struct {
-	wal.Recovery                   // summed over every sink's log
-	Entries        uint64          // entries in the sinks' logs after recovery
-	BadEntries     int             // entries whose content could not be decoded (skipped)
-	NewSinks       []string        // sinks with no cursor yet
-	DamagedFiles   []string        // cursor and state files that could not be read, and were done without
+	wal.Recovery                    // summed over every sink's log
+	Entries        uint64           // entries in the sinks' logs after recovery
+	BadEntries     int              // entries whose content could not be decoded (skipped)
+	NewSinks       []string         // sinks with no cursor yet
+	DamagedFiles   []string         // cursor and state files that could not be read, and were done without
 	OrphanedSinks  map[string]int64 // logs of sinks no longer configured, and their bytes on disk (kept)
-	Migrated       uint64          // entries moved from the older shared-log layout
-	MigratedFrom   string          // that layout's directory, removed after the move
-	KeptApartAgain []string        // sinks whose batch kept apart by drop_oldest is written first
+	Migrated       uint64           // entries moved from the older shared-log layout
+	MigratedFrom   string           // that layout's directory, removed after the move
+	KeptApartAgain []string         // sinks whose batch kept apart by drop_oldest is written first
 }
 
 // OpenBuffer opens (or creates) the buffer in opts.Dir for the given sinks.
@@ -134,7 +134,7 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 		}
 	}
 
-	held := make(map[string]map[string]holding) // sink → feed → what it holds
+	held := make(map[string]map[string]holding)  // sink → feed → what it holds
 	routed := make(map[string]map[string]uint64) // feed → sink → newest seq routed to it, in any log
 	for _, lim := range sinks {
 		sl, h, err := b.openSink(lim, pf, routed, &rep)

@@ -382,8 +382,8 @@ type OutputStatus struct {
 	Name           string            `json:"name"`
 	State          SinkState         `json:"state"`
 	BufferedPoints int64             `json:"buffered_points"` // routed here and not yet written
-	BufferedBytes  int64             `json:"buffered_bytes"` // of entries not yet written: what max_bytes bounds
-	DiskBytes      int64             `json:"disk_bytes"`     // the sink's share of the buffer on disk
+	BufferedBytes  int64             `json:"buffered_bytes"`  // of entries not yet written: what max_bytes bounds
+	DiskBytes      int64             `json:"disk_bytes"`      // the sink's share of the buffer on disk
 	MaxBytes       int64             `json:"max_bytes"`
 	WhenFull       config.WhenFull   `json:"when_full"`
 	Received       uint64            `json:"received"`
