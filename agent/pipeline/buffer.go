@@ -114,11 +114,11 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 		feeds:        make(map[string]*feedState),
 		measurements: make(map[string][]sluice.Measurement),
 	}
-	if err := os.MkdirAll(b.sinksDir(), 0o755); err != nil {
-		return nil, rep, fmt.Errorf("open buffer: %w", err)
-	}
 	if err := b.migrate(sinks, &rep); err != nil {
 		return nil, rep, fmt.Errorf("open buffer: migrate %s: %w", filepath.Join(b.dir, legacyLogDir), err)
+	}
+	if err := os.MkdirAll(b.sinksDir(), 0o755); err != nil {
+		return nil, rep, fmt.Errorf("open buffer: %w", err)
 	}
 
 	pf, err := readPositions(b.positionsPath())
