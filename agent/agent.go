@@ -71,6 +71,7 @@ type Agent struct {
 	observed map[string]*observedSink
 	feeds    map[string]*runningFeed
 	buf      *pipeline.Buffer
+	repair   *BufferRepair
 	addr     net.Addr
 	reload   reloadState
 
@@ -168,6 +169,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 	}()
 	logRecovery(a.log, rep)
+	repair := bufferRepair(rep)
 
 	// Then the sinks, against the flow.
 	outputs := make(map[string]*pipeline.Output, len(cfg.Sinks))
@@ -200,7 +202,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		outputs[name], observed[name] = o, obs
 	}
 	a.mu.Lock()
-	a.plugins, a.buf, a.outputs, a.observed = plugins, buf, outputs, observed
+	a.plugins, a.buf, a.outputs, a.observed, a.repair = plugins, buf, outputs, observed, repair
 	a.mu.Unlock()
 
 	// Then the status listener, so a failed bind stops startup cleanly.
@@ -300,15 +302,47 @@ func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
 	if len(rep.NewSinks) > 0 {
 		attrs = append(attrs, "new_sinks", rep.NewSinks)
 	}
-	if len(rep.RemovedCursors) > 0 {
-		attrs = append(attrs, "removed_sinks", rep.RemovedCursors)
+	if rep.MigratedFrom != "" {
+		attrs = append(attrs, "migrated_entries", rep.Migrated, "migrated_from", rep.MigratedFrom)
+	}
+	if len(rep.KeptApartAgain) > 0 {
+		attrs = append(attrs, "kept_apart_batches", rep.KeptApartAgain)
 	}
 	log.Info("disk buffer opened", attrs...)
-	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 {
+	for name, size := range rep.OrphanedSinks {
+		log.Warn("disk buffer holds entries for a sink that is not configured; configure it again to deliver them, or remove its directory",
+			"sink", name, "bytes", size)
+	}
+	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 || len(rep.DamagedFiles) > 0 {
 		log.Warn("disk buffer repaired on open",
 			"truncated_bytes", rep.TruncatedBytes, "truncated_records", rep.TruncatedRecords,
-			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries)
+			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries,
+			"damaged_files", rep.DamagedFiles)
 	}
+}
+
+// BufferRepair is what opening the disk buffer repaired or did without,
+// for status and metrics: records a crash or the disk damaged, and state
+// files that could not be read.
+type BufferRepair struct {
+	TruncatedRecords int              `json:"truncated_records,omitempty"` // a torn tail cut off
+	LostRecords      uint64           `json:"lost_records,omitempty"`      // records skipped as corrupt (their points are lost)
+	Quarantined      []string         `json:"quarantined,omitempty"`       // copies of damaged log files, for inspection
+	BadEntries       int              `json:"bad_entries,omitempty"`       // records whose content could not be decoded
+	DamagedFiles     []string         `json:"damaged_files,omitempty"`     // cursor and state files done without
+	OrphanedSinks    map[string]int64 `json:"orphaned_sinks,omitempty"`    // logs of sinks not configured, bytes
+}
+
+func bufferRepair(rep pipeline.RecoveryReport) *BufferRepair {
+	r := &BufferRepair{
+		TruncatedRecords: rep.TruncatedRecords, LostRecords: rep.LostRecords, Quarantined: rep.Quarantined,
+		BadEntries: rep.BadEntries, DamagedFiles: rep.DamagedFiles, OrphanedSinks: rep.OrphanedSinks,
+	}
+	if r.TruncatedRecords == 0 && r.LostRecords == 0 && len(r.Quarantined) == 0 && r.BadEntries == 0 &&
+		len(r.DamagedFiles) == 0 && len(r.OrphanedSinks) == 0 {
+		return nil
+	}
+	return r
 }
 
 // drain closes every output within the shutdown timeout.
@@ -335,8 +369,13 @@ func (a *Agent) drain(outputs map[string]*pipeline.Output) error {
 type Status struct {
 	Feeds []FeedStatus `json:"feeds"`
 	Sinks []SinkStatus `json:"sinks"`
-	// BufferBytes is the disk buffer's size on disk.
-	BufferBytes int64 `json:"buffer_bytes"`
+	// BufferBytes is the disk buffer's size on disk; BufferMaxBytes its
+	// bound (buffer.max_bytes).
+	BufferBytes    int64 `json:"buffer_bytes"`
+	BufferMaxBytes int64 `json:"buffer_max_bytes"`
+	// BufferRepair is what opening the disk buffer had to repair or do
+	// without, if anything.
+	BufferRepair *BufferRepair `json:"buffer_repair,omitempty"`
 	// ConfigError is why the last reload was rejected, one problem per
 	// line; empty once a reload succeeds.
 	ConfigError string `json:"config_error,omitempty"`
@@ -383,6 +422,8 @@ func (a *Agent) Status() Status {
 	if a.buf != nil {
 		st.BufferBytes = a.buf.Size()
 	}
+	st.BufferMaxBytes = a.cfg.Buffer.MaxBytes
+	st.BufferRepair = a.repair
 	return st
 }
 

@@ -31,13 +31,17 @@ var (
 	descSinkRetries  = sinkDesc("sluice_sink_retries_total", "Failed writes to the sink that were retried.")
 	descSinkBuffered = sinkDesc("sluice_sink_buffered_points", "Points routed to the sink and not yet written.")
 	descSinkBufBytes = sinkDesc("sluice_sink_buffer_bytes", "Bytes of the disk buffer the sink has not yet written.")
+	descSinkBufDisk  = sinkDesc("sluice_sink_buffer_disk_bytes", "Bytes the sink's part of the disk buffer takes on disk.")
+	descSinkBufMax   = sinkDesc("sluice_sink_buffer_max_bytes", "The sink's bound on unwritten buffer bytes (max_buffer_bytes); past it when_full decides.")
 	descSinkFailed   = sinkDesc("sluice_sink_failed", "1 while the sink is failed (needs an operator), else 0.")
 
 	descBufferBytes = prometheus.NewDesc("sluice_buffer_bytes", "Size of the disk buffer on disk.", nil, nil)
+	descBufferMax   = prometheus.NewDesc("sluice_buffer_max_bytes", "Bound on the disk buffer's size (buffer.max_bytes).", nil, nil)
+	descBufferLost  = prometheus.NewDesc("sluice_buffer_lost_records", "Buffer records skipped as corrupt when the agent started (their points are lost).", nil, nil)
 	descReloadOK    = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
 	descRestartNeed = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
 	descBuildInfo   = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
-	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkFailed, descBufferBytes, descReloadOK, descRestartNeed, descBuildInfo}
+	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo}
 	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
 	// Every reason is exported from the start, at 0, so that rates and
 	// dashboards see a series before the first rejection.
@@ -124,9 +128,17 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descSinkRetries, s.Retries, s.Name)
 		gauge(descSinkBuffered, float64(s.BufferedPoints), s.Name)
 		gauge(descSinkBufBytes, float64(s.BufferedBytes), s.Name)
+		gauge(descSinkBufDisk, float64(s.DiskBytes), s.Name)
+		gauge(descSinkBufMax, float64(s.MaxBytes), s.Name)
 		gauge(descSinkFailed, boolFloat(s.State == pipeline.SinkFailed), s.Name)
 	}
 	gauge(descBufferBytes, float64(st.BufferBytes))
+	gauge(descBufferMax, float64(st.BufferMaxBytes))
+	var lost uint64
+	if st.BufferRepair != nil {
+		lost = st.BufferRepair.LostRecords
+	}
+	gauge(descBufferLost, float64(lost))
 	gauge(descReloadOK, boolFloat(st.ConfigError == ""))
 	gauge(descRestartNeed, boolFloat(len(st.RestartNeeded) > 0))
 	gauge(descBuildInfo, 1, c.a.opts.Version)

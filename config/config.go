@@ -65,7 +65,8 @@ type Pipeline struct {
 	BatchSize     int           `koanf:"batch_size"`
 	FlushInterval time.Duration `koanf:"flush_interval"`
 	// MaxBufferBytes bounds the bytes of the disk buffer that may wait
-	// for this sink; past it WhenFull decides.
+	// for this sink; past it WhenFull decides. 0 (the default) gives the
+	// sink an equal share of what Buffer.MaxBytes leaves.
 	MaxBufferBytes int64         `koanf:"max_buffer_bytes"`
 	WhenFull       WhenFull      `koanf:"when_full"`
 	RetryInitial   time.Duration `koanf:"retry_initial"`
@@ -84,6 +85,10 @@ const (
 // Buffer configures the disk buffer (write-ahead log) in data_dir/buffer
 // that every batch passes through on its way to the sinks.
 type Buffer struct {
+	// MaxBytes bounds the whole buffer on disk: the sinks'
+	// max_buffer_bytes must fit in it, and sinks that set none share what
+	// is left equally.
+	MaxBytes      int64         `koanf:"max_bytes"`
 	Fsync         Fsync         `koanf:"fsync"`
 	FsyncInterval time.Duration `koanf:"fsync_interval"`
 	SegmentBytes  int64         `koanf:"segment_bytes"`

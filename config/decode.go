@@ -23,6 +23,14 @@ const (
 	DefaultFeedsDir  = "/etc/sluice/feeds.d"
 )
 
+// DefaultBufferMaxBytes bounds the disk buffer by default: 2 GiB, room
+// for about an hour and a half of 10 000 points/s waiting for a sink that
+// is down, and little enough for a small virtual machine's disk.
+const DefaultBufferMaxBytes = 2 << 30
+
+// minSinkBufferBytes is the least buffer a sink may be given.
+const minSinkBufferBytes = 1 << 20
+
 // Default returns the configuration an empty main file gives: every
 // default set, no plugins pinned, no sinks, no feeds.
 func Default() *Config {
@@ -36,7 +44,7 @@ func Default() *Config {
 		Pipeline: Pipeline{
 			BatchSize:      5000,
 			FlushInterval:  0,
-			MaxBufferBytes: 1 << 30,
+			MaxBufferBytes: 0, // a share of Buffer.MaxBytes
 			WhenFull:       Block,
 			RetryInitial:   500 * time.Millisecond,
 			RetryMax:       30 * time.Second,
@@ -49,6 +57,7 @@ func Default() *Config {
 			MaxFuture:      24 * time.Hour,
 		},
 		Buffer: Buffer{
+			MaxBytes:      DefaultBufferMaxBytes,
 			Fsync:         FsyncInterval,
 			FsyncInterval: 100 * time.Millisecond,
 			SegmentBytes:  16 << 20,
@@ -115,6 +124,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	for name, v := range asMap(norm["sinks"]) {
 		cfg.Sinks[name] = c.sink(name, asMap(v), asMap(asMap(tree["sinks"])[name]), cfg, baseDir)
 	}
+	c.shareBuffer(norm, cfg)
 	cfg.Feeds = c.feeds(asMap(norm["feeds"]), feedFiles, mainFile)
 
 	defined := sortedKeys(asMap(tree["sinks"]))
@@ -203,6 +213,42 @@ func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, baseD
 		s.InfluxDB = &ix
 	}
 	return s
+}
+
+// shareBuffer gives each sink without its own max_buffer_bytes an equal
+// share of what buffer.max_bytes leaves after the sinks that set one, and
+// checks that every sink's bound fits in the whole.
+func (c *checker) shareBuffer(norm map[string]any, cfg *Config) {
+	total := cfg.Buffer.MaxBytes
+	var set int64
+	var shared []string
+	for _, name := range sortedKeys(cfg.Sinks) {
+		if n := cfg.Sinks[name].Pipeline.MaxBufferBytes; n > 0 {
+			set += n
+		} else {
+			shared = append(shared, name)
+		}
+	}
+	blame := []string{"buffer", "max_bytes"}
+	if _, ok := asMap(norm["buffer"])["max_bytes"]; !ok {
+		if _, ok := asMap(norm["pipeline"])["max_buffer_bytes"]; ok {
+			blame = []string{"pipeline", "max_buffer_bytes"}
+		}
+	}
+	switch {
+	case set > total:
+		c.errorf(blame, "the sinks' max_buffer_bytes add up to %d bytes, more than buffer.max_bytes (%d): raise buffer.max_bytes or lower the sinks' bounds", set, total)
+		return
+	case len(shared) > 0 && (total-set)/int64(len(shared)) < minSinkBufferBytes:
+		c.errorf(blame, "leaves %d bytes of buffer.max_bytes (%d) to share among %d sinks without max_buffer_bytes (%s): each needs at least %d",
+			total-set, total, len(shared), strings.Join(shared, ", "), minSinkBufferBytes)
+		return
+	}
+	for _, name := range shared {
+		s := cfg.Sinks[name]
+		s.Pipeline.MaxBufferBytes = (total - set) / int64(len(shared))
+		cfg.Sinks[name] = s
+	}
 }
 
 // readToken reads a secret from a file. Nothing read may reach a message.

@@ -174,7 +174,9 @@ func TestDefaults(t *testing.T) {
 	if want.FeedsDir != "/etc/sluice/feeds.d" || cfg.FeedsDir != "" {
 		t.Errorf("feeds_dir: default %q, loaded %q", want.FeedsDir, cfg.FeedsDir)
 	}
-	if got := cfg.Sinks["db"]; got.Pipeline != want.Pipeline || *got.SQLite != (config.SQLite{Path: "/var/lib/sluice/sluice.db", BusyTimeout: 5 * time.Second}) || got.InfluxDB != nil {
+	shared := want.Pipeline
+	shared.MaxBufferBytes = config.DefaultBufferMaxBytes / 2 // two sinks share buffer.max_bytes
+	if got := cfg.Sinks["db"]; got.Pipeline != shared || *got.SQLite != (config.SQLite{Path: "/var/lib/sluice/sluice.db", BusyTimeout: 5 * time.Second}) || got.InfluxDB != nil {
 		t.Errorf("sqlite sink = %+v %+v", got, got.SQLite)
 	}
 	if got := cfg.Sinks["influx"].InfluxDB; got.Precision != "ns" || !got.Gzip || got.Timeout != 10*time.Second || got.Token != "" {
@@ -593,4 +595,39 @@ func unjoin(err error) []error {
 		return j.Unwrap()
 	}
 	return []error{err}
+}
+
+// Sinks without their own max_buffer_bytes share what buffer.max_bytes
+// leaves after those that set one.
+func TestBufferShares(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeFile(t, dir, "sluice.yaml", `feeds_dir: ""
+buffer: {max_bytes: 100000000}
+sinks:
+  a: {type: sqlite, max_buffer_bytes: 40000000}
+  b: {type: sqlite, path: b.db}
+  c: {type: sqlite, path: c.db}
+`)
+	cfg, err := config.LoadWithEnv(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int64{"a": 40000000, "b": 30000000, "c": 30000000} {
+		if got := cfg.Sinks[name].Pipeline.MaxBufferBytes; got != want {
+			t.Errorf("sink %s: max_buffer_bytes %d, want %d", name, got, want)
+		}
+	}
+
+	// Too little left to share is an error at buffer.max_bytes.
+	path = writeFile(t, dir, "small.yaml", `feeds_dir: ""
+buffer: {max_bytes: 41000000}
+sinks:
+  a: {type: sqlite, max_buffer_bytes: 40000000}
+  b: {type: sqlite, path: b.db}
+`)
+	_, err = config.LoadWithEnv(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "small.yaml: buffer.max_bytes: leaves 1000000 bytes") {
+		t.Errorf("error = %v", err)
+	}
 }

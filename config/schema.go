@@ -37,7 +37,7 @@ type spec struct {
 	what     string           // kindNamed: what a name names ("feed")
 	oneOf    []string         // kindString: the allowed values
 	empty    bool             // kindString: "" is allowed
-	zero     bool             // kindDuration: 0 is allowed
+	zero     bool             // kindDuration, kindInt: 0 is allowed
 	secret   bool             // never show the value in a message
 	// check returns a message when a string value is unacceptable.
 	check func(s string) string
@@ -50,6 +50,8 @@ var (
 	// zeroOrDuration also takes 0 ("0", "0s") for "no wait".
 	zeroOrDuration = &spec{kind: kindDuration, zero: true}
 	boolean        = &spec{kind: kindBool}
+	// zeroOrPosInt also takes 0, for "not set: derive it".
+	zeroOrPosInt = &spec{kind: kindInt, zero: true}
 )
 
 func enum(values ...string) *spec {
@@ -67,7 +69,7 @@ func named(what string, elem *spec) *spec {
 var pipelineSpec = section(map[string]*spec{
 	"batch_size":       posInt,
 	"flush_interval":   zeroOrDuration,
-	"max_buffer_bytes": posInt,
+	"max_buffer_bytes": zeroOrPosInt,
 	"when_full":        enum(string(Block), string(DropOldest), string(DropNewest)),
 	"retry_initial":    duration,
 	"retry_max":        duration,
@@ -142,6 +144,7 @@ var rootSpec = section(map[string]*spec{
 		"max_future":       duration,
 	}),
 	"buffer": section(map[string]*spec{
+		"max_bytes":      posInt,
 		"fsync":          enum(string(FsyncAlways), string(FsyncInterval), string(FsyncNever)),
 		"fsync_interval": duration,
 		"segment_bytes":  posInt,

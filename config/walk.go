@@ -101,10 +101,14 @@ func (w *walker) walk(s *spec, path []string, v any) (any, bool) {
 	case kindString:
 		return w.str(s, path, v)
 	case kindInt:
-		if n, ok := toInt(v); ok && n > 0 {
+		if n, ok := toInt(v); ok && (n > 0 || s.zero && n == 0) {
 			return n, true
 		}
-		w.errorf(path, "must be a positive integer, got %s%s", describe(v, s.secret), quotedHint(v))
+		what := "a positive integer"
+		if s.zero {
+			what = "0 or a positive integer"
+		}
+		w.errorf(path, "must be %s, got %s%s", what, describe(v, s.secret), quotedHint(v))
 	case kindDuration:
 		if raw, ok := v.(string); ok {
 			if d, err := time.ParseDuration(raw); err == nil && (d > 0 || s.zero && d == 0) {

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,189 +24,262 @@ type BufferOptions struct {
 	Dir          string
 	Sync         wal.SyncPolicy
 	SyncInterval time.Duration
+	// SegmentBytes is the most a segment of a sink's log grows to (default
+	// wal.DefaultSegmentBytes); a sink's segments are also kept to a
+	// quarter of its MaxBytes, so that what its log holds on disk stays
+	// within one small segment of its bound.
 	SegmentBytes int64
 }
 
 // SinkLimit is one sink's bound on the buffer: how many bytes of entries
-// routed to it may wait unwritten, and what happens past that.
+// may wait unwritten in its log, and what happens past that.
 type SinkLimit struct {
 	Name     string
 	MaxBytes int64
 	WhenFull config.WhenFull
 }
 
-// snapshotEvery bounds how often positions are snapshotted, which is also
-// how long a fully written segment may linger before it is removed.
-const snapshotEvery = time.Second
+// minSegmentBytes is the smallest segment a sink's log is given, however
+// small its bound.
+const minSegmentBytes = 64 << 10
 
-// Buffer is the agent's write-ahead buffer: every normalized batch is
-// appended to one on-disk log (agent/wal) before the feed counts it as
-// delivered, and each sink reads the log from its own cursor, advancing it
-// only after a successful write. Segments are removed once every sink has
-// passed them. The feed's position travels inside each entry, so the last
-// durable position of every feed survives a crash with its points.
+// Buffer is the agent's write-ahead buffer. Every normalized batch is
+// appended, as an entry, to the log of each sink it is routed to (one
+// agent/wal log per sink, in sinks/<name>/) before the feed counts it as
+// delivered; each sink's output reads its own log from its cursor and
+// moves the cursor only after a successful write. Segments go as soon as
+// the cursor has passed them.
 //
-// A sink's cursor lives in cursors/<sink> beside the log. A sink with no
-// cursor (new in the config) starts at the newest entry: it does not
-// replay what others already have. Entries are routed by sink name; an
-// entry for a sink that no longer exists is skipped.
+// One log per sink is what keeps sinks apart: a sink that never writes
+// holds on to its own entries only, so its bound (MaxBytes, on disk) and
+// its when_full policy never touch feeds routed elsewhere, and dropping
+// frees disk at once. An entry routed to two sinks is written twice.
 //
-// Lifecycle: OpenBuffer recovers the log, cursors and positions; Append
-// and the sink cursors may then be used concurrently; Close syncs and is
+// Each entry carries its feed's position and sequence number. A feed
+// resumes from its newest position that every sink it goes to holds
+// durably (in its log, written, or kept apart), so a crash between the
+// appends of one entry to two logs, or a log whose tail a power loss
+// took, makes the feed send that entry again rather than lose it for one
+// sink. What the buffer keeps in memory for this does not grow with the
+// backlog: per feed its newest and settled positions, and per sink and
+// feed a count and the newest position passed.
+//
+// A sink's cursor is saved in sinks/<name>/cursor after each write; a
+// missing or damaged cursor file makes the sink start again from the
+// oldest entry its log holds (entries written again land on themselves).
+// A directory in sinks/ for a sink that is no longer configured is kept,
+// and reported: configuring the sink again delivers what it holds.
+//
+// Lifecycle: OpenBuffer migrates a buffer of the older shared-log layout
+// and recovers the logs, cursors and positions; Append and the sink
+// cursors may then be used concurrently; Close saves the positions and is
 // idempotent.
 type Buffer struct {
-	log    *wal.Log
 	dir    string
-	sync   wal.SyncPolicy
+	opts   BufferOptions
 	logger *slog.Logger
 
-	mu        sync.Mutex
-	cursors   map[string]*cursor
-	positions map[string]positionAt // newest appended, per feed: a feed restarting in this process resumes here
-	// Positions not yet written by every sink, in append order, and the
-	// newest that is: only those are saved in positions.json, so a saved
-	// position never runs ahead of what every sink holds, whatever the
-	// disk loses of the log's tail.
-	unsettled map[string][]positionAt
-	settled   map[string]positionAt
-	// What each feed declared, saved so that sinks know the uniqueness
-	// keys before they write a backlog recovered from the log.
+	mu           sync.Mutex
+	sinks        map[string]*sinkLog
+	feeds        map[string]*feedState
 	measurements map[string][]sluice.Measurement
-	declareMu    sync.Mutex
-	moved        chan struct{} // closed and replaced when a cursor advances
-	lastSnapshot time.Time
 	closed       bool
-	// tail has the newest entries' points, so that outputs that keep up
-	// need not decode what they read back.
-	tail *tail
-}
 
-type positionAt struct {
-	Index    uint64          `json:"index"`
-	Position sluice.Position `json:"position"`
-}
-
-// cursor is one sink's place in the log. Entries before next are written
-// (or dropped, or not routed to the sink); entries in [next, read) are
-// read by the sink's output and not yet confirmed written.
-type cursor struct {
-	name     string
-	maxBytes int64
-	whenFull config.WhenFull
-	next     uint64
-	read     uint64
-
-	pending     int64 // points routed here at or after next
-	appended    uint64
-	droppedFull uint64
+	declareMu sync.Mutex // one measurements.json write at a time, so the file ends with the newest set
+	saveMu    sync.Mutex // one positions.json write at a time
 }
 
 // RecoveryReport says what opening the buffer found.
 type RecoveryReport struct {
-	wal.Recovery
-	Entries        uint64 // entries in the log after recovery
-	BadEntries     int    // entries whose content could not be decoded (skipped)
-	NewSinks       []string
-	RemovedCursors []string
+	wal.Recovery                    // summed over every sink's log
+	Entries        uint64           // entries in the sinks' logs after recovery
+	BadEntries     int              // entries whose content could not be decoded (skipped)
+	NewSinks       []string         // sinks with no cursor yet
+	DamagedFiles   []string         // cursor and state files that could not be read, and were done without
+	OrphanedSinks  map[string]int64 // logs of sinks no longer configured, and their bytes on disk (kept)
+	Migrated       uint64           // entries moved from the older shared-log layout
+	MigratedFrom   string           // that layout's directory, removed after the move
+	KeptApartAgain []string         // sinks whose batch kept apart by drop_oldest is written first
 }
 
 // OpenBuffer opens (or creates) the buffer in opts.Dir for the given sinks.
 func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Buffer, RecoveryReport, error) {
 	var rep RecoveryReport
-	l, rec, err := wal.Open(filepath.Join(opts.Dir, "log"), wal.Options{
-		SegmentBytes: opts.SegmentBytes, Sync: opts.Sync, SyncInterval: opts.SyncInterval, Logger: logger,
-	})
-	if err != nil {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Buffer{
+		dir: opts.Dir, opts: opts, logger: logger,
+		sinks:        make(map[string]*sinkLog, len(sinks)),
+		feeds:        make(map[string]*feedState),
+		measurements: make(map[string][]sluice.Measurement),
+	}
+	if err := b.migrate(sinks, &rep); err != nil {
+		return nil, rep, fmt.Errorf("open buffer: migrate %s: %w", filepath.Join(b.dir, legacyLogDir), err)
+	}
+	if err := os.MkdirAll(b.sinksDir(), 0o755); err != nil {
 		return nil, rep, fmt.Errorf("open buffer: %w", err)
 	}
-	rep.Recovery = rec
-	b := &Buffer{
-		log: l, dir: opts.Dir, sync: opts.Sync, logger: logger,
-		cursors:      make(map[string]*cursor, len(sinks)),
-		positions:    make(map[string]positionAt),
-		unsettled:    make(map[string][]positionAt),
-		settled:      make(map[string]positionAt),
-		measurements: make(map[string][]sluice.Measurement),
-		moved:        make(chan struct{}),
-		tail:         newTail(tailPoints),
-	}
-	if err := b.recover(sinks, &rep); err != nil {
-		l.Close()
-		return nil, rep, err
-	}
-	return b, rep, nil
-}
 
-func (b *Buffer) cursorDir() string { return filepath.Join(b.dir, "cursors") }
-
-func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
-	if err := os.MkdirAll(b.cursorDir(), 0o755); err != nil {
-		return fmt.Errorf("open buffer: %w", err)
+	pf, err := readPositions(b.positionsPath())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.logger.Warn("buffer: saved positions unreadable; feeds resume from what the sinks' logs hold", "error", err)
+		rep.DamagedFiles = append(rep.DamagedFiles, b.positionsPath())
 	}
-	first, head := b.log.FirstIndex(), b.log.LastIndex()+1
-	known := make(map[string]bool)
-	for _, s := range sinks {
-		known[s.Name] = true
-		c := &cursor{name: s.Name, maxBytes: s.MaxBytes, whenFull: s.WhenFull}
-		next, err := readCursor(filepath.Join(b.cursorDir(), s.Name))
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			next = head
-			rep.NewSinks = append(rep.NewSinks, s.Name)
-		case err != nil:
-			return fmt.Errorf("open buffer: cursor of sink %s: %w", s.Name, err)
-		}
-		c.next = min(max(next, first), head)
-		c.read = c.next
-		b.cursors[s.Name] = c
-	}
-	entries, _ := os.ReadDir(b.cursorDir())
-	for _, e := range entries {
-		switch name := e.Name(); {
-		case strings.HasSuffix(name, ".tmp"): // a write a crash cut short
-			os.Remove(filepath.Join(b.cursorDir(), name))
-		case !known[name]:
-			os.Remove(filepath.Join(b.cursorDir(), name))
-			rep.RemovedCursors = append(rep.RemovedCursors, name)
-		}
-	}
-	for _, c := range b.cursors { // persist new cursors so a later start agrees
-		if err := b.writeCursor(c); err != nil {
-			return err
-		}
-	}
-
-	if raw, err := os.ReadFile(filepath.Join(b.dir, "positions.json")); err == nil {
-		if err := json.Unmarshal(raw, &b.settled); err != nil {
-			b.logger.Warn("buffer: positions snapshot unreadable; using what the log holds", "error", err)
-			b.settled = make(map[string]positionAt)
-		}
-	}
-	// A saved position is one every sink had written, so it is safe to
-	// resume from even if the log lost entries after it; any entry the
-	// log still holds (older or newer) replaces it as the scan finds it.
-	for feed, p := range b.settled {
-		p.Index = 0
-		b.settled[feed], b.positions[feed] = p, p
-	}
-	if raw, err := os.ReadFile(filepath.Join(b.dir, "measurements.json")); err == nil {
+	if raw, err := readCapped(b.measurementsPath(), maxStateFileBytes); err == nil {
 		if err := json.Unmarshal(raw, &b.measurements); err != nil {
-			b.logger.Warn("buffer: saved measurements unreadable", "error", err)
+			b.logger.Warn("buffer: saved measurements unreadable; they are declared again as feeds start", "error", err)
+			rep.DamagedFiles = append(rep.DamagedFiles, b.measurementsPath())
 			b.measurements = make(map[string][]sluice.Measurement)
 		}
 	}
-	r, err := b.log.NewReader(first)
-	if err != nil {
-		return fmt.Errorf("open buffer: %w", err)
+
+	held := make(map[string]map[string]holding)  // sink → feed → what it holds
+	routed := make(map[string]map[string]uint64) // feed → sink → newest seq routed to it, in any log
+	for _, lim := range sinks {
+		sl, h, err := b.openSink(lim, pf, routed, &rep)
+		if err != nil {
+			b.closeSinks()
+			return nil, rep, err
+		}
+		b.sinks[lim.Name] = sl
+		held[lim.Name] = h
 	}
-	defer r.Close()
+	b.findOrphans(&rep)
+	b.resume(pf, held, routed)
+	return b, rep, nil
+}
+
+func (b *Buffer) sinksDir() string         { return filepath.Join(b.dir, "sinks") }
+func (b *Buffer) positionsPath() string    { return filepath.Join(b.dir, "positions.json") }
+func (b *Buffer) measurementsPath() string { return filepath.Join(b.dir, "measurements.json") }
+
+// segmentBytesFor is the segment size of a sink's log.
+func segmentBytesFor(configured, maxBytes int64) int64 {
+	seg := configured
+	if seg <= 0 {
+		seg = wal.DefaultSegmentBytes
+	}
+	if maxBytes > 0 && maxBytes/4 < seg {
+		seg = max(maxBytes/4, minSegmentBytes)
+	}
+	return seg
+}
+
+// holding is what a sink holds of a feed, found when the buffer opens.
+type holding struct {
+	maxSeq uint64     // the newest entry it holds: in its log, passed, or kept apart
+	pos    positionAt // the newest position among those
+}
+
+func (h *holding) add(seq uint64, pos sluice.Position) {
+	h.maxSeq = max(h.maxSeq, seq)
+	if pos != nil {
+		h.pos = h.pos.newer(positionAt{Seq: seq, Position: pos})
+	}
+}
+
+// openSink opens one sink's log, cursor and kept-apart batch, and scans
+// the log's entry headers (one at a time: memory does not grow with the
+// log). It returns what the sink holds of each feed, and adds to routed
+// the newest entry of each feed routed to each sink.
+func (b *Buffer) openSink(lim SinkLimit, pf positionsFile, routed map[string]map[string]uint64, rep *RecoveryReport) (*sinkLog, map[string]holding, error) {
+	dir := filepath.Join(b.sinksDir(), lim.Name)
+	l, rec, err := wal.Open(filepath.Join(dir, "log"), wal.Options{
+		SegmentBytes: segmentBytesFor(b.opts.SegmentBytes, lim.MaxBytes),
+		Sync:         b.opts.Sync, SyncInterval: b.opts.SyncInterval,
+		Logger: b.logger.With("sink", lim.Name),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open buffer of sink %s: %w", lim.Name, err)
+	}
+	addRecovery(&rep.Recovery, rec)
+	sl := newSinkLog(lim, dir, l)
+	fail := func(err error) (*sinkLog, map[string]holding, error) {
+		sl.close()
+		return nil, nil, fmt.Errorf("open buffer of sink %s: %w", lim.Name, err)
+	}
+
+	cursorPath := filepath.Join(dir, "cursor")
+	cf, next, found, err := openCursorFile(cursorPath, b.opts.Sync != wal.SyncNever)
+	first, head := l.FirstIndex(), l.LastIndex()+1
+	switch {
+	case errors.Is(err, errCursorDamaged):
+		b.logger.Warn("buffer: a sink's cursor is unreadable; the sink starts again from the oldest entry its log holds (what it had written is written again and lands on itself)",
+			"sink", lim.Name, "error", err, "from_index", first)
+		rep.DamagedFiles = append(rep.DamagedFiles, cursorPath)
+		next = first
+	case err != nil:
+		return fail(err)
+	case !found:
+		// A sink new to the buffer has an empty log; a log without its
+		// cursor (removed by hand) is read from its start, never skipped.
+		next = first
+		rep.NewSinks = append(rep.NewSinks, lim.Name)
+	}
+	sl.cursor = cf
+	sl.next = min(max(next, first), head)
+	sl.read = sl.next
+	if err := cf.save(sl.next); err != nil { // so that a later start agrees
+		return fail(fmt.Errorf("save cursor: %w", err))
+	}
+
+	held := make(map[string]holding)
+	hold := func(feed string, seq uint64, pos sluice.Position, sinks []string) {
+		h := held[feed]
+		h.add(seq, pos)
+		held[feed] = h
+		fs := b.feedLocked(feed)
+		fs.seq = max(fs.seq, seq)
+		r := routed[feed]
+		if r == nil {
+			r = make(map[string]uint64)
+			routed[feed] = r
+		}
+		for _, s := range sinks {
+			r[s] = max(r[s], seq)
+		}
+	}
+	for feed, p := range pf.Written[lim.Name] {
+		sl.feedLocked(feed).written = p
+		hold(feed, p.Seq, p.Position, nil)
+	}
+	if err := sl.openKept(); err != nil {
+		return fail(err)
+	}
+	if sl.kept != nil {
+		rep.KeptApartAgain = append(rep.KeptApartAgain, lim.Name)
+		for _, e := range sl.kept.entries {
+			if e.pos.Position != nil {
+				sf := sl.feedLocked(e.feed)
+				sf.written = sf.written.newer(e.pos)
+			}
+			hold(e.feed, e.pos.Seq, e.pos.Position, e.sinks)
+			sl.pending += int64(e.points)
+		}
+	}
+
+	r, err := l.NewReader(first)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() { r.Close() }()
 	for {
 		idx, payload, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		if errors.Is(err, wal.ErrCorrupt) {
+			// Open checked every record; a disk that changed one since is
+			// met again, and counted, by the output.
+			r.Close()
+			if r, err = l.NewReader(r.NextIndex() + 1); err != nil {
+				return fail(err)
+			}
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("open buffer: scan: %w", err)
+			return fail(fmt.Errorf("scan: %w", err))
 		}
 		rep.Entries++
 		h, err := parseEntryHeader(payload)
@@ -216,114 +287,207 @@ func (b *Buffer) recover(sinks []SinkLimit, rep *RecoveryReport) error {
 			rep.BadEntries++
 			continue
 		}
-		if h.Position != nil {
-			p := positionAt{Index: idx, Position: h.Position}
-			b.positions[h.Feed] = p
-			b.unsettled[h.Feed] = append(b.unsettled[h.Feed], p)
+		sf := sl.feedLocked(h.Feed)
+		if idx < sl.next {
+			if h.Position != nil {
+				sf.written = sf.written.newer(positionAt{Seq: h.Seq, Position: h.Position})
+			}
+		} else {
+			sl.pending += int64(h.NPoints)
+			sf.pending++
 		}
-		for _, s := range h.Sinks {
-			if c := b.cursors[s]; c != nil && idx >= c.next {
-				c.pending += int64(h.NPoints)
+		hold(h.Feed, h.Seq, h.Position, h.Sinks)
+	}
+	return sl, held, nil
+}
+
+// resume sets each feed's resume position after a start. Logs lose only
+// their newest entries (a crash between the appends of one entry to two
+// logs; a power loss), so a sink that lacks the newest entry routed to it
+// may lack any entry after the newest it holds: the feed then resumes
+// from that sink's newest position, and the source sends the rest again.
+// Otherwise it resumes from the newest position any sink holds. Never
+// from before its settled position.
+func (b *Buffer) resume(pf positionsFile, held map[string]map[string]holding, routed map[string]map[string]uint64) {
+	for feed, seq := range pf.Seq {
+		fs := b.feedLocked(feed)
+		fs.seq = max(fs.seq, seq)
+	}
+	for feed, p := range pf.Settled {
+		fs := b.feedLocked(feed)
+		fs.settled = p
+		fs.seq = max(fs.seq, p.Seq)
+	}
+	for feed, fs := range b.feeds {
+		var best positionAt
+		var short *holding // the sink lacking an entry routed to it that holds the least
+		for sink, hs := range held {
+			h := hs[feed]
+			best = best.newer(h.pos)
+			if routed[feed][sink] > h.maxSeq && (short == nil || h.maxSeq < short.maxSeq) {
+				short = &h
 			}
 		}
+		if short != nil {
+			best = short.pos
+		}
+		fs.newest = fs.settled.newer(best)
+		b.settleLocked(feed)
 	}
-	return nil
 }
 
-func readCursor(path string) (uint64, error) {
-	raw, err := os.ReadFile(path)
+// findOrphans reports the logs of sinks that are not configured. They are
+// kept: configuring the sink again delivers what they hold.
+func (b *Buffer) findOrphans(rep *RecoveryReport) {
+	entries, err := os.ReadDir(b.sinksDir())
 	if err != nil {
-		return 0, err
+		return
 	}
-	if len(raw) != 8 {
-		return 0, fmt.Errorf("%s: %d bytes, want 8", path, len(raw))
+	for _, e := range entries {
+		if !e.IsDir() || b.sinks[e.Name()] != nil {
+			continue
+		}
+		if rep.OrphanedSinks == nil {
+			rep.OrphanedSinks = make(map[string]int64)
+		}
+		rep.OrphanedSinks[e.Name()] = dirSize(filepath.Join(b.sinksDir(), e.Name()))
 	}
-	return binary.BigEndian.Uint64(raw), nil
 }
 
-// writeCursor persists c.next by write-then-rename, so a crash leaves the
-// old or the new value. Callers hold b.mu or own c exclusively.
-func (b *Buffer) writeCursor(c *cursor) error {
-	path := filepath.Join(b.cursorDir(), c.name)
-	if err := writeFileAtomic(path, binary.BigEndian.AppendUint64(nil, c.next), b.sync == wal.SyncAlways); err != nil {
-		return fmt.Errorf("save cursor of sink %s: %w", c.name, err)
-	}
-	return nil
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }
 
-func writeFileAtomic(path string, data []byte, fsync bool) error {
-	// A temporary name of its own, so that concurrent writers of the same
-	// file never rename each other's half-written copy.
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+// addRecovery adds what one log's Open repaired to a sum over logs.
+func addRecovery(sum *wal.Recovery, r wal.Recovery) {
+	sum.TruncatedBytes += r.TruncatedBytes
+	sum.TruncatedRecords += r.TruncatedRecords
+	sum.Quarantined = append(sum.Quarantined, r.Quarantined...)
+	sum.LostRecords += r.LostRecords
 }
 
-// Position returns the last durable position of a feed (nil if none).
+// feedLocked returns the state of a feed, creating it.
+func (b *Buffer) feedLocked(feed string) *feedState {
+	fs := b.feeds[feed]
+	if fs == nil {
+		fs = &feedState{}
+		b.feeds[feed] = fs
+	}
+	return fs
+}
+
+// Position returns the position a feed resumes from (nil if none): the
+// newest one that reached the disk buffer, with its points, for every
+// sink the feed goes to.
 func (b *Buffer) Position(feed string) sluice.Position {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.positions[feed].Position
+	if fs := b.feeds[feed]; fs != nil {
+		return fs.newest.Position
+	}
+	return nil
 }
 
-// Append writes an entry to the log, routed to e.Sinks, under each sink's
-// bound: a block sink that is full makes Append wait (until its output
-// catches up, or ctx ends); a drop_newest sink that is full is left out of
-// the routing and its points counted as dropped; a drop_oldest sink drops
-// its oldest unread entries after the append until it fits again.
+// Append writes an entry to the log of each sink it is routed to, under
+// each sink's bound: a block sink that is full makes Append wait (until
+// its output catches up, or ctx ends); a drop_newest sink that is full is
+// left out and the entry's points counted as dropped for it; a drop_oldest
+// sink drops its oldest unread entries until the new one fits (its output's
+// batch in hand is kept apart, see keepApartLocked).
+//
+// Appends of one feed are serialised; appends of different feeds proceed
+// independently, and a feed waits only for the sinks it is routed to. The
+// bound is checked before the append, so concurrent appends to one sink
+// may overshoot it by one entry each.
 //
 // The entry's points must not change once Append returns: outputs may
 // write them from memory (see tail).
-//
-// Appends from different feeds proceed independently: a feed waiting for a
-// full sink does not hold up feeds routed elsewhere. The bound is checked
-// before the append, so concurrent appends may overshoot it by one entry
-// each.
 func (b *Buffer) Append(ctx context.Context, e *Entry) error {
-	payload, err := appendEntry(nil, e)
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	fs := b.feedLocked(e.Feed)
+	b.mu.Unlock()
+
+	fs.appendMu.Lock()
+	defer fs.appendMu.Unlock()
+	b.mu.Lock()
+	seq := fs.seq + 1
+	b.mu.Unlock()
+	payload, err := appendEntry(nil, e, seq, e.Sinks)
 	if err != nil {
 		return fmt.Errorf("buffer: encode: %w", err)
 	}
-	routes := e.Sinks
+	targets, truncate, err := b.admit(ctx, e, wal.RecordSize(len(payload)))
+	if err != nil {
+		return err
+	}
+	if len(targets) != len(e.Sinks) {
+		// Record only the sinks that get the entry.
+		names := make([]string, len(targets))
+		for i, sl := range targets {
+			names[i] = sl.name
+		}
+		if payload, err = appendEntry(payload[:0], e, seq, names); err != nil {
+			return fmt.Errorf("buffer: encode: %w", err)
+		}
+	}
+	for _, sl := range truncate {
+		b.truncate(sl)
+	}
+	var errs []error
+	for _, sl := range targets {
+		idx, err := sl.log.Append(payload)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("buffer of sink %s: %w", sl.name, err))
+			b.unadmit(sl, e)
+			continue
+		}
+		sl.tail.add(idx, e.Points)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// The sequence number is used even if an append failed: some log may
+	// hold the entry.
+	fs.seq = seq
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if e.Position != nil {
+		fs.newest = positionAt{Seq: seq, Position: slices.Clone(e.Position)}
+	}
+	b.settleLocked(e.Feed)
+	return nil
+}
+
+// admit waits until every block sink the entry goes to has room for size
+// more bytes, then applies the other sinks' policies and counts the entry
+// in each sink that takes it (before it is appended, so that an output
+// that reads it at once never sees counts below zero). It returns the
+// sinks to append to, and those whose drop_oldest freed whole segments.
+func (b *Buffer) admit(ctx context.Context, e *Entry, size int64) (targets, truncate []*sinkLog, err error) {
 	for {
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
-			return ErrClosed
+			return nil, nil, ErrClosed
 		}
 		var wait chan struct{}
-		var dropped []*cursor
-		for _, s := range e.Sinks {
-			c := b.cursors[s]
-			if c == nil {
-				continue
-			}
-			lag := b.log.SizeFrom(c.next)
-			if lag == 0 || lag+int64(len(payload)) <= c.maxBytes {
-				continue
-			}
-			switch c.whenFull {
-			case config.DropNewest:
-				dropped = append(dropped, c)
-			case config.DropOldest:
-			default:
-				wait = b.moved
+		for _, name := range e.Sinks {
+			if sl := b.sinks[name]; sl != nil && sl.whenFull != config.DropNewest && sl.whenFull != config.DropOldest && !sl.fitsLocked(size) {
+				wait = sl.moved
+				break
 			}
 		}
 		if wait != nil {
@@ -332,167 +496,123 @@ func (b *Buffer) Append(ctx context.Context, e *Entry) error {
 			case <-wait:
 				continue
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 		}
-		if len(dropped) > 0 {
-			routes = without(e.Sinks, dropped)
-			for _, c := range dropped {
-				c.droppedFull += uint64(len(e.Points))
+		for _, name := range e.Sinks {
+			sl := b.sinks[name]
+			if sl == nil {
+				continue
 			}
-			b.mu.Unlock()
-			re := *e
-			re.Sinks = routes
-			if payload, err = appendEntry(payload[:0], &re); err != nil {
-				return fmt.Errorf("buffer: encode: %w", err)
+			if !sl.fitsLocked(size) {
+				switch sl.whenFull {
+				case config.DropNewest:
+					sl.droppedFull += uint64(len(e.Points))
+					continue
+				case config.DropOldest:
+					if b.dropOldestLocked(sl, size) {
+						truncate = append(truncate, sl)
+					}
+				}
 			}
-		} else {
-			b.mu.Unlock()
+			sl.pending += int64(len(e.Points))
+			sl.appended += uint64(len(e.Points))
+			sl.feedLocked(e.Feed).pending++
+			targets = append(targets, sl)
 		}
-		break
+		b.mu.Unlock()
+		return targets, truncate, nil
 	}
-	idx, err := b.log.Append(payload)
-	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
-	}
-	b.tail.add(idx, e.Points)
+}
+
+// unadmit takes back what admit counted for an entry whose append failed.
+func (b *Buffer) unadmit(sl *sinkLog, e *Entry) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if e.Position != nil && idx > b.positions[e.Feed].Index {
-		p := positionAt{Index: idx, Position: append(sluice.Position(nil), e.Position...)}
-		b.positions[e.Feed] = p
-		b.unsettled[e.Feed] = append(b.unsettled[e.Feed], p)
-	}
-	for _, s := range routes {
-		c := b.cursors[s]
-		if c == nil {
-			continue
-		}
-		c.pending += int64(len(e.Points))
-		c.appended += uint64(len(e.Points))
-		if c.whenFull == config.DropOldest {
-			b.dropOldestLocked(c)
-		}
-	}
-	return nil
+	sl.pending -= int64(len(e.Points))
+	sl.appended -= uint64(len(e.Points))
+	sl.feedLocked(e.Feed).pending--
 }
 
-func without(sinks []string, drop []*cursor) []string {
-	var out []string
-outer:
-	for _, s := range sinks {
-		for _, c := range drop {
-			if c.name == s {
-				continue outer
+// settleLocked moves a feed's settled position up to the newest position
+// below which every sink has passed all of the feed's entries: for each
+// sink still holding some of them, the newest position it has passed
+// bounds it. Sinks write in order, so everything of the feed before that
+// position is passed in that sink too.
+func (b *Buffer) settleLocked(feed string) {
+	fs := b.feeds[feed]
+	if fs == nil {
+		return
+	}
+	cand := fs.newest
+	for _, sl := range b.sinks {
+		if sf := sl.feeds[feed]; sf != nil && sf.pending > 0 && sf.written.Seq < cand.Seq {
+			cand = sf.written
+		}
+	}
+	fs.settled = fs.settled.newer(cand)
+}
+
+// truncate removes the segments of sl's log that its cursor has passed,
+// after saving the positions they may hold the only copy of.
+func (b *Buffer) truncate(sl *sinkLog) {
+	b.mu.Lock()
+	next := sl.next
+	b.mu.Unlock()
+	if !sl.log.Removable(next) {
+		return
+	}
+	if err := b.savePositions(); err != nil {
+		b.logger.Error("buffer: cannot save positions; written segments stay until it can", "sink", sl.name, "error", err)
+		return
+	}
+	if err := sl.log.TruncateFront(next); err != nil && !errors.Is(err, wal.ErrClosed) {
+		b.logger.Error("buffer: removing written segments failed", "sink", sl.name, "error", err)
+	}
+}
+
+// savePositions writes positions.json: every feed's settled position and
+// sequence number, and per sink the newest position it passed.
+func (b *Buffer) savePositions() error {
+	b.saveMu.Lock()
+	defer b.saveMu.Unlock()
+	b.mu.Lock()
+	pf := positionsFile{
+		Version: positionsVersion,
+		Seq:     make(map[string]uint64, len(b.feeds)),
+		Settled: make(map[string]positionAt, len(b.feeds)),
+		Written: make(map[string]map[string]positionAt, len(b.sinks)),
+	}
+	for name, fs := range b.feeds {
+		pf.Seq[name] = fs.seq
+		if fs.settled.Seq > 0 || fs.settled.Position != nil {
+			pf.Settled[name] = fs.settled
+		}
+	}
+	for name, sl := range b.sinks {
+		w := make(map[string]positionAt)
+		for feed, sf := range sl.feeds {
+			if sf.written.Seq > 0 {
+				w[feed] = sf.written
 			}
 		}
-		out = append(out, s)
-	}
-	return out
-}
-
-// dropOldestLocked skips c's oldest unread entries until what it has not
-// read fits its bound. The batch its output has in hand is left alone.
-func (b *Buffer) dropOldestLocked(c *cursor) {
-	if b.log.SizeFrom(c.read) <= c.maxBytes {
-		return
-	}
-	r, err := b.log.NewReader(c.read)
-	if err != nil {
-		b.logger.Error("buffer: drop_oldest", "sink", c.name, "error", err)
-		return
-	}
-	defer r.Close()
-	inFlight := c.next < c.read
-	for b.log.SizeFrom(c.read) > c.maxBytes {
-		idx, payload, err := r.Next()
-		if err != nil {
-			return
-		}
-		if h, err := parseEntryHeader(payload); err == nil && h.routedTo(c.name) {
-			c.droppedFull += uint64(h.NPoints)
-			c.pending -= int64(h.NPoints)
-		}
-		c.read = idx + 1
-		if !inFlight {
-			c.next = c.read
-		}
-	}
-	if !inFlight {
-		if err := b.writeCursor(c); err != nil {
-			b.logger.Error("buffer", "error", err)
-		}
-		b.advancedLocked()
-	}
-}
-
-// advancedLocked wakes appenders waiting for room.
-func (b *Buffer) advancedLocked() {
-	close(b.moved)
-	b.moved = make(chan struct{})
-}
-
-// commit records that the output of c has written everything it read,
-// points of which were routed to it, and removes segments every sink has
-// passed.
-func (b *Buffer) commit(c *cursor, points int) error {
-	b.mu.Lock()
-	c.next = c.read
-	c.pending -= int64(points)
-	err := b.writeCursor(c)
-	b.advancedLocked()
-	low := c.next
-	for _, o := range b.cursors {
-		low = min(low, o.next)
-	}
-	b.settleLocked(low)
-	var snap []byte
-	if time.Since(b.lastSnapshot) >= snapshotEvery && low > b.log.FirstIndex() {
-		snap, _ = json.Marshal(b.settled)
-		b.lastSnapshot = time.Now()
+		pf.Written[name] = w
 	}
 	b.mu.Unlock()
-	if err != nil || snap == nil {
+	raw, err := json.Marshal(pf)
+	if err != nil {
 		return err
 	}
-	// Positions first: the segments about to go may hold the only copy of
-	// a feed's latest position.
-	if err := writeFileAtomic(filepath.Join(b.dir, "positions.json"), snap, b.sync != wal.SyncNever); err != nil {
+	if err := writeFileAtomic(b.positionsPath(), raw); err != nil {
 		return fmt.Errorf("save positions: %w", err)
 	}
-	return b.log.TruncateFront(low)
-}
-
-// settleLocked moves the positions of entries every sink has passed
-// (index below low) from unsettled to settled.
-func (b *Buffer) settleLocked(low uint64) {
-	for feed, ps := range b.unsettled {
-		i := 0
-		for ; i < len(ps) && ps[i].Index < low; i++ {
-			b.settled[feed] = ps[i]
-		}
-		if i == len(ps) {
-			delete(b.unsettled, feed)
-		} else {
-			b.unsettled[feed] = ps[i:]
-		}
-	}
-}
-
-// lowLocked is the lowest sink cursor: every entry below it is written.
-func (b *Buffer) lowLocked() uint64 {
-	low := b.log.LastIndex() + 1
-	for _, c := range b.cursors {
-		low = min(low, c.next)
-	}
-	return low
+	return nil
 }
 
 // Declare saves a feed's measurements (and their uniqueness keys), so
 // that after a restart every sink learns them before it writes the
 // feed's backlog.
 func (b *Buffer) Declare(feed string, ms []sluice.Measurement) error {
-	// One declaration at a time, so the file ends with the newest set.
 	b.declareMu.Lock()
 	defer b.declareMu.Unlock()
 	b.mu.Lock()
@@ -502,7 +622,7 @@ func (b *Buffer) Declare(feed string, ms []sluice.Measurement) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(b.dir, "measurements.json"), raw, true)
+	return writeFileAtomic(b.measurementsPath(), raw)
 }
 
 // Measurements returns every measurement any feed has declared.
@@ -516,28 +636,18 @@ func (b *Buffer) Measurements() []sluice.Measurement {
 	return out
 }
 
-// BufferStatus is one sink's view of the buffer.
-type BufferStatus struct {
-	PendingPoints int64  `json:"pending_points"`
-	PendingBytes  int64  `json:"pending_bytes"`
-	MaxBytes      int64  `json:"max_bytes"`
-	Appended      uint64 `json:"appended"`
-	DroppedFull   uint64 `json:"dropped_full"`
-}
-
-func (b *Buffer) status(c *cursor) BufferStatus {
+// Size is the bytes the buffer's sink logs take on disk.
+func (b *Buffer) Size() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BufferStatus{
-		PendingPoints: c.pending, PendingBytes: b.log.SizeFrom(c.next), MaxBytes: c.maxBytes,
-		Appended: c.appended, DroppedFull: c.droppedFull,
+	var n int64
+	for _, sl := range b.sinks {
+		n += sl.diskBytesLocked()
 	}
+	return n
 }
 
-// Size is the log's size on disk.
-func (b *Buffer) Size() int64 { return b.log.Size() }
-
-// Close saves positions and closes the log.
+// Close saves positions and closes every log.
 func (b *Buffer) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -545,74 +655,28 @@ func (b *Buffer) Close() error {
 		return nil
 	}
 	b.closed = true
-	b.settleLocked(b.lowLocked())
-	snap, _ := json.Marshal(b.settled)
-	b.advancedLocked()
+	for _, sl := range b.sinks {
+		sl.advancedLocked() // wake appenders waiting for room: they see closed
+	}
 	b.mu.Unlock()
-	err := writeFileAtomic(filepath.Join(b.dir, "positions.json"), snap, true)
-	return errors.Join(err, b.log.Close())
+	err := b.savePositions()
+	return errors.Join(err, b.closeSinks())
 }
 
-// SinkCursor is a sink output's handle on the buffer.
-type SinkCursor struct {
-	b *Buffer
-	c *cursor
+func (b *Buffer) closeSinks() error {
+	var errs []error
+	for _, sl := range b.sinks {
+		errs = append(errs, sl.close())
+	}
+	return errors.Join(errs...)
 }
 
 // Cursor returns the handle for a configured sink, or nil.
 func (b *Buffer) Cursor(sink string) *SinkCursor {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if c := b.cursors[sink]; c != nil {
-		return &SinkCursor{b: b, c: c}
+	if sl := b.sinks[sink]; sl != nil {
+		return &SinkCursor{b: b, sl: sl}
 	}
 	return nil
 }
-
-// reader opens a log reader at the sink's read position.
-func (sc *SinkCursor) reader() (*wal.Reader, error) {
-	sc.b.mu.Lock()
-	from := sc.c.read
-	sc.b.mu.Unlock()
-	return sc.b.log.NewReader(from)
-}
-
-// take marks entry idx as read by the output and reports whether the
-// output should use it: false when drop_oldest has already skipped it.
-func (sc *SinkCursor) take(idx uint64) bool {
-	sc.b.mu.Lock()
-	defer sc.b.mu.Unlock()
-	if idx < sc.c.read {
-		return false
-	}
-	sc.c.read = idx + 1
-	// Every output has read what is before low (this one is still to
-	// take idx's points).
-	low := idx
-	for _, c := range sc.b.cursors {
-		low = min(low, c.read)
-	}
-	sc.b.tail.trim(low)
-	return true
-}
-
-func (sc *SinkCursor) commit(points int) error { return sc.b.commit(sc.c, points) }
-
-// points returns the points of the entry at idx, whose header h the
-// output has read: from the buffer's tail when it still holds them, else
-// decoded from the record.
-func (sc *SinkCursor) points(idx uint64, h *entryHeader) ([]sluice.Point, error) {
-	if ps, ok := sc.b.tail.get(idx, h.NPoints); ok {
-		return ps, nil
-	}
-	return h.points()
-}
-
-// uncommitted reports whether the output has read past its saved cursor.
-func (sc *SinkCursor) uncommitted() bool {
-	sc.b.mu.Lock()
-	defer sc.b.mu.Unlock()
-	return sc.c.read > sc.c.next
-}
-func (sc *SinkCursor) notify() <-chan struct{} { return sc.b.log.Notify() }
-func (sc *SinkCursor) status() BufferStatus    { return sc.b.status(sc.c) }

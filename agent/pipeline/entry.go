@@ -22,9 +22,14 @@ type Entry struct {
 }
 
 // entryHeader is an entry without its points, which is all that recovery
-// and routing need to read.
+// and the cursors' bookkeeping need to read.
 type entryHeader struct {
-	Feed     string
+	Feed string
+	// Seq numbers the feed's entries in append order, from 1; every sink's
+	// copy of an entry has the same. It orders positions across sinks.
+	Seq uint64
+	// Sinks are the sinks the entry went to: after a crash, a sink whose
+	// log lacks an entry routed to it bounds where the feed resumes.
 	Sinks    []string
 	Position sluice.Position
 	NPoints  int
@@ -33,23 +38,47 @@ type entryHeader struct {
 
 var errEntry = errors.New("malformed buffer entry")
 
-const entryVersion = 1
+// Entry format versions. Version 1 was the record of the shared log (one
+// log for every sink); it is read only to migrate such a buffer. Version
+// 2 is a record of a sink's log, numbered within its feed.
+const (
+	entryVersionShared = 1
+	entryVersion       = 2
+)
 
-// appendEntry encodes e after dst:
+// appendEntry encodes e, the seq-th entry of its feed, going to sinks,
+// after dst:
 //
-//	version u8 | feed | n sinks (uvarint) | sinks... | position | n points (uvarint) | points
+//	version u8 | feed | seq (uvarint) | n sinks (uvarint) | sinks... | position | n points (uvarint) | points
 //
-// where strings and the position are uvarint-length-prefixed.
-func appendEntry(dst []byte, e *Entry) ([]byte, error) {
-	dst = append(dst, entryVersion)
-	dst = appendBytes(dst, []byte(e.Feed))
-	dst = binary.AppendUvarint(dst, uint64(len(e.Sinks)))
-	for _, s := range e.Sinks {
-		dst = appendBytes(dst, []byte(s))
-	}
+// where strings and the position are uvarint-length-prefixed. (Version 1
+// had no seq.)
+func appendEntry(dst []byte, e *Entry, seq uint64, sinks []string) ([]byte, error) {
+	dst = appendHead(dst, e.Feed, seq, sinks)
 	dst = appendBytes(dst, e.Position)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Points)))
 	return sdk.AppendPoints(dst, e.Points)
+}
+
+// appendEntryHeader re-encodes a parsed entry (of either version) as a
+// version-2 record with the given seq, copying its points' bytes as they
+// are.
+func appendEntryHeader(dst []byte, h *entryHeader, seq uint64, sinks []string) []byte {
+	dst = appendHead(dst, h.Feed, seq, sinks)
+	dst = appendBytes(dst, h.Position)
+	dst = binary.AppendUvarint(dst, uint64(h.NPoints))
+	return append(dst, h.body...)
+}
+
+func appendHead(dst []byte, feed string, seq uint64, sinks []string) []byte {
+	dst = append(dst, entryVersion)
+	dst = appendBytes(dst, []byte(feed))
+	dst = binary.AppendUvarint(dst, seq)
+	dst = binary.AppendUvarint(dst, uint64(len(sinks)))
+	for _, s := range sinks {
+		dst = appendBytes(dst, []byte(s))
+	}
+	return dst
 }
 
 func appendBytes(dst, b []byte) []byte {
@@ -61,9 +90,10 @@ func appendBytes(dst, b []byte) []byte {
 // strings and position are copies; body aliases b.
 func parseEntryHeader(b []byte) (entryHeader, error) {
 	var h entryHeader
-	if len(b) == 0 || b[0] != entryVersion {
+	if len(b) == 0 || (b[0] != entryVersion && b[0] != entryVersionShared) {
 		return h, fmt.Errorf("%w: unknown version", errEntry)
 	}
+	version := b[0]
 	b = b[1:]
 	next := func() ([]byte, bool) {
 		n, k := binary.Uvarint(b)
@@ -74,25 +104,30 @@ func parseEntryHeader(b []byte) (entryHeader, error) {
 		b = b[k+int(n):]
 		return v, true
 	}
-	count := func() (int, bool) {
+	uvarint := func() (uint64, bool) {
 		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)) { // every element takes at least a byte
+		if k <= 0 {
 			return 0, false
 		}
 		b = b[k:]
-		return int(n), true
+		return n, true
 	}
 	feed, ok := next()
 	if !ok {
 		return h, fmt.Errorf("%w: feed", errEntry)
 	}
 	h.Feed = string(feed)
-	ns, ok := count()
-	if !ok {
+	if version == entryVersion {
+		if h.Seq, ok = uvarint(); !ok {
+			return h, fmt.Errorf("%w: seq", errEntry)
+		}
+	}
+	ns, ok := uvarint()
+	if !ok || ns > uint64(len(b)) { // every sink takes at least a byte
 		return h, fmt.Errorf("%w: sink count", errEntry)
 	}
 	h.Sinks = make([]string, ns)
-	for i := range ns {
+	for i := range h.Sinks {
 		s, ok := next()
 		if !ok {
 			return h, fmt.Errorf("%w: sink %d", errEntry, i)
@@ -106,11 +141,11 @@ func parseEntryHeader(b []byte) (entryHeader, error) {
 	if len(pos) > 0 {
 		h.Position = append(sluice.Position(nil), pos...)
 	}
-	np, k := binary.Uvarint(b)
-	if k <= 0 || np > uint64(len(b)) {
+	np, ok := uvarint()
+	if !ok || np > uint64(len(b)) { // every point takes at least a byte
 		return h, fmt.Errorf("%w: point count", errEntry)
 	}
-	h.NPoints, h.body = int(np), b[k:]
+	h.NPoints, h.body = int(np), b
 	return h, nil
 }
 

@@ -142,6 +142,20 @@ func (o *Output) closing() bool {
 func (o *Output) writeLoop(ctx context.Context) {
 	defer o.setState(SinkStopped, "")
 	bo := backoff.New(backoff.Policy{Initial: o.cfg.RetryInitial, Max: o.cfg.RetryMax})
+
+	// A batch that drop_oldest kept apart before a restart is older than
+	// anything in the log: it goes first.
+	if kept, err := o.cur.keptApart(); err != nil {
+		o.log.Error("cannot read the batch kept apart; it stays on disk", "error", err)
+	} else if len(kept) > 0 {
+		if !o.write(ctx, kept, bo) {
+			return
+		}
+		if err := o.cur.commitKept(); err != nil {
+			o.log.Error("cannot remove the written batch kept apart; it may be written again after a restart", "error", err)
+		}
+	}
+
 	r, err := o.cur.reader()
 	if err != nil {
 		o.log.Error("cannot read the buffer", "error", err)
@@ -151,8 +165,16 @@ func (o *Output) writeLoop(ctx context.Context) {
 
 	var (
 		batch   []sluice.Point
-		started time.Time // when the batch got its first point
+		marks   []entryMark // one per entry taken since the last commit
+		started time.Time   // when the batch got its first point
 	)
+	commit := func() {
+		if err := o.cur.commit(marks); err != nil {
+			o.log.Error("cannot save the buffer cursor; the batch may be written again after a restart", "error", err)
+		}
+		clear(batch)
+		batch, marks = batch[:0], marks[:0]
+	}
 	for {
 		wake := o.cur.notify() // before reading, so no append is missed
 		for len(batch) < o.cfg.BatchSize {
@@ -188,16 +210,17 @@ func (o *Output) writeLoop(ctx context.Context) {
 				continue
 			}
 			if !o.cur.take(idx) {
-				continue // drop_oldest skipped it
+				continue // drop_oldest dropped it
 			}
 			h, err := parseEntryHeader(payload)
-			if err == nil && !h.routedTo(o.name) {
+			if err != nil {
+				o.stats.undecoded.Add(1)
+				o.log.Error("buffer entry cannot be decoded; skipped", "index", idx, "error", err)
 				continue
 			}
-			var ps []sluice.Point
-			if err == nil {
-				ps, err = o.cur.points(idx, &h)
-			}
+			m := entryMark{idx: idx, feed: h.Feed, pos: positionAt{Seq: h.Seq, Position: h.Position}, points: h.NPoints}
+			marks = append(marks, m)
+			ps, err := o.cur.points(idx, &h)
 			if err != nil {
 				o.stats.undecoded.Add(uint64(h.NPoints))
 				o.log.Error("buffer entry cannot be decoded; skipped", "index", idx, "error", err)
@@ -216,19 +239,13 @@ func (o *Output) writeLoop(ctx context.Context) {
 			if !o.write(ctx, batch, bo) {
 				return // hard stop: the batch stays in the buffer
 			}
-			if err := o.cur.commit(len(batch)); err != nil {
-				o.log.Error("cannot save the buffer cursor; the batch may be written again after a restart", "error", err)
-			}
-			clear(batch)
-			batch = batch[:0]
+			commit()
 			continue
 		}
-		if len(batch) == 0 && o.cur.uncommitted() {
-			// Entries not routed here were passed: let the cursor move so
-			// their segments can go.
-			if err := o.cur.commit(0); err != nil {
-				o.log.Error("cannot save the buffer cursor", "error", err)
-			}
+		if len(batch) == 0 && (len(marks) > 0 || o.cur.uncommitted()) {
+			// Entries without points (a position only, or skipped) were
+			// passed: let the cursor move so their segments can go.
+			commit()
 		}
 		if closing && len(batch) == 0 {
 			return
@@ -365,7 +382,8 @@ type OutputStatus struct {
 	Name           string            `json:"name"`
 	State          SinkState         `json:"state"`
 	BufferedPoints int64             `json:"buffered_points"` // routed here and not yet written
-	BufferedBytes  int64             `json:"buffered_bytes"`
+	BufferedBytes  int64             `json:"buffered_bytes"`  // of entries not yet written: what max_bytes bounds
+	DiskBytes      int64             `json:"disk_bytes"`      // the sink's share of the buffer on disk
 	MaxBytes       int64             `json:"max_bytes"`
 	WhenFull       config.WhenFull   `json:"when_full"`
 	Received       uint64            `json:"received"`
@@ -388,7 +406,7 @@ func (o *Output) Status() OutputStatus {
 	defer o.stats.mu.Unlock()
 	return OutputStatus{
 		Name: o.name, State: o.stats.state,
-		BufferedPoints: buf.PendingPoints, BufferedBytes: buf.PendingBytes, MaxBytes: buf.MaxBytes,
+		BufferedPoints: buf.PendingPoints, BufferedBytes: buf.PendingBytes, DiskBytes: buf.DiskBytes, MaxBytes: buf.MaxBytes,
 		WhenFull: o.cfg.WhenFull,
 		Received: buf.Appended, Written: o.stats.written.Load(),
 		Batches: o.stats.batches.Load(), Retries: o.stats.retries.Load(),

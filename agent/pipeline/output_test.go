@@ -112,9 +112,13 @@ func closeOutput(t *testing.T, o *Output) {
 	}
 }
 
-// entrySize is the encoded size of an entry of pts(0, 5) for sink "s".
-func entrySize(t *testing.T) int64 {
-	b, err := appendEntry(nil, &Entry{Feed: "f", Sinks: []string{"s"}, Points: pts(0, 5)})
+// entrySize is the encoded size of an entry of pts(0, 5) for sink "s"
+// (or the sink named).
+func entrySize(t *testing.T, sink ...string) int64 {
+	if len(sink) == 0 {
+		sink = []string{"s"}
+	}
+	b, err := appendEntry(nil, &Entry{Feed: "f", Points: pts(0, 5)}, 1, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +213,7 @@ func TestPositionPastTheLogsEndIsNotUsed(t *testing.T) {
 	b.Close() // writes positions.json: f at entry 3, position "2"
 
 	// Cut the last record off the only segment, as a power loss would.
-	segs, _ := filepath.Glob(filepath.Join(dir, "log", "*.wal"))
+	segs, _ := filepath.Glob(filepath.Join(dir, "sinks", "s", "log", "*.wal"))
 	if len(segs) != 1 {
 		t.Fatalf("segments: %v", segs)
 	}
@@ -251,7 +255,7 @@ func TestConcurrentDeclarationsAreAllSaved(t *testing.T) {
 // A feed blocked on a full sink does not hold up a feed routed elsewhere.
 func TestBlockedSinkDoesNotStallOtherFeeds(t *testing.T) {
 	b := openTestBuffer(t, t.TempDir(),
-		SinkLimit{Name: "dead", MaxBytes: 2 * entrySize(t), WhenFull: config.Block},
+		SinkLimit{Name: "dead", MaxBytes: 2*entrySize(t, "dead") + 8, WhenFull: config.Block},
 		SinkLimit{Name: "live", MaxBytes: 1 << 20, WhenFull: config.Block})
 	for i := range 2 { // fill dead's share (two entries); nothing reads it
 		if err := appendPts(t, b, []string{"dead"}, 5*i, 5*i+5); err != nil {

@@ -57,7 +57,7 @@ func (s *pointerSink) Write(ctx context.Context, points []sluice.Point) error {
 // point once, in order.
 func TestOutputTakesTheTailAndDecodesTheRest(t *testing.T) {
 	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
-	b.tail = newTail(10)
+	b.sinks["s"].tail = newTail(10)
 	sink := &pointerSink{appended: map[*sluice.Field]bool{}}
 	for i := range 6 {
 		ps := pts(5*i, 5*i+5)
@@ -86,13 +86,14 @@ func TestOutputTakesTheTailAndDecodesTheRest(t *testing.T) {
 	}
 	// Read by its only output, an entry leaves the tail; the last one
 	// stays until the output reads on.
-	if n := b.tail.points; n > 5 {
+	if n := b.sinks["s"].tail.points; n > 5 {
 		t.Errorf("the tail still holds %d points the output has written", n)
 	}
 }
 
-// The tail lets an entry go only once every output has read it.
-func TestTailWaitsForEveryOutput(t *testing.T) {
+// Each sink's tail lets an entry go once that sink's output has read it:
+// an idle sink keeps its own, and does not hold the busy one's.
+func TestEachSinkKeepsItsOwnTail(t *testing.T) {
 	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20}, SinkLimit{Name: "idle", MaxBytes: 1 << 20})
 	sink := &memSink{}
 	cfg := testCfg(config.Block)
@@ -109,7 +110,10 @@ func TestTailWaitsForEveryOutput(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	closeOutput(t, o)
-	if n := b.tail.points; n != 20 {
-		t.Errorf("the tail holds %d points; the idle output has read none of the 20", n)
+	if n := b.sinks["idle"].tail.points; n != 20 {
+		t.Errorf("the idle sink's tail holds %d points; its output has read none of the 20", n)
+	}
+	if n := b.sinks["s"].tail.points; n > 5 {
+		t.Errorf("the busy sink's tail still holds %d points its output has written", n)
 	}
 }

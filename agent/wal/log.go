@@ -389,6 +389,14 @@ func (l *Log) SizeFrom(index uint64) int64 {
 	return total
 }
 
+// Removable reports whether TruncateFront(index) would remove a segment,
+// so that a caller can save what it must before the records go.
+func (l *Log) Removable(index uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.closed && len(l.segs) > 1 && l.segs[0].next() <= index
+}
+
 // TruncateFront removes the segments whose records all have indexes below
 // index; the active segment stays. A Reader that has a removed segment
 // open still reads it to its end (the file is unlinked, not gone, until

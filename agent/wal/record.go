@@ -34,6 +34,9 @@ var (
 // recordSize is the bytes a record with an n-byte payload takes on disk.
 func recordSize(n int) int { return headerSize + n }
 
+// RecordSize is the bytes Append of an n-byte payload adds to the log.
+func RecordSize(n int) int64 { return int64(recordSize(n)) }
+
 // appendRecord appends the encoding of (index, payload) to dst.
 func appendRecord(dst []byte, index uint64, payload []byte) []byte {
 	start := len(dst)

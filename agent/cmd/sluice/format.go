@@ -46,7 +46,14 @@ func formatStatus(w io.Writer, st agent.Status) {
 			s.Retries, perSec(s.PointsPerSec), lag, orDash(oneLine(s.LastError)))
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\ndisk buffer: %s\n", bytesString(st.BufferBytes))
+	fmt.Fprintf(w, "\ndisk buffer: %s of %s\n", bytesString(st.BufferBytes), bytesString(st.BufferMaxBytes))
+	if r := st.BufferRepair; r != nil {
+		fmt.Fprintf(w, "repaired when the agent started: %d records cut from a torn tail, %d lost to corruption, %d undecodable; damaged files done without: %s; copies kept: %s\n",
+			r.TruncatedRecords, r.LostRecords, r.BadEntries, orDash(strings.Join(r.DamagedFiles, ", ")), orDash(strings.Join(r.Quarantined, ", ")))
+		for name, n := range r.OrphanedSinks {
+			fmt.Fprintf(w, "buffer holds %s for sink %s, which is not configured\n", bytesString(n), name)
+		}
+	}
 	if len(st.RestartNeeded) > 0 {
 		fmt.Fprintf(w, "restart needed to apply: %s\n", strings.Join(st.RestartNeeded, ", "))
 	}

@@ -25,9 +25,11 @@ func testStatus() agent.Status {
 			{OutputStatus: pipeline.OutputStatus{Name: "influx", State: pipeline.SinkRetrying, BufferedPoints: 12000, BufferedBytes: 5 << 20, Written: 7, Retries: 3,
 				Dropped: map[pipeline.Reason]uint64{pipeline.ReasonBufferFull: 5}, LastError: "connection refused"}},
 		},
-		BufferBytes:   6 << 20,
-		ConfigError:   "/etc/sluice/feeds.d/x.yaml: feeds.x.sinks: must list at least one sink\n/etc/sluice/feeds.d/x.yaml: feeds.x.plugin: required",
-		RestartNeeded: []string{"sinks.influx"},
+		BufferBytes:    6 << 20,
+		BufferMaxBytes: 2 << 30,
+		BufferRepair:   &agent.BufferRepair{LostRecords: 1, Quarantined: []string{"/var/lib/sluice/buffer/sinks/db/log/00000000000000000001.wal.corrupt"}},
+		ConfigError:    "/etc/sluice/feeds.d/x.yaml: feeds.x.sinks: must list at least one sink\n/etc/sluice/feeds.d/x.yaml: feeds.x.plugin: required",
+		RestartNeeded:  []string{"sinks.influx"},
 	}
 }
 
@@ -53,7 +55,8 @@ SINK    STATE     BUFFERED         WRITTEN  DROPPED            RETRIES  PTS/S  L
 db      ok        500 (2.0 KiB)    2500000  0                  0        1.2k   0.35s  -
 influx  retrying  12000 (5.0 MiB)  7        5 (buffer_full 5)  3        0      -      connection refused
 
-disk buffer: 6.0 MiB
+disk buffer: 6.0 MiB of 2.0 GiB
+repaired when the agent started: 0 records cut from a torn tail, 1 lost to corruption, 0 undecodable; damaged files done without: -; copies kept: /var/lib/sluice/buffer/sinks/db/log/00000000000000000001.wal.corrupt
 restart needed to apply: sinks.influx
 last reload rejected; the running config stays:
   /etc/sluice/feeds.d/x.yaml: feeds.x.sinks: must list at least one sink
