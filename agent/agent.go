@@ -316,7 +316,7 @@ func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
 	if rep.TruncatedBytes > 0 || len(rep.Quarantined) > 0 || rep.BadEntries > 0 || len(rep.DamagedFiles) > 0 {
 		log.Warn("disk buffer repaired on open",
 			"truncated_bytes", rep.TruncatedBytes, "truncated_records", rep.TruncatedRecords,
-			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "bad_entries", rep.BadEntries,
+			"quarantined", rep.Quarantined, "lost_records", rep.LostRecords, "skipped_bytes", rep.SkippedBytes, "bad_entries", rep.BadEntries,
 			"damaged_files", rep.DamagedFiles)
 	}
 }
@@ -326,7 +326,8 @@ func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {
 // files that could not be read.
 type BufferRepair struct {
 	TruncatedRecords int              `json:"truncated_records,omitempty"` // a torn tail cut off
-	LostRecords      uint64           `json:"lost_records,omitempty"`      // records skipped as corrupt (their points are lost)
+	LostRecords      uint64           `json:"lost_records,omitempty"`      // records skipped as corrupt (their points are lost to that sink)
+	SkippedBytes     int64            `json:"skipped_bytes,omitempty"`     // bytes of them
 	Quarantined      []string         `json:"quarantined,omitempty"`       // copies of damaged log files, for inspection
 	BadEntries       int              `json:"bad_entries,omitempty"`       // records whose content could not be decoded
 	DamagedFiles     []string         `json:"damaged_files,omitempty"`     // cursor and state files done without
@@ -335,7 +336,7 @@ type BufferRepair struct {
 
 func bufferRepair(rep pipeline.RecoveryReport) *BufferRepair {
 	r := &BufferRepair{
-		TruncatedRecords: rep.TruncatedRecords, LostRecords: rep.LostRecords, Quarantined: rep.Quarantined,
+		TruncatedRecords: rep.TruncatedRecords, LostRecords: rep.LostRecords, SkippedBytes: rep.SkippedBytes, Quarantined: rep.Quarantined,
 		BadEntries: rep.BadEntries, DamagedFiles: rep.DamagedFiles, OrphanedSinks: rep.OrphanedSinks,
 	}
 	if r.TruncatedRecords == 0 && r.LostRecords == 0 && len(r.Quarantined) == 0 && r.BadEntries == 0 &&

@@ -8,9 +8,10 @@ package faults
 // data_dir/buffer for *.wal files and damages the newest one (by
 // modification time, then name), so that it does not depend on how the
 // buffer lays its logs out. It reads entries as agent/pipeline writes
-// them (entry.go): version u8 | feed | sinks | position | point count |
-// points, with uvarint lengths and counts, and points in the plugin wire
-// format.
+// them (entry.go): version u8 (2) | feed | seq | sinks | position | point
+// count | points, with uvarint lengths and counts, and points in the
+// plugin wire format. Each sink has a log of its own, so the damaged
+// record is lost to one sink only.
 
 import (
 	"encoding/binary"
@@ -257,7 +258,7 @@ func streamOf(table string) string {
 // trades, and its feed position (nil if it has none) as the Binance
 // plugin writes it: {"v":1,"market":...,"trade":{symbol: id},"aggTrade":{...}}.
 func parseEntry(b []byte) (map[tradeID]bool, map[string]map[string]int64, error) {
-	if len(b) == 0 || b[0] != 1 {
+	if len(b) == 0 || b[0] != 2 {
 		return nil, nil, fmt.Errorf("buffer entry of an unknown version (%d bytes)", len(b))
 	}
 	b = b[1:]
@@ -280,6 +281,9 @@ func parseEntry(b []byte) (map[tradeID]bool, map[string]map[string]int64, error)
 		return v, nil
 	}
 	if _, err := str(); err != nil { // feed
+		return nil, nil, err
+	}
+	if _, err := uvarint(); err != nil { // the entry's number within its feed
 		return nil, nil, err
 	}
 	sinks, err := uvarint()
@@ -447,7 +451,7 @@ func skippedOf(skipped map[tradeID]bool, table, symbol string) []int64 {
 }
 
 var (
-	skipLine = regexp.MustCompile(`level=ERROR msg="wal: skipped corrupt records; kept the valid records after them" file=(\S+) offset=(\d+) bytes=\d+ records=(\d+) first_index=(\d+) last_index=(\d+) .*copy=(\S+)`)
+	skipLine = regexp.MustCompile(`level=ERROR msg="wal: skipped corrupt records; kept the valid records after them" .*?file=(\S+) offset=(\d+) bytes=\d+ records=(\d+) first_index=(\d+) last_index=(\d+) .*copy=(\S+)`)
 	lostLine = regexp.MustCompile(`msg="disk buffer repaired on open" .*lost_records=(\d+)`)
 )
 

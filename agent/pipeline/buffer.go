@@ -373,6 +373,7 @@ func addRecovery(sum *wal.Recovery, r wal.Recovery) {
 	sum.TruncatedRecords += r.TruncatedRecords
 	sum.Quarantined = append(sum.Quarantined, r.Quarantined...)
 	sum.LostRecords += r.LostRecords
+	sum.SkippedBytes += r.SkippedBytes
 }
 
 // feedLocked returns the state of a feed, creating it.
