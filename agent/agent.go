@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/sdnotify"
@@ -21,6 +23,7 @@ import (
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
+	"github.com/sluicehq/sluice/sinks"
 )
 
 // Notifier receives the agent's service states (systemd's sd_notify:
@@ -78,7 +81,11 @@ type Agent struct {
 	// Set by Run before the first feed starts.
 	feedCtx context.Context
 	norm    *pipeline.Normalizer
+	keys    *keyRegistry
 	feedWG  sync.WaitGroup
+	// names holds each configured feed's name budget (under mu), kept
+	// across the feed's restarts and reloads, dropped with the feed.
+	names map[string]*pipeline.Names
 }
 
 // runningFeed is a feed's supervisor goroutine and how to stop it.
@@ -195,7 +202,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		o := pipeline.NewOutput(name, obs, sc.Pipeline, buf.Cursor(name), log, nil)
 		// The buffer may hold a backlog from before a restart: the sink
 		// must know every uniqueness key before it writes any of it.
-		if err := o.Declare(ctx, buf.Measurements()); err != nil {
+		if err := declareBacklog(ctx, o, buf.Measurements(), log); err != nil {
 			return err
 		}
 		o.Start()
@@ -223,6 +230,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	feedCtx, stopFeeds := context.WithCancel(context.Background())
 	a.feedCtx = feedCtx
 	a.norm = pipeline.NewNormalizer(cfg.Limits, nil)
+	a.keys = newKeyRegistry(filepath.Join(cfg.DataDir, keysFile), a.log)
+	a.keys.load(cfg.Feeds)
+	a.names = make(map[string]*pipeline.Names)
 	feeds := make(map[string]*runningFeed, len(cfg.Feeds))
 	for _, name := range sortedKeys(cfg.Feeds) {
 		feeds[name] = a.startFeed(cfg, name, nil)
@@ -268,7 +278,7 @@ func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *r
 	fc := cfg.Feeds[name]
 	f := &feed{
 		name: name, cfg: fc, plugins: a.pluginSet, pin: cfg.Plugins[fc.Plugin].SHA256,
-		buffer: a.buf, norm: a.norm, tap: &a.tap, restart: cfg.Restart, sleep: backoff.Sleep,
+		buffer: a.buf, norm: a.norm, keys: a.keys, tap: &a.tap, restart: cfg.Restart, sleep: backoff.Sleep,
 		warned: logsample.New(sampleEvery, nil),
 		log:    a.log.With("feed", name),
 	}
@@ -279,6 +289,10 @@ func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *r
 	a.mu.Lock()
 	for _, s := range fc.Sinks {
 		f.outputs = append(f.outputs, a.outputs[s])
+	}
+	if f.names = a.names[name]; f.names == nil {
+		f.names = pipeline.NewNames(cfg.Limits) // limits change only with a restart
+		a.names[name] = f.names
 	}
 	a.mu.Unlock()
 	ctx, cancel := context.WithCancel(a.feedCtx)
@@ -295,6 +309,39 @@ func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *r
 func (rf *runningFeed) stop() {
 	rf.cancel()
 	<-rf.done
+}
+
+// declareBacklog declares to o the measurements the buffer saved, so
+// that its backlog is written under their keys. A measurement saved with
+// two different keys (by feeds from before keys were checked across
+// feeds) is left out: the sink keeps the key it has. A key the sink
+// refuses is logged: the feed declaring it fails when it starts, and the
+// sink keeps the key it has; nothing else waits for it.
+func declareBacklog(ctx context.Context, o *pipeline.Output, ms []sluice.Measurement, log *slog.Logger) error {
+	byName := make(map[string][]sluice.Measurement)
+	for _, m := range ms {
+		byName[m.Name] = append(byName[m.Name], m)
+	}
+	var keep []sluice.Measurement
+	for _, name := range sortedKeys(byName) {
+		decl := byName[name]
+		if !slices.ContainsFunc(decl, func(m sluice.Measurement) bool { return !sameKey(m.Unique, decl[0].Unique) }) {
+			keep = append(keep, decl[0])
+			continue
+		}
+		keys := make([]string, len(decl))
+		for i, m := range decl {
+			keys[i] = formatKey(m.Unique)
+		}
+		log.Warn("a measurement was declared with different uniqueness keys; the sink keeps the key it has until a feed declares one",
+			"measurement", name, "keys", keys)
+	}
+	err := o.Declare(ctx, keep)
+	if err != nil && sinks.IsRefused(err) {
+		log.Error("sink refuses a saved uniqueness key; it keeps the key it has", "error", err)
+		return nil
+	}
+	return err
 }
 
 func logRecovery(log *slog.Logger, rep pipeline.RecoveryReport) {

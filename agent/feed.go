@@ -17,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
+	"github.com/sluicehq/sluice/sinks"
 )
 
 // FeedState is what a feed is doing, as shown in status.
@@ -26,8 +27,8 @@ const (
 	FeedStarting     FeedState = "starting"
 	FeedRunning      FeedState = "running"
 	FeedBackingOff   FeedState = "backing_off"
-	FeedFailedConfig FeedState = "failed_config" // the plugin rejected its config; not retried
-	FeedFailed       FeedState = "failed"        // missing or mismatched plugin, or a permanent source error; not retried
+	FeedFailedConfig FeedState = "failed_config" // the plugin rejected its config, or it conflicts with another feed's; not retried
+	FeedFailed       FeedState = "failed"        // missing or mismatched plugin, a permanent source error, or a sink refusing its key; not retried
 	FeedStopped      FeedState = "stopped"
 )
 
@@ -54,6 +55,8 @@ type feed struct {
 	outputs []*pipeline.Output // the feed's sinks, for Declare
 	buffer  *pipeline.Buffer
 	norm    *pipeline.Normalizer
+	names   *pipeline.Names // the feed's name budget; outlives this supervisor across reloads
+	keys    *keyRegistry
 	tap     *tapHub
 	restart config.Restart
 	log     *slog.Logger
@@ -140,7 +143,12 @@ func (f *feed) run(ctx context.Context) {
 		var cfgErr sdk.ConfigErrors
 		var perm errPermanent
 		var srcPerm *sdk.PermanentError
+		var conflict *KeyConflictError
 		switch {
+		case errors.As(err, &conflict):
+			f.setState(FeedFailedConfig, err)
+			f.log.Error("feed declares a measurement another feed writes with a different uniqueness key; not restarting until the config changes", "error", err)
+			return
 		case errors.As(err, &srcPerm):
 			f.setState(FeedFailed, err)
 			f.log.Error("feed failed permanently; not restarting until its config changes", "error", err)
@@ -249,6 +257,14 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	ctx, cancel := context.WithTimeout(ctx, reconfigureTimeout)
 	defer cancel()
 	if err := f.configure(ctx, proc, raw); err != nil {
+		var conflict *KeyConflictError
+		var perm errPermanent
+		if errors.As(err, &conflict) || errors.As(err, &perm) {
+			// The plugin runs the new config already, and its
+			// measurements may not be written: a restart makes the
+			// feed fail with this reason.
+			return fmt.Errorf("%w: %w", sdk.ErrRestartNeeded, err)
+		}
 		return err
 	}
 	f.mu.Lock()
@@ -258,20 +274,36 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 }
 
 // configure sends the feed's config to the plugin and declares the
-// measurements it answers with to the buffer and every output.
+// measurements it answers with: to the key registry, which refuses a
+// measurement another feed holds with a different uniqueness key
+// (*KeyConflictError); to every output, whose sink refuses a key its
+// stored rows violate (errPermanent wrapping a *sinks.RefusedError); then
+// to the buffer, which keeps them for the sinks' next start.
 func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMessage) error {
 	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
 	}
-	if err := f.buffer.Declare(f.name, ms); err != nil {
-		return fmt.Errorf("save measurements: %w", err)
+	f.mu.Lock()
+	file := f.cfg.File
+	f.mu.Unlock()
+	undo, err := f.keys.claim(f.name, file, ms)
+	if err != nil {
+		return err
 	}
 	for _, o := range f.outputs {
 		if err := o.Declare(ctx, ms); err != nil {
-			return err
+			if sinks.IsRefused(err) {
+				undo() // the key never took hold
+				return errPermanent{err}
+			}
+			return err // transient: the claim stays for the retry
 		}
 	}
+	if err := f.buffer.Declare(f.name, ms); err != nil {
+		return fmt.Errorf("save measurements: %w", err)
+	}
+	f.names.Declare(ms)
 	return nil
 }
 
@@ -284,7 +316,7 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 			f.log.Warn("points from the plugin could not be decoded", "count", invalid, "sample", invalidErr)
 		}
 	}
-	points := f.norm.Normalize(b.Points, func(r pipeline.Rejection) {
+	points := f.norm.Normalize(b.Points, f.names, func(r pipeline.Rejection) {
 		rejected[r.Reason]++
 		if f.warned.Allow(string(r.Reason)) {
 			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)

@@ -50,6 +50,7 @@ var (
 		pipeline.ReasonTooManyFields, pipeline.ReasonKeyTooLong, pipeline.ReasonEmptyKey,
 		pipeline.ReasonDuplicateKey, pipeline.ReasonValueTooLong, pipeline.ReasonInvalidUTF8,
 		pipeline.ReasonNonFinite, pipeline.ReasonTimeOutOfRange, pipeline.ReasonUndecodable,
+		pipeline.ReasonTooManyMeasurements, pipeline.ReasonTooManyColumns,
 	}
 	lagHistogramName = "sluice_lag_seconds"
 )

@@ -164,6 +164,7 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 	}
 	for _, name := range plan.remove {
 		delete(a.feeds, name)
+		delete(a.names, name)
 	}
 	for _, name := range plan.restart {
 		carry[name] = a.feeds[name].status()
@@ -171,6 +172,8 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 	a.cfg = &applied
 	a.reload = reloadState{at: time.Now(), restartNeeded: plan.restartNeeded}
 	a.mu.Unlock()
+	// Removed feeds let go of their measurements before new ones declare.
+	a.keys.retain(applied.Feeds)
 
 	started := make(map[string]*runningFeed)
 	for _, name := range plan.add {

@@ -12,19 +12,23 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
-// ValidateFeeds asks each feed's plugin to check the feed's config, and
-// returns every problem, each naming the file and key, joined.
+// ValidateFeeds asks each feed's plugin to check the feed's config, then
+// checks that feeds declaring one measurement declare the same uniqueness
+// key (see keyRegistry), and returns every problem, each naming the file
+// and key, joined.
 func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	plugins, err := host.Discover(cfg.PluginDir)
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "plugin_dir", Msg: err.Error()}
 	}
 	var errs []error
+	declared := make(map[string][]sluice.Measurement)
 	for _, name := range sortedKeys(cfg.Feeds) {
 		fc := cfg.Feeds[name]
 		fail := func(key, msg string) {
@@ -40,12 +44,14 @@ func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) er
 			errs = append(errs, &config.Error{File: cfg.File, Key: "plugins." + fc.Plugin + ".sha256", Msg: err.Error()})
 			continue
 		}
-		if err := validateFeedConfig(ctx, bin, name, fc, log); err != nil {
-			var ces sdk.ConfigErrors
-			if !errors.As(err, &ces) {
-				fail("feeds."+name, err.Error())
-				continue
-			}
+		ms, err := validateFeedConfig(ctx, bin, name, fc, log)
+		var ces sdk.ConfigErrors
+		switch {
+		case err == nil:
+			declared[name] = ms
+		case !errors.As(err, &ces):
+			fail("feeds."+name, err.Error())
+		default:
 			for _, ce := range ces {
 				key := "feeds." + name + ".config"
 				if ce.Key != "" {
@@ -55,21 +61,21 @@ func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) er
 			}
 		}
 	}
+	errs = append(errs, keyConflicts(cfg, declared)...)
 	return errors.Join(errs...)
 }
 
-func validateFeedConfig(ctx context.Context, bin host.Binary, name string, fc config.Feed, log *slog.Logger) error {
+func validateFeedConfig(ctx context.Context, bin host.Binary, name string, fc config.Feed, log *slog.Logger) ([]sluice.Measurement, error) {
 	proc, err := host.Launch(ctx, bin, log.With("feed", name, "plugin", fc.Plugin))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer proc.Kill()
 	raw, err := json.Marshal(fc.Config)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: name, Config: raw, ValidateOnly: true})
-	return err
+	return proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: name, Config: raw, ValidateOnly: true})
 }
 
 // PluginInfo describes one discovered plugin binary.

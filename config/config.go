@@ -102,6 +102,13 @@ type Limits struct {
 	MaxKeyLength   int           `koanf:"max_key_length"`
 	MaxValueLength int           `koanf:"max_value_length"`
 	MaxFuture      time.Duration `koanf:"max_future"` // event time later than now+MaxFuture is rejected
+	// MaxMeasurements bounds the distinct measurements one feed may
+	// write, and MaxColumns the distinct tags plus fields one feed may
+	// give one measurement (a SQLite table and its columns): a remote
+	// peer choosing names must not be able to create tables or columns
+	// without bound.
+	MaxMeasurements int `koanf:"max_measurements"`
+	MaxColumns      int `koanf:"max_columns"`
 }
 
 // Restart is the plugin restart policy: capped exponential backoff with

@@ -55,6 +55,10 @@ func Default() *Config {
 			MaxKeyLength:   256,
 			MaxValueLength: 65536,
 			MaxFuture:      24 * time.Hour,
+			// Per feed. Well inside SQLite's 2000 columns a table,
+			// which several feeds writing one measurement share.
+			MaxMeasurements: 1000,
+			MaxColumns:      500,
 		},
 		Buffer: Buffer{
 			MaxBytes:      DefaultBufferMaxBytes,

@@ -142,6 +142,8 @@ var rootSpec = section(map[string]*spec{
 		"max_key_length":   posInt,
 		"max_value_length": posInt,
 		"max_future":       duration,
+		"max_measurements": posInt,
+		"max_columns":      posInt,
 	}),
 	"buffer": section(map[string]*spec{
 		"max_bytes":      posInt,

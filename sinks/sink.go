@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -59,7 +60,7 @@ func (e *FailedError) Unwrap() error { return e.Err }
 
 // RejectedError reports points the backend will never accept (an InfluxDB
 // partial write). Every other point of the batch has been written; the
-// pipeline counts Rejected as dropped with reason "rejected" and logs
+// pipeline counts Rejected as dropped with reason "rejected_by_sink" and logs
 // Sample, and does not retry.
 type RejectedError struct {
 	Rejected int
@@ -72,6 +73,24 @@ func (e *RejectedError) Error() string {
 }
 func (e *RejectedError) Unwrap() error { return e.Err }
 
+// RefusedError is Declare refusing a measurement's uniqueness key that
+// the rows already stored violate (two rows with one key): making the key
+// hold would mean deleting rows, which a sink never does on its own.
+// Retrying cannot help; the feed that declared the key fails with this
+// reason until an operator acts on Hint. The sink keeps the key it had.
+type RefusedError struct {
+	Measurement string
+	Unique      []string
+	Err         error
+	Hint        string // what the operator can do, e.g. the SQL to see the rows
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("measurement %q: uniqueness key (%s) refused: %v; %s",
+		e.Measurement, strings.Join(e.Unique, ", "), e.Err, e.Hint)
+}
+func (e *RefusedError) Unwrap() error { return e.Err }
+
 // Classify helpers for callers that branch on the error class.
 
 // AsRetryAfter reports the wait an error asks for, if any.
@@ -81,6 +100,12 @@ func AsRetryAfter(err error) (time.Duration, bool) {
 		return ra.After, true
 	}
 	return 0, false
+}
+
+// IsRefused reports whether err is, or wraps, a *RefusedError.
+func IsRefused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
 }
 
 // IsFailed reports whether err needs an operator to fix it.

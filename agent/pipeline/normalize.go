@@ -27,6 +27,9 @@ const (
 	ReasonNonFinite        Reason = "non_finite_float"
 	ReasonTimeOutOfRange   Reason = "time_out_of_range"
 	ReasonUndecodable      Reason = "undecodable" // a field type this host does not know
+	// A feed's name budget (see Names).
+	ReasonTooManyMeasurements Reason = "too_many_measurements"
+	ReasonTooManyColumns      Reason = "too_many_columns"
 
 	// Drops in outputs.
 	ReasonBufferFull Reason = "buffer_full"
@@ -64,13 +67,23 @@ func NewNormalizer(limits config.Limits, now func() time.Time) *Normalizer {
 // Normalize checks points in place, keeping the valid ones (with sorted
 // tags, and an event time filled from the receive time when missing) at
 // the front of the slice. It returns the kept points and calls reject for
-// each point left out.
-func (n *Normalizer) Normalize(points []sluice.Point, reject func(Rejection)) []sluice.Point {
+// each point left out. names, the feed's name budget, may be nil for
+// none; a point is charged to it only once it passed every other check.
+func (n *Normalizer) Normalize(points []sluice.Point, names *Names, reject func(Rejection)) []sluice.Point {
 	now := n.now()
+	if names != nil {
+		names.mu.Lock()
+		defer names.mu.Unlock()
+		defer names.forgetLast()
+	}
 	kept := points[:0]
 	for i := range points {
 		p := &points[i]
-		if r, ok := n.check(p, now); !ok {
+		r, ok := n.check(p, now)
+		if ok && names != nil {
+			r, ok = names.admit(p)
+		}
+		if !ok {
 			reject(r)
 			continue
 		}

@@ -42,7 +42,7 @@ func TestNormalize(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []Rejection
-			kept := n.Normalize([]sluice.Point{tc.p}, func(r Rejection) { got = append(got, r) })
+			kept := n.Normalize([]sluice.Point{tc.p}, nil, func(r Rejection) { got = append(got, r) })
 			switch {
 			case tc.want == "" && (len(kept) != 1 || len(got) != 0):
 				t.Fatalf("want kept, got rejections %v", got)
@@ -62,7 +62,7 @@ func TestNormalizeSortsTagsAndFillsTime(t *testing.T) {
 		{Measurement: "", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(1)}}},
 		{Measurement: "m", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(2)}}},
 	}
-	kept := n.Normalize(in, func(Rejection) {})
+	kept := n.Normalize(in, nil, func(Rejection) {})
 	if len(kept) != 2 {
 		t.Fatalf("kept %d", len(kept))
 	}

@@ -85,7 +85,8 @@ func BenchmarkPointsDecode(b *testing.B) {
 }
 
 // BenchmarkNormalize checks a batch of 500 trades against the default
-// limits, as the pipeline does for every batch a plugin delivers. The
+// limits and a feed's name budget, as the pipeline does for every batch
+// a plugin delivers. The
 // batch is refilled from a template each time (Normalize works in place);
 // the copy is part of the figure.
 func BenchmarkNormalize(b *testing.B) {
@@ -94,10 +95,11 @@ func BenchmarkNormalize(b *testing.B) {
 	ps := make([]sluice.Point, n)
 	now := time.Unix(1700000100, 0)
 	norm := pipeline.NewNormalizer(config.Default().Limits, func() time.Time { return now })
+	names := pipeline.NewNames(config.Default().Limits)
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(ps, tmpl)
-		if kept := norm.Normalize(ps, func(pipeline.Rejection) { b.Fatal("rejected") }); len(kept) != n {
+		if kept := norm.Normalize(ps, names, func(pipeline.Rejection) { b.Fatal("rejected") }); len(kept) != n {
 			b.Fatal("short")
 		}
 	}

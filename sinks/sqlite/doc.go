@@ -80,11 +80,31 @@
 // and a later write overwrites every column it carries, keeping the other
 // columns' values (as InfluxDB merges the fields of one point). A point
 // missing a key column has NULL there and is always inserted, since NULLs
-// never conflict. Rows already in the table that would violate a new key
-// are deduplicated first, keeping the most recently inserted. The key
-// index persists (also when a name later turns up in the other role too);
-// a later declaration with other names replaces it, one with no names
-// leaves it in place. Measurements without a key just insert.
+// never conflict. The key index persists (also when a name later turns up
+// in the other role too); a later declaration with other names replaces
+// it, one with no names leaves it in place. Measurements without a key
+// just insert.
+//
+// The sink never deletes a row on its own. If rows already in the table
+// share a newly declared key (rows a feed that is gone wrote under
+// another key), Declare refuses it with a *sinks.RefusedError naming the
+// table and giving the SQL that lists those rows; the table keeps the key
+// it had, and the feed declaring the new key fails with that reason. The
+// operator renames the measurement in that feed, or moves or deletes the
+// rows, and reloads. (Feeds still configured cannot get this far: the
+// agent refuses a key another feed declares for the measurement.) Should
+// a key index be missing from the file (dropped by hand) and rows share
+// its key meanwhile, the measurement is written without a key, logged as
+// an error, rather than failing every write.
+//
+// # Limits
+//
+// SQLite allows 2000 columns a table (SQLITE_LIMIT_COLUMN, read from the
+// connection), the three fixed ones included. A point that would take its
+// table past that is rejected (*sinks.RejectedError) and the rest of its
+// batch written: retrying could never store it. The agent's own limits
+// (limits.max_columns, limits.max_measurements, per feed) keep a feed well
+// inside this.
 //
 // # Durability
 //

@@ -26,6 +26,13 @@ func classify(err error) error {
 	return err
 }
 
+// isUniqueViolation reports whether err is SQLite refusing a row, or a
+// unique index, because two rows would share a unique key.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
 func needsOperator(err error) bool {
 	var se *sqlite.Error
 	if errors.As(err, &se) {

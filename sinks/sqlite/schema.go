@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/sinks"
 )
 
 // namesTable maps measurements, tags and fields to the table and column
@@ -16,8 +17,13 @@ import (
 const namesTable = "_sluice_names"
 
 // reservedColumns are the fixed columns plus the names SQLite resolves to
-// the rowid when no column has them (the key dedupe relies on rowid).
+// the rowid when no column has them (kept free so that an operator's
+// queries by rowid keep working).
 var reservedColumns = []string{"time", "received", "time_s", "rowid", "oid", "_rowid_"}
+
+// fixedColumns is how many columns every table has before any tag or
+// field: time, received, time_s.
+const fixedColumns = 3
 
 type role uint8
 
@@ -61,6 +67,7 @@ type table struct {
 	fields      map[string]string // field key → column
 	key         []string          // columns of the key index; nil if none
 	keyIndex    string
+	ncols       int // columns in the file, the fixed ones included
 }
 
 func newTable(measurement, name string) *table {
@@ -284,6 +291,7 @@ func (s *Sink) reload(ctx context.Context) error {
 			var c string
 			err := r.Scan(&c)
 			t.taken[fold(c)] = true
+			t.ncols++
 			return err
 		})
 		if err != nil {
@@ -418,6 +426,7 @@ func (s *Sink) createTable(ctx context.Context, tx *sql.Tx, ch *change) error {
 	if _, err := tx.ExecContext(ctx, "CREATE TABLE "+quote(t.name)+" (\n\t"+strings.Join(defs, ",\n\t")+")"); err != nil {
 		return fmt.Errorf("create table %q: %w", t.name, err)
 	}
+	t.ncols = len(defs)
 	if err := setName(ctx, tx, t.measurement, "table", "", t.name); err != nil {
 		return err
 	}
@@ -449,6 +458,7 @@ func (s *Sink) addColumns(ctx context.Context, tx *sql.Tx, t *table, cols []colS
 		if _, err := tx.ExecContext(ctx, "ALTER TABLE "+quote(t.name)+" ADD COLUMN "+def); err != nil {
 			return fmt.Errorf("add column %q to %q: %w", name, t.name, err)
 		}
+		t.ncols++
 		if err := setName(ctx, tx, t.measurement, c.role.String(), c.key, name); err != nil {
 			return err
 		}
@@ -458,7 +468,10 @@ func (s *Sink) addColumns(ctx context.Context, tx *sql.Tx, t *table, cols []colS
 }
 
 // syncKey (re)creates t's unique key index on the columns names resolve
-// to, first deleting rows that would violate it, keeping the latest.
+// to. It never deletes a row: if stored rows already share a key (rows
+// written under another key, by a feed that is gone or by this one before
+// its key changed), it returns a *sinks.RefusedError saying how to see
+// them, and the transaction, rolled back, leaves the old index in place.
 func (s *Sink) syncKey(ctx context.Context, tx *sql.Tx, t *table, names []string) error {
 	cols := t.resolveKey(names)
 	if t.keyIndex != "" {
@@ -468,24 +481,11 @@ func (s *Sink) syncKey(ctx context.Context, tx *sql.Tx, t *table, names []string
 		delete(s.objects, fold(t.keyIndex))
 		t.key, t.keyIndex = nil, ""
 	}
-	// NULLs never conflict in a unique index, so rows with one are kept.
-	notNull := make([]string, len(cols))
-	for i, c := range cols {
-		notNull[i] = quote(c) + " IS NOT NULL"
-	}
-	where := strings.Join(notNull, " AND ")
-	res, err := tx.ExecContext(ctx, "DELETE FROM "+quote(t.name)+" WHERE "+where+
-		" AND rowid NOT IN (SELECT max(rowid) FROM "+quote(t.name)+" WHERE "+where+
-		" GROUP BY "+quoteAll(cols)+")")
-	if err != nil {
-		return fmt.Errorf("deduplicate %q: %w", t.name, err)
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		s.log.Warn("sqlite: deleted duplicate rows before creating key index",
-			"measurement", t.measurement, "table", t.name, "key", names, "rows", n)
-	}
 	idx := s.allocObject(t.name + "_key")
 	if _, err := tx.ExecContext(ctx, "CREATE UNIQUE INDEX "+quote(idx)+" ON "+quote(t.name)+" ("+quoteAll(cols)+")"); err != nil {
+		if isUniqueViolation(err) {
+			return s.refuseKey(ctx, tx, t, names, cols, err)
+		}
 		return fmt.Errorf("create key index %q: %w", idx, err)
 	}
 	if err := setName(ctx, tx, t.measurement, "index", "key", idx); err != nil {
@@ -494,6 +494,35 @@ func (s *Sink) syncKey(ctx context.Context, tx *sql.Tx, t *table, names []string
 	t.key, t.keyIndex = cols, idx
 	s.log.Info("sqlite: created key index", "measurement", t.measurement, "table", t.name, "key", names, "index", idx)
 	return nil
+}
+
+// refuseKey builds the error for a key the stored rows violate: how many
+// keys have more than one row, and the SQL that lists them.
+func (s *Sink) refuseKey(ctx context.Context, tx *sql.Tx, t *table, names, cols []string, cause error) error {
+	// NULLs never conflict in a unique index: only rows with every key
+	// column set count.
+	notNull := make([]string, len(cols))
+	for i, c := range cols {
+		notNull[i] = quote(c) + " IS NOT NULL"
+	}
+	dups := "SELECT " + quoteAll(cols) + ", count(*) AS rows FROM " + quote(t.name) +
+		" WHERE " + strings.Join(notNull, " AND ") + " GROUP BY " + quoteAll(cols) + " HAVING count(*) > 1"
+	var n int64
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM ("+dups+")").Scan(&n); err != nil {
+		n = -1
+	}
+	what := fmt.Sprintf("table %q already holds %d keys with more than one row", t.name, n)
+	if n < 0 {
+		what = fmt.Sprintf("table %q already holds rows that share a key", t.name)
+	}
+	return &sinks.RefusedError{
+		Measurement: t.measurement,
+		Unique:      names,
+		Err:         fmt.Errorf("%s (%w); making the key unique would delete rows, which the sink never does", what, cause),
+		Hint: fmt.Sprintf("see them with: sqlite3 %s '%s'; "+
+			"then write the feed to another measurement (rename it in the feed's config), "+
+			"or move or delete those rows yourself, and reload", s.cfg.Path, strings.ReplaceAll(dups, "'", `'\''`)),
+	}
 }
 
 // shape is the prepared INSERT for one measurement and one sequence of

@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
@@ -47,6 +50,12 @@ type Sink struct {
 	// stale means the in-memory schema may disagree with the file (a
 	// schema or data transaction failed) and is reloaded before next use.
 	stale bool
+
+	// maxColumns is the connection's limit on columns in a table
+	// (SQLITE_LIMIT_COLUMN, 2000 unless SQLite was built otherwise).
+	maxColumns int
+	// columnLimit, if set, lowers that limit at Open (tests use it).
+	columnLimit int
 
 	tables  map[string]*table       // by measurement
 	objects map[string]bool         // folded names of every table and index
@@ -98,6 +107,10 @@ func (s *Sink) Open(ctx context.Context) error {
 		db.Close()
 		return classify(fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err))
 	}
+	if s.maxColumns, err = columnLimit(ctx, db, s.columnLimit); err != nil {
+		db.Close()
+		return fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err)
+	}
 	s.db = db
 	s.want = map[string][]string{}
 	if err := s.reload(ctx); err != nil {
@@ -107,6 +120,28 @@ func (s *Sink) Open(ctx context.Context) error {
 	}
 	s.log.Debug("sqlite: opened", "path", s.cfg.Path, "tables", len(s.tables))
 	return nil
+}
+
+// columnLimit returns the connection's column limit, first setting it to
+// set if that is positive. With one connection in the pool, the limit
+// holds for every statement; a replacement connection would get SQLite's
+// default back, which is no lower.
+func columnLimit(ctx context.Context, db *sql.DB, set int) (int, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	if set > 0 {
+		if _, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_COLUMN, set); err != nil {
+			return 0, err
+		}
+	}
+	n, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_COLUMN, -1)
+	if err != nil {
+		return 0, fmt.Errorf("read the column limit: %w", err)
+	}
+	return n, nil
 }
 
 func (s *Sink) dsn() string {
@@ -123,8 +158,8 @@ func (s *Sink) dsn() string {
 	q.Set("_txlock", "immediate")
 	// A multi-row INSERT keeps a statement journal (to undo just itself on
 	// error); in memory that costs no temp-file writes. The price: the
-	// one-off dedupe when a key is declared on a big existing table holds
-	// one rowid per distinct key in memory.
+	// one-off sort when a key index is created on a big existing table
+	// is held in memory.
 	q.Set("_pragma", "temp_store(MEMORY)")
 	dsn := "file:" + escapePath(s.cfg.Path) + "?" + q.Encode()
 	if s.dsnExtra != "" {
@@ -151,37 +186,52 @@ func escapePath(p string) string {
 }
 
 // Declare records each measurement's uniqueness names and creates the key
-// index of every measurement whose table already has the columns.
+// index of every measurement whose table already has the columns. A key
+// the stored rows violate is refused (*sinks.RefusedError, joined with
+// any others): that measurement keeps the key it had, the others of ms
+// take theirs.
 func (s *Sink) Declare(ctx context.Context, ms []sluice.Measurement) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.db == nil {
 		return errNotOpen
 	}
-	if err := s.ensureFresh(ctx); err != nil {
-		return err
-	}
-	var toSync []string
+	var refused []error
 	for _, m := range ms {
 		if len(m.Unique) == 0 {
 			continue
 		}
+		if err := s.ensureFresh(ctx); err != nil {
+			return err
+		}
 		names := dedupe(m.Unique)
-		if old, ok := s.want[m.Name]; ok && !slices.Equal(old, names) {
+		old, had := s.want[m.Name]
+		if had && !slices.Equal(old, names) {
 			s.log.Warn("sqlite: uniqueness key redeclared", "measurement", m.Name, "old", old, "new", names)
 		}
 		s.want[m.Name] = names
-		if t := s.tables[m.Name]; t != nil && t.keyNeedsSync(names) {
-			toSync = append(toSync, m.Name)
+		t := s.tables[m.Name]
+		if t == nil || !t.keyNeedsSync(names) {
+			continue
 		}
-	}
-	if len(toSync) == 0 {
-		return nil
-	}
-	if err := s.applySchema(ctx, nil, toSync); err != nil {
+		// One transaction per measurement, so that a refused key
+		// leaves the others' in place.
+		err := s.applySchema(ctx, nil, []string{m.Name})
+		if err == nil {
+			continue
+		}
+		if had {
+			s.want[m.Name] = old
+		} else {
+			delete(s.want, m.Name)
+		}
+		if sinks.IsRefused(err) {
+			refused = append(refused, fmt.Errorf("sqlite: declare: %w", err))
+			continue
+		}
 		return classify(fmt.Errorf("sqlite: declare: %w", err))
 	}
-	return nil
+	return errors.Join(refused...)
 }
 
 var errNotOpen = errors.New("sqlite: sink is not open")
@@ -200,10 +250,27 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 	}
 
 	rejected, sample, changes, keyed := s.plan(points)
-	if len(changes) > 0 || len(keyed) > 0 {
-		if err := s.applySchema(ctx, changes, keyed); err != nil {
-			return classify(fmt.Errorf("sqlite: write: schema: %w", err))
+	for len(changes) > 0 || len(keyed) > 0 {
+		err := s.applySchema(ctx, changes, keyed)
+		var ref *sinks.RefusedError
+		if !errors.As(err, &ref) {
+			if err != nil {
+				return classify(fmt.Errorf("sqlite: write: schema: %w", err))
+			}
+			break
 		}
+		// A key index went missing from the file (dropped by hand) and
+		// rows written meanwhile share keys. Stopping here would stop
+		// every feed on this sink; deleting rows is not ours to do. So
+		// the measurement is written without its key until an operator
+		// acts, and the schema is planned again without it.
+		delete(s.want, ref.Measurement)
+		s.log.Error("sqlite: cannot restore a uniqueness key; writing its measurement without one (a replayed point may then be stored twice)",
+			"measurement", ref.Measurement, "error", ref)
+		if err := s.ensureFresh(ctx); err != nil {
+			return err
+		}
+		rejected, sample, changes, keyed = s.plan(points)
 	}
 	if rejected < len(points) {
 		if err := s.prepareShapes(ctx, points); err != nil {
@@ -241,7 +308,7 @@ func (s *Sink) ensureFresh(ctx context.Context) error {
 func (s *Sink) plan(points []sluice.Point) (rejected int, sample string, changes []*change, keyed []string) {
 	s.ok = resize(s.ok, len(points))
 	var prev *sluice.Point
-	prevOK := false
+	prevOK, prevWhy := false, ""
 	var byM map[string]*change
 	var touched map[string]bool
 	for i := range points {
@@ -254,13 +321,17 @@ func (s *Sink) plan(points []sluice.Point) (rejected int, sample string, changes
 		if prev != nil && sameKeys(prev, p) {
 			s.ok[i] = prevOK
 			if !prevOK {
-				rejected, sample = reject(rejected, sample, p, "invalid names")
+				rejected, sample = reject(rejected, sample, p, prevWhy)
 			}
 			continue
 		}
 		prev = p
-		if why := checkNames(p); why != "" {
-			prevOK = false
+		why := checkNames(p)
+		if why == "" {
+			why = s.checkColumns(p, byM[p.Measurement])
+		}
+		if why != "" {
+			prevOK, prevWhy = false, why
 			s.ok[i] = false
 			rejected, sample = reject(rejected, sample, p, why)
 			continue
@@ -310,6 +381,45 @@ func (s *Sink) plan(points []sluice.Point) (rejected int, sample string, changes
 		}
 	}
 	return rejected, sample, changes, keyed
+}
+
+// checkColumns reports why p's table cannot take the columns p adds,
+// or "". ch holds the columns the batch adds before p. SQLite refuses a
+// table past its column limit, which no retry changes: such points are
+// rejected, and the rest of the batch is written.
+func (s *Sink) checkColumns(p *sluice.Point, ch *change) string {
+	t := s.tables[p.Measurement]
+	have := fixedColumns
+	if t != nil {
+		have = t.ncols
+	}
+	if ch != nil {
+		have += len(ch.cols)
+	}
+	if have+len(p.Tags)+len(p.Fields) <= s.maxColumns {
+		return "" // even if every one were new
+	}
+	adds := 0
+	for _, tg := range p.Tags {
+		ref := colRef{roleTag, tg.Key}
+		if (t == nil || t.column(roleTag, tg.Key) == "") && (ch == nil || !ch.seen[ref]) {
+			adds++
+		}
+	}
+	for _, f := range p.Fields {
+		ref := colRef{roleField, f.Key}
+		if (t == nil || t.column(roleField, f.Key) == "") && (ch == nil || !ch.seen[ref]) {
+			adds++
+		}
+	}
+	if have+adds <= s.maxColumns {
+		return ""
+	}
+	name := p.Measurement
+	if t != nil {
+		name = t.name
+	}
+	return fmt.Sprintf("table %q would have %d columns, over SQLite's limit of %d", name, have+adds, s.maxColumns)
 }
 
 func reject(n int, sample string, p *sluice.Point, why string) (int, string) {

@@ -335,11 +335,11 @@ func TestWithoutKeyEveryPointIsARow(t *testing.T) {
 	}
 }
 
-func TestKeyDeclaredAfterTableDeduplicates(t *testing.T) {
+func TestKeyDeclaredAfterTableWithoutDuplicates(t *testing.T) {
 	path := dbPath(t)
 	s := openSink(t, path)
 	ctx := context.Background()
-	write(t, s, trade("BTC", 1, 100, t0), trade("BTC", 1, 101, t0), trade("BTC", 2, 102, t0))
+	write(t, s, trade("BTC", 1, 100, t0), trade("BTC", 2, 102, t0))
 	// A row with a NULL key column is never a duplicate.
 	write(t, s, sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}}, Time: t0},
 		sluice.Point{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}}, Time: t0})
@@ -347,10 +347,8 @@ func TestKeyDeclaredAfterTableDeduplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	db := reader(t, path)
-	got := rows(t, db, `SELECT trade_id, price FROM trades ORDER BY trade_id`)
-	want := [][]any{{nil, nil}, {nil, nil}, {int64(1), 101.0}, {int64(2), 102.0}}
-	if !equalRows(got, want) {
-		t.Fatalf("after Declare got %v, want %v", got, want)
+	if n := count(t, db, "trades"); n != 4 {
+		t.Fatalf("%d rows after Declare, want all 4", n)
 	}
 	idx := rows(t, db, `SELECT name, "unique" FROM pragma_index_list('trades') WHERE name = 'trades_key'`)
 	if len(idx) != 1 || idx[0][1] != int64(1) {
@@ -361,13 +359,180 @@ func TestKeyDeclaredAfterTableDeduplicates(t *testing.T) {
 		t.Fatalf("after upsert got %v", got)
 	}
 
-	// Redeclaring another key replaces the index.
+	// Redeclaring another key the rows satisfy replaces the index.
 	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"trade_id"}}}); err != nil {
 		t.Fatal(err)
 	}
 	cols := rows(t, db, `SELECT i.name FROM pragma_index_list('trades') l, pragma_index_info(l.name) i WHERE l."unique"`)
 	if !equalRows(cols, [][]any{{"trade_id"}}) {
 		t.Fatalf("key index columns %v, want trade_id", cols)
+	}
+}
+
+// seqPoint is what the synth plugin writes: symbols cycled, seq counting.
+func seqPoint(m string, seq int) sluice.Point {
+	return sluice.Point{
+		Measurement: m,
+		Tags:        []sluice.Tag{{Key: "symbol", Value: []string{"AAA", "BBB"}[seq%2]}},
+		Fields:      []sluice.Field{{Key: "seq", Value: sluice.Int(int64(seq))}, {Key: "price", Value: sluice.Float(float64(seq))}},
+		Time:        t0.Add(time.Duration(seq) * time.Millisecond),
+	}
+}
+
+// A measurement's rows, written under one key, and a second declaration
+// of it with a key they violate: Declare used to delete every row but the
+// last of each new key (3000 rows became 2). It must refuse, delete
+// nothing, keep the old key, and say how to see the rows.
+func TestKeyTheRowsViolateIsRefused(t *testing.T) {
+	const n = 3000
+	path := dbPath(t)
+	s := openSink(t, path)
+	ctx := context.Background()
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "synth", Unique: []string{"symbol", "seq"}}}); err != nil {
+		t.Fatal(err)
+	}
+	var ps []sluice.Point
+	for i := range n {
+		ps = append(ps, seqPoint("synth", i))
+	}
+	write(t, s, ps...)
+	write(t, s, seqPoint("other", 1), seqPoint("other", 3))
+
+	err := s.Declare(ctx, []sluice.Measurement{
+		{Name: "synth", Unique: []string{"symbol"}},
+		{Name: "other", Unique: []string{"symbol", "seq"}}, // the rows satisfy this one
+	})
+	var ref *sinks.RefusedError
+	if !errors.As(err, &ref) || ref.Measurement != "synth" || sinks.IsFailed(err) {
+		t.Fatalf("Declare = %v, want a RefusedError for synth", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{`table "synth"`, "2 keys with more than one row", path, `GROUP BY "symbol" HAVING count(*) > 1`, "rename"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	db := reader(t, path)
+	if got := count(t, db, "synth"); got != n {
+		t.Fatalf("%d rows after the refused Declare, want all %d", got, n)
+	}
+	// The query the error gives works and lists the keys.
+	_, q, _ := strings.Cut(msg, "sqlite3 "+path+" '")
+	q, _, _ = strings.Cut(q, "'")
+	if got := rows(t, db, q); !equalRows(got, [][]any{{"AAA", int64(n / 2)}, {"BBB", int64(n / 2)}}) {
+		t.Errorf("%s = %v", q, got)
+	}
+	keyCols := func(table string) [][]any {
+		return rows(t, db, `SELECT i.name FROM pragma_index_list(?) l, pragma_index_info(l.name) i WHERE l."unique" ORDER BY i.name`, table)
+	}
+	if got := keyCols("synth"); !equalRows(got, [][]any{{"seq"}, {"symbol"}}) {
+		t.Errorf("synth key index on %v, want the old one (seq, symbol)", got)
+	}
+	if got := keyCols("other"); !equalRows(got, [][]any{{"seq"}, {"symbol"}}) {
+		t.Errorf("other key index on %v: the measurement declared beside the refused one did not get its key", got)
+	}
+	// Not wedged: writes go on, upserting by the key the table kept.
+	write(t, s, seqPoint("synth", 7), seqPoint("synth", n))
+	if got := count(t, db, "synth"); got != n+1 {
+		t.Fatalf("%d rows after writing one old and one new point, want %d", got, n+1)
+	}
+	// And a reopened sink refuses again, rather than deleting.
+	s.Close()
+	s = openSink(t, path)
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "synth", Unique: []string{"symbol"}}}); !sinks.IsRefused(err) {
+		t.Fatalf("Declare after reopening = %v, want refused", err)
+	}
+	if got := count(t, db, "synth"); got != n+1 {
+		t.Fatalf("%d rows, want %d", got, n+1)
+	}
+}
+
+// A key index dropped by hand, and rows sharing a key written meanwhile:
+// the sink cannot put the index back. Failing every write would stop
+// every feed on the file; it writes the measurement without its key.
+func TestMissingKeyIndexWithDuplicatesDoesNotWedgeWrites(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	ctx := context.Background()
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "synth", Unique: []string{"symbol", "seq"}}}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, seqPoint("synth", 1))
+	db := reader(t, path)
+	if _, err := db.Exec(`DROP INDEX synth_key; INSERT INTO synth (time, symbol, seq) VALUES (1, 'BBB', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for range 3 { // the first may fail on the schema changed under the prepared statement
+		if err = s.Write(ctx, []sluice.Point{seqPoint("synth", 2)}); err == nil {
+			break
+		}
+		if sinks.IsFailed(err) {
+			t.Fatalf("Write = %v, want a transient error at worst", err)
+		}
+	}
+	if err != nil {
+		t.Fatalf("Write still fails: %v", err)
+	}
+	if got := count(t, db, "synth"); got != 3 {
+		t.Fatalf("%d rows, want 3", got)
+	}
+}
+
+// SQLite refuses a table more columns than its limit (2000), and no
+// retry changes that: a point that would need more is rejected, the
+// rest of the batch written, and the next batch too.
+func TestTooManyColumnsIsRejectedNotRetried(t *testing.T) {
+	path := dbPath(t)
+	s := openSink(t, path)
+	ctx := context.Background()
+	if s.maxColumns != 2000 {
+		t.Fatalf("column limit read as %d, want SQLite's default 2000", s.maxColumns)
+	}
+	wide := func(from, to int) sluice.Point {
+		p := sluice.Point{Measurement: "wide", Tags: []sluice.Tag{{Key: "t", Value: "x"}}, Time: t0.Add(time.Duration(from))}
+		for i := from; i < to; i++ {
+			p.Fields = append(p.Fields, sluice.Field{Key: "f" + strconv.Itoa(i), Value: sluice.Int(int64(i))})
+		}
+		return p
+	}
+	// time, received, time_s, t and 1990 fields: 1994 columns.
+	write(t, s, wide(0, 1990))
+	batch := []sluice.Point{
+		trade("BTC", 1, 100, t0),
+		wide(1990, 1994), // 1998
+		wide(1994, 1998), // 2002: rejected
+		wide(1994, 1996), // 2000
+		wide(1994, 1998), // rejected, the same shape as the one before last
+		wide(0, 10),      // known columns only
+		wide(1996, 1997), // 2001: rejected
+		trade("BTC", 2, 100, t0),
+	}
+	err := s.Write(ctx, batch)
+	var rej *sinks.RejectedError
+	if !errors.As(err, &rej) || rej.Rejected != 3 || !strings.Contains(rej.Sample, "over SQLite's limit of 2000") {
+		t.Fatalf("Write = %v, want 3 points rejected for the column limit", err)
+	}
+	db := reader(t, path)
+	if got := len(rows(t, db, `SELECT name FROM pragma_table_xinfo('wide')`)); got != 2000 {
+		t.Errorf("wide has %d columns, want 2000", got)
+	}
+	if got := count(t, db, "wide"); got != 4 {
+		t.Errorf("wide has %d rows, want 4", got)
+	}
+	if got := count(t, db, "trades"); got != 2 {
+		t.Errorf("trades has %d rows, want 2", got)
+	}
+	// The next batch is not held up either, and a reopened sink knows the
+	// table is full.
+	s.Close()
+	s = openSink(t, path)
+	err = s.Write(ctx, []sluice.Point{wide(5000, 5001), trade("BTC", 3, 100, t0)})
+	if !errors.As(err, &rej) || rej.Rejected != 1 {
+		t.Fatalf("Write after reopening = %v, want 1 point rejected", err)
+	}
+	if got := count(t, db, "trades"); got != 3 {
+		t.Errorf("trades has %d rows, want 3", got)
 	}
 }
 
