@@ -10,7 +10,7 @@ import (
 	"github.com/sluicehq/sluice/internal/testagent"
 )
 
-// 8. A feed file declaring trades with another uniqueness key, dropped
+// 11. A feed file declaring trades with another uniqueness key, dropped
 // into feeds_dir while the Binance feed streams trades into the same
 // measurement. The SQLite sink used to re-key the trades table to it,
 // deleting every row but one per symbol, and InfluxDB to change the
@@ -20,7 +20,7 @@ import (
 // once in every sink.
 func TestConflictingFeedFile(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, "8 conflicting feed file", setup{influx: influxAvailable()})
+	r := newRig(t, "11 conflicting feed file", setup{influx: influxAvailable()})
 	feedsDir := r.useFeedsDir()
 	r.checkAll()
 	r.begin()

@@ -22,7 +22,7 @@ import (
 	"github.com/sluicehq/sluice/internal/testagent"
 )
 
-// 9. A JSON-over-WebSocket server naming the measurement of every message
+// 12. A JSON-over-WebSocket server naming the measurement of every message
 // (a jsonws rule's measurement_path) sends 20 000 distinct names while
 // the Binance feed streams into the same SQLite file. Unbounded, that
 // made 20 000 tables and slowed the shared sink to about 95 points/s for
@@ -35,7 +35,7 @@ import (
 func TestManyMeasurementNames(t *testing.T) {
 	t.Parallel()
 	const names, afterRestart = 20_000, 10
-	r := newRig(t, "9 20k measurement names", setup{})
+	r := newRig(t, "12 20k measurement names", setup{})
 	feedsDir := r.useFeedsDir()
 	srv := startNamesServer(t, names, afterRestart)
 	testagent.WriteFile(t, filepath.Join(feedsDir, "names.yaml"), fmt.Sprintf(`feeds:
