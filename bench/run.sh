@@ -6,8 +6,11 @@
 #   bench/results/<date>-<commit>-micro.txt   go test -bench -benchmem of each hot stage
 #   bench/results/<date>-<commit>-e2e.md      the end-to-end run (report)
 #   bench/results/<date>-<commit>-e2e.json    the same, every step's figures
+#   bench/results/<date>-<commit>-e2e-outage.json  the outage run's samples
 #
-# Bounded: about 5 minutes on a 2-core machine. BENCHTIME, E2E_ARGS and
+# Bounded: about 16 minutes on a 2-core machine, 10 of them the outage run
+# (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
+# backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS and
 # SKIP_MICRO / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
 set -euo pipefail

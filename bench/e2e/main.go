@@ -46,6 +46,9 @@ type options struct {
 	profile     string
 	cpuprofile  string
 	agentEnv    []string // extra environment for the agent (settings to compare)
+	outageRate  int
+	outageFor   time.Duration
+	outageEvery time.Duration
 }
 
 func main() {
@@ -58,7 +61,10 @@ func main() {
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
 	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
-	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,sluice-influxdb,burst", "what to run, in order")
+	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,sluice-influxdb,burst,outage", "what to run, in order")
+	flag.IntVar(&o.outageRate, "outage-rate", 10000, "outage run: trades/s while a sink is down")
+	flag.DurationVar(&o.outageFor, "outage-for", 10*time.Minute, "outage run: how long the sink is down")
+	flag.DurationVar(&o.outageEvery, "outage-every", 30*time.Second, "outage run: how often the agent's memory is sampled")
 	flag.StringVar(&o.binDir, "bin", "", "directory holding sluice, plugins/sluice-source-binance and floor (default: build them)")
 	flag.StringVar(&o.workDir, "work", "", "working directory (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.influxd, "influxd", os.Getenv("SLUICE_INFLUXD"), "influxd 1.8 binary for the InfluxDB run")
@@ -162,6 +168,13 @@ func run(ctx context.Context, o options) error {
 					return err
 				}
 			}
+		case "outage":
+			r, err := runOutage(ctx, o)
+			if err != nil {
+				return fmt.Errorf("outage: %w", err)
+			}
+			rep.outage = r
+			continue
 		case "burst":
 			r, err := runStep(ctx, o, stepSpec{target: "sluice-sqlite", rate: o.burstBase * o.burstFactor,
 				speed: burstSpeed(o), duration: o.duration, burst: true})
@@ -201,6 +214,12 @@ func run(ctx context.Context, o options) error {
 		b, _ := json.MarshalIndent(rep.all(), "", "  ")
 		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
 			return err
+		}
+		if rep.outage != nil {
+			b, _ := json.MarshalIndent(rep.outage, "", "  ")
+			if err := os.WriteFile(strings.TrimSuffix(o.jsonOut, ".json")+"-outage.json", b, 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

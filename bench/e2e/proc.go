@@ -39,7 +39,12 @@ func cpuSeconds(pid int) (float64, error) {
 
 // peakRSSMB is VmHWM from /proc/<pid>/status: the most resident memory the
 // process has had, in MiB.
-func peakRSSMB(pid int) (float64, error) {
+func peakRSSMB(pid int) (float64, error) { return statusMB(pid, "VmHWM:") }
+
+// currentRSSMB is VmRSS: the process's resident memory now, in MiB.
+func currentRSSMB(pid int) (float64, error) { return statusMB(pid, "VmRSS:") }
+
+func statusMB(pid int, field string) (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -47,15 +52,15 @@ func peakRSSMB(pid int) (float64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			if err != nil {
-				return 0, fmt.Errorf("/proc/%d/status: VmHWM %q", pid, rest)
+				return 0, fmt.Errorf("/proc/%d/status: %s %q", pid, field, rest)
 			}
 			return kb / 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmHWM", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // loadAvg is the 1-minute load average.

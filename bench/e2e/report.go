@@ -13,6 +13,7 @@ type report struct {
 	started, finished time.Time
 	steps             []stepResult
 	burst             *stepResult
+	outage            *outageResult
 	notes             []string
 }
 
@@ -139,6 +140,9 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d (the plugin's queue dropped %d), peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
 			r.opts.burstBase, r.opts.burstFor, r.opts.burstFactor, r.burst.BurstPeakRate, r.burst.Lost, r.burst.PluginDropped,
 			r.burst.RSSMB["agent"], r.burst.RSSMB["plugin"], r.burst.BufferPeakMB)
+	}
+	if r.outage != nil {
+		r.outage.markdown(&b)
 	}
 	for _, n := range r.notes {
 		fmt.Fprintf(&b, "- %s\n", n)

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+)
+
+// The outage run measures what a sink that is down costs the agent in
+// memory: the agent streams trades at a steady rate into SQLite and into
+// an InfluxDB sink whose server never answers (a closed port on
+// loopback), for o.outageFor. Its entries pile up in that sink's part of
+// the disk buffer; the agent's memory must not grow with them. Then the
+// agent is stopped and started again on the backlog, with the market
+// halted, to see what opening it costs.
+
+// outageSample is one look at the agent during the outage.
+type outageSample struct {
+	At          float64 `json:"at_s"`
+	AgentRSSMB  float64 `json:"agent_rss_mib"`
+	PluginRSSMB float64 `json:"plugin_rss_mib"`
+	BacklogMB   float64 `json:"backlog_mib"` // the down sink's part of the buffer on disk
+	Buffered    int64   `json:"buffered_points"`
+	Dropped     uint64  `json:"dropped_points"`
+}
+
+type outageResult struct {
+	Rate      int            `json:"rate"`
+	Seconds   float64        `json:"seconds"`
+	Generated int64          `json:"generated"`
+	Samples   []outageSample `json:"samples"`
+	// After the outage, the agent stopped and started on the backlog.
+	RestartRSSMB  float64 `json:"restart_agent_rss_mib"`
+	RestartPeakMB float64 `json:"restart_agent_peak_rss_mib"`
+	RestartSec    float64 `json:"restart_ready_s"` // from exec to ready
+	BacklogMB     float64 `json:"restart_backlog_mib"`
+}
+
+func runOutage(ctx context.Context, o options) (*outageResult, error) {
+	res := &outageResult{Rate: o.outageRate}
+	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
+	simOpts := binancesim.Options{
+		Markets:   []binance.Market{binance.Spot},
+		Symbols:   map[binance.Market][]string{binance.Spot: syms},
+		TradeRate: float64(o.outageRate),
+		// Only the newest trades are kept for REST: the run is long.
+		HistoryCap: 100_000,
+		Manual:     true,
+		SendQueue:  max(16384, o.outageRate*10),
+		Seed:       1,
+	}
+	simOpts.TradeRate = calibrate(simOpts)
+	sim := binancesim.New(simOpts)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	defer sim.Close()
+	ws, rest := binancesim.URLs(srv.URL, binance.Spot)
+
+	dir := filepath.Join(o.workDir, "outage")
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	closed, err := freePort() // nothing listens there: the sink is down
+	if err != nil {
+		return nil, err
+	}
+	symList, _ := json.Marshal(syms)
+	cfgPath := filepath.Join(dir, "sluice.yaml")
+	cfg := fmt.Sprintf(`data_dir: %s
+plugin_dir: %s
+http: {listen: "127.0.0.1:%d"}
+log: {level: error}
+shutdown_timeout: 2s
+sinks:
+  sqlite: {type: sqlite, path: sluice.db}
+  down: {type: influxdb, url: "http://127.0.0.1:%d", bucket: down/}
+feeds:
+  binance:
+    plugin: binance
+    sinks: [sqlite, down]
+    config:
+      market: spot
+      ws_url: %s
+      rest_url: %s
+      streams: [trade]
+      symbols: %s
+`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), port, closed, ws, rest, symList)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	statusURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/status", port)
+	backlogDir := filepath.Join(dir, "data", "buffer", "sinks", "down")
+
+	start := func() (*exec.Cmd, chan struct{}, error) {
+		logf, err := os.OpenFile(filepath.Join(dir, "log.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd := exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
+		cmd.Env = append(childEnv(), o.agentEnv...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); logf.Close(); close(done) }()
+		return cmd, done, nil
+	}
+	stop := func(cmd *exec.Cmd, done chan struct{}) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+
+	cmd, done, err := start()
+	if err != nil {
+		return nil, err
+	}
+	if err := waitUntil(ctx, 30*time.Second, func() bool {
+		n := 0
+		for _, c := range sim.Conns() {
+			n += len(c.Streams)
+		}
+		return n >= len(syms) && agentStatus(statusURL) != nil
+	}); err != nil {
+		stop(cmd, done)
+		return nil, fmt.Errorf("outage: the feed did not subscribe: %w", err)
+	}
+
+	began := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	last, nextSample := began, began
+	for {
+		select {
+		case <-ctx.Done():
+			stop(cmd, done)
+			return nil, ctx.Err()
+		case now := <-tick.C:
+			sim.Advance(now.Sub(last))
+			last = now
+			if now.Before(nextSample) {
+				continue
+			}
+			nextSample = now.Add(o.outageEvery)
+			s := outageSample{At: now.Sub(began).Seconds(), BacklogMB: float64(dirSize(backlogDir)) / (1 << 20)}
+			s.AgentRSSMB, _ = currentRSSMB(cmd.Process.Pid)
+			if st := agentStatus(statusURL); st != nil {
+				s.PluginRSSMB, _ = currentRSSMB(st.pluginPid)
+				s.Buffered, s.Dropped = st.downBuffered, st.downDropped
+			}
+			res.Samples = append(res.Samples, s)
+			log.Printf("outage %4.0fs: agent %.0f MiB, plugin %.0f MiB, backlog %.0f MiB (%d points, %d dropped)",
+				s.At, s.AgentRSSMB, s.PluginRSSMB, s.BacklogMB, s.Buffered, s.Dropped)
+		}
+		if time.Since(began) >= o.outageFor {
+			break
+		}
+	}
+	res.Seconds = time.Since(began).Seconds()
+	for _, s := range syms {
+		res.Generated += sim.TradeCount(binance.Spot, s)
+	}
+	stop(cmd, done)
+
+	// Start again on the backlog; the market is halted.
+	res.BacklogMB = float64(dirSize(backlogDir)) / (1 << 20)
+	t0 := time.Now()
+	cmd, done, err = start()
+	if err != nil {
+		return nil, err
+	}
+	defer stop(cmd, done)
+	if err := waitUntil(ctx, 5*time.Minute, func() bool { return agentStatus(statusURL) != nil }); err != nil {
+		return nil, fmt.Errorf("outage: the agent did not start again on its backlog: %w", err)
+	}
+	res.RestartSec = time.Since(t0).Seconds()
+	time.Sleep(5 * time.Second)
+	res.RestartRSSMB, _ = currentRSSMB(cmd.Process.Pid)
+	res.RestartPeakMB, _ = peakRSSMB(cmd.Process.Pid)
+	return res, nil
+}
+
+type outageStatus struct {
+	pluginPid    int
+	downBuffered int64
+	downDropped  uint64
+}
+
+// agentStatus reads what the outage run samples from the agent's status;
+// nil until the agent serves it.
+func agentStatus(url string) *outageStatus {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Feeds []struct {
+			Pid int `json:"pid"`
+		} `json:"feeds"`
+		Sinks []struct {
+			Name     string            `json:"name"`
+			Buffered int64             `json:"buffered_points"`
+			Dropped  map[string]uint64 `json:"dropped"`
+		} `json:"sinks"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	out := &outageStatus{}
+	if len(st.Feeds) > 0 {
+		out.pluginPid = st.Feeds[0].Pid
+	}
+	for _, s := range st.Sinks {
+		if s.Name == "down" {
+			out.downBuffered = s.Buffered
+			for _, n := range s.Dropped {
+				out.downDropped += n
+			}
+		}
+	}
+	return out
+}
+
+func (r *outageResult) markdown(b *strings.Builder) {
+	fmt.Fprintf(b, "Outage: %d trades/s for %.0fs into SQLite and into an InfluxDB sink that is down all along (%d trades generated); its backlog is in the disk buffer. The agent's memory as the backlog grows:\n\n",
+		r.Rate, r.Seconds, r.Generated)
+	b.WriteString("| at s | agent RSS MiB | plugin RSS MiB | backlog on disk MiB | points waiting | dropped |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Samples {
+		fmt.Fprintf(b, "| %.0f | %.0f | %.0f | %.0f | %d | %d |\n", s.At, s.AgentRSSMB, s.PluginRSSMB, s.BacklogMB, s.Buffered, s.Dropped)
+	}
+	fmt.Fprintf(b, "\nStarted again on the %.0f MiB backlog (market halted): ready in %.1fs; agent RSS %.0f MiB 5s later, peak %.0f MiB.\n\n",
+		r.BacklogMB, r.RestartSec, r.RestartRSSMB, r.RestartPeakMB)
+}
