@@ -7,10 +7,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/atomicfile"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/config"
@@ -200,31 +201,11 @@ func (r *keyRegistry) saveLocked() {
 	}
 	raw, err := json.MarshalIndent(r.claims, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(r.path, raw)
+		err = atomicfile.Write(r.path, raw)
 	}
 	if err != nil {
 		r.log.Warn("cannot save the uniqueness key holders", "file", r.path, "error", err)
 	}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // sameKey reports whether two uniqueness keys name the same set: the

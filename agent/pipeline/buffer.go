@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/atomicfile"
+
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
@@ -604,7 +606,7 @@ func (b *Buffer) savePositions() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(b.positionsPath(), raw); err != nil {
+	if err := atomicfile.Write(b.positionsPath(), raw); err != nil {
 		return fmt.Errorf("save positions: %w", err)
 	}
 	return nil
@@ -623,7 +625,7 @@ func (b *Buffer) Declare(feed string, ms []sluice.Measurement) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(b.measurementsPath(), raw)
+	return atomicfile.Write(b.measurementsPath(), raw)
 }
 
 // Measurements returns every measurement any feed has declared.

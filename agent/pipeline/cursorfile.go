@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+
+	"github.com/sluicehq/sluice/internal/atomicfile"
 )
 
 // A sink's cursor file holds two slots, written in turn, each
@@ -49,7 +51,7 @@ func openCursorFile(path string, fsync bool) (cf *cursorFile, next uint64, found
 	}
 	cf = &cursorFile{f: f, fsync: fsync}
 	if !existed {
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 			f.Close()
 			return nil, 0, false, err
 		}
@@ -102,48 +104,3 @@ func (cf *cursorFile) save(next uint64) error {
 }
 
 func (cf *cursorFile) close() error { return cf.f.Close() }
-
-// writeFileAtomic replaces path with data: a temporary file of its own
-// (so that concurrent writers never rename each other's half-written
-// copy), fsynced, renamed over path, and the directory fsynced, so that
-// after a crash or a power loss path holds the old or the new content,
-// whole.
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir fsyncs a directory so that files created, renamed or removed in
-// it stay so after a power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}

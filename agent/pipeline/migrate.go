@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/internal/atomicfile"
+
 	"github.com/sluicehq/sluice/agent/wal"
 )
 
@@ -164,13 +166,13 @@ func (b *Buffer) migrate(sinks []SinkLimit, rep *RecoveryReport) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(b.positionsPath(), raw); err != nil {
+	if err := atomicfile.Write(b.positionsPath(), raw); err != nil {
 		return err
 	}
 	if err := os.Rename(staging, b.sinksDir()); err != nil {
 		return err
 	}
-	if err := syncDir(b.dir); err != nil {
+	if err := atomicfile.SyncDir(b.dir); err != nil {
 		return err
 	}
 	rep.MigratedFrom = old
@@ -187,5 +189,5 @@ func (b *Buffer) removeLegacy() error {
 			return fmt.Errorf("remove the migrated %s: %w", d, err)
 		}
 	}
-	return syncDir(b.dir)
+	return atomicfile.SyncDir(b.dir)
 }
