@@ -381,6 +381,12 @@ func (sc *SinkCursor) commit(marks []entryMark) error {
 		}
 	}
 	sl.next = max(sl.next, sl.read)
+	if sl.dropReader != nil && sl.dropReader.NextIndex() < sl.next {
+		// Its segment may be about to go: an open file would keep the
+		// disk space.
+		sl.dropReader.Close()
+		sl.dropReader = nil
+	}
 	var kept *keptApart
 	if sl.kept != nil && sl.next >= sl.kept.upto {
 		kept, sl.kept = sl.kept, nil
