@@ -181,6 +181,9 @@ func (s *Source) run(ctx context.Context, out emitter) error {
 			return err
 		}
 		wait := bo.Next()
+		// The counters as the connection ends: the periodic line may be
+		// a minute away.
+		s.log.Info("jsonws stats", s.stats.attrs()...)
 		s.log.Warn("connection ended; reconnecting", "feed", s.feed, "error", err,
 			"retry_in", wait.Round(time.Millisecond), "attempt", bo.Attempts())
 		if err := s.sleep(ctx, wait); err != nil {
