@@ -3,6 +3,7 @@
 // exchange into SQLite and InfluxDB while the suite kills processes,
 // stops sinks, tears the disk buffer and breaks WebSocket connections,
 // then compares every trade id in every sink with what the exchange
-// generated. The package holds only tests; see faults_test.go for the
-// scenarios and how to run the full version.
+// generated. One scenario runs the jsonws plugin against a hostile
+// server instead (jsonws_hostile_test.go). The package holds only tests;
+// see faults_test.go for the scenarios and how to run the full version.
 package faults

@@ -15,20 +15,24 @@ import (
 
 // Defaults for keys left out of the config. README.md documents each key.
 const (
-	DefaultHandshakeTimeout     = 10 * time.Second
-	DefaultMaxMessageBytes      = 1 << 20
-	DefaultMaxDecompressedBytes = 16 << 20
-	DefaultPingInterval         = 30 * time.Second
-	DefaultPongTimeout          = 10 * time.Second
-	DefaultExpectTimeout        = 10 * time.Second
-	DefaultReconnectInitial     = time.Second
-	DefaultReconnectMax         = time.Minute
-	DefaultReconnectBudget      = 30
-	DefaultReconnectWindow      = 10 * time.Minute
-	DefaultQueueWait            = time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxMessageBytes  = 1 << 20
+	DefaultMaxJSONDepth     = 128
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultExpectTimeout    = 10 * time.Second
+	DefaultReconnectInitial = time.Second
+	DefaultReconnectMax     = time.Minute
+	DefaultReconnectBudget  = 30
+	DefaultReconnectWindow  = 10 * time.Minute
+	DefaultQueueWait        = time.Second
 	// maxQueueWait keeps a wait well inside the default ping.timeout:
 	// the connection's reader waits with it.
 	maxQueueWait = 5 * time.Second
+	// maxJSONDepthLimit bounds max_json_depth: gjson's validator
+	// recurses once per level, about 128 bytes of stack each, so this
+	// many levels take about 1.3 MiB, far from Go's 1 GB stack limit.
+	maxJSONDepthLimit = 10000
 )
 
 // Config is the feed's `config:` block.
@@ -42,6 +46,7 @@ type Config struct {
 	MaxMessageBytes      int64             `json:"max_message_bytes"`
 	Decompress           string            `json:"decompress"`
 	MaxDecompressedBytes int64             `json:"max_decompressed_bytes"`
+	MaxJSONDepth         int               `json:"max_json_depth"`
 	OnOpen               []OnOpen          `json:"on_open"`
 	Ping                 PingConfig        `json:"ping"`
 	Heartbeat            *Heartbeat        `json:"heartbeat"`
@@ -132,6 +137,7 @@ type settings struct {
 	maxMessage       int64
 	decompress       string
 	maxDecompressed  int64
+	maxDepth         int // arrays and objects nested deeper: the frame is dropped
 	onOpen           []openStep
 	pingInterval     time.Duration // 0: no WebSocket pings
 	pongTimeout      time.Duration
@@ -265,9 +271,19 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 	}
 	switch {
 	case c.MaxDecompressedBytes == 0:
-		s.maxDecompressed = DefaultMaxDecompressedBytes
+		// A compressed message may be no larger than a plain one, so
+		// that a compression bomb costs no more than a big frame.
+		s.maxDecompressed = s.maxMessage
 	case c.MaxDecompressedBytes < 0:
 		fail("max_decompressed_bytes", "must be positive")
+	}
+	switch {
+	case c.MaxJSONDepth == 0:
+		s.maxDepth = DefaultMaxJSONDepth
+	case c.MaxJSONDepth < 1 || c.MaxJSONDepth > maxJSONDepthLimit:
+		fail("max_json_depth", "must be between 1 and %d, got %d", maxJSONDepthLimit, c.MaxJSONDepth)
+	default:
+		s.maxDepth = c.MaxJSONDepth
 	}
 
 	for i, o := range c.OnOpen {
@@ -379,6 +395,7 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 	}
 	m, ruleErrs := NewMapper(c.Rules)
 	errs = append(errs, ruleErrs...)
+	m.maxDepth = s.maxDepth
 	s.mapper = m
 	return s, errs
 }

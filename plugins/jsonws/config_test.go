@@ -42,6 +42,8 @@ func TestConfigureRejects(t *testing.T) {
 		{"proxy", "url: ws://x\nproxy: ftp://p\n" + minimalRules, `proxy: must be "environment" or a http://, https:// or socks5:// URL`},
 		{"sizes", "url: ws://x\nmax_message_bytes: -1\nmax_decompressed_bytes: -1\ndecompress: brotli\n" + minimalRules,
 			`max_message_bytes: must be positive; decompress: must be none, gzip, deflate or auto, not "brotli"; max_decompressed_bytes: must be positive`},
+		{"depth zero is the default, negative is not", "url: ws://x\nmax_json_depth: -1\n" + minimalRules, "max_json_depth: must be between 1 and 10000, got -1"},
+		{"depth past what the stack allows", "url: ws://x\nmax_json_depth: 10001\n" + minimalRules, "max_json_depth: must be between 1 and 10000, got 10001"},
 		{"on_open", "url: ws://x\non_open: [{}, {send: hi, expect: {path: a, timeout: -1s}}, {send: {a: 1}, expect: {path: a, equals: 1, fail: [{path: ''}]}}]\n" + minimalRules,
 			"on_open[0].send: is required: a string sent as text, or a JSON value; on_open[1].expect: set exactly one of equals, exists and regex; on_open[1].expect.timeout: must be positive; on_open[2].expect.fail[0]: path is required"},
 		{"ping", "url: ws://x\nping: {interval: -1s, timeout: -1s}\n" + minimalRules, "ping.interval: must not be negative (0s turns pings off); ping.timeout: must be positive"},
@@ -172,5 +174,31 @@ feeds:
 	bare, err := FeedConfig([]byte("url: ws://x\nrules: []\n"), "")
 	if err != nil || string(bare) != `{"rules":[],"url":"ws://x"}` {
 		t.Errorf("bare config: %s, %v", bare, err)
+	}
+}
+
+// The size and depth caps: defaults, and what each key changes. A
+// compressed message may inflate to max_message_bytes unless
+// max_decompressed_bytes says otherwise.
+func TestFrameCaps(t *testing.T) {
+	for _, tc := range []struct {
+		doc                string
+		message, inflated  int64
+		depth, mapperDepth int
+	}{
+		{"", DefaultMaxMessageBytes, DefaultMaxMessageBytes, DefaultMaxJSONDepth, DefaultMaxJSONDepth},
+		{"max_message_bytes: 4096\n", 4096, 4096, DefaultMaxJSONDepth, DefaultMaxJSONDepth},
+		{"max_message_bytes: 4096\nmax_decompressed_bytes: 65536\n", 4096, 65536, DefaultMaxJSONDepth, DefaultMaxJSONDepth},
+		{"max_decompressed_bytes: 1000\nmax_json_depth: 7\n", DefaultMaxMessageBytes, 1000, 7, 7},
+	} {
+		src, err := configure(t, "url: ws://x\n"+tc.doc+minimalRules, false)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.doc, err)
+		}
+		s := src.set
+		if s.maxMessage != tc.message || s.maxDecompressed != tc.inflated || s.maxDepth != tc.depth || s.mapper.maxDepth != tc.mapperDepth {
+			t.Errorf("%q: message %d, inflated %d, depth %d, mapper depth %d; want %d, %d, %d, %d", tc.doc,
+				s.maxMessage, s.maxDecompressed, s.maxDepth, s.mapper.maxDepth, tc.message, tc.inflated, tc.depth, tc.mapperDepth)
+		}
 	}
 }

@@ -212,13 +212,14 @@ func (ss *session) read() {
 			return
 		}
 		if typ == websocket.BinaryMessage {
+			wire := len(data)
 			data, err = decompress(data, ss.set.decompress, ss.set.maxDecompressed)
 			switch {
 			case errors.Is(err, errTooLarge):
 				st.DecompressRefused.Add(1)
 				if ss.src.sampler.Allow("decompress_refused") {
 					ss.src.log.Warn("binary frame inflates past max_decompressed_bytes; dropped", "feed", ss.src.feed,
-						"max_decompressed_bytes", ss.set.maxDecompressed)
+						"max_decompressed_bytes", ss.set.maxDecompressed, "bytes", wire)
 				}
 				continue
 			case err != nil:
@@ -228,6 +229,15 @@ func (ss *session) read() {
 				}
 				continue
 			}
+		}
+		// Before anything parses it: gjson recurses once per level.
+		if tooDeep(data, ss.set.maxDepth) {
+			st.TooDeep.Add(1)
+			if ss.src.sampler.Allow("too_deep") {
+				ss.src.log.Warn("frame nests deeper than max_json_depth; dropped", "feed", ss.src.feed,
+					"max_json_depth", ss.set.maxDepth, "bytes", len(data), "sample", clip(data))
+			}
+			continue
 		}
 		select {
 		case ss.frames <- frame{text: typ == websocket.TextMessage, data: data, received: ss.src.now()}:
@@ -355,7 +365,7 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 		case <-staleC:
 			return fmt.Errorf("%w: no data for %s", errStale, set.staleAfter)
 		case <-stats.C:
-			if n := ss.src.stats.Messages.Load(); n != lastLogged {
+			if n := ss.src.stats.frames(); n != lastLogged {
 				lastLogged = n
 				ss.src.log.Info("jsonws stats", ss.src.stats.attrs()...)
 			}

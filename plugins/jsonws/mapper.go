@@ -90,8 +90,11 @@ type MapError struct {
 	Msg  string
 }
 
-// ErrNotJSON is MapError.Msg for a message that is not valid JSON.
-const ErrNotJSON = "message is not valid JSON"
+// MapError.Msg of a message that was not mapped at all.
+const (
+	ErrNotJSON = "message is not valid JSON"
+	ErrTooDeep = "message nests arrays and objects deeper than max_json_depth"
+)
 
 func (e MapError) Error() string {
 	var b strings.Builder
@@ -110,6 +113,7 @@ func (e MapError) Error() string {
 type Mapper struct {
 	rules        []*rule
 	measurements []sluice.Measurement
+	maxDepth     int // deeper messages are refused before gjson sees them
 }
 
 type rule struct {
@@ -149,7 +153,7 @@ type timeRef struct {
 // NewMapper compiles rules, reporting every problem with its config key.
 func NewMapper(rules []Rule) (*Mapper, sdk.ConfigErrors) {
 	var errs sdk.ConfigErrors
-	m := &Mapper{}
+	m := &Mapper{maxDepth: DefaultMaxJSONDepth}
 	unique := map[string][]string{}
 	var order []string
 	names := map[string]bool{}
@@ -411,8 +415,12 @@ func decodeStrict(raw []byte, v any) error {
 // the points to dst. Rules are tried in order; the first that matches
 // maps the message, and unless it has `continue`, the search stops there.
 // matched reports whether any rule matched. Map never panics on any input:
-// a message it cannot map yields MapErrors.
+// a message it cannot map yields MapErrors, and one nesting deeper than
+// max_json_depth (default DefaultMaxJSONDepth) is refused whole.
 func (m *Mapper) Map(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched bool) {
+	if tooDeep(msg, m.maxDepth) {
+		return dst, []MapError{{Msg: ErrTooDeep}}, false
+	}
 	if !gjson.ValidBytes(msg) {
 		return dst, []MapError{{Msg: ErrNotJSON}}, false
 	}

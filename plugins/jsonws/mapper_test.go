@@ -463,3 +463,29 @@ func TestMapErrorNamesRuleAndPath(t *testing.T) {
 		t.Fatalf("matched %v, errors %+v", matched, errs)
 	}
 }
+
+// A message nesting deeper than the limit is refused before gjson parses
+// it: 4 MiB of `[` would otherwise overflow the stack and kill the process.
+// One within the limit maps as usual.
+func TestMapRefusesDeepNesting(t *testing.T) {
+	m := mustMapper(t, `[{name: any, measurement: m, fields: {x: {path: "0", type: string}}}]`)
+	for _, tc := range []struct {
+		name, msg string
+		want      string // the only error; "" for a point
+	}{
+		{"bomb", strings.Repeat("[", 4<<20), ErrTooDeep},
+		{"bomb in an object", `{"a":` + strings.Repeat(`{"a":`, 1000) + "1" + strings.Repeat("}", 1001), ErrTooDeep},
+		{"one past the default", strings.Repeat("[", DefaultMaxJSONDepth+1) + strings.Repeat("]", DefaultMaxJSONDepth+1), ErrTooDeep},
+		{"at the default", strings.Repeat("[", DefaultMaxJSONDepth) + strings.Repeat("]", DefaultMaxJSONDepth), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			points, errs, matched := m.Map([]byte(tc.msg), received, nil)
+			switch {
+			case tc.want != "" && (len(errs) != 1 || errs[0].Msg != tc.want || errs[0].Rule != "" || matched || len(points) != 0):
+				t.Errorf("matched %v, %d points, errors %v; want only %q", matched, len(points), errs, tc.want)
+			case tc.want == "" && (len(errs) != 0 || len(points) != 1):
+				t.Errorf("%d points, errors %v; want one point", len(points), errs)
+			}
+		})
+	}
+}

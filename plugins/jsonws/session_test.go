@@ -469,6 +469,74 @@ rules:
 	}
 }
 
+// Hostile frames between valid ones: depth bombs as text, gzip and
+// permessage-deflate, and bombs inflating past the cap. Each is counted
+// and dropped; the connection stays, and every valid message maps, in
+// order. Without the depth limit the 16 MiB gzip bomb (within the old
+// 16 MiB inflate default) overflows the stack and kills the process.
+func TestHostileFramesDroppedConnectionKept(t *testing.T) {
+	bomb := func(n int) []byte { return bytes.Repeat([]byte("["), n) }
+	trade := func(i int) []byte { return []byte(fmt.Sprintf(`{"type":"trade","s":"T%d","p":1}`, i)) }
+	// Valid JSON, and a trade as far as the rules go, but 201 deep.
+	deepTrade := []byte(`{"type":"trade","s":"DEEP","p":1,"x":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + "}")
+	gzBig := compress(t, "gzip", bomb(16<<20))
+	gzSmall := compress(t, "gzip", bomb(256<<10))
+	type send struct {
+		typ  int
+		pmd  bool // permessage-deflate on the wire
+		data []byte
+	}
+	hostile := []send{
+		{websocket.TextMessage, false, bomb(256 << 10)}, // too_deep
+		{websocket.BinaryMessage, false, gzBig},         // decompress_refused
+		{websocket.BinaryMessage, false, gzSmall},       // too_deep
+		{websocket.TextMessage, true, bomb(256 << 10)},  // too_deep
+		{websocket.TextMessage, true, bomb(16 << 20)},   // oversize
+		{websocket.TextMessage, false, deepTrade},       // too_deep
+	}
+	var ext string
+	srv := newWSServer(t, func(n int, c *websocket.Conn, r *http.Request) {
+		ext = r.Header.Get("Sec-WebSocket-Extensions")
+		for i, h := range hostile {
+			c.EnableWriteCompression(false)
+			c.WriteMessage(websocket.TextMessage, trade(i))
+			c.EnableWriteCompression(h.pmd)
+			c.WriteMessage(h.typ, h.data)
+		}
+		c.EnableWriteCompression(false)
+		c.WriteMessage(websocket.TextMessage, trade(len(hostile)))
+		drain(c)
+	})
+	srv.upgrader.EnableCompression = true
+	r := start(t, "url: "+srv.wsURL("/")+"\ncompression: true\n"+tradeRules)
+	for i := range len(hostile) + 1 {
+		if s, _ := r.rec.data(t, "trades").Tag("symbol"); s != fmt.Sprintf("T%d", i) {
+			t.Fatalf("point %d is from %s; every hostile frame must be dropped and no valid one lost", i, s)
+		}
+	}
+	st := &r.src.stats
+	if got, want := fmt.Sprint(st.TooDeep.Load(), st.DecompressRefused.Load(), st.Oversize.Load(), st.Messages.Load()), "4 1 1 7"; got != want {
+		t.Errorf("too_deep, decompress_refused, oversize, messages = %s, want %s", got, want)
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Errorf("%d connections; a hostile frame must not cost the connection", n)
+	}
+	if !strings.Contains(ext, "permessage-deflate") {
+		t.Errorf("the client did not offer permessage-deflate: %q", ext)
+	}
+	// Logged once per kind per sampling interval, with a short sample.
+	logs := r.logs.String()
+	if n := strings.Count(logs, "frame nests deeper than max_json_depth"); n != 1 {
+		t.Errorf("%d too-deep warnings for 4 frames in one interval, want 1:\n%.2000s", n, logs)
+	}
+	if len(logs) > 16<<10 {
+		t.Errorf("%d bytes of log for a few frames: a frame reached the log whole", len(logs))
+	}
+	if len(gzBig) > DefaultMaxMessageBytes {
+		t.Fatalf("the gzip bomb is %d bytes compressed; it must pass max_message_bytes to test the inflate cap", len(gzBig))
+	}
+}
+
 func TestPermessageDeflate(t *testing.T) {
 	var ext string
 	srv := newWSServer(t, func(n int, c *websocket.Conn, r *http.Request) {

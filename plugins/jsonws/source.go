@@ -52,6 +52,7 @@ type Stats struct {
 	Oversize          atomic.Uint64 // frames over max_message_bytes, dropped
 	DecompressRefused atomic.Uint64 // binary frames inflating past max_decompressed_bytes
 	DecompressErrors  atomic.Uint64 // binary frames that did not decompress
+	TooDeep           atomic.Uint64 // frames nesting deeper than max_json_depth, dropped
 	Answered          atomic.Uint64 // server pings answered
 	Connects          atomic.Uint64 // connections opened (on_open done)
 }
@@ -62,8 +63,14 @@ func (s *Stats) attrs() []any {
 		"not_json", s.NotJSON.Load(), "map_errors", s.MapErrors.Load(), "points", s.Points.Load(),
 		"dropped", s.Dropped.Load(), "oversize", s.Oversize.Load(),
 		"decompress_refused", s.DecompressRefused.Load(), "decompress_errors", s.DecompressErrors.Load(),
-		"answered", s.Answered.Load(), "connects", s.Connects.Load(),
+		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "connects", s.Connects.Load(),
 	}
+}
+
+// frames counts every frame read, dropped ones included: a feed that
+// only sends frames it drops still gets its counters logged.
+func (s *Stats) frames() uint64 {
+	return s.Messages.Load() + s.Oversize.Load() + s.DecompressRefused.Load() + s.DecompressErrors.Load() + s.TooDeep.Load()
 }
 
 // emitter is where points go: *sdk.Emitter in the plugin, a recorder in
@@ -174,6 +181,9 @@ func (s *Source) run(ctx context.Context, out emitter) error {
 			return err
 		}
 		wait := bo.Next()
+		// The counters as the connection ends: the periodic line may be
+		// a minute away.
+		s.log.Info("jsonws stats", s.stats.attrs()...)
 		s.log.Warn("connection ended; reconnecting", "feed", s.feed, "error", err,
 			"retry_in", wait.Round(time.Millisecond), "attempt", bo.Attempts())
 		if err := s.sleep(ctx, wait); err != nil {

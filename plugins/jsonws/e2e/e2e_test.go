@@ -110,7 +110,13 @@ type wsServer struct {
 }
 
 func newWSServer(t *testing.T, handle func(c *websocket.Conn)) *wsServer {
-	s := &wsServer{handle: handle}
+	return newWSServerWith(t, websocket.Upgrader{}, handle)
+}
+
+// newWSServerWith is newWSServer with the upgrader's settings given, e.g.
+// permessage-deflate.
+func newWSServerWith(t *testing.T, up websocket.Upgrader, handle func(c *websocket.Conn)) *wsServer {
+	s := &wsServer{handle: handle, up: up}
 	s.Server = httptest.NewServer(s)
 	t.Cleanup(func() {
 		s.mu.Lock()
