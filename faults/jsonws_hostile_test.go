@@ -200,7 +200,7 @@ func TestJSONWSHostileFrames(t *testing.T) {
 	if testing.Short() {
 		t.Skip("faults: an integration suite; -short skips it")
 	}
-	const name = "8 jsonws hostile frames"
+	const name = "13 jsonws hostile frames"
 	rng := rand.New(rand.NewPCG(seed(t), 0x5eed))
 	srv := startHostileServer(t, rng, pick(500, 2000))
 	a := newAgentRig(t, fmt.Sprintf(`pipeline: {batch_size: 500, flush_interval: %s, retry_initial: 50ms, retry_max: 500ms}
