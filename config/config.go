@@ -97,6 +97,10 @@ type Limits struct {
 	MaxKeyLength   int           `koanf:"max_key_length"`
 	MaxValueLength int           `koanf:"max_value_length"`
 	MaxFuture      time.Duration `koanf:"max_future"` // event time later than now+MaxFuture is rejected
+	// MaxPluginMessageBytes caps one gRPC message from a plugin (a batch):
+	// a larger one fails that plugin's stream, and the feed restarts with
+	// backoff, rather than the agent buffering whatever a plugin sends.
+	MaxPluginMessageBytes int `koanf:"max_plugin_message_bytes"`
 }
 
 // Restart is the plugin restart policy: capped exponential backoff with
