@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,7 +72,7 @@ func (c *Config) SecretValues() []string {
 	for _, name := range sortedKeys(c.Sinks) {
 		if ix := c.Sinks[name].InfluxDB; ix != nil {
 			add(ix.Token)
-			add(urlSecrets(ix.URL)...)
+			add(redact.URLSecrets(ix.URL)...)
 		}
 	}
 	for _, name := range sortedKeys(c.Feeds) {
@@ -91,7 +90,7 @@ func freeSecrets(v any, underSecret bool, add func(...string)) {
 			add(x)
 		}
 		if strings.Contains(x, "://") {
-			add(urlSecrets(x)...)
+			add(redact.URLSecrets(x)...)
 		}
 	case map[string]any:
 		for k, e := range x {
@@ -102,27 +101,4 @@ func freeSecrets(v any, underSecret bool, add func(...string)) {
 			freeSecrets(e, underSecret, add)
 		}
 	}
-}
-
-// urlSecrets returns what redact.URL masks in raw: the user-info password
-// (or a lone user name) and the values of secret query parameters.
-func urlSecrets(raw string) []string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	if u.User != nil {
-		if p, ok := u.User.Password(); ok {
-			out = append(out, p)
-		} else {
-			out = append(out, u.User.Username())
-		}
-	}
-	for k, vs := range u.Query() {
-		if redact.SecretKey(k) {
-			out = append(out, vs...)
-		}
-	}
-	return out
 }

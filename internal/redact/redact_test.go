@@ -65,6 +65,12 @@ func TestText(t *testing.T) {
 	if got := Text("see http://h/x?key=" + canary + "."); got != "see http://h/x?key=REDACTED." {
 		t.Errorf("trailing period: %q", got)
 	}
+	// A URL with nothing to mask stays exactly as written.
+	for _, keep := range []string{"is required (ws:// or wss://)", "dial http://h:80/a%2Fb?x=1 failed"} {
+		if got := Text(keep); got != keep {
+			t.Errorf("Text(%q) = %q", keep, got)
+		}
+	}
 	if got := Text("no url here"); got != "no url here" {
 		t.Errorf("plain text changed: %q", got)
 	}

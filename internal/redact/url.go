@@ -22,7 +22,7 @@ var secretExact = map[string]bool{
 // refresh_token, X-Amz-Signature, x-api-key, private_key, ...
 var secretWords = []string{
 	"token", "secret", "password", "passwd", "apikey", "signature",
-	"credential", "privatekey", "accesskey", "sessionkey", "auth",
+	"credential", "privatekey", "accesskey", "sessionkey", "auth", "cookie",
 }
 
 // normalize lower-cases a name and drops the separators people put
@@ -74,23 +74,60 @@ func URL(raw string) string {
 		}
 		return Mark
 	}
+	changed := false
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), Mark)
-		} else if u.User.Username() != "" {
+		} else {
 			u.User = url.User(Mark)
 		}
+		changed = true
 	}
-	u.RawQuery = params(u.RawQuery)
+	if q := params(u.RawQuery); q != u.RawQuery {
+		u.RawQuery, changed = q, true
+	}
 	if u.Fragment != "" {
 		if f := params(u.EscapedFragment()); f != u.EscapedFragment() {
 			u.Fragment, u.RawFragment = f, f
 			if uf, err := url.PathUnescape(f); err == nil {
 				u.Fragment = uf
 			}
+			changed = true
 		}
 	}
+	if !changed {
+		// As written: re-encoding could change text that holds no secret.
+		return raw
+	}
 	return u.String()
+}
+
+// URLSecrets returns what URL masks in raw: the user-info password (or a
+// lone user name) and the values of secret query parameters, for a
+// Scrubber to mask wherever else they turn up.
+func URLSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if u.User != nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		} else if n := u.User.Username(); n != "" {
+			out = append(out, n)
+		}
+	}
+	for k, vs := range u.Query() {
+		if SecretKey(k) {
+			for _, v := range vs {
+				if v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // params masks the values of secret parameters in a query string, keeping
