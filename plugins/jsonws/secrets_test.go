@@ -42,7 +42,7 @@ func (r *recorder) drainEvents() []string {
 		select {
 		case p := <-r.ch:
 			if v, ok := p.Field("message"); ok {
-				msgs = append(msgs, v.String())
+				msgs = append(msgs, v.Str())
 			}
 		default:
 			return msgs
