@@ -19,7 +19,11 @@ type TrustError struct {
 }
 
 func (e *TrustError) Error() string {
-	return fmt.Sprintf("%s %s %s; refusing to run plugins from it until fixed: %s", e.What, e.Path, e.Problem, e.Fix)
+	refusal := "refusing to run it"
+	if e.What == "plugin directory" {
+		refusal = "refusing to run plugins from it"
+	}
+	return fmt.Sprintf("%s %s %s; %s until fixed: %s", e.What, e.Path, e.Problem, refusal, e.Fix)
 }
 
 // checkTrust refuses a file or directory that is not owned by root or by
