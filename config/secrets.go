@@ -81,12 +81,15 @@ func (c *Config) SecretValues() []string {
 	return out
 }
 
-// freeSecrets passes to add the string values under secret-looking keys
-// and the secrets of URLs anywhere in a plugin config.
+// freeSecrets passes to add the string values of secret-looking keys (or
+// lists under them) and the secrets of URLs anywhere in a plugin config.
+// A value under a secret-looking name is taken only from 8 characters on:
+// "auth: basic" names a scheme, not a secret, and masking every "basic"
+// would garble the log for nothing.
 func freeSecrets(v any, underSecret bool, add func(...string)) {
 	switch x := v.(type) {
 	case string:
-		if underSecret {
+		if underSecret && len(x) >= minGuessedSecret {
 			add(x)
 		}
 		if strings.Contains(x, "://") {
@@ -94,7 +97,7 @@ func freeSecrets(v any, underSecret bool, add func(...string)) {
 		}
 	case map[string]any:
 		for k, e := range x {
-			freeSecrets(e, underSecret || redact.SecretKey(k), add)
+			freeSecrets(e, redact.SecretKey(k), add)
 		}
 	case []any:
 		for _, e := range x {
@@ -102,3 +105,7 @@ func freeSecrets(v any, underSecret bool, add func(...string)) {
 		}
 	}
 }
+
+// minGuessedSecret is the shortest value taken as a secret for its key's
+// name alone.
+const minGuessedSecret = 8

@@ -146,6 +146,8 @@ feeds:
       url: "wss://h/?apikey=literal-apikey&symbol=BTCUSDT&sig=${env:SIG}"
       headers: {X-API-Key: header-key}
       login: {password: nested-password, user: someone}
+      auth_mode: basic
+      api_keys: [list-key-one, short]
 `)
 	cfg, err := config.LoadWithEnv(main, []string{"SLUICE_SINKS__B__TOKEN=env-token"})
 	if err != nil {
@@ -153,7 +155,9 @@ feeds:
 	}
 	got := cfg.SecretValues()
 	slices.Sort(got)
-	want := []string{"env-token", "from-file-token", "header-key", "literal-apikey", "nested-password", "query-password", "url-password"}
+	// Not "someone" (a user name), "basic" or "short" (too short to be
+	// taken as secret for its key's name alone).
+	want := []string{"env-token", "from-file-token", "header-key", "list-key-one", "literal-apikey", "nested-password", "query-password", "url-password"}
 	if !slices.Equal(got, want) {
 		t.Errorf("SecretValues = %v\nwant %v", got, want)
 	}

@@ -229,9 +229,10 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 			fail(key, "%v", err)
 			continue
 		}
-		if redact.SecretKey(name) {
-			// An inline credential: Authorization, X-API-Key, Cookie.
-			scrub.Add(strings.TrimSpace(strings.TrimPrefix(t.placeholder(), "Bearer ")))
+		if v := strings.TrimSpace(strings.TrimPrefix(v, "Bearer ")); redact.SecretKey(name) && len(v) >= 8 && !strings.Contains(v, "${") {
+			// An inline credential: Authorization, X-API-Key, Cookie
+			// (references are learnt when they are rendered).
+			scrub.Add(v)
 		}
 		s.headers[name] = t
 	}
