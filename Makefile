@@ -27,6 +27,8 @@ build:
 		echo "$(GO) build -o bin/plugins/$$(basename $$p) ./$$p"; \
 		$(GO) build -ldflags '$(LDFLAGS)' -o bin/plugins/$$(basename $$p) ./$$p || exit 1; \
 	done
+	@# The agent refuses plugins others may write (a umask of 002 would make them so).
+	@chmod go-w bin bin/plugins bin/plugins/*
 
 run: build
 	@mkdir -p var

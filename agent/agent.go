@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 	"github.com/sluicehq/sluice/sinks"
@@ -62,6 +64,10 @@ type Agent struct {
 	registry *prometheus.Registry
 	tap      tapHub
 	ready    chan struct{}
+	// secrets holds every secret value the config has held, masked in
+	// the agent's log and in status (config.Config.SecretValues, and the
+	// variables plugins are given).
+	secrets *redact.Scrubber
 
 	// reloadMu makes reloads one at a time and none once stopping.
 	reloadMu sync.Mutex
@@ -101,11 +107,14 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) *Agent {
 		file := cfg.File
 		opts.Load = func() (*config.Config, error) { return config.Load(file) }
 	}
+	secrets := redact.NewScrubber()
+	secrets.Add(cfg.SecretValues()...)
 	a := &Agent{
-		cfg: cfg, log: log, opts: opts,
-		ready: make(chan struct{}),
-		rates: newRateTracker(rateWindow),
-		lag:   newLagHistogram(),
+		cfg: cfg, log: slog.New(secrets.Handler(log.Handler())), opts: opts,
+		secrets: secrets,
+		ready:   make(chan struct{}),
+		rates:   newRateTracker(rateWindow),
+		lag:     newLagHistogram(),
 	}
 	a.registry = newRegistry(a, a.lag)
 	return a
@@ -199,6 +208,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("open sink %s: %w", name, err)
 		}
 		obs := newObservedSink(s, a.lag.WithLabelValues(name))
+		obs.scrub = a.secrets
 		o := pipeline.NewOutput(name, obs, sc.Pipeline, buf.Cursor(name), log, nil)
 		// The buffer may hold a backlog from before a restart: the sink
 		// must know every uniqueness key before it writes any of it.
@@ -278,6 +288,7 @@ func (a *Agent) startFeed(cfg *config.Config, name string, carry *FeedStatus) *r
 	fc := cfg.Feeds[name]
 	f := &feed{
 		name: name, cfg: fc, plugins: a.pluginSet, pin: cfg.Plugins[fc.Plugin].SHA256,
+		maxMsg: cfg.Limits.MaxPluginMessageBytes, environ: os.Environ, scrub: a.secrets,
 		buffer: a.buf, norm: a.norm, keys: a.keys, tap: &a.tap, restart: cfg.Restart, sleep: backoff.Sleep,
 		warned: logsample.New(sampleEvery, nil),
 		log:    a.log.With("feed", name),

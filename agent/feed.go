@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
@@ -52,6 +54,13 @@ type feed struct {
 	cfg     config.Feed
 	plugins func() map[string]host.Binary // the plugins found at the last (re)load
 	pin     string
+	// maxMsg caps a message from the plugin (limits.max_plugin_message_bytes).
+	maxMsg int
+	// environ is the agent's environment, of which the plugin gets a few
+	// variables (host.PluginEnv): os.Environ unless a test says.
+	environ func() []string
+	// scrub masks known secrets in what status shows (LastError).
+	scrub   *redact.Scrubber
 	outputs []*pipeline.Output // the feed's sinks, for Declare
 	buffer  *pipeline.Buffer
 	norm    *pipeline.Normalizer
@@ -68,6 +77,7 @@ type feed struct {
 	warned *logsample.Sampler // one warning per kind per sampleEvery
 	proc   *host.Process      // the running plugin process, nil between runs
 	caps   []string           // what that plugin said it can do
+	env    []string           // the variables its config referenced when it started
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -116,7 +126,7 @@ func (f *feed) setState(s FeedState, err error) {
 	f.update(func(st *FeedStatus) {
 		st.State = s
 		if err != nil {
-			st.LastError = err.Error()
+			st.LastError = f.scrub.String(err.Error())
 		}
 		if s != FeedRunning {
 			st.Pid = 0
@@ -183,10 +193,23 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if !ok {
 		return errPermanent{fmt.Errorf("plugin %q not found in the plugin directory", f.cfg.Plugin)}
 	}
-	if err := host.Verify(bin, f.pin); err != nil {
+	f.mu.Lock()
+	envNames := f.cfg.EnvNames()
+	f.mu.Unlock()
+	env := host.PluginEnv(f.environ(), envNames)
+	for _, kv := range env {
+		if name, value, _ := strings.Cut(kv, "="); slices.Contains(envNames, name) {
+			f.scrub.Add(value) // what the plugin was given for its secrets
+		}
+	}
+	proc, err := host.Launch(ctx, bin, host.LaunchOptions{
+		Pin: f.pin, Env: env, MaxMessageBytes: f.maxMsg, Log: f.log.With("plugin", f.cfg.Plugin),
+	})
+	var sumErr *host.ChecksumError
+	var trustErr *host.TrustError
+	if errors.As(err, &sumErr) || errors.As(err, &trustErr) {
 		return errPermanent{err}
 	}
-	proc, err := host.Launch(ctx, bin, f.log.With("plugin", f.cfg.Plugin))
 	if err != nil {
 		return err
 	}
@@ -211,11 +234,11 @@ func (f *feed) runOnce(ctx context.Context) error {
 		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
 	})
 	f.mu.Lock()
-	f.proc, f.caps = proc, info.Capabilities
+	f.proc, f.caps, f.env = proc, info.Capabilities, envNames
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		f.proc, f.caps = nil, nil
+		f.proc, f.caps, f.env = nil, nil, nil
 		f.mu.Unlock()
 	}()
 	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
@@ -230,6 +253,9 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if err == nil {
 		err = errors.New("plugin ended its stream")
 	}
+	if errors.Is(err, sdk.ErrMessageTooLarge) {
+		err = fmt.Errorf("%w (limits.max_plugin_message_bytes is %d: raise it, or lower the feed's batch_size)", err, f.maxMsg)
+	}
 	return err
 }
 
@@ -240,7 +266,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 // sdk.ConfigErrors when it rejects the config (the old one stays).
 func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	f.mu.Lock()
-	proc, caps := f.proc, f.caps
+	proc, caps, env := f.proc, f.caps, f.env
 	f.mu.Unlock()
 	switch {
 	case proc == nil:
@@ -249,6 +275,9 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 		// Plugins from before the capability would take the config and
 		// ignore it.
 		return fmt.Errorf("%w: the plugin cannot be reconfigured while it runs", sdk.ErrRestartNeeded)
+	case !slices.Equal(env, config.Feed{Config: cfg}.EnvNames()):
+		// The running process has only the variables of the old config.
+		return fmt.Errorf("%w: the config references other environment variables", sdk.ErrRestartNeeded)
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {

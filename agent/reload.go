@@ -79,6 +79,7 @@ func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 
 	next, err := a.opts.Load()
 	if err == nil {
+		a.secrets.Add(next.SecretValues()...)
 		err = ctx.Err()
 	}
 	a.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/influxdb"
 	"github.com/sluicehq/sluice/sinks/sqlite"
@@ -37,7 +38,8 @@ type observedSink struct {
 	sinks.Sink
 	lag     prometheus.Observer
 	now     func() time.Time
-	lastLag atomic.Int64 // nanoseconds; of the newest point of the last batch
+	scrub   *redact.Scrubber // masks known secrets in the sink's errors
+	lastLag atomic.Int64     // nanoseconds; of the newest point of the last batch
 }
 
 func newObservedSink(s sinks.Sink, lag prometheus.Observer) *observedSink {
@@ -45,7 +47,7 @@ func newObservedSink(s sinks.Sink, lag prometheus.Observer) *observedSink {
 }
 
 func (s *observedSink) Write(ctx context.Context, points []sluice.Point) error {
-	err := s.Sink.Write(ctx, points)
+	err := s.scrub.Error(s.Sink.Write(ctx, points))
 	var rejected *sinks.RejectedError
 	if err == nil || errors.As(err, &rejected) {
 		// A partial write's few refused points are observed too: the

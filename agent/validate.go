@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -27,12 +27,14 @@ func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) er
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "plugin_dir", Msg: err.Error()}
 	}
+	scrub := configSecrets(cfg)
+	log = slog.New(scrub.Handler(log.Handler()))
 	var errs []error
 	declared := make(map[string][]sluice.Measurement)
 	for _, name := range sortedKeys(cfg.Feeds) {
 		fc := cfg.Feeds[name]
 		fail := func(key, msg string) {
-			errs = append(errs, &config.Error{File: fc.File, Key: key, Msg: msg})
+			errs = append(errs, &config.Error{File: fc.File, Key: key, Msg: scrub.String(msg)})
 		}
 		bin, ok := plugins[fc.Plugin]
 		if !ok {
@@ -40,15 +42,17 @@ func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) er
 				fc.Plugin, cfg.PluginDir, strings.Join(host.Names(plugins), ", ")))
 			continue
 		}
-		if err := host.Verify(bin, cfg.Plugins[fc.Plugin].SHA256); err != nil {
-			errs = append(errs, &config.Error{File: cfg.File, Key: "plugins." + fc.Plugin + ".sha256", Msg: err.Error()})
-			continue
-		}
-		ms, err := validateFeedConfig(ctx, bin, name, fc, log)
+		ms, err := validateFeedConfig(ctx, cfg, bin, name, fc, log)
 		var ces sdk.ConfigErrors
+		var sumErr *host.ChecksumError
+		var trustErr *host.TrustError
 		switch {
 		case err == nil:
 			declared[name] = ms
+		case errors.As(err, &sumErr):
+			errs = append(errs, &config.Error{File: cfg.File, Key: "plugins." + fc.Plugin + ".sha256", Msg: err.Error()})
+		case errors.As(err, &trustErr):
+			errs = append(errs, &config.Error{File: cfg.File, Key: "plugin_dir", Msg: err.Error()})
 		case !errors.As(err, &ces):
 			fail("feeds."+name, err.Error())
 		default:
@@ -65,8 +69,8 @@ func ValidateFeeds(ctx context.Context, cfg *config.Config, log *slog.Logger) er
 	return errors.Join(errs...)
 }
 
-func validateFeedConfig(ctx context.Context, bin host.Binary, name string, fc config.Feed, log *slog.Logger) ([]sluice.Measurement, error) {
-	proc, err := host.Launch(ctx, bin, log.With("feed", name, "plugin", fc.Plugin))
+func validateFeedConfig(ctx context.Context, cfg *config.Config, bin host.Binary, name string, fc config.Feed, log *slog.Logger) ([]sluice.Measurement, error) {
+	proc, err := host.Launch(ctx, bin, feedLaunch(cfg, fc, log.With("feed", name, "plugin", fc.Plugin)))
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +102,12 @@ func DescribePlugins(ctx context.Context, dir string, log *slog.Logger) ([]Plugi
 		bin := plugins[name]
 		pi := PluginInfo{Path: bin.Path, Protocol: sdk.ProtocolVersion}
 		pi.Name = name
-		pi.SHA256, pi.Err = host.FileSHA256(bin.Path)
-		if pi.Err == nil {
-			var proc *host.Process
-			if proc, pi.Err = host.Launch(ctx, bin, log.With("plugin", name)); pi.Err == nil {
-				pi.Info, pi.Err = proc.Source.Describe(ctx)
-				proc.Kill()
-			}
+		var proc *host.Process
+		opts := host.LaunchOptions{Env: host.PluginEnv(os.Environ(), nil), Log: log.With("plugin", name)}
+		if proc, pi.Err = host.Launch(ctx, bin, opts); pi.Err == nil {
+			pi.SHA256 = proc.SHA256
+			pi.Info, pi.Err = proc.Source.Describe(ctx)
+			proc.Kill()
 		}
 		out = append(out, pi)
 	}
@@ -116,6 +119,7 @@ func DescribePlugins(ctx context.Context, dir string, log *slog.Logger) ([]Plugi
 // the feed's config as loaded (env overrides and all), writing its output
 // to stdout. feed may be empty when exactly one feed's plugin can sample.
 func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string, stdout, stderr io.Writer, log *slog.Logger) error {
+	log = slog.New(configSecrets(cfg).Handler(log.Handler()))
 	plugins, err := host.Discover(cfg.PluginDir)
 	if err != nil {
 		return err
@@ -125,7 +129,7 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 		if !ok {
 			return bin, false, fmt.Errorf("feed %s: plugin %q not found in %s", name, cfg.Feeds[name].Plugin, cfg.PluginDir)
 		}
-		proc, err := host.Launch(ctx, bin, log.With("feed", name))
+		proc, err := host.Launch(ctx, bin, feedLaunch(cfg, cfg.Feeds[name], log.With("feed", name)))
 		if err != nil {
 			return bin, false, err
 		}
@@ -181,10 +185,35 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 		return err
 	}
 	tmp.Close()
-	cmd := exec.CommandContext(ctx, bin.Path, "-sample", sampleFile, "-feed-config", tmp.Name())
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Run(); err != nil {
+	opts := feedLaunch(cfg, cfg.Feeds[feed], log)
+	if err := host.Run(ctx, bin, opts, []string{"-sample", sampleFile, "-feed-config", tmp.Name()}, stdout, stderr); err != nil {
 		return fmt.Errorf("feed %s: sample: %w", feed, err)
 	}
 	return nil
+}
+
+// configSecrets is a scrubber that knows the config's secrets and the
+// values of the variables its feeds reference, for the output of the
+// commands that run plugins outside the agent.
+func configSecrets(cfg *config.Config) *redact.Scrubber {
+	s := redact.NewScrubber()
+	s.Add(cfg.SecretValues()...)
+	for _, fc := range cfg.Feeds {
+		for _, name := range fc.EnvNames() {
+			s.Add(os.Getenv(name))
+		}
+	}
+	return s
+}
+
+// feedLaunch is how a feed's plugin is started outside the running agent
+// (validate, sample): as the agent would, with the feed's pin and the
+// environment its config references.
+func feedLaunch(cfg *config.Config, fc config.Feed, log *slog.Logger) host.LaunchOptions {
+	return host.LaunchOptions{
+		Pin:             cfg.Plugins[fc.Plugin].SHA256,
+		Env:             host.PluginEnv(os.Environ(), fc.EnvNames()),
+		MaxMessageBytes: cfg.Limits.MaxPluginMessageBytes,
+		Log:             log,
+	}
 }

@@ -109,6 +109,10 @@ type Limits struct {
 	// without bound.
 	MaxMeasurements int `koanf:"max_measurements"`
 	MaxColumns      int `koanf:"max_columns"`
+	// MaxPluginMessageBytes caps one gRPC message from a plugin (a batch):
+	// a larger one fails that plugin's stream, and the feed restarts with
+	// backoff, rather than the agent buffering whatever a plugin sends.
+	MaxPluginMessageBytes int `koanf:"max_plugin_message_bytes"`
 }
 
 // Restart is the plugin restart policy: capped exponential backoff with

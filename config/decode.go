@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/sluicehq/sluice/internal/capread"
 )
 
 // Defaults for keys a file leaves out.
@@ -30,6 +31,14 @@ const DefaultBufferMaxBytes = 2 << 30
 
 // minSinkBufferBytes is the least buffer a sink may be given.
 const minSinkBufferBytes = 1 << 20
+
+// DefaultMaxPluginMessageBytes is limits.max_plugin_message_bytes: 16
+// MiB, some 100 times a default batch of 500 trades.
+const DefaultMaxPluginMessageBytes = 16 << 20
+
+// MinPluginMessageBytes is the least limits.max_plugin_message_bytes may
+// be: below it a plugin's description or config reply may not fit.
+const MinPluginMessageBytes = 64 << 10
 
 // Default returns the configuration an empty main file gives: every
 // default set, no plugins pinned, no sinks, no feeds.
@@ -59,6 +68,8 @@ func Default() *Config {
 			// which several feeds writing one measurement share.
 			MaxMeasurements: 1000,
 			MaxColumns:      500,
+
+			MaxPluginMessageBytes: DefaultMaxPluginMessageBytes,
 		},
 		Buffer: Buffer{
 			MaxBytes:      DefaultBufferMaxBytes,
@@ -116,6 +127,9 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	cfg.PluginDir = resolvePath(baseDir, cfg.PluginDir)
 	cfg.FeedsDir = resolvePath(baseDir, cfg.FeedsDir)
 
+	if n := cfg.Limits.MaxPluginMessageBytes; n < MinPluginMessageBytes {
+		c.errorf([]string{"limits", "max_plugin_message_bytes"}, "must be at least %d (64 KiB), got %d", MinPluginMessageBytes, n)
+	}
 	c.order([]string{"pipeline"}, norm["pipeline"], cfg.Pipeline)
 	c.orderDurations([]string{"restart"}, norm["restart"], "initial", "max", cfg.Restart.Initial, cfg.Restart.Max)
 
@@ -154,6 +168,7 @@ func (c *checker) feeds(norm map[string]any, feedFiles map[string]string, defaul
 		if file, ok := feedFiles[name]; ok {
 			f.File = file
 		}
+		c.checkEnvRefs(name, f)
 		if _, err := json.Marshal(f.Config); err != nil {
 			c.errs.add(&Error{File: f.File, Key: keyString([]string{"feeds", name, "config"}), Msg: "cannot be passed to the plugin as JSON: " + strings.TrimPrefix(err.Error(), "json: "), Err: err})
 		}
@@ -255,9 +270,13 @@ func (c *checker) shareBuffer(norm map[string]any, cfg *Config) {
 	}
 }
 
+// MaxTokenFileBytes caps a token file: a token is a line, and a path
+// such as /dev/zero must fail, not exhaust memory.
+const MaxTokenFileBytes = capread.Secret
+
 // readToken reads a secret from a file. Nothing read may reach a message.
 func (c *checker) readToken(path []string, file string) string {
-	b, err := os.ReadFile(file)
+	b, err := capread.File(file, MaxTokenFileBytes, "a token file")
 	if err != nil {
 		c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: "cannot read token file: " + err.Error(), Err: err})
 		return ""

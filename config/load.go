@@ -11,8 +11,9 @@ import (
 	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/file"
 	yamlv3 "go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/internal/capread"
 )
 
 // DefaultPath is where the agent looks for its main config file.
@@ -37,9 +38,9 @@ func LoadWithEnv(path string, environ []string) (*Config, error) {
 	if path == "" {
 		path = DefaultPath
 	}
-	b, err := file.Provider(path).ReadBytes()
+	b, err := readConfigFile(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read: " + ioMessage(err), Err: err}
+		return nil, err
 	}
 	return parse(path, b, environ)
 }
@@ -235,11 +236,29 @@ func mergeFeeds(tree map[string]any, files []feedFile, feedFiles map[string]stri
 
 // readYAML reads and parses one YAML file.
 func readYAML(path string) (map[string]any, *Error) {
-	b, err := file.Provider(path).ReadBytes()
+	b, err := readConfigFile(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read: " + ioMessage(err), Err: err}
+		return nil, err
 	}
 	return parseYAML(path, b)
+}
+
+// MaxFileBytes caps the main config file and each feed file: a path
+// mistaken for a config file (a device, a log) is an error, not a
+// process out of memory.
+const MaxFileBytes = capread.Config
+
+// readConfigFile reads one config file, within MaxFileBytes.
+func readConfigFile(path string) ([]byte, *Error) {
+	b, err := capread.File(path, MaxFileBytes, "a config file")
+	var tl *capread.TooLargeError
+	switch {
+	case errors.As(err, &tl):
+		return nil, &Error{File: path, Msg: "larger than " + capread.Size(tl.Limit) + ", the limit for a config file", Err: err}
+	case err != nil:
+		return nil, &Error{File: path, Msg: "cannot read: " + ioMessage(err), Err: err}
+	}
+	return b, nil
 }
 
 // parseYAML parses one file's YAML. An empty file is an empty mapping.

@@ -337,13 +337,13 @@ func TestEnvErrors(t *testing.T) {
 	})
 	want := `env SLUICE_: does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN
 env SLUICE_FEEDS__BTC__PLUGIN: feeds.btc.sinks: missing required key
-env SLUICE_HTTP: http: must be a mapping, got "x"
+env SLUICE_HTTP: http: must be a mapping, got a string
 env SLUICE_LOG__VERBOSE: log.verbose: unknown key
 env SLUICE_LOG____LEVEL: does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN
-env SLUICE_PIPELINE__BATCH_SIZE: pipeline.batch_size: must be a positive integer, got "abc"
-env SLUICE_PIPELINE__FLUSH_INTERVAL: pipeline.flush_interval: must be 0 or a positive duration such as "500ms", "30s" or "5m", got "5"
+env SLUICE_PIPELINE__BATCH_SIZE: pipeline.batch_size: must be a positive integer, got a string
+env SLUICE_PIPELINE__FLUSH_INTERVAL: pipeline.flush_interval: must be 0 or a positive duration such as "500ms", "30s" or "5m", got a string
 env SLUICE_SINKS__DB__GZIP: sinks.db.gzip: only valid for sinks of type influxdb, this sink has type sqlite
-env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.timeout: must be a positive duration such as "500ms", "30s" or "5m", got "soon"
+env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.timeout: must be a positive duration such as "500ms", "30s" or "5m", got a string
 env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.type: missing required key`
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)

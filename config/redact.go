@@ -4,21 +4,23 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/internal/redact"
 )
 
 // Redaction is what Redacted puts in place of a secret.
-const Redaction = "REDACTED"
+const Redaction = redact.Mark
 
 // Redacted returns a deep copy of c that is safe to log: InfluxDB tokens,
-// passwords in URLs, and the values of feed config keys that look secret
-// (token, password, secret, api_key, ...) are replaced with Redaction.
+// passwords and secret query parameters in URLs, and the values of feed
+// config keys that look secret (token, password, secret, api_key, ...; see
+// redact.SecretKey) are replaced with Redaction.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Plugins = maps.Clone(c.Plugins)
@@ -72,28 +74,8 @@ func (c InfluxDB) redacted() InfluxDB {
 	if c.Token != "" {
 		c.Token = Redaction
 	}
-	c.URL = redactURL(c.URL)
+	c.URL = redact.URL(c.URL)
 	return c
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
-
-var secretWords = []string{"token", "secret", "password", "passwd", "apikey", "api_key", "credential", "private_key", "auth"}
-
-func secretKey(k string) bool {
-	k = strings.ToLower(k)
-	for _, w := range secretWords {
-		if strings.Contains(k, w) {
-			return true
-		}
-	}
-	return false
 }
 
 func redactFree(m map[string]any) map[string]any {
@@ -102,7 +84,7 @@ func redactFree(m map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		if secretKey(k) && v != nil {
+		if redact.SecretKey(k) && v != nil {
 			out[k] = Redaction
 			continue
 		}
@@ -121,6 +103,10 @@ func redactValue(v any) any {
 			out[i] = redactValue(v)
 		}
 		return out
+	case string:
+		if strings.Contains(x, "://") {
+			return redact.Text(x)
+		}
 	}
 	return v
 }

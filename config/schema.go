@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/redact"
 )
 
 // The schema says which keys exist, what type each holds and which values
@@ -109,7 +111,7 @@ var sinkTypeSpec = &spec{kind: kindString, check: func(s string) string {
 	if _, ok := sinkTypes[s]; ok {
 		return ""
 	}
-	return fmt.Sprintf("unknown sink type %q (known: %s)", s, strings.Join(sortedKeys(sinkTypes), ", "))
+	return fmt.Sprintf("must be a known sink type (%s), got %q", strings.Join(sortedKeys(sinkTypes), ", "), s)
 }}
 
 var feedSpec = section(map[string]*spec{
@@ -137,13 +139,14 @@ var rootSpec = section(map[string]*spec{
 	}),
 	"pipeline": pipelineSpec,
 	"limits": section(map[string]*spec{
-		"max_tags":         posInt,
-		"max_fields":       posInt,
-		"max_key_length":   posInt,
-		"max_value_length": posInt,
-		"max_future":       duration,
-		"max_measurements": posInt,
-		"max_columns":      posInt,
+		"max_tags":                 posInt,
+		"max_fields":               posInt,
+		"max_key_length":           posInt,
+		"max_value_length":         posInt,
+		"max_future":               duration,
+		"max_measurements":         posInt,
+		"max_columns":              posInt,
+		"max_plugin_message_bytes": posInt,
 	}),
 	"buffer": section(map[string]*spec{
 		"max_bytes":      posInt,
@@ -210,7 +213,7 @@ func checkURL(s string) string {
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
 		return ""
 	}
-	return fmt.Sprintf("must be an http:// or https:// URL, got %q", u.Redacted())
+	return fmt.Sprintf("must be an http:// or https:// URL, got %q", redact.URL(s))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -82,6 +82,13 @@ func (w *walker) walk(s *spec, path []string, v any) (any, bool) {
 		if raw, ok := v.(string); ok {
 			v = fromEnv(s.kind, raw)
 		}
+		// The environment is where secrets are kept: a message names
+		// the variable, never quotes its value.
+		if !s.secret {
+			cp := *s
+			cp.secret = true
+			s = &cp
+		}
 	}
 	switch s.kind {
 	case kindSection:
@@ -158,7 +165,11 @@ func (w *walker) str(s *spec, path []string, v any) (any, bool) {
 	case len(s.oneOf) > 0 && !slices.Contains(s.oneOf, raw):
 		w.errorf(path, "must be one of %s, got %s", quoteAll(s.oneOf), describe(raw, s.secret))
 	case s.check != nil && s.check(raw) != "":
-		w.errorf(path, "%s", s.check(raw))
+		msg := s.check(raw)
+		if s.secret {
+			msg = strings.ReplaceAll(msg, strconv.Quote(raw), describe(raw, true))
+		}
+		w.errorf(path, "%s", msg)
 	default:
 		return raw, true
 	}
@@ -193,7 +204,7 @@ func (w *walker) mapping(path []string, v any) (map[string]any, bool) {
 	case map[string]any:
 		return m, true
 	}
-	w.errorf(path, "must be a mapping, got %s", describe(v, false))
+	w.errorf(path, "must be a mapping, got %s", describe(v, w.origins.of(path).env))
 	return nil, false
 }
 

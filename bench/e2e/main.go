@@ -259,6 +259,11 @@ func build(dir string, profiled bool) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build %s: %w", b[1], err)
 		}
+		// The agent refuses plugins others can change: a umask of 002
+		// would leave them group-writable.
+		if err := os.Chmod(filepath.Join(dir, b[0]), 0o755); err != nil {
+			return err
+		}
 	}
 	return nil
 }

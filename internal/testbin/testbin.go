@@ -55,7 +55,24 @@ func build(out string) error {
 			return err
 		}
 	}
-	return nil
+	tests, err := filepath.Glob(filepath.Join(root, "internal", "testbin", "plugins", "sluice-source-*"))
+	if err != nil {
+		return err
+	}
+	for _, c := range tests {
+		rel, _ := filepath.Rel(root, c)
+		if err := goCmd(root, "build", "-o", filepath.Join(out, "testplugins", filepath.Base(c)), "./"+rel); err != nil {
+			return err
+		}
+	}
+	// The agent refuses plugins that others may write (agent/host): a
+	// umask of 002 must not make the tests fail for that.
+	return filepath.Walk(out, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chmod(path, fi.Mode().Perm()&^0o022)
+	})
 }
 
 func goCmd(dir string, args ...string) error {
@@ -96,6 +113,44 @@ func Sluice(t testing.TB) string {
 func PluginDir(t testing.TB) string {
 	must(t)
 	return filepath.Join(dir, "plugins")
+}
+
+// TestPlugin is the path of a test-only plugin built from
+// internal/testbin/plugins (name is the part after sluice-source-).
+func TestPlugin(t testing.TB, name string) string {
+	must(t)
+	return filepath.Join(dir, "testplugins", "sluice-source-"+name)
+}
+
+// PluginDirWith returns a new plugin directory holding every built plugin
+// and the named test-only plugins (hard links where the file system
+// allows, copies elsewhere).
+func PluginDirWith(t testing.TB, testPlugins ...string) string {
+	t.Helper()
+	must(t)
+	out := t.TempDir()
+	srcs, _ := filepath.Glob(filepath.Join(dir, "plugins", "sluice-source-*"))
+	for _, n := range testPlugins {
+		srcs = append(srcs, TestPlugin(t, n))
+	}
+	for _, src := range srcs {
+		dst := filepath.Join(out, filepath.Base(src))
+		if err := os.Link(src, dst); err == nil {
+			continue
+		}
+		if err := copyFile(src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
 
 // Env is the test process's environment without its SLUICE_* variables

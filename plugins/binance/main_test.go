@@ -123,7 +123,7 @@ func runPluginWith(t *testing.T, cfg json.RawMessage, opts sdk.StreamOptions, ea
 	t.Helper()
 	logs := &logLines{v: testing.Verbose()}
 	ctx, cancel := context.WithCancel(context.Background())
-	proc, err := host.Launch(ctx, host.Binary{Name: "binance", Path: pluginPath}, slog.New(logs))
+	proc, err := host.Launch(ctx, host.Binary{Name: "binance", Path: pluginPath}, host.LaunchOptions{Env: host.PluginEnv(os.Environ(), nil), Log: slog.New(logs)})
 	if err != nil {
 		cancel()
 		t.Fatalf("launch: %v", err)

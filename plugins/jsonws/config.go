@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -165,19 +167,21 @@ type answer struct {
 
 // parseConfig decodes and checks a feed config, reporting every problem
 // at once. Secrets are checked for syntax only; checkSecrets resolves them.
-func parseConfig(req sdk.ConfigureRequest) (*Config, *settings, error) {
+// scrub (which may be nil) learns the secrets the config holds inline and,
+// later, every value its templates render.
+func parseConfig(req sdk.ConfigureRequest, scrub *redact.Scrubber) (*Config, *settings, error) {
 	var cfg Config
 	if err := req.Decode(&cfg); err != nil {
 		return nil, nil, err
 	}
-	s, errs := cfg.compile()
+	s, errs := cfg.compile(scrub)
 	if len(errs) > 0 {
 		return nil, nil, errs
 	}
 	return &cfg, s, nil
 }
 
-func (c *Config) compile() (*settings, sdk.ConfigErrors) {
+func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 	var errs sdk.ConfigErrors
 	fail := func(key, format string, args ...any) {
 		errs = append(errs, sdk.ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
@@ -194,18 +198,21 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 		reconnect:        c.Reconnect,
 	}
 
-	urlT, err := parseTemplate(c.URL)
+	urlT, err := parseTemplate(c.URL, scrub)
 	if err != nil {
 		fail("url", "%v", err)
 	}
 	s.url = urlT
 	// References are checked for the URL's shape with a stand-in value.
 	u, err := url.Parse(urlT.placeholder())
+	scrub.Add(redact.URLSecrets(urlT.placeholder())...)
 	switch {
 	case c.URL == "":
 		fail("url", "is required (ws:// or wss://)")
 	case err != nil:
-		fail("url", "%v", err)
+		// The parser's message quotes the URL, and may quote a part of
+		// a password (as the port, say): say only what to look at.
+		fail("url", "is not a valid URL: a password or key in it must be percent-encoded, or given as ${env:NAME} or ${file:PATH}")
 	case u.Scheme != "ws" && u.Scheme != "wss":
 		fail("url", "scheme must be ws or wss, not %q", u.Scheme)
 	case u.Host == "":
@@ -223,10 +230,15 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 			fail(key, "is set by the WebSocket handshake itself and cannot be overridden")
 			continue
 		}
-		t, err := parseTemplate(v)
+		t, err := parseTemplate(v, scrub)
 		if err != nil {
 			fail(key, "%v", err)
 			continue
+		}
+		if v := strings.TrimSpace(strings.TrimPrefix(v, "Bearer ")); redact.SecretKey(name) && len(v) >= 8 && !strings.Contains(v, "${") {
+			// An inline credential: Authorization, X-API-Key, Cookie
+			// (references are learnt when they are rendered).
+			scrub.Add(v)
 		}
 		s.headers[name] = t
 	}
@@ -246,6 +258,7 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 		s.proxyFromEnv = true
 	default:
 		pu, err := url.Parse(p)
+		scrub.Add(redact.URLSecrets(p)...)
 		if err != nil || pu.Host == "" || (pu.Scheme != "http" && pu.Scheme != "https" && pu.Scheme != "socks5") {
 			fail("proxy", `must be "environment" or a http://, https:// or socks5:// URL`)
 		} else {
@@ -289,7 +302,7 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 	for i, o := range c.OnOpen {
 		key := fmt.Sprintf("on_open[%d]", i)
 		step := openStep{}
-		m, err := parseMessage(o.Send)
+		m, err := parseMessage(o.Send, scrub)
 		if err != nil {
 			fail(key+".send", "%v", err)
 		}
@@ -330,7 +343,7 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 		if s.heartbeatEvery <= 0 {
 			fail("heartbeat.every", "must be positive")
 		}
-		m, err := parseMessage(h.Send)
+		m, err := parseMessage(h.Send, scrub)
 		if err != nil {
 			fail("heartbeat.send", "%v", err)
 		}
@@ -350,7 +363,7 @@ func (c *Config) compile() (*settings, sdk.ConfigErrors) {
 			}
 			an.match = append(an.match, cd)
 		}
-		m, err := parseMessage(a.Reply)
+		m, err := parseMessage(a.Reply, scrub)
 		if err != nil {
 			fail(key+".reply", "%v", err)
 		}
@@ -435,7 +448,7 @@ func (t TLSConfig) build() (*tls.Config, sdk.ConfigErrors) {
 		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // an explicit, documented opt-in
 	}
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pem, err := capread.File(t.CAFile, capread.PEM, "a PEM file")
 		if err != nil {
 			errs = append(errs, sdk.ConfigError{Key: "tls.ca_file", Msg: fileErr(err)})
 		} else {
@@ -448,7 +461,17 @@ func (t TLSConfig) build() (*tls.Config, sdk.ConfigErrors) {
 	}
 	switch {
 	case t.CertFile != "" && t.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		certPEM, err := capread.File(t.CertFile, capread.PEM, "a PEM file")
+		if err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: fileErr(err)})
+			break
+		}
+		keyPEM, err := capread.File(t.KeyFile, capread.PEM, "a PEM file")
+		if err != nil {
+			errs = append(errs, sdk.ConfigError{Key: "tls.key_file", Msg: fileErr(err)})
+			break
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: err.Error()})
 		}

@@ -33,7 +33,7 @@ func TestConfigureRejects(t *testing.T) {
 		{"scheme", "url: http://x\n" + minimalRules, `url: scheme must be ws or wss, not "http"`},
 		{"no host", "url: ws://\n" + minimalRules, "url: has no host"},
 		{"unknown key", "url: ws://x\nurll: 1\n" + minimalRules, "urll: unknown key"},
-		{"bad ref", "url: ws://x/${bogus}\n" + minimalRules, "url: reference ${bogus} must be ${env:NAME} or ${file:PATH} (write $$ for a literal $)"},
+		{"bad ref", "url: ws://x/${bogus}\n" + minimalRules, "url: reference at byte 7: must be ${env:NAME} or ${file:PATH} (write $$ for a literal $)"},
 		{"header name", "url: ws://x\nheaders: {'Bad Name': v}\n" + minimalRules, "headers.Bad Name: is not a valid header name"},
 		{"reserved header", "url: ws://x\nheaders: {Sec-WebSocket-Key: v}\n" + minimalRules, "headers.Sec-WebSocket-Key: is set by the WebSocket handshake itself and cannot be overridden"},
 		{"tls on ws", "url: ws://x\ntls: {insecure_skip_verify: true}\n" + minimalRules, "tls: applies only to wss:// URLs"},
@@ -119,7 +119,7 @@ func TestTemplates(t *testing.T) {
 		{"${file:" + keyFile + "}!", `s3cr"et!`},
 		{"cost $5 and $$10 and $", "cost $5 and $10 and $"},
 	} {
-		tp, err := parseTemplate(tc.in)
+		tp, err := parseTemplate(tc.in, nil)
 		if err != nil {
 			t.Fatalf("%q: %v", tc.in, err)
 		}
@@ -129,14 +129,14 @@ func TestTemplates(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"${env:X", "${env:}", "${vault:x}", "${x}"} {
-		if _, err := parseTemplate(bad); err == nil {
+		if _, err := parseTemplate(bad, nil); err == nil {
 			t.Errorf("parseTemplate(%q) accepted", bad)
 		}
 	}
 
 	// A secret inside a JSON message is escaped as JSON; a text message
 	// is sent as written.
-	m, err := parseMessage(json.RawMessage(`{"op":"auth","args":["${file:` + keyFile + `}",1.50]}`))
+	m, err := parseMessage(json.RawMessage(`{"op":"auth","args":["${file:`+keyFile+`}",1.50]}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestTemplates(t *testing.T) {
 	if want := `{"args":["s3cr\"et",1.50],"op":"auth"}`; err != nil || string(b) != want {
 		t.Errorf("JSON message = %s, %v; want %s", b, err, want)
 	}
-	m, _ = parseMessage(json.RawMessage(`"ping ${env:JSONWS_TEST_TOKEN}"`))
+	m, _ = parseMessage(json.RawMessage(`"ping ${env:JSONWS_TEST_TOKEN}"`), nil)
 	if b, _ := m.render(); string(b) != "ping tok" {
 		t.Errorf("text message = %q", b)
 	}

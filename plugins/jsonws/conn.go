@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -462,14 +461,4 @@ func clip(b []byte) string {
 		return string(b[:max]) + "..."
 	}
 	return string(b)
-}
-
-// redactURL keeps a URL's scheme, host and path: user info and query
-// strings often carry credentials.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

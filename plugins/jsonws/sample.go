@@ -30,7 +30,7 @@ type SampleMessage struct {
 // the rules have to make sense, but the whole block is checked, secrets
 // aside, so that what passes here passes Configure too.
 func Sample(config json.RawMessage, r io.Reader, received time.Time) ([]SampleMessage, error) {
-	_, set, err := parseConfig(sdk.ConfigureRequest{Config: config, ValidateOnly: true})
+	_, set, err := parseConfig(sdk.ConfigureRequest{Config: config, ValidateOnly: true}, nil)
 	if err != nil {
 		return nil, err
 	}

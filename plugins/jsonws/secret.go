@@ -4,103 +4,44 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
-	"strings"
+
+	"github.com/sluicehq/sluice/internal/redact"
+	"github.com/sluicehq/sluice/internal/secret"
 )
 
 // A template is a string that may reference secrets: ${env:NAME} is the
 // environment variable NAME, ${file:PATH} the contents of PATH without
-// surrounding whitespace, and $$ a literal $. Values are read each time
-// the template is rendered and are never logged.
+// surrounding whitespace (at most 64 KiB), and $$ a literal $ (see
+// internal/secret). Values are read each time the template is rendered,
+// are never logged, and are taught to the source's scrubber, which masks
+// them in whatever the source logs or reports.
 type template struct {
-	parts []part
+	t     secret.Template
+	scrub *redact.Scrubber // may be nil
 }
 
-type part struct {
-	lit  string
-	kind string // "", "env" or "file"
-	arg  string
-}
-
-func parseTemplate(s string) (template, error) {
-	var t template
-	var lit strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '$' || i+1 == len(s) {
-			lit.WriteByte(c)
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			lit.WriteByte('$')
-			i++
-			continue
-		case '{':
-		default:
-			lit.WriteByte(c)
-			continue
-		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return template{}, fmt.Errorf("unterminated reference at %q (write $$ for a literal $)", s[i:])
-		}
-		ref := s[i+2 : i+end]
-		kind, arg, ok := strings.Cut(ref, ":")
-		if !ok || (kind != "env" && kind != "file") || arg == "" {
-			return template{}, fmt.Errorf("reference ${%s} must be ${env:NAME} or ${file:PATH} (write $$ for a literal $)", ref)
-		}
-		if lit.Len() > 0 {
-			t.parts = append(t.parts, part{lit: lit.String()})
-			lit.Reset()
-		}
-		t.parts = append(t.parts, part{kind: kind, arg: arg})
-		i += end
+func parseTemplate(s string, scrub *redact.Scrubber) (template, error) {
+	t, err := secret.Parse(s)
+	if err != nil {
+		return template{}, err
 	}
-	if lit.Len() > 0 {
-		t.parts = append(t.parts, part{lit: lit.String()})
-	}
-	return t, nil
+	return template{t: t, scrub: scrub}, nil
 }
 
 // placeholder renders the template with every reference replaced by "x",
 // to check the shape of the result without reading a secret.
-func (t template) placeholder() string {
-	var b strings.Builder
-	for _, p := range t.parts {
-		if p.kind == "" {
-			b.WriteString(p.lit)
-		} else {
-			b.WriteString("x")
-		}
-	}
-	return b.String()
-}
+func (t template) placeholder() string { return t.t.Placeholder("x") }
 
 // render resolves the references. Errors name the variable or file, never
 // a value.
 func (t template) render() (string, error) {
-	var b strings.Builder
-	for _, p := range t.parts {
-		switch p.kind {
-		case "":
-			b.WriteString(p.lit)
-		case "env":
-			v, ok := os.LookupEnv(p.arg)
-			if !ok {
-				return "", fmt.Errorf("environment variable %s is not set", p.arg)
-			}
-			b.WriteString(v)
-		case "file":
-			v, err := os.ReadFile(p.arg)
-			if err != nil {
-				return "", errors.New(fileErr(err))
-			}
-			b.Write(bytes.TrimSpace(v))
+	return t.t.Render(func(r secret.Ref) (string, error) {
+		v, err := secret.Lookup(r)
+		if err == nil {
+			t.scrub.Add(v)
 		}
-	}
-	return b.String(), nil
+		return v, err
+	})
 }
 
 // A message is something the source sends: a config string is sent as
@@ -110,9 +51,10 @@ func (t template) render() (string, error) {
 type message struct {
 	text  *template // the config value was a string
 	value any       // otherwise, decoded with json.Number; strings are templates
+	scrub *redact.Scrubber
 }
 
-func parseMessage(raw json.RawMessage) (message, error) {
+func parseMessage(raw json.RawMessage, scrub *redact.Scrubber) (message, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return message{}, errors.New("is required: a string sent as text, or a JSON value")
@@ -124,19 +66,19 @@ func parseMessage(raw json.RawMessage) (message, error) {
 		return message{}, err
 	}
 	if s, ok := v.(string); ok {
-		t, err := parseTemplate(s)
+		t, err := parseTemplate(s, scrub)
 		if err != nil {
 			return message{}, err
 		}
-		return message{text: &t}, nil
+		return message{text: &t, scrub: scrub}, nil
 	}
 	if err := walkStrings(v, func(s string) (string, error) {
-		_, err := parseTemplate(s)
+		_, err := parseTemplate(s, scrub)
 		return s, err
 	}); err != nil {
 		return message{}, err
 	}
-	return message{value: v}, nil
+	return message{value: v, scrub: scrub}, nil
 }
 
 func (m message) isZero() bool { return m.text == nil && m.value == nil }
@@ -149,7 +91,7 @@ func (m message) render() ([]byte, error) {
 	}
 	v := deepCopy(m.value)
 	if err := walkStrings(v, func(s string) (string, error) {
-		t, err := parseTemplate(s)
+		t, err := parseTemplate(s, m.scrub)
 		if err != nil {
 			return "", err
 		}

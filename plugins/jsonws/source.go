@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
@@ -93,6 +94,9 @@ type Source struct {
 	feed  string
 	set   *settings
 	stats Stats
+	// scrub learns every secret the config holds or its templates render,
+	// and masks them in the source's log, its errors and its feed_events.
+	scrub *redact.Scrubber
 
 	sampler *logsample.Sampler
 }
@@ -101,7 +105,8 @@ type Source struct {
 func New() *Source { return newSource(sdk.Logger()) }
 
 func newSource(log *slog.Logger) *Source {
-	s := &Source{log: log, now: time.Now, sleep: backoff.Sleep}
+	scrub := redact.NewScrubber()
+	s := &Source{log: slog.New(scrub.Handler(log.Handler())), now: time.Now, sleep: backoff.Sleep, scrub: scrub}
 	s.sampler = logsample.New(sampleEvery, func() time.Time { return s.now() })
 	return s
 }
@@ -113,12 +118,12 @@ func (s *Source) Info() sdk.Info {
 // Configure checks the whole config, rules included, and resolves every
 // secret reference once. With ValidateOnly it changes nothing.
 func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluice.Measurement, error) {
-	_, set, err := parseConfig(req)
+	_, set, err := parseConfig(req, s.scrub)
 	if err != nil {
-		return nil, err
+		return nil, s.scrubConfigErr(err)
 	}
 	if errs := set.checkSecrets(); len(errs) > 0 {
-		return nil, errs
+		return nil, s.scrubConfigErr(errs)
 	}
 	ms := set.mapper.Measurements()
 	declared := false
@@ -144,12 +149,29 @@ func (s *Source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) e
 	return s.run(ctx, out)
 }
 
-func (s *Source) run(ctx context.Context, out emitter) error {
+// scrubConfigErr masks secrets in the messages of a Configure error,
+// keeping its keys.
+func (s *Source) scrubConfigErr(err error) error {
+	var ces sdk.ConfigErrors
+	if !errors.As(err, &ces) {
+		return s.scrub.Error(err)
+	}
+	out := make(sdk.ConfigErrors, len(ces))
+	for i, ce := range ces {
+		out[i] = sdk.ConfigError{Key: ce.Key, Msg: s.scrub.String(ce.Msg)}
+	}
+	return out
+}
+
+func (s *Source) run(ctx context.Context, out emitter) (err error) {
+	// What ends the source reaches the agent's status and log: a server
+	// may have quoted a secret in it.
+	defer func() { err = s.scrub.Error(err) }()
 	if s.set == nil {
 		return errors.New("jsonws: Run before Configure")
 	}
 	set := s.set
-	s.log.Info("jsonws starting", "feed", s.feed, "url", redactURL(set.url.placeholder()))
+	s.log.Info("jsonws starting", "feed", s.feed, "url", redact.URL(set.url.placeholder()))
 	defer func() { s.log.Info("jsonws stopped", s.stats.attrs()...) }()
 
 	bo := backoff.New(backoff.Policy{Initial: time.Duration(set.reconnect.Initial), Max: time.Duration(set.reconnect.Max)})
@@ -198,7 +220,7 @@ func (s *Source) event(out emitter, kind, msg string) {
 	p := sluice.Point{
 		Measurement: MeasFeedEvents,
 		Tags:        []sluice.Tag{{Key: "feed", Value: s.feed}, {Key: "kind", Value: kind}},
-		Fields:      []sluice.Field{{Key: "message", Value: sluice.String(msg)}},
+		Fields:      []sluice.Field{{Key: "message", Value: sluice.String(s.scrub.String(msg))}},
 		Time:        now,
 		Received:    now,
 	}

@@ -307,6 +307,11 @@ func (c *Client) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.
 	return ms, nil
 }
 
+// ErrMessageTooLarge ends a stream whose plugin sent a message (a batch)
+// larger than the host takes (grpc.MaxCallRecvMsgSize on the host's
+// connection). The host never reads such a message into memory.
+var ErrMessageTooLarge = errors.New("the plugin sent a message larger than the agent takes")
+
 // StreamOptions are the host's settings for one stream.
 type StreamOptions struct {
 	Resume        sluice.Position
@@ -347,6 +352,8 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler
 					return fmt.Errorf("source failed: %s", s.Message())
 				case codes.FailedPrecondition:
 					return Permanent(errors.New(s.Message()))
+				case codes.ResourceExhausted:
+					return fmt.Errorf("%w: %s", ErrMessageTooLarge, s.Message())
 				}
 			}
 			return fmt.Errorf("stream: %w", err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +61,7 @@ func stream(t *testing.T, cfg string, limit time.Duration, until func([]arrival)
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	proc, err := host.Launch(ctx, host.Binary{Name: "synth", Path: pluginPath}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	proc, err := host.Launch(ctx, host.Binary{Name: "synth", Path: pluginPath}, host.LaunchOptions{Env: host.PluginEnv(os.Environ(), nil)})
 	if err != nil {
 		t.Fatalf("launch: %v", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -111,7 +112,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	var errs []error
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url %q: want http(s)://host[:port]", cfg.URL))
+		errs = append(errs, fmt.Errorf("url %q: want http(s)://host[:port]", redact.URL(cfg.URL)))
 	}
 	if cfg.Bucket == "" {
 		errs = append(errs, errors.New("bucket is required (InfluxDB 1.8: \"database/retention_policy\")"))
@@ -167,7 +168,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, min(timeout, 5*time.Second))
 	defer cancel()
 	if _, err := s.client.Ping(pctx); err != nil {
-		s.log.Warn("influxdb not reachable yet; writes will fail until it is", "url", cfg.URL, "err", err)
+		s.log.Warn("influxdb not reachable yet; writes will fail until it is", "url", redact.URL(cfg.URL), "err", redact.Error(err))
 	}
 	return nil
 }
@@ -193,7 +194,7 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	}
 	var errs []error
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pem, err := capread.File(c.CAFile, capread.PEM, "a PEM file")
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tls.ca_file: %w", err))
 		} else {
@@ -206,7 +207,7 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 	}
 	switch {
 	case c.CertFile != "" && c.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		cert, err := loadKeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tls.cert_file/key_file: %w", err))
 		} else {
@@ -216,6 +217,20 @@ func tlsConfig(c config.TLS) (*tls.Config, error) {
 		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
 	}
 	return t, errors.Join(errs...)
+}
+
+// loadKeyPair is tls.LoadX509KeyPair with both files read within
+// capread.PEM.
+func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
+	certPEM, err := capread.File(certFile, capread.PEM, "a PEM file")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := capread.File(keyFile, capread.PEM, "a PEM file")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 // Declare records each measurement's uniqueness key (see doc.go, Point
@@ -390,7 +405,9 @@ func (s *Sink) post(ctx context.Context, body []byte) (int, http.Header, []byte,
 	}
 	resp, err := s.service.DoHTTPRequestWithResponse(req, nil)
 	if err != nil {
-		return 0, nil, nil, err
+		// The client's errors quote the request URL, which may carry
+		// the password of a user:password@ URL.
+		return 0, nil, nil, redact.Error(err)
 	}
 	defer resp.Body.Close()
 	var respBody []byte
