@@ -21,6 +21,9 @@ const (
 	DefaultDataDir   = "/var/lib/sluice"
 	DefaultPluginDir = "/usr/lib/sluice/plugins"
 	DefaultFeedsDir  = "/etc/sluice/feeds.d"
+	// DefaultSocket is in the runtime directory systemd makes for the
+	// unit (RuntimeDirectory=sluice).
+	DefaultSocket = "/run/sluice/sluice.sock"
 )
 
 // Default returns the configuration an empty main file gives: every
@@ -31,7 +34,7 @@ func Default() *Config {
 		PluginDir:       DefaultPluginDir,
 		FeedsDir:        DefaultFeedsDir,
 		ShutdownTimeout: 30 * time.Second,
-		HTTP:            HTTP{Listen: "127.0.0.1:9273"},
+		HTTP:            HTTP{Listen: "127.0.0.1:9273", Socket: DefaultSocket, MaxTapClients: 8},
 		Log:             Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{
 			BatchSize:      5000,
@@ -102,6 +105,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	cfg.DataDir = resolvePath(baseDir, cfg.DataDir)
 	cfg.PluginDir = resolvePath(baseDir, cfg.PluginDir)
 	cfg.FeedsDir = resolvePath(baseDir, cfg.FeedsDir)
+	c.http(&cfg.HTTP, baseDir)
 
 	c.order([]string{"pipeline"}, norm["pipeline"], cfg.Pipeline)
 	c.orderDurations([]string{"restart"}, norm["restart"], "initial", "max", cfg.Restart.Initial, cfg.Restart.Max)

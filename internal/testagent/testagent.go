@@ -32,6 +32,7 @@ type Agent struct {
 	Cmd    *exec.Cmd
 	Config string // the main config file
 	Base   string // http://<http.listen>
+	Socket string // http.socket, if the config sets it
 	DB     string // <data_dir>/sluice.db
 	log    *syncWriter
 
@@ -58,7 +59,8 @@ func Start(t testing.TB, sinksAndFeeds string) *Agent {
 }
 
 // WriteConfig writes sluice.yaml into dir (which is also data_dir): test
-// defaults (debug log, fast restarts, small batches, a free status port)
+// defaults (debug log, fast restarts, small batches, a free status port,
+// a unix socket)
 // followed by sinksAndFeeds. It returns the file's path.
 func WriteConfig(t testing.TB, dir, sinksAndFeeds string) string {
 	t.Helper()
@@ -72,16 +74,31 @@ func WriteConfigFeedsDir(t testing.TB, dir, feedsDir, sinksAndFeeds string) stri
 plugin_dir: %s
 feeds_dir: "%s"
 shutdown_timeout: 20s
-http: {listen: "%s"}
+http: {listen: "%s", socket: "%s"}
 log: {level: debug}
 restart: {initial: 200ms, max: 1s, reset_after: 5s}
 pipeline: {batch_size: 500, flush_interval: 100ms}
-%s`, dir, testbin.PluginDir(t), feedsDir, FreeAddr(t), sinksAndFeeds)
+%s`, dir, testbin.PluginDir(t), feedsDir, FreeAddr(t), SocketPath(t, dir), sinksAndFeeds)
 	path := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// SocketPath returns a path for the agent's unix socket: in dir if that
+// is short enough for a socket's path, else in a new short directory.
+func SocketPath(t testing.TB, dir string) string {
+	t.Helper()
+	if p := filepath.Join(dir, "sluice.sock"); len(p) <= 90 {
+		return p
+	}
+	short, err := os.MkdirTemp("", "sk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	return filepath.Join(short, "sluice.sock")
 }
 
 // WriteFile writes then renames, as a deploy tool would, so a watcher
@@ -106,16 +123,20 @@ func Launch(t testing.TB, path string, env ...string) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var addr string
+	var addr, socket string
 	for _, line := range strings.Split(string(raw), "\n") {
 		if rest, ok := strings.CutPrefix(line, `http: {listen: "`); ok {
-			addr = strings.TrimSuffix(rest, `"}`)
+			addr, rest, _ = strings.Cut(rest, `"`)
+			if rest, ok := strings.CutPrefix(rest, `, socket: "`); ok {
+				socket, _, _ = strings.Cut(rest, `"`)
+			}
 		}
 	}
 	a := &Agent{
 		Cmd:    exec.Command(testbin.Sluice(t), "run", "-config", path),
 		Config: path,
 		Base:   "http://" + addr,
+		Socket: socket,
 		DB:     filepath.Join(filepath.Dir(path), "sluice.db"),
 		log:    &syncWriter{},
 		exited: make(chan struct{}),
