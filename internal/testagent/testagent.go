@@ -6,9 +6,11 @@
 package testagent
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -189,14 +191,32 @@ func (a *Agent) Kill() {
 	<-a.exited
 }
 
-// Status fetches /api/v1/status; false if the agent does not answer.
+// Status fetches /api/v1/status, on the agent's unix socket if it has
+// one (TCP may need a token), else over TCP; false if the agent does not
+// answer.
 func (a *Agent) Status(t testing.TB) (agent.Status, bool) {
 	t.Helper()
-	resp, err := http.Get(a.Base + "/api/v1/status")
+	var resp *http.Response
+	var err error
+	if a.Socket != "" {
+		var d net.Dialer
+		cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", a.Socket)
+		}}}
+		resp, err = cl.Get("http://localhost/api/v1/status")
+		cl.CloseIdleConnections()
+	}
+	if a.Socket == "" || err != nil {
+		resp, err = http.Get(a.Base + "/api/v1/status")
+	}
 	if err != nil {
 		return agent.Status{}, false
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status: %s: %s", resp.Status, body)
+	}
 	var st agent.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("status: %v", err)
