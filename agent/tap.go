@@ -21,8 +21,9 @@ const (
 )
 
 // tapWriteTimeout ends a stream whose client has not taken a batch for
-// this long, so that a client that stopped reading frees its place.
-const tapWriteTimeout = time.Minute
+// this long while points flow, so that a client that stopped reading
+// frees its place. A variable for the tests.
+var tapWriteTimeout = time.Minute
 
 var (
 	errTapFull   = errors.New("tap: the most subscribers are served")

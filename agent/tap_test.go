@@ -1,6 +1,11 @@
 package agent
 
 import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -146,5 +151,38 @@ func TestTapLimitsSubscribers(t *testing.T) {
 	mustSubscribe(t, &h, "f", "")
 	if got := h.n.Load(); got != 2 {
 		t.Errorf("%d subscribers counted, want 2", got)
+	}
+}
+
+// A client that stops reading is disconnected once a write has waited
+// tapWriteTimeout, and its place is free again.
+func TestTapDisconnectsAClientThatStopsReading(t *testing.T) {
+	defer func(d time.Duration) { tapWriteTimeout = d }(tapWriteTimeout)
+	tapWriteTimeout = 200 * time.Millisecond
+	a := &Agent{feeds: map[string]*runningFeed{"f": nil}}
+	srv := httptest.NewServer(http.HandlerFunc(a.serveTap))
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.(*net.TCPConn).SetReadBuffer(1024)
+	fmt.Fprintf(c, "GET /?feed=f HTTP/1.1\r\nHost: localhost\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("tap: %v %v", resp, err)
+	}
+	// From here on the client reads nothing.
+	batch := make([]sluice.Point, 1000)
+	for i := range batch {
+		batch[i] = sluice.Point{Measurement: "m", Fields: []sluice.Field{{Key: "s", Value: sluice.String(strings.Repeat("x", 90))}}}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for a.tap.n.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a tap client that reads nothing still holds its place after 30s")
+		}
+		a.tap.publish("f", batch)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
