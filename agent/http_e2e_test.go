@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -288,6 +289,16 @@ func TestTokenOverTCP(t *testing.T) {
 		if _, errOut, code := sluiceCmd(t, "status", "-config", path, "-addr", addr); code != 1 || !strings.Contains(errOut, "401 Unauthorized: missing or wrong token") {
 			t.Errorf("sluice status -addr with a wrong token: exit %d, %q", code, errOut)
 		}
+		a.Stop(t)
+
+		// A token file that cannot be used: validate says so, and the
+		// agent does not start.
+		want := path + ": http.token_file: token in " + filepath.Join(dir, "http.token") + " is shorter than 16 characters"
+		writeToken(t, dir, "short")
+		if _, errOut, code := sluiceCmd(t, "validate", "-config", path); code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("validate with a short token: exit %d, %q; want %q", code, errOut, want)
+		}
+		expectStartFails(t, path, want)
 	})
 }
 
@@ -402,8 +413,8 @@ func tapLines(t *testing.T, path, feed string, n int) ([]string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var notes strings.Builder
-	cmd.Stderr = &notes
+	notes := &lockedBuffer{}
+	cmd.Stderr = notes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -435,6 +446,25 @@ func tapLines(t *testing.T, path, feed string, n int) ([]string, string) {
 		}
 	}
 	return got, notes.String()
+}
+
+// lockedBuffer is a strings.Builder a process may write while the test
+// reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // liveHeap estimates the agent's live heap: the least heap_alloc of a few
