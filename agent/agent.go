@@ -117,6 +117,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) *Agent {
 		lag:     newLagHistogram(),
 	}
 	a.registry = newRegistry(a, a.lag)
+	a.tap.max = cfg.HTTP.MaxTapClients
 	return a
 }
 
@@ -158,6 +159,11 @@ func (a *Agent) pluginSet() map[string]host.Binary {
 // returns an error if startup failed or the drain was incomplete.
 func (a *Agent) Run(ctx context.Context) (err error) {
 	cfg := a.cfg
+	// The token first: a bad one stops the start before anything opens.
+	api, err := newAPIAccess(cfg, a.handler(), a.log)
+	if err != nil {
+		return err
+	}
 	plugins, err := host.Discover(cfg.PluginDir)
 	if err != nil {
 		return err
@@ -222,19 +228,29 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.plugins, a.buf, a.outputs, a.observed, a.repair = plugins, buf, outputs, observed, repair
 	a.mu.Unlock()
 
-	// Then the status listener, so a failed bind stops startup cleanly.
+	// Then the API's listeners, so a failed bind stops startup cleanly.
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		a.drain(outputs)
 		return fmt.Errorf("http.listen: %w", err)
 	}
-	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	sock, err := a.listenSocket(cfg.HTTP.Socket)
+	if err != nil {
+		ln.Close()
+		a.drain(outputs)
+		return err
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute, ConnContext: connContext}
 	var wg sync.WaitGroup
-	wg.Go(func() {
+	serve := func(ln net.Listener) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("status server", "error", err)
+			a.log.Error("API server", "error", err, "listener", ln.Addr().String())
 		}
-	})
+	}
+	wg.Go(func() { serve(ln) })
+	if sock != nil {
+		wg.Go(func() { serve(sock) })
+	}
 
 	// Then the feeds.
 	feedCtx, stopFeeds := context.WithCancel(context.Background())
@@ -264,7 +280,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 	close(a.ready)
 	a.notify(sdnotify.Ready, a.statusLine())
-	a.log.Info("sluice running", "feeds", len(feeds), "sinks", len(outputs), "status", "http://"+ln.Addr().String()+"/api/v1/status")
+	running := []any{"feeds", len(feeds), "sinks", len(outputs), "status", "http://" + ln.Addr().String() + "/api/v1/status"}
+	if sock != nil {
+		running = append(running, "socket", sock.path)
+	}
+	a.log.Info("sluice running", running...)
 
 	<-ctx.Done()
 	a.notify(sdnotify.Stopping)
@@ -279,7 +299,31 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.tap.close()
 	srv.Close()
 	wg.Wait()
+	if sock != nil {
+		if err := sock.remove(); err != nil {
+			a.log.Warn("cannot remove the API socket", "socket", sock.path, "error", err)
+		}
+	}
 	return a.drain(outputs)
+}
+
+// listenSocket opens http.socket; nil if it is "" or its directory does
+// not exist (the default outside systemd), which is only warned about.
+func (a *Agent) listenSocket(path string) (*socketListener, error) {
+	if path == "" {
+		return nil, nil
+	}
+	sock, err := listenSocket(path)
+	if errors.Is(err, errNoSocketDir) {
+		a.log.Warn("serving no unix socket: its directory does not exist, so `sluice reload` and `sluice tap` cannot reach the agent "+
+			"(systemd's RuntimeDirectory=sluice makes /run/sluice; set http.socket to a path in a directory that exists, or \"\" for none)",
+			"socket", path, "file", a.cfg.File)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &config.Error{File: a.cfg.File, Key: "http.socket", Msg: err.Error(), Err: err}
+	}
+	return sock, nil
 }
 
 // startFeed starts the supervisor of cfg's feed name. carry, if set, is

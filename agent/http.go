@@ -5,13 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicehq/sluice/agent/pipeline"
 )
 
-// handler serves the agent's HTTP API on http.listen:
+// handler serves the agent's HTTP API, behind apiAccess (access.go), on
+// http.listen and http.socket:
 //
 //	GET  /healthz         ok while the process lives
 //	GET  /readyz          200 when every feed runs and no sink has failed, else 503 and why
@@ -112,6 +114,7 @@ func (a *Agent) serveReload(w http.ResponseWriter, r *http.Request) {
 // serveTap streams the normalized points of one feed as they reach the
 // buffer, one line-protocol line each, flushed per batch. A client that
 // reads too slowly loses batches; a comment line says how many points.
+// At most http.max_tap_clients streams are served at once.
 func (a *Agent) serveTap(w http.ResponseWriter, r *http.Request) {
 	feed, measurement := r.URL.Query().Get("feed"), r.URL.Query().Get("measurement")
 	a.mu.Lock()
@@ -121,43 +124,54 @@ func (a *Agent) serveTap(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no feed %q is running", feed), http.StatusNotFound)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+	sub, err := a.tap.subscribe(feed, measurement)
+	switch {
+	case errors.Is(err, errTapFull):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("the agent already serves %d tap streams, its most (http.max_tap_clients)", a.tap.max), http.StatusServiceUnavailable)
 		return
-	}
-	sub := a.tap.subscribe(feed, measurement)
-	if sub == nil {
+	case err != nil:
 		http.Error(w, "the agent is stopping", http.StatusServiceUnavailable)
 		return
 	}
 	defer a.tap.unsubscribe(sub)
+	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "# tapping feed %s", feed)
 	if measurement != "" {
-		fmt.Fprintf(w, ", measurement %s", measurement)
+		fmt.Fprintf(w, ", measurement %q", measurement)
 	}
 	fmt.Fprintln(w)
-	flusher.Flush()
+	if rc.Flush() != nil {
+		return
+	}
+	var chunks [][]byte
 	var reported uint64
 	for {
 		select {
-		case chunk, ok := <-sub.ch:
-			if !ok {
-				return
-			}
-			if d := sub.dropped.Load(); d > reported {
-				fmt.Fprintf(w, "# %d points not shown: this client read too slowly\n", d-reported)
-				reported = d
-			}
-			if _, err := w.Write(chunk); err != nil {
-				return
-			}
-			flusher.Flush()
+		case <-sub.wake:
 		case <-r.Context().Done():
+			return
+		}
+		var ended bool
+		chunks, ended = sub.take(chunks)
+		// A client that stops reading blocks the writes below; the
+		// deadline ends it, and its place is free again.
+		rc.SetWriteDeadline(time.Now().Add(tapWriteTimeout))
+		if d := sub.dropped.Load(); d > reported {
+			fmt.Fprintf(w, "# %d points not shown: this client read too slowly\n", d-reported)
+			reported = d
+		}
+		for _, c := range chunks {
+			if _, err := w.Write(c); err != nil {
+				return
+			}
+		}
+		clear(chunks) // the batches may go
+		if rc.Flush() != nil || ended {
 			return
 		}
 	}

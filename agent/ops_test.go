@@ -37,50 +37,6 @@ func TestAppendLine(t *testing.T) {
 	}
 }
 
-func TestTapNeverBlocksAndCountsDrops(t *testing.T) {
-	var h tapHub
-	h.publish("f", []sluice.Point{{Measurement: "m"}}) // no subscribers: nothing to do
-	slow := h.subscribe("f", "")
-	other := h.subscribe("g", "")
-	only := h.subscribe("f", "wanted")
-	batch := []sluice.Point{
-		{Measurement: "m", Fields: []sluice.Field{{Key: "v", Value: sluice.Int(1)}}},
-		{Measurement: "wanted", Fields: []sluice.Field{{Key: "v", Value: sluice.Int(2)}}},
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range tapQueue + 10 { // more than the queue holds; nobody reads
-			h.publish("f", batch)
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("publish blocked on a subscriber that does not read")
-	}
-	if got := slow.dropped.Load(); got != 20 {
-		t.Errorf("slow subscriber dropped %d points, want 20 (10 batches of 2)", got)
-	}
-	if got := only.dropped.Load(); got != 10 {
-		t.Errorf("filtered subscriber dropped %d points, want 10", got)
-	}
-	if chunk := <-only.ch; !strings.HasPrefix(string(chunk), "wanted v=2i ") {
-		t.Errorf("filtered subscriber got %q", chunk)
-	}
-	if len(other.ch) != 0 {
-		t.Errorf("a subscriber of another feed got %d batches", len(other.ch))
-	}
-	h.unsubscribe(only)
-	h.close()
-	for range slow.ch { // closed by close, after what was queued
-	}
-	if h.subscribe("f", "") != nil {
-		t.Error("subscribe after close succeeded")
-	}
-	h.unsubscribe(slow) // after close: no panic
-}
-
 func TestRateTracker(t *testing.T) {
 	r := newRateTracker(10 * time.Second)
 	t0 := time.Unix(1000, 0)

@@ -39,9 +39,22 @@ type Config struct {
 	src *source // for ReloadFeeds
 }
 
-// HTTP is the agent's status and metrics listener.
+// HTTP is the agent's HTTP API: a TCP listener, open for the read-only
+// endpoints, and a unix socket serving every endpoint to local operators.
 type HTTP struct {
+	// Listen is the TCP listener's host:port.
 	Listen string `koanf:"listen"`
+	// Socket is the unix socket's path (mode 0660); "" serves none.
+	Socket string `koanf:"socket"`
+	// TokenFile holds a bearer token. Without one, TCP serves only the
+	// read-only endpoints; with one, every TCP endpoint but /healthz and
+	// /readyz takes (and needs) the token, reload and tap included.
+	TokenFile string `koanf:"token_file"`
+	// AllowedHosts are the names, besides localhost and loopback
+	// addresses, that a request's Host header may give.
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// MaxTapClients bounds the /api/v1/tap streams served at once.
+	MaxTapClients int `koanf:"max_tap_clients"`
 }
 
 // Log sets the agent's own logging.

@@ -22,6 +22,9 @@ const (
 	DefaultDataDir   = "/var/lib/sluice"
 	DefaultPluginDir = "/usr/lib/sluice/plugins"
 	DefaultFeedsDir  = "/etc/sluice/feeds.d"
+	// DefaultSocket is in the runtime directory systemd makes for the
+	// unit (RuntimeDirectory=sluice).
+	DefaultSocket = "/run/sluice/sluice.sock"
 )
 
 // DefaultBufferMaxBytes bounds the disk buffer by default: 2 GiB, room
@@ -48,7 +51,7 @@ func Default() *Config {
 		PluginDir:       DefaultPluginDir,
 		FeedsDir:        DefaultFeedsDir,
 		ShutdownTimeout: 30 * time.Second,
-		HTTP:            HTTP{Listen: "127.0.0.1:9273"},
+		HTTP:            HTTP{Listen: "127.0.0.1:9273", Socket: DefaultSocket, MaxTapClients: 8},
 		Log:             Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{
 			BatchSize:      5000,
@@ -126,6 +129,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	cfg.DataDir = resolvePath(baseDir, cfg.DataDir)
 	cfg.PluginDir = resolvePath(baseDir, cfg.PluginDir)
 	cfg.FeedsDir = resolvePath(baseDir, cfg.FeedsDir)
+	c.http(&cfg.HTTP, baseDir)
 
 	if n := cfg.Limits.MaxPluginMessageBytes; n < MinPluginMessageBytes {
 		c.errorf([]string{"limits", "max_plugin_message_bytes"}, "must be at least %d (64 KiB), got %d", MinPluginMessageBytes, n)

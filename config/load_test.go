@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -140,6 +141,8 @@ func TestFull(t *testing.T) {
 	check("token", ix.Token, secret)
 	check("token_file", ix.TokenFile, filepath.Join(dir, "full.token"))
 	check("ca_file", ix.TLS.CAFile, filepath.Join(dir, "ca.pem"))
+	check("http", cfg.HTTP, config.HTTP{Listen: ":9999", Socket: filepath.Join(dir, "run", "sluice.sock"), TokenFile: filepath.Join(dir, "full.token"),
+		AllowedHosts: []string{"sluice.example.com", "10.0.0.1"}, MaxTapClients: 2})
 	check("influx pipeline", cfg.Sinks["influx"].Pipeline, config.Pipeline{
 		BatchSize: 5000, FlushInterval: 250 * time.Millisecond, MaxBufferBytes: 50000,
 		WhenFull: config.DropNewest, RetryInitial: time.Second, RetryMax: 5 * time.Minute,
@@ -167,7 +170,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want := config.Default()
 	if cfg.DataDir != config.DefaultDataDir || cfg.PluginDir != config.DefaultPluginDir ||
-		cfg.ShutdownTimeout != 30*time.Second || cfg.HTTP != want.HTTP || cfg.Log != want.Log ||
+		cfg.ShutdownTimeout != 30*time.Second || !reflect.DeepEqual(cfg.HTTP, want.HTTP) || cfg.Log != want.Log ||
 		cfg.Pipeline != want.Pipeline || cfg.Limits != want.Limits || cfg.Restart != want.Restart {
 		t.Errorf("top level is not the default:\n%v", cfg)
 	}
@@ -573,7 +576,7 @@ func TestExample(t *testing.T) {
 	// Apart from what the comments call overrides, the example shows the
 	// defaults.
 	def := config.Default()
-	if cfg.Pipeline != def.Pipeline || cfg.Limits != def.Limits || cfg.Restart != def.Restart || cfg.HTTP != def.HTTP || cfg.Log != def.Log {
+	if cfg.Pipeline != def.Pipeline || cfg.Limits != def.Limits || cfg.Restart != def.Restart || !reflect.DeepEqual(cfg.HTTP, def.HTTP) || cfg.Log != def.Log {
 		t.Errorf("example does not show the defaults:\n%v", cfg)
 	}
 }

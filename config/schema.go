@@ -131,7 +131,11 @@ var rootSpec = section(map[string]*spec{
 	"feeds_dir":        {kind: kindString, empty: true},
 	"shutdown_timeout": duration,
 	"http": section(map[string]*spec{
-		"listen": {kind: kindString, check: checkListen},
+		"listen":          {kind: kindString, check: checkListen},
+		"socket":          {kind: kindString, empty: true},
+		"token_file":      {kind: kindString, empty: true},
+		"allowed_hosts":   {kind: kindList, elem: &spec{kind: kindString, check: checkHostName}},
+		"max_tap_clients": posInt,
 	}),
 	"log": section(map[string]*spec{
 		"level":  enum("debug", "info", "warn", "error"),

@@ -59,7 +59,7 @@ func newAgentRig(t *testing.T, body string) *agentRig {
 plugin_dir: %s
 feeds_dir: ""
 shutdown_timeout: 30s
-http: {listen: "%s"}
+http: {listen: "%s", socket: ""}
 log: {level: info}
 restart: {initial: 200ms, max: 1s, reset_after: 5s}
 %s`, dir, testbin.PluginDir(t), testagent.FreeAddr(t), body)

@@ -544,7 +544,7 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		symList, _ := json.Marshal(syms)
 		cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
-http: {listen: "127.0.0.1:%d"}
+http: {listen: "127.0.0.1:%d", socket: ""}
 log: {level: warn}
 sinks:
   %s

@@ -6,9 +6,11 @@
 package testagent
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -32,6 +34,7 @@ type Agent struct {
 	Cmd    *exec.Cmd
 	Config string // the main config file
 	Base   string // http://<http.listen>
+	Socket string // http.socket, if the config sets it
 	DB     string // <data_dir>/sluice.db
 	log    *syncWriter
 
@@ -58,7 +61,8 @@ func Start(t testing.TB, sinksAndFeeds string) *Agent {
 }
 
 // WriteConfig writes sluice.yaml into dir (which is also data_dir): test
-// defaults (debug log, fast restarts, small batches, a free status port)
+// defaults (debug log, fast restarts, small batches, a free status port,
+// a unix socket)
 // followed by sinksAndFeeds. It returns the file's path.
 func WriteConfig(t testing.TB, dir, sinksAndFeeds string) string {
 	t.Helper()
@@ -72,16 +76,31 @@ func WriteConfigFeedsDir(t testing.TB, dir, feedsDir, sinksAndFeeds string) stri
 plugin_dir: %s
 feeds_dir: "%s"
 shutdown_timeout: 20s
-http: {listen: "%s"}
+http: {listen: "%s", socket: "%s"}
 log: {level: debug}
 restart: {initial: 200ms, max: 1s, reset_after: 5s}
 pipeline: {batch_size: 500, flush_interval: 100ms}
-%s`, dir, testbin.PluginDir(t), feedsDir, FreeAddr(t), sinksAndFeeds)
+%s`, dir, testbin.PluginDir(t), feedsDir, FreeAddr(t), SocketPath(t, dir), sinksAndFeeds)
 	path := filepath.Join(dir, "sluice.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// SocketPath returns a path for the agent's unix socket: in dir if that
+// is short enough for a socket's path, else in a new short directory.
+func SocketPath(t testing.TB, dir string) string {
+	t.Helper()
+	if p := filepath.Join(dir, "sluice.sock"); len(p) <= 90 {
+		return p
+	}
+	short, err := os.MkdirTemp("", "sk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	return filepath.Join(short, "sluice.sock")
 }
 
 // WriteFile writes then renames, as a deploy tool would, so a watcher
@@ -106,16 +125,20 @@ func Launch(t testing.TB, path string, env ...string) *Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var addr string
+	var addr, socket string
 	for _, line := range strings.Split(string(raw), "\n") {
 		if rest, ok := strings.CutPrefix(line, `http: {listen: "`); ok {
-			addr = strings.TrimSuffix(rest, `"}`)
+			addr, rest, _ = strings.Cut(rest, `"`)
+			if rest, ok := strings.CutPrefix(rest, `, socket: "`); ok {
+				socket, _, _ = strings.Cut(rest, `"`)
+			}
 		}
 	}
 	a := &Agent{
 		Cmd:    exec.Command(testbin.Sluice(t), "run", "-config", path),
 		Config: path,
 		Base:   "http://" + addr,
+		Socket: socket,
 		DB:     filepath.Join(filepath.Dir(path), "sluice.db"),
 		log:    &syncWriter{},
 		exited: make(chan struct{}),
@@ -168,14 +191,32 @@ func (a *Agent) Kill() {
 	<-a.exited
 }
 
-// Status fetches /api/v1/status; false if the agent does not answer.
+// Status fetches /api/v1/status, on the agent's unix socket if it has
+// one (TCP may need a token), else over TCP; false if the agent does not
+// answer.
 func (a *Agent) Status(t testing.TB) (agent.Status, bool) {
 	t.Helper()
-	resp, err := http.Get(a.Base + "/api/v1/status")
+	var resp *http.Response
+	var err error
+	if a.Socket != "" {
+		var d net.Dialer
+		cl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", a.Socket)
+		}}}
+		resp, err = cl.Get("http://localhost/api/v1/status")
+		cl.CloseIdleConnections()
+	}
+	if a.Socket == "" || err != nil {
+		resp, err = http.Get(a.Base + "/api/v1/status")
+	}
 	if err != nil {
 		return agent.Status{}, false
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status: %s: %s", resp.Status, body)
+	}
 	var st agent.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatalf("status: %v", err)

@@ -83,7 +83,7 @@ func run(runFor time.Duration, rate float64, dir string) error {
 data_dir: %[1]s
 plugin_dir: %[2]s
 feeds_dir: ""
-http: {listen: "%[3]s"}
+http: {listen: "%[3]s", socket: ""}
 sinks:
   sqlite: {type: sqlite, path: sluice.db}
 feeds:

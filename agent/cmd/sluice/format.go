@@ -27,7 +27,7 @@ func formatStatus(w io.Writer, st agent.Status) {
 			last = seconds(f.LastBatchAge) + " ago"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n",
-			f.Name, f.State, pid, f.Points, perSec(f.PointsPerSec), f.Restarts, last, orDash(oneLine(f.LastError)))
+			printable(f.Name), printable(string(f.State)), pid, f.Points, perSec(f.PointsPerSec), f.Restarts, last, orDash(oneLine(f.LastError)))
 	}
 	if len(st.Feeds) == 0 {
 		fmt.Fprintln(tw, "(no feeds)")
@@ -42,7 +42,7 @@ func formatStatus(w io.Writer, st agent.Status) {
 			lag = seconds(s.LagSeconds)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d (%s)\t%d\t%s\t%d\t%s\t%s\t%s\n",
-			s.Name, s.State, s.BufferedPoints, bytesString(s.BufferedBytes), s.Written, dropped(s.Dropped),
+			printable(s.Name), printable(string(s.State)), s.BufferedPoints, bytesString(s.BufferedBytes), s.Written, dropped(s.Dropped),
 			s.Retries, perSec(s.PointsPerSec), lag, orDash(oneLine(s.LastError)))
 	}
 	tw.Flush()
@@ -55,12 +55,12 @@ func formatStatus(w io.Writer, st agent.Status) {
 		}
 	}
 	if len(st.RestartNeeded) > 0 {
-		fmt.Fprintf(w, "restart needed to apply: %s\n", strings.Join(st.RestartNeeded, ", "))
+		fmt.Fprintf(w, "restart needed to apply: %s\n", printable(strings.Join(st.RestartNeeded, ", ")))
 	}
 	if st.ConfigError != "" {
 		fmt.Fprintln(w, "last reload rejected; the running config stays:")
 		for _, l := range strings.Split(st.ConfigError, "\n") {
-			fmt.Fprintln(w, "  "+l)
+			fmt.Fprintln(w, "  "+printable(l))
 		}
 	}
 }
@@ -184,9 +184,9 @@ func orDash(s string) string {
 	return s
 }
 
-// oneLine keeps a table row on one line.
+// oneLine keeps a table row on one line, safe for a terminal.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	return printable(strings.Join(strings.Fields(s), " "))
 }
 
 // formatReload says what a reload applied.
@@ -195,7 +195,7 @@ func formatReload(r agent.ReloadResult) string {
 	b.WriteString("reloaded")
 	list := func(what string, names []string) {
 		if len(names) > 0 {
-			fmt.Fprintf(&b, "; %s: %s", what, strings.Join(names, ", "))
+			fmt.Fprintf(&b, "; %s: %s", what, printable(strings.Join(names, ", ")))
 		}
 	}
 	list("added", r.Added)

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -40,7 +41,11 @@ commands:
 
 flags:
   -config FILE   the main config file (default /etc/sluice/sluice.yaml)
-  -addr H:P      status, reload, tap: the agent's http.listen (default: from the config)
+  -addr H:P      status, reload, tap: reach the agent over TCP at H:P instead of
+                 its http.socket (reload and tap need http.token_file there)
+
+status, reload and tap reach the agent on the unix socket the config names
+(http.socket), else on http.listen with the token in http.token_file.
 `
 
 // statusLineEvery is how often `sluice run` on a terminal prints its
@@ -76,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
 	switch cmd {
 	case "status", "reload", "tap":
-		fs.StringVar(&addr, "addr", "", "the agent's http.listen (default: from the config)")
+		fs.StringVar(&addr, "addr", "", "reach the agent over TCP at this host:port (default: its http.socket, else http.listen)")
 	}
 	switch cmd {
 	case "status":
@@ -136,6 +141,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			printErrors(stderr, err)
 			return 1
 		}
+		if f := cfg.HTTP.TokenFile; f != "" {
+			if _, err := agent.ReadToken(f); err != nil {
+				printErrors(stderr, &config.Error{File: cfg.File, Key: "http.token_file", Msg: err.Error(), Err: err})
+				return 1
+			}
+		}
 		if sample != "" {
 			if err := agent.SampleFeed(ctx, cfg, sampleFeed, sample, stdout, stderr, log); err != nil {
 				fmt.Fprintf(stderr, "sluice: %v\n", err)
@@ -163,7 +174,8 @@ func isTerminal(w io.Writer) bool {
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
-// printErrors prints each joined error on its own line.
+// printErrors prints each joined error on its own line, safe for a
+// terminal.
 func printErrors(w io.Writer, err error) {
 	var joined interface{ Unwrap() []error }
 	if errors.As(err, &joined) {
@@ -172,7 +184,7 @@ func printErrors(w io.Writer, err error) {
 		}
 		return
 	}
-	fmt.Fprintln(w, err)
+	fmt.Fprintln(w, printableLines(err.Error()))
 }
 
 func listPlugins(cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer) int {
@@ -199,44 +211,49 @@ func listPlugins(cfg *config.Config, log *slog.Logger, stdout, stderr io.Writer)
 }
 
 func statusCmd(cfgPath, flagAddr string, asJSON bool, stdout, stderr io.Writer) int {
-	addr, err := agentAddr(cfgPath, flagAddr)
+	ep, err := agentEndpoint(cfgPath, flagAddr)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
-	st, err := fetchStatus(ctx, addr)
+	c := &agentClient{ep: ep}
+	st, err := c.fetchStatus(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice status: %v\n", err)
+		fmt.Fprintf(stderr, "sluice status: %s\n", printableLines(err.Error()))
 		return 1
 	}
 	if asJSON {
-		enc := jsonEncoder(stdout)
-		enc.Encode(st)
+		var b bytes.Buffer
+		jsonEncoder(&b).Encode(st)
+		stdout.Write(printableJSON(b.Bytes()))
 		return 0
 	}
 	formatStatus(stdout, st)
 	return 0
 }
 
+// reloadCmd exits 1 when the agent rejects the config, after printing
+// why: systemd's ExecReload can run it, so that `systemctl reload` fails.
 func reloadCmd(cfgPath, flagAddr string, stdout, stderr io.Writer) int {
-	addr, err := agentAddr(cfgPath, flagAddr)
+	ep, err := agentEndpoint(cfgPath, flagAddr)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
 	defer cancel()
-	rr, err := requestReload(ctx, addr)
+	c := &agentClient{ep: ep}
+	rr, err := c.requestReload(ctx)
 	if err != nil {
-		fmt.Fprintf(stderr, "sluice reload: %v\n", err)
+		fmt.Fprintf(stderr, "sluice reload: %s\n", printableLines(err.Error()))
 		return 1
 	}
 	if !rr.OK {
 		fmt.Fprintln(stderr, "reload rejected; the running config stays:")
 		for _, e := range rr.Errors {
-			fmt.Fprintln(stderr, e)
+			fmt.Fprintln(stderr, printableLines(e))
 		}
 		return 1
 	}
@@ -245,15 +262,16 @@ func reloadCmd(cfgPath, flagAddr string, stdout, stderr io.Writer) int {
 }
 
 func tapCmd(cfgPath, flagAddr, feed, measurement string, stdout, stderr io.Writer) int {
-	addr, err := agentAddr(cfgPath, flagAddr)
+	ep, err := agentEndpoint(cfgPath, flagAddr)
 	if err != nil {
 		printErrors(stderr, err)
 		return 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := tap(ctx, addr, feed, measurement, stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "sluice tap: %v\n", err)
+	c := &agentClient{ep: ep}
+	if err := c.tap(ctx, feed, measurement, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "sluice tap: %s\n", printableLines(err.Error()))
 		return 1
 	}
 	return 0
