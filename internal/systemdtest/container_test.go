@@ -28,8 +28,9 @@ import (
 
 const (
 	suite = "bookworm"
-	// packages go into the tree on top of debootstrap's minbase variant.
-	packages = "systemd,systemd-sysv,dbus"
+	// packages go into the tree on top of debootstrap's minbase variant
+	// (procps: /bin/kill, which any real system has).
+	packages = "systemd,systemd-sysv,dbus,procps"
 	// cmdTimeout bounds each command run in the container; `systemctl
 	// stop` may take the unit's TimeoutStopSec (45 s).
 	cmdTimeout = 90 * time.Second

@@ -261,6 +261,8 @@ func (s *session) rejectedReload(t *testing.T) {
 	before, _ := feedStatus(s.status(t), "synth")
 	cur := c.cursor(t)
 	c.writeFile(t, "/etc/sluice/sluice.yaml", config(true, true), 0o644)
+	// Back to the good config however this ends: restarts read it.
+	defer c.writeFile(t, "/etc/sluice/sluice.yaml", config(true, false), 0o644)
 	_, err := c.run("systemctl", "reload", unit)
 	var ee *cmdError
 	if err == nil {
@@ -295,7 +297,6 @@ func (s *session) rejectedReload(t *testing.T) {
 		f, _ := feedStatus(s.status(t), "synth")
 		return f.Points > before.Points+10
 	})
-	// Back to the good config, which later restarts read.
 	c.writeFile(t, "/etc/sluice/sluice.yaml", config(true, false), 0o644)
 	c.must(t, "systemctl", "reload", unit)
 }
@@ -370,12 +371,19 @@ func (s *session) sandboxWrite(t *testing.T) {
 		if len(outside) == 0 {
 			continue
 		}
+		var written []string
 		for _, r := range s.inService(t, root, append([]string{"write"}, outside...)...) {
 			if r.OK {
-				t.Errorf("as %s, %s is writable: only %v may be", who, r.Path, writablePlaces)
+				written = append(written, r.Path)
 			} else {
 				t.Logf("as %s, access(2) allows writing %s, but writing fails: %s", who, r.Path, r.Err)
 			}
+		}
+		if n := len(written); n > 0 {
+			if n > 12 {
+				written = append(written[:12], fmt.Sprintf("... (%d in all)", n))
+			}
+			t.Errorf("as %s, writable outside %v:\n\t%s", who, writablePlaces, strings.Join(written, "\n\t"))
 		}
 	}
 	if r := s.inService(t, false, "read", "/tmp/outside-private-tmp"); r[0].OK {
