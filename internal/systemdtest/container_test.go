@@ -133,6 +133,9 @@ func (c *container) boot(t *testing.T) {
 	c.nspawn = exec.Command("systemd-nspawn", "--quiet", "--boot", "--register=no", "--keep-unit",
 		"--private-network", "--console=read-only", "--machine="+c.name, "--directory="+c.root)
 	c.nspawn.Stdout, c.nspawn.Stderr = log, log
+	// If the test binary dies (a go test timeout), the container powers
+	// off instead of running on.
+	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := c.nspawn.Start(); err != nil {
 		log.Close()
 		t.Fatalf("systemd-nspawn: %v", err)
