@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,14 +100,23 @@ func TestUnitUnderSystemd(t *testing.T) {
 	t.Logf("done in %s", time.Since(start).Round(time.Second))
 }
 
-// trackInputs reads the files the container gets from this repository
-// besides Go code. go test caches a passing result keyed on the files the
-// test process opens; `make install` reads these in a child process,
-// which the cache does not see.
+// trackInputs reads the files `make install` builds and copies into the
+// container that this test binary is not built from: the unit files, the
+// install script, the sluice command and the plugins. go test caches a
+// passing result keyed on the files the test process opens; make reads
+// these in a child process, which the cache does not see.
 func trackInputs(t *testing.T, repo string) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(repo, "systemd", "*"))
 	files = append(files, filepath.Join(repo, "scripts", "install.sh"), filepath.Join(repo, "Makefile"))
+	for _, dir := range []string{"agent/cmd", "plugins"} {
+		filepath.WalkDir(filepath.Join(repo, dir), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
 	for _, f := range files {
 		if _, err := os.ReadFile(f); err != nil {
 			t.Fatal(err)
