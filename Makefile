@@ -16,7 +16,7 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 RUN_CONFIG ?= config/sluice.run.yaml
 PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-faults test-short vet fmt bench proto clean influxd install deb
+.PHONY: all build run demo test test-faults test-short test-systemd vet fmt bench proto clean influxd install deb
 
 all: build
 
@@ -56,8 +56,17 @@ vet:
 	$(GO) vet ./...
 
 test: influxd vet
+	SLUICE_SYSTEMD=$$(scripts/systemd-tools.sh --if-able) \
 	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
 		$(GO) test -race -timeout 20m ./...
+
+# The unit under a real systemd: Sluice installed into a Debian 12 tree
+# (debootstrap, cached in .cache/systemd) booted with systemd-nspawn. Root;
+# installs systemd-container and debootstrap when missing. About a minute
+# (two on the first run). See systemd/README.md.
+test-systemd:
+	@scripts/systemd-tools.sh
+	SLUICE_SYSTEMD=1 $(GO) test -count=1 -v -timeout 15m -run 'TestUnitUnderSystemd' ./internal/systemdtest/
 
 # The whole fault-injection suite (a short version runs in `make test`):
 # prints per scenario generated, landed, missing, duplicated, dropped.

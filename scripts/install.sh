@@ -60,6 +60,9 @@ say() { echo "install: $*"; }
 install -d -m 0755 "$d$bin" "$d$plugindir" "$d$UNITDIR" \
 	"$d$PREFIX/lib/sysusers.d" "$d$PREFIX/lib/tmpfiles.d" \
 	"$d$confdir" "$d$confdir/feeds.d" "$d$docdir/examples"
+# Secrets for the unit's LoadCredential= (root-only; the unit does not
+# start without this directory).
+install -d -m 0700 "$d$confdir/credentials"
 
 install -m 0755 "$BINDIR/sluice" "$d$bin/sluice"
 say "$bin/sluice"

@@ -43,7 +43,7 @@ func readFile(t *testing.T, path string) string {
 }
 
 // TestUnitVerify runs `systemd-analyze verify` on the unit. verify insists
-// that ExecStart's binary exists, which /usr/bin/sluice does not on a
+// that the Exec lines' binaries exist, which /usr/bin/sluice does not on a
 // build machine: it checks a copy naming this test binary instead, with
 // nothing else changed.
 func TestUnitVerify(t *testing.T) {
@@ -58,7 +58,8 @@ func TestUnitVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "sluice.service")
-	if err := os.WriteFile(path, []byte(strings.Replace(unit, exec0, "ExecStart="+self+" ", 1)), 0o644); err != nil {
+	unit = strings.ReplaceAll(unit, "=/usr/bin/sluice ", "="+self+" ") // ExecStart, ExecReload
+	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(analyze, "verify", "--man=no", path).CombinedOutput()
@@ -165,6 +166,10 @@ func TestSysusersTmpfiles(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(root, "etc", "sluice", "feeds.d")); err != nil || !fi.IsDir() {
 		t.Errorf("/etc/sluice/feeds.d not created: %v", err)
+	}
+	// The unit's LoadCredential= fails the start without this directory.
+	if fi, err := os.Stat(filepath.Join(root, "etc", "sluice", "credentials")); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Errorf("/etc/sluice/credentials: want a directory with mode 0700 (%v)", err)
 	}
 }
 
