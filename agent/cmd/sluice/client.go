@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/capread"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/agent"
@@ -67,7 +69,7 @@ func httpFromFile(path string) (config.HTTP, bool) {
 	if path == "" {
 		path = config.DefaultPath
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := capread.File(path, capread.Config, "a config file")
 	if err != nil {
 		return config.HTTP{}, false
 	}
