@@ -128,7 +128,7 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 		b.logger.Warn("buffer: saved positions unreadable; feeds resume from what the sinks' logs hold", "error", err)
 		rep.DamagedFiles = append(rep.DamagedFiles, b.positionsPath())
 	}
-	if raw, err := readCapped(b.measurementsPath(), maxStateFileBytes); err == nil {
+	if raw, err := readState(b.measurementsPath()); err == nil {
 		if err := json.Unmarshal(raw, &b.measurements); err != nil {
 			b.logger.Warn("buffer: saved measurements unreadable; they are declared again as feeds start", "error", err)
 			rep.DamagedFiles = append(rep.DamagedFiles, b.measurementsPath())

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sluicehq/sluice/internal/capread"
+
 	"github.com/sluicehq/sluice/internal/atomicfile"
 
 	"github.com/sluicehq/sluice/agent/wal"
@@ -65,7 +67,7 @@ func (b *Buffer) migrate(sinks []SinkLimit, rep *RecoveryReport) error {
 		}
 	}()
 	for _, lim := range sinks {
-		raw, err := readCapped(filepath.Join(b.dir, legacyCursorsDir, lim.Name), 64)
+		raw, err := capread.File(filepath.Join(b.dir, legacyCursorsDir, lim.Name), 64, "a cursor file")
 		if errors.Is(err, os.ErrNotExist) {
 			continue // the sink was new: nothing was routed to it
 		}

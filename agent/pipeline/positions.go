@@ -3,8 +3,9 @@ package pipeline
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/capread"
 
 	"github.com/sluicehq/sluice"
 )
@@ -70,7 +71,7 @@ func readPositions(path string) (positionsFile, error) {
 
 func parsePositions(path string) (positionsFile, error) {
 	pf := positionsFile{Seq: map[string]uint64{}, Settled: map[string]positionAt{}, Written: map[string]map[string]positionAt{}}
-	raw, err := readCapped(path, maxStateFileBytes)
+	raw, err := readState(path)
 	if err != nil {
 		return pf, err
 	}
@@ -112,23 +113,7 @@ func parsePositions(path string) (positionsFile, error) {
 // agent's memory with it.
 const maxStateFileBytes = 64 << 20
 
-// readCapped reads a whole file of at most limit bytes.
-func readCapped(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d a buffer state file may have", path, fi.Size(), limit)
-	}
-	raw := make([]byte, fi.Size())
-	if _, err := f.ReadAt(raw, 0); err != nil && fi.Size() > 0 {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return raw, nil
+// readState reads one of the buffer's state files.
+func readState(path string) ([]byte, error) {
+	return capread.File(path, maxStateFileBytes, "a buffer state file")
 }
