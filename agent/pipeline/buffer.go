@@ -261,33 +261,12 @@ func (b *Buffer) openSink(lim SinkLimit, pf positionsFile, routed map[string]map
 		}
 	}
 
-	r, err := l.NewReader(first)
-	if err != nil {
-		return fail(err)
-	}
-	defer func() { r.Close() }()
-	for {
-		idx, payload, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, wal.ErrCorrupt) {
-			// Open checked every record; a disk that changed one since is
-			// met again, and counted, by the output.
-			r.Close()
-			if r, err = l.NewReader(r.NextIndex() + 1); err != nil {
-				return fail(err)
-			}
-			continue
-		}
-		if err != nil {
-			return fail(fmt.Errorf("scan: %w", err))
-		}
+	err = scanLog(l, first, func(idx uint64, payload []byte) {
 		rep.Entries++
 		h, err := parseEntryHeader(payload)
 		if err != nil {
 			rep.BadEntries++
-			continue
+			return
 		}
 		sf := sl.feedLocked(h.Feed)
 		if idx < sl.next {
@@ -299,8 +278,38 @@ func (b *Buffer) openSink(lim SinkLimit, pf positionsFile, routed map[string]map
 			sf.pending++
 		}
 		hold(h.Feed, h.Seq, h.Position, h.Sinks)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("scan: %w", err))
 	}
 	return sl, held, nil
+}
+
+// scanLog calls fn with each record of l from index from on. A record
+// the disk changed since Open checked it is passed over: the output that
+// reads it meets it again, and counts it.
+func scanLog(l *wal.Log, from uint64, fn func(idx uint64, payload []byte)) error {
+	r, err := l.NewReader(from)
+	if err != nil {
+		return err
+	}
+	defer func() { r.Close() }()
+	for {
+		idx, payload, err := r.Next()
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil
+		case errors.Is(err, wal.ErrCorrupt):
+			r.Close()
+			if r, err = l.NewReader(r.NextIndex() + 1); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			fn(idx, payload)
+		}
+	}
 }
 
 // resume sets each feed's resume position after a start. Logs lose only

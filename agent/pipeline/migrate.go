@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -86,31 +85,16 @@ func (b *Buffer) migrate(sinks []SinkLimit, rep *RecoveryReport) error {
 	}
 
 	pf, _ := readPositions(b.positionsPath())
-	r, err := l.NewReader(l.FirstIndex())
-	if err != nil {
-		return err
-	}
-	defer func() { r.Close() }()
 	var buf []byte
-	for {
-		idx, payload, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, wal.ErrCorrupt) {
-			r.Close()
-			if r, err = l.NewReader(r.NextIndex() + 1); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return err
+	var werr error // the first failed append: the migration stops there
+	err = scanLog(l, l.FirstIndex(), func(idx uint64, payload []byte) {
+		if werr != nil {
+			return
 		}
 		h, err := parseEntryHeader(payload)
 		if err != nil {
 			rep.BadEntries++
-			continue
+			return
 		}
 		pf.Seq[h.Feed]++
 		seq := pf.Seq[h.Feed]
@@ -136,12 +120,15 @@ func (b *Buffer) migrate(sinks []SinkLimit, rep *RecoveryReport) error {
 				continue
 			}
 			buf = appendEntryHeader(buf[:0], &h, seq, to)
-			if _, err := t.log.Append(buf); err != nil {
-				return err
+			if _, werr = t.log.Append(buf); werr != nil {
+				return
 			}
 			t.copied++
 			rep.Migrated++
 		}
+	})
+	if err = errors.Join(err, werr); err != nil {
+		return err
 	}
 	for _, t := range targets {
 		if err := t.log.Close(); err != nil {
@@ -178,7 +165,6 @@ func (b *Buffer) migrate(sinks []SinkLimit, rep *RecoveryReport) error {
 		return err
 	}
 	rep.MigratedFrom = old
-	r.Close()
 	l.Close()
 	b.logger.Info("buffer: moved the shared log into one log per sink", "entries", rep.Migrated, "from", old)
 	return b.removeLegacy()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,22 +50,9 @@ type outageResult struct {
 func runOutage(ctx context.Context, o options) (*outageResult, error) {
 	res := &outageResult{Rate: o.outageRate}
 	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
-	simOpts := binancesim.Options{
-		Markets:   []binance.Market{binance.Spot},
-		Symbols:   map[binance.Market][]string{binance.Spot: syms},
-		TradeRate: float64(o.outageRate),
-		// Only the newest trades are kept for REST: the run is long.
-		HistoryCap: 100_000,
-		Manual:     true,
-		SendQueue:  max(16384, o.outageRate*10),
-		Seed:       1,
-	}
-	simOpts.TradeRate = calibrate(simOpts)
-	sim := binancesim.New(simOpts)
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	defer sim.Close()
-	ws, rest := binancesim.URLs(srv.URL, binance.Spot)
+	// Only the newest trades are kept for REST: the run is long.
+	sim, ws, rest, closeSim := startSim(syms, o.outageRate, 100_000)
+	defer closeSim()
 
 	dir := filepath.Join(o.workDir, "outage")
 	os.RemoveAll(dir)

@@ -90,25 +90,8 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		res.Rate = o.burstBase
 	}
 	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
-	history := max(100_000, int(float64(spec.rate)*(o.duration.Seconds()+5)))
-	simOpts := binancesim.Options{
-		Markets:    []binance.Market{binance.Spot},
-		Symbols:    map[binance.Market][]string{binance.Spot: syms},
-		TradeRate:  float64(spec.rate),
-		HistoryCap: history,
-		Manual:     true,
-		// The simulator drops a connection whose send queue fills; at the
-		// top steps a consumer may fall behind by seconds, and that is
-		// what this benchmark measures, so the queue holds 10s of trades.
-		SendQueue: max(16384, spec.rate*10),
-		Seed:      1,
-	}
-	simOpts.TradeRate = calibrate(simOpts)
-	sim := binancesim.New(simOpts)
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	defer sim.Close()
-	ws, rest := binancesim.URLs(srv.URL, binance.Spot)
+	sim, ws, rest, closeSim := startSim(syms, spec.rate, max(100_000, int(float64(spec.rate)*(o.duration.Seconds()+5))))
+	defer closeSim()
 
 	dir := filepath.Join(o.workDir, fmt.Sprintf("%s-%d", res.Target, spec.rate))
 	os.RemoveAll(dir) // a previous run's data would count as landed
@@ -364,6 +347,29 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 // generate o.TradeRate trades a second: its rate is approximate (trades
 // per taker order are drawn at random), about 1.4 times the option. It
 // runs the same seeded market for 5s of virtual time without clients.
+// startSim starts the simulated exchange on loopback, trading syms at
+// rate (calibrated) on a clock the caller drives, keeping the newest
+// history trades of each symbol for REST.
+func startSim(syms []string, rate, history int) (sim *binancesim.Sim, ws, rest string, closeFn func()) {
+	opts := binancesim.Options{
+		Markets:    []binance.Market{binance.Spot},
+		Symbols:    map[binance.Market][]string{binance.Spot: syms},
+		TradeRate:  float64(rate),
+		HistoryCap: history,
+		Manual:     true,
+		// The simulator drops a connection whose send queue fills; at the
+		// top steps a consumer may fall behind by seconds, and that is
+		// what this benchmark measures, so the queue holds 10s of trades.
+		SendQueue: max(16384, rate*10),
+		Seed:      1,
+	}
+	opts.TradeRate = calibrate(opts)
+	sim = binancesim.New(opts)
+	srv := httptest.NewServer(sim)
+	ws, rest = binancesim.URLs(srv.URL, binance.Spot)
+	return sim, ws, rest, func() { srv.Close(); sim.Close() }
+}
+
 func calibrate(o binancesim.Options) float64 {
 	const span = 5 * time.Second
 	o.HistoryCap = 1 // only the count is needed
