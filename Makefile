@@ -16,7 +16,7 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 RUN_CONFIG ?= config/sluice.run.yaml
 PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-faults test-short vet fmt bench proto clean influxd install deb
+.PHONY: all build run demo test test-faults test-short vet fmt bench proto clean influxd prometheus install deb
 
 all: build
 
@@ -50,11 +50,17 @@ deb: build
 influxd:
 	@scripts/influxd.sh >/dev/null
 
+# Prometheus for the agent-health dashboard's tests: Debian's package,
+# installed when missing (needs root).
+prometheus:
+	@scripts/prometheus.sh >/dev/null
+
 vet:
 	$(GO) vet ./...
 
-test: influxd vet
+test: influxd prometheus vet
 	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
+		SLUICE_REQUIRE_PROMETHEUS=1 \
 		$(GO) test -race -timeout 20m ./...
 
 # The whole fault-injection suite (a short version runs in `make test`):
