@@ -1,5 +1,6 @@
 # Sluice: `make run` builds everything and runs the agent on its default
-# config; `make test` runs every test (installing InfluxDB 1.8 on first use).
+# config; `make test` runs every test (installing InfluxDB 1.8 and Prometheus
+# on first use).
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)

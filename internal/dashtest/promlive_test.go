@@ -15,6 +15,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,7 +89,7 @@ feeds:
 	p := testprom.Start(t, testprom.Options{Targets: []string{target}, ScrapeInterval: promScrapeInterval})
 
 	a.WaitFor(t, "the archive sink written to", func(st agent.Status) bool { return testagent.Written(st, sinkArchive) > 0 })
-	refuseInserts(t, dir+"/archive.db", "steady")
+	refuseInserts(t, filepath.Join(dir, "archive.db"), "steady")
 	a.WaitFor(t, "the archive sink failed and the flaky plugin restarted", func(st agent.Status) bool {
 		return testagent.Sink(st, sinkArchive).State == "failed" && testagent.Feed(st, feedFlaky).Restarts > 0 &&
 			testagent.Written(st, sinkDB) > 0
