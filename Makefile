@@ -1,5 +1,6 @@
 # Sluice: `make run` builds everything and runs the agent on its default
-# config; `make test` runs every test (installing InfluxDB 1.8 on first use).
+# config; `make test` runs every test (installing InfluxDB 1.8 and Prometheus
+# on first use).
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -16,7 +17,7 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 RUN_CONFIG ?= config/sluice.run.yaml
 PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-faults test-short test-systemd vet fmt bench proto clean influxd install deb
+.PHONY: all build run demo test test-faults test-short test-systemd vet fmt bench proto clean influxd prometheus install deb
 
 all: build
 
@@ -52,12 +53,17 @@ deb: build
 influxd:
 	@scripts/influxd.sh >/dev/null
 
+# Prometheus for the agent-health dashboard's tests: Debian's package,
+# installed when missing (needs root).
+prometheus:
+	@scripts/prometheus.sh >/dev/null
+
 vet:
 	$(GO) vet ./...
 
-test: influxd vet
+test: influxd prometheus vet
 	SLUICE_SYSTEMD=$$(scripts/systemd-tools.sh --if-able) \
-	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 \
+	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 SLUICE_REQUIRE_PROMETHEUS=1 \
 		$(GO) test -race -timeout 20m ./...
 
 # The unit under a real systemd: Sluice installed into a Debian 12 tree

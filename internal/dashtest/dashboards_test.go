@@ -62,20 +62,30 @@ type (
 		RawQueryText string   `json:"rawQueryText"` // SQLite
 		TimeColumns  []string `json:"timeColumns"`  // SQLite: columns read as time
 		Expr         string   `json:"expr"`         // PromQL
+		Instant      bool     `json:"instant"`      // PromQL: one value at the range's end
+		Interval     string   `json:"interval"`     // PromQL: the least step ("" for the datasource's)
+		LegendFormat string   `json:"legendFormat"` // PromQL: series names, {{label}} templates
 	}
 	annotationJSON struct {
-		Name       string      `json:"name"`
-		BuiltIn    int         `json:"builtIn"`
-		Datasource *dsRef      `json:"datasource"`
-		Query      string      `json:"query"` // InfluxQL
-		Expr       string      `json:"expr"`  // PromQL
-		Target     *targetJSON `json:"target"`
+		Name        string      `json:"name"`
+		BuiltIn     int         `json:"builtIn"`
+		Datasource  *dsRef      `json:"datasource"`
+		Query       string      `json:"query"` // InfluxQL, before Grafana moved it into target
+		Expr        string      `json:"expr"`  // PromQL, likewise
+		Step        string      `json:"step"`  // PromQL: target.interval, likewise
+		Target      *targetJSON `json:"target"`
+		TitleFormat string      `json:"titleFormat"` // Prometheus: {{label}} templates
+		TextFormat  string      `json:"textFormat"`
+		TagKeys     string      `json:"tagKeys"` // Prometheus: labels shown as tags, comma-separated
 	}
 	variableJSON struct {
 		Name       string          `json:"name"`
 		Type       string          `json:"type"`
 		Datasource *dsRef          `json:"datasource"`
 		Query      json.RawMessage `json:"query"` // a string, or {"query": ...} for Prometheus
+		Multi      bool            `json:"multi"`
+		IncludeAll bool            `json:"includeAll"`
+		AllValue   string          `json:"allValue"` // what "All" stands for, if set
 		Options    []struct {
 			Value string `json:"value"`
 		} `json:"options"`
@@ -84,12 +94,16 @@ type (
 
 // query is one query a dashboard sends to a datasource.
 type query struct {
-	dashboard string
-	where     string // "panel Price/A", "annotation Gaps", "variable symbol"
-	dsType    string
-	text      string
-	variable  string   // the variable the query lists values for, if any
-	timeCols  []string // SQLite: the columns Grafana reads as time
+	dashboard  string
+	where      string // "panel Price/A", "annotation Gaps", "variable symbol"
+	dsType     string
+	text       string
+	variable   string   // the variable the query lists values for, if any
+	timeCols   []string // SQLite: the columns Grafana reads as time
+	annotation string   // the annotation's name, for an annotation
+	instant    bool     // Prometheus: evaluated at the range's end only
+	minStep    string   // Prometheus: the target's interval
+	labels     []string // Prometheus: labels the legend, title, text or tags show
 }
 
 func (q query) String() string { return q.dashboard + ": " + q.where }
@@ -132,18 +146,42 @@ func loadDashboards(t *testing.T) []*dashboard {
 	return out
 }
 
-func (d *dashboard) add(where string, ds *dsRef, text, variable string, timeCols []string) error {
+// add checks q's datasource and text and adds it to the dashboard's
+// queries.
+func (d *dashboard) add(ds *dsRef, q query) error {
 	if ds == nil {
-		return fmt.Errorf("%s: no datasource", where)
+		return fmt.Errorf("%s: no datasource", q.where)
 	}
 	if want, ok := datasourceUIDs[ds.Type]; !ok || ds.UID != want {
-		return fmt.Errorf("%s: datasource %+v is not one provisioned in grafana/provisioning/datasources", where, *ds)
+		return fmt.Errorf("%s: datasource %+v is not one provisioned in grafana/provisioning/datasources", q.where, *ds)
 	}
-	if strings.TrimSpace(text) == "" {
-		return fmt.Errorf("%s: empty query", where)
+	if strings.TrimSpace(q.text) == "" {
+		return fmt.Errorf("%s: empty query", q.where)
 	}
-	d.queries = append(d.queries, query{dashboard: d.file, where: where, dsType: ds.Type, text: text, variable: variable, timeCols: timeCols})
+	q.dashboard, q.dsType = d.file, ds.Type
+	d.queries = append(d.queries, q)
 	return nil
+}
+
+// templateLabel matches a {{label}} of a legend, title or text format.
+var templateLabel = regexp.MustCompile(`\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}`)
+
+// shownLabels returns the labels that formats refer to as {{label}} and
+// that tagKeys lists.
+func shownLabels(tagKeys string, formats ...string) []string {
+	var out []string
+	for _, f := range formats {
+		for _, m := range templateLabel.FindAllStringSubmatch(f, -1) {
+			out = append(out, m[1])
+		}
+	}
+	for k := range strings.SplitSeq(tagKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (d *dashboard) extract() error {
@@ -165,7 +203,9 @@ func (d *dashboard) extract() error {
 					ds = p.Datasource
 				}
 				where := fmt.Sprintf("panel %q/%s", p.Title, tg.RefID)
-				if err := d.add(where, ds, tg.text(ds), "", tg.TimeColumns); err != nil {
+				q := query{where: where, text: tg.text(ds), timeCols: tg.TimeColumns,
+					instant: tg.Instant, minStep: tg.Interval, labels: shownLabels("", tg.LegendFormat)}
+				if err := d.add(ds, q); err != nil {
 					return err
 				}
 				if ds.Type == dsInflux && !tg.RawQuery {
@@ -182,17 +222,17 @@ func (d *dashboard) extract() error {
 		if a.BuiltIn == 1 {
 			continue
 		}
-		where := fmt.Sprintf("annotation %q", a.Name)
-		text := a.Query
-		var timeCols []string
+		q := query{where: fmt.Sprintf("annotation %q", a.Name), text: a.Query, annotation: a.Name,
+			labels: shownLabels(a.TagKeys, a.TitleFormat, a.TextFormat)}
 		switch {
 		case a.Expr != "":
-			text = a.Expr
-		case a.Target != nil && text == "":
-			text = a.Target.text(a.Datasource)
-			timeCols = a.Target.TimeColumns
+			q.text, q.minStep = a.Expr, a.Step
+		case a.Target != nil && q.text == "":
+			q.text = a.Target.text(a.Datasource)
+			q.timeCols = a.Target.TimeColumns
+			q.minStep = a.Target.Interval
 		}
-		if err := d.add(where, a.Datasource, text, "", timeCols); err != nil {
+		if err := d.add(a.Datasource, q); err != nil {
 			return err
 		}
 	}
@@ -211,7 +251,7 @@ func (d *dashboard) extract() error {
 			}
 			text = obj.Query
 		}
-		if err := d.add("variable "+v.Name, v.Datasource, text, v.Name, nil); err != nil {
+		if err := d.add(v.Datasource, query{where: "variable " + v.Name, text: text, variable: v.Name}); err != nil {
 			return err
 		}
 	}
