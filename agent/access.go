@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -13,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"unicode"
+
+	"github.com/sluicehq/sluice/internal/capread"
 
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
@@ -44,22 +45,9 @@ const minTokenLen = 16
 // printable characters, surrounding whitespace trimmed, the file at most
 // MaxTokenBytes. Nothing read from the file is ever part of an error.
 func ReadToken(file string) (string, error) {
-	f, err := os.Open(file)
+	b, err := capread.File(file, MaxTokenBytes, "a token file")
 	if err != nil {
 		return "", fmt.Errorf("cannot read token file: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return "", fmt.Errorf("cannot read token file: %w", err)
-	} else if !st.Mode().IsRegular() {
-		return "", fmt.Errorf("token file %s is not a regular file", file)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, MaxTokenBytes+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read token file: %w", err)
-	}
-	if len(b) > MaxTokenBytes {
-		return "", fmt.Errorf("token file %s is larger than %d bytes", file, MaxTokenBytes)
 	}
 	token := strings.TrimSpace(string(b))
 	switch {

@@ -34,7 +34,7 @@ func TestReadToken(t *testing.T) {
 		"0123456789abcdef 0123456789abcdef":  "one word",
 		"0123456789abcdef\n0123456789":       "one word",
 		"0123456789abcdef\x1b[2J":            "one word",
-		strings.Repeat("a", MaxTokenBytes+1): "larger than 4096",
+		strings.Repeat("a", MaxTokenBytes+1): "larger than 4 KiB",
 	} {
 		_, err := ReadToken(write(body))
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -44,7 +44,7 @@ func TestReadToken(t *testing.T) {
 			t.Errorf("the error shows the token: %v", err)
 		}
 	}
-	if _, err := ReadToken(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if _, err := ReadToken(dir); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Errorf("a directory: %v", err)
 	}
 	if _, err := ReadToken(filepath.Join(dir, "nosuch")); err == nil {
