@@ -18,7 +18,7 @@ import (
 const Redaction = redact.Mark
 
 // Redacted returns a deep copy of c that is safe to log: the values of
-// secret sink keys (the secret tag option, such as an InfluxDB token),
+// secret sink keys (the secret tag option of a sink type's config),
 // passwords and secret query parameters in URLs, and the values of feed
 // config keys that look secret (token, password, secret, api_key, ...;
 // see redact.SecretKey) are replaced with Redaction.

@@ -56,10 +56,11 @@ func (c *checker) checkEnvRefs(name string, f Feed) {
 }
 
 // SecretValues lists the secret values c holds: the values of secret sink
-// keys (the secret tag option, such as an InfluxDB token), the passwords
-// and secret query parameters of URLs (sinks and plugin configs), and the
-// values of plugin config keys that look secret (redact.SecretKey). The agent scrubs them from whatever it prints, as a
-// last line of defence behind the code that never prints them.
+// keys (the secret tag option of a sink type's config), the passwords and
+// secret query parameters of URLs (sinks and plugin configs), and the
+// values of plugin config keys that look secret (redact.SecretKey). The
+// agent scrubs them from whatever it prints, as a last line of defence
+// behind the code that never prints them.
 func (c *Config) SecretValues() []string {
 	var out []string
 	add := func(vs ...string) {

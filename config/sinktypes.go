@@ -205,6 +205,16 @@ func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, confi
 	return s
 }
 
+// A sink type's config may implement these (see doc.go).
+type (
+	completer interface {
+		Complete(set func(key string) bool)
+	}
+	validator interface{ Validate() error }
+	// fieldErr is a Validate error that names its key.
+	fieldErr interface{ Field() (key, msg string) }
+)
+
 // bases are the directories relative paths are resolved against, by a
 // path option's value.
 type bases map[string]string
@@ -218,15 +228,13 @@ func (c *checker) options(t *sinkType, path []string, set, raw map[string]any, d
 	v := reflect.ValueOf(opts).Elem()
 	c.resolvePaths(v, dirs)
 	c.readSecretFiles(path, v, raw)
-	if cm, ok := opts.(interface {
-		Complete(set func(key string) bool)
-	}); ok {
+	if cm, ok := opts.(completer); ok {
 		cm.Complete(func(key string) bool {
 			_, ok := lookup(set, strings.Split(key, "."))
 			return ok
 		})
 	}
-	if vd, ok := opts.(interface{ Validate() error }); ok {
+	if vd, ok := opts.(validator); ok {
 		for _, e := range flatten(vd.Validate()) {
 			c.fieldError(t, path, set, e, "")
 		}
@@ -246,7 +254,7 @@ func (c *checker) probe(path []string, key string, value any) {
 	opts := t.new()
 	set := map[string]any{key: value}
 	c.decode(path, set, opts)
-	if vd, ok := opts.(interface{ Validate() error }); ok {
+	if vd, ok := opts.(validator); ok {
 		for _, e := range flatten(vd.Validate()) {
 			c.fieldError(t, path, set, e, key)
 		}
@@ -258,8 +266,8 @@ func (c *checker) probe(path []string, key string, value any) {
 // reported on (a missing or invalid value) is not reported again. With
 // only set, only errors at that key or under it are reported.
 func (c *checker) fieldError(t *sinkType, path []string, set map[string]any, err error, only string) {
-	f, ok := err.(interface{ Field() (key, msg string) })
-	if !ok {
+	var f fieldErr
+	if !errors.As(err, &f) {
 		if only == "" {
 			c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: err.Error(), Err: err})
 		}

@@ -140,7 +140,7 @@ func fieldSpec(t reflect.Type, o keyOptions) (*spec, error) {
 	case t.Kind() == reflect.Bool:
 		s = &spec{kind: kindBool}
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
-		s = &spec{kind: kindList, elem: &spec{kind: kindString}}
+		s = &spec{kind: kindList, elem: &spec{kind: kindString, secret: o.secret}}
 	case t.Kind() == reflect.Struct:
 		sub, err := structSpec(t)
 		if err != nil {
