@@ -26,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 // Notifier receives the agent's service states (systemd's sd_notify:
@@ -105,7 +106,7 @@ type runningFeed struct {
 func New(cfg *config.Config, log *slog.Logger, opts Options) *Agent {
 	if opts.Load == nil {
 		file := cfg.File
-		opts.Load = func() (*config.Config, error) { return config.Load(file) }
+		opts.Load = func() (*config.Config, error) { return config.Load(file, all.Types.Configs()) }
 	}
 	secrets := redact.NewScrubber()
 	secrets.Add(cfg.SecretValues()...)

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/sqlite"
 )
 
 func TestAppendLine(t *testing.T) {
@@ -104,7 +105,7 @@ func TestPlanReload(t *testing.T) {
 	next := &config.Config{
 		HTTP:    config.HTTP{Listen: "127.0.0.1:2"},
 		Plugins: map[string]config.Plugin{},
-		Sinks:   map[string]config.Sink{"db": {Type: "sqlite", SQLite: &config.SQLite{Path: "other.db"}}, "extra": {Type: "sqlite"}},
+		Sinks:   map[string]config.Sink{"db": {Type: "sqlite", Options: &sqlite.Config{Path: "other.db"}}, "extra": {Type: "sqlite"}},
 		Feeds: map[string]config.Feed{
 			"same":    feed("a.yaml", map[string]any{"rate": 1}, "influx", "db"),
 			"moved":   feed("b.yaml", map[string]any{"rate": 1}, "db"),

@@ -14,20 +14,17 @@ import (
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
-	"github.com/sluicehq/sluice/sinks/influxdb"
-	"github.com/sluicehq/sluice/sinks/sqlite"
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 // newSink builds the sink a config names. The config loader has already
-// checked the type and set the matching options.
+// checked the type and built its options.
 func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
-	switch {
-	case sc.Type == "sqlite" && sc.SQLite != nil:
-		return sqlite.New(*sc.SQLite, log), nil
-	case sc.Type == "influxdb" && sc.InfluxDB != nil:
-		return influxdb.New(*sc.InfluxDB, log), nil
+	t, ok := all.Types.Lookup(sc.Type)
+	if !ok {
+		return nil, fmt.Errorf("unknown sink type %q", sc.Type)
 	}
-	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
+	return t.New(sc.Options, log)
 }
 
 // observedSink sees every batch its sink commits: a Write that returns nil

@@ -3,16 +3,10 @@ package config
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/go-viper/mapstructure/v2"
-	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/v2"
 
 	"github.com/sluicehq/sluice/internal/capread"
 )
@@ -91,23 +85,15 @@ func Default() *Config {
 	}
 }
 
-func defaultSQLite() SQLite {
-	return SQLite{Path: "sluice.db", BusyTimeout: 5 * time.Second}
-}
-
-func defaultInfluxDB() InfluxDB {
-	return InfluxDB{Precision: "ns", Gzip: true, Timeout: 10 * time.Second}
-}
-
 func defaultFeed() Feed {
 	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond}
 }
 
 // decode turns the walker's normalized tree into a Config over the
-// defaults, resolves paths, reads token files and runs the checks that
+// defaults, resolves paths, reads secret files and runs the checks that
 // span keys. tree is the raw merged tree, for the names of sinks that did
 // not check out (a feed naming one must not also get "unknown sink").
-func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile string, org *origins, errs *errorList) *Config {
+func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile string, c *checker) *Config {
 	cfg := Default()
 	top := make(map[string]any, len(norm))
 	for k, v := range norm {
@@ -115,15 +101,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 			top[k] = v
 		}
 	}
-	c := &checker{errs: errs, origins: org}
-	k := koanf.New(".")
-	err := k.Load(confmap.Provider(top, ""), nil)
-	if err == nil {
-		err = k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: decoderConfig()})
-	}
-	if err != nil {
-		c.internal(nil, err)
-	}
+	c.decode(nil, top, cfg)
 
 	baseDir := filepath.Dir(mainFile)
 	cfg.DataDir = resolvePath(baseDir, cfg.DataDir)
@@ -181,61 +159,16 @@ func (c *checker) feeds(norm map[string]any, feedFiles map[string]string, defaul
 	return feeds
 }
 
-// checker runs the checks that span keys, after decoding.
+// checker decodes the walker's output and runs the checks that span keys.
 type checker struct {
 	errs    *errorList
 	origins *origins
+	types   map[string]*sinkType
+	failed  map[string]bool // what the walker reported: see walker.failed
 }
 
 func (c *checker) errorf(path []string, format string, args ...any) {
 	c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: fmt.Sprintf(format, args...)})
-}
-
-// sink decodes one sink. raw is its entry in the merged tree.
-func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, baseDir string) Sink {
-	path := []string{"sinks", name}
-	s := Sink{Pipeline: cfg.Pipeline}
-	s.Type, _ = norm["type"].(string)
-	overrides := asMap(norm["pipeline"])
-	c.decode(path, overrides, &s.Pipeline)
-	// Only a sink's own keys can break the orders; the top-level pipeline
-	// is checked on its own.
-	c.order(path, overrides, s.Pipeline)
-
-	switch s.Type {
-	case "sqlite":
-		sq := defaultSQLite()
-		c.decode(path, norm["sqlite"], &sq)
-		sq.Path = resolvePath(cfg.DataDir, sq.Path)
-		s.SQLite = &sq
-	case "influxdb":
-		ix := defaultInfluxDB()
-		c.decode(path, norm["influxdb"], &ix)
-		// gzip pays for itself over a network; over loopback it only
-		// costs CPU at both ends (BENCHMARKS.md: at 100k points/s, 8% of
-		// influxd's CPU and 6% of the agent's).
-		if _, set := asMap(norm["influxdb"])["gzip"]; !set {
-			ix.Gzip = !loopbackURL(ix.URL)
-		}
-		ix.TokenFile = resolvePath(baseDir, ix.TokenFile)
-		ix.TLS.CAFile = resolvePath(baseDir, ix.TLS.CAFile)
-		ix.TLS.CertFile = resolvePath(baseDir, ix.TLS.CertFile)
-		ix.TLS.KeyFile = resolvePath(baseDir, ix.TLS.KeyFile)
-		// With both set the walker has complained; reading would only
-		// add noise.
-		if _, both := raw["token"]; ix.TokenFile != "" && !both {
-			ix.Token = c.readToken(child(path, "token_file"), ix.TokenFile)
-		}
-		tls := child(path, "tls")
-		if ix.TLS.CertFile != "" && ix.TLS.KeyFile == "" {
-			c.errorf(child(tls, "key_file"), "missing: cert_file is set")
-		}
-		if ix.TLS.KeyFile != "" && ix.TLS.CertFile == "" {
-			c.errorf(child(tls, "cert_file"), "missing: key_file is set")
-		}
-		s.InfluxDB = &ix
-	}
-	return s
 }
 
 // shareBuffer gives each sink without its own max_buffer_bytes an equal
@@ -274,22 +207,24 @@ func (c *checker) shareBuffer(norm map[string]any, cfg *Config) {
 	}
 }
 
-// MaxTokenFileBytes caps a token file: a token is a line, and a path
-// such as /dev/zero must fail, not exhaust memory.
+// MaxTokenFileBytes caps a token file, and any secret file a sink type
+// names (the secretfile tag option): a token is a line, and a path such
+// as /dev/zero must fail, not exhaust memory.
 const MaxTokenFileBytes = capread.Secret
 
-// readToken reads a secret from a file. Nothing read may reach a message.
-func (c *checker) readToken(path []string, file string) string {
-	b, err := capread.File(file, MaxTokenFileBytes, "a token file")
+// readSecretFile reads a secret from a file, trimmed. what names the file
+// in messages ("token file"). Nothing read may reach a message.
+func (c *checker) readSecretFile(path []string, file, what string) string {
+	b, err := capread.File(file, MaxTokenFileBytes, "a "+what)
 	if err != nil {
-		c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: "cannot read token file: " + err.Error(), Err: err})
+		c.errs.add(&Error{File: c.origins.of(path).name, Key: keyString(path), Msg: "cannot read " + what + ": " + err.Error(), Err: err})
 		return ""
 	}
-	token := strings.TrimSpace(string(b))
-	if token == "" {
-		c.errorf(path, "token file %s is empty", file)
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		c.errorf(path, "%s %s is empty", what, file)
 	}
-	return token
+	return secret
 }
 
 // order checks that a pipeline's values are in order, blaming a key that
@@ -326,25 +261,16 @@ func (c *checker) feedSinks(path []string, sinks, defined []string) {
 	}
 }
 
-func decoderConfig() *mapstructure.DecoderConfig {
-	return &mapstructure.DecoderConfig{
-		TagName:     "koanf",
-		ErrorUnused: true,
-		DecodeHook:  mapstructure.StringToTimeDurationHookFunc(),
-	}
-}
-
 // decode decodes a normalized value over out. The walker has checked every
 // key and type, so a failure here is a bug in this package.
 func (c *checker) decode(path []string, in, out any) {
 	if in == nil {
 		return
 	}
-	dc := decoderConfig()
-	dc.Result = out
-	d, err := mapstructure.NewDecoder(dc)
-	if err == nil {
-		err = d.Decode(in)
+	m, ok := in.(map[string]any)
+	err := fmt.Errorf("cannot decode a %T", in)
+	if ok {
+		err = decodeInto(out, m)
 	}
 	if err != nil {
 		c.internal(path, err)
@@ -358,19 +284,4 @@ func (c *checker) internal(path []string, err error) {
 func asMap(v any) map[string]any {
 	m, _ := v.(map[string]any)
 	return m
-}
-
-// loopbackURL reports whether u names this host: localhost or a loopback
-// address.
-func loopbackURL(u string) bool {
-	pu, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	host := pu.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -18,7 +18,7 @@ func TestHTTPListenBeyondLoopbackNeedsToken(t *testing.T) {
 		":9273": false, "0.0.0.0:9273": false, "[::]:9273": false, "10.1.2.3:9273": false, "myhost:9273": false,
 	} {
 		path := writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\nhttp:\n  listen: \""+listen+"\"\n")
-		_, err := config.LoadWithEnv(path, nil)
+		_, err := loadWithEnv(path, nil)
 		if ok {
 			if err != nil {
 				t.Errorf("listen %s: %v", listen, err)
@@ -31,14 +31,14 @@ func TestHTTPListenBeyondLoopbackNeedsToken(t *testing.T) {
 		}
 		// With a token file it is accepted.
 		path = writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\nhttp:\n  listen: \""+listen+"\"\n  token_file: http.token\n")
-		if _, err := config.LoadWithEnv(path, nil); err != nil {
+		if _, err := loadWithEnv(path, nil); err != nil {
 			t.Errorf("listen %s with a token file: %v", listen, err)
 		}
 	}
 
 	// Set from the environment, the error names the variable.
 	path := writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\n")
-	_, err := config.LoadWithEnv(path, []string{"SLUICE_HTTP__LISTEN=:9273"})
+	_, err := loadWithEnv(path, []string{"SLUICE_HTTP__LISTEN=:9273"})
 	if want := `env SLUICE_HTTP__LISTEN: http.listen: ":9273" accepts connections`; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("from the environment: %v; want %s...", err, want)
 	}
@@ -54,7 +54,7 @@ http:
   allowed_hosts: [Sluice.Example, "10.0.0.7", "FD00::1"]
   max_tap_clients: 3
 `)
-	cfg, err := config.LoadWithEnv(path, nil)
+	cfg, err := loadWithEnv(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ http:
 	}
 	// "" turns the socket off.
 	path = writeFile(t, dir, "off.yaml", "feeds_dir: \"\"\nhttp: {socket: \"\"}\n")
-	if cfg, err := config.LoadWithEnv(path, nil); err != nil || cfg.HTTP.Socket != "" {
+	if cfg, err := loadWithEnv(path, nil); err != nil || cfg.HTTP.Socket != "" {
 		t.Errorf("socket \"\": %v, %q", err, cfg.HTTP.Socket)
 	}
 }
@@ -89,7 +89,7 @@ func TestHTTPInvalid(t *testing.T) {
 		"http: {token_file: 7}":                         `http.token_file: must be a string`,
 	} {
 		path := writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\n"+body+"\n")
-		_, err := config.LoadWithEnv(path, nil)
+		_, err := loadWithEnv(path, nil)
 		if want := path + ": " + want; err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%s: %v\nwant %s...", body, err, want)
 		}

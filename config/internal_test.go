@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 // exampleBlock starts a commented-out block in the example: a sink, plugin
@@ -60,7 +62,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	cfg, err := LoadWithEnv(path, []string{
 		"SLUICE_FEEDS_DIR=" + examples,
 		"SLUICE_SINKS__INFLUXDB__TOKEN_FILE=" + token,
-	})
+	}, all.Types.Configs())
 	if err != nil {
 		t.Fatalf("the example with its blocks switched on does not load:\n%v\n\n%s", err, text)
 	}
@@ -84,7 +86,17 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	for name, f := range dropIn["feeds"].(map[string]any) {
 		raw["feeds"].(map[string]any)[name] = f
 	}
-	for _, key := range undocumented(rootSpec, raw, nil) {
+	types, err := compileSinkTypes(all.Types.Configs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sink type documents its keys where it declares them, too.
+	for _, typ := range sortedKeys(types) {
+		for _, key := range undocumentedTags(types[typ].spec, nil) {
+			t.Errorf("sink type %s: key %s has no doc tag", typ, key)
+		}
+	}
+	for _, key := range undocumented(rootSpec, raw, nil, types) {
 		// A key that cannot be on with the others (token, with
 		// token_file) is shown as a comment inside its block.
 		last := key[strings.LastIndex(key, ".")+1:]
@@ -97,7 +109,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 // undocumented lists the keys of s missing from v. Every entry of a named
 // mapping must show all its keys; sinks must show every key of their type
 // between them, and at least one pipeline override.
-func undocumented(s *spec, v any, path []string) []string {
+func undocumented(s *spec, v any, path []string, types map[string]*sinkType) []string {
 	m, _ := v.(map[string]any)
 	var missing []string
 	switch s.kind {
@@ -108,26 +120,26 @@ func undocumented(s *spec, v any, path []string) []string {
 				missing = append(missing, keyString(child(path, k)))
 				continue
 			}
-			missing = append(missing, undocumented(s.keys[k], sub, child(path, k))...)
+			missing = append(missing, undocumented(s.keys[k], sub, child(path, k), types)...)
 		}
 	case kindNamed:
 		if len(m) == 0 {
 			return []string{keyString(child(path, "<name>"))}
 		}
 		if s.elem.kind == kindSink {
-			return undocumentedSinks(m, path)
+			return undocumentedSinks(m, path, types)
 		}
 		for _, name := range sortedKeys(m) {
-			missing = append(missing, undocumented(s.elem, m[name], child(path, name))...)
+			missing = append(missing, undocumented(s.elem, m[name], child(path, name), types)...)
 		}
 	}
 	return missing
 }
 
-func undocumentedSinks(sinks map[string]any, path []string) []string {
+func undocumentedSinks(sinks map[string]any, path []string, types map[string]*sinkType) []string {
 	var missing []string
 	overrides := false
-	for _, typ := range sortedKeys(sinkTypes) {
+	for _, typ := range sortedKeys(types) {
 		found := false
 		for _, name := range sortedKeys(sinks) {
 			sink, _ := sinks[name].(map[string]any)
@@ -135,7 +147,7 @@ func undocumentedSinks(sinks map[string]any, path []string) []string {
 				continue
 			}
 			found = true
-			missing = append(missing, undocumented(sinkTypes[typ], sink, child(path, name))...)
+			missing = append(missing, undocumented(types[typ].spec, sink, child(path, name), types)...)
 			for k := range sink {
 				if _, ok := pipelineSpec.keys[k]; ok {
 					overrides = true
@@ -148,6 +160,21 @@ func undocumentedSinks(sinks map[string]any, path []string) []string {
 	}
 	if !overrides {
 		missing = append(missing, keyString(child(path, "<name>.<a pipeline override>")))
+	}
+	return missing
+}
+
+// undocumentedTags lists the keys of a sink type's section, however deep,
+// that have no doc tag.
+func undocumentedTags(s *spec, path []string) []string {
+	var missing []string
+	for _, k := range sortedKeys(s.keys) {
+		if s.keys[k].doc == "" {
+			missing = append(missing, keyString(child(path, k)))
+		}
+		if s.keys[k].kind == kindSection {
+			missing = append(missing, undocumentedTags(s.keys[k], child(path, k))...)
+		}
 	}
 	return missing
 }
@@ -166,8 +193,12 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	env := []string{"SLUICE_FEEDS_DIR="}
+	types, err := compileSinkTypes(all.Types.Configs())
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cfg, err := parse("fuzz.yaml", b, env)
+		cfg, err := parse("fuzz.yaml", b, env, types)
 		if err == nil {
 			_ = cfg.String()
 			return

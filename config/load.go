@@ -10,8 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/knadh/koanf/parsers/yaml"
-	yamlv3 "go.yaml.in/yaml/v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sluicehq/sluice/internal/capread"
 )
@@ -25,34 +24,40 @@ const EnvPrefix = "SLUICE_"
 
 // Load reads the main config file at path (DefaultPath if empty), the
 // feed files in its feeds_dir and the SLUICE_* environment variables, and
-// returns the merged, defaulted and validated configuration.
+// returns the merged, defaulted and validated configuration. sinks are the
+// types a sink may have.
 //
 // On failure the error is an errors.Join of *Error values, one per problem.
-func Load(path string) (*Config, error) {
-	return LoadWithEnv(path, os.Environ())
+// A sink type whose config struct is unusable is a plain error: a bug.
+func Load(path string, sinks SinkTypes) (*Config, error) {
+	return LoadWithEnv(path, os.Environ(), sinks)
 }
 
 // LoadWithEnv is Load with the environment given as "NAME=value" strings,
 // as from os.Environ.
-func LoadWithEnv(path string, environ []string) (*Config, error) {
-	if path == "" {
-		path = DefaultPath
-	}
-	b, err := readConfigFile(path)
+func LoadWithEnv(path string, environ []string, sinks SinkTypes) (*Config, error) {
+	types, err := compileSinkTypes(sinks)
 	if err != nil {
 		return nil, err
 	}
-	return parse(path, b, environ)
+	if path == "" {
+		path = DefaultPath
+	}
+	b, rerr := readConfigFile(path)
+	if rerr != nil {
+		return nil, rerr
+	}
+	return parse(path, b, environ, types)
 }
 
 // parse builds a Config from the main file's contents; path names the
 // file in messages and anchors relative paths.
-func parse(path string, b []byte, environ []string) (*Config, error) {
+func parse(path string, b []byte, environ []string, types map[string]*sinkType) (*Config, error) {
 	raw, perr := parseYAML(path, b)
 	if perr != nil {
 		return nil, perr
 	}
-	src := &source{file: path, raw: raw, env: parseEnv(environ)}
+	src := &source{file: path, raw: raw, env: parseEnv(environ), types: types}
 	return src.build()
 }
 
@@ -95,9 +100,10 @@ func LoadFeedsDir(dir string) (map[string]Feed, error) {
 // source is what a Config is built from. It is kept so that ReloadFeeds can
 // rebuild with a fresh feeds directory.
 type source struct {
-	file string         // the main config file
-	raw  map[string]any // its parsed contents; never modified
-	env  []envVar
+	file  string         // the main config file
+	raw   map[string]any // its parsed contents; never modified
+	env   []envVar
+	types map[string]*sinkType
 }
 
 func (src *source) build() (*Config, error) {
@@ -128,9 +134,10 @@ func (src *source) build() (*Config, error) {
 	}
 	applyEnv(tree, src.env, org, errs)
 
-	w := &walker{errs: errs, origins: org}
+	w := &walker{errs: errs, origins: org, types: src.types, failed: make(map[string]bool)}
 	norm, _ := w.walk(rootSpec, nil, tree)
-	cfg := decode(norm.(map[string]any), tree, feedFiles, src.file, org, errs)
+	c := &checker{errs: errs, origins: org, types: src.types, failed: w.failed}
+	cfg := decode(norm.(map[string]any), tree, feedFiles, src.file, c)
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -263,8 +270,8 @@ func readConfigFile(path string) ([]byte, *Error) {
 
 // parseYAML parses one file's YAML. An empty file is an empty mapping.
 func parseYAML(path string, b []byte) (map[string]any, *Error) {
-	m, err := yaml.Parser().Unmarshal(b)
-	if err != nil {
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
 		return nil, &Error{File: path, Msg: "invalid YAML: " + yamlMessage(err), Err: err}
 	}
 	if m == nil {
@@ -281,7 +288,7 @@ var (
 // yamlMessage trims the parser's message to its point, which starts with
 // the line number.
 func yamlMessage(err error) string {
-	var te *yamlv3.TypeError
+	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		msgs := make([]string, len(te.Errors))
 		for i, m := range te.Errors {

@@ -14,9 +14,30 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks/all"
+	"github.com/sluicehq/sluice/sinks/influxdb"
+	"github.com/sluicehq/sluice/sinks/sqlite"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// loadWithEnv loads with the sink types the agent is built with, which
+// testdata names.
+func loadWithEnv(path string, environ []string) (*config.Config, error) {
+	return config.LoadWithEnv(path, environ, all.Types.Configs())
+}
+
+// sqliteOf and influxOf are a sink's options as its type's config, or
+// nil for a sink of another type.
+func sqliteOf(s config.Sink) *sqlite.Config {
+	c, _ := s.Options.(*sqlite.Config)
+	return c
+}
+
+func influxOf(s config.Sink) *influxdb.Config {
+	c, _ := s.Options.(*influxdb.Config)
+	return c
+}
 
 // secret is the password and token used throughout testdata; no error and
 // no rendering of a config may contain it.
@@ -76,7 +97,7 @@ func TestLoadInvalid(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.LoadWithEnv(path, nil)
+			cfg, err := loadWithEnv(path, nil)
 			if err == nil {
 				t.Fatalf("loaded without error: %v", cfg)
 			}
@@ -100,7 +121,7 @@ func TestLoadValid(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(path), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := config.LoadWithEnv(path, nil)
+			cfg, err := loadWithEnv(path, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +138,7 @@ func TestLoadValid(t *testing.T) {
 // String does not show: files, tokens, and that paths are absolute.
 func TestFull(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.LoadWithEnv("testdata/valid/full.yaml", nil)
+	cfg, err := loadWithEnv("testdata/valid/full.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,9 +156,9 @@ func TestFull(t *testing.T) {
 	check("DataDir", cfg.DataDir, filepath.Join(dir, "state"))
 	check("PluginDir", cfg.PluginDir, filepath.Join(filepath.Dir(dir), "plugins"))
 	check("FeedsDir", cfg.FeedsDir, filepath.Join(dir, "full.d"))
-	check("local path", cfg.Sinks["local"].SQLite.Path, filepath.Join(dir, "state", "sluice.db"))
-	check("archive path", cfg.Sinks["archive"].SQLite.Path, "/srv/archive.db")
-	ix := cfg.Sinks["influx"].InfluxDB
+	check("local path", sqliteOf(cfg.Sinks["local"]).Path, filepath.Join(dir, "state", "sluice.db"))
+	check("archive path", sqliteOf(cfg.Sinks["archive"]).Path, "/srv/archive.db")
+	ix := influxOf(cfg.Sinks["influx"])
 	check("token", ix.Token, secret)
 	check("token_file", ix.TokenFile, filepath.Join(dir, "full.token"))
 	check("ca_file", ix.TLS.CAFile, filepath.Join(dir, "ca.pem"))
@@ -164,7 +185,7 @@ func TestFull(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, t.TempDir(), "sluice.yaml", "sinks:\n  db:\n    type: sqlite\n  influx:\n    type: influxdb\n    url: http://influx.example:8086\n    bucket: b\nfeeds:\n  f:\n    plugin: synth\n    sinks: [db]\n")
-	cfg, err := config.LoadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
+	cfg, err := loadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +200,10 @@ func TestDefaults(t *testing.T) {
 	}
 	shared := want.Pipeline
 	shared.MaxBufferBytes = config.DefaultBufferMaxBytes / 2 // two sinks share buffer.max_bytes
-	if got := cfg.Sinks["db"]; got.Pipeline != shared || *got.SQLite != (config.SQLite{Path: "/var/lib/sluice/sluice.db", BusyTimeout: 5 * time.Second}) || got.InfluxDB != nil {
-		t.Errorf("sqlite sink = %+v %+v", got, got.SQLite)
+	if got := cfg.Sinks["db"]; got.Pipeline != shared || *sqliteOf(got) != (sqlite.Config{Path: "/var/lib/sluice/sluice.db", BusyTimeout: 5 * time.Second}) || influxOf(got) != nil {
+		t.Errorf("sqlite sink = %+v %+v", got, sqliteOf(got))
 	}
-	if got := cfg.Sinks["influx"].InfluxDB; got.Precision != "ns" || !got.Gzip || got.Timeout != 10*time.Second || got.Token != "" {
+	if got := influxOf(cfg.Sinks["influx"]); got.Precision != "ns" || !got.Gzip || got.Timeout != 10*time.Second || got.Token != "" {
 		t.Errorf("influxdb sink = %v", got)
 	}
 	f := cfg.Feeds["f"]
@@ -196,7 +217,7 @@ func TestDefaults(t *testing.T) {
 func TestFlushIntervalZero(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, t.TempDir(), "sluice.yaml", "pipeline:\n  flush_interval: 2s\nsinks:\n  a:\n    type: sqlite\n    flush_interval: 0\n  b:\n    type: sqlite\n    path: b.db\n    flush_interval: 0s\n  c:\n    type: sqlite\n    path: c.db\n")
-	cfg, err := config.LoadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
+	cfg, err := loadWithEnv(path, []string{"SLUICE_FEEDS_DIR="})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,12 +250,12 @@ func TestInfluxGzipDefault(t *testing.T) {
 			fmt.Fprintf(&yaml, "    gzip: %s\n", c.gzip)
 		}
 	}
-	cfg, err := config.LoadWithEnv(writeFile(t, t.TempDir(), "sluice.yaml", yaml.String()), []string{"SLUICE_FEEDS_DIR="})
+	cfg, err := loadWithEnv(writeFile(t, t.TempDir(), "sluice.yaml", yaml.String()), []string{"SLUICE_FEEDS_DIR="})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range cases {
-		if got := cfg.Sinks[name].InfluxDB.Gzip; got != c.want {
+		if got := influxOf(cfg.Sinks[name]).Gzip; got != c.want {
 			t.Errorf("%s (%s, gzip %q): gzip = %v, want %v", name, c.url, c.gzip, got, c.want)
 		}
 	}
@@ -248,7 +269,7 @@ func TestDefaultPath(t *testing.T) {
 	if _, err := os.Stat(config.DefaultPath); err == nil {
 		t.Skip("this machine has a real config")
 	}
-	_, err := config.LoadWithEnv("", nil)
+	_, err := loadWithEnv("", nil)
 	want := "/etc/sluice/sluice.yaml: cannot read: no such file or directory"
 	if err == nil || err.Error() != want || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("err = %v, want %q wrapping fs.ErrNotExist", err, want)
@@ -277,7 +298,7 @@ feeds:
     config:
       symbols: [A]
 `)
-	cfg, err := config.LoadWithEnv(main, []string{
+	cfg, err := loadWithEnv(main, []string{
 		"HOME=/root",
 		"SLUICE_FEEDS_DIR=feeds.d",
 		"SLUICE_PIPELINE__BATCH_SIZE= 20 ",
@@ -308,11 +329,11 @@ feeds:
 	check("feeds dir", cfg.FeedsDir, filepath.Join(dir, "feeds.d"))
 	check("batch_size", cfg.Pipeline.BatchSize, 20)
 	check("flush_interval", cfg.Pipeline.FlushInterval, 5*time.Second)
-	check("token", cfg.Sinks["influx"].InfluxDB.Token, secret)
-	check("gzip", cfg.Sinks["influx"].InfluxDB.Gzip, false)
+	check("token", influxOf(cfg.Sinks["influx"]).Token, secret)
+	check("gzip", influxOf(cfg.Sinks["influx"]).Gzip, false)
 	check("db when_full", cfg.Sinks["db"].Pipeline.WhenFull, config.DropOldest)
 	check("db batch_size", cfg.Sinks["db"].Pipeline.BatchSize, 20)
-	check("new sink", cfg.Sinks["new"].SQLite.Path, "/var/lib/sluice/new.db")
+	check("new sink", sqliteOf(cfg.Sinks["new"]).Path, "/var/lib/sluice/new.db")
 	check("btc sinks", cfg.Feeds["btc"].Sinks, []string{"db", "influx", "new"})
 	check("btc config", cfg.Feeds["btc"].Config, map[string]any{
 		"symbols": []any{"X", "Y"}, "rate": 2.5, "name": "010", "limits": map[string]any{"max": 3, "on": true},
@@ -325,7 +346,7 @@ feeds:
 func TestEnvErrors(t *testing.T) {
 	t.Parallel()
 	main := writeFile(t, t.TempDir(), "sluice.yaml", "feeds_dir: \"\"\nsinks:\n  db:\n    type: sqlite\n")
-	_, err := config.LoadWithEnv(main, []string{
+	_, err := loadWithEnv(main, []string{
 		"SLUICE_PIPELINE__BATCH_SIZE=abc",
 		"SLUICE_PIPELINE__FLUSH_INTERVAL=5",
 		"SLUICE_SINKS__DB__GZIP=true",
@@ -363,7 +384,7 @@ func TestDropIns(t *testing.T) {
 	writeFile(t, dir, "d/.swap.yaml", "feeds:\n  a: {plugin: synth, sinks: [db]}\n")
 	writeFile(t, dir, "d/notes.txt", "feeds: [")
 	writeFile(t, dir, "d/sub.yaml/x.yaml", "feeds:\n  a: {plugin: synth, sinks: [db]}\n")
-	cfg, err := config.LoadWithEnv(main, nil)
+	cfg, err := loadWithEnv(main, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +404,7 @@ func TestDropIns(t *testing.T) {
 
 	// The same name in two files names both, whichever pair it is.
 	writeFile(t, dir, "d/30-dup.yaml", "feeds:\n  a: {plugin: synth, sinks: [db]}\n  c: {plugin: synth, sinks: [db]}\n")
-	_, err = config.LoadWithEnv(main, nil)
+	_, err = loadWithEnv(main, nil)
 	wantErr := fmt.Sprintf("%[1]s/d/30-dup.yaml: feeds.a: already defined in %[2]s\n%[1]s/d/30-dup.yaml: feeds.c: already defined in %[1]s/d/20-c.yml", dir, main)
 	if err == nil || err.Error() != wantErr {
 		t.Errorf("got:\n%v\nwant:\n%s", err, wantErr)
@@ -394,7 +415,7 @@ func TestFeedsDirMissing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	main := writeFile(t, dir, "sluice.yaml", "feeds_dir: nowhere\n")
-	cfg, err := config.LoadWithEnv(main, nil)
+	cfg, err := loadWithEnv(main, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +424,7 @@ func TestFeedsDirMissing(t *testing.T) {
 	}
 
 	notDir := writeFile(t, dir, "file.yaml", "feeds_dir: sluice.yaml\n")
-	_, err = config.LoadWithEnv(notDir, nil)
+	_, err = loadWithEnv(notDir, nil)
 	if want := notDir + ": feeds_dir: cannot read feeds directory: not a directory"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}
@@ -443,7 +464,7 @@ func TestReloadFeeds(t *testing.T) {
 	main := writeFile(t, dir, "sluice.yaml", "feeds_dir: d\nsinks:\n  db: {type: sqlite}\n")
 	writeFile(t, dir, "d/a.yaml", "feeds:\n  a: {plugin: synth, sinks: [db]}\n")
 	env := []string{"SLUICE_FEEDS__A__BATCH_SIZE=3"}
-	cfg, err := config.LoadWithEnv(main, env)
+	cfg, err := loadWithEnv(main, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,29 +496,29 @@ func TestTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "secrets/influx.token", "\n  "+secret+"\t\n")
 	main := writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\nsinks:\n  influx:\n    type: influxdb\n    url: http://localhost:8086\n    bucket: b\n    token_file: secrets/influx.token\n")
-	cfg, err := config.LoadWithEnv(main, nil)
+	cfg, err := loadWithEnv(main, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Sinks["influx"].InfluxDB.Token; got != secret {
+	if got := influxOf(cfg.Sinks["influx"]).Token; got != secret {
 		t.Errorf("token = %q", got)
 	}
 
 	// A token file given by the environment is found relative to the
 	// main file too.
 	writeFile(t, dir, "other.token", "other")
-	cfg, err = config.LoadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN_FILE=other.token"})
-	if err != nil || cfg.Sinks["influx"].InfluxDB.Token != "other" {
+	cfg, err = loadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN_FILE=other.token"})
+	if err != nil || influxOf(cfg.Sinks["influx"]).Token != "other" {
 		t.Errorf("token from env-named file: %v", err)
 	}
 
-	_, err = config.LoadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN_FILE=/nonexistent/token"})
+	_, err = loadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN_FILE=/nonexistent/token"})
 	want := "env SLUICE_SINKS__INFLUX__TOKEN_FILE: sinks.influx.token_file: cannot read token file: open /nonexistent/token: no such file or directory"
 	if err == nil || err.Error() != want || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("got %v, want %s wrapping fs.ErrNotExist", err, want)
 	}
 
-	_, err = config.LoadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN=" + secret})
+	_, err = loadWithEnv(main, []string{"SLUICE_SINKS__INFLUX__TOKEN=" + secret})
 	want = "env SLUICE_SINKS__INFLUX__TOKEN: sinks.influx.token: cannot be set together with token_file"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
@@ -508,13 +529,13 @@ func TestTokenFile(t *testing.T) {
 // config and that Redacted leaves the original alone.
 func TestRedaction(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.LoadWithEnv("testdata/valid/full.yaml", []string{
+	cfg, err := loadWithEnv("testdata/valid/full.yaml", []string{
 		"SLUICE_SINKS__INFLUX__URL=https://user:" + secret + "@influx.example",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ix := cfg.Sinks["influx"].InfluxDB
+	ix := influxOf(cfg.Sinks["influx"])
 	for _, s := range []string{
 		cfg.String(),
 		cfg.Redacted().String(),
@@ -536,7 +557,7 @@ func TestRedaction(t *testing.T) {
 	if got := r.Feeds["btc"].Config["nested"]; fmt.Sprint(got) != "map[password:REDACTED]" {
 		t.Errorf("nested feed secret: %v", got)
 	}
-	if r.Feeds["btc"].Config["rate"] != 2.5 || r.Sinks["influx"].InfluxDB.Bucket != "telemetry/autogen" {
+	if r.Feeds["btc"].Config["rate"] != 2.5 || influxOf(r.Sinks["influx"]).Bucket != "telemetry/autogen" {
 		t.Error("Redacted dropped more than secrets")
 	}
 }
@@ -562,11 +583,11 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.LoadWithEnv("sluice.example.yaml", []string{"SLUICE_FEEDS_DIR=" + examples})
+	cfg, err := loadWithEnv("sluice.example.yaml", []string{"SLUICE_FEEDS_DIR=" + examples})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := cfg.Sinks["sqlite"]; s.Type != "sqlite" || s.SQLite == nil || len(cfg.Sinks) != 1 {
+	if s := cfg.Sinks["sqlite"]; s.Type != "sqlite" || sqliteOf(s) == nil || len(cfg.Sinks) != 1 {
 		t.Errorf("sinks = %v, want the one sqlite sink", cfg.Sinks)
 	}
 	f := cfg.Feeds["synth"]
@@ -612,7 +633,7 @@ sinks:
   b: {type: sqlite, path: b.db}
   c: {type: sqlite, path: c.db}
 `)
-	cfg, err := config.LoadWithEnv(path, nil)
+	cfg, err := loadWithEnv(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -629,7 +650,7 @@ sinks:
   a: {type: sqlite, max_buffer_bytes: 40000000}
   b: {type: sqlite, path: b.db}
 `)
-	_, err = config.LoadWithEnv(path, nil)
+	_, err = loadWithEnv(path, nil)
 	if err == nil || !strings.Contains(err.Error(), "small.yaml: buffer.max_bytes: leaves 1000000 bytes") {
 		t.Errorf("error = %v", err)
 	}

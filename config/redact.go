@@ -17,23 +17,17 @@ import (
 // Redaction is what Redacted puts in place of a secret.
 const Redaction = redact.Mark
 
-// Redacted returns a deep copy of c that is safe to log: InfluxDB tokens,
+// Redacted returns a deep copy of c that is safe to log: the values of
+// secret sink keys (the secret tag option of a sink type's config),
 // passwords and secret query parameters in URLs, and the values of feed
-// config keys that look secret (token, password, secret, api_key, ...; see
-// redact.SecretKey) are replaced with Redaction.
+// config keys that look secret (token, password, secret, api_key, ...;
+// see redact.SecretKey) are replaced with Redaction.
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Plugins = maps.Clone(c.Plugins)
 	r.Sinks = make(map[string]Sink, len(c.Sinks))
 	for name, s := range c.Sinks {
-		if s.SQLite != nil {
-			sq := *s.SQLite
-			s.SQLite = &sq
-		}
-		if s.InfluxDB != nil {
-			ix := s.InfluxDB.redacted()
-			s.InfluxDB = &ix
-		}
+		s.Options = redactOptions(s.Options)
 		r.Sinks[name] = s
 	}
 	r.Feeds = make(map[string]Feed, len(c.Feeds))
@@ -57,25 +51,56 @@ func (c Config) String() string {
 	return b.String()
 }
 
-// String prints the InfluxDB settings without the token.
-func (c InfluxDB) String() string {
-	r := c.redacted()
-	return fmt.Sprintf("%+v", influxDB(r))
+// redactOptions returns a copy of a sink's options, a pointer to a
+// struct, with its secrets masked: the values of secret keys, and what
+// redact.URL masks in any value that holds "://".
+func redactOptions(opts any) any {
+	v := reflect.ValueOf(opts)
+	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+		return opts
+	}
+	cp := reflect.New(v.Elem().Type())
+	cp.Elem().Set(v.Elem())
+	redactStruct(cp.Elem())
+	return cp.Interface()
 }
 
-// GoString is String for %#v.
-func (c InfluxDB) GoString() string { return c.String() }
-
-// influxDB has InfluxDB's fields without its methods, so printing it does
-// not recurse.
-type influxDB InfluxDB
-
-func (c InfluxDB) redacted() InfluxDB {
-	if c.Token != "" {
-		c.Token = Redaction
+// redactStruct masks the secrets of a struct in place. Slices are copied
+// before they are changed: they share their array with the original.
+func redactStruct(v reflect.Value) {
+	fields, _ := fieldsOf(v.Type())
+	for _, f := range fields {
+		fv := v.Field(f.index)
+		switch {
+		case fv.Kind() == reflect.String && f.opts.secret:
+			if fv.String() != "" {
+				fv.SetString(Redaction)
+			}
+		case fv.Kind() == reflect.String:
+			fv.SetString(redactString(fv.String()))
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			out := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			for i := range fv.Len() {
+				s := fv.Index(i).String()
+				if f.opts.secret && s != "" {
+					s = Redaction
+				}
+				out.Index(i).SetString(redactString(s))
+			}
+			if !fv.IsNil() {
+				fv.Set(out)
+			}
+		case fv.Kind() == reflect.Struct && fv.Type() != durationType:
+			redactStruct(fv)
+		}
 	}
-	c.URL = redact.URL(c.URL)
-	return c
+}
+
+func redactString(s string) string {
+	if strings.Contains(s, "://") {
+		return redact.URL(s)
+	}
+	return s
 }
 
 func redactFree(m map[string]any) map[string]any {
@@ -111,21 +136,18 @@ func redactValue(v any) any {
 	return v
 }
 
-var (
-	durationType = reflect.TypeFor[time.Duration]()
-	sinkType     = reflect.TypeFor[Sink]()
-)
+var sinkStructType = reflect.TypeFor[Sink]()
 
-// toTree turns a config value into maps keyed by the koanf tags, the same
+// toTree turns a config value into maps keyed by the config tags, the same
 // shape the files have. A sink is flattened back into one mapping.
 func toTree(v reflect.Value) any {
 	switch {
 	case v.Type() == durationType:
 		return time.Duration(v.Int()).String()
-	case v.Type() == sinkType:
+	case v.Type() == sinkStructType:
 		s := v.Interface().(Sink)
 		m := map[string]any{"type": s.Type}
-		for _, part := range []any{s.Pipeline, s.SQLite, s.InfluxDB} {
+		for _, part := range []any{s.Pipeline, s.Options} {
 			if sub, ok := toTree(reflect.ValueOf(part)).(map[string]any); ok {
 				maps.Copy(m, sub)
 			}
@@ -139,14 +161,10 @@ func toTree(v reflect.Value) any {
 		}
 		return toTree(v.Elem())
 	case reflect.Struct:
-		m := make(map[string]any)
-		for i := range v.NumField() {
-			f := v.Type().Field(i)
-			tag := f.Tag.Get("koanf")
-			if !f.IsExported() || tag == "" || tag == "-" {
-				continue
-			}
-			m[tag] = toTree(v.Field(i))
+		fields, _ := fieldsOf(v.Type())
+		m := make(map[string]any, len(fields))
+		for _, f := range fields {
+			m[f.key] = toTree(v.Field(f.index))
 		}
 		return m
 	case reflect.Map:

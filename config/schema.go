@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/sluicehq/sluice/internal/redact"
 )
 
 // The schema says which keys exist, what type each holds and which values
@@ -27,7 +24,7 @@ const (
 	kindList    // a list of strings
 	kindSection // a mapping with a fixed set of keys
 	kindNamed   // a mapping of user-chosen names to elem
-	kindSink    // a sink: keys depend on its type
+	kindSink    // a sink: keys depend on its type (see sinkTypes)
 	kindFree    // a mapping handed to a plugin unchecked
 )
 
@@ -41,6 +38,10 @@ type spec struct {
 	empty    bool             // kindString: "" is allowed
 	zero     bool             // kindDuration, kindInt: 0 is allowed
 	secret   bool             // never show the value in a message
+	doc      string           // what the key does (sink types' keys)
+	// secretFiles maps a kindSection's keys that name a secret file to
+	// the key the file holds the value of (token_file: token).
+	secretFiles map[string]string
 	// check returns a message when a string value is unacceptable.
 	check func(s string) string
 }
@@ -76,43 +77,6 @@ var pipelineSpec = section(map[string]*spec{
 	"retry_initial":    duration,
 	"retry_max":        duration,
 })
-
-var sqliteSpec = section(map[string]*spec{
-	"path":         str,
-	"busy_timeout": duration,
-})
-
-var influxSpec = section(map[string]*spec{
-	"url":        {kind: kindString, check: checkURL},
-	"org":        {kind: kindString, empty: true},
-	"bucket":     str,
-	"token":      {kind: kindString, empty: true, secret: true},
-	"token_file": str,
-	"precision":  enum("ns", "us", "ms", "s"),
-	"gzip":       boolean,
-	"timeout":    duration,
-	"tls": section(map[string]*spec{
-		"ca_file":              str,
-		"cert_file":            str,
-		"key_file":             str,
-		"server_name":          str,
-		"insecure_skip_verify": boolean,
-	}),
-}, "url", "bucket")
-
-// sinkTypes holds the type-specific keys of each sink type. Every sink also
-// takes "type" and any pipeline key as an override.
-var sinkTypes = map[string]*spec{
-	"sqlite":   sqliteSpec,
-	"influxdb": influxSpec,
-}
-
-var sinkTypeSpec = &spec{kind: kindString, check: func(s string) string {
-	if _, ok := sinkTypes[s]; ok {
-		return ""
-	}
-	return fmt.Sprintf("must be a known sink type (%s), got %q", strings.Join(sortedKeys(sinkTypes), ", "), s)
-}}
 
 var feedSpec = section(map[string]*spec{
 	"plugin":         {kind: kindString, check: checkPluginName},
@@ -205,19 +169,6 @@ func checkListen(s string) string {
 		}
 	}
 	return fmt.Sprintf("must be host:port such as \"127.0.0.1:9273\", got %q", s)
-}
-
-func checkURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		// The parser's message quotes the whole URL, which may hold a
-		// password.
-		return "must be an http:// or https:// URL, got an unparsable URL"
-	}
-	if (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
-		return ""
-	}
-	return fmt.Sprintf("must be an http:// or https:// URL, got %q", redact.URL(s))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

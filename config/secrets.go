@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,11 +55,12 @@ func (c *checker) checkEnvRefs(name string, f Feed) {
 	})
 }
 
-// SecretValues lists the secret values c holds: InfluxDB tokens, the
-// passwords and secret query parameters of URLs (sinks and plugin
-// configs), and the values of plugin config keys that look secret
-// (redact.SecretKey). The agent scrubs them from whatever it prints, as a
-// last line of defence behind the code that never prints them.
+// SecretValues lists the secret values c holds: the values of secret sink
+// keys (the secret tag option of a sink type's config), the passwords and
+// secret query parameters of URLs (sinks and plugin configs), and the
+// values of plugin config keys that look secret (redact.SecretKey). The
+// agent scrubs them from whatever it prints, as a last line of defence
+// behind the code that never prints them.
 func (c *Config) SecretValues() []string {
 	var out []string
 	add := func(vs ...string) {
@@ -70,15 +72,43 @@ func (c *Config) SecretValues() []string {
 		}
 	}
 	for _, name := range sortedKeys(c.Sinks) {
-		if ix := c.Sinks[name].InfluxDB; ix != nil {
-			add(ix.Token)
-			add(redact.URLSecrets(ix.URL)...)
+		if v := reflect.ValueOf(c.Sinks[name].Options); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			structSecrets(v.Elem(), add)
 		}
 	}
 	for _, name := range sortedKeys(c.Feeds) {
 		freeSecrets(c.Feeds[name].Config, false, add)
 	}
 	return out
+}
+
+// structSecrets passes to add the values of a sink's secret keys and the
+// secrets of URLs in any of its values.
+func structSecrets(v reflect.Value, add func(...string)) {
+	fields, _ := fieldsOf(v.Type())
+	for _, f := range fields {
+		fv := v.Field(f.index)
+		switch {
+		case fv.Kind() == reflect.String:
+			if f.opts.secret {
+				add(fv.String())
+			}
+			if strings.Contains(fv.String(), "://") {
+				add(redact.URLSecrets(fv.String())...)
+			}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			for i := range fv.Len() {
+				if f.opts.secret {
+					add(fv.Index(i).String())
+				}
+				if s := fv.Index(i).String(); strings.Contains(s, "://") {
+					add(redact.URLSecrets(s)...)
+				}
+			}
+		case fv.Kind() == reflect.Struct && fv.Type() != durationType:
+			structSecrets(fv, add)
+		}
+	}
 }
 
 // freeSecrets passes to add the string values of secret-looking keys (or

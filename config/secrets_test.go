@@ -24,7 +24,7 @@ sinks:
   a: {type: influxdb, bucket: b, url: "ftp://admin:`+canary+`@h/?token=`+canary+`"}
   b: {type: influxdb, bucket: b, url: "http://h:8086/?apikey=`+canary+`", token_file: /dev/zero}
 `)
-	_, err := config.LoadWithEnv(main, []string{
+	_, err := loadWithEnv(main, []string{
 		// Values from the environment are never quoted, whatever the key.
 		"SLUICE_HTTP__LISTEN=" + canary,
 		"SLUICE_PIPELINE__BATCH_SIZE=" + canary,
@@ -63,7 +63,7 @@ func TestConfigFilesAreCapped(t *testing.T) {
 	dir := t.TempDir()
 	big := "# " + strings.Repeat("x", config.MaxFileBytes) + "\n"
 	main := writeFile(t, dir, "sluice.yaml", big)
-	_, err := config.LoadWithEnv(main, nil)
+	_, err := loadWithEnv(main, nil)
 	var tl *capread.TooLargeError
 	if want := main + ": larger than 4 MiB, the limit for a config file"; err == nil || err.Error() != want || !errors.As(err, &tl) {
 		t.Errorf("main file: %v, want %s", err, want)
@@ -71,14 +71,14 @@ func TestConfigFilesAreCapped(t *testing.T) {
 
 	main = writeFile(t, dir, "ok.yaml", "feeds_dir: d\n")
 	drop := writeFile(t, dir, "d/big.yaml", big)
-	_, err = config.LoadWithEnv(main, nil)
+	_, err = loadWithEnv(main, nil)
 	if want := drop + ": larger than 4 MiB, the limit for a config file"; err == nil || err.Error() != want {
 		t.Errorf("feed file: %v, want %s", err, want)
 	}
 	// The limit is a limit, not a guess: a file just within it loads.
 	head := "feeds_dir: \"\"\n#"
 	within := head + strings.Repeat("x", config.MaxFileBytes-len(head)-1) + "\n"
-	if _, err := config.LoadWithEnv(writeFile(t, dir, "within.yaml", within), nil); err != nil || len(within) != config.MaxFileBytes {
+	if _, err := loadWithEnv(writeFile(t, dir, "within.yaml", within), nil); err != nil || len(within) != config.MaxFileBytes {
 		t.Errorf("a file of %d bytes: %v", len(within), err)
 	}
 }
@@ -91,7 +91,7 @@ func TestTokenFileIsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	main := writeFile(t, dir, "sluice.yaml", "feeds_dir: \"\"\nsinks:\n  x: {type: influxdb, url: \"http://h\", bucket: b, token_file: token}\n")
-	_, err := config.LoadWithEnv(main, nil)
+	_, err := loadWithEnv(main, nil)
 	if want := main + ": sinks.x.token_file: cannot read token file: " + tok + " is larger than 64 KiB, the limit for a token file"; err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
@@ -111,7 +111,7 @@ feeds:
       headers: {Authorization: "Bearer ${env:WS_TOKEN}", X-Lit: "$${env:NOT_A_REF}"}
       on_open: [{send: {op: login, key: "${env:WS_KEY}", pw: "${file:/run/pw}"}}]
 `)
-	cfg, err := config.LoadWithEnv(main, nil)
+	cfg, err := loadWithEnv(main, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ feeds:
   steal: {plugin: jsonws, sinks: [db], config: {headers: {X: "${env:SLUICE_SINKS__INFLUX__TOKEN}"}}}
 `)
 	main = writeFile(t, dir, "two.yaml", "feeds_dir: d\nsinks: {db: {type: sqlite}}\n")
-	_, err = config.LoadWithEnv(main, nil)
+	_, err = loadWithEnv(main, nil)
 	want := bad + ": feeds.steal.config.headers.X: ${env:SLUICE_SINKS__INFLUX__TOKEN} names one of the agent's own SLUICE_* variables, which no plugin gets: use a variable of another name"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
@@ -149,7 +149,7 @@ feeds:
       auth_mode: basic
       api_keys: [list-key-one, short]
 `)
-	cfg, err := config.LoadWithEnv(main, []string{"SLUICE_SINKS__B__TOKEN=env-token"})
+	cfg, err := loadWithEnv(main, []string{"SLUICE_SINKS__B__TOKEN=env-token"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,9 +66,16 @@ func child(path []string, key string) []string {
 type walker struct {
 	errs    *errorList
 	origins *origins
+	types   map[string]*sinkType // what a sink's type may be
+	// failed holds the paths (pathID) the walker reported a problem at,
+	// so that later checks do not report them again.
+	failed map[string]bool
 }
 
 func (w *walker) errorf(path []string, format string, args ...any) {
+	if w.failed != nil {
+		w.failed[pathID(path)] = true
+	}
 	w.errs.add(&Error{
 		File: w.origins.of(path).name,
 		Key:  keyString(path),
@@ -230,6 +237,7 @@ func (w *walker) section(s *spec, path []string, v any) (any, bool) {
 			w.errorf(child(path, k), "missing required key")
 		}
 	}
+	w.secretFileClash(s, path, m)
 	return out, true
 }
 
@@ -253,80 +261,6 @@ func (w *walker) named(s *spec, path []string, v any) (any, bool) {
 		}
 		if got, ok := w.walk(s.elem, p, m[name]); ok {
 			out[name] = got
-		}
-	}
-	return out, true
-}
-
-// sink checks one sink. Its keys depend on its type, so a key that belongs
-// to another sink type gets a message saying so rather than "unknown key".
-// The result holds "type", "pipeline" (the overrides) and, under the type's
-// name, the type-specific keys.
-func (w *walker) sink(path []string, v any) (any, bool) {
-	m, ok := w.mapping(path, v)
-	if !ok {
-		return nil, false
-	}
-	typ := ""
-	if raw, present := m["type"]; !present {
-		w.errorf(child(path, "type"), "missing required key")
-	} else if got, ok := w.walk(sinkTypeSpec, child(path, "type"), raw); ok {
-		typ = got.(string)
-	}
-
-	pipeline := make(map[string]any)
-	specific := make(map[string]any)
-	for _, k := range sortedKeys(m) {
-		p := child(path, k)
-		if k == "type" {
-			continue
-		}
-		if sub, ok := pipelineSpec.keys[k]; ok {
-			if got, ok := w.walk(sub, p, m[k]); ok {
-				pipeline[k] = got
-			}
-			continue
-		}
-		if typ != "" {
-			if sub, ok := sinkTypes[typ].keys[k]; ok {
-				if got, ok := w.walk(sub, p, m[k]); ok {
-					specific[k] = got
-				}
-				continue
-			}
-		}
-		owners := sinkTypesWithKey(k)
-		switch {
-		case len(owners) == 0:
-			w.errorf(p, "unknown key%s", suggest(k, sinkKeys(typ)))
-		case typ != "":
-			w.errorf(p, "only valid for sinks of type %s, this sink has type %s", strings.Join(owners, " or "), typ)
-		default:
-			// The type is missing or unknown: still check the value
-			// against the first type that has the key.
-			w.walk(sinkTypes[owners[0]].keys[k], p, m[k])
-		}
-	}
-	out := map[string]any{"pipeline": pipeline}
-	if typ == "" {
-		return out, true
-	}
-	out["type"] = typ
-	out[typ] = specific
-	for _, k := range sinkTypes[typ].required {
-		if _, ok := m[k]; !ok {
-			w.errorf(child(path, k), "missing required key (for sinks of type %s)", typ)
-		}
-	}
-	if _, ok := m["token"]; ok && typ == "influxdb" {
-		if _, ok := m["token_file"]; ok {
-			// Blame the one the environment set, if only one was: that
-			// is the override that clashes.
-			if w.origins.of(child(path, "token")).env && !w.origins.of(child(path, "token_file")).env {
-				w.errorf(child(path, "token"), "cannot be set together with token_file")
-			} else {
-				w.errorf(child(path, "token_file"), "cannot be set together with token")
-			}
 		}
 	}
 	return out, true
@@ -477,29 +411,6 @@ func quoteAll(list []string) string {
 		q[i] = strconv.Quote(s)
 	}
 	return strings.Join(q, ", ")
-}
-
-func sinkTypesWithKey(k string) []string {
-	var owners []string
-	for _, typ := range sortedKeys(sinkTypes) {
-		if _, ok := sinkTypes[typ].keys[k]; ok {
-			owners = append(owners, typ)
-		}
-	}
-	return owners
-}
-
-// sinkKeys lists the keys a sink of type typ takes; all sink keys when the
-// type is not known.
-func sinkKeys(typ string) []string {
-	keys := []string{"type"}
-	keys = append(keys, sortedKeys(pipelineSpec.keys)...)
-	for _, t := range sortedKeys(sinkTypes) {
-		if typ == "" || typ == t {
-			keys = append(keys, sortedKeys(sinkTypes[t].keys)...)
-		}
-	}
-	return keys
 }
 
 // suggest returns ` (did you mean "x"?)` for the closest known key within a

@@ -1,6 +1,8 @@
 // Package sinks defines what a storage backend implements. The pipeline
 // owns batching, buffering, retries and drop accounting; a sink only turns
-// a batch of points into one write and says how that write failed.
+// a batch of points into one write and says how that write failed. Each
+// backend's package also declares its Type: its name, its config and its
+// constructor; sinks/all lists them.
 package sinks
 
 import (

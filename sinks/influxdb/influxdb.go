@@ -21,7 +21,6 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/capread"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
@@ -55,7 +54,7 @@ const maxSample = 512
 // for the pipeline to retry. Retrying a batch is always safe: see doc.go
 // on point identity.
 type Sink struct {
-	cfg config.InfluxDB
+	cfg Config
 	log *slog.Logger
 	now func() time.Time // for Retry-After dates
 
@@ -76,8 +75,8 @@ type Sink struct {
 
 // New returns an InfluxDB sink for cfg. It has no side effects. A zero
 // cfg.Timeout means DefaultTimeout and an empty cfg.Precision means ns;
-// cfg.Gzip is taken as given (the config loader defaults it to true).
-func New(cfg config.InfluxDB, log *slog.Logger) *Sink {
+// cfg.Gzip is taken as given (DefaultConfig and Complete default it).
+func New(cfg Config, log *slog.Logger) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -183,8 +182,8 @@ func writeURL(apiURL, org, bucket, precision string) string {
 	return strings.TrimSuffix(apiURL, "/") + "/write?" + q.Encode()
 }
 
-func tlsConfig(c config.TLS) (*tls.Config, error) {
-	if c == (config.TLS{}) {
+func tlsConfig(c TLS) (*tls.Config, error) {
+	if c == (TLS{}) {
 		return nil, nil
 	}
 	t := &tls.Config{

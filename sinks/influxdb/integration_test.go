@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/testinflux"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -25,7 +24,7 @@ import (
 
 func realSink(t testing.TB, srv *testinflux.Server, gz bool) *Sink {
 	t.Helper()
-	s := New(config.InfluxDB{URL: srv.URL(), Org: "-", Bucket: testinflux.Bucket, Token: srv.Token(), Gzip: gz}, nil)
+	s := New(Config{URL: srv.URL(), Org: "-", Bucket: testinflux.Bucket, Token: srv.Token(), Gzip: gz}, nil)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +500,7 @@ func TestRealTooLarge(t *testing.T) {
 
 func TestRealAuth(t *testing.T) {
 	srv := testinflux.StartWith(t, testinflux.Options{AuthUser: "sluice", AuthPassword: "p@ss:word"})
-	bad := New(config.InfluxDB{URL: srv.URL(), Bucket: testinflux.Bucket, Token: "sluice:wrong", Gzip: true}, nil)
+	bad := New(Config{URL: srv.URL(), Bucket: testinflux.Bucket, Token: "sluice:wrong", Gzip: true}, nil)
 	if err := bad.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}

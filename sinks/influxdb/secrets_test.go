@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/testinflux"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -50,7 +49,7 @@ func TestURLSecretsNeverLogged(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			s := New(config.InfluxDB{URL: c.url, Bucket: testinflux.Bucket}, log)
+			s := New(Config{URL: c.url, Bucket: testinflux.Bucket}, log)
 			if err := s.Open(context.Background()); err != nil {
 				t.Fatal(err)
 			}
@@ -78,12 +77,12 @@ func TestTLSFilesAreCapped(t *testing.T) {
 	if err := os.WriteFile(big, make([]byte, 1<<20+1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []config.TLS{
+	for _, c := range []TLS{
 		{CAFile: big},
 		{CAFile: "/dev/zero"},
 		{CertFile: "/dev/zero", KeyFile: "/dev/zero"},
 	} {
-		err := New(config.InfluxDB{URL: "https://127.0.0.1:1", Bucket: "b", TLS: c}, nil).Open(context.Background())
+		err := New(Config{URL: "https://127.0.0.1:1", Bucket: "b", TLS: c}, nil).Open(context.Background())
 		if err == nil || !strings.Contains(err.Error(), "is larger than 1 MiB, the limit for a PEM file") {
 			t.Errorf("%+v: %v", c, err)
 		}

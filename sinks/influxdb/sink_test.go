@@ -10,11 +10,10 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 )
 
-func openSink(t *testing.T, cfg config.InfluxDB) *Sink {
+func openSink(t *testing.T, cfg Config) *Sink {
 	t.Helper()
 	if cfg.Bucket == "" {
 		cfg.Bucket = "db/rp"
@@ -72,7 +71,7 @@ func TestWriteRequest(t *testing.T) {
 	for _, gz := range []bool{true, false} {
 		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) {
 			f := newFake(t, nil)
-			s := openSink(t, config.InfluxDB{URL: f.srv.URL, Org: "-", Bucket: "telegraf/autogen", Token: "user:pass", Gzip: gz})
+			s := openSink(t, Config{URL: f.srv.URL, Org: "-", Bucket: "telegraf/autogen", Token: "user:pass", Gzip: gz})
 			if err := s.Write(context.Background(), points(3)); err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +101,7 @@ func TestWriteRequest(t *testing.T) {
 
 func TestWriteNoToken(t *testing.T) {
 	f := newFake(t, nil)
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL, Precision: "ms"})
+	s := openSink(t, Config{URL: f.srv.URL, Precision: "ms"})
 	if err := s.Write(context.Background(), points(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +143,7 @@ func TestRetryAfter(t *testing.T) {
 				}
 				return fakeReply{status: tt.status, header: h, body: `{"code":"too many requests","message":"slow down"}`}
 			})
-			s := openSink(t, config.InfluxDB{URL: f.srv.URL, Gzip: true})
+			s := openSink(t, Config{URL: f.srv.URL, Gzip: true})
 			s.now = func() time.Time { return now }
 			err := s.Write(context.Background(), points(10))
 			after, ok := sinks.AsRetryAfter(err)
@@ -184,7 +183,7 @@ func TestFailedAndTransient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status, " ", tt.body), func(t *testing.T) {
 			f := newFake(t, func(*fakeRequest) fakeReply { return fakeReply{status: tt.status, body: tt.body} })
-			s := openSink(t, config.InfluxDB{URL: f.srv.URL, Gzip: true})
+			s := openSink(t, Config{URL: f.srv.URL, Gzip: true})
 			err := s.Write(context.Background(), points(4))
 			if err == nil {
 				t.Fatal("no error")
@@ -215,7 +214,7 @@ func TestFailedAndTransient(t *testing.T) {
 
 func TestNetworkError(t *testing.T) {
 	f := newFake(t, nil)
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL, Gzip: true})
+	s := openSink(t, Config{URL: f.srv.URL, Gzip: true})
 	if err := s.Write(context.Background(), points(2)); err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +234,7 @@ func TestNetworkError(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	f := newFake(t, nil)
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	err := s.Write(ctx, points(2))
@@ -252,7 +251,7 @@ func TestTooLargeSplits(t *testing.T) {
 		}
 		return fakeReply{status: 204}
 	})
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL, Gzip: true})
+	s := openSink(t, Config{URL: f.srv.URL, Gzip: true})
 	if err := s.Write(context.Background(), points(n)); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +288,7 @@ func TestTooLargeSinglePoint(t *testing.T) {
 		}
 		return fakeReply{status: 204}
 	})
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	err := s.Write(context.Background(), points(9, 4))
 	var rej *sinks.RejectedError
 	if !errors.As(err, &rej) || rej.Rejected != 1 {
@@ -308,7 +307,7 @@ func TestTooLargeThenUnavailable(t *testing.T) {
 		}
 		return fakeReply{status: 204}
 	})
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	err := s.Write(context.Background(), points(20))
 	if d, ok := sinks.AsRetryAfter(err); !ok || d != 2*time.Second {
 		t.Fatalf("error %v, want RetryAfter 2s", err)
@@ -410,7 +409,7 @@ func TestPartialWrite(t *testing.T) {
 				}
 				return tt.reply(keep, drop, r.Lines)
 			})
-			s := openSink(t, config.InfluxDB{URL: f.srv.URL, Gzip: true})
+			s := openSink(t, Config{URL: f.srv.URL, Gzip: true})
 			err := s.Write(context.Background(), points(100, bad...))
 			var rej *sinks.RejectedError
 			if !errors.As(err, &rej) {
@@ -434,7 +433,7 @@ func TestPartialWriteAllDropped(t *testing.T) {
 	f := newFake(t, func(r *fakeRequest) fakeReply {
 		return fakeReply{status: 400, body: fmt.Sprintf(`{"error":"partial write: field type conflict: input field \"v\" on measurement \"m\" is type float, already exists as type string dropped=%d"}`, len(r.Lines))}
 	})
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	err := s.Write(context.Background(), points(50))
 	var rej *sinks.RejectedError
 	if !errors.As(err, &rej) || rej.Rejected != 50 {
@@ -453,7 +452,7 @@ func TestEncoderRejectsCountedWithServerRejects(t *testing.T) {
 		}
 		return fakeReply{status: 400, store: keep, body: fmt.Sprintf(`{"error":"partial write: unable to parse '%s': bad dropped=0"}`, drop[0])}
 	})
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	ps := points(5, 1)
 	ps[3].Fields[0].Value = sluice.Float(nanF())
 	err := s.Write(context.Background(), ps)
@@ -471,7 +470,7 @@ func nanF() float64 { var z float64; return z / z }
 
 func TestAllRejectedByEncoderSendsNothing(t *testing.T) {
 	f := newFake(t, nil)
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL})
+	s := openSink(t, Config{URL: f.srv.URL})
 	ps := points(2)
 	for i := range ps {
 		ps[i].Measurement = "#comment"
@@ -489,7 +488,7 @@ func TestAllRejectedByEncoderSendsNothing(t *testing.T) {
 }
 
 func TestOpenValidates(t *testing.T) {
-	s := New(config.InfluxDB{URL: "ftp://x", Precision: "m", Timeout: -1, TLS: config.TLS{CAFile: "/nonexistent", CertFile: "x"}}, nil)
+	s := New(Config{URL: "ftp://x", Precision: "m", Timeout: -1, TLS: TLS{CAFile: "/nonexistent", CertFile: "x"}}, nil)
 	err := s.Open(context.Background())
 	if err == nil {
 		t.Fatal("no error")
@@ -507,7 +506,7 @@ func TestOpenValidates(t *testing.T) {
 func TestOpenWithServerDown(t *testing.T) {
 	f := newFake(t, nil)
 	f.srv.Close()
-	s := New(config.InfluxDB{URL: f.srv.URL, Bucket: "b"}, nil)
+	s := New(Config{URL: f.srv.URL, Bucket: "b"}, nil)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatalf("open with the server down: %v", err)
 	}
@@ -524,7 +523,7 @@ func TestOpenWithServerDown(t *testing.T) {
 
 func TestIdentityNeedsNanoseconds(t *testing.T) {
 	f := newFake(t, nil)
-	s := openSink(t, config.InfluxDB{URL: f.srv.URL, Precision: "ms"})
+	s := openSink(t, Config{URL: f.srv.URL, Precision: "ms"})
 	err := s.Declare(context.Background(), []sluice.Measurement{{Name: "m", Unique: []string{"k", "id"}}})
 	if err != nil {
 		t.Fatal(err)

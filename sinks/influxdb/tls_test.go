@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -78,19 +77,19 @@ func TestTLS(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		tls    config.TLS
+		tls    TLS
 		failed bool // else success
 	}{
-		{"ca and client cert", config.TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, false},
-		{"server name in the certificate", config.TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "example.com"}, false},
-		{"insecure skips verification", config.TLS{InsecureSkipVerify: true, CertFile: certFile, KeyFile: keyFile}, false},
-		{"unknown authority", config.TLS{CertFile: certFile, KeyFile: keyFile}, true},
-		{"wrong server name", config.TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "influx.invalid"}, true},
-		{"no client certificate", config.TLS{CAFile: caFile}, true},
+		{"ca and client cert", TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}, false},
+		{"server name in the certificate", TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "example.com"}, false},
+		{"insecure skips verification", TLS{InsecureSkipVerify: true, CertFile: certFile, KeyFile: keyFile}, false},
+		{"unknown authority", TLS{CertFile: certFile, KeyFile: keyFile}, true},
+		{"wrong server name", TLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "influx.invalid"}, true},
+		{"no client certificate", TLS{CAFile: caFile}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := openSink(t, config.InfluxDB{URL: srv.URL, Gzip: true, TLS: tt.tls})
+			s := openSink(t, Config{URL: srv.URL, Gzip: true, TLS: tt.tls})
 			err := s.Write(context.Background(), points(2))
 			switch {
 			case !tt.failed && err != nil:
@@ -117,7 +116,7 @@ func TestTLSFiles(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := New(config.InfluxDB{URL: "https://x", Bucket: "b", TLS: config.TLS{CAFile: notPEM, CertFile: notPEM, KeyFile: notPEM}}, nil)
+	s := New(Config{URL: "https://x", Bucket: "b", TLS: TLS{CAFile: notPEM, CertFile: notPEM, KeyFile: notPEM}}, nil)
 	err := s.Open(context.Background())
 	if err == nil {
 		t.Fatal("no error")

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 )
 
 // BenchmarkWrite writes batches of 1000 trade-like points (two tags, four
@@ -21,7 +20,7 @@ func BenchmarkWrite(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			s := New(config.SQLite{Path: filepath.Join(b.TempDir(), "bench.db")}, nil)
+			s := New(Config{Path: filepath.Join(b.TempDir(), "bench.db")}, nil)
 			if err := s.Open(ctx); err != nil {
 				b.Fatal(err)
 			}

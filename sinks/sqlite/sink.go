@@ -20,7 +20,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -38,7 +37,7 @@ const maxStmts = 256
 // may then be called by one goroutine at a time; Close releases the file
 // and is idempotent. A Sink cannot be reopened after Close.
 type Sink struct {
-	cfg config.SQLite
+	cfg Config
 	log *slog.Logger
 	// dsnExtra is appended to the connection's DSN query (tests use it to
 	// make the file read-only or tiny).
@@ -71,7 +70,7 @@ type Sink struct {
 }
 
 // New returns a sink for cfg. It does not touch the file system.
-func New(cfg config.SQLite, log *slog.Logger) *Sink {
+func New(cfg Config, log *slog.Logger) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -24,7 +23,7 @@ func dbPath(t *testing.T) string { return filepath.Join(t.TempDir(), "data", "sl
 // openSink opens a sink on path and closes it when the test ends.
 func openSink(t *testing.T, path string, opts ...func(*Sink)) *Sink {
 	t.Helper()
-	s := New(config.SQLite{Path: path, BusyTimeout: time.Second}, nil)
+	s := New(Config{Path: path, BusyTimeout: time.Second}, nil)
 	for _, o := range opts {
 		o(s)
 	}
@@ -724,7 +723,7 @@ func TestFailedBatchRollsBack(t *testing.T) {
 func TestReopenKeepsAppending(t *testing.T) {
 	path := dbPath(t)
 	ctx := context.Background()
-	s := New(config.SQLite{Path: path}, nil)
+	s := New(Config{Path: path}, nil)
 	if err := s.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -808,7 +807,7 @@ func TestReadOnlyDirectoryIsFailed(t *testing.T) {
 		f.Close()
 		t.Skip("chmod does not stop this user (root?); TestReadOnlyFileIsFailed covers SQLITE_READONLY")
 	}
-	s := New(config.SQLite{Path: filepath.Join(dir, "sluice.db")}, nil)
+	s := New(Config{Path: filepath.Join(dir, "sluice.db")}, nil)
 	defer s.Close()
 	if err := s.Open(context.Background()); !sinks.IsFailed(err) {
 		t.Fatalf("Open = %v, want FailedError", err)
@@ -831,7 +830,7 @@ func TestUnopenablePathIsFailed(t *testing.T) {
 		"not a database":   garbage,                          // SQLITE_NOTADB
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := New(config.SQLite{Path: path}, nil)
+			s := New(Config{Path: path}, nil)
 			defer s.Close()
 			if err := s.Open(context.Background()); !sinks.IsFailed(err) {
 				t.Fatalf("Open = %v, want FailedError", err)
@@ -867,7 +866,7 @@ func TestDiskFullIsFailed(t *testing.T) {
 
 func TestBusyIsTransient(t *testing.T) {
 	path := dbPath(t)
-	s := New(config.SQLite{Path: path, BusyTimeout: 50 * time.Millisecond}, nil)
+	s := New(Config{Path: path, BusyTimeout: 50 * time.Millisecond}, nil)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -907,7 +906,7 @@ func TestPathWithURICharacters(t *testing.T) {
 
 func TestLifecycle(t *testing.T) {
 	path := dbPath(t)
-	s := New(config.SQLite{Path: path}, nil)
+	s := New(Config{Path: path}, nil)
 	if _, err := os.Stat(filepath.Dir(path)); !os.IsNotExist(err) {
 		t.Fatalf("New touched the file system: %v", err)
 	}
@@ -932,7 +931,7 @@ func TestLifecycle(t *testing.T) {
 	if err := s.Write(context.Background(), []sluice.Point{trade("BTC", 1, 1, t0)}); err == nil {
 		t.Fatal("Write after Close succeeded")
 	}
-	if err := New(config.SQLite{Path: path}, nil).Close(); err != nil {
+	if err := New(Config{Path: path}, nil).Close(); err != nil {
 		t.Fatalf("Close without Open: %v", err)
 	}
 	var mode string
@@ -973,7 +972,7 @@ func FuzzNames(f *testing.F) {
 	f.Add("sqlite_x", "side", "side")
 	f.Add("ünï 📈", "X", "x")
 	path := filepath.Join(f.TempDir(), "fuzz.db")
-	s := New(config.SQLite{Path: path}, nil)
+	s := New(Config{Path: path}, nil)
 	if err := s.Open(context.Background()); err != nil {
 		f.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 // endpoint is where the running agent is reached: its unix socket
@@ -52,7 +53,7 @@ func agentEndpoint(cfgPath, flagAddr string) (endpoint, error) {
 }
 
 func httpConfig(cfgPath string) (config.HTTP, error) {
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(cfgPath, all.Types.Configs())
 	if err == nil {
 		return cfg.HTTP, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 // version is set by the Makefile with -ldflags "-X main.version=...".
@@ -122,7 +123,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return tapCmd(*cfgPath, addr, positional[0], measurement, stdout, stderr)
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	cfg, err := config.Load(*cfgPath, all.Types.Configs())
 	if err != nil {
 		printErrors(stderr, err)
 		return 1

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/bench/internal/profile"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/sinks/all"
 )
 
 func main() {
@@ -26,7 +27,7 @@ func main() {
 		os.Exit(2)
 	}
 	fs.Parse(os.Args[2:])
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(*path, all.Types.Configs())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
