@@ -14,7 +14,7 @@ import (
 // handler serves the agent's HTTP API on http.listen:
 //
 //	GET  /healthz         ok while the process lives
-//	GET  /readyz          200 when every feed runs and no sink has failed, else 503 and why
+//	GET  /readyz          200 when every feed runs, none is stale and no sink has failed, else 503 and why
 //	GET  /metrics         Prometheus metrics
 //	GET  /api/v1/status   JSON snapshot of every feed and sink
 //	POST /api/v1/reload   reload the config; JSON result, 422 with the errors if rejected
@@ -67,6 +67,8 @@ func (a *Agent) readiness() Readiness {
 				r += ": " + f.LastError
 			}
 			reasons = append(reasons, r)
+		} else if len(f.Stale) > 0 {
+			reasons = append(reasons, staleReason(f))
 		}
 	}
 	for _, s := range st.Sinks {
