@@ -98,7 +98,7 @@ func TestConfigureValidateOnlyChangesNothing(t *testing.T) {
 // stale_after defaults to a minute; 0s turns the check off.
 func TestStaleAfterDefault(t *testing.T) {
 	for doc, want := range map[string]time.Duration{
-		"url: ws://x\n" + minimalRules:                   DefaultStaleAfter,
+		"url: ws://x\n" + minimalRules:                  DefaultStaleAfter,
 		"url: ws://x\nstale_after: 0s\n" + minimalRules: 0,
 		"url: ws://x\nstale_after: 5s\n" + minimalRules: 5 * time.Second,
 	} {
