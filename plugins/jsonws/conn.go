@@ -226,7 +226,7 @@ func (ss *session) read() {
 				continue
 			case err != nil:
 				st.DecompressErrors.Add(1)
-				ss.out.Discarded("decompress_error", 1)
+				ss.out.Discarded("decompress_errors", 1)
 				if ss.src.sampler.Allow("decompress_error") {
 					ss.src.log.Warn("binary frame did not decompress; dropped", "feed", ss.src.feed, "error", err)
 				}
@@ -402,7 +402,7 @@ func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 			continue
 		}
 		st.MapErrors.Add(1)
-		ss.out.Discarded("map_error", 1)
+		ss.out.Discarded("map_errors", 1)
 		if src.sampler.Allow("map_error") {
 			src.log.Warn("mapping error; point skipped", "feed", src.feed, "rule", e.Rule, "path", e.Path, "error", e.Msg)
 		}

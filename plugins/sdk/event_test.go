@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +226,72 @@ func TestEventKindsAreTheProtocols(t *testing.T) {
 	}
 	if kindOf(99) != "kind_99" || kindOf(0) != "unspecified" {
 		t.Errorf("kindOf(99) = %q, kindOf(0) = %q", kindOf(99), kindOf(0))
+	}
+}
+
+// What plugins built themselves before events, as they built it: the
+// Binance plugin's feedEvent.point and the jsonws plugin's event point.
+// EventPoint must give the same point for the same event, tags and fields
+// in the same order, so that the rows the agent writes are the rows the
+// dashboards read.
+type binanceFeedEvent struct {
+	kind, symbol, stream, message string
+	count, fromID, toID           int64
+}
+
+func (e *binanceFeedEvent) point(feed string, now time.Time) sluice.Point {
+	tags := make([]sluice.Tag, 0, 3)
+	tags = append(tags, sluice.Tag{Key: "feed", Value: feed}, sluice.Tag{Key: "kind", Value: e.kind})
+	if e.symbol != "" {
+		tags = append(tags, sluice.Tag{Key: "symbol", Value: e.symbol})
+	}
+	fields := make([]sluice.Field, 0, 5)
+	fields = append(fields, sluice.Field{Key: "message", Value: sluice.String(e.message)})
+	if e.stream != "" {
+		fields = append(fields, sluice.Field{Key: "stream", Value: sluice.String(e.stream)})
+	}
+	if e.count > 0 {
+		fields = append(fields, sluice.Field{Key: "count", Value: sluice.Int(e.count)})
+	}
+	if e.fromID > 0 || e.toID > 0 {
+		fields = append(fields,
+			sluice.Field{Key: "from_id", Value: sluice.Int(e.fromID)},
+			sluice.Field{Key: "to_id", Value: sluice.Int(e.toID)})
+	}
+	return sluice.Point{Measurement: "feed_events", Tags: tags, Fields: fields, Time: now, Received: now}
+}
+
+func jsonwsEventPoint(feed, kind, msg string, now time.Time) sluice.Point {
+	return sluice.Point{
+		Measurement: "feed_events",
+		Tags:        []sluice.Tag{{Key: "feed", Value: feed}, {Key: "kind", Value: kind}},
+		Fields:      []sluice.Field{{Key: "message", Value: sluice.String(msg)}},
+		Time:        now,
+		Received:    now,
+	}
+}
+
+func TestEventPointIsWhatPluginsWrote(t *testing.T) {
+	now := time.Date(2024, 6, 1, 12, 0, 0, 7, time.UTC)
+	for _, e := range []binanceFeedEvent{
+		{kind: "gap", symbol: "BTCUSDT", stream: "trade", count: 3, fromID: 10, toID: 12, message: "missing"},
+		{kind: "backfill", symbol: "BTCUSDT", stream: "aggTrade", count: 3, fromID: 10, toID: 12},
+		{kind: "resync", symbol: "ETHUSDT", stream: "depth", message: "sequence break"},
+		{kind: "stale", symbol: "ETHUSDT", stream: "kline_1m", message: "silent"},
+		{kind: "disconnect", message: "closed: 1006"},
+		{kind: "reconfigure"},
+		{kind: "queue_drop", symbol: "X", count: 1, toID: 5},
+	} {
+		got := EventPoint("spot", Event{Kind: EventKind(e.kind), Time: now, Symbol: e.symbol, Stream: e.stream,
+			Message: e.message, Count: e.count, FromID: e.fromID, ToID: e.toID})
+		if want := e.point("spot", now); !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v:\n got %+v\nwant %+v", e, got, want)
+		}
+	}
+	for _, kind := range []EventKind{EventConnect, EventReconnect, EventDisconnect, EventStale, EventFailed, EventBudgetExhausted} {
+		got := EventPoint("ws", Event{Kind: kind, Time: now, Message: "why"})
+		if want := jsonwsEventPoint("ws", string(kind), "why", now); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", kind, got, want)
+		}
 	}
 }
