@@ -359,7 +359,12 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 		f.log.Warn("plugin dropped points: its queue was full", "count", b.Dropped)
 	}
 	if len(b.Discarded) > 0 && f.warned.Allow("plugin_discarded") {
-		f.log.Warn("plugin discarded messages", "counts", b.Discarded)
+		// Counted in status and metrics; the plugin logs each kind itself.
+		attrs := make([]any, 0, 2*len(b.Discarded))
+		for _, d := range b.Discarded {
+			attrs = append(attrs, d.Reason, d.Count)
+		}
+		f.log.Debug("plugin discarded messages", attrs...)
 	}
 	// A batch counts as received once it is in the disk buffer.
 	if err := f.buffer.Append(ctx, &pipeline.Entry{
