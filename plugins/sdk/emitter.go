@@ -249,6 +249,7 @@ type batcher struct {
 	// feed_events points among the batch's points, for a host that does
 	// not write them itself.
 	legacyFeed string
+	out        outBatch // reused by every send: one allocation less a batch
 }
 
 // outBatch is one batch as the plugin sends it.
@@ -275,15 +276,17 @@ func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
 		if len(points) == 0 && pos == nil && dropped == 0 && len(events) == 0 && len(discarded) == 0 {
 			return nil
 		}
-		out := outBatch{points: points, dropped: dropped, pos: pos, events: events, discarded: discarded}
+		out := &b.out
+		*out = outBatch{points: points, dropped: dropped, pos: pos, events: events, discarded: discarded}
 		if b.legacyFeed != "" {
 			for _, ev := range events {
 				out.points = append(out.points, EventPoint(b.legacyFeed, ev))
 			}
 			out.events, out.discarded = nil, nil
 		}
-		err := b.send(&out)
+		err := b.send(out)
 		points = out.points
+		*out = outBatch{}
 		// send has serialised the points; the backing array can be reused.
 		clear(points)
 		points = points[:0]
