@@ -14,7 +14,7 @@ import (
 // handler serves the agent's HTTP API on http.listen:
 //
 //	GET  /healthz         ok while the process lives
-//	GET  /readyz          200 when every feed runs, none is stale and no sink has failed, else 503 and why
+//	GET  /readyz          200 when every feed runs and no sink has failed, else 503 and why
 //	GET  /metrics         Prometheus metrics
 //	GET  /api/v1/status   JSON snapshot of every feed and sink
 //	POST /api/v1/reload   reload the config; JSON result, 422 with the errors if rejected
@@ -48,6 +48,9 @@ type Readiness struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
+// readiness is ready when every feed runs and none is stale (its plugin
+// reports a stream without data: see FeedStatus.Stale), and no sink has
+// failed; else the reasons.
 func (a *Agent) readiness() Readiness {
 	if !a.isReady() {
 		return Readiness{Reasons: []string{"starting"}}
