@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -74,10 +75,11 @@ type feed struct {
 
 	mu     sync.Mutex
 	st     FeedStatus
-	warned *logsample.Sampler // one warning per kind per sampleEvery
-	proc   *host.Process      // the running plugin process, nil between runs
-	caps   []string           // what that plugin said it can do
-	env    []string           // the variables its config referenced when it started
+	warned *logsample.Sampler      // one warning per kind per sampleEvery
+	proc   *host.Process           // the running plugin process, nil between runs
+	caps   []string                // what that plugin said it can do
+	env    []string                // the variables its config referenced when it started
+	stale  map[string]*StaleStream // by staleKey; what the running plugin reported stale
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -92,12 +94,24 @@ type FeedStatus struct {
 	Points        uint64                     `json:"points"`
 	Rejected      map[pipeline.Reason]uint64 `json:"rejected"`
 	PluginDropped uint64                     `json:"plugin_dropped"`
-	// What the plugin reported in feed_events points.
-	Reconnects       uint64    `json:"reconnects"`
-	Gaps             uint64    `json:"gaps"`
-	BackfilledPoints uint64    `json:"backfilled_points"`
-	LastBatch        time.Time `json:"last_batch,omitzero"`
-	LastError        string    `json:"last_error,omitempty"`
+	// PluginDiscarded counts, by reason, the messages the plugin
+	// discarded before they became points (a frame too large, a message
+	// that is not JSON).
+	PluginDiscarded map[string]uint64 `json:"plugin_discarded,omitempty"`
+	// What the plugin reported as events (or, from a plugin built before
+	// events, as feed_events points): counts by kind, and those the
+	// dashboards graph.
+	Events           map[string]uint64 `json:"events,omitempty"`
+	Reconnects       uint64            `json:"reconnects"`
+	Gaps             uint64            `json:"gaps"`
+	BackfilledPoints uint64            `json:"backfilled_points"`
+	// Stale lists what the running plugin reports as having had no data
+	// for longer than it allows (its stale_after): streams, or the feed
+	// as a whole. A stale feed is still running; /readyz fails while
+	// this is not empty.
+	Stale     []StaleStream `json:"stale,omitempty"`
+	LastBatch time.Time     `json:"last_batch,omitzero"`
+	LastError string        `json:"last_error,omitempty"`
 
 	// Derived when the snapshot is taken.
 	LastBatchAge  float64 `json:"last_batch_age_seconds,omitempty"`
@@ -109,10 +123,13 @@ func (f *feed) status() FeedStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.st
-	st.Rejected = make(map[pipeline.Reason]uint64, len(f.st.Rejected))
-	for k, v := range f.st.Rejected {
-		st.Rejected[k] = v
+	st.Rejected = maps.Clone(f.st.Rejected)
+	if st.Rejected == nil {
+		st.Rejected = make(map[pipeline.Reason]uint64)
 	}
+	st.Events = maps.Clone(f.st.Events)
+	st.PluginDiscarded = maps.Clone(f.st.PluginDiscarded)
+	st.Stale = f.staleList(time.Now())
 	return st
 }
 
@@ -224,7 +241,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 	if err != nil {
 		return errPermanent{fmt.Errorf("encode feed config: %w", err)}
 	}
-	if err := f.configure(ctx, proc, raw); err != nil {
+	if err := f.configure(ctx, proc, raw, slices.Contains(info.Capabilities, sdk.CapEvents)); err != nil {
 		return err
 	}
 	// Resume from the last position that reached the disk buffer with
@@ -240,15 +257,19 @@ func (f *feed) runOnce(ctx context.Context) error {
 		f.mu.Lock()
 		f.proc, f.caps, f.env = nil, nil, nil
 		f.mu.Unlock()
+		f.clearStale()
 	}()
-	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil)
+	// A plugin built before events sends its own feed_events points;
+	// they are counted, and written as the points they are.
+	legacy := !slices.Contains(info.Capabilities, sdk.CapEvents)
+	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil, "events", !legacy)
 	err = proc.Source.Stream(ctx, sdk.StreamOptions{
 		Resume:        resume,
 		QueueSize:     f.cfg.QueueSize,
 		BatchSize:     f.cfg.BatchSize,
 		FlushInterval: f.cfg.FlushInterval,
-	}, func(b *sluice.Batch, invalid int, invalidErr error) error {
-		return f.deliver(ctx, b, invalid, invalidErr)
+	}, func(b *sdk.Batch, invalid int, invalidErr error) error {
+		return f.deliver(ctx, b, legacy, invalid, invalidErr)
 	})
 	if err == nil {
 		err = errors.New("plugin ended its stream")
@@ -285,7 +306,7 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, reconfigureTimeout)
 	defer cancel()
-	if err := f.configure(ctx, proc, raw); err != nil {
+	if err := f.configure(ctx, proc, raw, slices.Contains(caps, sdk.CapEvents)); err != nil {
 		var conflict *KeyConflictError
 		var perm errPermanent
 		if errors.As(err, &conflict) || errors.As(err, &perm) {
@@ -307,11 +328,16 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 // measurement another feed holds with a different uniqueness key
 // (*KeyConflictError); to every output, whose sink refuses a key its
 // stored rows violate (errPermanent wrapping a *sinks.RefusedError); then
-// to the buffer, which keeps them for the sinks' next start.
-func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMessage) error {
+// to the buffer, which keeps them for the sinks' next start. A plugin
+// that sends events (sdk.CapEvents) has feed_events declared for it: the
+// agent writes its events there.
+func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMessage, events bool) error {
 	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
+	}
+	if events && !slices.ContainsFunc(ms, func(m sluice.Measurement) bool { return m.Name == sdk.MeasFeedEvents }) {
+		ms = append(ms, sluice.Measurement{Name: sdk.MeasFeedEvents})
 	}
 	f.mu.Lock()
 	file := f.cfg.File
@@ -336,8 +362,11 @@ func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMe
 	return nil
 }
 
-// deliver normalizes a batch and hands it to every output of the feed.
-func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invalidErr error) error {
+// deliver normalizes a batch and hands it to every output of the feed:
+// its points, and a feed_events point for each event it reports. The
+// events are counted, and stale and live ones tracked; from a legacy
+// plugin (built before events) its own feed_events points are counted.
+func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid int, invalidErr error) error {
 	rejected := make(map[pipeline.Reason]uint64)
 	if invalid > 0 {
 		rejected[pipeline.ReasonUndecodable] += uint64(invalid)
@@ -345,7 +374,11 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 			f.log.Warn("points from the plugin could not be decoded", "count", invalid, "sample", invalidErr)
 		}
 	}
-	points := f.norm.Normalize(b.Points, f.names, func(r pipeline.Rejection) {
+	raw := b.Points
+	for i := range b.Events {
+		raw = append(raw, sdk.EventPoint(f.name, b.Events[i]))
+	}
+	points := f.norm.Normalize(raw, f.names, func(r pipeline.Rejection) {
 		rejected[r.Reason]++
 		if f.warned.Allow(string(r.Reason)) {
 			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)
@@ -354,13 +387,27 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 	if b.Dropped > 0 && f.warned.Allow("plugin_dropped") {
 		f.log.Warn("plugin dropped points: its queue was full", "count", b.Dropped)
 	}
+	if len(b.Discarded) > 0 && f.warned.Allow("plugin_discarded") {
+		// Counted in status and metrics; the plugin logs each kind itself.
+		attrs := make([]any, 0, 2*len(b.Discarded))
+		for _, d := range b.Discarded {
+			attrs = append(attrs, d.Reason, d.Count)
+		}
+		f.log.Debug("plugin discarded messages", attrs...)
+	}
 	// A batch counts as received once it is in the disk buffer.
 	if err := f.buffer.Append(ctx, &pipeline.Entry{
 		Feed: f.name, Sinks: f.cfg.Sinks, Position: b.Position, Points: points,
 	}); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
-	ev := countFeedEvents(points)
+	var ev feedCounts
+	if legacy {
+		ev = countFeedEvents(points)
+	} else {
+		ev = countEvents(b.Events)
+	}
+	now := time.Now()
 	f.update(func(st *FeedStatus) {
 		st.Batches++
 		st.Points += uint64(len(points))
@@ -368,57 +415,24 @@ func (f *feed) deliver(ctx context.Context, b *sluice.Batch, invalid int, invali
 		st.Reconnects += ev.reconnects
 		st.Gaps += ev.gaps
 		st.BackfilledPoints += ev.backfilled
-		st.LastBatch = time.Now()
+		st.LastBatch = now
 		for r, n := range rejected {
 			st.Rejected[r] += n
 		}
+		for k, n := range ev.byKind {
+			if st.Events == nil {
+				st.Events = make(map[string]uint64)
+			}
+			addCount(st.Events, k, n, maxEventKinds)
+		}
+		for _, d := range b.Discarded {
+			if st.PluginDiscarded == nil {
+				st.PluginDiscarded = make(map[string]uint64)
+			}
+			addCount(st.PluginDiscarded, d.Reason, d.Count, maxDiscardReasons)
+		}
+		f.track(b.Events, now)
 	})
 	f.tap.publish(f.name, points)
 	return nil
-}
-
-// Plugins report what happened to their connection as feed_events points
-// (see plugins/binance/feedevents.go): the tag kind says what, the field
-// count how many ids a backfill fetched.
-const (
-	feedEventsMeasurement = "feed_events"
-	feedEventReconnect    = "reconnect"
-	feedEventGap          = "gap"
-	feedEventBackfill     = "backfill"
-)
-
-type feedEvents struct{ reconnects, gaps, backfilled uint64 }
-
-// countFeedEvents counts the reconnects, gaps and backfilled points that
-// a batch's feed_events points report.
-func countFeedEvents(points []sluice.Point) feedEvents {
-	var ev feedEvents
-	for i := range points {
-		p := &points[i]
-		if p.Measurement != feedEventsMeasurement {
-			continue
-		}
-		kind, _ := p.Tag("kind")
-		switch kind {
-		case feedEventReconnect:
-			ev.reconnects++
-		case feedEventGap:
-			ev.gaps++
-		case feedEventBackfill:
-			for _, f := range p.Fields {
-				if f.Key != "count" {
-					continue
-				}
-				switch v := f.Value; v.Kind() {
-				case sluice.KindInt:
-					ev.backfilled += uint64(max(v.Int(), 0))
-				case sluice.KindUint:
-					ev.backfilled += v.Uint()
-				case sluice.KindFloat:
-					ev.backfilled += uint64(max(v.Float(), 0))
-				}
-			}
-		}
-	}
-	return ev
 }

@@ -50,6 +50,9 @@ type Readiness struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
+// readiness is ready when every feed runs and none is stale (its plugin
+// reports a stream without data: see FeedStatus.Stale), and no sink has
+// failed; else the reasons.
 func (a *Agent) readiness() Readiness {
 	if !a.isReady() {
 		return Readiness{Reasons: []string{"starting"}}
@@ -69,6 +72,8 @@ func (a *Agent) readiness() Readiness {
 				r += ": " + f.LastError
 			}
 			reasons = append(reasons, r)
+		} else if len(f.Stale) > 0 {
+			reasons = append(reasons, staleReason(f))
 		}
 	}
 	for _, s := range st.Sinks {

@@ -22,9 +22,13 @@ var (
 	descFeedPluginDrop = feedDesc("sluice_feed_plugin_dropped_total", "Points the feed's plugin dropped because its queue was full.")
 	descFeedRestarts   = feedDesc("sluice_feed_restarts_total", "Times the feed's plugin stopped and was restarted.")
 	descFeedUp         = feedDesc("sluice_feed_up", "1 while the feed's plugin is running, else 0.")
-	descFeedReconnects = feedDesc("sluice_feed_reconnects_total", "Reconnects the feed's plugin reported (feed_events kind=reconnect).")
-	descFeedGaps       = feedDesc("sluice_feed_gaps_total", "Gaps the feed's plugin reported (feed_events kind=gap).")
-	descFeedBackfilled = feedDesc("sluice_feed_backfilled_points_total", "Points the feed's plugin backfilled (feed_events kind=backfill, field count).")
+	descFeedReconnects = feedDesc("sluice_feed_reconnects_total", "Reconnects the feed's plugin reported (events of kind reconnect).")
+	descFeedGaps       = feedDesc("sluice_feed_gaps_total", "Gaps the feed's plugin reported (events of kind gap).")
+	descFeedBackfilled = feedDesc("sluice_feed_backfilled_points_total", "Points the feed's plugin backfilled (events of kind backfill, their count).")
+	descFeedEvents     = prometheus.NewDesc("sluice_feed_events_total", "Events the feed's plugin reported, by kind (each is a feed_events point).", []string{"feed", "kind"}, nil)
+	descFeedStale      = feedDesc("sluice_feed_stale", "Streams of the feed its plugin reports as stale (no data for longer than it allows; the feed as a whole counts as one), 0 while it is live.")
+	descFeedStaleSec   = feedDesc("sluice_feed_stale_seconds", "Seconds the feed's longest-stale stream has had no data; 0 while none is stale.")
+	descFeedDiscarded  = prometheus.NewDesc("sluice_feed_plugin_discarded_total", "Messages the feed's plugin discarded before they became points, by reason.", []string{"feed", "reason"}, nil)
 
 	descSinkWritten  = sinkDesc("sluice_sink_points_written_total", "Points written to the sink.")
 	descSinkDropped  = prometheus.NewDesc("sluice_sink_points_dropped_total", "Points routed to the sink and dropped, by reason.", []string{"sink", "reason"}, nil)
@@ -41,7 +45,7 @@ var (
 	descReloadOK    = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
 	descRestartNeed = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
 	descBuildInfo   = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
-	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo}
+	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descFeedEvents, descFeedStale, descFeedStaleSec, descFeedDiscarded, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo}
 	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
 	// Every reason is exported from the start, at 0, so that rates and
 	// dashboards see a series before the first rejection.
@@ -120,6 +124,18 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descFeedReconnects, f.Reconnects, f.Name)
 		counter(descFeedGaps, f.Gaps, f.Name)
 		counter(descFeedBackfilled, f.BackfilledPoints, f.Name)
+		for k, n := range f.Events {
+			counter(descFeedEvents, n, f.Name, k)
+		}
+		var staleFor float64
+		for _, s := range f.Stale {
+			staleFor = max(staleFor, s.StaleSeconds)
+		}
+		gauge(descFeedStale, float64(len(f.Stale)), f.Name)
+		gauge(descFeedStaleSec, staleFor, f.Name)
+		for r, n := range f.PluginDiscarded {
+			counter(descFeedDiscarded, n, f.Name, r)
+		}
 	}
 	for _, s := range st.Sinks {
 		counter(descSinkWritten, s.Written, s.Name)

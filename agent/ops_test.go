@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/sqlite"
 )
@@ -80,8 +82,16 @@ func TestCountFeedEvents(t *testing.T) {
 		ev("disconnect"),
 		{Measurement: "trades", Tags: []sluice.Tag{{Key: "kind", Value: "reconnect"}}},
 	})
-	if want := (feedEvents{reconnects: 2, gaps: 1, backfilled: 42}); got != want {
+	want := feedCounts{reconnects: 2, gaps: 1, backfilled: 42,
+		byKind: map[string]uint64{"reconnect": 2, "gap": 1, "backfill": 2, "disconnect": 1}}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+	// The same events, typed, count the same.
+	typed := countEvents([]sdk.Event{{Kind: sdk.EventReconnect}, {Kind: sdk.EventReconnect}, {Kind: sdk.EventGap, Count: 40},
+		{Kind: sdk.EventBackfill, Count: 40}, {Kind: sdk.EventBackfill, Count: 2}, {Kind: sdk.EventDisconnect}})
+	if !reflect.DeepEqual(typed, want) {
+		t.Errorf("typed: got %+v, want %+v", typed, want)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
@@ -177,7 +176,7 @@ func pluginEnv(t *testing.T, opts LaunchOptions) map[string]string {
 		t.Fatal(err)
 	}
 	env := map[string]string{}
-	err = p.Source.Stream(ctx, sdk.StreamOptions{FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch, _ int, _ error) error {
+	err = p.Source.Stream(ctx, sdk.StreamOptions{FlushInterval: 10 * time.Millisecond}, func(b *sdk.Batch, _ int, _ error) error {
 		for _, pt := range b.Points {
 			name, _ := pt.Tag("name")
 			v, _ := pt.Field("value")
@@ -268,7 +267,7 @@ func TestMessageCap(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := 0
-		return p.Source.Stream(ctx, sdk.StreamOptions{BatchSize: batch, FlushInterval: time.Second}, func(b *sluice.Batch, _ int, _ error) error {
+		return p.Source.Stream(ctx, sdk.StreamOptions{BatchSize: batch, FlushInterval: time.Second}, func(b *sdk.Batch, _ int, _ error) error {
 			if n += len(b.Points); n >= 1000 {
 				return errStop
 			}

@@ -118,6 +118,9 @@ func FuzzDecodePoints(f *testing.F) {
 	f.Add([]byte{0x0a, 0x04, 0x0a, 0x02, 0xc3, 0x28}) // invalid UTF-8 measurement
 	f.Add([]byte{0x0b, 0x0c})                         // a group
 	f.Add([]byte{0x08, 0x01, 0x0a, 0x00})             // points field as a varint
+	f.Add([]byte{0x22, 0x04, 0x08, 0x04, 0x1a, 0x00}) // an event (a gap), which a buffer never holds
+	f.Add([]byte{0x22, 0x03, 0x1a, 0x01, 0xff})       // an event with invalid UTF-8
+	f.Add([]byte{0x2a, 0x02, 0x10, 0x01})             // a discard count
 	f.Fuzz(func(t *testing.T, b []byte) { sameDecode(t, b) })
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // restJob is one REST request the runner wants: a depth snapshot, or one
@@ -163,8 +164,8 @@ func (r *runner) scheduleBackfill(ctx context.Context, s *tradeSeq, now time.Tim
 		}
 		s.gap = &gapRecord{from: from, to: to}
 		r.log.Warn("trade ids missing", "symbol", s.symbol, "stream", s.kind.Name, "from_id", from, "to_id", to, "count", to-from+1)
-		r.event(&feedEvent{kind: FeedGap, symbol: s.symbol, stream: s.kind.Name, count: to - from + 1, fromID: from, toID: to,
-			message: fmt.Sprintf("%d ids missing", to-from+1)})
+		r.event(sdk.Event{Kind: sdk.EventGap, Symbol: s.symbol, Stream: s.kind.Name, Count: to - from + 1, FromID: from, ToID: to,
+			Message: fmt.Sprintf("%d ids missing", to-from+1)})
 	}
 	switch n := r.cfg.backfillCount; {
 	case n == 0:
@@ -209,14 +210,14 @@ func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 		}
 		var re *RESTError
 		if errors.As(res.err, &re) && re.Permanent() {
-			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
+			r.event(sdk.Event{Kind: sdk.EventServerError, Symbol: s.symbol, Stream: s.kind.Name, Message: "backfill: " + res.err.Error()})
 			return r.giveUp(ctx, s, res.job.to, "REST refused the backfill: "+res.err.Error())
 		}
 		s.failures++
 		if s.overflow > 0 && s.failures >= maxBackfillFailures {
 			// Live ids are being dropped while REST keeps failing: let
 			// the live stream through rather than hold it for REST.
-			r.event(&feedEvent{kind: FeedServerError, symbol: s.symbol, stream: s.kind.Name, message: "backfill: " + res.err.Error()})
+			r.event(sdk.Event{Kind: sdk.EventServerError, Symbol: s.symbol, Stream: s.kind.Name, Message: "backfill: " + res.err.Error()})
 			return r.giveUp(ctx, s, res.job.to, fmt.Sprintf("REST backfill failed %d times in a row: %v", s.failures, res.err))
 		}
 		r.log.Warn("backfill page failed; retrying", "symbol", s.symbol, "stream", s.kind.Name, "error", res.err, "retry_in", backfillRetry.String())

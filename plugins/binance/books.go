@@ -3,6 +3,8 @@ package binance
 import (
 	"errors"
 	"time"
+
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // applyDepth feeds a diff-depth event to its symbol's book. A sequence
@@ -19,7 +21,7 @@ func (r *runner) applyDepth(ev *Event) {
 	case errors.As(err, &ge):
 		bs.loaded = false
 		r.log.Warn("depth sequence break; resyncing the book", "symbol", ev.Symbol, "error", err)
-		r.event(&feedEvent{kind: FeedResync, symbol: ev.Symbol, stream: bs.kind.Name, message: err.Error()})
+		r.event(sdk.Event{Kind: sdk.EventResync, Symbol: ev.Symbol, Stream: bs.kind.Name, Message: err.Error()})
 	case err != nil:
 		r.log.Error("depth event rejected", "symbol", ev.Symbol, "error", err)
 	}

@@ -529,9 +529,10 @@ func (s *settings) has(c kindClass) bool {
 	return slices.ContainsFunc(s.kinds, func(k streamKind) bool { return k.class == c })
 }
 
-// measurements lists what the configured streams emit, and feed_events.
+// measurements lists what the configured streams emit. The agent
+// declares feed_events, where it writes the plugin's events, itself.
 func (s *settings) measurements() []sluice.Measurement {
-	want := map[string]bool{MeasFeedEvents: true}
+	want := map[string]bool{}
 	for _, k := range s.kinds {
 		switch k.class {
 		case classTrade:
@@ -553,7 +554,7 @@ func (s *settings) measurements() []sluice.Measurement {
 		}
 	}
 	var out []sluice.Measurement
-	for _, m := range append(Measurements(), feedEventsMeasurement) {
+	for _, m := range Measurements() {
 		if want[m.Name] {
 			out = append(out, m)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // pointSink is an Emitter that keeps what it is given.
@@ -33,6 +34,7 @@ func (s *pointSink) EmitWithin(_ context.Context, p sluice.Point, _ time.Duratio
 func (s *pointSink) EmitWait(_ context.Context, p sluice.Point) error { s.Emit(p); return nil }
 func (s *pointSink) Checkpoint(sluice.Position)                       {}
 func (s *pointSink) Recovered()                                       {}
+func (s *pointSink) Event(ev sdk.Event)                               { s.Emit(sdk.EventPoint("test", ev)) }
 
 func (s *pointSink) find(meas, kind string) []sluice.Point {
 	s.mu.Lock()

@@ -76,7 +76,9 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 	waitFor(t, "the replacement connection", 10*time.Second, func() bool {
 		return sim.Stats().Accepted > accepted && len(st.events(binance.FeedReconnect)) > 0
 	})
-	time.Sleep(2 * time.Second) // the stall ends; trades resume past a hole
+	// The stall ends: trades resume past a hole, and the stream is
+	// reported live again (the agent then shows it healthy).
+	waitFor(t, "BTCUSDT trade live again", 10*time.Second, func() bool { return st.eventCount(binance.FeedLive, "BTCUSDT") > 0 })
 	d.stop()
 	waitLanded(t, "every generated trade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs)
 	stop()

@@ -1,34 +1,34 @@
 package binance
 
 import (
-	"time"
-
-	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
-// MeasFeedEvents is the measurement of what happened to a feed: gaps,
-// backfills, resyncs, disconnects. A dashboard marks them on its graphs.
-// Tags: feed, kind and, for an event about one symbol, symbol. Fields:
-// message always; stream, count, from_id and to_id where they apply.
-// Every event is a new point: it has no uniqueness key.
-const MeasFeedEvents = "feed_events"
+// MeasFeedEvents is where the agent writes what this plugin reports as
+// events (gaps, backfills, resyncs, disconnects), one point each, so that
+// a dashboard marks them on its graphs. The schema is sdk.EventPoint's:
+// tags feed, kind and, for an event about one symbol, symbol; fields
+// message always, stream (the stream kind), count, from_id and to_id
+// where they apply.
+const MeasFeedEvents = sdk.MeasFeedEvents
 
-var feedEventsMeasurement = sluice.Measurement{Name: MeasFeedEvents}
-
-// Feed event kinds, the `kind` tag of feed_events.
+// The kinds of event the plugin reports, as the kind tag of feed_events
+// has them. The plugin reports sdk's kinds; these name them for the
+// dashboards' tests and queries.
 const (
-	FeedGap            = "gap"             // missing trade ids seen (from_id..to_id, count)
-	FeedBackfill       = "backfill"        // ids fetched over REST and emitted (from_id..to_id, count)
-	FeedGapLost        = "gap_lost"        // ids given up: past max_backfill or gone from Binance's history
-	FeedQueueDrop      = "queue_drop"      // live ids the host's full queue dropped, to be backfilled (count, from_id..to_id)
-	FeedResync         = "resync"          // a depth sequence break; the symbol's book is rebuilt
-	FeedDisconnect     = "disconnect"      // a connection ended (message: close code and reason)
-	FeedReconnect      = "reconnect"       // a connection was re-established after a disconnect
-	FeedStale          = "stale"           // a stream was silent past stale_after; its connection is replaced
-	FeedRotate         = "rotate"          // a connection was replaced by a new one without a gap
-	FeedServerShutdown = "server_shutdown" // Binance announced it will close a connection
-	FeedServerError    = "server_error"    // Binance answered an error (request error frame, refused handshake, REST error)
-	FeedReconfigure    = "reconfigure"     // a new config was applied to the running feed (message: what changed)
+	FeedGap            = string(sdk.EventGap)            // missing trade ids seen (from_id..to_id, count)
+	FeedBackfill       = string(sdk.EventBackfill)       // ids fetched over REST and emitted (from_id..to_id, count)
+	FeedGapLost        = string(sdk.EventGapLost)        // ids given up: past max_backfill or gone from Binance's history
+	FeedQueueDrop      = string(sdk.EventQueueDrop)      // live ids the host's full queue dropped, to be backfilled (count, from_id..to_id)
+	FeedResync         = string(sdk.EventResync)         // a depth sequence break; the symbol's book is rebuilt
+	FeedDisconnect     = string(sdk.EventDisconnect)     // a connection ended (message: close code and reason)
+	FeedReconnect      = string(sdk.EventReconnect)      // a connection was re-established after a disconnect
+	FeedStale          = string(sdk.EventStale)          // a stream was silent past stale_after (its connection is replaced)
+	FeedLive           = string(sdk.EventLive)           // a stale stream has data again
+	FeedRotate         = string(sdk.EventRotate)         // a connection was replaced by a new one without a gap
+	FeedServerShutdown = string(sdk.EventServerShutdown) // Binance announced it will close a connection
+	FeedServerError    = string(sdk.EventServerError)    // Binance answered an error (request error frame, refused handshake, REST error)
+	FeedReconfigure    = string(sdk.EventReconfigure)    // a new config was applied to the running feed (message: what changed)
 )
 
 // Tag keys of feed_events.
@@ -36,36 +36,3 @@ const (
 	TagFeed = "feed"
 	TagKind = "kind"
 )
-
-// feedEvent is one feed_events point before it is built.
-type feedEvent struct {
-	kind    string
-	symbol  string // empty for an event about a connection
-	stream  string // the stream kind ("trade"), if the event is about one
-	message string
-	count   int64
-	fromID  int64 // with toID, set when count > 0 and the event is about ids
-	toID    int64
-}
-
-func (e *feedEvent) point(feed string, now time.Time) sluice.Point {
-	tags := make([]sluice.Tag, 0, 3)
-	tags = append(tags, sluice.Tag{Key: TagFeed, Value: feed}, sluice.Tag{Key: TagKind, Value: e.kind})
-	if e.symbol != "" {
-		tags = append(tags, sluice.Tag{Key: TagSymbol, Value: e.symbol})
-	}
-	fields := make([]sluice.Field, 0, 5)
-	fields = append(fields, sluice.Field{Key: "message", Value: sluice.String(e.message)})
-	if e.stream != "" {
-		fields = append(fields, sluice.Field{Key: "stream", Value: sluice.String(e.stream)})
-	}
-	if e.count > 0 {
-		fields = append(fields, sluice.Field{Key: "count", Value: sluice.Int(e.count)})
-	}
-	if e.fromID > 0 || e.toID > 0 {
-		fields = append(fields,
-			sluice.Field{Key: "from_id", Value: sluice.Int(e.fromID)},
-			sluice.Field{Key: "to_id", Value: sluice.Int(e.toID)})
-	}
-	return sluice.Point{Measurement: MeasFeedEvents, Tags: tags, Fields: fields, Time: now, Received: now}
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // store is what landed: every point a run emitted and every position it
@@ -87,6 +88,13 @@ func (s *store) Checkpoint(pos sluice.Position) {
 		s.positions = append(s.positions, pos)
 	}
 }
+
+// Event stands in for the agent: it writes the event as the
+// feed_events point the agent writes.
+func (s *store) Event(ev sdk.Event) {
+	s.add([]sluice.Point{sdk.EventPoint("test", ev)}, nil)
+}
+
 func (s *store) Recovered() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

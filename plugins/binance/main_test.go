@@ -139,12 +139,17 @@ func runPluginWith(t *testing.T, cfg json.RawMessage, opts sdk.StreamOptions, ea
 	done := make(chan error, 1)
 	go func() {
 		done <- proc.Source.Stream(ctx, opts,
-			func(b *sluice.Batch, invalid int, invalidErr error) error {
+			func(b *sdk.Batch, invalid int, invalidErr error) error {
 				if invalid > 0 {
 					return fmt.Errorf("%d points could not be decoded: %w", invalid, invalidErr)
 				}
-				each(b)
-				st.add(b.Points, b.Position)
+				each(&b.Batch)
+				// As the agent does: every event becomes a feed_events point.
+				points := b.Points
+				for _, ev := range b.Events {
+					points = append(points, sdk.EventPoint("test", ev))
+				}
+				st.add(points, b.Position)
 				return nil
 			})
 	}()

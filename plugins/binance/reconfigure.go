@@ -129,7 +129,7 @@ func (r *runner) apply(cfg *settings) error {
 			added, removed, opened, closed, len(r.streams), len(r.shards))
 		r.log.Info("reconfigured", "added", added, "removed", removed, "opened", opened, "closed", closed,
 			"streams", len(r.streams), "connections", len(r.shards))
-		r.event(&feedEvent{kind: FeedReconfigure, message: msg})
+		r.event(sdk.Event{Kind: sdk.EventReconfigure, Message: msg})
 	} else {
 		r.log.Info("reconfigured; the streams are unchanged")
 	}
@@ -140,6 +140,9 @@ func (r *runner) apply(cfg *settings) error {
 // id is carried in the position, to resume from if it comes back) or its
 // book. Frames of it still in flight are dropped.
 func (r *runner) removeStream(name string, st *streamState) {
+	if !st.staleSince.IsZero() {
+		r.live(name, st, "unsubscribed")
+	}
 	delete(r.streams, name)
 	r.gone[name] = true
 	st.shard.planned--

@@ -3,6 +3,7 @@ package binance_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -219,5 +220,39 @@ func TestInProcessResumeKeepsOtherSymbols(t *testing.T) {
 	p, _ := binance.DecodePosition(st.lastPosition())
 	if p.Trade["XRPUSDT"] != 42 || p.AggTrade["XRPUSDT"] != 7 {
 		t.Fatalf("position %+v lost XRPUSDT's ids", p)
+	}
+}
+
+// A stream whose connection never comes up has no data either: it is
+// reported stale once, as a stream whose connection is down, and stays
+// so (no report per stale_after, no replacement of a connection that is
+// not there).
+func TestInProcessStaleWhileDisconnected(t *testing.T) {
+	sim := startSim(t, binancesim.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "ws://" + ln.Addr().String()
+	ln.Close() // nothing listens: every dial is refused
+	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "200ms"},
+		"ws_url": dead,
+	}), nil)
+	waitFor(t, "a stale event for BTCUSDT", 10*time.Second, func() bool { return st.eventCount(binance.FeedStale, "BTCUSDT") > 0 })
+	time.Sleep(time.Second) // five stale_afters: a report each would show
+	stop()
+	stale := st.eventPoints(binance.FeedStale, "BTCUSDT")
+	if len(stale) != 1 {
+		t.Fatalf("%d stale events, want 1: %q", len(stale), st.events(binance.FeedStale))
+	}
+	if msg, _ := stale[0].Field("message"); !strings.Contains(msg.Str(), "btcusdt@trade silent for") || !strings.HasSuffix(msg.Str(), "its connection is down") {
+		t.Errorf("message %q", msg.Str())
+	}
+	if s, _ := stale[0].Field("stream"); s.Str() != "trade" {
+		t.Errorf("stream %q, want trade", s.Str())
+	}
+	if n := st.eventCount(binance.FeedLive, "BTCUSDT"); n != 0 {
+		t.Errorf("%d live events without data", n)
 	}
 }

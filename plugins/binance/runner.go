@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // Runner bounds and periods.
@@ -95,8 +96,14 @@ type streamState struct {
 	kind     streamKind
 	symbol   string
 	shard    *shard
-	lastSeen time.Time
-	lastKey  int64 // periodic streams: the newest event time or update id emitted
+	lastSeen time.Time // its last frame, or its subscription
+	// judged is when its connection was last replaced for its silence:
+	// it is judged again a full stale_after later.
+	judged time.Time
+	// staleSince is, while the stream is reported stale, when it last had
+	// data (or was subscribed); zero while it is live.
+	staleSince time.Time
+	lastKey    int64 // periodic streams: the newest event time or update id emitted
 }
 
 // tradeSeq is one symbol's trade or aggTrade ids and the backfill of its
@@ -150,8 +157,8 @@ type localBook struct {
 type connNote struct {
 	shard      *shard
 	up, down   bool
-	ev         *feedEvent
-	subscribed []string // streams just SUBSCRIBEd on the shard's connection
+	ev         sdk.Event // Kind empty: none
+	subscribed []string  // streams just SUBSCRIBEd on the shard's connection
 }
 
 // jobQueueSymbols is the fewest symbols the REST job queue has room
@@ -204,7 +211,9 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 func (r *runner) addStream(sym string, k streamKind, sh *shard) {
 	name := streamName(sym, k)
 	r.names = append(r.names, name)
-	r.streams[name] = &streamState{kind: k, symbol: sym, shard: sh}
+	// Its silence counts from now: a connection that never comes up
+	// leaves it stale a stale_after from now.
+	r.streams[name] = &streamState{kind: k, symbol: sym, shard: sh, lastSeen: r.now()}
 	delete(r.gone, name)
 	switch k.class {
 	case classTrade:
@@ -351,9 +360,11 @@ func (r *runner) checkpoint() {
 	r.dirty = false
 }
 
-// event writes a feed_events point.
-func (r *runner) event(e *feedEvent) bool {
-	return r.emit(e.point(r.cfg.feed, r.now()))
+// event reports e to the host, which writes it as a feed_events point.
+// Events wait in a queue of their own: a full point queue loses none.
+func (r *runner) event(e sdk.Event) {
+	e.Time = r.now()
+	r.out.Event(e)
 }
 
 // emit hands a live point to the host. While the host's queue is full it
@@ -373,9 +384,8 @@ func (r *runner) emit(p sluice.Point) bool {
 	return false
 }
 
-// reportQueueDrops writes a queue_drop event for each sequence whose ids
-// the host's queue refused since its last one. An event the queue refuses
-// in turn is tried again at the next call.
+// reportQueueDrops reports a queue_drop event for each sequence whose ids
+// the host's queue refused since its last one.
 func (r *runner) reportQueueDrops() {
 	for _, seqs := range []map[string]*tradeSeq{r.trades, r.aggs} {
 		for _, s := range seqs {
@@ -383,10 +393,9 @@ func (r *runner) reportQueueDrops() {
 			if q.count == 0 {
 				continue
 			}
-			if r.event(&feedEvent{kind: FeedQueueDrop, symbol: s.symbol, stream: s.kind.Name, count: q.count, fromID: q.from, toID: q.to,
-				message: fmt.Sprintf("the host's queue was full: %d ids dropped, to be backfilled", q.count)}) {
-				s.qdrop = idRange{}
-			}
+			r.event(sdk.Event{Kind: sdk.EventQueueDrop, Symbol: s.symbol, Stream: s.kind.Name, Count: q.count, FromID: q.from, ToID: q.to,
+				Message: fmt.Sprintf("the host's queue was full: %d ids dropped, to be backfilled", q.count)})
+			s.qdrop = idRange{}
 		}
 	}
 }
@@ -440,7 +449,7 @@ func (r *runner) handleNote(n connNote) {
 			st.lastSeen = r.now()
 		}
 	}
-	if n.ev != nil {
+	if n.ev.Kind != "" {
 		r.event(n.ev)
 	}
 }
@@ -453,11 +462,11 @@ func (r *runner) control(sh *shard, c *wsConn, ev Event) {
 	case EventServerShutdown:
 		c.log.Warn("binance announced a server shutdown; replacing the connection")
 		sh.requestReplace(replaceReq{conn: c, kind: FeedReconnect, reason: "serverShutdown notice"})
-		n = connNote{shard: sh, ev: &feedEvent{kind: FeedServerShutdown,
-			message: fmt.Sprintf("connection %d: serverShutdown at %s", c.id, ev.Time.Format(time.RFC3339Nano))}}
+		n = connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerShutdown,
+			Message: fmt.Sprintf("connection %d: serverShutdown at %s", c.id, ev.Time.Format(time.RFC3339Nano))}}
 	case EventError:
 		c.log.Error("binance sent an error", "error", ev.Err)
-		n = connNote{shard: sh, ev: &feedEvent{kind: FeedServerError, message: fmt.Sprintf("connection %d: %v", c.id, ev.Err)}}
+		n = connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError, Message: fmt.Sprintf("connection %d: %v", c.id, ev.Err)}}
 	default:
 		c.log.Debug("unsolicited answer", "id", ev.ID, "result", ev.Result)
 		return
@@ -506,6 +515,9 @@ func (r *runner) handleFrame(ctx context.Context, f frame) error {
 	st := r.streams[ev.Stream]
 	if st != nil {
 		st.lastSeen = f.received
+		if !st.staleSince.IsZero() {
+			r.live(ev.Stream, st, fmt.Sprintf("data again after %v of silence", f.received.Sub(st.staleSince).Round(time.Millisecond)))
+		}
 	}
 	switch ev.Kind {
 	case EventTrade, EventAggTrade:
@@ -643,8 +655,8 @@ func (r *runner) settleGap(s *tradeSeq) {
 			msg += fmt.Sprintf("; %d given up", g.lost)
 		}
 		r.log.Info("gap backfilled", "symbol", s.symbol, "stream", s.kind.Name, "from_id", g.from, "to_id", g.to, "filled", g.filled, "lost", g.lost)
-		r.event(&feedEvent{kind: FeedBackfill, symbol: s.symbol, stream: s.kind.Name, message: msg,
-			count: min(g.filled, g.to-g.from+1), fromID: g.from, toID: g.to})
+		r.event(sdk.Event{Kind: sdk.EventBackfill, Symbol: s.symbol, Stream: s.kind.Name, Message: msg,
+			Count: min(g.filled, g.to-g.from+1), FromID: g.from, ToID: g.to})
 	}
 	if _, _, open := s.hole(); open && s.gapSince.IsZero() {
 		s.gapSince = r.now()
@@ -664,34 +676,58 @@ func (r *runner) giveUp(ctx context.Context, s *tradeSeq, id int64, why string) 
 			s.gap.lost += lost
 		}
 		r.log.Warn("giving up missing ids", "symbol", s.symbol, "stream", s.kind.Name, "from_id", from, "to_id", id, "count", lost, "why", why)
-		r.event(&feedEvent{kind: FeedGapLost, symbol: s.symbol, stream: s.kind.Name, message: why,
-			count: lost, fromID: from, toID: id})
+		r.event(sdk.Event{Kind: sdk.EventGapLost, Symbol: s.symbol, Stream: s.kind.Name, Message: why,
+			Count: lost, FromID: from, ToID: id})
 	}
 	r.settleGap(s)
 	return nil
 }
 
-// checkStale replaces the connection of a stream silent past its
-// stale_after. A shard that is down is not judged: its streams are
-// silent for a known reason.
+// checkStale reports every stream silent past its stale_after as stale,
+// once, whether its connection is up or not (a stream whose connection
+// is down has no data either), and replaces the connection of a stream
+// silent that long on it, reporting it stale again each time. A stream
+// stays stale, in the host's eyes, until its next frame (see live).
 func (r *runner) checkStale(now time.Time) {
 	for _, name := range r.names {
 		st := r.streams[name]
 		d := r.cfg.stale[st.kind.Name]
-		if d <= 0 || !st.shard.up {
+		if d <= 0 {
 			continue
 		}
-		since := st.lastSeen
-		if st.shard.upSince.After(since) {
-			since = st.shard.upSince
+		// On its connection: from its last frame or subscription, the
+		// connection's start, or the last replacement it caused.
+		onConn := st.lastSeen
+		for _, t := range []time.Time{st.shard.upSince, st.judged} {
+			if t.After(onConn) {
+				onConn = t
+			}
 		}
-		if now.Sub(since) <= d {
+		replace := st.shard.up && now.Sub(onConn) > d
+		if !replace && (!st.staleSince.IsZero() || now.Sub(st.lastSeen) <= d) {
 			continue
 		}
-		st.lastSeen = now // judge it again a full stale_after from now
-		msg := fmt.Sprintf("%s silent for %v (stale_after %v); replacing its connection", name, now.Sub(since).Round(time.Millisecond), d)
-		r.log.Warn("stale stream", "stream", name, "silent", now.Sub(since).Round(time.Millisecond).String(), "stale_after", d.String())
-		r.event(&feedEvent{kind: FeedStale, symbol: st.symbol, stream: st.kind.Name, message: msg})
-		st.shard.requestReplace(replaceReq{kind: FeedReconnect, reason: "stale stream " + name})
+		if st.staleSince.IsZero() {
+			st.staleSince = st.lastSeen
+		}
+		silent := now.Sub(st.lastSeen).Round(time.Millisecond)
+		msg := fmt.Sprintf("%s silent for %v (stale_after %v)", name, silent, d)
+		switch {
+		case replace:
+			st.judged = now
+			msg += "; replacing its connection"
+			st.shard.requestReplace(replaceReq{kind: FeedReconnect, reason: "stale stream " + name})
+		case !st.shard.up:
+			msg += "; its connection is down"
+		}
+		r.log.Warn("stale stream", "stream", name, "silent", silent.String(), "stale_after", d.String(), "replacing", replace)
+		r.event(sdk.Event{Kind: sdk.EventStale, Symbol: st.symbol, Stream: st.kind.Name, Message: msg, Since: st.staleSince})
 	}
+}
+
+// live reports a stale stream live again: it has data, or it is gone.
+func (r *runner) live(name string, st *streamState, why string) {
+	r.log.Info("stream live again", "stream", name, "stale_since", st.staleSince, "why", why)
+	r.event(sdk.Event{Kind: sdk.EventLive, Symbol: st.symbol, Stream: st.kind.Name, Message: name + ": " + why})
+	st.staleSince = time.Time{}
 }

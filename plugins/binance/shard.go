@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
@@ -239,8 +240,8 @@ func (r *runner) resubscribe(ctx context.Context, sh *shard, cur *wsConn, log *s
 				var se *ServerError
 				if errors.As(err, &se) {
 					log.Error("binance refused a subscription change", "conn", cur.id, "method", req.method, "streams", len(names), "error", err)
-					r.note(ctx, connNote{shard: sh, ev: &feedEvent{kind: FeedServerError,
-						message: fmt.Sprintf("connection %d: %s of %d streams refused: %v", cur.id, req.method, len(names), err)}})
+					r.note(ctx, connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError,
+						Message: fmt.Sprintf("connection %d: %s of %d streams refused: %v", cur.id, req.method, len(names), err)}})
 					continue
 				}
 				// No answer: replace the connection, whose dial carries
@@ -286,8 +287,8 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 				var se *ServerError
 				if errors.As(err, &he) || errors.As(err, &se) {
 					log.Error("binance refused the connection", "error", err, "retry_in", wait.Round(time.Millisecond).String())
-					r.note(ctx, connNote{shard: sh, ev: &feedEvent{kind: FeedServerError,
-						message: fmt.Sprintf("connection refused: %v; retrying in %v", err, wait.Round(time.Second))}})
+					r.note(ctx, connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError,
+						Message: fmt.Sprintf("connection refused: %v; retrying in %v", err, wait.Round(time.Second))}})
 				} else {
 					log.Warn("connecting failed", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 				}
@@ -300,7 +301,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			log.Info("connected", "conn", c.id, "streams", len(sh.streams))
 			n := connNote{shard: sh, up: true}
 			if lost {
-				n.ev = &feedEvent{kind: FeedReconnect, message: fmt.Sprintf("connection %d carries %d streams again", c.id, len(sh.streams))}
+				n.ev = sdk.Event{Kind: sdk.EventReconnect, Message: fmt.Sprintf("connection %d carries %d streams again", c.id, len(sh.streams))}
 			}
 			r.note(ctx, n)
 			lost = false
@@ -319,8 +320,8 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 			wait := bo.Next()
 			log.Warn("connection closed", "conn", cur.id, "code", cur.ended.code, "reason", cur.ended.reason,
 				"error", cur.ended.err, "lived", lived.Round(time.Millisecond).String(), "retry_in", wait.Round(time.Millisecond).String())
-			r.note(ctx, connNote{shard: sh, down: true, ev: &feedEvent{kind: FeedDisconnect,
-				message: fmt.Sprintf("connection %d: %v", cur.id, cur.ended)}})
+			r.note(ctx, connNote{shard: sh, down: true, ev: sdk.Event{Kind: sdk.EventDisconnect,
+				Message: fmt.Sprintf("connection %d: %v", cur.id, cur.ended)}})
 			cur, lost = nil, true
 			if backoff.Sleep(ctx, wait) != nil {
 				return
@@ -371,8 +372,8 @@ func (r *runner) handover(ctx context.Context, sh *shard, old *wsConn, bo *backo
 	old.close(websocket.CloseNormalClosure, "replaced")
 	<-old.done
 	log.Info("connection replaced", "old", old.id, "new", n.id, "why", why)
-	r.note(ctx, connNote{shard: sh, up: true, ev: &feedEvent{kind: kind,
-		message: fmt.Sprintf("connection %d replaced by %d: %s", old.id, n.id, why)}})
+	r.note(ctx, connNote{shard: sh, up: true, ev: sdk.Event{Kind: sdk.EventKind(kind),
+		Message: fmt.Sprintf("connection %d replaced by %d: %s", old.id, n.id, why)}})
 	return n
 }
 

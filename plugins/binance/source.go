@@ -131,6 +131,7 @@ type Emitter interface {
 	EmitWait(ctx context.Context, p sluice.Point) error
 	Checkpoint(pos sluice.Position)
 	Recovered()
+	Event(ev sdk.Event)
 }
 
 // RunTo is Run with any Emitter.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +29,11 @@ const (
 	DefaultReconnectBudget  = 30
 	DefaultReconnectWindow  = 10 * time.Minute
 	DefaultQueueWait        = time.Second
+	// DefaultStaleAfter is how long a feed may go without data (a
+	// message a rule matched) before it is reported stale and its
+	// connection replaced. A feed quieter than this by nature sets its
+	// own stale_after, or an alive rule for the server's heartbeats.
+	DefaultStaleAfter = time.Minute
 	// maxQueueWait keeps a wait well inside the default ping.timeout:
 	// the connection's reader waits with it.
 	maxQueueWait = 5 * time.Second
@@ -53,7 +59,7 @@ type Config struct {
 	Ping                 PingConfig        `json:"ping"`
 	Heartbeat            *Heartbeat        `json:"heartbeat"`
 	Answer               []Answer          `json:"answer"`
-	StaleAfter           sdk.Duration      `json:"stale_after"`
+	StaleAfter           *sdk.Duration     `json:"stale_after"`
 	QueueWait            *sdk.Duration     `json:"queue_wait"`
 	Reconnect            ReconnectConfig   `json:"reconnect"`
 	Rules                []Rule            `json:"rules"`
@@ -101,7 +107,8 @@ type Heartbeat struct {
 
 // Answer recognises a server's own ping (a text frame equal to Text, or a
 // JSON message satisfying every Match condition) and sends Reply. Answered
-// messages are not mapped and do not count as data for stale_after.
+// messages are not mapped and do not count as data for stale_after (an
+// alive rule makes a message count).
 type Answer struct {
 	Text  string          `json:"text"`
 	Match []Condition     `json:"match"`
@@ -194,7 +201,7 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 		maxDecompressed:  c.MaxDecompressedBytes,
 		pingInterval:     DefaultPingInterval,
 		pongTimeout:      orDefault(c.Ping.Timeout, DefaultPongTimeout),
-		staleAfter:       time.Duration(c.StaleAfter),
+		staleAfter:       DefaultStaleAfter,
 		reconnect:        c.Reconnect,
 	}
 
@@ -371,6 +378,9 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 		s.answers = append(s.answers, an)
 	}
 
+	if c.StaleAfter != nil {
+		s.staleAfter = time.Duration(*c.StaleAfter)
+	}
 	if s.staleAfter < 0 {
 		fail("stale_after", "must not be negative (0s turns the check off)")
 	}
@@ -403,8 +413,11 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 		fail("reconnect.budget", "must be positive, or -1 for no limit")
 	}
 
-	if len(c.Rules) == 0 {
+	switch {
+	case len(c.Rules) == 0:
 		fail("rules", "must list at least one rule, or the feed writes nothing")
+	case !slices.ContainsFunc(c.Rules, func(r Rule) bool { return !r.Alive }):
+		fail("rules", "must list at least one rule that maps points, not only alive rules, or the feed writes nothing")
 	}
 	m, ruleErrs := NewMapper(c.Rules)
 	errs = append(errs, ruleErrs...)

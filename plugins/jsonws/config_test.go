@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
@@ -54,6 +55,12 @@ func TestConfigureRejects(t *testing.T) {
 			"stale_after: must not be negative (0s turns the check off); queue_wait: must be between 0s and 5s, got 6s; reconnect.max: must be at least reconnect.initial; reconnect.budget: must be positive, or -1 for no limit"},
 		{"duration syntax", "url: ws://x\nstale_after: soon\n" + minimalRules, `invalid duration "soon"`},
 		{"rules", "url: ws://x\nrules: [{measurement: m}]", "rules[0].fields: must name at least one field: a point without fields cannot be stored"},
+		{"only alive rules", "url: ws://x\nrules: [{alive: true, match: [{path: type, equals: hb}]}]",
+			"rules: must list at least one rule that maps points, not only alive rules, or the feed writes nothing"},
+		{"alive rule that maps", "url: ws://x\nrules: [{name: hb, alive: true, measurement: m, fields: {x: x}}, {measurement: t, fields: {p: p}}]",
+			"rules[0].fields: an alive rule maps nothing: it only marks the messages it matches as proof the feed is alive; drop fields (or alive); " +
+				"rules[0].match: an alive rule needs conditions: without them every message would prove the feed alive; " +
+				"rules[0].measurement: an alive rule maps nothing: it only marks the messages it matches as proof the feed is alive; drop measurement (or alive)"},
 		{"missing env", "url: ws://x\nheaders: {Authorization: 'Bearer ${env:JSONWS_TEST_UNSET_VARIABLE}'}\n" + minimalRules,
 			"headers.Authorization: environment variable JSONWS_TEST_UNSET_VARIABLE is not set"},
 		{"missing file", "url: ws://x\non_open: [{send: {key: '${file:/nonexistent/key}'}}]\n" + minimalRules,
@@ -88,6 +95,26 @@ func TestConfigureValidateOnlyChangesNothing(t *testing.T) {
 	}
 }
 
+// stale_after defaults to a minute; 0s turns the check off.
+func TestStaleAfterDefault(t *testing.T) {
+	for doc, want := range map[string]time.Duration{
+		"url: ws://x\n" + minimalRules:                  DefaultStaleAfter,
+		"url: ws://x\nstale_after: 0s\n" + minimalRules: 0,
+		"url: ws://x\nstale_after: 5s\n" + minimalRules: 5 * time.Second,
+	} {
+		src, err := configure(t, doc, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if src.set.staleAfter != want {
+			t.Errorf("%q: stale_after %v, want %v", doc, src.set.staleAfter, want)
+		}
+	}
+	if DefaultStaleAfter != time.Minute {
+		t.Errorf("DefaultStaleAfter = %v; the README says a minute", DefaultStaleAfter)
+	}
+}
+
 func TestConfigureDeclaresMeasurements(t *testing.T) {
 	src := newSource(discardLogger())
 	ms, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, `
@@ -100,7 +127,8 @@ rules:
 		t.Fatal(err)
 	}
 	got, _ := json.Marshal(ms)
-	if want := `[{"Name":"trades","Unique":["id"]},{"Name":"feed_events","Unique":null}]`; string(got) != want {
+	// feed_events is the agent's to declare: it writes the events.
+	if want := `[{"Name":"trades","Unique":["id"]}]`; string(got) != want {
 		t.Errorf("measurements %s, want %s", got, want)
 	}
 	if src.set == nil || src.feed != "f" {

@@ -98,9 +98,9 @@ func (s *Source) session(ctx context.Context, out emitter, reconnect bool) (res 
 	res.opened = true
 	s.stats.Connects.Add(1)
 	if reconnect {
-		s.event(out, EventReconnect, "connected")
+		s.event(out, sdk.EventReconnect, "connected")
 	} else {
-		s.event(out, EventConnect, "connected")
+		s.event(out, sdk.EventConnect, "connected")
 	}
 	s.log.Info("connected", "feed", s.feed)
 	res.err = ss.loop(ctx, &res)
@@ -201,6 +201,7 @@ func (ss *session) read() {
 		data, err := readCapped(r, ss.set.maxMessage)
 		if errors.Is(err, errTooLarge) {
 			st.Oversize.Add(1)
+			ss.out.Discarded("oversize", 1)
 			if ss.src.sampler.Allow("oversize") {
 				ss.src.log.Warn("frame over max_message_bytes dropped", "feed", ss.src.feed, "max_message_bytes", ss.set.maxMessage)
 			}
@@ -216,6 +217,7 @@ func (ss *session) read() {
 			switch {
 			case errors.Is(err, errTooLarge):
 				st.DecompressRefused.Add(1)
+				ss.out.Discarded("decompress_refused", 1)
 				if ss.src.sampler.Allow("decompress_refused") {
 					ss.src.log.Warn("binary frame inflates past max_decompressed_bytes; dropped", "feed", ss.src.feed,
 						"max_decompressed_bytes", ss.set.maxDecompressed, "bytes", wire)
@@ -223,6 +225,7 @@ func (ss *session) read() {
 				continue
 			case err != nil:
 				st.DecompressErrors.Add(1)
+				ss.out.Discarded("decompress_errors", 1)
 				if ss.src.sampler.Allow("decompress_error") {
 					ss.src.log.Warn("binary frame did not decompress; dropped", "feed", ss.src.feed, "error", err)
 				}
@@ -232,6 +235,7 @@ func (ss *session) read() {
 		// Before anything parses it: gjson recurses once per level.
 		if tooDeep(data, ss.set.maxDepth) {
 			st.TooDeep.Add(1)
+			ss.out.Discarded("too_deep", 1)
 			if ss.src.sampler.Allow("too_deep") {
 				ss.src.log.Warn("frame nests deeper than max_json_depth; dropped", "feed", ss.src.feed,
 					"max_json_depth", ss.set.maxDepth, "bytes", len(data), "sample", clip(data))
@@ -373,7 +377,8 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 }
 
 // handle answers a server ping or maps a message. data reports a message
-// some rule matched: what keeps a connection from going stale.
+// some rule matched, an alive rule included: what keeps a connection, and
+// the feed, from going stale.
 func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 	src, st := ss.src, &ss.src.stats
 	st.Messages.Add(1)
@@ -384,25 +389,31 @@ func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 		}
 		return false, nil
 	}
-	points, errs, matched := ss.set.mapper.Map(f.data, f.received, ss.buf[:0])
+	points, errs, matched, alive := ss.set.mapper.mapMessage(f.data, f.received, ss.buf[:0])
 	ss.buf = points[:0]
 	for _, e := range errs {
 		if e.Rule == "" && e.Msg == ErrNotJSON {
 			st.NotJSON.Add(1)
+			ss.out.Discarded("not_json", 1)
 			if src.sampler.Allow("not_json") {
 				src.log.Debug("message is not JSON", "feed", src.feed, "sample", clip(f.data))
 			}
 			continue
 		}
 		st.MapErrors.Add(1)
+		ss.out.Discarded("map_errors", 1)
 		if src.sampler.Allow("map_error") {
 			src.log.Warn("mapping error; point skipped", "feed", src.feed, "rule", e.Rule, "path", e.Path, "error", e.Msg)
 		}
 	}
-	if matched {
+	switch {
+	case matched:
 		st.Matched.Add(1)
-	} else if len(errs) == 0 {
+	case alive:
+		st.Heartbeats.Add(1)
+	case len(errs) == 0:
 		st.Unmatched.Add(1)
+		ss.out.Discarded("unmatched", 1)
 		if src.sampler.Allow("unmatched") {
 			src.log.Debug("no rule matched a message", "feed", src.feed, "sample", clip(f.data))
 		}
@@ -415,7 +426,10 @@ func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 		}
 		points[i] = sluice.Point{} // the buffer is reused; drop references
 	}
-	return matched, nil
+	if matched || alive {
+		src.live.data(f.received)
+	}
+	return matched || alive, nil
 }
 
 // answerFor returns the answer for a server ping, or nil.

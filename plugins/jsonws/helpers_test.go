@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -51,8 +52,50 @@ func (l *logBuffer) String() string {
 
 // recorder is the emitter of the tests: it hands points over a channel
 // and drops (reporting false) when the channel is full, as the SDK does.
+// Events it hands over as the feed_events points the agent writes, never
+// dropping one (it waits for room), and it sums discard counts.
 type recorder struct {
 	ch chan sluice.Point
+
+	mu        sync.Mutex
+	discarded map[string]uint64
+	events    []sdk.Event
+}
+
+func (r *recorder) Event(ev sdk.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+	r.ch <- sdk.EventPoint("test", ev)
+}
+
+// eventsOf returns the events of a kind reported so far.
+func (r *recorder) eventsOf(kind sdk.EventKind) []sdk.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []sdk.Event
+	for _, ev := range r.events {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func (r *recorder) Discarded(reason string, n uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.discarded == nil {
+		r.discarded = make(map[string]uint64)
+	}
+	r.discarded[reason] += n
+}
+
+// discards is what Discarded summed so far.
+func (r *recorder) discards() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.discarded)
 }
 
 func newRecorder() *recorder { return &recorder{ch: make(chan sluice.Point, 10000)} }
@@ -102,11 +145,11 @@ func (r *recorder) next(t *testing.T, what string, keep func(sluice.Point) bool)
 	}
 }
 
-func (r *recorder) event(t *testing.T, kind string) *sluice.Point {
+func (r *recorder) event(t *testing.T, kind sdk.EventKind) *sluice.Point {
 	t.Helper()
-	p := r.next(t, "feed_events "+kind, func(p sluice.Point) bool {
+	p := r.next(t, "feed_events "+string(kind), func(p sluice.Point) bool {
 		k, _ := p.Tag("kind")
-		return p.Measurement == MeasFeedEvents && k == kind
+		return p.Measurement == sdk.MeasFeedEvents && k == string(kind)
 	})
 	return &p
 }

@@ -26,6 +26,10 @@ type Rule struct {
 	Match []Condition `json:"match"`
 	// Continue lets later rules also map a message this rule matched.
 	Continue bool `json:"continue"`
+	// Alive makes a heartbeat rule: a message it matches proves the feed
+	// alive (it counts as data for stale_after) and is mapped to nothing.
+	// An alive rule has only name, match and continue.
+	Alive bool `json:"alive"`
 	// Each is a path to an array: one point per element, whose paths are
 	// read from the element ("$." prefixed paths from the message).
 	Each string `json:"each"`
@@ -120,6 +124,7 @@ type rule struct {
 	name     string
 	match    []cond
 	cont     bool
+	alive    bool
 	each     *jpath
 	meas     string
 	measPath *jpath
@@ -196,7 +201,7 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 	fail := func(k, format string, args ...any) {
 		errs = append(errs, sdk.ConfigError{Key: key + k, Msg: fmt.Sprintf(format, args...)})
 	}
-	cr := &rule{name: r.Name, cont: r.Continue, meas: r.Measurement}
+	cr := &rule{name: r.Name, cont: r.Continue, alive: r.Alive, meas: r.Measurement}
 	if cr.name == "" {
 		cr.name = key
 	}
@@ -206,6 +211,22 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 			fail(fmt.Sprintf(".match[%d]", i), "%v", err)
 		}
 		cr.match = append(cr.match, cd)
+	}
+	if r.Alive {
+		for k, set := range map[string]bool{
+			"each": r.Each != "", "measurement": r.Measurement != "", "measurement_path": r.MeasurementPath != "",
+			"tags": len(r.Tags) > 0, "fields": len(r.Fields) > 0, "time": len(bytes.TrimSpace(r.Time)) > 0, "unique": len(r.Unique) > 0,
+		} {
+			if set {
+				fail("."+k, "an alive rule maps nothing: it only marks the messages it matches as proof the feed is alive; drop %s (or alive)", k)
+			}
+		}
+		if len(r.Match) == 0 {
+			fail(".match", "an alive rule needs conditions: without them every message would prove the feed alive")
+		}
+		slices.SortFunc(errs, func(a, b sdk.ConfigError) int { return strings.Compare(a.Key, b.Key) })
+		cr.meas = ""
+		return cr, errs
 	}
 	if r.Each != "" {
 		p, err := compilePath(r.Each)
@@ -414,15 +435,23 @@ func decodeStrict(raw []byte, v any) error {
 // Map applies the rules to one message received at received, appending
 // the points to dst. Rules are tried in order; the first that matches
 // maps the message, and unless it has `continue`, the search stops there.
-// matched reports whether any rule matched. Map never panics on any input:
-// a message it cannot map yields MapErrors, and one nesting deeper than
-// max_json_depth (default DefaultMaxJSONDepth) is refused whole.
+// matched reports whether any rule matched, an alive rule included. Map
+// never panics on any input: a message it cannot map yields MapErrors,
+// and one nesting deeper than max_json_depth (default
+// DefaultMaxJSONDepth) is refused whole.
 func (m *Mapper) Map(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched bool) {
+	out, errs, matched, alive := m.mapMessage(msg, received, dst)
+	return out, errs, matched || alive
+}
+
+// mapMessage is Map telling apart the rules that matched: matched says a
+// rule that maps points did, alive that an alive rule did.
+func (m *Mapper) mapMessage(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched, alive bool) {
 	if tooDeep(msg, m.maxDepth) {
-		return dst, []MapError{{Msg: ErrTooDeep}}, false
+		return dst, []MapError{{Msg: ErrTooDeep}}, false, false
 	}
 	if !gjson.ValidBytes(msg) {
-		return dst, []MapError{{Msg: ErrNotJSON}}, false
+		return dst, []MapError{{Msg: ErrNotJSON}}, false, false
 	}
 	root := gjson.ParseBytes(msg)
 	for _, r := range m.rules {
@@ -434,13 +463,17 @@ func (m *Mapper) Map(msg []byte, received time.Time, dst []sluice.Point) (out []
 		if !ok {
 			continue
 		}
-		matched = true
-		dst, errs = r.apply(root, received, dst, errs)
+		if r.alive {
+			alive = true
+		} else {
+			matched = true
+			dst, errs = r.apply(root, received, dst, errs)
+		}
 		if !r.cont {
 			break
 		}
 	}
-	return dst, errs, matched
+	return dst, errs, matched, alive
 }
 
 // matches reports whether every condition holds. A panic inside gjson (a

@@ -17,8 +17,9 @@ const maxSampleLine = 16 << 20
 
 // SampleMessage is what the rules made of one sample message.
 type SampleMessage struct {
-	Line    int // 1-based line in the sample file
-	Matched bool
+	Line    int  // 1-based line in the sample file
+	Matched bool // a rule that maps points matched it
+	Alive   bool // an alive rule matched it: it proves the feed alive
 	Points  []sluice.Point
 	Errors  []MapError
 }
@@ -42,8 +43,8 @@ func Sample(config json.RawMessage, r io.Reader, received time.Time) ([]SampleMe
 		if len(msg) == 0 || msg[0] == '#' {
 			continue
 		}
-		points, errs, matched := set.mapper.Map(msg, received, nil)
-		out = append(out, SampleMessage{Line: line, Matched: matched, Points: points, Errors: errs})
+		points, errs, matched, alive := set.mapper.mapMessage(msg, received, nil)
+		out = append(out, SampleMessage{Line: line, Matched: matched, Alive: alive, Points: points, Errors: errs})
 	}
 	if err := sc.Err(); err != nil {
 		return out, fmt.Errorf("reading the sample: %w", err)
@@ -54,10 +55,14 @@ func Sample(config json.RawMessage, r io.Reader, received time.Time) ([]SampleMe
 // WriteSample prints Sample's results: per message its line, then one
 // line per point (FormatPoint) and per error, and a summary.
 func WriteSample(w io.Writer, msgs []SampleMessage) error {
-	var points, errs, unmatched int
+	var points, errs, unmatched, heartbeats int
 	bw := bufio.NewWriter(w)
 	for _, m := range msgs {
 		switch {
+		case !m.Matched && m.Alive && len(m.Errors) == 0:
+			heartbeats++
+			fmt.Fprintf(bw, "line %d: heartbeat (an alive rule matched: it proves the feed alive)\n", m.Line)
+			continue
 		case !m.Matched && len(m.Errors) == 0:
 			unmatched++
 			fmt.Fprintf(bw, "line %d: no rule matched\n", m.Line)
@@ -74,6 +79,10 @@ func WriteSample(w io.Writer, msgs []SampleMessage) error {
 		points += len(m.Points)
 		errs += len(m.Errors)
 	}
-	fmt.Fprintf(bw, "%d messages: %d points, %d mapping errors, %d unmatched\n", len(msgs), points, errs, unmatched)
+	fmt.Fprintf(bw, "%d messages: %d points, %d mapping errors, %d unmatched", len(msgs), points, errs, unmatched)
+	if heartbeats > 0 {
+		fmt.Fprintf(bw, ", %d heartbeats", heartbeats)
+	}
+	fmt.Fprintln(bw)
 	return bw.Flush()
 }

@@ -86,7 +86,7 @@ on_open:
     expect: {path: type, equals: auth, fail: [{path: status, equals: denied}]}
   - send: {type: subscribe, data: {channel: trades}}
 `+tradeRules)
-	r.rec.event(t, EventConnect)
+	r.rec.event(t, sdk.EventConnect)
 	p := r.rec.data(t, "trades")
 	if v, _ := p.Field("price"); v.Float() != 1.5 {
 		t.Errorf("price %v", v)
@@ -159,7 +159,7 @@ on_open:
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d connections; a permanent failure must not be retried", n)
 	}
-	if msg, _ := r.rec.event(t, EventFailed).Field("message"); !strings.Contains(msg.Str(), "invalid api key") {
+	if msg, _ := r.rec.event(t, sdk.EventFailed).Field("message"); !strings.Contains(msg.Str(), "invalid api key") {
 		t.Errorf("failed event message %q", msg.Str())
 	}
 }
@@ -213,14 +213,14 @@ func TestSilentStreamReconnects(t *testing.T) {
 url: `+srv.wsURL("/")+`
 stale_after: 100ms
 `+tradeRules)
-	r.rec.event(t, EventConnect)
+	r.rec.event(t, sdk.EventConnect)
 	if s, _ := r.rec.data(t, "trades").Tag("symbol"); s != "C1" {
 		t.Fatalf("first point from %s", s)
 	}
-	if msg, _ := r.rec.event(t, EventStale).Field("message"); !strings.Contains(msg.Str(), "no data for 100ms") {
+	if msg, _ := r.rec.event(t, sdk.EventStale).Field("message"); !strings.Contains(msg.Str(), "no data for 100ms") {
 		t.Errorf("stale event message %q", msg.Str())
 	}
-	ev := r.rec.event(t, EventReconnect)
+	ev := r.rec.event(t, sdk.EventReconnect)
 	if feed, _ := ev.Tag("feed"); feed != "test" {
 		t.Errorf("feed tag %q", feed)
 	}
@@ -244,10 +244,10 @@ func TestMissingPongReconnects(t *testing.T) {
 url: `+srv.wsURL("/")+`
 ping: {interval: 20ms, timeout: 50ms}
 `+tradeRules)
-	if msg, _ := r.rec.event(t, EventDisconnect).Field("message"); msg.Str() != "no pong within 50ms of a ping" {
+	if msg, _ := r.rec.event(t, sdk.EventDisconnect).Field("message"); msg.Str() != "no pong within 50ms of a ping" {
 		t.Errorf("disconnect message %q", msg.Str())
 	}
-	r.rec.event(t, EventReconnect)
+	r.rec.event(t, sdk.EventReconnect)
 	r.rec.data(t, "trades")
 }
 
@@ -517,6 +517,10 @@ func TestHostileFramesDroppedConnectionKept(t *testing.T) {
 	st := &r.src.stats
 	if got, want := fmt.Sprint(st.TooDeep.Load(), st.DecompressRefused.Load(), st.Oversize.Load(), st.Messages.Load()), "4 1 1 7"; got != want {
 		t.Errorf("too_deep, decompress_refused, oversize, messages = %s, want %s", got, want)
+	}
+	// The counts reach the agent too, by reason.
+	if got, want := fmt.Sprint(r.rec.discards()), "map[decompress_refused:1 oversize:1 too_deep:4]"; got != want {
+		t.Errorf("discarded = %s, want %s", got, want)
 	}
 	if n := srv.conns.Load(); n != 1 {
 		t.Errorf("%d connections; a hostile frame must not cost the connection", n)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,20 +18,6 @@ import (
 
 // Version is the plugin's version, reported through Describe.
 const Version = "0.1.0"
-
-// MeasFeedEvents is the measurement of what happened to the connection,
-// with tags feed and kind and a field message. Every event is a new point.
-const MeasFeedEvents = "feed_events"
-
-// Feed event kinds, the `kind` tag of feed_events.
-const (
-	EventConnect    = "connect"          // the first connection is open and its on_open steps done
-	EventReconnect  = "reconnect"        // a later connection is
-	EventDisconnect = "disconnect"       // a connection ended (message: why)
-	EventStale      = "stale"            // no data for stale_after; the connection is replaced
-	EventFailed     = "failed"           // a permanent failure: the source stops
-	EventBudget     = "budget_exhausted" // too many reconnects in reconnect.window: the source stops
-)
 
 const (
 	// statsEvery is how often the counters are logged while they move.
@@ -55,6 +42,7 @@ type Stats struct {
 	DecompressErrors  atomic.Uint64 // binary frames that did not decompress
 	TooDeep           atomic.Uint64 // frames nesting deeper than max_json_depth, dropped
 	Answered          atomic.Uint64 // server pings answered
+	Heartbeats        atomic.Uint64 // messages only alive rules matched
 	Connects          atomic.Uint64 // connections opened (on_open done)
 }
 
@@ -64,7 +52,8 @@ func (s *Stats) attrs() []any {
 		"not_json", s.NotJSON.Load(), "map_errors", s.MapErrors.Load(), "points", s.Points.Load(),
 		"dropped", s.Dropped.Load(), "oversize", s.Oversize.Load(),
 		"decompress_refused", s.DecompressRefused.Load(), "decompress_errors", s.DecompressErrors.Load(),
-		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "connects", s.Connects.Load(),
+		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "heartbeats", s.Heartbeats.Load(),
+		"connects", s.Connects.Load(),
 	}
 }
 
@@ -74,11 +63,14 @@ func (s *Stats) frames() uint64 {
 	return s.Messages.Load() + s.Oversize.Load() + s.DecompressRefused.Load() + s.DecompressErrors.Load() + s.TooDeep.Load()
 }
 
-// emitter is where points go: *sdk.Emitter in the plugin, a recorder in
-// tests. Emit must not block.
+// emitter is where points and events go: *sdk.Emitter in the plugin, a
+// recorder in tests. None of its methods may block for long; Event and
+// Discarded may be called from any goroutine.
 type emitter interface {
 	Emit(sluice.Point) bool
 	EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool
+	Event(sdk.Event)
+	Discarded(reason string, n uint64)
 }
 
 // Source implements sdk.Source.
@@ -97,6 +89,7 @@ type Source struct {
 	// scrub learns every secret the config holds or its templates render,
 	// and masks them in the source's log, its errors and its feed_events.
 	scrub *redact.Scrubber
+	live  *liveness // set by Run
 
 	sampler *logsample.Sampler
 }
@@ -125,14 +118,9 @@ func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluic
 	if errs := set.checkSecrets(); len(errs) > 0 {
 		return nil, s.scrubConfigErr(errs)
 	}
+	// feed_events, where the agent writes this source's events, is the
+	// agent's to declare.
 	ms := set.mapper.Measurements()
-	declared := false
-	for _, m := range ms {
-		declared = declared || m.Name == MeasFeedEvents
-	}
-	if !declared {
-		ms = append(ms, sluice.Measurement{Name: MeasFeedEvents})
-	}
 	if !req.ValidateOnly {
 		s.set, s.feed = set, req.Feed
 	}
@@ -174,6 +162,17 @@ func (s *Source) run(ctx context.Context, out emitter) (err error) {
 	s.log.Info("jsonws starting", "feed", s.feed, "url", redact.URL(set.url.placeholder()))
 	defer func() { s.log.Info("jsonws stopped", s.stats.attrs()...) }()
 
+	// Staleness is judged on its own clock, connected or not: a feed
+	// whose server cannot be reached has no data either.
+	s.live = newLiveness(set.staleAfter, s.now, out, s.log.With("feed", s.feed))
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { s.live.watch(watchCtx) })
+	defer func() {
+		stopWatch()
+		watching.Wait()
+	}()
+
 	bo := backoff.New(backoff.Policy{Initial: time.Duration(set.reconnect.Initial), Max: time.Duration(set.reconnect.Max)})
 	bud := newBudget(set.reconnect.Budget, time.Duration(set.reconnect.Window))
 	opened := false
@@ -185,13 +184,15 @@ func (s *Source) run(ctx context.Context, out emitter) (err error) {
 		opened = opened || res.opened
 		err := res.err
 		if perm := (*sdk.PermanentError)(nil); errors.As(err, &perm) {
-			s.event(out, EventFailed, err.Error())
+			s.event(out, sdk.EventFailed, err.Error())
 			return err
 		}
 		if errors.Is(err, errStale) {
-			s.event(out, EventStale, err.Error())
+			// Reported once per silence: a stale feed reconnects every
+			// stale_after until data flows, each a reconnect event.
+			s.live.markStale(err.Error())
 		} else {
-			s.event(out, EventDisconnect, err.Error())
+			s.event(out, sdk.EventDisconnect, err.Error())
 		}
 		if res.healthy {
 			bo.Reset()
@@ -199,7 +200,7 @@ func (s *Source) run(ctx context.Context, out emitter) (err error) {
 		if !bud.take(s.now()) {
 			err = fmt.Errorf("reconnect budget exhausted: %d reconnects within %s; last error: %w",
 				set.reconnect.Budget, time.Duration(set.reconnect.Window), err)
-			s.event(out, EventBudget, err.Error())
+			s.event(out, sdk.EventBudgetExhausted, err.Error())
 			return err
 		}
 		wait := bo.Next()
@@ -214,19 +215,11 @@ func (s *Source) run(ctx context.Context, out emitter) (err error) {
 	}
 }
 
-// event emits one feed_events point.
-func (s *Source) event(out emitter, kind, msg string) {
-	now := s.now()
-	p := sluice.Point{
-		Measurement: MeasFeedEvents,
-		Tags:        []sluice.Tag{{Key: "feed", Value: s.feed}, {Key: "kind", Value: kind}},
-		Fields:      []sluice.Field{{Key: "message", Value: sluice.String(s.scrub.String(msg))}},
-		Time:        now,
-		Received:    now,
-	}
-	if !out.Emit(p) {
-		s.stats.Dropped.Add(1)
-	}
+// event reports what happened to the connection; the agent writes it as
+// a feed_events point. Its message is scrubbed of the config's secrets (a
+// server's refusal may quote them back).
+func (s *Source) event(out emitter, kind sdk.EventKind, msg string) {
+	out.Event(sdk.Event{Kind: kind, Time: s.now(), Message: s.scrub.String(msg)})
 }
 
 var _ sdk.Source = (*Source)(nil)

@@ -196,15 +196,61 @@ func batchToPB(points []sluice.Point, dropped uint64, pos sluice.Position) *pb.B
 	return b
 }
 
+// outToPB converts everything a plugin sends in one batch.
+func outToPB(b *outBatch) *pb.Batch {
+	out := batchToPB(b.points, b.dropped, b.pos)
+	for i := range b.events {
+		out.Events = append(out.Events, eventToPB(&b.events[i]))
+	}
+	for _, d := range b.discarded {
+		out.Discarded = append(out.Discarded, &pb.Discarded{Reason: d.Reason, Count: d.Count})
+	}
+	return out
+}
+
+func eventToPB(ev *Event) *pb.Event {
+	return &pb.Event{
+		Kind:          wireKind(ev.Kind),
+		TimeUnixNano:  unixNano(ev.Time),
+		Symbol:        ev.Symbol,
+		Stream:        ev.Stream,
+		Message:       ev.Message,
+		Count:         ev.Count,
+		FromId:        ev.FromID,
+		ToId:          ev.ToID,
+		SinceUnixNano: unixNano(ev.Since),
+	}
+}
+
+func eventFromPB(in *pb.Event) Event {
+	return Event{
+		Kind:    kindOf(in.GetKind()),
+		Time:    fromUnixNano(in.GetTimeUnixNano()),
+		Symbol:  in.GetSymbol(),
+		Stream:  in.GetStream(),
+		Message: in.GetMessage(),
+		Count:   in.GetCount(),
+		FromID:  in.GetFromId(),
+		ToID:    in.GetToId(),
+		Since:   fromUnixNano(in.GetSinceUnixNano()),
+	}
+}
+
 // batchFromPB converts a wire batch. A point the host cannot understand
 // (a field type from a newer protocol) is skipped and counted in invalid,
 // with the first such error returned for the log; the rest of the batch
 // stands.
-func batchFromPB(in *pb.Batch) (b *sluice.Batch, invalid int, firstErr error) {
-	b = &sluice.Batch{
+func batchFromPB(in *pb.Batch) (b *Batch, invalid int, firstErr error) {
+	b = &Batch{Batch: sluice.Batch{
 		Points:   make([]sluice.Point, 0, len(in.GetPoints())),
 		Dropped:  in.GetDropped(),
 		Position: in.GetPosition(),
+	}}
+	for _, e := range in.GetEvents() {
+		b.Events = append(b.Events, eventFromPB(e))
+	}
+	for _, d := range in.GetDiscarded() {
+		b.Discarded = append(b.Discarded, Discard{Reason: d.GetReason(), Count: d.GetCount()})
 	}
 	a := newSlabs(in.GetPoints())
 	for _, pp := range in.GetPoints() {
@@ -223,9 +269,24 @@ func batchFromPB(in *pb.Batch) (b *sluice.Batch, invalid int, firstErr error) {
 
 // Field numbers of the source.v1 messages, for the direct codec below.
 const (
-	batchPoints   = 1
-	batchDropped  = 2
-	batchPosition = 3
+	batchPoints    = 1
+	batchDropped   = 2
+	batchPosition  = 3
+	batchEvents    = 4
+	batchDiscarded = 5
+
+	eventKind    = 1
+	eventTime    = 2
+	eventSymbol  = 3
+	eventStream  = 4
+	eventMessage = 5
+	eventCount   = 6
+	eventFromID  = 7
+	eventToID    = 8
+	eventSince   = 9
+
+	discardReason = 1
+	discardCount  = 2
 
 	pointMeasurement = 1
 	pointTags        = 2
@@ -293,6 +354,62 @@ func batchWireSize(points []sluice.Point, dropped uint64, pos sluice.Position) i
 		n += protowire.SizeTag(batchPoints) + protowire.SizeBytes(pointSize(&points[i]))
 	}
 	return n
+}
+
+// appendExtras appends a Batch's events and discard counts: fields 4
+// and 5, which the runtime writes after points, dropped and position, so
+// that appendBatch followed by appendExtras is the whole Batch.
+func appendExtras(dst []byte, events []Event, discarded []Discard) []byte {
+	for i := range events {
+		ev := &events[i]
+		dst = protowire.AppendTag(dst, batchEvents, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(eventSize(ev)))
+		dst = appendVarint(dst, eventKind, uint64(wireKind(ev.Kind)))
+		dst = appendVarint(dst, eventTime, uint64(unixNano(ev.Time)))
+		dst = appendString(dst, eventSymbol, ev.Symbol)
+		dst = appendString(dst, eventStream, ev.Stream)
+		dst = appendString(dst, eventMessage, ev.Message)
+		dst = appendVarint(dst, eventCount, uint64(ev.Count))
+		dst = appendVarint(dst, eventFromID, uint64(ev.FromID))
+		dst = appendVarint(dst, eventToID, uint64(ev.ToID))
+		dst = appendVarint(dst, eventSince, uint64(unixNano(ev.Since)))
+	}
+	for i := range discarded {
+		d := &discarded[i]
+		dst = protowire.AppendTag(dst, batchDiscarded, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(discardSize(d)))
+		dst = appendString(dst, discardReason, d.Reason)
+		dst = appendVarint(dst, discardCount, d.Count)
+	}
+	return dst
+}
+
+// extrasWireSize is the encoded size of what appendExtras appends.
+func extrasWireSize(events []Event, discarded []Discard) int {
+	n := 0
+	for i := range events {
+		n += protowire.SizeTag(batchEvents) + protowire.SizeBytes(eventSize(&events[i]))
+	}
+	for i := range discarded {
+		n += protowire.SizeTag(batchDiscarded) + protowire.SizeBytes(discardSize(&discarded[i]))
+	}
+	return n
+}
+
+func eventSize(ev *Event) int {
+	return sizeVarint(eventKind, uint64(wireKind(ev.Kind))) +
+		sizeVarint(eventTime, uint64(unixNano(ev.Time))) +
+		sizeString(eventSymbol, ev.Symbol) +
+		sizeString(eventStream, ev.Stream) +
+		sizeString(eventMessage, ev.Message) +
+		sizeVarint(eventCount, uint64(ev.Count)) +
+		sizeVarint(eventFromID, uint64(ev.FromID)) +
+		sizeVarint(eventToID, uint64(ev.ToID)) +
+		sizeVarint(eventSince, uint64(unixNano(ev.Since)))
+}
+
+func discardSize(d *Discard) int {
+	return sizeString(discardReason, d.Reason) + sizeVarint(discardCount, d.Count)
 }
 
 func sizeString(num protowire.Number, s string) int {
@@ -454,13 +571,14 @@ func DecodePoints(b []byte, hint int) ([]sluice.Point, error) {
 // Strings are not checked for UTF-8 here; the host's normalizer checks
 // every one and counts what fails. err is for a batch whose framing is
 // broken.
-func decodeBatch(b []byte) (out *sluice.Batch, invalid int, invalidErr, err error) {
+func decodeBatch(b []byte) (out *Batch, invalid int, invalidErr, err error) {
 	d := newDecoder(b, 0, true)
-	out = &sluice.Batch{}
+	out = &Batch{}
 	if out.Dropped, err = d.batch(b); err != nil {
 		return nil, 0, nil, err
 	}
 	out.Points, out.Position = d.points, d.position
+	out.Events, out.Discarded = d.events, d.discarded
 	return out, d.invalid, d.invalidErr, nil
 }
 
@@ -479,23 +597,100 @@ func (d *decoder) batch(b []byte) (dropped uint64, err error) {
 	err = walk(b, func(num protowire.Number, typ protowire.Type, v uint64, m []byte, at int) error {
 		switch {
 		case num == batchPoints && typ == protowire.BytesType:
-			err := d.point(at, m)
-			if err != nil && d.lenient {
-				d.invalid++
-				if d.invalidErr == nil {
-					d.invalidErr = err
-				}
-				return nil
-			}
-			return err
+			return d.lenientErr(d.point(at, m))
 		case num == batchDropped && typ == protowire.VarintType:
 			dropped = v
 		case num == batchPosition && typ == protowire.BytesType:
 			d.position = sluice.Position(slices.Clone(m))
+		case num == batchEvents && typ == protowire.BytesType:
+			ev, err := d.event(m)
+			if err == nil {
+				d.events = append(d.events, ev)
+			}
+			return d.lenientErr(err)
+		case num == batchDiscarded && typ == protowire.BytesType:
+			dc, err := d.discard(m)
+			if err == nil {
+				d.discarded = append(d.discarded, dc)
+			}
+			return d.lenientErr(err)
 		}
 		return nil
 	})
 	return dropped, err
+}
+
+// lenientErr counts err as one invalid item of a lenient decode, and
+// returns it otherwise.
+func (d *decoder) lenientErr(err error) error {
+	if err == nil || !d.lenient {
+		return err
+	}
+	d.invalid++
+	if d.invalidErr == nil {
+		d.invalidErr = err
+	}
+	return nil
+}
+
+// text copies a string of an event: events are few, and what the host
+// keeps of them (a stale stream's message) must not hold the batch.
+func (d *decoder) text(b []byte) (string, error) {
+	if !d.lenient && !utf8.Valid(b) {
+		return "", decodeErr(errInvalidUTF8)
+	}
+	return string(b), nil
+}
+
+// event decodes one Event message.
+func (d *decoder) event(m []byte) (Event, error) {
+	var ev Event
+	var tns, sns int64
+	err := walk(m, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte, _ int) error {
+		var err error
+		switch {
+		case num == eventKind && typ == protowire.VarintType:
+			ev.Kind = kindOf(pb.EventKind(int32(v)))
+		case num == eventTime && typ == protowire.VarintType:
+			tns = int64(v)
+		case num == eventSymbol && typ == protowire.BytesType:
+			ev.Symbol, err = d.text(bs)
+		case num == eventStream && typ == protowire.BytesType:
+			ev.Stream, err = d.text(bs)
+		case num == eventMessage && typ == protowire.BytesType:
+			ev.Message, err = d.text(bs)
+		case num == eventCount && typ == protowire.VarintType:
+			ev.Count = int64(v)
+		case num == eventFromID && typ == protowire.VarintType:
+			ev.FromID = int64(v)
+		case num == eventToID && typ == protowire.VarintType:
+			ev.ToID = int64(v)
+		case num == eventSince && typ == protowire.VarintType:
+			sns = int64(v)
+		}
+		return err
+	})
+	if ev.Kind == "" {
+		ev.Kind = kindOf(0)
+	}
+	ev.Time, ev.Since = fromUnixNano(tns), fromUnixNano(sns)
+	return ev, err
+}
+
+// discard decodes one Discarded message.
+func (d *decoder) discard(m []byte) (Discard, error) {
+	var dc Discard
+	err := walk(m, func(num protowire.Number, typ protowire.Type, v uint64, bs []byte, _ int) error {
+		var err error
+		switch {
+		case num == discardReason && typ == protowire.BytesType:
+			dc.Reason, err = d.text(bs)
+		case num == discardCount && typ == protowire.VarintType:
+			dc.Count = v
+		}
+		return err
+	})
+	return dc, err
 }
 
 // consumeTag is protowire.ConsumeTag that also refuses field numbers past
@@ -514,8 +709,11 @@ type decoder struct {
 	body    string // one copy of the input; string values point into it
 	lenient bool   // see decodeBatch
 	points  []sluice.Point
-	// What a lenient decode found besides points.
+	// What a decode found besides points (events and discards are
+	// checked, and left out of DecodePoints' result).
 	position   sluice.Position
+	events     []Event
+	discarded  []Discard
 	invalid    int
 	invalidErr error
 

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,17 @@ const (
 	// to be batched; past it the oldest goes. Batches are cut close to
 	// the newest points, so the newest checkpoints are the ones that count.
 	maxPendingCheckpoints = 64
+
+	// maxQueuedEvents bounds the events waiting for the next batch; past
+	// it they are coalesced (see eventQueue), never dropped.
+	maxQueuedEvents = 1024
+	// maxCoalesced bounds the coalesced entries: one per stream for stale
+	// and live, one per kind for the rest; past it stale and live are
+	// coalesced per kind too.
+	maxCoalesced = 256
+	// maxDiscardReasons bounds the reasons counted between two batches;
+	// past it the counts go to "other".
+	maxDiscardReasons = 64
 )
 
 // Emitter is how a source hands points to the host. Emit never blocks: it
@@ -32,6 +44,11 @@ const (
 // Checkpoint records a position that covers every point emitted before it
 // (call it from the goroutine that emits). A batch carries the newest
 // checkpoint whose points are all in that batch or earlier ones.
+//
+// Event, Stale, Live and Discarded report what happened to the feed
+// besides its data. They never block and are never dropped: they wait in
+// a bounded queue of their own, apart from the points, and reach the host
+// with the next batch, or within a flush interval when no points flow.
 //
 // Once a point has been dropped, later checkpoints are ignored: the
 // position stays at the last one with nothing lost before it, so a
@@ -49,6 +66,9 @@ type Emitter struct {
 
 	mu      sync.Mutex
 	pending []checkpoint // ascending seq
+
+	events eventQueue
+	now    func() time.Time
 }
 
 type checkpoint struct {
@@ -60,7 +80,7 @@ func newEmitter(queueSize int) *Emitter {
 	if queueSize <= 0 {
 		queueSize = DefaultQueueSize
 	}
-	return &Emitter{queue: make(chan sluice.Point, queueSize)}
+	return &Emitter{queue: make(chan sluice.Point, queueSize), now: time.Now}
 }
 
 // Emit queues one point. It reports false when the queue was full and the
@@ -158,6 +178,47 @@ func (e *Emitter) Recovered() {
 	e.lost.Store(false)
 }
 
+// Event reports something that happened to the feed: a gap, a backfill,
+// a reconnect. It never blocks, and the event is never dropped: when
+// events come faster than the host takes them (past maxQueuedEvents
+// between two batches), events of one kind are coalesced into one whose
+// Count is their sum and whose Message says how many it stands for;
+// stale and live are coalesced per stream, the newest state winning.
+// A zero Time is now. It is safe to call from any goroutine.
+func (e *Emitter) Event(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = e.now()
+	}
+	if ev.Kind == EventStale && ev.Since.IsZero() {
+		ev.Since = ev.Time
+	}
+	e.events.push(ev)
+}
+
+// Stale reports that stream has had no data since since: the agent shows
+// the feed as stale (in /readyz, status and metrics) until Live(stream).
+// An empty stream stands for the feed as a whole. Calling it again for a
+// stream that is stale already is harmless; the agent keeps the first
+// since. A restarted plugin starts with every stream live.
+func (e *Emitter) Stale(stream string, since time.Time) {
+	e.Event(Event{Kind: EventStale, Stream: stream, Since: since})
+}
+
+// Live reports that stream has data again after Stale.
+func (e *Emitter) Live(stream string) {
+	e.Event(Event{Kind: EventLive, Stream: stream})
+}
+
+// Discarded counts n messages the source discarded for reason before
+// they became points (a frame too large, a message that is not JSON), so
+// that the agent shows them per reason. Reasons should be few and fixed
+// (snake_case words), as they become metric labels.
+func (e *Emitter) Discarded(reason string, n uint64) {
+	if n > 0 {
+		e.events.discard(reason, n)
+	}
+}
+
 // covered pops every checkpoint whose points have all been taken and
 // returns the newest of them (nil if none).
 func (e *Emitter) covered(taken uint64) sluice.Position {
@@ -183,7 +244,21 @@ type batcher struct {
 	e        *Emitter
 	size     int
 	interval time.Duration
-	send     func(points []sluice.Point, dropped uint64, pos sluice.Position) error
+	send     func(b *outBatch) error
+	// legacyFeed, when set, is the feed whose events are sent as
+	// feed_events points among the batch's points, for a host that does
+	// not write them itself.
+	legacyFeed string
+	out        outBatch // reused by every send: one allocation less a batch
+}
+
+// outBatch is one batch as the plugin sends it.
+type outBatch struct {
+	points    []sluice.Point
+	dropped   uint64
+	pos       sluice.Position
+	events    []Event
+	discarded []Discard
 }
 
 func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
@@ -197,10 +272,21 @@ func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
 	flush := func() error {
 		dropped := b.e.dropped.Swap(0)
 		pos := b.e.covered(taken)
-		if len(points) == 0 && pos == nil && dropped == 0 {
+		events, discarded := b.e.events.take()
+		if len(points) == 0 && pos == nil && dropped == 0 && len(events) == 0 && len(discarded) == 0 {
 			return nil
 		}
-		err := b.send(points, dropped, pos)
+		out := &b.out
+		*out = outBatch{points: points, dropped: dropped, pos: pos, events: events, discarded: discarded}
+		if b.legacyFeed != "" {
+			for _, ev := range events {
+				out.points = append(out.points, EventPoint(b.legacyFeed, ev))
+			}
+			out.events, out.discarded = nil, nil
+		}
+		err := b.send(out)
+		points = out.points
+		*out = outBatch{}
 		// send has serialised the points; the backing array can be reused.
 		clear(points)
 		points = points[:0]
@@ -236,8 +322,8 @@ func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
 			}
 		case <-ticker.C:
 			// A ticker rather than a per-batch timer: a partial batch
-			// waits at most one interval, and idle checkpoints and drop
-			// counts still reach the host.
+			// waits at most one interval, and idle checkpoints, drop
+			// counts and events still reach the host.
 			if err := flush(); err != nil {
 				return err
 			}
@@ -257,4 +343,106 @@ func (b *batcher) run(ctx context.Context, done <-chan struct{}) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// eventQueue holds the events and discard counts not yet sent. Its bound
+// comes from coalescing, not dropping: see Emitter.Event.
+type eventQueue struct {
+	mu    sync.Mutex
+	queue []Event
+	// over holds the events coalesced since the queue filled, n how many
+	// each stands for, and at their index by key.
+	over []Event
+	n    []int
+	at   map[string]int
+
+	discarded []Discard
+	reasons   map[string]int // index in discarded
+}
+
+func (q *eventQueue) push(ev Event) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) < maxQueuedEvents {
+		q.queue = append(q.queue, ev)
+		return
+	}
+	state := ev.Kind == EventStale || ev.Kind == EventLive
+	key := "kind\x00" + string(ev.Kind)
+	if state {
+		key = "stream\x00" + ev.Symbol + "\x00" + ev.Stream
+	}
+	i, ok := q.at[key]
+	if !ok && state && len(q.over) >= maxCoalesced {
+		key, state = "kind\x00"+string(ev.Kind), false
+		i, ok = q.at[key]
+	}
+	if !ok {
+		if q.at == nil {
+			q.at = make(map[string]int)
+		}
+		q.at[key] = len(q.over)
+		q.over = append(q.over, ev)
+		q.n = append(q.n, 1)
+		return
+	}
+	q.n[i]++
+	if state {
+		// The newest state wins; a stream stale all along keeps the
+		// first since.
+		if prev := q.over[i]; prev.Kind == EventStale && ev.Kind == EventStale && prev.Since.Before(ev.Since) {
+			ev.Since = prev.Since
+		}
+		q.over[i] = ev
+		return
+	}
+	c := &q.over[i]
+	c.Count += ev.Count
+	if ev.FromID > 0 && (c.FromID == 0 || ev.FromID < c.FromID) {
+		c.FromID = ev.FromID
+	}
+	c.ToID = max(c.ToID, ev.ToID)
+	if c.Symbol != ev.Symbol {
+		c.Symbol = ""
+	}
+	if c.Stream != ev.Stream {
+		c.Stream = ""
+	}
+	c.Time = ev.Time
+	c.Message = fmt.Sprintf("%d %s events coalesced while events came faster than the host took them; the last: %s", q.n[i], ev.Kind, ev.Message)
+}
+
+func (q *eventQueue) discard(reason string, n uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i, ok := q.reasons[reason]
+	if !ok && len(q.discarded) >= maxDiscardReasons {
+		reason = "other"
+		i, ok = q.reasons[reason]
+	}
+	if !ok {
+		if q.reasons == nil {
+			q.reasons = make(map[string]int)
+		}
+		i = len(q.discarded)
+		q.reasons[reason] = i
+		q.discarded = append(q.discarded, Discard{Reason: reason})
+	}
+	q.discarded[i].Count += n
+}
+
+// take returns what is waiting, in order (queued, then coalesced), and
+// empties the queue.
+func (q *eventQueue) take() ([]Event, []Discard) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.queue) == 0 && len(q.discarded) == 0 {
+		return nil, nil
+	}
+	events := append(q.queue, q.over...)
+	discarded := q.discarded
+	q.queue, q.over, q.n, q.discarded = nil, nil, nil, nil
+	clear(q.at)
+	clear(q.reasons)
+	return events, discarded
 }

@@ -36,7 +36,7 @@ func BenchmarkHop(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			err = raw.(*Client).Stream(ctx, StreamOptions{BatchSize: size, QueueSize: 10000, FlushInterval: time.Second},
-				func(batch *sluice.Batch, invalid int, _ error) error {
+				func(batch *Batch, invalid int, _ error) error {
 					got += len(batch.Points) + invalid
 					return nil
 				})

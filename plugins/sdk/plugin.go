@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,6 +105,7 @@ type server struct {
 
 	mu        sync.Mutex
 	streaming bool
+	feed      string // from the last Configure that applied a config
 	// configuring serialises the Configure calls that apply a config, so
 	// that a Reconfigurer never sees two at once.
 	configuring sync.Mutex
@@ -111,7 +113,11 @@ type server struct {
 
 func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	info := s.impl.Info()
-	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: info.Capabilities}, nil
+	caps := info.Capabilities
+	if !slices.Contains(caps, CapEvents) {
+		caps = append(slices.Clip(caps), CapEvents) // the SDK sends them, whatever the source
+	}
+	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: caps}, nil
 }
 
 // Configure validates, configures before a stream, or, sent while a
@@ -134,6 +140,11 @@ func (s *server) Configure(ctx context.Context, req *pb.ConfigureRequest) (*pb.C
 	s.mu.Unlock()
 	if !live {
 		ms, err := s.impl.Configure(ctx, creq)
+		if err == nil {
+			s.mu.Lock()
+			s.feed = creq.Feed
+			s.mu.Unlock()
+		}
 		return configureResponse(ms, err), nil
 	}
 	rc, ok := s.impl.(Reconfigurer)
@@ -208,13 +219,9 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 
-	send := func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
-		return sendWire(stream, points, dropped, pos)
-	}
+	send := func(b *outBatch) error { return sendWire(stream, b) }
 	if !hostWantsWire(stream.Context()) {
-		send = func(points []sluice.Point, dropped uint64, pos sluice.Position) error {
-			return stream.Send(batchToPB(points, dropped, pos))
-		}
+		send = func(b *outBatch) error { return stream.Send(outToPB(b)) }
 	}
 	em := newEmitter(int(req.GetQueueSize()))
 	b := &batcher{
@@ -222,6 +229,15 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 		size:     int(req.GetBatchSize()),
 		interval: time.Duration(req.GetFlushIntervalNs()),
 		send:     send,
+	}
+	if !req.GetHostWritesEvents() {
+		// A host from before events: it knows only points.
+		s.mu.Lock()
+		b.legacyFeed = s.feed
+		s.mu.Unlock()
+		if b.legacyFeed == "" {
+			b.legacyFeed = s.impl.Info().Name
+		}
 	}
 	if b.size <= 0 {
 		b.size = DefaultBatchSize
@@ -320,19 +336,33 @@ type StreamOptions struct {
 	FlushInterval time.Duration
 }
 
-// BatchHandler receives each batch with the number of points in it that
-// could not be decoded (already left out of the batch) and the first such
-// error. Returning an error ends the stream.
-type BatchHandler func(b *sluice.Batch, invalid int, invalidErr error) error
+// Batch is one batch as the host receives it: points, drop count and
+// position, and what the plugin reported besides its points.
+type Batch struct {
+	sluice.Batch
+	// Events are what happened to the feed since the previous batch, in
+	// order. Always empty from a plugin without CapEvents, which sends
+	// them as feed_events points instead.
+	Events []Event
+	// Discarded counts, by reason, the messages the plugin discarded
+	// since the previous batch before they became points.
+	Discarded []Discard
+}
+
+// BatchHandler receives each batch with the number of points (and
+// events) in it that could not be decoded (already left out of the
+// batch) and the first such error. Returning an error ends the stream.
+type BatchHandler func(b *Batch, invalid int, invalidErr error) error
 
 // Stream runs the feed, calling fn for each batch in order, until ctx is
 // done (returns ctx.Err()), the plugin ends its stream (nil), or fails.
 func (c *Client) Stream(ctx context.Context, opts StreamOptions, fn BatchHandler) error {
 	st, err := c.rpc.Stream(ctx, &pb.StreamRequest{
-		Position:        opts.Resume,
-		QueueSize:       uint32(max(opts.QueueSize, 0)),
-		BatchSize:       uint32(max(opts.BatchSize, 0)),
-		FlushIntervalNs: int64(opts.FlushInterval),
+		Position:         opts.Resume,
+		QueueSize:        uint32(max(opts.QueueSize, 0)),
+		BatchSize:        uint32(max(opts.BatchSize, 0)),
+		FlushIntervalNs:  int64(opts.FlushInterval),
+		HostWritesEvents: true,
 	}, grpc.CallContentSubtype(wireCodecName))
 	if err != nil {
 		return fmt.Errorf("stream: %w", err)

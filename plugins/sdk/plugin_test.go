@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -58,7 +59,8 @@ func TestDescribeAndConfigure(t *testing.T) {
 	c := connect(t, &scripted{})
 	ctx := context.Background()
 	info, err := c.Describe(ctx)
-	if err != nil || info.Name != "scripted" || info.Version != "0.0.1" || len(info.Capabilities) != 1 {
+	// The SDK declares "events" for every source: it sends them.
+	if err != nil || info.Name != "scripted" || info.Version != "0.0.1" || !slices.Equal(info.Capabilities, []string{CapResume, CapEvents}) {
 		t.Fatalf("describe = %+v, %v", info, err)
 	}
 	ms, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":5}`)})
@@ -78,13 +80,19 @@ func TestDescribeAndConfigure(t *testing.T) {
 	}
 }
 
+// pointsOnly adapts a batcher's send for tests that look only at points,
+// drops and positions.
+func pointsOnly(f func(ps []sluice.Point, dropped uint64, pos sluice.Position) error) func(*outBatch) error {
+	return func(b *outBatch) error { return f(b.points, b.dropped, b.pos) }
+}
+
 // collect streams until the source ends and returns every batch.
-func collect(t *testing.T, c *Client, opts StreamOptions) []*sluice.Batch {
+func collect(t *testing.T, c *Client, opts StreamOptions) []*Batch {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var batches []*sluice.Batch
-	err := c.Stream(ctx, opts, func(b *sluice.Batch, invalid int, _ error) error {
+	var batches []*Batch
+	err := c.Stream(ctx, opts, func(b *Batch, invalid int, _ error) error {
 		if invalid != 0 {
 			t.Errorf("invalid points: %d", invalid)
 		}
@@ -153,10 +161,10 @@ func TestManyCheckpointsKeepTheNewest(t *testing.T) {
 	e.Emit(pointN(500)) // queued before its checkpoint is recorded
 	var got []string
 	b := &batcher{e: e, size: 1000, interval: time.Hour,
-		send: func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
+		send: pointsOnly(func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
 			got = append(got, fmt.Sprintf("%d:%s", len(ps), pos))
 			return nil
-		}}
+		})}
 	done := make(chan struct{})
 	close(done)
 	if err := b.run(context.Background(), done); err != nil {
@@ -187,14 +195,14 @@ func TestFullQueueCountsDropsAndFreezesPosition(t *testing.T) {
 	var drops uint64
 	var positions []string
 	b := &batcher{e: e, size: 4, interval: time.Hour,
-		send: func(ps []sluice.Point, d uint64, pos sluice.Position) error {
+		send: pointsOnly(func(ps []sluice.Point, d uint64, pos sluice.Position) error {
 			points += len(ps)
 			drops += d
 			if pos != nil {
 				positions = append(positions, string(pos))
 			}
 			return nil
-		}}
+		})}
 	done := make(chan struct{})
 	close(done)
 	if err := b.run(context.Background(), done); err != nil {
@@ -381,7 +389,7 @@ func TestRecoveredAcrossTheStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := c.Stream(ctx, StreamOptions{QueueSize: 8, BatchSize: 1, FlushInterval: time.Millisecond},
-		func(b *sluice.Batch, _ int, _ error) error {
+		func(b *Batch, _ int, _ error) error {
 			select { // hold the first batch until the source has dropped
 			case <-stalled:
 			case <-ctx.Done():
@@ -434,10 +442,10 @@ func TestCheckpointWaitsForItsPoints(t *testing.T) {
 
 	var got []string
 	b := &batcher{e: e, size: 2, interval: time.Hour,
-		send: func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
+		send: pointsOnly(func(ps []sluice.Point, _ uint64, pos sluice.Position) error {
 			got = append(got, fmt.Sprintf("%d:%s", len(ps), pos))
 			return nil
-		}}
+		})}
 	done := make(chan struct{})
 	close(done)
 	if err := b.run(context.Background(), done); err != nil {
@@ -454,7 +462,7 @@ func TestSourceErrorEndsStream(t *testing.T) {
 	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
 		return errors.New("exchange said no")
 	}})
-	err := c.Stream(context.Background(), StreamOptions{}, func(*sluice.Batch, int, error) error { return nil })
+	err := c.Stream(context.Background(), StreamOptions{}, func(*Batch, int, error) error { return nil })
 	if err == nil || err.Error() != "source failed: exchange said no" {
 		t.Fatalf("err = %v", err)
 	}
@@ -464,7 +472,7 @@ func TestPermanentErrorCrossesTheBoundary(t *testing.T) {
 	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
 		return Permanent(fmt.Errorf("handshake refused: 401 Unauthorized"))
 	}})
-	err := c.Stream(context.Background(), StreamOptions{}, func(*sluice.Batch, int, error) error { return nil })
+	err := c.Stream(context.Background(), StreamOptions{}, func(*Batch, int, error) error { return nil })
 	var perm *PermanentError
 	if !errors.As(err, &perm) || err.Error() != "handshake refused: 401 Unauthorized" {
 		t.Fatalf("err = %v (%T), want a PermanentError with the source's message", err, err)
@@ -482,7 +490,7 @@ func TestHostCancelStopsSource(t *testing.T) {
 		return ctx.Err()
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
-	err := c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *sluice.Batch, _ int, _ error) error {
+	err := c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *Batch, _ int, _ error) error {
 		cancel()
 		return nil
 	})
@@ -561,7 +569,7 @@ func streaming(t *testing.T, c *Client) <-chan int64 {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *sluice.Batch, _ int, _ error) error {
+		done <- c.Stream(ctx, StreamOptions{FlushInterval: time.Millisecond}, func(b *Batch, _ int, _ error) error {
 			for _, p := range b.Points {
 				v, _ := p.Field("rate")
 				select {

@@ -73,6 +73,11 @@ const (
 	// CapReconfigure: the source is a Reconfigurer; a Configure sent
 	// while it streams may be applied without a restart.
 	CapReconfigure = "reconfigure"
+	// CapEvents: the plugin sends its events (Emitter.Event) as
+	// source.v1 events, and the host writes the feed_events points. The
+	// SDK declares it for every source; a plugin built before it sends
+	// feed_events points itself, which the host then counts.
+	CapEvents = "events"
 )
 
 // ConfigureRequest carries a feed's config to the plugin.

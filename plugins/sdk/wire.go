@@ -10,8 +10,6 @@ import (
 	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/sluicehq/sluice"
 )
 
 // The Stream RPC carries every point, so its batches skip the protobuf
@@ -76,9 +74,10 @@ func hostWantsWire(ctx context.Context) bool {
 }
 
 // sendWire sends one batch encoded directly.
-func sendWire(stream grpc.ServerStream, points []sluice.Point, dropped uint64, pos sluice.Position) error {
-	buf := wirePool.Get(batchWireSize(points, dropped, pos))
-	*buf = appendBatch((*buf)[:0], points, dropped, pos)
+func sendWire(stream grpc.ServerStream, b *outBatch) error {
+	buf := wirePool.Get(batchWireSize(b.points, b.dropped, b.pos) + extrasWireSize(b.events, b.discarded))
+	*buf = appendBatch((*buf)[:0], b.points, b.dropped, b.pos)
+	*buf = appendExtras(*buf, b.events, b.discarded)
 	return stream.SendMsg(&wireBatch{buf: buf})
 }
 
@@ -103,7 +102,7 @@ func (p *bufferPool) Get(n int) *[]byte {
 func (p *bufferPool) Put(b *[]byte) { p.pool.Put(b) }
 
 // recvWire receives and decodes one batch.
-func recvWire(stream grpc.ClientStream) (b *sluice.Batch, invalid int, invalidErr, err error) {
+func recvWire(stream grpc.ClientStream) (b *Batch, invalid int, invalidErr, err error) {
 	var wb wireBatch
 	if err := stream.RecvMsg(&wb); err != nil {
 		return nil, 0, nil, err

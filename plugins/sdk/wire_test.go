@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -90,6 +93,9 @@ func sameBatch(t *testing.T, b []byte) {
 	if gotInvalid != wantInvalid || got.Dropped != want.Dropped || !bytes.Equal(got.Position, want.Position) {
 		t.Fatalf("%x: invalid/dropped/position = %d/%d/%q, protobuf %d/%d/%q", b,
 			gotInvalid, got.Dropped, got.Position, wantInvalid, want.Dropped, want.Position)
+	}
+	if !slices.EqualFunc(got.Events, want.Events, sameEvent) || !slices.Equal(got.Discarded, want.Discarded) {
+		t.Fatalf("%x: events %+v discarded %+v,\nprotobuf %+v %+v", b, got.Events, got.Discarded, want.Events, want.Discarded)
 	}
 	if len(got.Points) != len(want.Points) {
 		t.Fatalf("%x: %d points, protobuf %d", b, len(got.Points), len(want.Points))
@@ -174,6 +180,12 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte{0x0b, 0x0c})                         // a group
 	f.Add([]byte{0x08, 0x01, 0x0a, 0x00})             // points field as a varint
 	f.Add([]byte{0x10, 0x05, 0x1a, 0x01, 0x61})       // dropped and position only
+	f.Add(appendExtras(appendBatch(nil, wirePoints()[:1], 1, nil), wireEvents(), wireDiscards()))
+	f.Add([]byte{0x22, 0x02, 0x08, 0x63})             // an event of a kind from a newer protocol
+	f.Add([]byte{0x22, 0x03, 0x1a, 0x01, 0xff})       // an event with an invalid UTF-8 symbol
+	f.Add([]byte{0x22, 0x02, 0x10})                   // an event cut short
+	f.Add([]byte{0x2a, 0x04, 0x0a, 0x00, 0x10, 0x07}) // a discard count, empty reason
+	f.Add([]byte{0x20, 0x01, 0x28, 0x02})             // events and discards as varints
 	f.Fuzz(func(t *testing.T, b []byte) { sameBatch(t, b) })
 }
 
@@ -293,4 +305,130 @@ type protobufServer struct{ pb.UnimplementedSourceServer }
 
 func (protobufServer) Stream(_ *pb.StreamRequest, st grpc.ServerStreamingServer[pb.Batch]) error {
 	return st.Send(batchToPB([]sluice.Point{pointN(0), pointN(1)}, 4, sluice.Position("p")))
+}
+
+// wireEvents covers every kind and the edges of each field: zero and
+// negative times, empty strings, extreme ids, a kind the protocol lacks.
+func wireEvents() []Event {
+	ts := time.Date(2024, 3, 1, 12, 0, 0, 5, time.UTC)
+	evs := []Event{
+		{Kind: EventGap, Time: ts, Symbol: "BTCUSDT", Stream: "trade", Message: "missing ids", Count: 3, FromID: 7, ToID: 9},
+		{Kind: EventStale, Time: ts, Stream: "btcusdt@trade", Message: "é silent", Since: ts.Add(-time.Minute)},
+		{Kind: EventLive, Time: time.Unix(-5, 3).UTC()},
+		{Kind: EventBackfill, Count: math.MaxInt64, FromID: math.MinInt64, ToID: -1},
+		{Kind: "not_a_kind", Time: ts, Message: "sent as unspecified"},
+		{},
+	}
+	for k := range kindToWire {
+		evs = append(evs, Event{Kind: k, Time: ts, Message: string(k)})
+	}
+	return evs
+}
+
+func wireDiscards() []Discard {
+	return []Discard{{Reason: "too_deep", Count: 2}, {Reason: "", Count: math.MaxUint64}, {Reason: "oversize"}}
+}
+
+// sameEvent compares events as the wire carries them: a kind the
+// protocol lacks arrives as unspecified.
+func sameEvent(a, b Event) bool {
+	if wireKind(a.Kind) == 0 && wireKind(b.Kind) == 0 {
+		a.Kind, b.Kind = "", ""
+	}
+	return a.Kind == b.Kind && a.Time.Equal(b.Time) && a.Since.Equal(b.Since) && a.Symbol == b.Symbol &&
+		a.Stream == b.Stream && a.Message == b.Message && a.Count == b.Count && a.FromID == b.FromID && a.ToID == b.ToID
+}
+
+func outBytes(t testing.TB, b *outBatch) []byte {
+	t.Helper()
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(outToPB(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Events and discard counts are written as the runtime writes them, after
+// the points, and read back by both decoders.
+func TestEventsWriteProtobufBytes(t *testing.T) {
+	b := &outBatch{points: wirePoints(), dropped: 4, pos: sluice.Position("p"), events: wireEvents(), discarded: wireDiscards()}
+	want := outBytes(t, b)
+	got := appendExtras(appendBatch(nil, b.points, b.dropped, b.pos), b.events, b.discarded)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("appendBatch+appendExtras:\n got %x\nwant %x", got, want)
+	}
+	if n := batchWireSize(b.points, b.dropped, b.pos) + extrasWireSize(b.events, b.discarded); n != len(want) {
+		t.Errorf("sizes add to %d, encoded %d bytes", n, len(want))
+	}
+	sameBatch(t, got)
+	dec, invalid, _, err := decodeBatch(got)
+	if err != nil || invalid != 0 {
+		t.Fatalf("decodeBatch: invalid=%d err=%v", invalid, err)
+	}
+	if !slices.EqualFunc(dec.Events, b.events, sameEvent) || !slices.Equal(dec.Discarded, b.discarded) {
+		t.Fatalf("round trip:\n got %+v %+v\nwant %+v %+v", dec.Events, dec.Discarded, b.events, b.discarded)
+	}
+	if dec.Events[4].Kind != "unspecified" {
+		t.Errorf("a kind the protocol lacks arrived as %q, want unspecified", dec.Events[4].Kind)
+	}
+	// A disk buffer record never holds events, but the strict decoder
+	// checks them as the runtime does and returns only the points.
+	points, err := DecodePoints(got, 0)
+	if err != nil || len(points) != len(b.points) {
+		t.Fatalf("DecodePoints: %d points, %v", len(points), err)
+	}
+	if _, err := DecodePoints([]byte{0x22, 0x03, 0x1a, 0x01, 0xff}, 0); err == nil {
+		t.Error("DecodePoints took an event with invalid UTF-8, which the runtime refuses")
+	}
+}
+
+// A kind from a newer protocol, and an event the host cannot decode, cost
+// only themselves.
+func TestDecodeBatchUnknownAndBrokenEvents(t *testing.T) {
+	b := appendBatch(nil, []sluice.Point{pointN(1)}, 0, nil)
+	b = append(b, 0x22, 0x02, 0x08, 0x63)       // kind 99
+	b = append(b, 0x22, 0x03, 0x10, 0xff, 0xff) // a time cut short
+	b = appendExtras(b, []Event{{Kind: EventGap, Count: 2}}, nil)
+	out, invalid, invalidErr, err := decodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if invalid != 1 || invalidErr == nil {
+		t.Errorf("invalid = %d (%v), want 1 and an error", invalid, invalidErr)
+	}
+	if len(out.Points) != 1 || len(out.Events) != 2 || out.Events[0].Kind != "kind_99" || out.Events[1].Kind != EventGap || out.Events[1].Count != 2 {
+		t.Fatalf("got points %d, events %+v", len(out.Points), out.Events)
+	}
+}
+
+// FuzzAppendEvents: appendExtras writes the runtime's bytes for any event
+// and discard count, and decodeBatch gives them back.
+func FuzzAppendEvents(f *testing.F) {
+	f.Add(uint8(4), int64(1700000000000000000), int64(1), "BTCUSDT", "trade", "msg", int64(3), int64(7), int64(9), "too_deep", uint64(2))
+	f.Add(uint8(0), int64(-1), int64(0), "", "", "", int64(-1), int64(0), int64(math.MinInt64), "", uint64(0))
+	f.Add(uint8(200), int64(0), int64(-7), "\xff", "s", "é", int64(math.MaxInt64), int64(-1), int64(0), "r", uint64(math.MaxUint64))
+	kinds := slices.Sorted(maps.Keys(kindToWire))
+	f.Fuzz(func(t *testing.T, kind uint8, tns, sns int64, sym, stream, msg string, count, from, to int64, reason string, n uint64) {
+		k := EventKind("made_up")
+		if int(kind) < len(kinds) {
+			k = kinds[kind]
+		}
+		ev := Event{Kind: k, Time: fromUnixNano(tns), Since: fromUnixNano(sns), Symbol: sym, Stream: stream,
+			Message: msg, Count: count, FromID: from, ToID: to}
+		ob := &outBatch{events: []Event{ev}, discarded: []Discard{{Reason: reason, Count: n}}}
+		got := appendExtras(appendBatch(nil, nil, 0, nil), ob.events, ob.discarded)
+		if extrasWireSize(ob.events, ob.discarded) != len(got) {
+			t.Fatalf("extrasWireSize = %d, wrote %d", extrasWireSize(ob.events, ob.discarded), len(got))
+		}
+		if utf8.ValidString(sym) && utf8.ValidString(stream) && utf8.ValidString(msg) && utf8.ValidString(reason) {
+			if want := outBytes(t, ob); !bytes.Equal(got, want) {
+				t.Fatalf("appendExtras = %x, protobuf %x", got, want)
+			}
+		}
+		out, invalid, _, err := decodeBatch(got)
+		if err != nil || invalid != 0 || len(out.Events) != 1 || !sameEvent(out.Events[0], ev) ||
+			!slices.Equal(out.Discarded, ob.discarded) {
+			t.Fatalf("round trip: %+v, invalid=%d, err=%v; want %+v", out, invalid, err, ob)
+		}
+	})
 }

@@ -78,7 +78,7 @@ func stream(t *testing.T, cfg string, limit time.Duration, until func([]arrival)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- proc.Source.Stream(ctx, sdk.StreamOptions{FlushInterval: 20 * time.Millisecond},
-			func(b *sluice.Batch, invalid int, _ error) error {
+			func(b *sdk.Batch, invalid int, _ error) error {
 				if invalid > 0 || b.Dropped > 0 {
 					return fmt.Errorf("%d invalid, %d dropped", invalid, b.Dropped)
 				}

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -26,13 +28,25 @@ func formatStatus(w io.Writer, st agent.Status) {
 		if !f.LastBatch.IsZero() {
 			last = seconds(f.LastBatchAge) + " ago"
 		}
+		state := string(f.State)
+		if len(f.Stale) > 0 {
+			state += ", stale"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n",
-			printable(f.Name), printable(string(f.State)), pid, f.Points, perSec(f.PointsPerSec), f.Restarts, last, orDash(oneLine(f.LastError)))
+			printable(f.Name), printable(state), pid, f.Points, perSec(f.PointsPerSec), f.Restarts, last, orDash(oneLine(f.LastError)))
 	}
 	if len(st.Feeds) == 0 {
 		fmt.Fprintln(tw, "(no feeds)")
 	}
 	tw.Flush()
+	for _, f := range st.Feeds {
+		for _, s := range f.Stale {
+			fmt.Fprintf(w, "feed %s is stale: %s\n", f.Name, s)
+		}
+		if len(f.PluginDiscarded) > 0 {
+			fmt.Fprintf(w, "feed %s: its plugin discarded %s\n", f.Name, counts(f.PluginDiscarded))
+		}
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SINK\tSTATE\tBUFFERED\tWRITTEN\tDROPPED\tRETRIES\tPTS/S\tLAG\tLAST ERROR")
@@ -68,11 +82,14 @@ func formatStatus(w io.Writer, st agent.Status) {
 // formatStatusLine is the one line `sluice run` prints every few seconds
 // on a terminal.
 func formatStatusLine(st agent.Status) string {
-	up := 0
+	up, stale := 0, 0
 	var msgs, pts float64
 	for _, f := range st.Feeds {
 		if f.State == agent.FeedRunning {
 			up++
+		}
+		if len(f.Stale) > 0 {
+			stale++
 		}
 		msgs += f.BatchesPerSec
 		pts += f.PointsPerSec
@@ -92,6 +109,9 @@ func formatStatusLine(st agent.Status) string {
 	line := fmt.Sprintf("feeds %d/%d up | %s msg/s %s pts/s | written %s | lag %s | buffered %s pts, %s",
 		up, len(st.Feeds), compact(msgs), compact(pts), compact(float64(written)), lagString(lag),
 		compact(float64(buffered)), bytesString(st.BufferBytes))
+	if stale > 0 {
+		line += fmt.Sprintf(" | %d feed(s) stale", stale)
+	}
 	if failing > 0 {
 		line += fmt.Sprintf(" | %d sink(s) not ok", failing)
 	}
@@ -175,6 +195,15 @@ func dropped(by map[pipeline.Reason]uint64) string {
 		return "0"
 	}
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ", "))
+}
+
+// counts is "reason n, ..." in the order of the reasons.
+func counts(by map[string]uint64) string {
+	var parts []string
+	for _, r := range slices.Sorted(maps.Keys(by)) {
+		parts = append(parts, fmt.Sprintf("%s %d", r, by[r]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func orDash(s string) string {

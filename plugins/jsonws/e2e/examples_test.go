@@ -157,7 +157,8 @@ func loginServer(t *testing.T, key, secret string, pongs *atomic.Int32) *wsServe
 }
 
 // blocksServer speaks the protocol in jsonws-blocks.yaml: a text ping
-// first, then two blocks, the second gzipped in a binary frame.
+// first, a status message, then two blocks, the second gzipped in a
+// binary frame.
 func blocksServer(t *testing.T) *wsServer {
 	return newWSServer(t, func(c *websocket.Conn) {
 		if !readUntil(c, `"subscribe"`) {
@@ -167,6 +168,7 @@ func blocksServer(t *testing.T) *wsServer {
 		if !readUntil(c, "pong") {
 			return
 		}
+		c.WriteMessage(websocket.TextMessage, []byte(`{"op":"status","tip":839999}`))
 		c.WriteMessage(websocket.TextMessage, []byte(`{"height":840000,"hash":"h0","time":1713571767,"size":2325617,"tx":[`+
 			`{"txid":"a","value":5000,"fee":10},{"txid":"b","value":150000000,"fee":20},{"txid":"c","value":200000000}]}`))
 		c.WriteMessage(websocket.BinaryMessage, gz(t, []byte(`{"height":840001,"hash":"h1","time":1713572000,"tx":[`+
@@ -216,6 +218,11 @@ func TestExampleFeedsEndToEnd(t *testing.T) {
 		state, _, _, _ := feed(st, "refused")
 		return state == "failed" && written(st) >= sum
 	})
+	// The status message matched the blocks example's alive rule: not
+	// discarded as unmatched.
+	if d := testagent.Feed(st, "chain-blocks").PluginDiscarded; len(d) != 0 {
+		t.Errorf("chain-blocks discarded %v; the alive rule should match its status message", d)
+	}
 	state, _, restarts, lastErr := feed(st, "refused")
 	if restarts != 0 || !strings.Contains(lastErr, "handshake refused: 401 Unauthorized: invalid token") {
 		t.Errorf("refused feed: state %s, %d restarts, error %q; want failed at once with the server's reason", state, restarts, lastErr)

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -105,6 +106,21 @@ func TestHostileFramesEndToEnd(t *testing.T) {
 	})
 	pid := testagent.Feed(first, "hostile").Pid
 	a.WaitForCount(t, `SELECT count(*) FROM trades`, valid)
+	// The agent has every dropped frame counted by reason, as the
+	// plugin's own counters have them.
+	discarded := map[string]uint64{}
+	for _, f := range frames {
+		discarded[f.counter] += rounds
+	}
+	a.WaitFor(t, "the discarded frames counted by reason in status", func(st agent.Status) bool {
+		return maps.Equal(testagent.Feed(st, "hostile").PluginDiscarded, discarded)
+	})
+	_, metrics := httpGet(t, a.Base+"/metrics")
+	for reason, n := range discarded {
+		if series := fmt.Sprintf(`sluice_feed_plugin_discarded_total{feed="hostile",reason=%q} %d`, reason, n); !strings.Contains(metrics, series+"\n") {
+			t.Errorf("/metrics has no %s", series)
+		}
+	}
 	st, _ := a.Status(t)
 	f := testagent.Feed(st, "hostile")
 	if f.Pid != pid || f.Restarts != 0 || f.State != agent.FeedRunning {

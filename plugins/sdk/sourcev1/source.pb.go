@@ -26,6 +26,99 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// EventKind says what happened. The host writes it as the kind tag of a
+// feed_events point, in lower case without the prefix ("gap").
+type EventKind int32
+
+const (
+	EventKind_EVENT_KIND_UNSPECIFIED      EventKind = 0
+	EventKind_EVENT_KIND_CONNECT          EventKind = 1  // the first connection is up
+	EventKind_EVENT_KIND_RECONNECT        EventKind = 2  // a connection is up again after one ended
+	EventKind_EVENT_KIND_DISCONNECT       EventKind = 3  // a connection ended
+	EventKind_EVENT_KIND_GAP              EventKind = 4  // missing ids seen (from_id..to_id, count)
+	EventKind_EVENT_KIND_BACKFILL         EventKind = 5  // missing ids fetched and emitted (count: how many)
+	EventKind_EVENT_KIND_GAP_LOST         EventKind = 6  // missing ids given up
+	EventKind_EVENT_KIND_QUEUE_DROP       EventKind = 7  // ids the full point queue dropped, to be backfilled
+	EventKind_EVENT_KIND_RESYNC           EventKind = 8  // a sequence break; state rebuilt
+	EventKind_EVENT_KIND_STALE            EventKind = 9  // a stream (or the feed) has had no data since `since`
+	EventKind_EVENT_KIND_LIVE             EventKind = 10 // a stale stream has data again
+	EventKind_EVENT_KIND_ROTATE           EventKind = 11 // a connection replaced without a gap
+	EventKind_EVENT_KIND_SERVER_SHUTDOWN  EventKind = 12 // the server announced it will close a connection
+	EventKind_EVENT_KIND_SERVER_ERROR     EventKind = 13 // the server answered an error
+	EventKind_EVENT_KIND_RECONFIGURE      EventKind = 14 // a new config applied to the running feed
+	EventKind_EVENT_KIND_FAILED           EventKind = 15 // a permanent failure: the source stops
+	EventKind_EVENT_KIND_BUDGET_EXHAUSTED EventKind = 16 // too many reconnects: the source stops
+)
+
+// Enum value maps for EventKind.
+var (
+	EventKind_name = map[int32]string{
+		0:  "EVENT_KIND_UNSPECIFIED",
+		1:  "EVENT_KIND_CONNECT",
+		2:  "EVENT_KIND_RECONNECT",
+		3:  "EVENT_KIND_DISCONNECT",
+		4:  "EVENT_KIND_GAP",
+		5:  "EVENT_KIND_BACKFILL",
+		6:  "EVENT_KIND_GAP_LOST",
+		7:  "EVENT_KIND_QUEUE_DROP",
+		8:  "EVENT_KIND_RESYNC",
+		9:  "EVENT_KIND_STALE",
+		10: "EVENT_KIND_LIVE",
+		11: "EVENT_KIND_ROTATE",
+		12: "EVENT_KIND_SERVER_SHUTDOWN",
+		13: "EVENT_KIND_SERVER_ERROR",
+		14: "EVENT_KIND_RECONFIGURE",
+		15: "EVENT_KIND_FAILED",
+		16: "EVENT_KIND_BUDGET_EXHAUSTED",
+	}
+	EventKind_value = map[string]int32{
+		"EVENT_KIND_UNSPECIFIED":      0,
+		"EVENT_KIND_CONNECT":          1,
+		"EVENT_KIND_RECONNECT":        2,
+		"EVENT_KIND_DISCONNECT":       3,
+		"EVENT_KIND_GAP":              4,
+		"EVENT_KIND_BACKFILL":         5,
+		"EVENT_KIND_GAP_LOST":         6,
+		"EVENT_KIND_QUEUE_DROP":       7,
+		"EVENT_KIND_RESYNC":           8,
+		"EVENT_KIND_STALE":            9,
+		"EVENT_KIND_LIVE":             10,
+		"EVENT_KIND_ROTATE":           11,
+		"EVENT_KIND_SERVER_SHUTDOWN":  12,
+		"EVENT_KIND_SERVER_ERROR":     13,
+		"EVENT_KIND_RECONFIGURE":      14,
+		"EVENT_KIND_FAILED":           15,
+		"EVENT_KIND_BUDGET_EXHAUSTED": 16,
+	}
+)
+
+func (x EventKind) Enum() *EventKind {
+	p := new(EventKind)
+	*p = x
+	return p
+}
+
+func (x EventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_sluice_source_v1_source_proto_enumTypes[0].Descriptor()
+}
+
+func (EventKind) Type() protoreflect.EnumType {
+	return &file_sluice_source_v1_source_proto_enumTypes[0]
+}
+
+func (x EventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EventKind.Descriptor instead.
+func (EventKind) EnumDescriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{0}
+}
+
 type FieldType int32
 
 const (
@@ -68,11 +161,11 @@ func (x FieldType) String() string {
 }
 
 func (FieldType) Descriptor() protoreflect.EnumDescriptor {
-	return file_sluice_source_v1_source_proto_enumTypes[0].Descriptor()
+	return file_sluice_source_v1_source_proto_enumTypes[1].Descriptor()
 }
 
 func (FieldType) Type() protoreflect.EnumType {
-	return &file_sluice_source_v1_source_proto_enumTypes[0]
+	return &file_sluice_source_v1_source_proto_enumTypes[1]
 }
 
 func (x FieldType) Number() protoreflect.EnumNumber {
@@ -81,7 +174,7 @@ func (x FieldType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FieldType.Descriptor instead.
 func (FieldType) EnumDescriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{0}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{1}
 }
 
 type DescribeRequest struct {
@@ -125,7 +218,9 @@ type DescribeResponse struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// Features the plugin has, e.g. "resume" (it honours
-	// StreamRequest.position) or "unique" (it declares uniqueness keys).
+	// StreamRequest.position), "unique" (it declares uniqueness keys) or
+	// "events" (it reports what happens to its feed as Batch.events, not as
+	// feed_events points of its own).
 	Capabilities  []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -184,7 +279,8 @@ func (x *DescribeResponse) GetCapabilities() []string {
 
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The feed's name, for the plugin's logs and its feed_events points.
+	// The feed's name, for the plugin's logs (and the feed_events points
+	// it sends a host that does not write its events).
 	Feed string `protobuf:"bytes,1,opt,name=feed,proto3" json:"feed,omitempty"`
 	// The feed's `config:` subtree, encoded as JSON.
 	ConfigJson []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
@@ -433,8 +529,12 @@ type StreamRequest struct {
 	BatchSize       uint32 `protobuf:"varint,2,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
 	FlushIntervalNs int64  `protobuf:"varint,3,opt,name=flush_interval_ns,json=flushIntervalNs,proto3" json:"flush_interval_ns,omitempty"`
 	QueueSize       uint32 `protobuf:"varint,4,opt,name=queue_size,json=queueSize,proto3" json:"queue_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The host writes the plugin's Batch.events as feed_events points
+	// itself. A plugin whose host does not set it (a host from before
+	// events) sends its events as feed_events points among its points.
+	HostWritesEvents bool `protobuf:"varint,5,opt,name=host_writes_events,json=hostWritesEvents,proto3" json:"host_writes_events,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StreamRequest) Reset() {
@@ -495,6 +595,13 @@ func (x *StreamRequest) GetQueueSize() uint32 {
 	return 0
 }
 
+func (x *StreamRequest) GetHostWritesEvents() bool {
+	if x != nil {
+		return x.HostWritesEvents
+	}
+	return false
+}
+
 type Batch struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Points []*Point               `protobuf:"bytes,1,rep,name=points,proto3" json:"points,omitempty"`
@@ -502,7 +609,14 @@ type Batch struct {
 	Dropped uint64 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
 	// Position covering every point up to and including this batch. Empty
 	// when it has not moved since the previous batch.
-	Position      []byte `protobuf:"bytes,3,opt,name=position,proto3" json:"position,omitempty"`
+	Position []byte `protobuf:"bytes,3,opt,name=position,proto3" json:"position,omitempty"`
+	// What happened to the feed since the previous batch, in order: gaps,
+	// backfills, reconnects, a stream gone stale or live again. Sent even
+	// when no points flow; never dropped for a full point queue.
+	Events []*Event `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// Messages the plugin discarded since the previous batch before they
+	// became points (too large, malformed, ...), counted by reason.
+	Discarded     []*Discarded `protobuf:"bytes,5,rep,name=discarded,proto3" json:"discarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +672,185 @@ func (x *Batch) GetPosition() []byte {
 	return nil
 }
 
+func (x *Batch) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *Batch) GetDiscarded() []*Discarded {
+	if x != nil {
+		return x.Discarded
+	}
+	return nil
+}
+
+type Event struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  EventKind              `protobuf:"varint,1,opt,name=kind,proto3,enum=sluice.source.v1.EventKind" json:"kind,omitempty"`
+	// When it happened, nanoseconds since the Unix epoch.
+	TimeUnixNano int64 `protobuf:"varint,2,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	// The instrument and the stream it concerns, if one.
+	Symbol string `protobuf:"bytes,3,opt,name=symbol,proto3" json:"symbol,omitempty"`
+	Stream string `protobuf:"bytes,4,opt,name=stream,proto3" json:"stream,omitempty"`
+	// For people: what happened, and why.
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// How many (ids in a gap, points backfilled), and the ids concerned.
+	Count  int64 `protobuf:"varint,6,opt,name=count,proto3" json:"count,omitempty"`
+	FromId int64 `protobuf:"varint,7,opt,name=from_id,json=fromId,proto3" json:"from_id,omitempty"`
+	ToId   int64 `protobuf:"varint,8,opt,name=to_id,json=toId,proto3" json:"to_id,omitempty"`
+	// STALE: when the stream last had data (or was subscribed).
+	SinceUnixNano int64 `protobuf:"varint,9,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Event) GetKind() EventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return EventKind_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *Event) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *Event) GetSymbol() string {
+	if x != nil {
+		return x.Symbol
+	}
+	return ""
+}
+
+func (x *Event) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *Event) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Event) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Event) GetFromId() int64 {
+	if x != nil {
+		return x.FromId
+	}
+	return 0
+}
+
+func (x *Event) GetToId() int64 {
+	if x != nil {
+		return x.ToId
+	}
+	return 0
+}
+
+func (x *Event) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+type Discarded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Discarded) Reset() {
+	*x = Discarded{}
+	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Discarded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Discarded) ProtoMessage() {}
+
+func (x *Discarded) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Discarded.ProtoReflect.Descriptor instead.
+func (*Discarded) Descriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Discarded) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Discarded) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type Point struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Measurement string                 `protobuf:"bytes,1,opt,name=measurement,proto3" json:"measurement,omitempty"`
@@ -573,7 +866,7 @@ type Point struct {
 
 func (x *Point) Reset() {
 	*x = Point{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +878,7 @@ func (x *Point) String() string {
 func (*Point) ProtoMessage() {}
 
 func (x *Point) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +891,7 @@ func (x *Point) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Point.ProtoReflect.Descriptor instead.
 func (*Point) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{8}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Point) GetMeasurement() string {
@@ -646,7 +939,7 @@ type Tag struct {
 
 func (x *Tag) Reset() {
 	*x = Tag{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +951,7 @@ func (x *Tag) String() string {
 func (*Tag) ProtoMessage() {}
 
 func (x *Tag) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +964,7 @@ func (x *Tag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag.ProtoReflect.Descriptor instead.
 func (*Tag) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{9}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Tag) GetKey() string {
@@ -706,7 +999,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +1011,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +1024,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{10}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Field) GetKey() string {
@@ -808,18 +1101,34 @@ const file_sluice_source_v1_source_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"9\n" +
 	"\vMeasurement\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06unique\x18\x02 \x03(\tR\x06unique\"\x95\x01\n" +
+	"\x06unique\x18\x02 \x03(\tR\x06unique\"\xc3\x01\n" +
 	"\rStreamRequest\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\fR\bposition\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x02 \x01(\rR\tbatchSize\x12*\n" +
 	"\x11flush_interval_ns\x18\x03 \x01(\x03R\x0fflushIntervalNs\x12\x1d\n" +
 	"\n" +
-	"queue_size\x18\x04 \x01(\rR\tqueueSize\"n\n" +
+	"queue_size\x18\x04 \x01(\rR\tqueueSize\x12,\n" +
+	"\x12host_writes_events\x18\x05 \x01(\bR\x10hostWritesEvents\"\xda\x01\n" +
 	"\x05Batch\x12/\n" +
 	"\x06points\x18\x01 \x03(\v2\x17.sluice.source.v1.PointR\x06points\x12\x18\n" +
 	"\adropped\x18\x02 \x01(\x04R\adropped\x12\x1a\n" +
-	"\bposition\x18\x03 \x01(\fR\bposition\"\xd9\x01\n" +
+	"\bposition\x18\x03 \x01(\fR\bposition\x12/\n" +
+	"\x06events\x18\x04 \x03(\v2\x17.sluice.source.v1.EventR\x06events\x129\n" +
+	"\tdiscarded\x18\x05 \x03(\v2\x1b.sluice.source.v1.DiscardedR\tdiscarded\"\x94\x02\n" +
+	"\x05Event\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.sluice.source.v1.EventKindR\x04kind\x12$\n" +
+	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
+	"\x06symbol\x18\x03 \x01(\tR\x06symbol\x12\x16\n" +
+	"\x06stream\x18\x04 \x01(\tR\x06stream\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x14\n" +
+	"\x05count\x18\x06 \x01(\x03R\x05count\x12\x17\n" +
+	"\afrom_id\x18\a \x01(\x03R\x06fromId\x12\x13\n" +
+	"\x05to_id\x18\b \x01(\x03R\x04toId\x12&\n" +
+	"\x0fsince_unix_nano\x18\t \x01(\x03R\rsinceUnixNano\"9\n" +
+	"\tDiscarded\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\"\xd9\x01\n" +
 	"\x05Point\x12 \n" +
 	"\vmeasurement\x18\x01 \x01(\tR\vmeasurement\x12)\n" +
 	"\x04tags\x18\x02 \x03(\v2\x15.sluice.source.v1.TagR\x04tags\x12/\n" +
@@ -836,7 +1145,26 @@ const file_sluice_source_v1_source_proto_rawDesc = "" +
 	"\x03int\x18\x04 \x01(\x03R\x03int\x12\x12\n" +
 	"\x04uint\x18\x05 \x01(\x04R\x04uint\x12\x16\n" +
 	"\x06string\x18\x06 \x01(\tR\x06string\x12\x12\n" +
-	"\x04bool\x18\a \x01(\bR\x04bool*\x92\x01\n" +
+	"\x04bool\x18\a \x01(\bR\x04bool*\xbf\x03\n" +
+	"\tEventKind\x12\x1a\n" +
+	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12EVENT_KIND_CONNECT\x10\x01\x12\x18\n" +
+	"\x14EVENT_KIND_RECONNECT\x10\x02\x12\x19\n" +
+	"\x15EVENT_KIND_DISCONNECT\x10\x03\x12\x12\n" +
+	"\x0eEVENT_KIND_GAP\x10\x04\x12\x17\n" +
+	"\x13EVENT_KIND_BACKFILL\x10\x05\x12\x17\n" +
+	"\x13EVENT_KIND_GAP_LOST\x10\x06\x12\x19\n" +
+	"\x15EVENT_KIND_QUEUE_DROP\x10\a\x12\x15\n" +
+	"\x11EVENT_KIND_RESYNC\x10\b\x12\x14\n" +
+	"\x10EVENT_KIND_STALE\x10\t\x12\x13\n" +
+	"\x0fEVENT_KIND_LIVE\x10\n" +
+	"\x12\x15\n" +
+	"\x11EVENT_KIND_ROTATE\x10\v\x12\x1e\n" +
+	"\x1aEVENT_KIND_SERVER_SHUTDOWN\x10\f\x12\x1b\n" +
+	"\x17EVENT_KIND_SERVER_ERROR\x10\r\x12\x1a\n" +
+	"\x16EVENT_KIND_RECONFIGURE\x10\x0e\x12\x15\n" +
+	"\x11EVENT_KIND_FAILED\x10\x0f\x12\x1f\n" +
+	"\x1bEVENT_KIND_BUDGET_EXHAUSTED\x10\x10*\x92\x01\n" +
 	"\tFieldType\x12\x1a\n" +
 	"\x16FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10FIELD_TYPE_FLOAT\x10\x01\x12\x12\n" +
@@ -861,40 +1189,46 @@ func file_sluice_source_v1_source_proto_rawDescGZIP() []byte {
 	return file_sluice_source_v1_source_proto_rawDescData
 }
 
-var file_sluice_source_v1_source_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_sluice_source_v1_source_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_sluice_source_v1_source_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_sluice_source_v1_source_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sluice_source_v1_source_proto_goTypes = []any{
-	(FieldType)(0),            // 0: sluice.source.v1.FieldType
-	(*DescribeRequest)(nil),   // 1: sluice.source.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 2: sluice.source.v1.DescribeResponse
-	(*ConfigureRequest)(nil),  // 3: sluice.source.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 4: sluice.source.v1.ConfigureResponse
-	(*ConfigError)(nil),       // 5: sluice.source.v1.ConfigError
-	(*Measurement)(nil),       // 6: sluice.source.v1.Measurement
-	(*StreamRequest)(nil),     // 7: sluice.source.v1.StreamRequest
-	(*Batch)(nil),             // 8: sluice.source.v1.Batch
-	(*Point)(nil),             // 9: sluice.source.v1.Point
-	(*Tag)(nil),               // 10: sluice.source.v1.Tag
-	(*Field)(nil),             // 11: sluice.source.v1.Field
+	(EventKind)(0),            // 0: sluice.source.v1.EventKind
+	(FieldType)(0),            // 1: sluice.source.v1.FieldType
+	(*DescribeRequest)(nil),   // 2: sluice.source.v1.DescribeRequest
+	(*DescribeResponse)(nil),  // 3: sluice.source.v1.DescribeResponse
+	(*ConfigureRequest)(nil),  // 4: sluice.source.v1.ConfigureRequest
+	(*ConfigureResponse)(nil), // 5: sluice.source.v1.ConfigureResponse
+	(*ConfigError)(nil),       // 6: sluice.source.v1.ConfigError
+	(*Measurement)(nil),       // 7: sluice.source.v1.Measurement
+	(*StreamRequest)(nil),     // 8: sluice.source.v1.StreamRequest
+	(*Batch)(nil),             // 9: sluice.source.v1.Batch
+	(*Event)(nil),             // 10: sluice.source.v1.Event
+	(*Discarded)(nil),         // 11: sluice.source.v1.Discarded
+	(*Point)(nil),             // 12: sluice.source.v1.Point
+	(*Tag)(nil),               // 13: sluice.source.v1.Tag
+	(*Field)(nil),             // 14: sluice.source.v1.Field
 }
 var file_sluice_source_v1_source_proto_depIdxs = []int32{
-	5,  // 0: sluice.source.v1.ConfigureResponse.errors:type_name -> sluice.source.v1.ConfigError
-	6,  // 1: sluice.source.v1.ConfigureResponse.measurements:type_name -> sluice.source.v1.Measurement
-	9,  // 2: sluice.source.v1.Batch.points:type_name -> sluice.source.v1.Point
-	10, // 3: sluice.source.v1.Point.tags:type_name -> sluice.source.v1.Tag
-	11, // 4: sluice.source.v1.Point.fields:type_name -> sluice.source.v1.Field
-	0,  // 5: sluice.source.v1.Field.type:type_name -> sluice.source.v1.FieldType
-	1,  // 6: sluice.source.v1.Source.Describe:input_type -> sluice.source.v1.DescribeRequest
-	3,  // 7: sluice.source.v1.Source.Configure:input_type -> sluice.source.v1.ConfigureRequest
-	7,  // 8: sluice.source.v1.Source.Stream:input_type -> sluice.source.v1.StreamRequest
-	2,  // 9: sluice.source.v1.Source.Describe:output_type -> sluice.source.v1.DescribeResponse
-	4,  // 10: sluice.source.v1.Source.Configure:output_type -> sluice.source.v1.ConfigureResponse
-	8,  // 11: sluice.source.v1.Source.Stream:output_type -> sluice.source.v1.Batch
-	9,  // [9:12] is the sub-list for method output_type
-	6,  // [6:9] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	6,  // 0: sluice.source.v1.ConfigureResponse.errors:type_name -> sluice.source.v1.ConfigError
+	7,  // 1: sluice.source.v1.ConfigureResponse.measurements:type_name -> sluice.source.v1.Measurement
+	12, // 2: sluice.source.v1.Batch.points:type_name -> sluice.source.v1.Point
+	10, // 3: sluice.source.v1.Batch.events:type_name -> sluice.source.v1.Event
+	11, // 4: sluice.source.v1.Batch.discarded:type_name -> sluice.source.v1.Discarded
+	0,  // 5: sluice.source.v1.Event.kind:type_name -> sluice.source.v1.EventKind
+	13, // 6: sluice.source.v1.Point.tags:type_name -> sluice.source.v1.Tag
+	14, // 7: sluice.source.v1.Point.fields:type_name -> sluice.source.v1.Field
+	1,  // 8: sluice.source.v1.Field.type:type_name -> sluice.source.v1.FieldType
+	2,  // 9: sluice.source.v1.Source.Describe:input_type -> sluice.source.v1.DescribeRequest
+	4,  // 10: sluice.source.v1.Source.Configure:input_type -> sluice.source.v1.ConfigureRequest
+	8,  // 11: sluice.source.v1.Source.Stream:input_type -> sluice.source.v1.StreamRequest
+	3,  // 12: sluice.source.v1.Source.Describe:output_type -> sluice.source.v1.DescribeResponse
+	5,  // 13: sluice.source.v1.Source.Configure:output_type -> sluice.source.v1.ConfigureResponse
+	9,  // 14: sluice.source.v1.Source.Stream:output_type -> sluice.source.v1.Batch
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_sluice_source_v1_source_proto_init() }
@@ -907,8 +1241,8 @@ func file_sluice_source_v1_source_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_source_v1_source_proto_rawDesc), len(file_sluice_source_v1_source_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   11,
+			NumEnums:      2,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
