@@ -156,12 +156,35 @@ func (o *Output) writeLoop(ctx context.Context) {
 		}
 	}
 
-	r, err := o.cur.reader()
-	if err != nil {
-		o.log.Error("cannot read the buffer", "error", err)
+	// open (re)opens the reader at the sink's read position, retrying
+	// with backoff until it can or the hard stop: an output that gave up
+	// would leave its sink unwritten until the agent restarts.
+	var r *wal.Reader
+	open := func(pause bool) bool {
+		if r != nil {
+			r.Close()
+			r = nil
+		}
+		for {
+			if pause && o.sleep(ctx, bo.Next()) != nil {
+				return false
+			}
+			var err error
+			if r, err = o.cur.reader(); err == nil {
+				return true
+			}
+			o.log.Error("cannot read the buffer; trying again", "error", err)
+			pause = true
+		}
+	}
+	if !open(false) {
 		return
 	}
-	defer func() { r.Close() }()
+	defer func() {
+		if r != nil {
+			r.Close()
+		}
+	}()
 
 	var (
 		batch   []sluice.Point
@@ -188,9 +211,7 @@ func (o *Output) writeLoop(ctx context.Context) {
 				o.stats.corrupt.Add(1)
 				o.log.Error("buffer record corrupt on disk; skipped", "error", err)
 				o.cur.take(r.NextIndex())
-				r.Close()
-				if r, err = o.cur.reader(); err != nil {
-					o.log.Error("cannot read the buffer", "error", err)
+				if !open(false) {
 					return
 				}
 				continue
@@ -199,12 +220,7 @@ func (o *Output) writeLoop(ctx context.Context) {
 				// The log changed under the reader (a segment removed):
 				// reopen at the cursor after a pause.
 				o.log.Error("reading the buffer failed; reopening", "error", err)
-				r.Close()
-				if o.sleep(ctx, bo.Next()) != nil {
-					return
-				}
-				if r, err = o.cur.reader(); err != nil {
-					o.log.Error("cannot read the buffer", "error", err)
+				if !open(true) {
 					return
 				}
 				continue

@@ -100,6 +100,10 @@ type Log struct {
 
 	// Guarded by mu.
 	segs   []*segment // oldest first; the last one is active
+	// compacted: every index below it was removed by TruncateFront (or
+	// before Open). Between it and segs[0].first lies a gap that set-aside
+	// or skipped records left, which readers jump over.
+	compacted uint64
 	f      *os.File   // the active segment, open for writing
 	last   uint64     // index of the newest record
 	synced uint64     // records up to this index are on stable storage
@@ -415,6 +419,9 @@ func (l *Log) TruncateFront(index uint64) error {
 		k++
 	}
 	removed := l.segs[:k:k]
+	if k > 0 {
+		l.compacted = max(l.compacted, removed[k-1].next())
+	}
 	l.segs = append([]*segment(nil), l.segs[k:]...)
 	l.mu.Unlock()
 	if k == 0 {

@@ -684,3 +684,55 @@ func TestEverythingAtOnce(t *testing.T) {
 		t.Fatalf("first %d, SizeFrom(first) %d, Size %d", l.FirstIndex(), l.SizeFrom(l.FirstIndex()), l.Size())
 	}
 }
+
+// A gap that skipped or set-aside records left is no compaction: once
+// TruncateFront removed what comes before the gap, a reader at an index
+// in the gap (the cursor of a sink that read everything before it) jumps
+// to the records after it, and only indexes really removed are
+// ErrCompacted.
+func TestReaderCrossesAGapAtTheFront(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := openLog(t, dir, Options{SegmentBytes: 2 << 10, Sync: SyncNever})
+	appendRange(t, l, 1, 60)
+	segs := segmentFiles(t, dir)
+	if len(segs) < 4 {
+		t.Fatalf("want at least 4 segments, got %v", segs)
+	}
+	l.Close()
+	// Take the second segment away: a gap between the first and third.
+	second, _ := parseSegmentName(segs[1])
+	third, _ := parseSegmentName(segs[2])
+	if err := os.Remove(filepath.Join(dir, segs[1])); err != nil {
+		t.Fatal(err)
+	}
+	l, _ = openLog(t, dir, Options{SegmentBytes: 2 << 10, Sync: SyncNever})
+
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := uint64(1); i < second; i++ {
+		if idx, _, err := r.Next(); err != nil || idx != i {
+			t.Fatalf("Next = %d, %v; want %d", idx, err, i)
+		}
+	}
+	// What was read goes; the reader's next index is in the gap.
+	if err := l.TruncateFront(second); err != nil {
+		t.Fatal(err)
+	}
+	if idx, _, err := r.Next(); err != nil || idx != third {
+		t.Fatalf("after the front was removed, Next = %d, %v; want %d (past the gap)", idx, err, third)
+	}
+	r2, err := l.NewReader(second)
+	if err != nil {
+		t.Fatalf("a reader in the gap: %v", err)
+	}
+	defer r2.Close()
+	if idx, _, err := r2.Next(); err != nil || idx != third {
+		t.Fatalf("a reader in the gap: Next = %d, %v; want %d", idx, err, third)
+	}
+	if _, err := l.NewReader(second - 1); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("a reader at a removed index: %v, want ErrCompacted", err)
+	}
+}

@@ -22,7 +22,8 @@ type Reader struct {
 }
 
 // NewReader returns a Reader whose first record has index from, which must
-// be in [FirstIndex, LastIndex+1]. The segment holding from is opened at
+// be at most LastIndex+1 and not removed by TruncateFront (an index in a
+// gap before FirstIndex starts at FirstIndex). The segment holding from is opened at
 // once, so a TruncateFront after NewReader cannot take it away.
 func (l *Log) NewReader(from uint64) (*Reader, error) {
 	l.mu.Lock()
@@ -30,8 +31,8 @@ func (l *Log) NewReader(from uint64) (*Reader, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
-	if first := l.segs[0].first; from < first {
-		return nil, fmt.Errorf("%w: reader from %d, first index %d", ErrCompacted, from, first)
+	if from < l.compacted {
+		return nil, fmt.Errorf("%w: reader from %d, first index %d", ErrCompacted, from, l.segs[0].first)
 	}
 	if from > l.last+1 {
 		return nil, fmt.Errorf("%w: reader from %d, last index %d", ErrOutOfRange, from, l.last)
@@ -89,8 +90,10 @@ func (r *Reader) Next() (index uint64, payload []byte, err error) {
 // finding the segment and opening it. Called with l.mu held.
 func (r *Reader) seekLocked() error {
 	l := r.l
-	if first := l.segs[0].first; r.next < first {
-		return fmt.Errorf("%w: reader at %d, first index %d", ErrCompacted, r.next, first)
+	if r.next < l.compacted {
+		// Removed; an index in a gap before the first segment is not:
+		// segmentFor jumps over it.
+		return fmt.Errorf("%w: reader at %d, first index %d", ErrCompacted, r.next, l.segs[0].first)
 	}
 	s := l.segmentFor(r.next)
 	r.next = max(r.next, s.first)

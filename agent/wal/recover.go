@@ -208,6 +208,7 @@ func (l *Log) recover() (rec Recovery, err error) {
 		return rec, fmt.Errorf("wal: sync %s: %w", kept[len(kept)-1].path, err)
 	}
 	l.segs = kept
+	l.compacted = kept[0].first
 	l.f = active
 	l.last = kept[len(kept)-1].next() - 1
 	l.synced = l.last
