@@ -99,19 +99,19 @@ type Log struct {
 	mu      sync.Mutex
 
 	// Guarded by mu.
-	segs   []*segment // oldest first; the last one is active
+	segs []*segment // oldest first; the last one is active
 	// compacted: every index below it was removed by TruncateFront (or
 	// before Open). Between it and segs[0].first lies a gap that set-aside
 	// or skipped records left, which readers jump over.
 	compacted uint64
-	f      *os.File   // the active segment, open for writing
-	last   uint64     // index of the newest record
-	synced uint64     // records up to this index are on stable storage
-	size   int64      // sum of the segments' sizes
-	wbuf   []byte     // encoding buffer for Append
-	notify chan struct{}
-	failed error // sticky: an fsync failed or a failed write could not be undone
-	closed bool
+	f         *os.File // the active segment, open for writing
+	last      uint64   // index of the newest record
+	synced    uint64   // records up to this index are on stable storage
+	size      int64    // sum of the segments' sizes
+	wbuf      []byte   // encoding buffer for Append
+	notify    chan struct{}
+	failed    error // sticky: an fsync failed or a failed write could not be undone
+	closed    bool
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
