@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/influxdb"
+	natssink "github.com/sluicehq/sluice/sinks/nats"
 	"github.com/sluicehq/sluice/sinks/sqlite"
 )
 
@@ -26,6 +27,8 @@ func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
 		return sqlite.New(*sc.SQLite, log), nil
 	case sc.Type == "influxdb" && sc.InfluxDB != nil:
 		return influxdb.New(*sc.InfluxDB, log), nil
+	case sc.Type == "nats" && sc.NATS != nil:
+		return natssink.New(*sc.NATS, log), nil
 	}
 	return nil, fmt.Errorf("unknown sink type %q", sc.Type)
 }

@@ -11,6 +11,8 @@ package config
 
 import (
 	"time"
+
+	natssink "github.com/sluicehq/sluice/sinks/nats"
 )
 
 // Config is the whole, merged configuration.
@@ -148,6 +150,8 @@ type Sink struct {
 	Pipeline Pipeline  `koanf:"-"` // resolved: sink overrides over top-level defaults
 	SQLite   *SQLite   `koanf:"-"`
 	InfluxDB *InfluxDB `koanf:"-"`
+	// NATS is the nats sink's own config (sinks/nats owns it).
+	NATS *natssink.Config `koanf:"-"`
 }
 
 // SQLite configures the embedded SQLite sink.

@@ -15,6 +15,7 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"github.com/sluicehq/sluice/internal/capread"
+	natssink "github.com/sluicehq/sluice/sinks/nats"
 )
 
 // Defaults for keys a file leaves out.
@@ -234,8 +235,36 @@ func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, baseD
 			c.errorf(child(tls, "cert_file"), "missing: key_file is set")
 		}
 		s.InfluxDB = &ix
+	case "nats":
+		nc := natssink.DefaultConfig()
+		c.decode(path, norm["nats"], &nc)
+		nc.CredentialsFile = resolvePath(baseDir, nc.CredentialsFile)
+		nc.NKeyFile = resolvePath(baseDir, nc.NKeyFile)
+		nc.TLS.CAFile = resolvePath(baseDir, nc.TLS.CAFile)
+		nc.TLS.CertFile = resolvePath(baseDir, nc.TLS.CertFile)
+		nc.TLS.KeyFile = resolvePath(baseDir, nc.TLS.KeyFile)
+		for _, e := range nc.Validate() {
+			if p := fieldPath(path, e.Key); !c.errs.has(keyString(p)) {
+				c.errorf(p, "%s", e.Msg)
+			}
+		}
+		s.NATS = &nc
 	}
 	return s
+}
+
+// fieldPath is the path of a sink's key given as "tls.ca_file" or
+// "stream_subjects[0]".
+func fieldPath(base []string, key string) []string {
+	p := slices.Clone(base)
+	for _, part := range strings.Split(key, ".") {
+		name, index, ok := strings.Cut(part, "[")
+		p = append(p, name)
+		if ok {
+			p = append(p, "["+index)
+		}
+	}
+	return p
 }
 
 // shareBuffer gives each sink without its own max_buffer_bytes an equal

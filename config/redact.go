@@ -34,6 +34,21 @@ func (c *Config) Redacted() *Config {
 			ix := s.InfluxDB.redacted()
 			s.InfluxDB = &ix
 		}
+		if s.NATS != nil {
+			nc := *s.NATS
+			nc.StreamSubjects = slices.Clone(nc.StreamSubjects)
+			for _, p := range []*string{&nc.Password, &nc.Token} {
+				if *p != "" {
+					*p = Redaction
+				}
+			}
+			urls := nc.URLs()
+			for i, u := range urls {
+				urls[i] = redact.URL(u)
+			}
+			nc.URL = strings.Join(urls, ",")
+			s.NATS = &nc
+		}
 		r.Sinks[name] = s
 	}
 	r.Feeds = make(map[string]Feed, len(c.Feeds))
@@ -125,7 +140,7 @@ func toTree(v reflect.Value) any {
 	case v.Type() == sinkType:
 		s := v.Interface().(Sink)
 		m := map[string]any{"type": s.Type}
-		for _, part := range []any{s.Pipeline, s.SQLite, s.InfluxDB} {
+		for _, part := range []any{s.Pipeline, s.SQLite, s.InfluxDB, s.NATS} {
 			if sub, ok := toTree(reflect.ValueOf(part)).(map[string]any); ok {
 				maps.Copy(m, sub)
 			}
@@ -144,6 +159,12 @@ func toTree(v reflect.Value) any {
 			f := v.Type().Field(i)
 			tag := f.Tag.Get("koanf")
 			if !f.IsExported() || tag == "" || tag == "-" {
+				continue
+			}
+			if tag == ",squash" { // an embedded struct's keys are the parent's
+				if sub, ok := toTree(v.Field(i)).(map[string]any); ok {
+					maps.Copy(m, sub)
+				}
 				continue
 			}
 			m[tag] = toTree(v.Field(i))

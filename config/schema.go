@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluicehq/sluice/internal/natsbus"
 	"github.com/sluicehq/sluice/internal/redact"
+	natssink "github.com/sluicehq/sluice/sinks/nats"
 )
 
 // The schema says which keys exist, what type each holds and which values
@@ -100,11 +102,35 @@ var influxSpec = section(map[string]*spec{
 	}),
 }, "url", "bucket")
 
+// natsSpec is the walker's view of natssink.Config; the sink's Validate
+// checks the values further (see decode).
+var natsSpec = section(map[string]*spec{
+	"url":              {kind: kindString, check: natsbus.CheckURL},
+	"stream":           {kind: kindString, check: natssink.CheckStreamName},
+	"subject":          str,
+	"create_stream":    boolean,
+	"stream_subjects":  {kind: kindList, elem: str},
+	"stream_replicas":  posInt,
+	"stream_storage":   enum("file", "memory"),
+	"stream_max_age":   zeroOrDuration,
+	"stream_max_bytes": zeroOrPosInt,
+	"duplicate_window": duration,
+	"max_in_flight":    posInt,
+	"timeout":          duration,
+	"user":             str,
+	"password":         {kind: kindString, secret: true},
+	"token":            {kind: kindString, secret: true},
+	"credentials_file": str,
+	"nkey_file":        str,
+	"tls":              influxSpec.keys["tls"],
+}, "url", "stream")
+
 // sinkTypes holds the type-specific keys of each sink type. Every sink also
 // takes "type" and any pipeline key as an override.
 var sinkTypes = map[string]*spec{
 	"sqlite":   sqliteSpec,
 	"influxdb": influxSpec,
+	"nats":     natsSpec,
 }
 
 var sinkTypeSpec = &spec{kind: kindString, check: func(s string) string {

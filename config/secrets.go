@@ -74,6 +74,12 @@ func (c *Config) SecretValues() []string {
 			add(ix.Token)
 			add(redact.URLSecrets(ix.URL)...)
 		}
+		if nc := c.Sinks[name].NATS; nc != nil {
+			add(nc.Password, nc.Token)
+			for _, u := range nc.URLs() {
+				add(redact.URLSecrets(u)...)
+			}
+		}
 	}
 	for _, name := range sortedKeys(c.Feeds) {
 		freeSecrets(c.Feeds[name].Config, false, add)
