@@ -84,15 +84,22 @@ func (c *Config) Validate() []FieldError {
 		add("stream", "%s", msg)
 	}
 	tmpl, err := parseTemplate(c.Subject)
-	if err != nil {
+	switch {
+	case err != nil:
 		add("subject", "%v", err)
+	case !tmpl.hasMeasurement():
+		// The nats source learns each measurement's key from the last
+		// message of each subject: a subject must hold one measurement.
+		add("subject", "%q must have a {measurement} token, so that each subject holds one measurement", c.Subject)
 	}
+	badFilter := false
 	for i, s := range c.StreamSubjects {
 		if msg := checkFilter(s); msg != "" {
 			add(fmt.Sprintf("stream_subjects[%d]", i), "%s", msg)
+			badFilter = true
 		}
 	}
-	if tmpl != nil && len(c.StreamSubjects) > 0 && !coveredBy(c.StreamSubjects, tmpl.wildcard()) {
+	if tmpl != nil && !badFilter && len(c.StreamSubjects) > 0 && !coveredBy(c.StreamSubjects, tmpl.wildcard()) {
 		add("stream_subjects", "%v does not hold every subject of the template %q (%s)", c.StreamSubjects, c.Subject, tmpl.wildcard())
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {

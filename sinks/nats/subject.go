@@ -2,6 +2,7 @@ package nats
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sluicehq/sluice"
@@ -109,6 +110,10 @@ func (t *template) render(p *sluice.Point) (string, error) {
 		return "", fmt.Errorf("subject longer than %d bytes (%d): a tag in the subject template holds a long value", maxSubject, b.Len())
 	}
 	return b.String(), nil
+}
+
+func (t *template) hasMeasurement() bool {
+	return slices.ContainsFunc(t.tokens, func(tok token) bool { return tok.meas })
 }
 
 // wildcard is the subject filter holding every subject the template can
