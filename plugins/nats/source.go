@@ -51,6 +51,10 @@ type Source struct {
 	nc       *natsgo.Conn
 	js       jetstream.JetStream
 	declared map[string][]string // measurement -> uniqueness key, as declared
+	// failed is why Configure could not reach the stream; Run returns
+	// it, so that the agent restarts the plugin with backoff (an error
+	// from Configure would count as a config error, never retried).
+	failed error
 }
 
 // New returns an unconfigured source.
@@ -66,6 +70,8 @@ func (s *Source) Info() sdk.Info {
 // declares every measurement the stream holds under the subject filter:
 // it reads the last message of each subject (a consumer delivering the
 // last per subject) and takes its measurement and Sluice-Unique header.
+// When the stream cannot be reached it declares nothing and Run fails
+// with the reason.
 func (s *Source) Configure(ctx context.Context, req sdk.ConfigureRequest) ([]sluice.Measurement, error) {
 	cfg := defaultConfig()
 	if err := req.Decode(&cfg); err != nil {
@@ -84,34 +90,45 @@ func (s *Source) Configure(ctx context.Context, req sdk.ConfigureRequest) ([]slu
 	if err != nil {
 		return nil, sdk.ConfigErrors{{Msg: err.Error()}}
 	}
-	timeout := time.Duration(cfg.Timeout)
-	nc, err := natsbus.Connect(&client, "sluice-source-"+req.Feed, timeout, s.log, natsbus.Handlers{AsyncError: func(err error) {
+	s.cfg, s.failed, s.declared = cfg, nil, nil
+	if err := s.connect(ctx, &client, req.Feed); err != nil {
+		s.close()
+		s.failed = err
+		s.log.Warn("nats: cannot read the stream yet", "stream", cfg.Stream, "err", err)
+		return nil, nil
+	}
+	ms := make([]sluice.Measurement, 0, len(s.declared))
+	for _, name := range slices.Sorted(maps.Keys(s.declared)) {
+		ms = append(ms, sluice.Measurement{Name: name, Unique: s.declared[name]})
+	}
+	s.log.Info("nats: measurements in the stream", "stream", cfg.Stream, "measurements", len(ms))
+	return ms, nil
+}
+
+// connect dials and discovers the measurements.
+func (s *Source) connect(ctx context.Context, client *natsbus.Client, feed string) error {
+	timeout := time.Duration(s.cfg.Timeout)
+	nc, err := natsbus.Connect(client, "sluice-source-"+feed, timeout, s.log, natsbus.Handlers{AsyncError: func(err error) {
 		s.log.Warn("nats: error from the server", "err", err)
 	}})
 	if err != nil {
 		if natsbus.IsAuth(err) || natsbus.IsCertificate(err) {
-			return nil, sdk.Permanent(err)
+			return sdk.Permanent(err)
 		}
-		return nil, err
+		return err
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(timeout))
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return err
 	}
-	s.cfg, s.nc, s.js = cfg, nc, js
+	s.nc, s.js = nc, js
 	declared, err := s.discover(ctx)
 	if err != nil {
-		s.close()
-		return nil, err
+		return err
 	}
 	s.declared = declared
-	ms := make([]sluice.Measurement, 0, len(declared))
-	for _, name := range slices.Sorted(maps.Keys(declared)) {
-		ms = append(ms, sluice.Measurement{Name: name, Unique: declared[name]})
-	}
-	s.log.Info("nats: measurements in the stream", "stream", cfg.Stream, "measurements", len(ms))
-	return ms, nil
+	return nil
 }
 
 func (s *Source) close() {
@@ -216,7 +233,10 @@ func (e errUndeclared) Error() string {
 // of the last message emitted.
 func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitter) error {
 	defer s.close()
-	if s.js == nil {
+	switch {
+	case s.failed != nil:
+		return s.failed
+	case s.js == nil:
 		return errors.New("nats: Run before Configure")
 	}
 	pos, err := decodePosition(resume)
