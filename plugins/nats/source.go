@@ -271,7 +271,9 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 	if err != nil {
 		return fmt.Errorf("nats: consume stream %q: %w", s.cfg.Stream, err)
 	}
-	iter, err := cons.Messages()
+	// A heartbeat every 2s: a consumer whose server died is noticed, and
+	// made again on another, within seconds.
+	iter, err := cons.Messages(jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("nats: consume stream %q: %w", s.cfg.Stream, err)
 	}
