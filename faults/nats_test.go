@@ -89,7 +89,7 @@ feeds:
 		writer.sleep(r.between(300*time.Millisecond, 1500*time.Millisecond))
 		x.DropRandom(1, binancesim.Abrupt)
 	}
-	for round := range pick(1, 3) {
+	for round := range pick(1, 5) {
 		drop()
 		// A recorder killed -9 and started again: it resumes from its
 		// position and sends again what it had sent after it.
