@@ -54,6 +54,9 @@ type Sink struct {
 	nc       *natsgo.Conn
 	js       jetstream.JetStream
 	streamOK bool // the stream was found able to hold the subjects on this connection
+	// peakInFlight is the most messages that waited for their
+	// acknowledgement at once, over the sink's life (tests read it).
+	peakInFlight int
 
 	asyncMu  sync.Mutex
 	asyncErr error // the server's last error outside a request, and when
@@ -322,6 +325,7 @@ func (s *Sink) publish(ctx context.Context, points []sluice.Point) error {
 			break
 		}
 		window = append(window, sent{point: i, fut: fut})
+		s.peakInFlight = max(s.peakInFlight, len(window)-head)
 	}
 	// Every message sent is settled before returning, so that none is
 	// still in flight when the batch is retried.

@@ -330,13 +330,17 @@ func TestMessageTooLargeRejected(t *testing.T) {
 	}
 }
 
-// A small in-flight bound still publishes everything, in order.
+// A small in-flight bound is kept, publishing is asynchronous (more than
+// one message waits at once), and everything lands in order.
 func TestSmallInFlightWindow(t *testing.T) {
 	srv := testnats.Start(t, testnats.Options{})
 	cfg := testConfig(srv.URL())
 	cfg.MaxInFlight = 3
 	s := open(t, cfg)
 	write(t, s, trades("ETHUSDT", 1, 1000))
+	if s.peakInFlight != cfg.MaxInFlight {
+		t.Errorf("at most %d messages waited for their acknowledgement at once, want max_in_flight (%d)", s.peakInFlight, cfg.MaxInFlight)
+	}
 	_, js := testnats.Connect(t, srv.URL())
 	msgs := stored(t, js)
 	if len(msgs) != 1000 {
