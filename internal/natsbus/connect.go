@@ -68,14 +68,17 @@ func (c *Client) Validate() []FieldError {
 	if msg := CheckURL(c.URL); msg != "" {
 		errs = append(errs, FieldError{"url", msg})
 	}
+	// The second way set is the one blamed.
 	ways := 0
-	for _, set := range []bool{c.User != "" || c.Password != "", c.Token != "", c.CredentialsFile != "", c.NKeyFile != ""} {
-		if set {
-			ways++
+	for _, w := range []struct {
+		key string
+		set bool
+	}{{"user", c.User != "" || c.Password != ""}, {"token", c.Token != ""}, {"credentials_file", c.CredentialsFile != ""}, {"nkey_file", c.NKeyFile != ""}} {
+		if w.set {
+			if ways++; ways == 2 {
+				errs = append(errs, FieldError{w.key, "set only one of user/password, token, credentials_file and nkey_file"})
+			}
 		}
-	}
-	if ways > 1 {
-		errs = append(errs, FieldError{"credentials_file", "set only one of user/password, token, credentials_file and nkey_file"})
 	}
 	if c.Password != "" && c.User == "" {
 		errs = append(errs, FieldError{"user", "missing: password is set"})

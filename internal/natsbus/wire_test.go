@@ -76,7 +76,7 @@ func TestClientValidate(t *testing.T) {
 	}{
 		{Client{URL: "http://a"}, "url"},
 		{Client{URL: ""}, "url"},
-		{Client{URL: "nats://a", Token: "t", User: "u"}, "credentials_file"},
+		{Client{URL: "nats://a", Token: "t", User: "u"}, "token"},
 		{Client{URL: "nats://a", Password: "p"}, "user"},
 		{Client{URL: "nats://a", TLS: TLS{KeyFile: "k"}}, "tls.cert_file"},
 	} {

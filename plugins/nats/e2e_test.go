@@ -96,6 +96,7 @@ func TestStreamIntoSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel()
 	srv := testnats.Start(t, testnats.Options{})
 	rec := recorder(t, srv.URL())
 	publish(t, rec, trades("trades", "trade_id", "BTCUSDT", 1, 2000))
@@ -175,6 +176,7 @@ func TestFeedErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end to end")
 	}
+	t.Parallel()
 	srv := testnats.Start(t, testnats.Options{User: "reader", Password: "right-secret"})
 	down := testnats.Start(t, testnats.Options{})
 	downURL := down.URL()
