@@ -81,7 +81,9 @@ func synthIDs(t *testing.T, url string) map[string]int {
 	return ids
 }
 
-func synthID(seq int) string { return fmt.Sprintf("synth:%s:%d", [...]string{"AAA", "BBB"}[seq%2], seq) }
+func synthID(seq int) string {
+	return fmt.Sprintf("synth:%s:%d", [...]string{"AAA", "BBB"}[seq%2], seq)
+}
 
 // waitStreamHolds waits until the stream holds want messages.
 func waitStreamHolds(t *testing.T, url string, want uint64) {

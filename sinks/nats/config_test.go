@@ -29,7 +29,7 @@ func TestValidate(t *testing.T) {
 		{"duplicate_window", func(c *Config) { c.StreamMaxAge, c.DuplicateWindow = time.Minute, time.Hour }},
 		{"max_in_flight", func(c *Config) { c.MaxInFlight = 0 }},
 		{"timeout", func(c *Config) { c.Timeout = 0 }},
-		{"credentials_file", func(c *Config) { c.Token, c.NKeyFile = "t", "seed" }},
+		{"nkey_file", func(c *Config) { c.Token, c.NKeyFile = "t", "seed" }},
 		{"user", func(c *Config) { c.Password = "p" }},
 		{"tls.key_file", func(c *Config) { c.TLS.CertFile = "c.pem" }},
 	}
