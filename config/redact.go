@@ -42,11 +42,7 @@ func (c *Config) Redacted() *Config {
 					*p = Redaction
 				}
 			}
-			urls := nc.URLs()
-			for i, u := range urls {
-				urls[i] = redact.URL(u)
-			}
-			nc.URL = strings.Join(urls, ",")
+			nc.URL = nc.Redacted()
 			s.NATS = &nc
 		}
 		r.Sinks[name] = s

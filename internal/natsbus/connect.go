@@ -62,6 +62,16 @@ func (c *Client) URLs() []string {
 	return out
 }
 
+// Redacted is URL with each server's password and secret parameters
+// masked, for messages.
+func (c *Client) Redacted() string {
+	urls := c.URLs()
+	for i, u := range urls {
+		urls[i] = redact.URL(u)
+	}
+	return strings.Join(urls, ",")
+}
+
 // Validate checks the keys without reading any file.
 func (c *Client) Validate() []FieldError {
 	var errs []FieldError
@@ -130,7 +140,7 @@ func Connect(c *Client, name string, timeout time.Duration, log *slog.Logger, h 
 	}
 	nc, err := nats.Connect(strings.Join(c.URLs(), ","), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", redact.URL(c.URL), redact.Error(err))
+		return nil, fmt.Errorf("connect to %s: %w", c.Redacted(), redact.Error(err))
 	}
 	return nc, nil
 }

@@ -85,6 +85,10 @@ func TestClientValidate(t *testing.T) {
 			t.Errorf("%+v: %v, want one error at %s", tt.c, errs, tt.key)
 		}
 	}
+	two := Client{URL: "nats://u:s3cret@a:1, nats://v:s3cret@b:2"}
+	if r := two.Redacted(); strings.Contains(r, "s3cret") || strings.Count(r, "REDACTED") != 2 {
+		t.Errorf("Redacted() = %q", r)
+	}
 	if msg := CheckURL("nats://u:s3cret@h:1,ftp://u:s3cret@h"); !strings.Contains(msg, "REDACTED") || strings.Contains(msg, "s3cret") {
 		t.Errorf("CheckURL message %q", msg)
 	}

@@ -34,6 +34,10 @@ const (
 	checkpointInterval = 200 * time.Millisecond
 )
 
+// consumerIdle is how long the server keeps a consumer nobody pulls
+// from (a plugin that was killed), rather than JetStream's 5 minutes.
+const consumerIdle = 30 * time.Second
+
 // discoverBatch is how many messages one request fetches while the
 // measurements are discovered.
 const discoverBatch = 1000
@@ -152,8 +156,9 @@ func (s *Source) discover(ctx context.Context) (map[string][]string, error) {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cons, err := s.js.OrderedConsumer(cctx, s.cfg.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: s.cfg.Subjects,
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		FilterSubjects:    s.cfg.Subjects,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nats: stream %q: %w", s.cfg.Stream, err)
@@ -249,7 +254,7 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 		return err
 	}
 	info := st.CachedInfo()
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: s.cfg.Subjects}
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: s.cfg.Subjects, InactiveThreshold: consumerIdle}
 	switch {
 	case pos.Stream == s.cfg.Stream && pos.Created.Equal(info.Created) && pos.Seq > 0:
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.Seq+1
