@@ -41,6 +41,8 @@ type Options struct {
 	User, Password string
 	// MaxPayload caps a message's size (default 1 MiB).
 	MaxPayload int32
+	// NKey, when set, is the public key of the one user allowed in.
+	NKey string
 }
 
 // Start runs an embedded server on a free loopback port until the test
@@ -59,6 +61,9 @@ func Start(t testing.TB, o Options) *Server {
 		Password:   o.Password,
 		MaxPayload: o.MaxPayload,
 	}}
+	if o.NKey != "" {
+		s.opts.Nkeys = []*server.NkeyUser{{Nkey: o.NKey}}
+	}
 	s.start()
 	// Restarts keep the port, so that clients find it again.
 	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port

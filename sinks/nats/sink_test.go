@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/lineproto"
@@ -350,5 +353,33 @@ func TestSmallInFlightWindow(t *testing.T) {
 		if want := fmt.Sprintf("trades:binance:spot:ETHUSDT:%d", i+1); m.Headers().Get(jetstream.MsgIDHeader) != want {
 			t.Fatalf("message %d is %s", i, m.Headers().Get(jetstream.MsgIDHeader))
 		}
+	}
+}
+
+// An NKey seed file authenticates; another user's seed is refused as
+// failed.
+func TestNKeyAuth(t *testing.T) {
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := user.PublicKey()
+	srv := testnats.Start(t, testnats.Options{NKey: pub})
+	seedFile := func(kp nkeys.KeyPair) string {
+		seed, _ := kp.Seed()
+		path := filepath.Join(t.TempDir(), "user.nk")
+		if err := os.WriteFile(path, seed, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cfg := testConfig(srv.URL())
+	cfg.NKeyFile = seedFile(user)
+	write(t, open(t, cfg), trades("BTCUSDT", 1, 10))
+
+	other, _ := nkeys.CreateUser()
+	cfg.NKeyFile = seedFile(other)
+	if err := open(t, cfg).Write(context.Background(), trades("BTCUSDT", 1, 10)); !sinks.IsFailed(err) {
+		t.Fatalf("another user's seed: %v, want a failed error", err)
 	}
 }
