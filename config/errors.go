@@ -55,6 +55,11 @@ func (l *errorList) add(e *Error) {
 	l.errs = append(l.errs, e)
 }
 
+// has reports whether a problem with key is already listed.
+func (l *errorList) has(key string) bool {
+	return slices.ContainsFunc(l.errs, func(e *Error) bool { return e.Key == key })
+}
+
 // err returns nil, the single error, or all of them joined.
 func (l *errorList) err() error {
 	if len(l.errs) == 0 {

@@ -71,8 +71,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The example's own demo feed plus every feed in examples/.
-	if len(cfg.Sinks) != 2 || len(cfg.Feeds) != 1+len(exampleFeeds) || len(cfg.Plugins) != 1 {
-		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 2, %d, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins), 1+len(exampleFeeds))
+	if len(cfg.Sinks) != 3 || len(cfg.Feeds) != 1+len(exampleFeeds) || len(cfg.Plugins) != 1 {
+		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 3, %d, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins), 1+len(exampleFeeds))
 	}
 
 	raw, perr := parseYAML(path, []byte(text))

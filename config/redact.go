@@ -96,11 +96,31 @@ func redactStruct(v reflect.Value) {
 	}
 }
 
+// redactString masks the URLs in a sink's value: one URL, or several
+// separated by commas (a server list).
 func redactString(s string) string {
-	if strings.Contains(s, "://") {
-		return redact.URL(s)
+	if !strings.Contains(s, "://") {
+		return s
 	}
-	return s
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if strings.Contains(p, "://") {
+			parts[i] = redact.URL(strings.TrimSpace(p))
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// urlSecrets are the secrets of the URLs in a sink's value (see
+// redactString).
+func urlSecrets(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if strings.Contains(p, "://") {
+			out = append(out, redact.URLSecrets(strings.TrimSpace(p))...)
+		}
+	}
+	return out
 }
 
 func redactFree(m map[string]any) map[string]any {

@@ -93,17 +93,13 @@ func structSecrets(v reflect.Value, add func(...string)) {
 			if f.opts.secret {
 				add(fv.String())
 			}
-			if strings.Contains(fv.String(), "://") {
-				add(redact.URLSecrets(fv.String())...)
-			}
+			add(urlSecrets(fv.String())...)
 		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
 			for i := range fv.Len() {
 				if f.opts.secret {
 					add(fv.Index(i).String())
 				}
-				if s := fv.Index(i).String(); strings.Contains(s, "://") {
-					add(redact.URLSecrets(s)...)
-				}
+				add(urlSecrets(fv.Index(i).String())...)
 			}
 		case fv.Kind() == reflect.Struct && fv.Type() != durationType:
 			structSecrets(fv, add)

@@ -163,7 +163,7 @@ sinks:
     spool: ""
     wait: 0s
     retries: -1
-    subject: [a]
+    subjekt: [a]
     path: x.db
   both:
     type: queue
@@ -190,7 +190,7 @@ sinks:
 		t.Fatal("loaded")
 	}
 	want := fmt.Sprintf(`%[1]s: sinks.bad.endpoint: must be host:port, got "nocolon"
-%[1]s: sinks.bad.type: must be a known sink type (influxdb, queue, sqlite), got "kafka"
+%[1]s: sinks.bad.type: must be a known sink type (influxdb, nats, queue, sqlite), got "kafka"
 %[1]s: sinks.both.password_file: cannot be set together with password
 %[1]s: sinks.checked: mode fast does not retry: set retries to 0
 %[1]s: sinks.checked.endpoint: must be host:port, got "nocolon"
@@ -203,7 +203,7 @@ sinks:
 %[1]s: sinks.nohost.path: only valid for sinks of type sqlite, this sink has type queue
 %[1]s: sinks.nohost.retries: must be 0 or a positive integer, got -1
 %[1]s: sinks.nohost.spool: must not be empty
-%[1]s: sinks.nohost.subject: unknown key (did you mean "subjects"?)
+%[1]s: sinks.nohost.subjekt: unknown key (did you mean "subjects"?)
 %[1]s: sinks.nohost.wait: must be a positive duration such as "500ms", "30s" or "5m", got "0s"
 env SLUICE_SINKS__ENVHOST__ENDPOINT: sinks.envhost.endpoint: must be host:port, got a string`, path, dir)
 	if got := err.Error(); got != want {

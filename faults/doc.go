@@ -4,6 +4,9 @@
 // stops sinks, tears the disk buffer and breaks WebSocket connections,
 // then compares every trade id in every sink with what the exchange
 // generated. One scenario runs the jsonws plugin against a hostile
-// server instead (jsonws_hostile_test.go). The package holds only tests;
+// server instead (jsonws_hostile_test.go); two run the nats sink and
+// source against real nats-server: two recorders and a writer through a
+// three-node JetStream cluster (nats_test.go), and the sink's bad input
+// (nats_sink_test.go). The package holds only tests;
 // see faults_test.go for the scenarios and how to run the full version.
 package faults

@@ -6,6 +6,7 @@ package all
 import (
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/influxdb"
+	"github.com/sluicehq/sluice/sinks/nats"
 	"github.com/sluicehq/sluice/sinks/sqlite"
 )
 
@@ -13,4 +14,5 @@ import (
 var Types = sinks.Types{
 	sqlite.Type,
 	influxdb.Type,
+	nats.Type,
 }

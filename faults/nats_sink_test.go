@@ -1,0 +1,210 @@
+package faults
+
+// The nats sink in the real agent, against what goes wrong on the bus:
+// the server down when the agent starts, a stream whose subjects cannot
+// hold the sink's, wrong credentials, the stream deleted while the sink
+// writes. Each shows a clear error in the sink's status while the points
+// wait in the disk buffer; once the cause is fixed every point is in the
+// stream once.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/testagent"
+	"github.com/sluicehq/sluice/internal/testnats"
+)
+
+// synthPoints is how many points the synth feed of these tests emits:
+// symbols AAA and BBB alternately, seq 0..synthPoints-1.
+const synthPoints = 3000
+
+func natsSinkAgentConfig(url, extraSink string) string {
+	return fmt.Sprintf(`sinks:
+  bus: {type: nats, url: %q, stream: %s, timeout: 2s, retry_initial: 50ms, retry_max: 500ms%s}
+feeds:
+  synth: {plugin: synth, sinks: [bus], config: {symbols: [AAA, BBB], count: %d, rate: 1000}}
+`, url, busStream, extraSink, synthPoints)
+}
+
+// waitSink waits until the sink's state and last error are as wanted.
+func waitSink(t *testing.T, a *testagent.Agent, state, errPart string) agent.SinkStatus {
+	t.Helper()
+	st := a.WaitFor(t, fmt.Sprintf("sink %s with an error saying %q", state, errPart), func(st agent.Status) bool {
+		s := testagent.Sink(st, "bus")
+		return string(s.State) == state && strings.Contains(s.LastError, errPart)
+	})
+	s := testagent.Sink(st, "bus")
+	t.Logf("sink %s: %s (%d points buffered)", s.State, s.LastError, s.BufferedPoints)
+	return s
+}
+
+// synthIDs reads the message ids of a stream: each synth point's
+// "synth:SYMBOL:SEQ", with how many messages carry it.
+func synthIDs(t *testing.T, url string) map[string]int {
+	t.Helper()
+	_, js := testnats.Connect(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, busStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(st.CachedInfo().State.Msgs)
+	ids := map[string]int{}
+	if n == 0 {
+		return ids
+	}
+	c, err := js.OrderedConsumer(ctx, busStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := 0; got < n; {
+		b, err := c.Fetch(n-got, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range b.Messages() {
+			ids[m.Headers().Get(jetstream.MsgIDHeader)]++
+			got++
+		}
+		if err := b.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+func synthID(seq int) string {
+	return fmt.Sprintf("synth:%s:%d", [...]string{"AAA", "BBB"}[seq%2], seq)
+}
+
+// waitStreamHolds waits until the stream holds want messages.
+func waitStreamHolds(t *testing.T, url string, want uint64) {
+	t.Helper()
+	_, js := testnats.Connect(t, url)
+	deadline := time.Now().Add(time.Minute)
+	var got uint64
+	for time.Now().Before(deadline) {
+		if st, err := js.Stream(context.Background(), busStream); err == nil {
+			if got = st.CachedInfo().State.Msgs; got >= want {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the stream holds %d messages after a minute, want %d", got, want)
+}
+
+// checkAllOnce checks that the stream holds every synth point once.
+func checkAllOnce(t *testing.T, url string) {
+	t.Helper()
+	waitStreamHolds(t, url, synthPoints)
+	ids := synthIDs(t, url)
+	for seq := range synthPoints {
+		if n := ids[synthID(seq)]; n != 1 {
+			t.Errorf("%s is in the stream %d times", synthID(seq), n)
+			return
+		}
+	}
+	if len(ids) != synthPoints {
+		t.Errorf("the stream holds %d ids, want %d", len(ids), synthPoints)
+	}
+}
+
+func TestNATSSinkBadInput(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("faults: an integration suite; -short skips it")
+	}
+	t.Run("server unreachable at start", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{})
+		srv.Shutdown()
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ", create_stream: true"))
+		s := waitSink(t, a, "retrying", strings.TrimPrefix(srv.URL(), "nats://"))
+		if s.BufferedPoints == 0 {
+			t.Error("nothing buffered while the server was down")
+		}
+		srv.Restart()
+		checkAllOnce(t, srv.URL())
+	})
+	t.Run("stream with conflicting subjects", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{})
+		_, js := testnats.Connect(t, srv.URL())
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.trades.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ", create_stream: true"))
+		waitSink(t, a, "failed", "which do not hold sluice.*.*.*.*")
+		// The operator widens the stream's subjects: the sink, retrying
+		// at its slowest pace, writes what waited.
+		if _, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		checkAllOnce(t, srv.URL())
+	})
+	t.Run("wrong credentials", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{User: "recorder", Password: "right-password"})
+		a := testagent.Launch(t, testagent.WriteConfig(t, t.TempDir(), natsSinkAgentConfig(srv.URL(), ", create_stream: true, user: recorder")),
+			"SLUICE_SINKS__BUS__PASSWORD=wrong-password")
+		waitSink(t, a, "failed", "Authorization Violation")
+		a.WaitFor(t, "every point received", func(st agent.Status) bool { return testagent.Sink(st, "bus").Received >= synthPoints })
+		if st, _ := a.Status(t); strings.Contains(fmt.Sprint(st), "wrong-password") {
+			t.Error("the status shows the password")
+		}
+		// Killed, and started again with the right password: the points
+		// waited in the disk buffer.
+		a.Kill()
+		b := testagent.Launch(t, a.Config, "SLUICE_SINKS__BUS__PASSWORD=right-password")
+		checkAllOnce(t, strings.Replace(srv.URL(), "nats://", "nats://recorder:right-password@", 1))
+		b.Stop(t)
+	})
+	t.Run("stream deleted under the running sink", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{})
+		_, js := testnats.Connect(t, srv.URL())
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ""))
+		waitStreamHolds(t, srv.URL(), 500)
+		if err := js.DeleteStream(ctx, busStream); err != nil {
+			t.Fatal(err)
+		}
+		waitSink(t, a, "failed", `stream "SLUICE" does not exist`)
+		// The operator makes the stream again: what was not yet in the
+		// old one when it went lands in the new one.
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		a.WaitFor(t, "every point written", func(st agent.Status) bool {
+			s := testagent.Sink(st, "bus")
+			return s.Received >= synthPoints && s.BufferedPoints == 0 && s.State == "ok"
+		})
+		ids := synthIDs(t, srv.URL())
+		first := synthPoints
+		for seq := synthPoints - 1; seq >= 0 && ids[synthID(seq)] > 0; seq-- {
+			first = seq
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("%s is in the new stream %d times", id, n)
+			}
+		}
+		if first == synthPoints || len(ids) != synthPoints-first {
+			t.Errorf("the new stream holds %d ids, not one run of seqs ending at %d (it starts at %d)", len(ids), synthPoints-1, first)
+		}
+		t.Logf("the new stream holds seqs %d..%d", first, synthPoints-1)
+	})
+}
