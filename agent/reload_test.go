@@ -51,7 +51,7 @@ func TestFeedsDirChangesAreDebounced(t *testing.T) {
 			events <- ev
 		}
 		errs <- fsnotify.ErrEventOverflow // logged, nothing more
-		time.Sleep(2 * time.Second)      // t = 5s
+		time.Sleep(2 * time.Second)       // t = 5s
 		events <- fsnotify.Event{Name: "/feeds.d/..data", Op: fsnotify.Create}
 		time.Sleep(2 * time.Second) // t = 7s
 		mu.Lock()
