@@ -56,7 +56,7 @@ type Agent struct {
 	cfg      *config.Config // as given to New; a reload changes only the feed set's copy
 	log      *slog.Logger
 	opts     Options
-	launch   launcher
+	launch   launcher // starts plugin processes: host.Launch
 	rates    *rateTracker
 	lag      *prometheus.HistogramVec
 	registry *prometheus.Registry
@@ -153,6 +153,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("plugins found", "dir", cfg.PluginDir, "plugins", host.Names(plugins))
 
+	// Against the flow: the disk buffer, the sinks and their outputs,
+	// the API (a failed bind stops the start before any plugin runs),
+	// then the feeds.
 	buf, repair, err := openBuffer(cfg, a.log)
 	if err != nil {
 		return err
@@ -189,6 +192,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("sluice running", attrs...)
 
+	// With the flow: no more reloads, the feeds, the API, then the
+	// outputs drain into the sinks; the buffer closes last (deferred).
 	<-ctx.Done()
 	a.notify(sdnotify.Stopping)
 	a.log.Info("shutting down: stopping feeds, then draining sinks", "timeout", cfg.ShutdownTimeout)
