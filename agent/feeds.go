@@ -81,30 +81,8 @@ func (s *feedSet) Start() {
 // their counters. plugins, if not nil, replaces the plugins found before.
 func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPlan, plugins map[string]host.Binary) ReloadResult {
 	cur := s.config()
-	restart := slices.Clone(plan.restart)
-	var reconfigured, kept []string
-	for _, name := range plan.reconfigure {
-		s.mu.Lock()
-		rf := s.feeds[name]
-		s.mu.Unlock()
-		err := rf.reconfigure(ctx, next.Feeds[name].Config)
-		var ces sdk.ConfigErrors
-		switch {
-		case err == nil:
-			reconfigured = append(reconfigured, name)
-		case errors.As(err, &ces):
-			// The plugin refused the new config and keeps running the
-			// old one; the next reload offers it again.
-			kept = append(kept, name)
-			next.Feeds[name] = cur.Feeds[name]
-			s.env.log.Error("feed config change rejected by its plugin; the feed keeps its running config", "feed", name, "error", err)
-		default:
-			if !errors.Is(err, sdk.ErrRestartNeeded) {
-				s.env.log.Warn("reconfiguring the running plugin failed; restarting the feed", "feed", name, "error", err)
-			}
-			restart = append(restart, name)
-		}
-	}
+	reconfigured, kept, fallback := s.reconfigure(ctx, cur, next, plan.reconfigure)
+	restart := append(slices.Clone(plan.restart), fallback...)
 	slices.Sort(restart)
 
 	// Stop what goes away or changes, all at once.
@@ -154,6 +132,35 @@ func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPla
 	s.mu.Unlock()
 	return ReloadResult{Added: plan.add, Removed: plan.remove, Restarted: restart,
 		Reconfigured: reconfigured, Rejected: kept, RestartNeeded: plan.restartNeeded}
+}
+
+// reconfigure offers each named feed's new plugin config (in next) to
+// its running plugin: those that took it are reconfigured; those whose
+// plugin rejected it are kept running their config from cur, which next
+// then holds again; the others need a restart.
+func (s *feedSet) reconfigure(ctx context.Context, cur, next *config.Config, names []string) (reconfigured, kept, restart []string) {
+	for _, name := range names {
+		s.mu.Lock()
+		rf := s.feeds[name]
+		s.mu.Unlock()
+		err := rf.reconfigure(ctx, next.Feeds[name].Config)
+		var ces sdk.ConfigErrors
+		switch {
+		case err == nil:
+			reconfigured = append(reconfigured, name)
+		case errors.As(err, &ces):
+			// The next reload offers it again.
+			kept = append(kept, name)
+			next.Feeds[name] = cur.Feeds[name]
+			s.env.log.Error("feed config change rejected by its plugin; the feed keeps its running config", "feed", name, "error", err)
+		default:
+			if !errors.Is(err, sdk.ErrRestartNeeded) {
+				s.env.log.Warn("reconfiguring the running plugin failed; restarting the feed", "feed", name, "error", err)
+			}
+			restart = append(restart, name)
+		}
+	}
+	return reconfigured, kept, restart
 }
 
 // start starts the supervisor of cfg's feed name. carry, if set, is the

@@ -35,7 +35,8 @@ func TestFeedSetApplyReload(t *testing.T) {
 			"plain": {},
 			"later": {},
 		}}
-		env := testFeedEnv(t, l, map[string]sinks.Sink{"db": &declSink{}, "other": &declSink{}})
+		other := &declSink{}
+		env := testFeedEnv(t, l, map[string]sinks.Sink{"db": &declSink{}, "other": other})
 		bins := func(names ...string) map[string]host.Binary {
 			m := make(map[string]host.Binary)
 			for _, n := range names {
@@ -150,6 +151,12 @@ func TestFeedSetApplyReload(t *testing.T) {
 		}
 		if held := env.keys.holding("gone"); len(held) != 0 {
 			t.Errorf("the removed feed still holds %v", held)
+		}
+		other.mu.Lock()
+		declared := len(other.declared)
+		other.mu.Unlock()
+		if declared != 2 {
+			t.Errorf("sink other had %d declarations, want 2: from the added feed and the one routed to it", declared)
 		}
 		// The next plan from what was applied changes nothing but the
 		// rejected feed, offered again.

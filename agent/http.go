@@ -119,7 +119,7 @@ func (a *Agent) serveReload(w http.ResponseWriter, r *http.Request) {
 // At most http.max_tap_clients streams are served at once.
 func (a *Agent) serveTap(w http.ResponseWriter, r *http.Request) {
 	feed, measurement := r.URL.Query().Get("feed"), r.URL.Query().Get("measurement")
-	if r := a.run.Load(); r == nil || !r.feeds.has(feed) {
+	if run := a.run.Load(); run == nil || !run.feeds.has(feed) {
 		http.Error(w, fmt.Sprintf("no feed %q is running", feed), http.StatusNotFound)
 		return
 	}
