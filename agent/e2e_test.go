@@ -16,14 +16,21 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
 )
 
-func TestMain(m *testing.M) {
-	os.Exit(testbin.Main(m))
-}
+// TestMain builds the sluice and plugin binaries the end-to-end tests
+// run, runs the tests, and fails if any left a goroutine behind.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(withBinaries{m}) }
+
+// withBinaries runs the tests inside testbin.Main.
+type withBinaries struct{ m *testing.M }
+
+func (w withBinaries) Run() int { return testbin.Main(w.m) }
 
 // distinctSeq counts the distinct synth sequence numbers in a table.
 func distinctSeq(table string) string { return `SELECT count(DISTINCT seq) FROM "` + table + `"` }

@@ -48,38 +48,73 @@ type errPermanent struct{ error }
 
 func (e errPermanent) Unwrap() error { return e.error }
 
-// feed supervises one feed: it runs the plugin process, restarts it with
-// backoff when it dies, and routes its batches to the feed's outputs.
-type feed struct {
-	name    string
-	cfg     config.Feed
-	plugins func() map[string]host.Binary // the plugins found at the last (re)load
-	pin     string
-	// maxMsg caps a message from the plugin (limits.max_plugin_message_bytes).
-	maxMsg int
-	// environ is the agent's environment, of which the plugin gets a few
-	// variables (host.PluginEnv): os.Environ unless a test says.
-	environ func() []string
-	// scrub masks known secrets in what status shows (LastError).
-	scrub   *redact.Scrubber
-	outputs []*pipeline.Output // the feed's sinks, for Declare
-	buffer  *pipeline.Buffer
+// feedEnv is what every feed shares for the agent's whole run: the
+// pipeline its batches go into, how its plugin is started, and the
+// settings a reload does not change (limits, restart).
+type feedEnv struct {
+	buffer *pipeline.Buffer
+	// outputs are the running outputs by sink name; a feed declares its
+	// measurements to those of its sinks.
+	outputs map[string]*pipeline.Output
 	norm    *pipeline.Normalizer
-	names   *pipeline.Names // the feed's name budget; outlives this supervisor across reloads
 	keys    *keyRegistry
 	tap     *tapHub
+	// scrub masks known secrets in what status shows (LastError); the
+	// values of the variables a plugin is given are added to it.
+	scrub  *redact.Scrubber
+	launch launcher
+	// environ is the agent's environment, of which a plugin gets a few
+	// variables (host.PluginEnv): os.Environ in the agent.
+	environ func() []string
+	limits  config.Limits
 	restart config.Restart
 	log     *slog.Logger
-	// sleep waits d or until ctx ends; tests may shorten it.
-	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// feed supervises one feed: it runs the plugin process, restarts it with
+// backoff when it dies, and routes its batches to the feed's outputs.
+//
+// Lifecycle: newFeed has no side effects; run supervises until its ctx
+// ends or the feed fails permanently, and is called once; reconfigure
+// and status may be called meanwhile, from other goroutines.
+type feed struct {
+	name    string
+	env     *feedEnv
+	plugins func() map[string]host.Binary // the plugins found at the last (re)load
+	pin     string
+	outputs []*pipeline.Output // the feed's sinks, for Declare
+	names   *pipeline.Names    // the feed's name budget; outlives this supervisor across reloads
+	log     *slog.Logger
+	// cfg.Config (only) changes on a reconfigure, under mu.
+	cfg config.Feed
 
 	mu     sync.Mutex
 	st     FeedStatus
 	warned *logsample.Sampler      // one warning per kind per sampleEvery
-	proc   *host.Process           // the running plugin process, nil between runs
+	proc   process                 // the running plugin process, nil between runs
 	caps   []string                // what that plugin said it can do
-	env    []string                // the variables its config referenced when it started
+	envs   []string                // the variables its config referenced when it started
 	stale  map[string]*StaleStream // by staleKey; what the running plugin reported stale
+}
+
+// newFeed returns the supervisor of feed name, configured by fc with the
+// plugin pin pin. carry, if set, is the status of the supervisor it
+// replaces, whose counters continue.
+func newFeed(env *feedEnv, name string, fc config.Feed, pin string, plugins func() map[string]host.Binary,
+	names *pipeline.Names, carry *FeedStatus) *feed {
+	f := &feed{
+		name: name, env: env, cfg: fc, pin: pin, plugins: plugins, names: names,
+		warned: logsample.New(sampleEvery, nil),
+		log:    env.log.With("feed", name),
+	}
+	for _, s := range fc.Sinks {
+		f.outputs = append(f.outputs, env.outputs[s])
+	}
+	if carry != nil {
+		f.st = *carry
+		f.st.State, f.st.Pid, f.st.LastError = FeedStarting, 0, ""
+	}
+	return f
 }
 
 // FeedStatus is a snapshot of a feed.
@@ -143,7 +178,7 @@ func (f *feed) setState(s FeedState, err error) {
 	f.update(func(st *FeedStatus) {
 		st.State = s
 		if err != nil {
-			st.LastError = f.scrub.String(err.Error())
+			st.LastError = f.env.scrub.String(err.Error())
 		}
 		if s != FeedRunning {
 			st.Pid = 0
@@ -159,7 +194,7 @@ func (f *feed) run(ctx context.Context) {
 			st.Rejected = make(map[pipeline.Reason]uint64)
 		}
 	})
-	bo := backoff.New(backoff.Policy{Initial: f.restart.Initial, Max: f.restart.Max})
+	bo := backoff.New(backoff.Policy{Initial: f.env.restart.Initial, Max: f.env.restart.Max})
 	for {
 		started := time.Now()
 		err := f.runOnce(ctx)
@@ -189,14 +224,14 @@ func (f *feed) run(ctx context.Context) {
 			f.log.Error("feed cannot start; not restarting", "error", err)
 			return
 		}
-		if time.Since(started) >= f.restart.ResetAfter {
+		if time.Since(started) >= f.env.restart.ResetAfter {
 			bo.Reset()
 		}
 		wait := bo.Next()
 		f.setState(FeedBackingOff, err)
 		f.update(func(st *FeedStatus) { st.Restarts++ })
 		f.log.Warn("plugin stopped; restarting after backoff", "error", err, "retry_in", wait.Round(time.Millisecond), "attempt", bo.Attempts())
-		if f.sleep(ctx, wait) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			f.setState(FeedStopped, nil)
 			return
 		}
@@ -213,14 +248,14 @@ func (f *feed) runOnce(ctx context.Context) error {
 	f.mu.Lock()
 	envNames := f.cfg.EnvNames()
 	f.mu.Unlock()
-	env := host.PluginEnv(f.environ(), envNames)
+	env := host.PluginEnv(f.env.environ(), envNames)
 	for _, kv := range env {
 		if name, value, _ := strings.Cut(kv, "="); slices.Contains(envNames, name) {
-			f.scrub.Add(value) // what the plugin was given for its secrets
+			f.env.scrub.Add(value) // what the plugin was given for its secrets
 		}
 	}
-	proc, err := host.Launch(ctx, bin, host.LaunchOptions{
-		Pin: f.pin, Env: env, MaxMessageBytes: f.maxMsg, Log: f.log.With("plugin", f.cfg.Plugin),
+	proc, err := f.env.launch.Launch(ctx, bin, host.LaunchOptions{
+		Pin: f.pin, Env: env, MaxMessageBytes: f.env.limits.MaxPluginMessageBytes, Log: f.log.With("plugin", f.cfg.Plugin),
 	})
 	var sumErr *host.ChecksumError
 	var trustErr *host.TrustError
@@ -231,7 +266,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 		return err
 	}
 	defer proc.Kill()
-	info, err := proc.Source.Describe(ctx)
+	info, err := proc.Source().Describe(ctx)
 	if err != nil {
 		return err
 	}
@@ -246,24 +281,24 @@ func (f *feed) runOnce(ctx context.Context) error {
 	}
 	// Resume from the last position that reached the disk buffer with
 	// its points: what came after it, the plugin sends (or backfills) again.
-	resume := f.buffer.Position(f.name)
+	resume := f.env.buffer.Position(f.name)
 	f.update(func(st *FeedStatus) {
-		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid, info.Version
+		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid(), info.Version
 	})
 	f.mu.Lock()
-	f.proc, f.caps, f.env = proc, info.Capabilities, envNames
+	f.proc, f.caps, f.envs = proc, info.Capabilities, envNames
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		f.proc, f.caps, f.env = nil, nil, nil
+		f.proc, f.caps, f.envs = nil, nil, nil
 		f.mu.Unlock()
 		f.clearStale()
 	}()
 	// A plugin built before events sends its own feed_events points;
 	// they are counted, and written as the points they are.
 	legacy := !slices.Contains(info.Capabilities, sdk.CapEvents)
-	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid, "resume", resume != nil, "events", !legacy)
-	err = proc.Source.Stream(ctx, sdk.StreamOptions{
+	f.log.Info("feed running", "plugin_version", info.Version, "pid", proc.Pid(), "resume", resume != nil, "events", !legacy)
+	err = proc.Source().Stream(ctx, sdk.StreamOptions{
 		Resume:        resume,
 		QueueSize:     f.cfg.QueueSize,
 		BatchSize:     f.cfg.BatchSize,
@@ -275,7 +310,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 		err = errors.New("plugin ended its stream")
 	}
 	if errors.Is(err, sdk.ErrMessageTooLarge) {
-		err = fmt.Errorf("%w (limits.max_plugin_message_bytes is %d: raise it, or lower the feed's batch_size)", err, f.maxMsg)
+		err = fmt.Errorf("%w (limits.max_plugin_message_bytes is %d: raise it, or lower the feed's batch_size)", err, f.env.limits.MaxPluginMessageBytes)
 	}
 	return err
 }
@@ -287,7 +322,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 // sdk.ConfigErrors when it rejects the config (the old one stays).
 func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 	f.mu.Lock()
-	proc, caps, env := f.proc, f.caps, f.env
+	proc, caps, envs := f.proc, f.caps, f.envs
 	f.mu.Unlock()
 	switch {
 	case proc == nil:
@@ -296,7 +331,7 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 		// Plugins from before the capability would take the config and
 		// ignore it.
 		return fmt.Errorf("%w: the plugin cannot be reconfigured while it runs", sdk.ErrRestartNeeded)
-	case !slices.Equal(env, config.Feed{Config: cfg}.EnvNames()):
+	case !slices.Equal(envs, config.Feed{Config: cfg}.EnvNames()):
 		// The running process has only the variables of the old config.
 		return fmt.Errorf("%w: the config references other environment variables", sdk.ErrRestartNeeded)
 	}
@@ -331,8 +366,8 @@ func (f *feed) reconfigure(ctx context.Context, cfg map[string]any) error {
 // to the buffer, which keeps them for the sinks' next start. A plugin
 // that sends events (sdk.CapEvents) has feed_events declared for it: the
 // agent writes its events there.
-func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMessage, events bool) error {
-	ms, err := proc.Source.Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
+func (f *feed) configure(ctx context.Context, proc process, raw json.RawMessage, events bool) error {
+	ms, err := proc.Source().Configure(ctx, sdk.ConfigureRequest{Feed: f.name, Config: raw})
 	if err != nil {
 		return err
 	}
@@ -342,7 +377,7 @@ func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMe
 	f.mu.Lock()
 	file := f.cfg.File
 	f.mu.Unlock()
-	undo, err := f.keys.claim(f.name, file, ms)
+	undo, err := f.env.keys.claim(f.name, file, ms)
 	if err != nil {
 		return err
 	}
@@ -355,7 +390,7 @@ func (f *feed) configure(ctx context.Context, proc *host.Process, raw json.RawMe
 			return err // transient: the claim stays for the retry
 		}
 	}
-	if err := f.buffer.Declare(f.name, ms); err != nil {
+	if err := f.env.buffer.Declare(f.name, ms); err != nil {
 		return fmt.Errorf("save measurements: %w", err)
 	}
 	f.names.Declare(ms)
@@ -378,7 +413,7 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 	for i := range b.Events {
 		raw = append(raw, sdk.EventPoint(f.name, b.Events[i]))
 	}
-	points := f.norm.Normalize(raw, f.names, func(r pipeline.Rejection) {
+	points := f.env.norm.Normalize(raw, f.names, func(r pipeline.Rejection) {
 		rejected[r.Reason]++
 		if f.warned.Allow(string(r.Reason)) {
 			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)
@@ -396,7 +431,7 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 		f.log.Debug("plugin discarded messages", attrs...)
 	}
 	// A batch counts as received once it is in the disk buffer.
-	if err := f.buffer.Append(ctx, &pipeline.Entry{
+	if err := f.env.buffer.Append(ctx, &pipeline.Entry{
 		Feed: f.name, Sinks: f.cfg.Sinks, Position: b.Position, Points: points,
 	}); err != nil {
 		return fmt.Errorf("buffer: %w", err)
@@ -433,6 +468,6 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 		}
 		f.track(b.Events, now)
 	})
-	f.tap.publish(f.name, points)
+	f.env.tap.publish(f.name, points)
 	return nil
 }

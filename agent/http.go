@@ -57,10 +57,7 @@ func (a *Agent) readiness() Readiness {
 	if !a.isReady() {
 		return Readiness{Reasons: []string{"starting"}}
 	}
-	a.reloadMu.Lock()
-	stopping := a.stopping
-	a.reloadMu.Unlock()
-	if stopping {
+	if a.stopping.Load() {
 		return Readiness{Reasons: []string{"stopping"}}
 	}
 	var reasons []string
@@ -122,10 +119,7 @@ func (a *Agent) serveReload(w http.ResponseWriter, r *http.Request) {
 // At most http.max_tap_clients streams are served at once.
 func (a *Agent) serveTap(w http.ResponseWriter, r *http.Request) {
 	feed, measurement := r.URL.Query().Get("feed"), r.URL.Query().Get("measurement")
-	a.mu.Lock()
-	_, known := a.feeds[feed]
-	a.mu.Unlock()
-	if !known {
+	if run := a.run.Load(); run == nil || !run.feeds.has(feed) {
 		http.Error(w, fmt.Sprintf("no feed %q is running", feed), http.StatusNotFound)
 		return
 	}

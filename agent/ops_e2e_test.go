@@ -574,6 +574,8 @@ feeds:
 		}
 	}
 	tapCmd.Process.Signal(os.Interrupt)
+	for range lines { // the rest, until the tap exits: the reader ends
+	}
 	if err := tapCmd.Wait(); err != nil {
 		t.Errorf("tap after Ctrl-C: %v", err)
 	}

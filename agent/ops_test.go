@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sluicehq/sluice"
@@ -68,6 +69,39 @@ func TestRateTracker(t *testing.T) {
 	if _, ok := r.series["b"]; ok {
 		t.Error("b was not forgotten")
 	}
+}
+
+// The rates in status come from counters sampled every rateSampleEvery,
+// the first time at once.
+func TestSampleRates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRateTracker(rateWindow)
+		start := time.Now()
+		counters := func() map[string]uint64 {
+			// 100 a second, in whole seconds of the bubble's clock.
+			return map[string]uint64{"x": 100 * uint64(time.Since(start)/time.Second)}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sampleRates(ctx, r, counters)
+		}()
+		synctest.Wait()
+		r.mu.Lock()
+		n := len(r.series["x"])
+		r.mu.Unlock()
+		if n != 1 {
+			t.Errorf("%d samples at the start, want 1", n)
+		}
+		time.Sleep(rateWindow + rateSampleEvery/2)
+		synctest.Wait()
+		if got := r.rate("x"); got != 100 {
+			t.Errorf("rate %v, want 100/s", got)
+		}
+		cancel()
+		<-done
+	})
 }
 
 func TestCountFeedEvents(t *testing.T) {
@@ -182,31 +216,32 @@ type recordObserver struct{ got []float64 }
 func (o *recordObserver) Observe(v float64) { o.got = append(o.got, v) }
 
 func TestObservedSinkMeasuresLagOfCommittedBatches(t *testing.T) {
-	now := time.Unix(1000, 0)
-	inner := &fakeSink{}
-	obs := &recordObserver{}
-	s := newObservedSink(inner, obs)
-	s.now = func() time.Time { return now }
-	batch := []sluice.Point{{Time: now.Add(-3 * time.Second)}, {Time: now.Add(-500 * time.Millisecond)}, {Time: now.Add(-time.Second)}}
-	if err := s.Write(context.Background(), batch); err != nil {
-		t.Fatal(err)
-	}
-	if len(obs.got) != 3 || obs.got[0] != 3 || obs.got[1] != 0.5 || obs.got[2] != 1 {
-		t.Errorf("observed %v, want [3 0.5 1]", obs.got)
-	}
-	if s.LastLag() != 500*time.Millisecond {
-		t.Errorf("last lag %v, want the newest point's 500ms", s.LastLag())
-	}
-	inner.err = errors.New("connection refused")
-	if err := s.Write(context.Background(), batch); err == nil {
-		t.Fatal("error not passed on")
-	}
-	if len(obs.got) != 3 {
-		t.Error("a failed write was observed")
-	}
-	inner.err = &sinks.RejectedError{Rejected: 1, Err: errors.New("partial write")}
-	s.Write(context.Background(), batch)
-	if len(obs.got) != 6 {
-		t.Error("a partial write was not observed")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Now() // in the bubble, the time Write sees too
+		inner := &fakeSink{}
+		obs := &recordObserver{}
+		s := newObservedSink(inner, obs)
+		batch := []sluice.Point{{Time: now.Add(-3 * time.Second)}, {Time: now.Add(-500 * time.Millisecond)}, {Time: now.Add(-time.Second)}}
+		if err := s.Write(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+		if len(obs.got) != 3 || obs.got[0] != 3 || obs.got[1] != 0.5 || obs.got[2] != 1 {
+			t.Errorf("observed %v, want [3 0.5 1]", obs.got)
+		}
+		if s.LastLag() != 500*time.Millisecond {
+			t.Errorf("last lag %v, want the newest point's 500ms", s.LastLag())
+		}
+		inner.err = errors.New("connection refused")
+		if err := s.Write(context.Background(), batch); err == nil {
+			t.Fatal("error not passed on")
+		}
+		if len(obs.got) != 3 {
+			t.Error("a failed write was observed")
+		}
+		inner.err = &sinks.RejectedError{Rejected: 1, Err: errors.New("partial write")}
+		s.Write(context.Background(), batch)
+		if len(obs.got) != 6 {
+			t.Error("a partial write was not observed")
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -69,4 +70,19 @@ func (r *rateTracker) rate(key string) float64 {
 		return 0
 	}
 	return float64(last.v-first.v) / dt
+}
+
+// sampleRates samples counters into r every rateSampleEvery, the first
+// time at once, until ctx ends.
+func sampleRates(ctx context.Context, r *rateTracker, counters func() map[string]uint64) {
+	t := time.NewTicker(rateSampleEvery)
+	defer t.Stop()
+	for {
+		r.sample(time.Now(), counters())
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

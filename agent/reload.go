@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -17,7 +17,6 @@ import (
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // reloadDebounce is how long the feeds_dir watcher waits after the last
@@ -71,127 +70,45 @@ type ReloadResult struct {
 func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
-	if a.stopping || !a.isReady() {
+	r := a.run.Load()
+	if r == nil || a.stopping.Load() {
 		return ReloadResult{}, ErrStopping
 	}
 	a.notify(sdnotify.Reloading)
 	defer func() { a.notify(sdnotify.Ready, a.statusLine()) }()
 
+	// Plan against what runs, then apply.
 	next, err := a.opts.Load()
 	if err == nil {
 		a.secrets.Add(next.SecretValues()...)
 		err = ctx.Err()
 	}
-	a.mu.Lock()
-	cur := a.cfg
-	failed := make(map[string]bool)
-	for name, f := range a.feeds {
-		s := f.status().State
-		failed[name] = s == FeedFailed || s == FeedFailedConfig
-	}
-	running := make(map[string]bool, len(a.outputs))
-	for name := range a.outputs {
-		running[name] = true
-	}
-	a.mu.Unlock()
 	var plan reloadPlan
 	if err == nil {
-		plan = planReload(cur, next, failed, running)
+		plan = planReload(r.feeds.config(), next, r.feeds.failed(), r.outputs.running())
 		err = errors.Join(plan.errs...)
 	}
 	if err != nil {
 		lines := errorLines(err)
-		a.mu.Lock()
-		a.reload.at, a.reload.configError = time.Now(), strings.Join(lines, "\n")
-		a.mu.Unlock()
+		rs := &reloadState{at: time.Now(), configError: strings.Join(lines, "\n")}
+		if prev := a.lastReload.Load(); prev != nil {
+			rs.restartNeeded = prev.restartNeeded // the running config's, still true
+		}
+		a.lastReload.Store(rs)
 		a.log.Error("config reload rejected; the running config stays", "problems", len(lines))
 		for _, l := range lines {
 			a.log.Error("config problem", "problem", l)
 		}
 		return ReloadResult{}, err
 	}
+	plugins, err := host.Discover(next.PluginDir)
+	if err != nil {
+		a.log.Warn("reload: cannot list plugins; keeping the ones found before", "error", err)
+		plugins = nil
+	}
+	res := r.feeds.Apply(ctx, next, plan, plugins)
+	a.lastReload.Store(&reloadState{at: time.Now(), restartNeeded: plan.restartNeeded})
 
-	plugins, derr := host.Discover(next.PluginDir)
-	if derr != nil {
-		a.log.Warn("reload: cannot list plugins; keeping the ones found before", "error", derr)
-	}
-
-	// Offer plugin-config changes to the running plugins; those that
-	// cannot take them in place restart like any changed feed.
-	var reconfigured, kept []string
-	for _, name := range plan.reconfigure {
-		a.mu.Lock()
-		rf := a.feeds[name]
-		a.mu.Unlock()
-		err := rf.reconfigure(ctx, next.Feeds[name].Config)
-		var ces sdk.ConfigErrors
-		switch {
-		case err == nil:
-			reconfigured = append(reconfigured, name)
-		case errors.As(err, &ces):
-			// The plugin refused the new config and keeps running the
-			// old one; the next reload offers it again.
-			kept = append(kept, name)
-			next.Feeds[name] = cur.Feeds[name]
-			a.log.Error("feed config change rejected by its plugin; the feed keeps its running config", "feed", name, "error", err)
-		default:
-			if !errors.Is(err, sdk.ErrRestartNeeded) {
-				a.log.Warn("reconfiguring the running plugin failed; restarting the feed", "feed", name, "error", err)
-			}
-			plan.restart = append(plan.restart, name)
-		}
-	}
-	slices.Sort(plan.restart)
-
-	// Stop what goes away or changes, all at once.
-	a.mu.Lock()
-	var stopping []*runningFeed
-	carry := make(map[string]FeedStatus)
-	for _, name := range slices.Concat(plan.remove, plan.restart) {
-		stopping = append(stopping, a.feeds[name])
-	}
-	a.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, rf := range stopping {
-		wg.Go(rf.stop)
-	}
-	wg.Wait()
-
-	applied := *cur
-	applied.Feeds, applied.Plugins = next.Feeds, next.Plugins
-	a.mu.Lock()
-	if derr == nil {
-		a.plugins = plugins
-	}
-	for _, name := range plan.remove {
-		delete(a.feeds, name)
-		delete(a.names, name)
-	}
-	for _, name := range plan.restart {
-		carry[name] = a.feeds[name].status()
-	}
-	a.cfg = &applied
-	a.reload = reloadState{at: time.Now(), restartNeeded: plan.restartNeeded}
-	a.mu.Unlock()
-	// Removed feeds let go of their measurements before new ones declare.
-	a.keys.retain(applied.Feeds)
-
-	started := make(map[string]*runningFeed)
-	for _, name := range plan.add {
-		started[name] = a.startFeed(&applied, name, nil)
-	}
-	for _, name := range plan.restart {
-		c := carry[name]
-		started[name] = a.startFeed(&applied, name, &c)
-	}
-	a.mu.Lock()
-	for name, rf := range started {
-		a.feeds[name] = rf
-	}
-	a.mu.Unlock()
-
-	res := ReloadResult{Added: plan.add, Removed: plan.remove, Restarted: plan.restart,
-		Reconfigured: reconfigured, Rejected: kept, RestartNeeded: plan.restartNeeded}
 	a.log.Info("config reloaded", "added", res.Added, "removed", res.Removed, "restarted", res.Restarted, "reconfigured", res.Reconfigured)
 	if len(res.RestartNeeded) > 0 {
 		a.log.Warn("config changes not applied until the agent restarts", "keys", res.RestartNeeded)
@@ -303,43 +220,51 @@ func errorLines(err error) []string {
 }
 
 // watchFeedsDir reloads after files in dir change, debounced, until ctx
-// ends. Only *.yaml and *.yml files count, and the ..data link a
-// Kubernetes ConfigMap mount swaps.
-func (a *Agent) watchFeedsDir(ctx context.Context, dir string) {
+// ends or reload says the agent is stopping. Only *.yaml and *.yml files
+// count, and the ..data link a Kubernetes ConfigMap mount swaps.
+func watchFeedsDir(ctx context.Context, dir string, reload func(context.Context) (ReloadResult, error), log *slog.Logger) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		a.log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
+		log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
 		return
 	}
 	defer w.Close()
 	if err := w.Add(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			a.log.Info("feeds_dir does not exist, so it is not watched; after creating it, reload with SIGHUP or `sluice reload`", "dir", dir)
+			log.Info("feeds_dir does not exist, so it is not watched; after creating it, reload with SIGHUP or `sluice reload`", "dir", dir)
 		} else {
-			a.log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
+			log.Warn("cannot watch feeds_dir; reload with SIGHUP or `sluice reload`", "dir", dir, "error", err)
 		}
 		return
 	}
-	a.log.Debug("watching feeds_dir", "dir", dir)
+	log.Debug("watching feeds_dir", "dir", dir)
+	debounceReloads(ctx, dir, w.Events, w.Errors, reload, log)
+}
+
+// debounceReloads calls reload reloadDebounce after the last of a burst
+// of feeds_dir events, until ctx ends, a channel closes, or reload
+// returns ErrStopping.
+func debounceReloads(ctx context.Context, dir string, events <-chan fsnotify.Event, errs <-chan error,
+	reload func(context.Context) (ReloadResult, error), log *slog.Logger) {
 	var debounce <-chan time.Time
 	for {
 		select {
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
 			if feedsDirEvent(ev) {
 				debounce = time.After(reloadDebounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
 				return
 			}
-			a.log.Warn("feeds_dir watch", "error", err)
+			log.Warn("feeds_dir watch", "error", err)
 		case <-debounce:
 			debounce = nil
-			a.log.Info("feeds_dir changed; reloading the config", "dir", dir)
-			if _, err := a.Reload(ctx); errors.Is(err, ErrStopping) {
+			log.Info("feeds_dir changed; reloading the config", "dir", dir)
+			if _, err := reload(ctx); errors.Is(err, ErrStopping) {
 				return
 			}
 		case <-ctx.Done():

@@ -34,13 +34,12 @@ func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
 type observedSink struct {
 	sinks.Sink
 	lag     prometheus.Observer
-	now     func() time.Time
 	scrub   *redact.Scrubber // masks known secrets in the sink's errors
 	lastLag atomic.Int64     // nanoseconds; of the newest point of the last batch
 }
 
 func newObservedSink(s sinks.Sink, lag prometheus.Observer) *observedSink {
-	return &observedSink{Sink: s, lag: lag, now: time.Now}
+	return &observedSink{Sink: s, lag: lag}
 }
 
 func (s *observedSink) Write(ctx context.Context, points []sluice.Point) error {
@@ -49,7 +48,7 @@ func (s *observedSink) Write(ctx context.Context, points []sluice.Point) error {
 	if err == nil || errors.As(err, &rejected) {
 		// A partial write's few refused points are observed too: the
 		// sink does not say which they were.
-		s.observe(points, s.now())
+		s.observe(points, time.Now())
 	}
 	return err
 }

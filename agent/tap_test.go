@@ -159,7 +159,8 @@ func TestTapLimitsSubscribers(t *testing.T) {
 func TestTapDisconnectsAClientThatStopsReading(t *testing.T) {
 	defer func(d time.Duration) { tapWriteTimeout = d }(tapWriteTimeout)
 	tapWriteTimeout = 200 * time.Millisecond
-	a := &Agent{feeds: map[string]*runningFeed{"f": nil}}
+	a := &Agent{}
+	a.run.Store(&running{feeds: &feedSet{feeds: map[string]*runningFeed{"f": nil}}})
 	srv := httptest.NewServer(http.HandlerFunc(a.serveTap))
 	defer srv.Close()
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())

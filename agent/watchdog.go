@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/sluicehq/sluice/agent/pipeline"
@@ -13,17 +14,27 @@ import (
 // makes progress, and tells it the status line when that changes.
 //
 // Progress means: taking a status snapshot works (it goes through the
-// agent's, every feed's, every output's and the buffer's locks, so a
+// feed set's, every feed's, every output's and the buffer's locks, so a
 // deadlock there stops the pings), and no sink is hung: stuck inside one
 // Write call for longer than hungAfter, far beyond any sink's own
 // timeout. A sink that fails and retries is alive: an outage of InfluxDB
 // is not something a restart of the agent fixes, and restarting would
 // take the healthy sinks down with it. Points wait in the disk buffer
 // either way.
-func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+//
+// Lifecycle: run pings until its ctx ends; the first ping is one
+// interval after it starts (READY=1 came before).
+type watchdog struct {
+	every  time.Duration
+	status func() Status
+	notify func(states ...string)
+	log    *slog.Logger
+}
+
+func (w watchdog) run(ctx context.Context) {
+	t := time.NewTicker(w.every)
 	defer t.Stop()
-	hungAfter := hungWriteAfter(every)
+	hungAfter := hungWriteAfter(w.every)
 	var wasStalled []string
 	lastLine := ""
 	for {
@@ -32,24 +43,24 @@ func (a *Agent) watchdog(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		}
-		st := a.Status()
+		st := w.status()
 		stalled := hungSinks(st.Sinks, time.Now(), hungAfter)
 		var states []string
 		switch {
 		case len(stalled) == 0:
 			states = append(states, sdnotify.Watchdog)
 			if wasStalled != nil {
-				a.log.Info("sinks writing again; watchdog pings resume", "sinks", wasStalled)
+				w.log.Info("sinks writing again; watchdog pings resume", "sinks", wasStalled)
 			}
 		case wasStalled == nil:
-			a.log.Error("a sink write has not returned; not pinging the watchdog, so systemd restarts the agent", "sinks", stalled, "after", hungAfter)
+			w.log.Error("a sink write has not returned; not pinging the watchdog, so systemd restarts the agent", "sinks", stalled, "after", hungAfter)
 		}
 		wasStalled = stalled
 		if line := serviceStatus(st); line != lastLine {
 			states = append(states, line)
 			lastLine = line
 		}
-		a.notify(states...)
+		w.notify(states...)
 	}
 }
 
