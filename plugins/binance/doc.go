@@ -5,9 +5,10 @@
 // order book per `depth` symbol and checkpoints a Position to resume from
 // (README.md).
 //
-// The pure parts live in packages of their own, which the simulated
-// exchange and the benchmarks import without the source: market (venues,
-// the normalized schema, book levels), wire (frame and REST-body parsing),
-// book (the local order book) and rest (the REST client and its weight
-// limit). binancesim is the simulated exchange the tests run against.
+// The parts that need nothing of the source live in packages of their
+// own, which the simulated exchange and the benchmarks import without it:
+// market (venues, the normalized schema, book levels), wire (frame and
+// REST-body parsing), book (the local order book) and rest (the REST
+// client and its weight limit). binancesim is the simulated exchange the
+// tests run against.
 package binance

@@ -95,26 +95,25 @@ func (p *Parser) kline(o *fastjson.Object, received time.Time, dst []sluice.Poin
 	sym := p.symbol(&f, "s")
 	ev.Symbol = sym
 	ev.Time = f.optTime("E")
-	f.o = k
+	f.o, f.in = k, "k."
 	iv := f.str("i")
 	if f.err == nil && len(iv) == 0 {
-		f.fail(errors.New("k.i: empty interval"))
+		f.fail(errors.New("i: empty interval"))
 	}
 	t := f.time("t")
-	f.in = "k."
-	fields := f.decimalFields(klineKeys[:], 8)
+	fs := f.decimalFields(klineKeys[:], 8)
 	n := f.int("n")
 	closed := f.bool("x")
 	if f.err != nil {
 		return dst, f.err
 	}
-	fields = append(fields,
+	fs = append(fs,
 		sluice.Field{Key: "trades", Value: sluice.Int(n)},
 		sluice.Field{Key: "closed", Value: sluice.Bool(closed)})
 	return append(dst, sluice.Point{
 		Measurement: market.MeasCandles,
 		Tags:        tagsInterval(p.market, sym, p.intern(iv)),
-		Fields:      fields,
+		Fields:      fs,
 		Time:        t,
 		Received:    received,
 	}), nil
@@ -212,11 +211,11 @@ func (p *Parser) appendTicker(o *fastjson.Object, received time.Time, dst []slui
 	if full {
 		size += len(tickerExtra) + 1
 	}
-	fields := f.decimalFields(tickerCore[:], size)
+	fs := f.decimalFields(tickerCore[:], size)
 	if full {
-		fields = f.appendOptDecimals(fields, tickerExtra[:])
+		fs = f.appendOptDecimals(fs, tickerExtra[:])
 		if n, ok := f.optInt("n"); ok {
-			fields = append(fields, sluice.Field{Key: "trades", Value: sluice.Int(n)})
+			fs = append(fs, sluice.Field{Key: "trades", Value: sluice.Int(n)})
 		}
 	}
 	if f.err != nil {
@@ -225,7 +224,7 @@ func (p *Parser) appendTicker(o *fastjson.Object, received time.Time, dst []slui
 	return append(dst, sluice.Point{
 		Measurement: market.MeasTicker,
 		Tags:        tags3(p.market, sym),
-		Fields:      fields,
+		Fields:      fs,
 		Time:        ev.Time,
 		Received:    received,
 	}), nil
@@ -317,10 +316,10 @@ func (p *Parser) markPrice(o *fastjson.Object, received time.Time, dst []sluice.
 	sym := p.symbol(&f, "s")
 	ev.Symbol = sym
 	ev.Time = f.time("E")
-	fields := f.decimalFields(markPriceKeys[:], 1+len(markPriceOptKeys)+1)
-	fields = f.appendOptDecimals(fields, markPriceOptKeys[:])
+	fs := f.decimalFields(markPriceKeys[:], 1+len(markPriceOptKeys)+1)
+	fs = f.appendOptDecimals(fs, markPriceOptKeys[:])
 	if next, ok := f.optInt("T"); ok {
-		fields = append(fields, sluice.Field{Key: "next_funding_time", Value: sluice.Int(next)})
+		fs = append(fs, sluice.Field{Key: "next_funding_time", Value: sluice.Int(next)})
 	}
 	if f.err != nil {
 		return dst, f.err
@@ -328,7 +327,7 @@ func (p *Parser) markPrice(o *fastjson.Object, received time.Time, dst []sluice.
 	return append(dst, sluice.Point{
 		Measurement: market.MeasMarkPrice,
 		Tags:        tags3(p.market, sym),
-		Fields:      fields,
+		Fields:      fs,
 		Time:        ev.Time,
 		Received:    received,
 	}), nil
@@ -340,8 +339,7 @@ func (p *Parser) forceOrder(outer *fastjson.Object, received time.Time, dst []sl
 	ev.Kind = EventForceOrder
 	f := fields{o: outer}
 	ev.Time = f.optTime("E")
-	f.o = f.object("o")
-	f.in = "o."
+	f.o, f.in = f.object("o"), "o."
 	sym := p.symbol(&f, "s")
 	ev.Symbol = sym
 	var side string
@@ -354,10 +352,10 @@ func (p *Parser) forceOrder(outer *fastjson.Object, received time.Time, dst []sl
 		f.fail(fmt.Errorf("S: side %q", s))
 	}
 	t := f.time("T")
-	fields := f.decimalFields(forceOrderKeys[:], 8)
+	fs := f.decimalFields(forceOrderKeys[:], 8)
 	for _, k := range forceOrderStrings {
 		if s := f.str(k.key); f.err == nil {
-			fields = append(fields, sluice.Field{Key: k.name, Value: sluice.String(p.intern(s))})
+			fs = append(fs, sluice.Field{Key: k.name, Value: sluice.String(p.intern(s))})
 		}
 	}
 	if f.err != nil {
@@ -366,7 +364,7 @@ func (p *Parser) forceOrder(outer *fastjson.Object, received time.Time, dst []sl
 	return append(dst, sluice.Point{
 		Measurement: market.MeasLiquidations,
 		Tags:        p.sideTags(sym, side),
-		Fields:      fields,
+		Fields:      fs,
 		Time:        t,
 		Received:    received,
 	}), nil
