@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // symbols streamed by every scenario; the simulator splits the trade rate
@@ -40,8 +40,8 @@ type exchange struct {
 func startExchange(t *testing.T, rate float64, seed uint64) *exchange {
 	t.Helper()
 	sim := binancesim.Start(t, binancesim.Options{
-		Markets:    []binance.Market{binance.Spot},
-		Symbols:    map[binance.Market][]string{binance.Spot: symbols},
+		Markets:    []market.Market{market.Spot},
+		Symbols:    map[market.Market][]string{market.Spot: symbols},
 		Seed:       seed%1_000_000 + 1,
 		TradeRate:  rate,
 		HistoryCap: historyCap,
@@ -58,7 +58,7 @@ func (x *exchange) feedConfig(extra ...string) string {
 	// The highest REST weight budget the plugin allows, so that long
 	// backfills rarely wait for the next minute.
 	cfg := fmt.Sprintf("market: spot, symbols: [%s], streams: [trade, aggTrade], ws_url: %q, rest_url: %q, rest_weight_limit: 6000",
-		strings.Join(symbols, ", "), x.WSURL(binance.Spot), x.RESTURL(binance.Spot))
+		strings.Join(symbols, ", "), x.WSURL(market.Spot), x.RESTURL(market.Spot))
 	for _, e := range extra {
 		cfg += ", " + e
 	}
@@ -138,8 +138,8 @@ func (x *exchange) generated() map[string]map[string]truth {
 	x.t.Helper()
 	out := map[string]map[string]truth{streamTrade: {}, streamAgg: {}}
 	for _, sym := range symbols {
-		trades := x.Trades(binance.Spot, sym)
-		if n := x.TradeCount(binance.Spot, sym); int64(len(trades)) != n {
+		trades := x.Trades(market.Spot, sym)
+		if n := x.TradeCount(market.Spot, sym); int64(len(trades)) != n {
 			x.t.Fatalf("%s: the simulator holds %d of %d trades; raise historyCap", sym, len(trades), n)
 		}
 		if len(trades) > 0 {
@@ -148,7 +148,7 @@ func (x *exchange) generated() map[string]map[string]truth {
 				x.t.Fatalf("%s: trade ids are not contiguous (%d ids over %d trades)", sym, got, len(trades))
 			}
 		}
-		aggs := x.AggTrades(binance.Spot, sym)
+		aggs := x.AggTrades(market.Spot, sym)
 		if len(aggs) > 0 {
 			out[streamAgg][sym] = truth{aggs[0].ID, aggs[len(aggs)-1].ID}
 			if got := out[streamAgg][sym].count(); got != int64(len(aggs)) {

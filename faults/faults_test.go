@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // 1. kill -9 of the agent at random moments, restarted each time on the
@@ -312,5 +312,5 @@ func TestWebSocketFaults(t *testing.T) {
 // stall silences one stream of a random symbol for 0.5-2.5s.
 func (r *rig) stall(kind string) {
 	sym := symbols[r.rng.IntN(len(symbols))]
-	r.x.Stall(binance.Spot, strings.ToLower(sym)+"@"+kind, r.between(500*time.Millisecond, 2500*time.Millisecond))
+	r.x.Stall(market.Spot, strings.ToLower(sym)+"@"+kind, r.between(500*time.Millisecond, 2500*time.Millisecond))
 }

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // The outage run measures what a sink that is down costs the agent in
@@ -49,7 +49,7 @@ type outageResult struct {
 
 func runOutage(ctx context.Context, o options) (*outageResult, error) {
 	res := &outageResult{Rate: o.outageRate}
-	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
+	syms := binancesim.SyntheticSymbols(market.Spot, o.symbols)
 	// Only the newest trades are kept for REST: the run is long.
 	sim, ws, rest, closeSim := startSim(syms, o.outageRate, 100_000)
 	defer closeSim()
@@ -167,7 +167,7 @@ feeds:
 	}
 	res.Seconds = time.Since(began).Seconds()
 	for _, s := range syms {
-		res.Generated += sim.TradeCount(binance.Spot, s)
+		res.Generated += sim.TradeCount(market.Spot, s)
 	}
 	stop(cmd, done)
 

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/profile"
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // pollEvery is how often the harness asks the store for the newest trade
@@ -89,7 +89,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		res.Target = "burst-sqlite"
 		res.Rate = o.burstBase
 	}
-	syms := binancesim.SyntheticSymbols(binance.Spot, o.symbols)
+	syms := binancesim.SyntheticSymbols(market.Spot, o.symbols)
 	sim, ws, rest, closeSim := startSim(syms, spec.rate, max(100_000, int(float64(spec.rate)*(o.duration.Seconds()+5))))
 	defer closeSim()
 
@@ -184,7 +184,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		count := func() int64 {
 			var n int64
 			for _, s := range syms {
-				n += sim.TradeCount(binance.Spot, s)
+				n += sim.TradeCount(market.Spot, s)
 			}
 			return n
 		}
@@ -227,10 +227,10 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	// What was generated: every trade of every symbol, ids contiguous.
 	want := map[string][]binancesim.Trade{}
 	for _, s := range syms {
-		tr := sim.Trades(binance.Spot, s)
-		if int64(len(tr)) != sim.TradeCount(binance.Spot, s) {
+		tr := sim.Trades(market.Spot, s)
+		if int64(len(tr)) != sim.TradeCount(market.Spot, s) {
 			stopPoll()
-			return res, fmt.Errorf("simulator history of %s holds %d of %d trades", s, len(tr), sim.TradeCount(binance.Spot, s))
+			return res, fmt.Errorf("simulator history of %s holds %d of %d trades", s, len(tr), sim.TradeCount(market.Spot, s))
 		}
 		want[s] = tr
 		res.Generated += int64(len(tr))
@@ -352,8 +352,8 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 // history trades of each symbol for REST.
 func startSim(syms []string, rate, history int) (sim *binancesim.Sim, ws, rest string, closeFn func()) {
 	opts := binancesim.Options{
-		Markets:    []binance.Market{binance.Spot},
-		Symbols:    map[binance.Market][]string{binance.Spot: syms},
+		Markets:    []market.Market{market.Spot},
+		Symbols:    map[market.Market][]string{market.Spot: syms},
 		TradeRate:  float64(rate),
 		HistoryCap: history,
 		Manual:     true,
@@ -366,7 +366,7 @@ func startSim(syms []string, rate, history int) (sim *binancesim.Sim, ws, rest s
 	opts.TradeRate = calibrate(opts)
 	sim = binancesim.New(opts)
 	srv := httptest.NewServer(sim)
-	ws, rest = binancesim.URLs(srv.URL, binance.Spot)
+	ws, rest = binancesim.URLs(srv.URL, market.Spot)
 	return sim, ws, rest, func() { srv.Close(); sim.Close() }
 }
 
@@ -377,8 +377,8 @@ func calibrate(o binancesim.Options) float64 {
 	defer sim.Close()
 	sim.Advance(span)
 	var n int64
-	for _, s := range o.Symbols[binance.Spot] {
-		n += sim.TradeCount(binance.Spot, s)
+	for _, s := range o.Symbols[market.Spot] {
+		n += sim.TradeCount(market.Spot, s)
 	}
 	if n == 0 {
 		return o.TradeRate

@@ -29,7 +29,8 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/bench/internal/profile"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 const schema = `
@@ -135,7 +136,7 @@ func run(ctx context.Context, ws, dbPath string, symbols []string, batch int, fl
 		errc <- nil
 	}()
 
-	p := binance.NewParser(binance.Spot)
+	p := wire.NewParser(market.Spot)
 	cur := <-free
 	started := time.Now()
 	frames := make(chan []byte, 1024)

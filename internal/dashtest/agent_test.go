@@ -25,6 +25,7 @@ import (
 	"github.com/sluicehq/sluice/internal/testinflux"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	_ "modernc.org/sqlite" // the driver behind testbin.SQLiteDriver
 )
 
@@ -49,7 +50,7 @@ const stallFor = 1500 * time.Millisecond
 // feedSpec is one Binance feed of the agent: a market and the stream kinds
 // it subscribes for every symbol.
 type feedSpec struct {
-	market  binance.Market
+	market  market.Market
 	streams []string
 }
 
@@ -57,8 +58,8 @@ type feedSpec struct {
 // the simulator serves and the source writes, with the kline intervals
 // the candle_interval variable then offers.
 var simFeeds = []feedSpec{
-	{binance.Spot, []string{"trade", "aggTrade", "kline_1s", "kline_1m", "bookTicker", "depth@100ms", "ticker"}},
-	{binance.USDM, []string{"trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms", "ticker", "markPrice@1s", "forceOrder"}},
+	{market.Spot, []string{"trade", "aggTrade", "kline_1s", "kline_1m", "bookTicker", "depth@100ms", "ticker"}},
+	{market.USDM, []string{"trade", "aggTrade", "kline_1m", "bookTicker", "depth@100ms", "ticker", "markPrice@1s", "forceOrder"}},
 }
 
 func (f feedSpec) name() string { return "binance-" + f.market.String() }
@@ -80,15 +81,15 @@ func (f feedSpec) intervals() []string {
 // simulator makes them rarely, and no dashboard reads them.
 func (f feedSpec) wantData() []string {
 	measurement := map[string]string{
-		"trade": binance.MeasTrades, "aggTrade": binance.MeasAggTrades, "bookTicker": binance.MeasBookTicker,
-		"depth": binance.MeasBook, "ticker": binance.MeasTicker, "markPrice": binance.MeasMarkPrice,
+		"trade": market.MeasTrades, "aggTrade": market.MeasAggTrades, "bookTicker": market.MeasBookTicker,
+		"depth": market.MeasBook, "ticker": market.MeasTicker, "markPrice": market.MeasMarkPrice,
 	}
 	var out []string
 	for _, sym := range simSymbols {
 		for _, s := range f.streams {
 			kind, _, _ := strings.Cut(s, "@")
 			if iv, ok := strings.CutPrefix(kind, "kline_"); ok {
-				out = append(out, fmt.Sprintf("%s %s %s %s", binance.MeasCandles, f.market, sym, iv))
+				out = append(out, fmt.Sprintf("%s %s %s %s", market.MeasCandles, f.market, sym, iv))
 			} else if m := measurement[kind]; m != "" {
 				out = append(out, fmt.Sprintf("%s %s %s", m, f.market, sym))
 			}
@@ -137,8 +138,8 @@ func fillStores(t *testing.T) *stores {
 		st.influx = testinflux.Start(t)
 	}
 	st.from = time.Now()
-	var markets []binance.Market
-	symbols := map[binance.Market][]string{}
+	var markets []market.Market
+	symbols := map[market.Market][]string{}
 	for _, f := range st.feeds {
 		markets = append(markets, f.market)
 		symbols[f.market] = simSymbols
@@ -334,11 +335,11 @@ func landed(path string) (map[string]bool, []error) {
 	}
 	defer db.Close()
 	queries := map[string]string{
-		binance.MeasCandles:    `SELECT DISTINCT market || ' ' || symbol || ' ' || "interval" FROM candles`,
+		market.MeasCandles:     `SELECT DISTINCT market || ' ' || symbol || ' ' || "interval" FROM candles`,
 		binance.MeasFeedEvents: `SELECT DISTINCT feed || ' ' || kind || ' ' || coalesce(symbol, '') FROM feed_events`,
 	}
-	for _, m := range []string{binance.MeasTrades, binance.MeasAggTrades, binance.MeasBookTicker,
-		binance.MeasBook, binance.MeasTicker, binance.MeasMarkPrice} {
+	for _, m := range []string{market.MeasTrades, market.MeasAggTrades, market.MeasBookTicker,
+		market.MeasBook, market.MeasTicker, market.MeasMarkPrice} {
 		queries[m] = `SELECT DISTINCT market || ' ' || symbol FROM "` + m + `"`
 	}
 	got := map[string]bool{}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/internal/testinflux"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Every query of every dashboard (panels, annotations, query variables)
@@ -36,7 +36,7 @@ func scenarios(st *stores) []scenario {
 	for _, f := range st.feeds {
 		ivs := f.intervals()
 		for i, sym := range simSymbols {
-			for j, trades := range []string{binance.MeasTrades, binance.MeasAggTrades} {
+			for j, trades := range []string{market.MeasTrades, market.MeasAggTrades} {
 				iv := ivs[(i+j)%len(ivs)]
 				out = append(out, scenario{
 					name: fmt.Sprintf("the run, %s %s, %s, %s candles", f.market, sym, trades, iv),
@@ -50,7 +50,7 @@ func scenarios(st *stores) []scenario {
 	return append(out, scenario{
 		name: fmt.Sprintf("last 6h, %s %s, trades", f.market, simSymbols[0]),
 		from: st.to.Add(-6 * time.Hour), to: st.to,
-		vars: map[string]string{"trades": binance.MeasTrades, "market": f.market.String(), "symbol": simSymbols[0], "candle_interval": f.intervals()[0]},
+		vars: map[string]string{"trades": market.MeasTrades, "market": f.market.String(), "symbol": simSymbols[0], "candle_interval": f.intervals()[0]},
 	})
 }
 

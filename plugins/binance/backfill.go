@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/rest"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -28,7 +29,7 @@ type restJob struct {
 // restResult is a job's answer.
 type restResult struct {
 	job    restJob
-	snap   DepthSnapshot
+	snap   market.DepthSnapshot
 	points []sluice.Point
 	ids    []int64
 	// lostTo, when > 0, gives up ids up to it: they are older than the
@@ -40,7 +41,7 @@ type restResult struct {
 // restWorker runs the REST jobs one at a time, so that the weight gate
 // sees them in order, until ctx ends.
 func (r *runner) restWorker(ctx context.Context) {
-	p := NewParser(r.base.market)
+	p := wire.NewParser(r.base.market)
 	for {
 		var j restJob
 		select {
@@ -48,9 +49,9 @@ func (r *runner) restWorker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		var res restResult
+		res := restResult{job: j}
 		if j.snapshot {
-			res = r.fetchSnapshot(ctx, j)
+			res.snap, res.err = r.rest.Snapshot(ctx, j.symbol, j.limit)
 		} else {
 			res = r.fetchPage(ctx, p, j)
 		}
@@ -62,34 +63,20 @@ func (r *runner) restWorker(ctx context.Context) {
 	}
 }
 
-func (r *runner) fetchSnapshot(ctx context.Context, j restJob) restResult {
-	res := restResult{job: j}
-	body, err := r.rest.get(ctx, "depth", url.Values{"symbol": {j.symbol}, "limit": {strconv.Itoa(j.limit)}})
-	if err != nil {
-		res.err = err
-		return res
-	}
-	res.snap, res.err = ParseDepthSnapshot(body)
-	return res
-}
-
 // fetchPage gets one page of the hole from j.from. When the page starts
 // before the age cutoff, it looks up the first id at the cutoff and gives
 // up what lies before it.
-func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult {
+func (r *runner) fetchPage(ctx context.Context, p *wire.Parser, j restJob) restResult {
 	res := restResult{job: j}
-	res.points, res.ids, res.err = r.getTrades(ctx, p, j.class, url.Values{
-		"symbol": {j.symbol}, "fromId": {strconv.FormatInt(j.from, 10)}, "limit": {strconv.Itoa(pageLimit(r.base.market, endpointOf(j.class)))}})
+	res.points, res.ids, res.err = r.rest.TradesFrom(ctx, p, endpointOf(j.class), j.symbol, j.from)
 	if res.err != nil || j.cutoff.IsZero() || len(res.points) == 0 || !res.points[0].Time.Before(j.cutoff) {
 		return res
 	}
 	// The hole reaches back past max_backfill.age. aggTrades finds an id
 	// by time (trades cannot): the first aggregate trade of the hour
 	// after the cutoff, whose first trade id serves the trade stream.
-	startMs := j.cutoff.UnixMilli()
-	endMs := min(startMs+time.Hour.Milliseconds()-1, r.now().UnixMilli())
-	aggPts, aggIDs, err := r.getTrades(ctx, p, classAggTrade, url.Values{"symbol": {j.symbol},
-		"startTime": {strconv.FormatInt(startMs, 10)}, "endTime": {strconv.FormatInt(endMs, 10)}, "limit": {"1"}})
+	end := time.UnixMilli(min(j.cutoff.UnixMilli()+time.Hour.Milliseconds()-1, r.now().UnixMilli()))
+	aggPts, aggIDs, err := r.rest.FirstAggTrade(ctx, p, j.symbol, j.cutoff, end)
 	switch {
 	case err != nil:
 		res.err = err
@@ -119,22 +106,12 @@ func (r *runner) fetchPage(ctx context.Context, p *Parser, j restJob) restResult
 	return res
 }
 
+// endpointOf is the REST endpoint that backfills a stream class.
 func endpointOf(class kindClass) string {
 	if class == classAggTrade {
-		return "aggTrades"
+		return rest.AggTrades
 	}
-	return "historicalTrades"
-}
-
-func (r *runner) getTrades(ctx context.Context, p *Parser, class kindClass, q url.Values) ([]sluice.Point, []int64, error) {
-	body, err := r.rest.get(ctx, endpointOf(class), q)
-	if err != nil {
-		return nil, nil, err
-	}
-	if class == classAggTrade {
-		return p.ParseAggTrades(q.Get("symbol"), body, r.now(), nil)
-	}
-	return p.ParseTrades(q.Get("symbol"), body, r.now(), nil)
+	return rest.HistoricalTrades
 }
 
 // scheduleBackfills starts a REST page for every hole that has outlived
@@ -208,7 +185,7 @@ func (r *runner) handleBackfill(ctx context.Context, res restResult) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var re *RESTError
+		var re *rest.Error
 		if errors.As(res.err, &re) && re.Permanent() {
 			r.event(sdk.Event{Kind: sdk.EventServerError, Symbol: s.symbol, Stream: s.kind.Name, Message: "backfill: " + res.err.Error()})
 			return r.giveUp(ctx, s, res.job.to, "REST refused the backfill: "+res.err.Error())

@@ -4,19 +4,22 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sluicehq/sluice/plugins/binance/book"
+	"github.com/sluicehq/sluice/plugins/binance/rest"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // applyDepth feeds a diff-depth event to its symbol's book. A sequence
-// break empties that book alone (Book keeps the breaking event) and a new
+// break empties that book alone (the Book keeps the breaking event) and a new
 // snapshot is fetched for it: the other symbols go on.
-func (r *runner) applyDepth(ev *Event) {
+func (r *runner) applyDepth(ev *wire.Event) {
 	bs := r.books[ev.Symbol]
 	if bs == nil {
 		return
 	}
 	err := bs.book.Apply(&ev.Depth)
-	var ge *GapError
+	var ge *book.GapError
 	switch {
 	case errors.As(err, &ge):
 		bs.loaded = false
@@ -38,7 +41,7 @@ func (r *runner) requestSnapshot(sym string, bs *localBook, now time.Time) {
 		return
 	}
 	select {
-	case r.jobs <- restJob{snapshot: true, symbol: sym, book: bs, limit: snapshotLimit(r.cfg.bookDepth)}:
+	case r.jobs <- restJob{snapshot: true, symbol: sym, book: bs, limit: rest.SnapshotLimit(r.cfg.bookDepth)}:
 		bs.fetching = true
 	default:
 		r.log.Error("REST job queue full; snapshot delayed", "symbol", sym)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -183,11 +184,11 @@ var (
 const kindList = "trade, aggTrade, kline_<interval>, bookTicker, ticker, miniTicker, depth, depth5, depth10, depth20, markPrice, forceOrder"
 
 // parseKind reads one configured stream kind for market m.
-func parseKind(m Market, s string) (streamKind, error) {
+func parseKind(m market.Market, s string) (streamKind, error) {
 	base, speed, hasSpeed := strings.Cut(s, "@")
 	if iv, ok := strings.CutPrefix(base, "kline_"); ok {
 		ivs := spotIntervals
-		if m.futures() {
+		if m.Futures() {
 			ivs = futuresIntervals
 		}
 		if !slices.Contains(ivs, iv) {
@@ -202,7 +203,7 @@ func parseKind(m Market, s string) (streamKind, error) {
 	if !ok {
 		return streamKind{}, fmt.Errorf("unknown stream kind %q (want %s)", s, kindList)
 	}
-	if (class == classMarkPrice || class == classForceOrder) && !m.futures() {
+	if (class == classMarkPrice || class == classForceOrder) && !m.Futures() {
 		return streamKind{}, fmt.Errorf("%q is a futures stream; spot does not have it", s)
 	}
 	if hasSpeed {
@@ -210,7 +211,7 @@ func parseKind(m Market, s string) (streamKind, error) {
 		switch {
 		case class == classDepth || class == classPartial:
 			speeds = []string{"100ms", "1000ms"}
-			if m.futures() {
+			if m.Futures() {
 				speeds = []string{"100ms", "250ms", "500ms"}
 			}
 		case class == classMarkPrice:
@@ -229,12 +230,12 @@ func parseKind(m Market, s string) (streamKind, error) {
 // validSymbol reports whether s is spelled as Binance lists symbols:
 // upper-case letters and digits, and on futures an optional _SUFFIX
 // (BTCUSD_PERP, BTCUSDT_250627).
-func validSymbol(m Market, s string) bool {
+func validSymbol(m market.Market, s string) bool {
 	if len(s) < 2 || len(s) > 32 {
 		return false
 	}
 	head, tail, under := strings.Cut(s, "_")
-	if under && (!m.futures() || tail == "") {
+	if under && (!m.Futures() || tail == "") {
 		return false
 	}
 	for _, part := range []string{head, tail} {
@@ -250,7 +251,7 @@ func validSymbol(m Market, s string) bool {
 // settings is a validated Config with every default filled in.
 type settings struct {
 	feed          string
-	market        Market
+	market        market.Market
 	testnet       bool
 	symbols       []string
 	kinds         []streamKind
@@ -272,25 +273,25 @@ type settings struct {
 // Binance's endpoints, per market and network.
 type endpoints struct{ ws, rest string }
 
-var defaultEndpoints = map[Market][2]endpoints{
+var defaultEndpoints = map[market.Market][2]endpoints{
 	// [mainnet, testnet]
-	Spot: {
+	market.Spot: {
 		{ws: "wss://stream.binance.com:9443", rest: "https://api.binance.com"},
 		{ws: "wss://stream.testnet.binance.vision", rest: "https://testnet.binance.vision"},
 	},
-	USDM: {
+	market.USDM: {
 		{ws: "wss://fstream.binance.com", rest: "https://fapi.binance.com"},
 		{ws: "wss://fstream.binancefuture.com", rest: "https://testnet.binancefuture.com"},
 	},
-	COINM: {
+	market.COINM: {
 		{ws: "wss://dstream.binance.com", rest: "https://dapi.binance.com"},
 		{ws: "wss://dstream.binancefuture.com", rest: "https://testnet.binancefuture.com"},
 	},
 }
 
 // weightLimits are Binance's REST weight limits per minute and IP.
-func exchangeWeightLimit(m Market) int {
-	if m.futures() {
+func exchangeWeightLimit(m market.Market) int {
+	if m.Futures() {
 		return 2400
 	}
 	return 6000
@@ -305,14 +306,14 @@ func (c *Config) resolve(feed string) (*settings, error) {
 	}
 	s := &settings{feed: feed}
 
-	market := c.Market
-	if market == "" {
-		market = Spot.String()
+	name := c.Market
+	if name == "" {
+		name = market.Spot.String()
 	}
-	m, err := ParseMarket(market)
+	m, err := market.ParseMarket(name)
 	if err != nil {
 		bad("market", "must be spot, usdm or coinm, got %q", c.Market)
-		m = Spot // so the rest is still checked
+		m = market.Spot // so the rest is still checked
 	}
 	s.market = m
 	s.testnet = c.Testnet
@@ -326,7 +327,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 		switch up := strings.ToUpper(sym); {
 		case !validSymbol(m, up):
 			hint := "upper-case letters and digits, like BTCUSDT"
-			if m.futures() {
+			if m.Futures() {
 				hint = "upper-case letters and digits with an optional _SUFFIX, like BTCUSDT or BTCUSD_PERP"
 			}
 			bad(key, "%q is not a %v symbol (%s)", sym, m, hint)
@@ -384,7 +385,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 		net = nets[1]
 	}
 	s.wsURL, s.restURL = net.ws, net.rest
-	s.wsRoutes = m == USDM && !c.Testnet && c.WSURL == ""
+	s.wsRoutes = m == market.USDM && !c.Testnet && c.WSURL == ""
 	if c.WSURL != "" {
 		if u, err := url.Parse(c.WSURL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.RawQuery != "" {
 			bad("ws_url", "must be a ws:// or wss:// base URL without a query, got %q", c.WSURL)
@@ -536,25 +537,25 @@ func (s *settings) measurements() []sluice.Measurement {
 	for _, k := range s.kinds {
 		switch k.class {
 		case classTrade:
-			want[MeasTrades] = true
+			want[market.MeasTrades] = true
 		case classAggTrade:
-			want[MeasAggTrades] = true
+			want[market.MeasAggTrades] = true
 		case classKline:
-			want[MeasCandles] = true
+			want[market.MeasCandles] = true
 		case classBookTicker:
-			want[MeasBookTicker] = true
+			want[market.MeasBookTicker] = true
 		case classTicker, classMiniTicker:
-			want[MeasTicker] = true
+			want[market.MeasTicker] = true
 		case classDepth, classPartial:
-			want[MeasBook] = true
+			want[market.MeasBook] = true
 		case classMarkPrice:
-			want[MeasMarkPrice] = true
+			want[market.MeasMarkPrice] = true
 		case classForceOrder:
-			want[MeasLiquidations] = true
+			want[market.MeasLiquidations] = true
 		}
 	}
 	var out []sluice.Measurement
-	for _, m := range Measurements() {
+	for _, m := range market.Measurements() {
 		if want[m.Name] {
 			out = append(out, m)
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/plugins/sdk"
+
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 func configure(t *testing.T, cfg string) (*Source, error) {
@@ -180,7 +182,7 @@ func TestConfigureValidateOnlyKeepsConfig(t *testing.T) {
 		names = append(names, m.Name)
 	}
 	// feed_events is the agent's to declare: it writes the events.
-	if want := []string{MeasCandles, MeasBook}; !slices.Equal(names, want) {
+	if want := []string{market.MeasCandles, market.MeasBook}; !slices.Equal(names, want) {
 		t.Fatalf("measurements %v, want %v", names, want)
 	}
 }

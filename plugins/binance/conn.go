@@ -15,6 +15,9 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/rest"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 // Connection timing. Binance drops a client that sends more than 5
@@ -43,7 +46,7 @@ var (
 // the runner.
 type frame struct {
 	points   []sluice.Point
-	ev       Event // Depth is a copy the frame owns
+	ev       wire.Event // Depth is a copy the frame owns
 	received time.Time
 }
 
@@ -92,7 +95,7 @@ type wsConn struct {
 	out    chan<- frame
 	// onControl receives what the connection cannot handle itself: error
 	// frames without a request id, and serverShutdown notices.
-	onControl  func(c *wsConn, ev Event)
+	onControl  func(c *wsConn, ev wire.Event)
 	onBadFrame func(err error, data []byte)
 
 	writeMu   sync.Mutex
@@ -118,7 +121,7 @@ var connIDs atomic.Uint64
 // rest by SUBSCRIBE, waiting for every ack. Frames go to out until ctx
 // ends or the connection does.
 func dialConn(ctx context.Context, base string, streams []string, out chan<- frame, log *slog.Logger,
-	onControl func(*wsConn, Event), onBadFrame func(error, []byte), m Market) (*wsConn, error) {
+	onControl func(*wsConn, wire.Event), onBadFrame func(error, []byte), m market.Market) (*wsConn, error) {
 	inURL, later := splitForURL(streams)
 	u := base + "/stream"
 	if len(inURL) > 0 {
@@ -134,7 +137,7 @@ func dialConn(ctx context.Context, base string, streams []string, out chan<- fra
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			body := make([]byte, 512)
 			n, _ := resp.Body.Read(body)
-			return nil, &HandshakeError{Status: resp.StatusCode, RetryAfter: retryAfter(resp.Header), Body: string(body[:n])}
+			return nil, &HandshakeError{Status: resp.StatusCode, RetryAfter: rest.RetryAfter(resp.Header), Body: string(body[:n])}
 		}
 		return nil, fmt.Errorf("dial: %w", err)
 	}
@@ -150,13 +153,13 @@ func dialConn(ctx context.Context, base string, streams []string, out chan<- fra
 		done:       make(chan struct{}),
 		stop:       make(chan struct{}),
 	}
-	if m.futures() {
+	if m.Futures() {
 		c.spacing = futuresMsgSpacing
 	}
 	c.log = log.With("conn", c.id)
 	c.pinging.Add(1)
 	go c.pinger()
-	go c.read(ctx, NewParser(m))
+	go c.read(ctx, wire.NewParser(m))
 	for len(later) > 0 {
 		n := min(len(later), maxSubscribeBy)
 		if err := c.request(ctx, "SUBSCRIBE", later[:n]); err != nil {
@@ -199,7 +202,7 @@ func (c *wsConn) write(f func() error) error {
 }
 
 // request sends a SUBSCRIBE or UNSUBSCRIBE and waits for its ack, matched
-// by id. An error frame answering it comes back as a *ServerError.
+// by id. An error frame answering it comes back as a *wire.ServerError.
 func (c *wsConn) request(ctx context.Context, method string, streams []string) error {
 	c.mu.Lock()
 	c.nextID++
@@ -243,7 +246,7 @@ func (c *wsConn) request(ctx context.Context, method string, streams []string) e
 // read is the connection's reader: it parses every frame, answers pings
 // (through write, under the lock), settles acks and hands data frames to
 // the runner. It returns when the connection ends.
-func (c *wsConn) read(ctx context.Context, p *Parser) {
+func (c *wsConn) read(ctx context.Context, p *wire.Parser) {
 	defer func() {
 		c.stopOnce.Do(func() { close(c.stop) })
 		c.ws.Close()
@@ -292,19 +295,19 @@ func (c *wsConn) read(ctx context.Context, p *Parser) {
 			continue
 		}
 		switch ev.Kind {
-		case EventResult, EventError:
+		case wire.EventResult, wire.EventError:
 			if c.settle(ev) {
 				continue
 			}
 			c.onControl(c, ev)
 			continue
-		case EventServerShutdown:
+		case wire.EventServerShutdown:
 			c.onControl(c, ev)
 			continue
-		case EventUnknown:
+		case wire.EventUnknown:
 			continue
-		case EventDepthUpdate:
-			ev.Depth = ev.Depth.clone()
+		case wire.EventDepthUpdate:
+			ev.Depth = ev.Depth.Clone()
 		}
 		c.frames.Add(1)
 		select {
@@ -321,7 +324,7 @@ func (c *wsConn) read(ctx context.Context, p *Parser) {
 
 // settle delivers a request's answer to its waiter, reporting whether
 // there was one.
-func (c *wsConn) settle(ev Event) bool {
+func (c *wsConn) settle(ev wire.Event) bool {
 	c.mu.Lock()
 	ack, ok := c.acks[ev.ID]
 	c.mu.Unlock()
@@ -329,7 +332,7 @@ func (c *wsConn) settle(ev Event) bool {
 		return false
 	}
 	var err error
-	if ev.Kind == EventError {
+	if ev.Kind == wire.EventError {
 		err = ev.Err
 	}
 	ack <- err

@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/sdk"
+
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // pointSink is an Emitter that keeps what it is given.
@@ -96,9 +98,9 @@ func TestBadAndErrorFramesAreNotFatal(t *testing.T) {
 	go func() { done <- r.run(ctx, nil) }()
 	got.Wait()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(out.find(MeasTrades, "")) < 2 || len(out.find(MeasFeedEvents, FeedServerError)) < 1 {
+	for len(out.find(market.MeasTrades, "")) < 2 || len(out.find(MeasFeedEvents, FeedServerError)) < 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %d trades, %d server errors", len(out.find(MeasTrades, "")), len(out.find(MeasFeedEvents, FeedServerError)))
+			t.Fatalf("gave up waiting: %d trades, %d server errors", len(out.find(market.MeasTrades, "")), len(out.find(MeasFeedEvents, FeedServerError)))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

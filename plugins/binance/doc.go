@@ -1,7 +1,14 @@
-// Package binance is the Binance market-data source: pure logic that turns
-// Binance spot, USD-M and COIN-M frames into normalized sluice points and
-// keeps per-symbol local order books (Parser, Book, the id checks), and the
-// Source that connects it to Binance (connections, rotation, backfill,
-// positions; README.md). The parsing is free of I/O so that it can be
-// tested on recorded frames and replaced independently.
+// Package binance is the Binance market-data source: the Source the agent
+// runs as the `binance` plugin. It validates a feed's config, connects to
+// Binance (combined-stream connections in shards, rotation, reconnects,
+// staleness), keeps trade ids contiguous with REST backfill, keeps a local
+// order book per `depth` symbol and checkpoints a Position to resume from
+// (README.md).
+//
+// The parts that need nothing of the source live in packages of their
+// own, which the simulated exchange and the benchmarks import without it:
+// market (venues, the normalized schema, book levels), wire (frame and
+// REST-body parsing), book (the local order book) and rest (the REST
+// client and its weight limit). binancesim is the simulated exchange the
+// tests run against.
 package binance

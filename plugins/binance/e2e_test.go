@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Connections dropped at random points, every way Binance ends them, a
@@ -24,11 +25,11 @@ func TestE2EDropsAndRotationLoseNothing(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runPlugin(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade", "aggTrade", "kline_1m"},
 		"rotate_after": "2s", "streams_per_connection": 4,
 	}), nil)
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "") > 20 })
 	faults := []func(){
 		func() { sim.DropRandom(1, binancesim.Abrupt) },
 		func() { sim.DropRandom(1, binancesim.CloseGoingAway) },
@@ -44,18 +45,18 @@ func TestE2EDropsAndRotationLoseNothing(t *testing.T) {
 	waitFor(t, "a rotation", 10*time.Second, func() bool { return len(st.events(binance.FeedRotate)) > 0 })
 	settle(t, sim, 6)
 	d.stop()
-	waitLanded(t, "every generated trade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	waitLanded(t, "every generated trade", 20*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("stream ended with %v, want context.Canceled", err)
 	}
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, syms, nil)
 	for _, kind := range []string{binance.FeedDisconnect, binance.FeedReconnect, binance.FeedServerShutdown} {
 		if len(st.events(kind)) == 0 {
 			t.Errorf("no %s event; events: %q", kind, st.events(""))
 		}
 	}
-	t.Logf("%d trades landed; events: %q", st.count(binance.MeasTrades, ""), st.events(""))
+	t.Logf("%d trades landed; events: %q", st.count(market.MeasTrades, ""), st.events(""))
 }
 
 // A stream that goes silent while its connection stays open is detected,
@@ -66,12 +67,12 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runPlugin(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "500ms"},
 	}), nil)
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > 10 })
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 10 })
 	accepted := sim.Stats().Accepted
-	sim.Stall(binance.Spot, "btcusdt@trade", 2*time.Second)
+	sim.Stall(market.Spot, "btcusdt@trade", 2*time.Second)
 	waitFor(t, "a stale event for BTCUSDT", 10*time.Second, func() bool { return st.eventCount(binance.FeedStale, "BTCUSDT") > 0 })
 	waitFor(t, "the replacement connection", 10*time.Second, func() bool {
 		return sim.Stats().Accepted > accepted && len(st.events(binance.FeedReconnect)) > 0
@@ -80,9 +81,9 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 	// reported live again (the agent then shows it healthy).
 	waitFor(t, "BTCUSDT trade live again", 10*time.Second, func() bool { return st.eventCount(binance.FeedLive, "BTCUSDT") > 0 })
 	d.stop()
-	waitLanded(t, "every generated trade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs)
+	waitLanded(t, "every generated trade", 20*time.Second, sim, st, market.Spot, syms, nil, tradeIDs)
 	stop()
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
 	if len(st.events(binance.FeedBackfill)) == 0 {
 		t.Errorf("the trades lost during the stall were not backfilled; events: %q", st.events(""))
 	}
@@ -95,24 +96,24 @@ func TestE2EDepthGapResyncsOnlyThatSymbol(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runPlugin(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"depth@100ms"}, "book_interval": "100ms", "book_depth": 5,
 	}), nil)
 	waitFor(t, "both books", 10*time.Second, func() bool {
-		return st.count(binance.MeasBook, "BTCUSDT") > 0 && st.count(binance.MeasBook, "ETHUSDT") > 0
+		return st.count(market.MeasBook, "BTCUSDT") > 0 && st.count(market.MeasBook, "ETHUSDT") > 0
 	})
 	before := map[string]int{}
 	for _, sym := range syms {
 		before[sym] = st.eventCount(binance.FeedResync, sym)
 	}
 	accepted := sim.Stats().Accepted
-	if !sim.InjectDepthGap(binance.Spot, "BTCUSDT") {
+	if !sim.InjectDepthGap(market.Spot, "BTCUSDT") {
 		t.Fatal("the simulator has no BTCUSDT")
 	}
 	waitFor(t, "a BTCUSDT resync", 10*time.Second, func() bool { return st.eventCount(binance.FeedResync, "BTCUSDT") > before["BTCUSDT"] })
-	booksAfter := st.count(binance.MeasBook, "BTCUSDT")
+	booksAfter := st.count(market.MeasBook, "BTCUSDT")
 	waitFor(t, "the BTCUSDT book to be emitted again", 10*time.Second, func() bool {
-		return st.count(binance.MeasBook, "BTCUSDT") > booksAfter
+		return st.count(market.MeasBook, "BTCUSDT") > booksAfter
 	})
 	d.stop()
 	stop()
@@ -132,7 +133,7 @@ func TestE2EResumeBackfillsMissedTrades(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	cfg := config(sim, binance.Spot, map[string]any{"symbols": syms, "streams": []string{"trade", "aggTrade"}})
+	cfg := config(sim, market.Spot, map[string]any{"symbols": syms, "streams": []string{"trade", "aggTrade"}})
 	first, stop := runPlugin(t, cfg, nil)
 	waitFor(t, "a checkpoint covering trades of both symbols", 10*time.Second, func() bool {
 		p, err := binance.DecodePosition(first.lastPosition())
@@ -150,13 +151,13 @@ func TestE2EResumeBackfillsMissedTrades(t *testing.T) {
 		fromTrade[sym], fromAgg[sym] = p.Trade[sym]+1, p.AggTrade[sym]+1
 	}
 	waitFor(t, "every trade since the position", 20*time.Second, func() bool {
-		return landedAll(sim, second, binance.Spot, syms, fromTrade, tradeIDs) && landedAll(sim, second, binance.Spot, syms, fromAgg, aggIDs)
+		return landedAll(sim, second, market.Spot, syms, fromTrade, tradeIDs) && landedAll(sim, second, market.Spot, syms, fromAgg, aggIDs)
 	})
 	stop2()
 	// Exactly the ids after the position: none missing, none twice, and
 	// none the first run had already covered.
-	checkIDs(t, sim, second, binance.Spot, tradeIDs, syms, fromTrade)
-	checkIDs(t, sim, second, binance.Spot, aggIDs, syms, fromAgg)
+	checkIDs(t, sim, second, market.Spot, tradeIDs, syms, fromTrade)
+	checkIDs(t, sim, second, market.Spot, aggIDs, syms, fromAgg)
 	for _, sym := range syms {
 		if second.eventCount(binance.FeedBackfill, sym) == 0 {
 			t.Errorf("%s: no backfill reported; events: %q", sym, second.events(""))
@@ -179,7 +180,7 @@ func checkBookShape(t *testing.T, st *store, symbol string, n int) {
 	books := map[time.Time]*book{}
 	for i := range st.points {
 		p := &st.points[i]
-		if sym, _ := p.Tag(binance.TagSymbol); p.Measurement != binance.MeasBook || sym != symbol {
+		if sym, _ := p.Tag(market.TagSymbol); p.Measurement != market.MeasBook || sym != symbol {
 			continue
 		}
 		b := books[p.Time]
@@ -187,13 +188,13 @@ func checkBookShape(t *testing.T, st *store, symbol string, n int) {
 			b = &book{hasLevels: map[string]bool{}}
 			books[p.Time] = b
 		}
-		side, _ := p.Tag(binance.TagSide)
-		lv, _ := p.Tag(binance.TagLevel)
+		side, _ := p.Tag(market.TagSide)
+		lv, _ := p.Tag(market.TagLevel)
 		b.levels++
 		b.hasLevels[side+lv] = true
 		if lv == "0" {
 			price, _ := p.Field("price")
-			if side == binance.SideBid {
+			if side == market.SideBid {
 				b.bid = price.Float()
 			} else {
 				b.ask = price.Float()
@@ -222,15 +223,15 @@ func checkBookShape(t *testing.T, st *store, symbol string, n int) {
 // streams (markPrice, forceOrder), through a dropped connection.
 func TestE2EFutures(t *testing.T) {
 	for _, tc := range []struct {
-		m    binance.Market
+		m    market.Market
 		syms []string
 	}{
-		{binance.USDM, []string{"BTCUSDT", "ETHUSDT"}},
-		{binance.COINM, []string{"BTCUSD_PERP", "ETHUSD_PERP"}},
+		{market.USDM, []string{"BTCUSDT", "ETHUSDT"}},
+		{market.COINM, []string{"BTCUSD_PERP", "ETHUSD_PERP"}},
 	} {
 		t.Run(tc.m.String(), func(t *testing.T) {
-			sim := startSim(t, binancesim.Options{Markets: []binance.Market{tc.m},
-				Symbols: map[binance.Market][]string{tc.m: tc.syms}})
+			sim := startSim(t, binancesim.Options{Markets: []market.Market{tc.m},
+				Symbols: map[market.Market][]string{tc.m: tc.syms}})
 			d := drive(sim)
 			defer d.stop()
 			st, stop := runPlugin(t, config(sim, tc.m, map[string]any{
@@ -241,7 +242,7 @@ func TestE2EFutures(t *testing.T) {
 			}), nil)
 			waitFor(t, "trades, books and mark prices of both symbols", 10*time.Second, func() bool {
 				for _, sym := range tc.syms {
-					for _, meas := range []string{binance.MeasTrades, binance.MeasBook, binance.MeasMarkPrice, binance.MeasBookTicker} {
+					for _, meas := range []string{market.MeasTrades, market.MeasBook, market.MeasMarkPrice, market.MeasBookTicker} {
 						if st.count(meas, sym) == 0 {
 							return false
 						}
@@ -260,7 +261,7 @@ func TestE2EFutures(t *testing.T) {
 			for _, sym := range tc.syms {
 				checkBookShape(t, st, sym, 5)
 			}
-			t.Logf("%d liquidations; events %q", st.count(binance.MeasLiquidations, ""), st.events(""))
+			t.Logf("%d liquidations; events %q", st.count(market.MeasLiquidations, ""), st.events(""))
 		})
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -122,7 +123,7 @@ func (s *store) ids(meas, field, symbol string) map[int64]int {
 		if p.Measurement != meas {
 			continue
 		}
-		if sym, _ := p.Tag(binance.TagSymbol); sym != symbol {
+		if sym, _ := p.Tag(market.TagSymbol); sym != symbol {
 			continue
 		}
 		v, ok := p.Field(field)
@@ -141,7 +142,7 @@ func (s *store) eventCount(kind, symbol string) int {
 	for i := range s.points {
 		p := &s.points[i]
 		k, _ := p.Tag(binance.TagKind)
-		sym, _ := p.Tag(binance.TagSymbol)
+		sym, _ := p.Tag(market.TagSymbol)
 		if p.Measurement == binance.MeasFeedEvents && k == kind && sym == symbol {
 			n++
 		}
@@ -164,7 +165,7 @@ func (s *store) events(kind string) []string {
 		if kind != "" && k != kind {
 			continue
 		}
-		sym, _ := p.Tag(binance.TagSymbol)
+		sym, _ := p.Tag(market.TagSymbol)
 		msg, _ := p.Field("message")
 		out = append(out, fmt.Sprintf("%s %s: %s", k, sym, msg.Str()))
 	}
@@ -177,7 +178,7 @@ func (s *store) count(meas, symbol string) int {
 	n := 0
 	for i := range s.points {
 		if s.points[i].Measurement == meas {
-			if sym, _ := s.points[i].Tag(binance.TagSymbol); symbol == "" || sym == symbol {
+			if sym, _ := s.points[i].Tag(market.TagSymbol); symbol == "" || sym == symbol {
 				n++
 			}
 		}
@@ -210,10 +211,10 @@ func startSim(t *testing.T, opts binancesim.Options) *binancesim.Server {
 	t.Helper()
 	opts.Manual = true
 	if opts.Markets == nil {
-		opts.Markets = []binance.Market{binance.Spot}
+		opts.Markets = []market.Market{market.Spot}
 	}
 	if opts.Symbols == nil {
-		opts.Symbols = map[binance.Market][]string{binance.Spot: {"BTCUSDT", "ETHUSDT"}}
+		opts.Symbols = map[market.Market][]string{market.Spot: {"BTCUSDT", "ETHUSDT"}}
 	}
 	if opts.TradeRate == 0 {
 		opts.TradeRate = 200
@@ -252,7 +253,7 @@ func (d *driver) stop() {
 }
 
 // config returns a feed config for the simulated market m.
-func config(sim *binancesim.Server, m binance.Market, extra map[string]any) json.RawMessage {
+func config(sim *binancesim.Server, m market.Market, extra map[string]any) json.RawMessage {
 	c := map[string]any{
 		"market":   m.String(),
 		"ws_url":   sim.WSURL(m),
@@ -284,18 +285,18 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // the simulator's ground truth for it is.
 type idKind struct {
 	meas, field string
-	truth       func(sim *binancesim.Server, m binance.Market, symbol string) []int64
+	truth       func(sim *binancesim.Server, m market.Market, symbol string) []int64
 }
 
 var (
-	tradeIDs = idKind{binance.MeasTrades, "trade_id", func(sim *binancesim.Server, m binance.Market, sym string) []int64 {
+	tradeIDs = idKind{market.MeasTrades, "trade_id", func(sim *binancesim.Server, m market.Market, sym string) []int64 {
 		var out []int64
 		for _, tr := range sim.Trades(m, sym) {
 			out = append(out, tr.ID)
 		}
 		return out
 	}}
-	aggIDs = idKind{binance.MeasAggTrades, "agg_id", func(sim *binancesim.Server, m binance.Market, sym string) []int64 {
+	aggIDs = idKind{market.MeasAggTrades, "agg_id", func(sim *binancesim.Server, m market.Market, sym string) []int64 {
 		var out []int64
 		for _, a := range sim.AggTrades(m, sym) {
 			out = append(out, a.ID)
@@ -307,7 +308,7 @@ var (
 // checkIDs compares the ids that landed for each symbol with the ids the
 // exchange generated from from[symbol] on (0: from the first id that
 // landed): every one exactly once, nothing else.
-func checkIDs(t *testing.T, sim *binancesim.Server, st *store, m binance.Market, k idKind, symbols []string, from map[string]int64) {
+func checkIDs(t *testing.T, sim *binancesim.Server, st *store, m market.Market, k idKind, symbols []string, from map[string]int64) {
 	t.Helper()
 	for _, sym := range symbols {
 		got := st.ids(k.meas, k.field, sym)
@@ -378,7 +379,7 @@ func settle(t *testing.T, sim *binancesim.Server, n int) {
 // waitLanded waits until landedAll holds; past limit it reports, per
 // symbol and kind, the ids missing, duplicated or never generated, and the
 // feed events, before failing.
-func waitLanded(t *testing.T, what string, limit time.Duration, sim *binancesim.Server, st *store, m binance.Market, symbols []string, from map[string]int64, kinds ...idKind) {
+func waitLanded(t *testing.T, what string, limit time.Duration, sim *binancesim.Server, st *store, m market.Market, symbols []string, from map[string]int64, kinds ...idKind) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !landedAll(sim, st, m, symbols, from, kinds...) {
@@ -394,7 +395,7 @@ func waitLanded(t *testing.T, what string, limit time.Duration, sim *binancesim.
 
 // landedAll reports whether every id generated from from[symbol] on (0:
 // from the first that landed) has landed, for every symbol and kind.
-func landedAll(sim *binancesim.Server, st *store, m binance.Market, symbols []string, from map[string]int64, kinds ...idKind) bool {
+func landedAll(sim *binancesim.Server, st *store, m market.Market, symbols []string, from map[string]int64, kinds ...idKind) bool {
 	for _, k := range kinds {
 		for _, sym := range symbols {
 			got := st.ids(k.meas, k.field, sym)
@@ -440,7 +441,7 @@ func (s *store) eventPoints(kind, symbol string) []sluice.Point {
 	for i := range s.points {
 		p := s.points[i]
 		k, _ := p.Tag(binance.TagKind)
-		sym, _ := p.Tag(binance.TagSymbol)
+		sym, _ := p.Tag(market.TagSymbol)
 		if p.Measurement == binance.MeasFeedEvents && k == kind && sym == symbol {
 			out = append(out, p)
 		}
@@ -458,7 +459,7 @@ func intField(p sluice.Point, key string) int64 {
 // landed when it was made: from the first id that landed for the symbol
 // up to the position's id, every id the exchange generated must be among
 // the points before it.
-func checkMarks(t *testing.T, sim *binancesim.Server, st *store, m binance.Market, symbols []string) {
+func checkMarks(t *testing.T, sim *binancesim.Server, st *store, m market.Market, symbols []string) {
 	t.Helper()
 	st.mu.Lock()
 	marks := slices.Clone(st.marks)
@@ -473,7 +474,7 @@ func checkMarks(t *testing.T, sim *binancesim.Server, st *store, m binance.Marke
 					t.Fatalf("position %s: %v", mk.pos, err)
 				}
 				claim, ok := p.Trade[sym]
-				if k.meas == binance.MeasAggTrades {
+				if k.meas == market.MeasAggTrades {
 					claim, ok = p.AggTrade[sym]
 				}
 				if !ok {
@@ -507,7 +508,7 @@ func (s *store) idsBefore(meas, field, symbol string, n int) map[int64]bool {
 		if p.Measurement != meas {
 			continue
 		}
-		if sym, _ := p.Tag(binance.TagSymbol); sym != symbol {
+		if sym, _ := p.Tag(market.TagSymbol); sym != symbol {
 			continue
 		}
 		if v, ok := p.Field(field); ok {
@@ -519,7 +520,7 @@ func (s *store) idsBefore(meas, field, symbol string, n int) map[int64]bool {
 
 // covers reports whether the last position landed covers every id the
 // exchange generated for each symbol, trades and aggTrades.
-func covers(sim *binancesim.Server, st *store, m binance.Market, symbols []string) bool {
+func covers(sim *binancesim.Server, st *store, m market.Market, symbols []string) bool {
 	p, err := binance.DecodePosition(st.lastPosition())
 	if err != nil {
 		return false
@@ -528,7 +529,7 @@ func covers(sim *binancesim.Server, st *store, m binance.Market, symbols []strin
 		for _, k := range []idKind{tradeIDs, aggIDs} {
 			truth := k.truth(sim, m, sym)
 			pos := p.Trade
-			if k.meas == binance.MeasAggTrades {
+			if k.meas == market.MeasAggTrades {
 				pos = p.AggTrade
 			}
 			if id, ok := pos[sym]; len(truth) > 0 && (!ok || id < truth[len(truth)-1]) {

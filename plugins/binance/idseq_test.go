@@ -5,10 +5,12 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 func idPoint(id int64) sluice.Point {
-	return sluice.Point{Measurement: MeasTrades, Fields: []sluice.Field{{Key: "trade_id", Value: sluice.Int(id)}}}
+	return sluice.Point{Measurement: market.MeasTrades, Fields: []sluice.Field{{Key: "trade_id", Value: sluice.Int(id)}}}
 }
 
 func ids(points []sluice.Point) []int64 {
@@ -144,7 +146,7 @@ func TestIDSeq(t *testing.T) {
 }
 
 func TestPositionRoundTrip(t *testing.T) {
-	p := Position{Market: USDM, Trade: map[string]int64{"BTCUSDT": 123}, AggTrade: map[string]int64{"ETHUSDT": 9}}
+	p := Position{Market: market.USDM, Trade: map[string]int64{"BTCUSDT": 123}, AggTrade: map[string]int64{"ETHUSDT": 9}}
 	b := p.Encode()
 	if want := `{"v":1,"market":"usdm","trade":{"BTCUSDT":123},"aggTrade":{"ETHUSDT":9}}`; string(b) != want {
 		t.Fatalf("encoded %s, want %s", b, want)
@@ -153,7 +155,7 @@ func TestPositionRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Market != USDM || got.Trade["BTCUSDT"] != 123 || got.AggTrade["ETHUSDT"] != 9 {
+	if got.Market != market.USDM || got.Trade["BTCUSDT"] != 123 || got.AggTrade["ETHUSDT"] != 9 {
 		t.Fatalf("decoded %+v", got)
 	}
 	for _, bad := range []string{`{`, `{"v":2,"market":"spot"}`, `{"v":1,"market":"margin"}`, `[]`} {

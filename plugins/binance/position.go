@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Position is how far a feed has got: per symbol, the last trade id and
@@ -16,7 +17,7 @@ import (
 // 123},"aggTrade":{...}}: a few dozen bytes a symbol, readable in a status
 // page, and open to new fields.
 type Position struct {
-	Market   Market
+	Market   market.Market
 	Trade    map[string]int64
 	AggTrade map[string]int64
 }
@@ -52,7 +53,7 @@ func DecodePosition(b sluice.Position) (Position, error) {
 	if pj.V != positionVersion {
 		return Position{}, fmt.Errorf("binance position: version %d, want %d", pj.V, positionVersion)
 	}
-	m, err := ParseMarket(pj.Market)
+	m, err := market.ParseMarket(pj.Market)
 	if err != nil {
 		return Position{}, fmt.Errorf("binance position: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -28,10 +29,10 @@ func TestInProcessQueueDropsAreBackfilled(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"},
 	}), nil)
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "") > 20 })
 	for range 4 {
 		time.Sleep(300 * time.Millisecond)
 		st.refuse(true)
@@ -40,13 +41,13 @@ func TestInProcessQueueDropsAreBackfilled(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	d.stop()
-	waitLanded(t, "every generated trade and aggTrade", 20*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	waitLanded(t, "every generated trade and aggTrade", 20*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, market.Spot, syms) })
 	stop()
 
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
-	checkMarks(t, sim, st, binance.Spot, syms)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, syms, nil)
+	checkMarks(t, sim, st, market.Spot, syms)
 	st.mu.Lock()
 	refused, recovered, frozen := st.refused, st.recovered, st.frozen
 	st.mu.Unlock()
@@ -82,7 +83,7 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 	defer d.stop()
 	h := runStalling(t, sim, syms, map[string]any{"queue_wait": "0s"}) // drop as soon as the queue is full
 	st, stalls, dropped := h.st, h.stalls, &h.dropped
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "") > 20 })
 	// A few stalls; more (within a bound) if the queue has not
 	// overflowed yet, which depends on how fast this machine drains it.
 	n := 0
@@ -94,11 +95,11 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 		t.Fatalf("%d stalls of 400ms and the queue of 20 never overflowed: the test did not test", n)
 	}
 	d.stop()
-	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, market.Spot, syms) })
 	h.stop()
 
-	checkMarks(t, sim, st, binance.Spot, syms)
+	checkMarks(t, sim, st, market.Spot, syms)
 	for _, k := range []idKind{tradeIDs, aggIDs} {
 		ids, copies := duplicates(st, k, syms)
 		t.Logf("%s: %d ids landed more than once (%d extra copies)", k.meas, ids, copies)
@@ -113,7 +114,7 @@ func TestE2EQueueDropsAreBackfilled(t *testing.T) {
 		t.Errorf("queue_drop events report %d ids; the host counted %d drops", reported, dropped.Load())
 	}
 	t.Logf("%d stalls; the host counted %d drops, queue_drop events %d trade ids; %d trades, %d aggTrades landed; backfills: %d",
-		n, dropped.Load(), reported, st.count(binance.MeasTrades, ""), st.count(binance.MeasAggTrades, ""), len(st.events(binance.FeedBackfill)))
+		n, dropped.Load(), reported, st.count(market.MeasTrades, ""), st.count(market.MeasAggTrades, ""), len(st.events(binance.FeedBackfill)))
 }
 
 // The same tiny queue and stalling host with the default queue_wait (1s):
@@ -127,15 +128,15 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 	defer d.stop()
 	h := runStalling(t, sim, syms, nil)
 	st := h.st
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "") > 20 })
 	restBefore := sim.Stats().REST
 	for range 4 {
 		h.stalls <- 400 * time.Millisecond
 		time.Sleep(700 * time.Millisecond)
 	}
 	d.stop()
-	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
-	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, binance.Spot, syms) })
+	waitLanded(t, "every generated trade and aggTrade", 30*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
+	waitFor(t, "a position covering the last ids", 10*time.Second, func() bool { return covers(sim, st, market.Spot, syms) })
 	h.stop()
 
 	if n := h.stalled.Load(); n != 4 {
@@ -147,9 +148,9 @@ func TestE2EQueueWaitRidesOutShortStalls(t *testing.T) {
 	if n := sim.Stats().REST - restBefore; n != 0 {
 		t.Errorf("%d REST requests during the stalls; nothing should have needed a backfill", n)
 	}
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
-	checkMarks(t, sim, st, binance.Spot, syms)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, syms, nil)
+	checkMarks(t, sim, st, market.Spot, syms)
 	if evs := st.events(binance.FeedQueueDrop); len(evs) != 0 {
 		t.Errorf("%d queue_drop events, want none: %q", len(evs), evs[0])
 	}
@@ -170,7 +171,7 @@ func runStalling(t *testing.T, sim *binancesim.Server, syms []string, extra map[
 	cfg := map[string]any{"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"}}
 	maps.Copy(cfg, extra)
 	h := &stallingHost{stalls: make(chan time.Duration, 1)}
-	h.st, _, h.stop = runPluginWith(t, config(sim, binance.Spot, cfg),
+	h.st, _, h.stop = runPluginWith(t, config(sim, market.Spot, cfg),
 		sdk.StreamOptions{QueueSize: 20, BatchSize: 5, FlushInterval: 10 * time.Millisecond}, func(b *sluice.Batch) {
 			h.dropped.Add(b.Dropped)
 			select {

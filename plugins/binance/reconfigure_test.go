@@ -16,6 +16,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -71,65 +72,65 @@ func checkContiguous(t *testing.T, st *store, k idKind, symbol string) {
 // needs a restart and leaves the stream as it was.
 func TestE2EReconfigureLive(t *testing.T) {
 	sim := startSim(t, binancesim.Options{Seed: 13,
-		Symbols: map[binance.Market][]string{binance.Spot: {"BTCUSDT", "ETHUSDT", "BNBUSDT"}}})
+		Symbols: map[market.Market][]string{market.Spot: {"BTCUSDT", "ETHUSDT", "BNBUSDT"}}})
 	d := drive(sim)
 	defer d.stop()
-	st, client, stop := runPluginClient(t, config(sim, binance.Spot, map[string]any{
+	st, client, stop := runPluginClient(t, config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT", "ETHUSDT"}, "streams": []string{"trade"},
 	}), nil)
 	waitFor(t, "trades of both symbols", 10*time.Second, func() bool {
-		return st.count(binance.MeasTrades, "BTCUSDT") > 10 && st.count(binance.MeasTrades, "ETHUSDT") > 10
+		return st.count(market.MeasTrades, "BTCUSDT") > 10 && st.count(market.MeasTrades, "ETHUSDT") > 10
 	})
 	waitStreams(t, sim, "btcusdt@trade", "ethusdt@trade")
 	_, connsBefore := simStreams(sim)
 	before := sim.Stats()
 
 	ctx := context.Background()
-	ms, err := client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, binance.Spot, map[string]any{
+	ms, err := client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT", "BNBUSDT"}, "streams": []string{"trade", "aggTrade"},
 	})})
 	if err != nil {
 		t.Fatalf("reconfigure: %v", err)
 	}
-	if !slices.ContainsFunc(ms, func(m sluice.Measurement) bool { return m.Name == binance.MeasAggTrades }) {
-		t.Errorf("measurements after the reconfiguration %+v lack %s", ms, binance.MeasAggTrades)
+	if !slices.ContainsFunc(ms, func(m sluice.Measurement) bool { return m.Name == market.MeasAggTrades }) {
+		t.Errorf("measurements after the reconfiguration %+v lack %s", ms, market.MeasAggTrades)
 	}
 	waitStreams(t, sim, "btcusdt@trade", "btcusdt@aggTrade", "bnbusdt@trade", "bnbusdt@aggTrade")
 	waitFor(t, "trades and aggregate trades of the new symbol", 10*time.Second, func() bool {
-		return st.count(binance.MeasTrades, "BNBUSDT") > 10 && st.count(binance.MeasAggTrades, "BNBUSDT") > 10 &&
-			st.count(binance.MeasAggTrades, "BTCUSDT") > 10
+		return st.count(market.MeasTrades, "BNBUSDT") > 10 && st.count(market.MeasAggTrades, "BNBUSDT") > 10 &&
+			st.count(market.MeasAggTrades, "BTCUSDT") > 10
 	})
 	// Batches land in order: BTCUSDT trades emitted after the change
 	// landing means every ETHUSDT trade emitted before it has too.
-	btc := st.count(binance.MeasTrades, "BTCUSDT")
-	waitFor(t, "more BTCUSDT trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > btc+20 })
-	eth := st.count(binance.MeasTrades, "ETHUSDT")
+	btc := st.count(market.MeasTrades, "BTCUSDT")
+	waitFor(t, "more BTCUSDT trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > btc+20 })
+	eth := st.count(market.MeasTrades, "ETHUSDT")
 
 	// A change that needs a restart is refused; the stream goes on
 	// as it was.
-	_, err = client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, binance.USDM, map[string]any{
+	_, err = client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, market.USDM, map[string]any{
 		"symbols": []string{"BTCUSDT", "BNBUSDT"}, "streams": []string{"trade", "aggTrade"},
 	})})
 	if !errors.Is(err, sdk.ErrRestartNeeded) {
 		t.Fatalf("market change while streaming = %v, want ErrRestartNeeded", err)
 	}
 	// A bad config is refused with the key that is wrong.
-	_, err = client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, binance.Spot, map[string]any{
+	_, err = client.Configure(ctx, sdk.ConfigureRequest{Feed: "test", Config: config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT"}, "streams": []string{"trades"},
 	})})
 	var ces sdk.ConfigErrors
 	if !errors.As(err, &ces) || len(ces) != 1 || ces[0].Key != "streams[0]" {
 		t.Fatalf("bad config while streaming = %v, want ConfigErrors naming streams[0]", err)
 	}
-	bnb := st.count(binance.MeasTrades, "BNBUSDT")
+	bnb := st.count(market.MeasTrades, "BNBUSDT")
 	waitFor(t, "more BNBUSDT trades after the refusals", 10*time.Second, func() bool {
-		return st.count(binance.MeasTrades, "BNBUSDT") > bnb+20
+		return st.count(market.MeasTrades, "BNBUSDT") > bnb+20
 	})
 	waitStreams(t, sim, "btcusdt@trade", "btcusdt@aggTrade", "bnbusdt@trade", "bnbusdt@aggTrade")
 
 	d.stop()
 	kept := []string{"BTCUSDT", "BNBUSDT"}
-	waitLanded(t, "every generated trade of the symbols streamed", 20*time.Second, sim, st, binance.Spot, kept, nil, tradeIDs, aggIDs)
+	waitLanded(t, "every generated trade of the symbols streamed", 20*time.Second, sim, st, market.Spot, kept, nil, tradeIDs, aggIDs)
 	// The removed symbol's id stays in the position.
 	waitFor(t, "a position with ETHUSDT (removed) and BNBUSDT (added)", 10*time.Second, func() bool {
 		p, err := binance.DecodePosition(st.lastPosition())
@@ -141,9 +142,9 @@ func TestE2EReconfigureLive(t *testing.T) {
 		t.Fatalf("stream ended with %v, want context.Canceled", err)
 	}
 
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, kept, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, kept, nil)
-	if n := st.count(binance.MeasTrades, "ETHUSDT"); n != eth {
+	checkIDs(t, sim, st, market.Spot, tradeIDs, kept, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, kept, nil)
+	if n := st.count(market.MeasTrades, "ETHUSDT"); n != eth {
 		t.Errorf("%d ETHUSDT trades landed after it was removed", n-eth)
 	}
 	checkContiguous(t, st, tradeIDs, "ETHUSDT")
@@ -169,11 +170,11 @@ func TestE2EReconfigureLive(t *testing.T) {
 func TestInProcessReconfigureShards(t *testing.T) {
 	defer binance.SetSubscribeLimits(20, 1)()
 	syms := []string{"BTCUSDT", "ETHUSDT", "BNBUSDT", "XRPUSDT"}
-	sim := startSim(t, binancesim.Options{Seed: 17, Symbols: map[binance.Market][]string{binance.Spot: syms}})
+	sim := startSim(t, binancesim.Options{Seed: 17, Symbols: map[market.Market][]string{market.Spot: syms}})
 	d := drive(sim)
 	defer d.stop()
 	cfg := func(symbols []string, streams ...string) []byte {
-		return config(sim, binance.Spot, map[string]any{"symbols": symbols, "streams": streams,
+		return config(sim, market.Spot, map[string]any{"symbols": symbols, "streams": streams,
 			"streams_per_connection": 3, "book_interval": "100ms", "book_depth": 5})
 	}
 	src := binance.New(testLogger(t))
@@ -198,7 +199,7 @@ func TestInProcessReconfigureShards(t *testing.T) {
 			t.Fatalf("reconfigure: %v", err)
 		}
 	}
-	waitFor(t, "BTCUSDT trades", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > 10 })
+	waitFor(t, "BTCUSDT trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 10 })
 
 	// 2 streams on one connection become 8: 1 more on it, 3 on a
 	// second, 2 on a third.
@@ -213,7 +214,7 @@ func TestInProcessReconfigureShards(t *testing.T) {
 	}
 	waitFor(t, "books of every symbol", 10*time.Second, func() bool {
 		for _, s := range syms {
-			if st.count(binance.MeasBook, s) == 0 {
+			if st.count(market.MeasBook, s) == 0 {
 				return false
 			}
 		}
@@ -223,18 +224,18 @@ func TestInProcessReconfigureShards(t *testing.T) {
 	// Down to one symbol's trades: the two connections left empty close.
 	reconfigure(cfg(syms[3:], "trade"))
 	waitStreams(t, sim, "xrpusdt@trade")
-	btcGone := st.count(binance.MeasTrades, "BTCUSDT")
+	btcGone := st.count(market.MeasTrades, "BTCUSDT")
 	time.Sleep(time.Second) // BTCUSDT trades while it is not configured
 
 	// BTCUSDT back: it resumes from its id and backfills the second.
 	reconfigure(cfg([]string{"BTCUSDT", "XRPUSDT"}, "trade"))
 	waitStreams(t, sim, "btcusdt@trade", "xrpusdt@trade")
-	waitFor(t, "BTCUSDT trades again", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > btcGone+10 })
+	waitFor(t, "BTCUSDT trades again", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > btcGone+10 })
 	d.stop()
-	waitLanded(t, "every generated BTCUSDT and XRPUSDT trade", 20*time.Second, sim, st, binance.Spot, []string{"BTCUSDT", "XRPUSDT"}, nil, tradeIDs)
+	waitLanded(t, "every generated BTCUSDT and XRPUSDT trade", 20*time.Second, sim, st, market.Spot, []string{"BTCUSDT", "XRPUSDT"}, nil, tradeIDs)
 	// The event follows the points it reports.
 	waitFor(t, "BTCUSDT's backfill event", 10*time.Second, func() bool { return st.eventCount(binance.FeedBackfill, "BTCUSDT") > 0 })
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, []string{"BTCUSDT", "XRPUSDT"}, nil)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, []string{"BTCUSDT", "XRPUSDT"}, nil)
 	stats := sim.Stats()
 	if stats.RateLimited != 0 || stats.Open != 1 {
 		t.Errorf("%d connections closed for their message rate, %d open; want none and 1", stats.RateLimited, stats.Open)

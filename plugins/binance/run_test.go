@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -48,11 +49,11 @@ func TestInProcessDropsAndRotation(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade", "aggTrade"},
 		"rotate_after": "1500ms", "streams_per_connection": 3,
 	}), nil)
-	waitFor(t, "first trades", 5*time.Second, func() bool { return st.count(binance.MeasTrades, "") > 20 })
+	waitFor(t, "first trades", 5*time.Second, func() bool { return st.count(market.MeasTrades, "") > 20 })
 	for i := range 4 {
 		time.Sleep(300 * time.Millisecond)
 		how := []binancesim.Close{binancesim.Abrupt, binancesim.CloseGoingAway, binancesim.ClosePolicy, binancesim.CloseNormal}[i]
@@ -61,12 +62,12 @@ func TestInProcessDropsAndRotation(t *testing.T) {
 	time.Sleep(3500 * time.Millisecond) // a rotation or two
 	settle(t, sim, 4)
 	d.stop()
-	waitLanded(t, "every generated trade", 10*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	waitLanded(t, "every generated trade", 10*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v, want context.Canceled", err)
 	}
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, syms, nil)
 	if len(st.events(binance.FeedRotate)) == 0 {
 		t.Errorf("no rotation reported; events: %q", st.events(""))
 	}
@@ -82,12 +83,12 @@ func TestInProcessSubscribeBeyondTheURL(t *testing.T) {
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade", "aggTrade", "bookTicker"}, "rotate_after": "1500ms",
 	}), nil)
 	waitFor(t, "a rotation", 10*time.Second, func() bool { return len(st.events(binance.FeedRotate)) > 0 })
 	waitFor(t, "book tickers of both symbols", 5*time.Second, func() bool {
-		return st.count(binance.MeasBookTicker, "BTCUSDT") > 0 && st.count(binance.MeasBookTicker, "ETHUSDT") > 0
+		return st.count(market.MeasBookTicker, "BTCUSDT") > 0 && st.count(market.MeasBookTicker, "ETHUSDT") > 0
 	})
 	waitFor(t, "a connection carrying all 6 streams", 5*time.Second, func() bool {
 		for _, c := range sim.Conns() {
@@ -98,10 +99,10 @@ func TestInProcessSubscribeBeyondTheURL(t *testing.T) {
 		return false
 	})
 	d.stop()
-	waitLanded(t, "every generated trade", 10*time.Second, sim, st, binance.Spot, syms, nil, tradeIDs, aggIDs)
+	waitLanded(t, "every generated trade", 10*time.Second, sim, st, market.Spot, syms, nil, tradeIDs, aggIDs)
 	stop()
-	checkIDs(t, sim, st, binance.Spot, tradeIDs, syms, nil)
-	checkIDs(t, sim, st, binance.Spot, aggIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+	checkIDs(t, sim, st, market.Spot, aggIDs, syms, nil)
 	stats := sim.Stats()
 	if stats.Requests < 6 || stats.RateLimited > 0 {
 		t.Errorf("%d requests, %d connections closed for rate: want at least 3 SUBSCRIBEs per connection and none over the limit",
@@ -116,10 +117,10 @@ func TestInProcessHandshakeRateLimited(t *testing.T) {
 	sim.RefuseHandshakes(2, 429, time.Second)
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"},
 	}), nil)
-	waitFor(t, "trades after the refusals", 10*time.Second, func() bool { return st.count(binance.MeasTrades, "BTCUSDT") > 0 })
+	waitFor(t, "trades after the refusals", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 0 })
 	stop()
 	if got := sim.Stats().Refused; got != 2 {
 		t.Errorf("%d handshakes refused, want 2", got)
@@ -135,7 +136,7 @@ func TestInProcessAnswersPings(t *testing.T) {
 	sim := startSim(t, binancesim.Options{PingInterval: 300 * time.Millisecond, PongTimeout: time.Second})
 	d := drive(sim)
 	defer d.stop()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade", "bookTicker"},
 	}), nil)
 	time.Sleep(2500 * time.Millisecond)
@@ -164,7 +165,7 @@ func TestInProcessMaxBackfill(t *testing.T) {
 			syms := []string{"BTCUSDT", "ETHUSDT"}
 			d := drive(sim)
 			defer d.stop()
-			first, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{"symbols": syms, "streams": []string{"trade"}}), nil)
+			first, stop := runInProcess(t, config(sim, market.Spot, map[string]any{"symbols": syms, "streams": []string{"trade"}}), nil)
 			waitFor(t, "a position for both symbols", 10*time.Second, func() bool {
 				p, err := binance.DecodePosition(first.lastPosition())
 				return err == nil && len(p.Trade) == 2
@@ -173,7 +174,7 @@ func TestInProcessMaxBackfill(t *testing.T) {
 			pos := first.lastPosition()
 			p, _ := binance.DecodePosition(pos)
 			time.Sleep(1500 * time.Millisecond)
-			second, stop2 := runInProcess(t, config(sim, binance.Spot, map[string]any{
+			second, stop2 := runInProcess(t, config(sim, market.Spot, map[string]any{
 				"symbols": syms, "streams": []string{"trade"}, "max_backfill": tc.bound,
 			}), pos)
 			waitFor(t, "ids given up for both symbols", 10*time.Second, func() bool {
@@ -194,9 +195,9 @@ func TestInProcessMaxBackfill(t *testing.T) {
 				}
 				from[sym] = intField(lost, "to_id") + 1
 			}
-			waitLanded(t, "every trade after what was given up", 10*time.Second, sim, second, binance.Spot, syms, from, tradeIDs)
+			waitLanded(t, "every trade after what was given up", 10*time.Second, sim, second, market.Spot, syms, from, tradeIDs)
 			stop2()
-			checkIDs(t, sim, second, binance.Spot, tradeIDs, syms, from)
+			checkIDs(t, sim, second, market.Spot, tradeIDs, syms, from)
 		})
 	}
 }
@@ -207,9 +208,9 @@ func TestInProcessResumeKeepsOtherSymbols(t *testing.T) {
 	sim := startSim(t, binancesim.Options{})
 	d := drive(sim)
 	defer d.stop()
-	resume := (&binance.Position{Market: binance.Spot,
+	resume := (&binance.Position{Market: market.Spot,
 		Trade: map[string]int64{"XRPUSDT": 42}, AggTrade: map[string]int64{"XRPUSDT": 7}}).Encode()
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"},
 	}), resume)
 	waitFor(t, "a position with BTCUSDT", 10*time.Second, func() bool {
@@ -235,7 +236,7 @@ func TestInProcessStaleWhileDisconnected(t *testing.T) {
 	}
 	dead := "ws://" + ln.Addr().String()
 	ln.Close() // nothing listens: every dial is refused
-	st, stop := runInProcess(t, config(sim, binance.Spot, map[string]any{
+	st, stop := runInProcess(t, config(sim, market.Spot, map[string]any{
 		"symbols": []string{"BTCUSDT"}, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "200ms"},
 		"ws_url": dead,
 	}), nil)

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/book"
+	"github.com/sluicehq/sluice/plugins/binance/rest"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -45,7 +48,7 @@ type runner struct {
 	cfg   *settings
 	log   *slog.Logger
 	out   Emitter
-	rest  *restClient
+	rest  *rest.Client
 	dials dialLimiter
 	now   func() time.Time
 
@@ -143,7 +146,7 @@ type gapRecord struct {
 
 // localBook is one symbol's local book and its snapshot fetching.
 type localBook struct {
-	book      *Book
+	book      *book.Book
 	kind      streamKind
 	loaded    bool // a snapshot is loaded (the book may still be bridging)
 	fetching  bool
@@ -172,7 +175,7 @@ func newRunner(cfg *settings, log *slog.Logger, out Emitter) *runner {
 		cfg:      cfg,
 		log:      log.With("feed", cfg.feed),
 		out:      out,
-		rest:     newRESTClient(cfg),
+		rest:     rest.New(rest.Config{BaseURL: cfg.restURL, Market: cfg.market, APIKey: cfg.apiKey, WeightLimit: cfg.weightLimit}),
 		now:      time.Now,
 		frames:   make(chan frame, frameQueue),
 		notes:    make(chan connNote, 16),
@@ -221,7 +224,7 @@ func (r *runner) addStream(sym string, k streamKind, sh *shard) {
 	case classAggTrade:
 		r.aggs[sym] = r.newSeq(k, sym, r.carried.AggTrade)
 	case classDepth:
-		r.books[sym] = &localBook{book: NewBook(r.base.market, sym), kind: k}
+		r.books[sym] = &localBook{book: book.New(r.base.market, sym), kind: k}
 	}
 }
 
@@ -247,7 +250,7 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 	defer func() {
 		cancel()
 		wg.Wait()
-		r.rest.http.CloseIdleConnections()
+		r.rest.CloseIdleConnections()
 		if r.bookTick != nil {
 			r.bookTick.Stop()
 		}
@@ -257,7 +260,7 @@ func (r *runner) run(ctx context.Context, resume sluice.Position) error {
 		r.startShard(sh)
 	}
 	wg.Go(func() { r.restWorker(ctx) })
-	if r.cfg.market.futures() && len(r.trades) > 0 && r.cfg.apiKey == "" {
+	if r.cfg.market.Futures() && len(r.trades) > 0 && r.cfg.apiKey == "" {
 		r.log.Warn("futures trade streams without api_key: Binance requires a key for historicalTrades, so trade gaps will be reported but not backfilled")
 	}
 	r.log.Info("binance source starting", "market", r.cfg.market.String(), "symbols", len(r.cfg.symbols),
@@ -456,15 +459,15 @@ func (r *runner) handleNote(n connNote) {
 
 // control handles, on a reader's goroutine, what a connection cannot:
 // error frames nobody waits for and serverShutdown notices.
-func (r *runner) control(sh *shard, c *wsConn, ev Event) {
+func (r *runner) control(sh *shard, c *wsConn, ev wire.Event) {
 	var n connNote
 	switch ev.Kind {
-	case EventServerShutdown:
+	case wire.EventServerShutdown:
 		c.log.Warn("binance announced a server shutdown; replacing the connection")
 		sh.requestReplace(replaceReq{conn: c, kind: FeedReconnect, reason: "serverShutdown notice"})
 		n = connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerShutdown,
 			Message: fmt.Sprintf("connection %d: serverShutdown at %s", c.id, ev.Time.Format(time.RFC3339Nano))}}
-	case EventError:
+	case wire.EventError:
 		c.log.Error("binance sent an error", "error", ev.Err)
 		n = connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError, Message: fmt.Sprintf("connection %d: %v", c.id, ev.Err)}}
 	default:
@@ -520,15 +523,15 @@ func (r *runner) handleFrame(ctx context.Context, f frame) error {
 		}
 	}
 	switch ev.Kind {
-	case EventTrade, EventAggTrade:
+	case wire.EventTrade, wire.EventAggTrade:
 		seqs := r.trades
-		if ev.Kind == EventAggTrade {
+		if ev.Kind == wire.EventAggTrade {
 			seqs = r.aggs
 		}
 		if s := seqs[ev.Symbol]; s != nil && len(f.points) == 1 {
 			return r.offer(ctx, s, ev.ID, f.points[0], false)
 		}
-	case EventDepthUpdate:
+	case wire.EventDepthUpdate:
 		r.applyDepth(ev)
 		return nil
 	default:
@@ -549,9 +552,9 @@ func (r *runner) handleFrame(ctx context.Context, f frame) error {
 
 // dedupeKey orders the events of one periodic stream: the update id where
 // the frame has one, else the event time.
-func dedupeKey(ev *Event) int64 {
+func dedupeKey(ev *wire.Event) int64 {
 	switch ev.Kind {
-	case EventBookTicker, EventPartialDepth:
+	case wire.EventBookTicker, wire.EventPartialDepth:
 		return ev.ID
 	}
 	if ev.Time.IsZero() {

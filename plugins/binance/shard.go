@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
@@ -190,7 +191,7 @@ func retryDelay(err error, bo *backoff.Backoff) time.Duration {
 			return refusedRetry
 		}
 	}
-	var se *ServerError
+	var se *wire.ServerError
 	if errors.As(err, &se) {
 		return refusedRetry // Binance rejected a SUBSCRIBE: retrying will not change its mind
 	}
@@ -202,7 +203,7 @@ func (r *runner) connect(ctx context.Context, sh *shard) (*wsConn, error) {
 	if err := r.dials.wait(ctx); err != nil {
 		return nil, err
 	}
-	onControl := func(c *wsConn, ev Event) { r.control(sh, c, ev) }
+	onControl := func(c *wsConn, ev wire.Event) { r.control(sh, c, ev) }
 	return dialConn(ctx, r.base.wsURL+sh.route, sh.streams, r.frames, r.log.With("shard", sh.idx),
 		onControl, r.badFrame, r.base.market)
 }
@@ -237,7 +238,7 @@ func (r *runner) resubscribe(ctx context.Context, sh *shard, cur *wsConn, log *s
 					return
 				default:
 				}
-				var se *ServerError
+				var se *wire.ServerError
 				if errors.As(err, &se) {
 					log.Error("binance refused a subscription change", "conn", cur.id, "method", req.method, "streams", len(names), "error", err)
 					r.note(ctx, connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError,
@@ -284,7 +285,7 @@ func (r *runner) supervise(ctx context.Context, sh *shard) {
 				}
 				wait := retryDelay(err, bo)
 				var he *HandshakeError
-				var se *ServerError
+				var se *wire.ServerError
 				if errors.As(err, &he) || errors.As(err, &se) {
 					log.Error("binance refused the connection", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 					r.note(ctx, connNote{shard: sh, ev: sdk.Event{Kind: sdk.EventServerError,

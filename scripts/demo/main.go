@@ -24,8 +24,8 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 var symbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"}
@@ -58,8 +58,8 @@ func run(runFor time.Duration, rate float64, dir string) error {
 	dir, _ = filepath.Abs(dir)
 
 	sim := binancesim.New(binancesim.Options{
-		Markets:   []binance.Market{binance.Spot},
-		Symbols:   map[binance.Market][]string{binance.Spot: symbols},
+		Markets:   []market.Market{market.Spot},
+		Symbols:   map[market.Market][]string{market.Spot: symbols},
 		TradeRate: rate,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -73,7 +73,7 @@ func run(runFor time.Duration, rate float64, dir string) error {
 	defer cancel()
 	go sim.Run(ctx)
 	defer sim.Close()
-	ws, rest := binancesim.URLs("http://"+ln.Addr().String(), binance.Spot)
+	ws, rest := binancesim.URLs("http://"+ln.Addr().String(), market.Spot)
 
 	statusAddr, err := freeAddr()
 	if err != nil {
@@ -142,7 +142,7 @@ func report(path string, sim *binancesim.Sim) error {
 		var landed int64
 		var first, last sql.NullInt64
 		db.QueryRow(`SELECT count(DISTINCT trade_id), min(trade_id), max(trade_id) FROM trades WHERE symbol = ?`, s).Scan(&landed, &first, &last)
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", s, landed, sim.TradeCount(binance.Spot, s), first.Int64, last.Int64)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", s, landed, sim.TradeCount(market.Spot, s), first.Int64, last.Int64)
 	}
 	tw.Flush()
 	fmt.Println("\n(trades generated after the agent stopped, or before its first connect, are the difference.)")

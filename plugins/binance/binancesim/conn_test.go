@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // pingCounter installs a ping handler on c that counts pings and, if
@@ -52,10 +52,10 @@ func waitPings(t *testing.T, c *client, pings <-chan struct{}, n int) {
 // pong does not count, on futures it does.
 func TestPingPong(t *testing.T) {
 	srv := manual(t, Options{PingInterval: 50 * time.Millisecond, PongTimeout: 200 * time.Millisecond})
-	good := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	good := dial(t, srv.WSURL(market.Spot)+"/ws")
 	waitPings(t, good, pingCounter(good, true), 12) // 600 ms: three timeouts
 
-	mute := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	mute := dial(t, srv.WSURL(market.Spot)+"/ws")
 	pingCounter(mute, false)
 	if err := mute.closeErr(); closeCode(err) != websocket.CloseAbnormalClosure {
 		t.Fatalf("mute client: %v, want an abrupt close", err)
@@ -65,7 +65,7 @@ func TestPingPong(t *testing.T) {
 	}
 
 	// Unsolicited pongs every 50 ms instead of answers.
-	for _, m := range []binance.Market{binance.Spot, binance.USDM} {
+	for _, m := range []market.Market{market.Spot, market.USDM} {
 		c := dial(t, srv.WSURL(m)+"/ws")
 		pings := pingCounter(c, false)
 		stop := make(chan struct{})
@@ -83,7 +83,7 @@ func TestPingPong(t *testing.T) {
 				}
 			}
 		}()
-		if m == binance.Spot {
+		if m == market.Spot {
 			if err := c.closeErr(); closeCode(err) != websocket.CloseAbnormalClosure {
 				t.Fatalf("spot, unsolicited pongs: %v", err)
 			}
@@ -110,7 +110,7 @@ func TestPingPong(t *testing.T) {
 // frame.
 func TestMaxLifetime(t *testing.T) {
 	srv := manual(t, Options{MaxLifetime: 200 * time.Millisecond})
-	c := dial(t, srv.WSURL(binance.USDM)+"/ws/btcusdt@trade")
+	c := dial(t, srv.WSURL(market.USDM)+"/ws/btcusdt@trade")
 	if err := c.closeErr(); closeCode(err) != 1001 {
 		t.Fatalf("got %v, want close 1001", err)
 	}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Frames are built by appending, key by key, in the order and with the key
@@ -50,31 +50,31 @@ func appendFloat(b []byte, x float64, dec int) []byte {
 	return append(b, '"')
 }
 
-func (mk *market) spot() bool { return mk.m == binance.Spot }
+func (mk *venue) spot() bool { return mk.m == market.Spot }
 
 // priceOut and qtyOut are the decimals prices and quantities are sent with:
 // always 8 on spot, the symbol's precision on futures.
-func (mk *market) priceOut(s *symbol) int {
+func (mk *venue) priceOut(s *symbol) int {
 	if mk.spot() {
 		return 8
 	}
 	return s.pd
 }
 
-func (mk *market) qtyOut(s *symbol) int {
+func (mk *venue) qtyOut(s *symbol) int {
 	if mk.spot() {
 		return 8
 	}
 	return s.qd
 }
 
-func (mk *market) appendPrice(b []byte, s *symbol, v int64) []byte {
+func (mk *venue) appendPrice(b []byte, s *symbol, v int64) []byte {
 	b = append(b, '"')
 	b = appendFixed(b, v, s.pd, mk.priceOut(s))
 	return append(b, '"')
 }
 
-func (mk *market) appendQty(b []byte, s *symbol, v int64) []byte {
+func (mk *venue) appendQty(b []byte, s *symbol, v int64) []byte {
 	b = append(b, '"')
 	b = appendFixed(b, v, s.qd, mk.qtyOut(s))
 	return append(b, '"')
@@ -102,11 +102,11 @@ func appendBool(b []byte, key string, v bool) []byte {
 }
 
 // quoteOut is the decimals of quote volumes (kline q/Q, ticker q).
-func (mk *market) quoteOut(s *symbol, kline bool) int {
+func (mk *venue) quoteOut(s *symbol, kline bool) int {
 	switch {
-	case mk.m == binance.USDM && kline:
+	case mk.m == market.USDM && kline:
 		return s.pd + s.qd
-	case mk.m == binance.USDM:
+	case mk.m == market.USDM:
 		return s.pd
 	}
 	return 8
@@ -114,14 +114,14 @@ func (mk *market) quoteOut(s *symbol, kline bool) int {
 
 // eventDelay is how far after the matching engine's time (T) the event
 // time (E) of a frame lies.
-func (mk *market) eventDelay() int64 {
+func (mk *venue) eventDelay() int64 {
 	if mk.spot() {
 		return 1
 	}
 	return 5
 }
 
-func (mk *market) tradeFrame(s *symbol, tr *tradeRec) []byte {
+func (mk *venue) tradeFrame(s *symbol, tr *tradeRec) []byte {
 	b := make([]byte, 0, 192)
 	b = append(b, `{"e":"trade"`...)
 	b = appendInt(b, "E", tr.ms+mk.eventDelay())
@@ -145,7 +145,7 @@ func (mk *market) tradeFrame(s *symbol, tr *tradeRec) []byte {
 	return append(b, '}')
 }
 
-func (mk *market) aggTradeFrame(s *symbol, a *aggRec) []byte {
+func (mk *venue) aggTradeFrame(s *symbol, a *aggRec) []byte {
 	b := make([]byte, 0, 224)
 	b = append(b, `{"e":"aggTrade"`...)
 	b = appendInt(b, "E", a.ms+mk.eventDelay())
@@ -158,7 +158,7 @@ func (mk *market) aggTradeFrame(s *symbol, a *aggRec) []byte {
 	}
 	b = mk.appendPrice(appendKey(b, "p"), s, a.price)
 	b = mk.appendQty(appendKey(b, "q"), s, a.qty)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = mk.appendQty(appendKey(b, "nq"), s, a.qty)
 	}
 	b = appendInt(b, "f", a.first)
@@ -166,21 +166,21 @@ func (mk *market) aggTradeFrame(s *symbol, a *aggRec) []byte {
 	b = appendInt(b, "T", a.ms)
 	b = appendBool(b, "m", a.buyerMaker)
 	switch mk.m {
-	case binance.Spot:
+	case market.Spot:
 		b = appendBool(b, "M", true)
-	case binance.USDM:
+	case market.USDM:
 		b = appendInt(b, "st", 1)
 	}
 	return append(b, '}')
 }
 
 // aggTradeREST is one element of a REST aggTrades answer.
-func (mk *market) aggTradeREST(b []byte, s *symbol, a *aggRec) []byte {
+func (mk *venue) aggTradeREST(b []byte, s *symbol, a *aggRec) []byte {
 	b = append(b, `{"a":`...)
 	b = strconv.AppendInt(b, a.id, 10)
 	b = mk.appendPrice(appendKey(b, "p"), s, a.price)
 	b = mk.appendQty(appendKey(b, "q"), s, a.qty)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = mk.appendQty(appendKey(b, "nq"), s, a.qty)
 	}
 	b = appendInt(b, "f", a.first)
@@ -194,15 +194,15 @@ func (mk *market) aggTradeREST(b []byte, s *symbol, a *aggRec) []byte {
 }
 
 // tradeREST is one element of a REST trades / historicalTrades answer.
-func (mk *market) tradeREST(b []byte, s *symbol, t *tradeRec) []byte {
+func (mk *venue) tradeREST(b []byte, s *symbol, t *tradeRec) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, t.id, 10)
 	b = mk.appendPrice(appendKey(b, "price"), s, t.price)
 	b = mk.appendQty(appendKey(b, "qty"), s, t.qty)
 	switch mk.m {
-	case binance.COINM:
+	case market.COINM:
 		b = appendFloat(appendKey(b, "baseQty"), s.quoteOf(t.price, t.qty), 8)
-	case binance.Spot:
+	case market.Spot:
 		b = appendFloat(appendKey(b, "quoteQty"), s.quoteOf(t.price, t.qty), 8)
 	default:
 		b = appendFloat(appendKey(b, "quoteQty"), s.quoteOf(t.price, t.qty), s.pd+s.qd)
@@ -215,15 +215,15 @@ func (mk *market) tradeREST(b []byte, s *symbol, t *tradeRec) []byte {
 	return append(b, '}')
 }
 
-func (mk *market) bookTickerFrame(s *symbol) []byte {
+func (mk *venue) bookTickerFrame(s *symbol) []byte {
 	bid, ask := s.bestBid(), s.bestAsk()
 	b := make([]byte, 0, 224)
 	switch mk.m {
-	case binance.Spot:
+	case market.Spot:
 		b = append(b, `{"u":`...)
 		b = strconv.AppendInt(b, s.lastID, 10)
 		b = appendStr(b, "s", s.name)
-	case binance.USDM:
+	case market.USDM:
 		b = append(b, `{"e":"bookTicker"`...)
 		b = appendInt(b, "u", s.lastID)
 		b = appendStr(b, "s", s.name)
@@ -242,14 +242,14 @@ func (mk *market) bookTickerFrame(s *symbol) []byte {
 	if !mk.spot() {
 		b = appendInt(b, "T", s.lastMs)
 		b = appendInt(b, "E", s.lastMs+mk.eventDelay())
-		if mk.m == binance.USDM {
+		if mk.m == market.USDM {
 			b = appendInt(b, "st", 1)
 		}
 	}
 	return append(b, '}')
 }
 
-func (mk *market) appendLevels(b []byte, s *symbol, ls []level) []byte {
+func (mk *venue) appendLevels(b []byte, s *symbol, ls []level) []byte {
 	b = append(b, '[')
 	for i, l := range ls {
 		if i > 0 {
@@ -280,7 +280,7 @@ func sortedLevels(m map[int64]int64, desc bool) []level {
 
 // futuresDepthHead appends the keys a futures depthUpdate (diff or
 // partial) starts with, up to "b".
-func (mk *market) depthHead(b []byte, s *symbol, E, T, U, u, pu int64) []byte {
+func (mk *venue) depthHead(b []byte, s *symbol, E, T, U, u, pu int64) []byte {
 	b = append(b, `{"e":"depthUpdate"`...)
 	b = appendInt(b, "E", E)
 	if !mk.spot() {
@@ -300,12 +300,12 @@ func (mk *market) depthHead(b []byte, s *symbol, E, T, U, u, pu int64) []byte {
 
 // diffFrame is the diff-depth event of a window: spot lists bids best
 // first, futures lists both sides ascending, as the real streams do.
-func (mk *market) diffFrame(s *symbol, a *diffAcc, E int64) []byte {
+func (mk *venue) diffFrame(s *symbol, a *diffAcc, E int64) []byte {
 	b := make([]byte, 0, 128+40*(len(a.bids)+len(a.asks)))
 	b = mk.depthHead(b, s, E, a.lastT, a.first, a.last, a.prevU)
 	b = mk.appendLevels(appendKey(b, "b"), s, sortedLevels(a.bids, mk.spot()))
 	b = mk.appendLevels(appendKey(b, "a"), s, sortedLevels(a.asks, false))
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendInt(b, "st", 1)
 	}
 	return append(b, '}')
@@ -313,7 +313,7 @@ func (mk *market) diffFrame(s *symbol, a *diffAcc, E int64) []byte {
 
 // partialFrame is a partial book depth event: spot's bare lastUpdateId
 // snapshot, or a futures depthUpdate carrying the top levels.
-func (mk *market) partialFrame(s *symbol, a *diffAcc, levels int, E int64) []byte {
+func (mk *venue) partialFrame(s *symbol, a *diffAcc, levels int, E int64) []byte {
 	bids, asks := s.top(true, levels), s.top(false, levels)
 	b := make([]byte, 0, 128+40*(len(bids)+len(asks)))
 	if mk.spot() {
@@ -330,14 +330,14 @@ func (mk *market) partialFrame(s *symbol, a *diffAcc, levels int, E int64) []byt
 	b = mk.depthHead(b, s, E, T, U, u, a.prevU)
 	b = mk.appendLevels(appendKey(b, "b"), s, bids)
 	b = mk.appendLevels(appendKey(b, "a"), s, asks)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendInt(b, "st", 1)
 	}
 	return append(b, '}')
 }
 
 // depthSnapshot is the REST depth answer.
-func (mk *market) depthSnapshot(s *symbol, limit int, nowMs int64) []byte {
+func (mk *venue) depthSnapshot(s *symbol, limit int, nowMs int64) []byte {
 	bids, asks := s.top(true, limit), s.top(false, limit)
 	b := make([]byte, 0, 128+40*(len(bids)+len(asks)))
 	b = append(b, `{"lastUpdateId":`...)
@@ -346,7 +346,7 @@ func (mk *market) depthSnapshot(s *symbol, limit int, nowMs int64) []byte {
 		b = appendInt(b, "E", nowMs)
 		b = appendInt(b, "T", s.lastMs)
 	}
-	if mk.m == binance.COINM {
+	if mk.m == market.COINM {
 		b = appendStr(b, "symbol", s.name)
 		b = appendStr(b, "pair", s.pair)
 	}
@@ -355,7 +355,7 @@ func (mk *market) depthSnapshot(s *symbol, limit int, nowMs int64) []byte {
 	return append(b, '}')
 }
 
-func (mk *market) klineFrame(s *symbol, k *kline, E int64, closed bool) []byte {
+func (mk *venue) klineFrame(s *symbol, k *kline, E int64, closed bool) []byte {
 	b := make([]byte, 0, 384)
 	b = append(b, `{"e":"kline"`...)
 	b = appendInt(b, "E", E)
@@ -381,7 +381,7 @@ func (mk *market) klineFrame(s *symbol, k *kline, E int64, closed bool) []byte {
 	return append(b, '}', '}')
 }
 
-func (mk *market) tickerFrame(s *symbol, E int64, mini bool) []byte {
+func (mk *venue) tickerFrame(s *symbol, E int64, mini bool) []byte {
 	st := &s.stats
 	b := make([]byte, 0, 448)
 	if mini {
@@ -391,7 +391,7 @@ func (mk *market) tickerFrame(s *symbol, E int64, mini bool) []byte {
 	}
 	b = appendInt(b, "E", E)
 	b = appendStr(b, "s", s.name)
-	if mk.m == binance.COINM || (mk.m == binance.USDM && !mini) {
+	if mk.m == market.COINM || (mk.m == market.USDM && !mini) {
 		b = appendStr(b, "ps", s.pair)
 	}
 	if mini {
@@ -437,13 +437,13 @@ func (mk *market) tickerFrame(s *symbol, E int64, mini bool) []byte {
 	b = appendInt(b, "F", st.first)
 	b = appendInt(b, "L", st.lastID)
 	b = appendInt(b, "n", st.n)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendInt(b, "st", 1)
 	}
 	return append(b, '}')
 }
 
-func (mk *market) markPriceFrame(s *symbol, E int64) []byte {
+func (mk *venue) markPriceFrame(s *symbol, E int64) []byte {
 	mid := float64(s.bestBid().price+s.bestAsk().price) / 2 / float64(pow10(s.pd))
 	mark := mid * (1 + 0.0001*hashNoise(s.name, E))
 	index := mid * (1 + 0.0002*hashNoise(s.name, E+1))
@@ -453,11 +453,11 @@ func (mk *market) markPriceFrame(s *symbol, E int64) []byte {
 	b = appendInt(b, "E", E)
 	b = appendStr(b, "s", s.name)
 	b = appendFloat(appendKey(b, "p"), mark, 8)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendFloat(appendKey(b, "ap"), mark, 8)
 	}
 	b = appendFloat(appendKey(b, "P"), settle, 8)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendFloat(appendKey(b, "i"), index, 8)
 	}
 	var next int64
@@ -469,7 +469,7 @@ func (mk *market) markPriceFrame(s *symbol, E int64) []byte {
 	}
 	b = appendFloat(appendKey(b, "r"), rate, 8)
 	b = appendInt(b, "T", next)
-	if mk.m == binance.USDM {
+	if mk.m == market.USDM {
 		b = appendInt(b, "st", 1)
 	}
 	return append(b, '}')
@@ -483,7 +483,7 @@ type forceOrder struct {
 	ms              int64
 }
 
-func (mk *market) forceOrderFrame(s *symbol, f *forceOrder) []byte {
+func (mk *venue) forceOrderFrame(s *symbol, f *forceOrder) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"e":"forceOrder"`...)
 	b = appendInt(b, "E", f.ms+mk.eventDelay())
@@ -491,7 +491,7 @@ func (mk *market) forceOrderFrame(s *symbol, f *forceOrder) []byte {
 	b = append(b, '"')
 	b = append(b, s.name...)
 	b = append(b, '"')
-	if mk.m == binance.COINM {
+	if mk.m == market.COINM {
 		b = appendStr(b, "ps", s.pair)
 	}
 	side := "BUY"

@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 func TestDrop(t *testing.T) {
 	srv := manual(t, Options{})
 	var cs []*client
 	for range 4 {
-		cs = append(cs, dial(t, srv.WSURL(binance.Spot)+"/ws/btcusdt@trade"))
+		cs = append(cs, dial(t, srv.WSURL(market.Spot)+"/ws/btcusdt@trade"))
 	}
 	if !srv.DropConn(1, Close{Code: 1001, Reason: "bye"}) || srv.DropConn(99, Abrupt) {
 		t.Fatal("DropConn")
@@ -50,25 +51,25 @@ func TestDrop(t *testing.T) {
 
 func TestServerShutdown(t *testing.T) {
 	srv := manual(t, Options{})
-	raw := dial(t, srv.WSURL(binance.Spot)+"/ws")
-	comb := dial(t, srv.WSURL(binance.USDM)+"/stream?streams=btcusdt@trade")
+	raw := dial(t, srv.WSURL(market.Spot)+"/ws")
+	comb := dial(t, srv.WSURL(market.USDM)+"/stream?streams=btcusdt@trade")
 	if n := srv.ServerShutdown(100 * time.Millisecond); n != 2 {
 		t.Fatalf("told %d connections", n)
 	}
 	ms := epoch.UnixMilli()
 	for _, tc := range []struct {
 		c    *client
-		m    binance.Market
+		m    market.Market
 		want string
 	}{
-		{raw, binance.Spot, `{"e":"serverShutdown","E":` + itoa(ms) + `}`},
-		{comb, binance.USDM, `{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":` + itoa(ms) + `}}`},
+		{raw, market.Spot, `{"e":"serverShutdown","E":` + itoa(ms) + `}`},
+		{comb, market.USDM, `{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":` + itoa(ms) + `}}`},
 	} {
 		f := tc.c.read()
 		if string(f) != tc.want {
 			t.Errorf("got %s, want %s", f, tc.want)
 		}
-		if _, ev, err := binance.ParseFrame(tc.m, f, time.Now(), nil); err != nil || ev.Kind != binance.EventServerShutdown {
+		if _, ev, err := wire.ParseFrame(tc.m, f, time.Now(), nil); err != nil || ev.Kind != wire.EventServerShutdown {
 			t.Errorf("parser: %v %v", ev.Kind, err)
 		}
 		if err := tc.c.closeErr(); closeCode(err) != 1001 {
@@ -78,15 +79,15 @@ func TestServerShutdown(t *testing.T) {
 }
 
 func TestStall(t *testing.T) {
-	srv := manual(t, Options{Markets: []binance.Market{binance.Spot}, TradeRate: 500})
-	c := dial(t, srv.WSURL(binance.Spot)+"/stream?streams=btcusdt@trade/btcusdt@aggTrade")
+	srv := manual(t, Options{Markets: []market.Market{market.Spot}, TradeRate: 500})
+	c := dial(t, srv.WSURL(market.Spot)+"/stream?streams=btcusdt@trade/btcusdt@aggTrade")
 	count := func() (trades, aggs int, lastTrade int64) {
 		for _, f := range c.drain() {
-			_, ev, err := binance.ParseFrame(binance.Spot, f, time.Now(), nil)
+			_, ev, err := wire.ParseFrame(market.Spot, f, time.Now(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ev.Kind == binance.EventTrade {
+			if ev.Kind == wire.EventTrade {
 				trades++
 				lastTrade = ev.ID
 			} else {
@@ -100,18 +101,18 @@ func TestStall(t *testing.T) {
 	if tr == 0 || ag == 0 {
 		t.Fatalf("before the stall: %d trades %d aggTrades", tr, ag)
 	}
-	srv.Stall(binance.Spot, "btcusdt@trade", time.Hour)
+	srv.Stall(market.Spot, "btcusdt@trade", time.Hour)
 	srv.Advance(time.Second)
 	if tr, ag, _ := count(); tr != 0 || ag == 0 {
 		t.Fatalf("stalled: %d trades %d aggTrades", tr, ag)
 	}
-	srv.Stall(binance.Spot, "btcusdt@trade", 0) // resume
+	srv.Stall(market.Spot, "btcusdt@trade", 0) // resume
 	srv.Advance(time.Second)
 	c.write(`{"method":"LIST_SUBSCRIPTIONS","id":100}`)
 	var first int64
 	for f := c.read(); !isControl(f); f = c.read() {
-		_, ev, _ := binance.ParseFrame(binance.Spot, f, time.Now(), nil)
-		if ev.Kind == binance.EventTrade && first == 0 {
+		_, ev, _ := wire.ParseFrame(market.Spot, f, time.Now(), nil)
+		if ev.Kind == wire.EventTrade && first == 0 {
 			first = ev.ID
 		}
 	}
@@ -122,7 +123,7 @@ func TestStall(t *testing.T) {
 
 func TestRefuseHandshakes(t *testing.T) {
 	srv := manual(t, Options{})
-	url := srv.WSURL(binance.COINM) + "/ws/btcusd_perp@trade"
+	url := srv.WSURL(market.COINM) + "/ws/btcusd_perp@trade"
 	srv.RefuseHandshakes(2, 429, 5*time.Second)
 	for range 2 {
 		_, resp, err := websocketDial(url)
@@ -142,7 +143,7 @@ func TestRefuseHandshakes(t *testing.T) {
 
 func TestExpireConns(t *testing.T) {
 	srv := manual(t, Options{})
-	c := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	c := dial(t, srv.WSURL(market.Spot)+"/ws")
 	if n := srv.ExpireConns(); n != 1 {
 		t.Fatalf("expired %d", n)
 	}
@@ -167,26 +168,26 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	frames := rp.Frames()
-	if rp.Market != binance.Spot || len(frames) != 265 || len(rp.Streams) != 16 {
+	if rp.Market != market.Spot || len(frames) != 265 || len(rp.Streams) != 16 {
 		t.Fatalf("loaded %v, %d frames, %d streams", rp.Market, len(frames), len(rp.Streams))
 	}
 	srv := manual(t, Options{Replay: rp, ReplaySpeed: 0})
-	_, body := get(t, srv.RESTURL(binance.Spot)+"/api/v3/depth?symbol=NKNUSDT&limit=1000")
+	_, body := get(t, srv.RESTURL(market.Spot)+"/api/v3/depth?symbol=NKNUSDT&limit=1000")
 	if string(body) != string(rp.Snapshots("NKNUSDT")[0]) {
 		t.Fatalf("first snapshot %.100s", body)
 	}
-	c := dial(t, srv.WSURL(binance.Spot)+"/stream?streams="+strings.Join(rp.Streams, "/"))
+	c := dial(t, srv.WSURL(market.Spot)+"/stream?streams="+strings.Join(rp.Streams, "/"))
 	for i, want := range frames {
 		if got := c.read(); string(got) != string(want) {
 			t.Fatalf("frame %d:\n got %s\nwant %s", i, got, want)
 		}
 	}
 	snaps := rp.Snapshots("NKNUSDT")
-	_, body = get(t, srv.RESTURL(binance.Spot)+"/api/v3/depth?symbol=NKNUSDT&limit=1000")
+	_, body = get(t, srv.RESTURL(market.Spot)+"/api/v3/depth?symbol=NKNUSDT&limit=1000")
 	if string(body) != string(snaps[len(snaps)-1]) {
 		t.Fatalf("snapshot after the replay %.100s", body)
 	}
-	raw := dial(t, srv.WSURL(binance.Spot)+"/ws/nknusdt@depth@100ms")
+	raw := dial(t, srv.WSURL(market.Spot)+"/ws/nknusdt@depth@100ms")
 	var want [][]byte
 	for _, f := range frames {
 		if strings.HasPrefix(string(f), `{"stream":"nknusdt@depth@100ms"`) {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Fault injection. Each method acts now and returns at once; what it
@@ -109,7 +109,7 @@ func (s *Sim) ServerShutdown(closeAfter time.Duration) int {
 // Stall stops sending one stream's frames (on every connection of the
 // market) for d while the connections stay open. The frames of that time
 // are lost, not delayed: the client sees the gap when the stream resumes.
-func (s *Sim) Stall(m binance.Market, stream string, d time.Duration) {
+func (s *Sim) Stall(m market.Market, stream string, d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if mk := s.markets[m]; mk != nil {
@@ -134,7 +134,7 @@ func (s *Sim) RefuseHandshakes(n, status int, retryAfter time.Duration) {
 // (spot U > u+1, futures pu != u), as if a frame went missing. Snapshots
 // stay consistent, so a client that resyncs rebuilds a correct book. It
 // reports whether the symbol exists.
-func (s *Sim) InjectDepthGap(m binance.Market, symbol string) bool {
+func (s *Sim) InjectDepthGap(m market.Market, symbol string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mk := s.markets[m]

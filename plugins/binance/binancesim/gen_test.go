@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/book"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 // TestTradeIDs checks the ground truth itself: contiguous trade and
@@ -61,13 +63,13 @@ func TestTradeIDs(t *testing.T) {
 	// Same seed, same market.
 	again := manual(t, opts)
 	again.Advance(2 * time.Second)
-	if !reflect.DeepEqual(again.Trades(binance.USDM, "ETHUSDT"), srv.Trades(binance.USDM, "ETHUSDT")) {
+	if !reflect.DeepEqual(again.Trades(market.USDM, "ETHUSDT"), srv.Trades(market.USDM, "ETHUSDT")) {
 		t.Error("same seed, different trades")
 	}
 	// The history is bounded; the count is not.
 	small := manual(t, Options{TradeRate: 3000, HistoryCap: 100})
 	small.Advance(time.Second)
-	if n, c := len(small.Trades(binance.Spot, "BTCUSDT")), small.TradeCount(binance.Spot, "BTCUSDT"); n != 100 || c <= 100 {
+	if n, c := len(small.Trades(market.Spot, "BTCUSDT")), small.TradeCount(market.Spot, "BTCUSDT"); n != 100 || c <= 100 {
 		t.Errorf("HistoryCap 100: %d trades kept of %d", n, c)
 	}
 }
@@ -76,7 +78,7 @@ func TestTradeIDs(t *testing.T) {
 // reaches a subscriber once, in order, as generated.
 func TestStreamsMatchGroundTruth(t *testing.T) {
 	for _, m := range marketsAll() {
-		srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 2000})
+		srv := manual(t, Options{Markets: []market.Market{m}, TradeRate: 2000})
 		sym := firstSymbol(srv, m)
 		lower := strings.ToLower(sym)
 		c := dial(t, srv.WSURL(m)+"/stream?streams="+lower+"@trade/"+lower+"@aggTrade")
@@ -84,19 +86,19 @@ func TestStreamsMatchGroundTruth(t *testing.T) {
 		var ids, aggIDs []int64
 		var prices []string
 		for _, f := range c.drain() {
-			_, ev, err := binance.ParseFrame(m, f, time.Now(), nil)
+			_, ev, err := wire.ParseFrame(m, f, time.Now(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			switch ev.Kind {
-			case binance.EventTrade:
+			case wire.EventTrade:
 				ids = append(ids, ev.ID)
 				var d struct {
 					Data struct{ P string } `json:"data"`
 				}
 				json.Unmarshal(f, &d)
 				prices = append(prices, d.Data.P)
-			case binance.EventAggTrade:
+			case wire.EventAggTrade:
 				aggIDs = append(aggIDs, ev.ID)
 			}
 		}
@@ -144,24 +146,24 @@ func parseBookTicker(t *testing.T, data []byte) (int64, bookTick) {
 func TestDepthRebuildsBook(t *testing.T) {
 	for _, m := range marketsAll() {
 		t.Run(m.String(), func(t *testing.T) {
-			srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 300})
+			srv := manual(t, Options{Markets: []market.Market{m}, TradeRate: 300})
 			sym := firstSymbol(srv, m)
 			lower := strings.ToLower(sym)
 			slow := lower + "@depth"
-			if m != binance.Spot {
+			if m != market.Spot {
 				slow = lower + "@depth@500ms"
 			}
 			c := dial(t, srv.WSURL(m)+"/stream?streams="+lower+"@depth@100ms/"+slow+"/"+lower+"@bookTicker")
 			srv.Advance(350 * time.Millisecond)
 			_, body := get(t, srv.RESTURL(m)+restPrefix(m)+"depth?symbol="+sym+"&limit=1000")
-			snap, err := binance.ParseDepthSnapshot(body)
+			snap, err := wire.ParseDepthSnapshot(body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			srv.Advance(5 * time.Second)
 
-			book := binance.NewBook(m, sym)
-			if err := book.Snapshot(&snap); err != nil {
+			b := book.New(m, sym)
+			if err := b.Snapshot(&snap); err != nil {
 				t.Fatal(err)
 			}
 			ticks := map[int64]bookTick{}
@@ -174,13 +176,13 @@ func TestDepthRebuildsBook(t *testing.T) {
 					ticks[u] = bt
 					continue
 				}
-				_, ev, err := binance.ParseFrame(m, f, time.Now(), nil)
-				if err != nil || ev.Kind != binance.EventDepthUpdate {
+				_, ev, err := wire.ParseFrame(m, f, time.Now(), nil)
+				if err != nil || ev.Kind != wire.EventDepthUpdate {
 					t.Fatalf("%s: %v %v", f, ev.Kind, err)
 				}
 				d := ev.Depth
 				if p, ok := prev[env.Stream]; ok {
-					if m == binance.Spot && d.FirstID != p+1 || m != binance.Spot && d.PrevFinalID != p {
+					if m == market.Spot && d.FirstID != p+1 || m != market.Spot && d.PrevFinalID != p {
 						t.Fatalf("%s: U=%d u=%d pu=%d after u=%d", env.Stream, d.FirstID, d.FinalID, d.PrevFinalID, p)
 					}
 				}
@@ -189,17 +191,17 @@ func TestDepthRebuildsBook(t *testing.T) {
 					continue
 				}
 				events++
-				if err := book.Apply(&d); err != nil {
+				if err := b.Apply(&d); err != nil {
 					t.Fatal(err)
 				}
-				if !book.Synced() {
+				if !b.Synced() {
 					continue
 				}
-				if bt, ok := ticks[book.LastUpdateID()]; ok {
-					bid, _ := book.BestBid()
-					ask, _ := book.BestAsk()
+				if bt, ok := ticks[b.LastUpdateID()]; ok {
+					bid, _ := b.BestBid()
+					ask, _ := b.BestAsk()
 					if got := (bookTick{bid.Price, bid.Quantity, ask.Price, ask.Quantity}); got != bt {
-						t.Fatalf("book at %d: %+v, bookTicker %+v", book.LastUpdateID(), got, bt)
+						t.Fatalf("book at %d: %+v, bookTicker %+v", b.LastUpdateID(), got, bt)
 					}
 					matched++
 				}
@@ -214,26 +216,26 @@ func TestDepthRebuildsBook(t *testing.T) {
 // TestInjectDepthGap loses one diff event: the stream breaks once and the
 // Book reports ErrGap.
 func TestInjectDepthGap(t *testing.T) {
-	for _, m := range []binance.Market{binance.Spot, binance.COINM} {
-		srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 300})
+	for _, m := range []market.Market{market.Spot, market.COINM} {
+		srv := manual(t, Options{Markets: []market.Market{m}, TradeRate: 300})
 		sym := firstSymbol(srv, m)
 		c := dial(t, srv.WSURL(m)+"/ws/"+strings.ToLower(sym)+"@depth@100ms")
 		srv.Advance(time.Second)
 		_, body := get(t, srv.RESTURL(m)+restPrefix(m)+"depth?symbol="+sym+"&limit=1000")
-		snap, _ := binance.ParseDepthSnapshot(body)
+		snap, _ := wire.ParseDepthSnapshot(body)
 		if !srv.InjectDepthGap(m, sym) {
 			t.Fatal("InjectDepthGap: no such symbol")
 		}
 		srv.Advance(time.Second)
-		book := binance.NewBook(m, sym)
-		book.Snapshot(&snap)
+		b := book.New(m, sym)
+		b.Snapshot(&snap)
 		gaps := 0
 		for _, f := range c.drain() {
-			_, ev, err := binance.ParseFrame(m, f, time.Now(), nil)
+			_, ev, err := wire.ParseFrame(m, f, time.Now(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := book.Apply(&ev.Depth); errors.Is(err, binance.ErrGap) {
+			if err := b.Apply(&ev.Depth); errors.Is(err, book.ErrGap) {
 				gaps++
 			} else if err != nil {
 				t.Fatal(err)
@@ -248,10 +250,10 @@ func TestInjectDepthGap(t *testing.T) {
 // TestKlinesAggregateTrades checks every closed 1s candle against the
 // trades generated in its second.
 func TestKlinesAggregateTrades(t *testing.T) {
-	srv := manual(t, Options{Markets: []binance.Market{binance.Spot}, TradeRate: 400})
-	c := dial(t, srv.WSURL(binance.Spot)+"/ws/btcusdt@kline_1s")
+	srv := manual(t, Options{Markets: []market.Market{market.Spot}, TradeRate: 400})
+	c := dial(t, srv.WSURL(market.Spot)+"/ws/btcusdt@kline_1s")
 	srv.Advance(4500 * time.Millisecond)
-	trades := srv.Trades(binance.Spot, "BTCUSDT")
+	trades := srv.Trades(market.Spot, "BTCUSDT")
 	closed := 0
 	for _, f := range c.drain() {
 		// A map, not a struct: encoding/json would match "l" (low) to a
@@ -304,12 +306,12 @@ func TestKlinesAggregateTrades(t *testing.T) {
 // TestRealTime runs the generator on the wall clock (Run) and reads live
 // trades.
 func TestRealTime(t *testing.T) {
-	srv := Start(t, Options{Markets: []binance.Market{binance.USDM}, TradeRate: 500, Tick: 5 * time.Millisecond})
-	c := dial(t, srv.WSURL(binance.USDM)+"/ws/btcusdt@trade")
+	srv := Start(t, Options{Markets: []market.Market{market.USDM}, TradeRate: 500, Tick: 5 * time.Millisecond})
+	c := dial(t, srv.WSURL(market.USDM)+"/ws/btcusdt@trade")
 	var last int64
 	for i := range 20 {
-		_, ev, err := binance.ParseFrame(binance.USDM, c.read(), time.Now(), nil)
-		if err != nil || ev.Kind != binance.EventTrade || (i > 0 && ev.ID != last+1) {
+		_, ev, err := wire.ParseFrame(market.USDM, c.read(), time.Now(), nil)
+		if err != nil || ev.Kind != wire.EventTrade || (i > 0 && ev.ID != last+1) {
 			t.Fatalf("frame %d: %v %v id %d after %d", i, ev.Kind, err, ev.ID, last)
 		}
 		last = ev.ID

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // epoch fixes the virtual clock of manual tests.
@@ -282,8 +282,8 @@ func get(t *testing.T, url string) (*http.Response, []byte) {
 	return resp, b
 }
 
-func marketsAll() []binance.Market {
-	return []binance.Market{binance.Spot, binance.USDM, binance.COINM}
+func marketsAll() []market.Market {
+	return []market.Market{market.Spot, market.USDM, market.COINM}
 }
 
 // sharedDir is the project's shared Binance data, beside the clone.

@@ -5,14 +5,14 @@ import (
 	"sort"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
-// market is one venue: its symbols, generator, subscriptions and limits.
+// venue is one market: its symbols, generator, subscriptions and limits.
 // Everything in it is guarded by Sim.mu.
-type market struct {
+type venue struct {
 	sim  *Sim
-	m    binance.Market
+	m    market.Market
 	lim  limits
 	syms []*symbol
 	by   map[string]*symbol // upper-case name
@@ -48,8 +48,8 @@ type streamSubs struct {
 	conns map[*conn]struct{}
 }
 
-func newMarket(s *Sim, m binance.Market, names []string, rng *rand.Rand) *market {
-	mk := &market{
+func newMarket(s *Sim, m market.Market, names []string, rng *rand.Rand) *venue {
+	mk := &venue{
 		sim:    s,
 		m:      m,
 		lim:    s.opts.limits(m),
@@ -59,7 +59,7 @@ func newMarket(s *Sim, m binance.Market, names []string, rng *rand.Rand) *market
 		stalls: map[string]time.Time{},
 	}
 	mk.depthPeriods = spotDepthPeriods
-	if m != binance.Spot {
+	if m != market.Spot {
 		mk.depthPeriods = futuresDepthPeriods
 		mk.updateID = 100_000_000_000 + rng.Int64N(900_000_000_000)
 	}
@@ -79,7 +79,7 @@ func newMarket(s *Sim, m binance.Market, names []string, rng *rand.Rand) *market
 }
 
 // start fixes the epoch and schedules the first event and tasks.
-func (mk *market) start(epochUs int64) {
+func (mk *venue) start(epochUs int64) {
 	mk.epochMs = epochUs / 1000
 	eventsPerSec := mk.sim.opts.tradeRate() / (pTaker * tradesPerTkr)
 	mk.meanUs = 1e6 / eventsPerSec
@@ -87,7 +87,7 @@ func (mk *market) start(epochUs int64) {
 	for i, p := range mk.depthPeriods {
 		mk.every(p, func(ms int64) { mk.flushDepth(i, ms) })
 	}
-	if mk.m == binance.Spot {
+	if mk.m == market.Spot {
 		mk.every(1000, mk.pushKlines)
 		mk.every(1000, mk.pushTickers)
 	} else {
@@ -98,16 +98,16 @@ func (mk *market) start(epochUs int64) {
 	}
 }
 
-func (mk *market) every(period int64, run func(int64)) {
+func (mk *venue) every(period int64, run func(int64)) {
 	mk.tasks = append(mk.tasks, &task{period: period, next: (mk.epochMs/period + 1) * period, run: run})
 }
 
-func (mk *market) gap() int64 { return int64(mk.rng.ExpFloat64() * mk.meanUs) }
+func (mk *venue) gap() int64 { return int64(mk.rng.ExpFloat64() * mk.meanUs) }
 
 // advance runs the engine events and periodic tasks up to virtual time
 // toUs, in time order; a task due at the same instant as an event runs
 // first, so a window [t, t+period) never holds an event at its end.
-func (mk *market) advance(toUs int64) {
+func (mk *venue) advance(toUs int64) {
 	if len(mk.syms) == 0 {
 		return
 	}
@@ -134,15 +134,15 @@ func (mk *market) advance(toUs int64) {
 	}
 }
 
-func (mk *market) pick() *symbol {
+func (mk *venue) pick() *symbol {
 	x := mk.rng.Float64() * mk.cum[len(mk.cum)-1]
 	i := sort.SearchFloat64s(mk.cum, x)
 	return mk.syms[min(i, len(mk.syms)-1)]
 }
 
 // nextID returns the update id of a new engine event on s.
-func (mk *market) nextID(s *symbol, ms int64) int64 {
-	if mk.m == binance.Spot {
+func (mk *venue) nextID(s *symbol, ms int64) int64 {
+	if mk.m == market.Spot {
 		s.lastID++
 	} else {
 		// Futures ids are venue-wide: other symbols' updates fall between
@@ -154,7 +154,7 @@ func (mk *market) nextID(s *symbol, ms int64) int64 {
 	return s.lastID
 }
 
-func (mk *market) engineEvent(us int64) {
+func (mk *venue) engineEvent(us int64) {
 	s := mk.pick()
 	ms := us / 1000
 	switch r := mk.rng.Float64(); {
@@ -170,7 +170,7 @@ func (mk *market) engineEvent(us int64) {
 
 // taker matches a market order against the best levels of one side: one
 // trade per resting order filled, one aggregate trade per price level.
-func (mk *market) taker(s *symbol, ms int64) {
+func (mk *venue) taker(s *symbol, ms int64) {
 	rng := mk.rng
 	buy := rng.IntN(2) == 0
 	bidSide := !buy // a buyer takes asks
@@ -204,7 +204,7 @@ func (mk *market) taker(s *symbol, ms int64) {
 		lastFill, lastPrice = fill, l.price
 	}
 	mk.refill(s, id, ms, bidSide)
-	if mk.m != binance.Spot && filled > 0 && rng.Float64() < pLiquidation {
+	if mk.m != market.Spot && filled > 0 && rng.Float64() < pLiquidation {
 		// A liquidation's limit price lies a few ticks past its fills.
 		limit := lastPrice - 3
 		if buy {
@@ -217,7 +217,7 @@ func (mk *market) taker(s *symbol, ms int64) {
 
 // refill keeps a side at least minLevels deep by adding levels behind its
 // worst price.
-func (mk *market) refill(s *symbol, id, ms int64, bid bool) {
+func (mk *venue) refill(s *symbol, id, ms int64, bid bool) {
 	side, _ := s.side(bid)
 	for len(*side) < minLevels {
 		worst := (*side)[0].price
@@ -234,7 +234,7 @@ func (mk *market) refill(s *symbol, id, ms int64, bid bool) {
 
 // maker rests a limit order: mostly near the top, sometimes inside the
 // spread.
-func (mk *market) maker(s *symbol, ms int64) {
+func (mk *venue) maker(s *symbol, ms int64) {
 	rng := mk.rng
 	bid := rng.IntN(2) == 0
 	bb, ba := s.bestBid().price, s.bestAsk().price
@@ -265,7 +265,7 @@ func (mk *market) maker(s *symbol, ms int64) {
 }
 
 // cancel shrinks or removes one of the top levels of a side.
-func (mk *market) cancel(s *symbol, ms int64) {
+func (mk *venue) cancel(s *symbol, ms int64) {
 	rng := mk.rng
 	bid := rng.IntN(2) == 0
 	side, _ := s.side(bid)
@@ -279,7 +279,7 @@ func (mk *market) cancel(s *symbol, ms int64) {
 	s.setLevel(id, ms, bid, l.price, max(q, 0))
 }
 
-func (mk *market) recordTrade(s *symbol, tr *tradeRec) {
+func (mk *venue) recordTrade(s *symbol, tr *tradeRec) {
 	s.trades.push(mk.sim.opts.historyCap(), *tr)
 	quote := s.quoteOf(tr.price, tr.qty)
 	s.stats.add(tr, quote)
@@ -291,7 +291,7 @@ func (mk *market) recordTrade(s *symbol, tr *tradeRec) {
 	}
 }
 
-func (mk *market) recordAgg(s *symbol, a *aggRec) {
+func (mk *venue) recordAgg(s *symbol, a *aggRec) {
 	s.aggs.push(mk.sim.opts.historyCap(), *a)
 	if ss := mk.active(s.names.aggTrade); ss != nil {
 		ss.send(s.names.aggTrade, mk.aggTradeFrame(s, a))
@@ -301,7 +301,7 @@ func (mk *market) recordAgg(s *symbol, a *aggRec) {
 // maybeBookTicker sends a bookTicker when the best bid or ask changed: its
 // u is the update id that made the change, so a book at that id agrees
 // with it.
-func (mk *market) maybeBookTicker(s *symbol) {
+func (mk *venue) maybeBookTicker(s *symbol) {
 	bid, ask := s.bestBid(), s.bestAsk()
 	bt := [4]int64{bid.price, bid.qty, ask.price, ask.qty}
 	if bt == s.bt {
@@ -310,7 +310,7 @@ func (mk *market) maybeBookTicker(s *symbol) {
 	s.bt = bt
 	var frame []byte
 	for _, name := range []string{s.names.bookTicker, "!bookTicker"} {
-		if name == "!bookTicker" && mk.m == binance.Spot {
+		if name == "!bookTicker" && mk.m == market.Spot {
 			continue
 		}
 		if ss := mk.active(name); ss != nil {
@@ -324,7 +324,7 @@ func (mk *market) maybeBookTicker(s *symbol) {
 
 // liquidation reports a forced order, at most one a second per symbol as
 // Binance's snapshot stream does.
-func (mk *market) liquidation(s *symbol, f *forceOrder) {
+func (mk *venue) liquidation(s *symbol, f *forceOrder) {
 	if f.price < 1 || f.ms-s.lastForceMs < 1000 && s.lastForceMs != 0 {
 		return
 	}
@@ -343,7 +343,7 @@ func (mk *market) liquidation(s *symbol, f *forceOrder) {
 // flushDepth ends the window of depth period i: every symbol's partial
 // depth streams get the top of the book, and a symbol whose book changed
 // gets its diff event.
-func (mk *market) flushDepth(i int, ms int64) {
+func (mk *venue) flushDepth(i int, ms int64) {
 	for _, s := range mk.syms {
 		a := s.diffs[i]
 		for _, pn := range s.names.partial[i] {
@@ -373,7 +373,7 @@ func (mk *market) flushDepth(i int, ms int64) {
 
 // pushKlines sends every subscribed candle; a candle that ended since the
 // last push is sent once more, closed (x: true), before its successor.
-func (mk *market) pushKlines(ms int64) {
+func (mk *venue) pushKlines(ms int64) {
 	for _, s := range mk.syms {
 		for iv, k := range s.klines {
 			k.roll(ms)
@@ -389,10 +389,10 @@ func (mk *market) pushKlines(ms int64) {
 	}
 }
 
-func (mk *market) pushTickers(ms int64) {
+func (mk *venue) pushTickers(ms int64) {
 	var minis, fulls [][]byte
 	arrMini := mk.active("!miniTicker@arr") != nil
-	arrFull := mk.m != binance.Spot && mk.active("!ticker@arr") != nil
+	arrFull := mk.m != market.Spot && mk.active("!ticker@arr") != nil
 	for _, s := range mk.syms {
 		if ss := mk.active(s.names.ticker); ss != nil || arrFull {
 			f := mk.tickerFrame(s, ms, false)
@@ -417,7 +417,7 @@ func (mk *market) pushTickers(ms int64) {
 	}
 }
 
-func (mk *market) pushMarkPrices(ms int64, oneSecond bool) {
+func (mk *venue) pushMarkPrices(ms int64, oneSecond bool) {
 	arrName := "!markPrice@arr"
 	if oneSecond {
 		arrName += "@1s"
@@ -460,7 +460,7 @@ func joinArray(items [][]byte) []byte {
 
 // active returns the subscribers of a stream that should get a frame now,
 // or nil: nobody listens, or the stream is stalled.
-func (mk *market) active(name string) *streamSubs {
+func (mk *venue) active(name string) *streamSubs {
 	ss := mk.subs[name]
 	if ss == nil || len(ss.conns) == 0 {
 		return nil
@@ -502,7 +502,7 @@ func wrap(stream string, payload []byte) []byte {
 
 // subscribe adds c to a stream. A kline stream starts its candle from the
 // trade history, so the first frame already aggregates the interval.
-func (mk *market) subscribe(c *conn, name string, nowMs int64) {
+func (mk *venue) subscribe(c *conn, name string, nowMs int64) {
 	ss := mk.subs[name]
 	if ss == nil {
 		ss = &streamSubs{conns: map[*conn]struct{}{}}
@@ -514,7 +514,7 @@ func (mk *market) subscribe(c *conn, name string, nowMs int64) {
 	}
 }
 
-func (mk *market) unsubscribe(c *conn, name string) {
+func (mk *venue) unsubscribe(c *conn, name string) {
 	if ss := mk.subs[name]; ss != nil {
 		delete(ss.conns, c)
 		if len(ss.conns) == 0 {
@@ -524,7 +524,7 @@ func (mk *market) unsubscribe(c *conn, name string) {
 }
 
 // klineStream resolves a kline stream name to its symbol and interval.
-func (mk *market) klineStream(name string) (*symbol, string, bool) {
+func (mk *venue) klineStream(name string) (*symbol, string, bool) {
 	for _, s := range mk.syms {
 		if len(name) > len(s.lower)+7 && name[:len(s.lower)] == s.lower && name[len(s.lower):len(s.lower)+7] == "@kline_" {
 			iv := name[len(s.lower)+7:]

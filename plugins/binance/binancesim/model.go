@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // The generator's shape. Each engine event picks a symbol (busier symbols
@@ -136,14 +136,14 @@ type symSpec struct {
 
 // knownSpecs gives familiar symbols familiar prices and precisions; other
 // symbols get a price and precisions derived from their name.
-var knownSpecs = map[string]map[binance.Market]symSpec{
-	"BTC": {binance.Spot: {60000, 2, 5}, binance.USDM: {60000, 1, 3}, binance.COINM: {60000, 1, 0}},
-	"ETH": {binance.Spot: {3000, 2, 4}, binance.USDM: {3000, 2, 3}, binance.COINM: {3000, 2, 0}},
-	"BNB": {binance.Spot: {600, 2, 3}, binance.USDM: {600, 2, 2}, binance.COINM: {600, 3, 0}},
+var knownSpecs = map[string]map[market.Market]symSpec{
+	"BTC": {market.Spot: {60000, 2, 5}, market.USDM: {60000, 1, 3}, market.COINM: {60000, 1, 0}},
+	"ETH": {market.Spot: {3000, 2, 4}, market.USDM: {3000, 2, 3}, market.COINM: {3000, 2, 0}},
+	"BNB": {market.Spot: {600, 2, 3}, market.USDM: {600, 2, 2}, market.COINM: {600, 3, 0}},
 }
 
-func baseAsset(m binance.Market, name string) string {
-	if m == binance.COINM {
+func baseAsset(m market.Market, name string) string {
+	if m == market.COINM {
 		b, _, _ := strings.Cut(name, "USD_")
 		return b
 	}
@@ -156,16 +156,16 @@ func baseAsset(m binance.Market, name string) string {
 	return name
 }
 
-func quoteAsset(m binance.Market, name string) string {
+func quoteAsset(m market.Market, name string) string {
 	base := baseAsset(m, name)
-	if m == binance.COINM {
+	if m == market.COINM {
 		return "USD"
 	}
 	q, _, _ := strings.Cut(strings.TrimPrefix(name, base), "_")
 	return q
 }
 
-func specFor(m binance.Market, name string) symSpec {
+func specFor(m market.Market, name string) symSpec {
 	if s, ok := knownSpecs[baseAsset(m, name)][m]; ok {
 		return s
 	}
@@ -177,9 +177,9 @@ func specFor(m binance.Market, name string) symSpec {
 	pd := min(max(4-mag, 0), 8)
 	qd := min(max(mag+1, 0), 8)
 	switch m {
-	case binance.USDM:
+	case market.USDM:
 		qd = min(max(mag, 0), 3)
-	case binance.COINM:
+	case market.COINM:
 		qd = 0
 	}
 	return symSpec{price: price, pd: pd, qd: qd}
@@ -193,7 +193,7 @@ func pow10(n int) int64 {
 	return p
 }
 
-func newSymbol(mk *market, name string, idx int) *symbol {
+func newSymbol(mk *venue, name string, idx int) *symbol {
 	spec := specFor(mk.m, name)
 	s := &symbol{
 		name:   name,
@@ -206,10 +206,10 @@ func newSymbol(mk *market, name string, idx int) *symbol {
 		klines: map[string]*kline{},
 	}
 	switch mk.m {
-	case binance.USDM:
+	case market.USDM:
 		s.pair, _, _ = strings.Cut(name, "_")
 		s.perp = !strings.Contains(name, "_")
-	case binance.COINM:
+	case market.COINM:
 		s.pair, _, _ = strings.Cut(name, "_")
 		s.perp = strings.HasSuffix(name, "_PERP")
 		s.contract = 10
@@ -221,7 +221,7 @@ func newSymbol(mk *market, name string, idx int) *symbol {
 	s.nextTrade = 1_000_000 + rng.Int64N(900_000_000)
 	s.nextAgg = s.nextTrade/2 + rng.Int64N(1000)
 	s.tradeBase = s.nextTrade
-	if mk.m == binance.Spot {
+	if mk.m == market.Spot {
 		s.lastID = 100_000_000 + rng.Int64N(9_000_000_000)
 	} else {
 		s.lastID = mk.updateID

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Options configure a Sim. The zero value is usable: every zero field takes
@@ -13,10 +13,10 @@ import (
 // Binance documents for that market.
 type Options struct {
 	// Markets the simulator serves. Default: spot, usdm and coinm.
-	Markets []binance.Market
+	Markets []market.Market
 	// Symbols per market, upper case as Binance spells them (BTCUSDT,
 	// BTCUSD_PERP). Default: DefaultSymbols.
-	Symbols map[binance.Market][]string
+	Symbols map[market.Market][]string
 	// Seed makes the generated market deterministic: the same seed and
 	// options give the same trades, ids and book events in the same order
 	// of virtual time. Default 1.
@@ -103,11 +103,11 @@ var (
 
 // DefaultSymbols are the symbols of a market when Options.Symbols names
 // none.
-func DefaultSymbols(m binance.Market) []string {
+func DefaultSymbols(m market.Market) []string {
 	switch m {
-	case binance.Spot, binance.USDM:
+	case market.Spot, market.USDM:
 		return []string{"BTCUSDT", "ETHUSDT"}
-	case binance.COINM:
+	case market.COINM:
 		return []string{"BTCUSD_PERP", "ETHUSD_PERP"}
 	}
 	return nil
@@ -126,8 +126,8 @@ type limits struct {
 	banDuration  time.Duration
 }
 
-func (o *Options) limits(m binance.Market) limits {
-	spot := m == binance.Spot
+func (o *Options) limits(m market.Market) limits {
+	spot := m == market.Spot
 	pick := func(v, spotDef, futDef time.Duration) time.Duration {
 		switch {
 		case v > 0:
@@ -163,14 +163,14 @@ func (o *Options) limits(m binance.Market) limits {
 	return l
 }
 
-func (o *Options) markets() []binance.Market {
+func (o *Options) markets() []market.Market {
 	if len(o.Markets) > 0 {
 		return o.Markets
 	}
-	return []binance.Market{binance.Spot, binance.USDM, binance.COINM}
+	return []market.Market{market.Spot, market.USDM, market.COINM}
 }
 
-func (o *Options) symbols(m binance.Market) []string {
+func (o *Options) symbols(m market.Market) []string {
 	if s := o.Symbols[m]; len(s) > 0 {
 		return s
 	}
@@ -214,10 +214,10 @@ func (o *Options) now() time.Time {
 
 // SyntheticSymbols returns n made-up symbol names for a market
 // (S0001USDT..., S0001USD_PERP on COIN-M), for load with many symbols.
-func SyntheticSymbols(m binance.Market, n int) []string {
+func SyntheticSymbols(m market.Market, n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		if m == binance.COINM {
+		if m == market.COINM {
 			out[i] = fmt.Sprintf("S%04dUSD_PERP", i+1)
 		} else {
 			out[i] = fmt.Sprintf("S%04dUSDT", i+1)

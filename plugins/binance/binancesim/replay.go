@@ -9,14 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Replay is a recorded session (shared/data/binance/recorded/*.replay.jsonl)
 // loaded for serving: its WebSocket frames verbatim and in order on the
 // combined endpoint, its REST depth snapshots at the REST depth path.
 type Replay struct {
-	Market binance.Market
+	Market market.Market
 	// Streams are the streams of the recorded connect URL.
 	Streams []string
 	frames  []replayFrame
@@ -68,11 +68,11 @@ func LoadReplay(path string) (*Replay, error) {
 			}
 			switch host := u.Hostname(); {
 			case strings.HasPrefix(host, "fstream"):
-				r.Market = binance.USDM
+				r.Market = market.USDM
 			case strings.HasPrefix(host, "dstream"):
-				r.Market = binance.COINM
+				r.Market = market.COINM
 			default:
-				r.Market = binance.Spot
+				r.Market = market.Spot
 			}
 			if s := u.Query().Get("streams"); s != "" {
 				r.Streams = strings.Split(s, "/")
@@ -98,7 +98,7 @@ func LoadReplay(path string) (*Replay, error) {
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("load replay %s: %w", path, err)
 	}
-	if r.Market == binance.MarketInvalid {
+	if r.Market == market.MarketInvalid {
 		return nil, fmt.Errorf("load replay %s: no connect line", path)
 	}
 	return r, nil

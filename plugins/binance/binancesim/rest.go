@@ -10,15 +10,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // restPrefix is where a market's REST endpoints live, as on Binance.
-func restPrefix(m binance.Market) string {
+func restPrefix(m market.Market) string {
 	switch m {
-	case binance.USDM:
+	case market.USDM:
 		return "/fapi/v1/"
-	case binance.COINM:
+	case market.COINM:
 		return "/dapi/v1/"
 	}
 	return "/api/v3/"
@@ -27,7 +27,7 @@ func restPrefix(m binance.Market) string {
 // weightKey and weightWindow account REST weight per market and IP in
 // fixed one-minute windows, as Binance's REQUEST_WEIGHT 1 MINUTE limit.
 type weightKey struct {
-	m  binance.Market
+	m  market.Market
 	ip string
 }
 
@@ -40,8 +40,8 @@ type weightWindow struct {
 
 // weight is the request weight of an endpoint (Binance's documented
 // values; depth depends on limit).
-func weight(m binance.Market, endpoint string, limit int) int {
-	spot := m == binance.Spot
+func weight(m market.Market, endpoint string, limit int) int {
+	spot := m == market.Spot
 	switch endpoint {
 	case "ping", "time":
 		return 1
@@ -119,7 +119,7 @@ func errIllegal(p string) *restError {
 
 var errSymbol = &restError{http.StatusBadRequest, -1121, "Invalid symbol."}
 
-func (s *Sim) serveREST(w http.ResponseWriter, r *http.Request, mk *market, path string) {
+func (s *Sim) serveREST(w http.ResponseWriter, r *http.Request, mk *venue, path string) {
 	endpoint, ok := strings.CutPrefix(path, restPrefix(mk.m))
 	if !ok || r.Method != http.MethodGet {
 		http.NotFound(w, r)
@@ -136,7 +136,7 @@ func (s *Sim) serveREST(w http.ResponseWriter, r *http.Request, mk *market, path
 	limit, lerr := intParam(q.Get("limit"), "limit")
 	if endpoint == "depth" && limit == 0 {
 		limit = 100
-		if mk.m != binance.Spot {
+		if mk.m != market.Spot {
 			limit = 500
 		}
 	}
@@ -186,7 +186,7 @@ func intParam(v, name string) (int, *restError) {
 // X-MBX-USED-WEIGHT headers and answers 429 (over the limit) or 418 (an IP
 // that went on after a 429 is banned for BanDuration). It reports whether
 // the request may proceed.
-func (s *Sim) chargeWeight(w http.ResponseWriter, r *http.Request, mk *market, wt int) bool {
+func (s *Sim) chargeWeight(w http.ResponseWriter, r *http.Request, mk *venue, wt int) bool {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
@@ -216,7 +216,7 @@ func (s *Sim) chargeWeight(w http.ResponseWriter, r *http.Request, mk *market, w
 
 	h := w.Header()
 	h["X-MBX-USED-WEIGHT-1M"] = []string{strconv.Itoa(used)}
-	if mk.m == binance.Spot {
+	if mk.m == market.Spot {
 		h["X-MBX-USED-WEIGHT"] = []string{strconv.Itoa(used)}
 	}
 	switch {
@@ -248,11 +248,11 @@ func (s *Sim) ResetWeights() {
 
 var futuresDepthLimits = []int{5, 10, 20, 50, 100, 500, 1000}
 
-func (s *Sim) depth(mk *market, symbol string, limit int) ([]byte, *restError) {
+func (s *Sim) depth(mk *venue, symbol string, limit int) ([]byte, *restError) {
 	if symbol == "" {
 		return nil, errMandatory("symbol")
 	}
-	if mk.m == binance.Spot {
+	if mk.m == market.Spot {
 		limit = min(max(limit, 1), 5000)
 	} else if !slices.Contains(futuresDepthLimits, limit) {
 		return nil, &restError{http.StatusBadRequest, -1100,
@@ -274,7 +274,7 @@ func (s *Sim) depth(mk *market, symbol string, limit int) ([]byte, *restError) {
 	return mk.depthSnapshot(sym, limit, s.nowUs/1000), nil
 }
 
-func (s *Sim) aggTradesREST(mk *market, q map[string][]string, limit int) ([]byte, *restError) {
+func (s *Sim) aggTradesREST(mk *venue, q map[string][]string, limit int) ([]byte, *restError) {
 	symbol := first(q["symbol"])
 	if symbol == "" {
 		return nil, errMandatory("symbol")
@@ -329,7 +329,7 @@ func (s *Sim) aggTradesREST(mk *market, q map[string][]string, limit int) ([]byt
 	return append(b, ']'), nil
 }
 
-func (s *Sim) tradesREST(mk *market, q map[string][]string, limit int, historical bool) ([]byte, *restError) {
+func (s *Sim) tradesREST(mk *venue, q map[string][]string, limit int, historical bool) ([]byte, *restError) {
 	symbol := first(q["symbol"])
 	if symbol == "" {
 		return nil, errMandatory("symbol")
@@ -386,7 +386,7 @@ func optInt64(q map[string][]string, name string) (int64, bool, *restError) {
 
 // exchangeInfo is a minimal exchangeInfo: the rate limits and, per symbol,
 // its assets, status and price and lot filters.
-func (s *Sim) exchangeInfo(mk *market) []byte {
+func (s *Sim) exchangeInfo(mk *venue) []byte {
 	type filter struct {
 		FilterType string `json:"filterType"`
 		MinPrice   string `json:"minPrice,omitempty"`
@@ -437,7 +437,7 @@ func (s *Sim) exchangeInfo(mk *market) []byte {
 				{FilterType: "PRICE_FILTER", MinPrice: tick, MaxPrice: "1000000", TickSize: tick},
 				{FilterType: "LOT_SIZE", MinQty: step, MaxQty: "9000000", StepSize: step},
 			}}
-		if mk.m == binance.Spot {
+		if mk.m == market.Spot {
 			e.Status = "TRADING"
 		} else {
 			pd, qd := sy.pd, sy.qd
@@ -446,7 +446,7 @@ func (s *Sim) exchangeInfo(mk *market) []byte {
 			if !sy.perp {
 				e.ContractType = "CURRENT_QUARTER"
 			}
-			if mk.m == binance.USDM {
+			if mk.m == market.USDM {
 				e.Status = "TRADING"
 			} else {
 				e.ContractStatus, e.ContractSize = "TRADING", sy.contract

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
-func firstSymbol(srv *Server, m binance.Market) string { return srv.Symbols(m)[0] }
+func firstSymbol(srv *Server, m market.Market) string { return srv.Symbols(m)[0] }
 
 // TestRESTBodies checks the depth, aggTrades and trades bodies of every
 // market against the real ones, their consistency with the generator, and
@@ -32,7 +33,7 @@ func TestRESTBodies(t *testing.T) {
 				if got := resp.Header.Get("X-MBX-USED-WEIGHT-1M"); got != strconv.Itoa(used) {
 					t.Errorf("X-MBX-USED-WEIGHT-1M %q, want %d", got, used)
 				}
-				if got := resp.Header.Get("X-MBX-USED-WEIGHT"); (m == binance.Spot) != (got != "") {
+				if got := resp.Header.Get("X-MBX-USED-WEIGHT"); (m == market.Spot) != (got != "") {
 					t.Errorf("X-MBX-USED-WEIGHT %q on %s", got, m)
 				}
 			}
@@ -45,13 +46,13 @@ func TestRESTBodies(t *testing.T) {
 			if got, want := shape(t, body), shape(t, tpl[m.String()+"/restDepth"]); got != want {
 				t.Errorf("depth shape\n got %s\nwant %s", got, want)
 			}
-			snap, err := binance.ParseDepthSnapshot(body)
+			snap, err := wire.ParseDepthSnapshot(body)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(snap.Bids) != 5 || len(snap.Asks) != 5 || snap.Bids[0].Price >= snap.Asks[0].Price ||
-				!slices.IsSortedFunc(snap.Bids, func(a, b binance.Level) int { return int(b.Key - a.Key) }) ||
-				!slices.IsSortedFunc(snap.Asks, func(a, b binance.Level) int { return int(a.Key - b.Key) }) {
+				!slices.IsSortedFunc(snap.Bids, func(a, b market.Level) int { return int(b.Key - a.Key) }) ||
+				!slices.IsSortedFunc(snap.Asks, func(a, b market.Level) int { return int(a.Key - b.Key) }) {
 				t.Errorf("depth levels %+v %+v", snap.Bids, snap.Asks)
 			}
 
@@ -79,7 +80,7 @@ func TestRESTBodies(t *testing.T) {
 					t.Errorf("aggTrades shape\n got %s\nwant %s", got, exp)
 				}
 			}
-			p := binance.NewParser(m)
+			p := wire.NewParser(m)
 			if _, ids, err := p.ParseAggTrades(sym, body, time.Now(), nil); err != nil || len(ids) != 3 {
 				t.Errorf("parser on aggTrades: %v %v", ids, err)
 			}
@@ -131,7 +132,7 @@ func TestRESTBodies(t *testing.T) {
 func TestRESTWeightLimit(t *testing.T) {
 	now := time.Date(2026, 3, 2, 10, 0, 30, 0, time.UTC)
 	srv := manual(t, Options{WeightLimit: 12, BanDuration: 2 * time.Minute, Now: func() time.Time { return now }})
-	url := srv.RESTURL(binance.Spot) + "/api/v3/depth?symbol=BTCUSDT&limit=5" // weight 5
+	url := srv.RESTURL(market.Spot) + "/api/v3/depth?symbol=BTCUSDT&limit=5" // weight 5
 	var codes []int
 	var last *http.Response
 	for range 4 {

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Sim is a simulated Binance: an http.Handler serving the WebSocket
@@ -32,8 +32,8 @@ type Sim struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	markets map[binance.Market]*market
-	order   []*market
+	markets map[market.Market]*venue
+	order   []*venue
 	started bool
 	nowUs   int64 // virtual clock, unix microseconds
 	conns   map[uint64]*conn
@@ -63,7 +63,7 @@ func New(opts Options) *Sim {
 	s := &Sim{
 		opts:    opts,
 		log:     opts.Logger,
-		markets: map[binance.Market]*market{},
+		markets: map[market.Market]*venue{},
 		conns:   map[uint64]*conn{},
 		weights: map[weightKey]*weightWindow{},
 		faults:  rand.New(rand.NewPCG(opts.seed(), 0xfa17)),
@@ -193,7 +193,7 @@ func (s *Sim) Close() error {
 // paths.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	prefix, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	m, err := binance.ParseMarket(prefix)
+	m, err := market.ParseMarket(prefix)
 	mk := s.markets[m]
 	if err != nil || mk == nil {
 		http.Error(w, "Invalid request path", http.StatusNotFound)
@@ -247,19 +247,19 @@ func Start(t testing.TB, opts Options) *Server {
 
 // WSURL is the WebSocket base URL of a market: append /ws/<stream> or
 // /stream?streams=... as on Binance.
-func (s *Server) WSURL(m binance.Market) string {
+func (s *Server) WSURL(m market.Market) string {
 	return "ws" + strings.TrimPrefix(s.HTTP.URL, "http") + "/" + m.String()
 }
 
 // RESTURL is the REST base URL of a market: append /api/v3/...,
 // /fapi/v1/... or /dapi/v1/... as on Binance.
-func (s *Server) RESTURL(m binance.Market) string {
+func (s *Server) RESTURL(m market.Market) string {
 	return s.HTTP.URL + "/" + m.String()
 }
 
 // URLs returns the WebSocket and REST base URLs of a market served at
 // base (http://host:port).
-func URLs(base string, m binance.Market) (ws, rest string) {
+func URLs(base string, m market.Market) (ws, rest string) {
 	base = strings.TrimSuffix(base, "/")
 	return "ws" + strings.TrimPrefix(base, "http") + "/" + m.String(), base + "/" + m.String()
 }
@@ -280,7 +280,7 @@ type AggTrade struct {
 	BuyerMaker                    bool
 }
 
-func (s *Sim) symbol(m binance.Market, symbol string) (*market, *symbol) {
+func (s *Sim) symbol(m market.Market, symbol string) (*venue, *symbol) {
 	mk := s.markets[m]
 	if mk == nil {
 		return nil, nil
@@ -291,7 +291,7 @@ func (s *Sim) symbol(m binance.Market, symbol string) (*market, *symbol) {
 // Trades returns the trades of a symbol still in the history (the last
 // Options.HistoryCap), oldest first: the ground truth a client's trades
 // are checked against.
-func (s *Sim) Trades(m binance.Market, symbol string) []Trade {
+func (s *Sim) Trades(m market.Market, symbol string) []Trade {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mk, sym := s.symbol(m, symbol)
@@ -311,7 +311,7 @@ func (s *Sim) Trades(m binance.Market, symbol string) []Trade {
 // TradeCount returns how many trades a symbol has generated, including
 // those the history no longer holds. Trade ids are contiguous, so the ids
 // ever generated are the last TradeCount ids up to the newest.
-func (s *Sim) TradeCount(m binance.Market, symbol string) int64 {
+func (s *Sim) TradeCount(m market.Market, symbol string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, sym := s.symbol(m, symbol)
@@ -323,7 +323,7 @@ func (s *Sim) TradeCount(m binance.Market, symbol string) int64 {
 
 // AggTrades returns the aggregate trades of a symbol still in the history,
 // oldest first.
-func (s *Sim) AggTrades(m binance.Market, symbol string) []AggTrade {
+func (s *Sim) AggTrades(m market.Market, symbol string) []AggTrade {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mk, sym := s.symbol(m, symbol)
@@ -342,7 +342,7 @@ func (s *Sim) AggTrades(m binance.Market, symbol string) []AggTrade {
 }
 
 // Symbols returns the generated symbols of a market.
-func (s *Sim) Symbols(m binance.Market) []string {
+func (s *Sim) Symbols(m market.Market) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mk := s.markets[m]
@@ -401,7 +401,7 @@ func (s *Sim) Stats() Stats {
 // ConnInfo describes one open connection.
 type ConnInfo struct {
 	ID       uint64
-	Market   binance.Market
+	Market   market.Market
 	Combined bool
 	Streams  []string
 	Opened   time.Time

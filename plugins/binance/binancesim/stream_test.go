@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 // eventName names a data payload the way templates.jsonl does.
@@ -35,10 +36,10 @@ func TestFrameShapes(t *testing.T) {
 	tpl := templates(t)
 	for _, m := range marketsAll() {
 		t.Run(m.String(), func(t *testing.T) {
-			srv := manual(t, Options{Markets: []binance.Market{m}, TradeRate: 200})
+			srv := manual(t, Options{Markets: []market.Market{m}, TradeRate: 200})
 			sym := strings.ToLower(srv.Symbols(m)[0])
 			streams := []string{"trade", "aggTrade", "bookTicker", "ticker", "miniTicker", "depth@100ms", "depth5", "depth20@100ms", "kline_1m"}
-			if m != binance.Spot {
+			if m != market.Spot {
 				streams = append(streams, "markPrice", "markPrice@1s", "forceOrder", "depth@500ms")
 			}
 			var names []string
@@ -50,7 +51,7 @@ func TestFrameShapes(t *testing.T) {
 			seen, shaped := map[string]int{}, map[string]int{}
 			for _, f := range c.drain() {
 				env := unwrap(t, f)
-				if _, _, err := binance.ParseFrame(m, f, time.Now(), nil); err != nil {
+				if _, _, err := wire.ParseFrame(m, f, time.Now(), nil); err != nil {
 					t.Errorf("%s: parser rejects %s: %v", env.Stream, f, err)
 				}
 				if shaped[env.Stream] > 3 {
@@ -72,7 +73,7 @@ func TestFrameShapes(t *testing.T) {
 					t.Errorf("no %s frame in 7 s", k)
 				}
 			}
-			if m != binance.Spot && seen["markPriceUpdate"] == 0 {
+			if m != market.Spot && seen["markPriceUpdate"] == 0 {
 				t.Error("no markPriceUpdate frame")
 			}
 		})
@@ -83,9 +84,9 @@ func TestFrameShapes(t *testing.T) {
 // payloads, /stream?streams= wraps each in {"stream","data"} with the
 // stream name as subscribed.
 func TestRawAndCombined(t *testing.T) {
-	srv := manual(t, Options{Markets: []binance.Market{binance.Spot}, TradeRate: 200})
-	raw := dial(t, srv.WSURL(binance.Spot)+"/ws/btcusdt@aggTrade")
-	comb := dial(t, srv.WSURL(binance.Spot)+"/stream?streams=btcusdt@aggTrade/ethusdt@depth")
+	srv := manual(t, Options{Markets: []market.Market{market.Spot}, TradeRate: 200})
+	raw := dial(t, srv.WSURL(market.Spot)+"/ws/btcusdt@aggTrade")
+	comb := dial(t, srv.WSURL(market.Spot)+"/stream?streams=btcusdt@aggTrade/ethusdt@depth")
 	srv.Advance(3 * time.Second)
 	rf, cf := raw.drain(), comb.drain()
 	if len(rf) == 0 || len(cf) == 0 {
@@ -128,7 +129,7 @@ func TestRawAndCombined(t *testing.T) {
 // against control_responses.jsonl.
 func TestSubscribeAcksAndErrors(t *testing.T) {
 	srv := manual(t, Options{})
-	c := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	c := dial(t, srv.WSURL(market.Spot)+"/ws")
 	for _, tc := range []struct{ send, want string }{
 		{`{"method":"SUBSCRIBE","params":["btcusdt@aggTrade","btcusdt@depth"],"id":1}`, `{"result":null,"id":1}`},
 		{`{"method":"SUBSCRIBE","params":["btcusdt@nope"],"id":2}`, `{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":2}`},
@@ -149,12 +150,12 @@ func TestSubscribeAcksAndErrors(t *testing.T) {
 		}
 	}
 	// COIN-M answers with the id first.
-	d := dial(t, srv.WSURL(binance.COINM)+"/ws")
+	d := dial(t, srv.WSURL(market.COINM)+"/ws")
 	if got := d.request("SUBSCRIBE", "btcusd_perp@aggTrade"); string(got) != `{"id":1,"result":null}` {
 		t.Errorf("coinm ack %s", got)
 	}
 	// Futures close the connection after invalid JSON.
-	u := dial(t, srv.WSURL(binance.USDM)+"/ws")
+	u := dial(t, srv.WSURL(market.USDM)+"/ws")
 	u.write("{")
 	if got := u.read(); !strings.HasPrefix(string(got), `{"error":{"code":3,"msg":"Invalid JSON:`) {
 		t.Errorf("usdm invalid JSON answer %s", got)
@@ -171,7 +172,7 @@ func TestSubscribeAcksAndErrors(t *testing.T) {
 // server closes the connection.
 func TestIncomingLimit(t *testing.T) {
 	srv := Start(t, Options{Manual: true, Epoch: epoch}) // Binance's limits
-	c := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	c := dial(t, srv.WSURL(market.Spot)+"/ws")
 	for i := range 7 {
 		if err := c.ws.WriteMessage(1, fmt.Appendf(nil, `{"method":"LIST_SUBSCRIPTIONS","id":%d}`, i)); err != nil {
 			break // already closed
@@ -193,7 +194,7 @@ func TestStreamLimit(t *testing.T) {
 	for i := range 1025 {
 		names = append(names, fmt.Sprintf("sym%04dusdt@trade", i))
 	}
-	c := dial(t, srv.WSURL(binance.Spot)+"/ws")
+	c := dial(t, srv.WSURL(market.Spot)+"/ws")
 	params := make([]any, 1024)
 	for i := range params {
 		params[i] = names[i]
@@ -207,12 +208,12 @@ func TestStreamLimit(t *testing.T) {
 	if got := c.request("SUBSCRIBE", names[0]); string(got) != `{"result":null,"id":3}` {
 		t.Fatalf("re-subscribing a held stream: %s", got)
 	}
-	_, resp, err := websocketDial(srv.WSURL(binance.Spot) + "/stream?streams=" + strings.Join(names, "/"))
+	_, resp, err := websocketDial(srv.WSURL(market.Spot) + "/stream?streams=" + strings.Join(names, "/"))
 	if err == nil || resp == nil || resp.StatusCode != 400 {
 		t.Fatalf("1025 streams in the URL: err %v", err)
 	}
 	// USD-M closes the connection after refusing.
-	u := dial(t, srv.WSURL(binance.USDM)+"/ws")
+	u := dial(t, srv.WSURL(market.USDM)+"/ws")
 	u.request("SUBSCRIBE", params...)
 	if got := u.request("SUBSCRIBE", "x@trade"); !strings.Contains(string(got), `"code":4`) {
 		t.Fatalf("usdm 1025th stream: %s", got)

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // Update speeds, in milliseconds, of the diff and partial depth streams.
@@ -32,8 +32,8 @@ type streamNames struct {
 }
 
 // depthSuffixes returns the diff-depth stream suffixes of a period.
-func depthSuffixes(m binance.Market, period int64) []string {
-	if m == binance.Spot {
+func depthSuffixes(m market.Market, period int64) []string {
+	if m == market.Spot {
 		if period == 1000 {
 			return []string{"@depth", "@depth@1000ms"}
 		}
@@ -45,14 +45,14 @@ func depthSuffixes(m binance.Market, period int64) []string {
 	return []string{"@depth@" + strconv.FormatInt(period, 10) + "ms"}
 }
 
-func intervals(m binance.Market) []string {
-	if m == binance.Spot {
+func intervals(m market.Market) []string {
+	if m == market.Spot {
 		return spotIntervals
 	}
 	return futuresIntervals
 }
 
-func makeNames(mk *market, lower string) streamNames {
+func makeNames(mk *venue, lower string) streamNames {
 	n := streamNames{
 		trade:      lower + "@trade",
 		aggTrade:   lower + "@aggTrade",
@@ -61,7 +61,7 @@ func makeNames(mk *market, lower string) streamNames {
 		miniTicker: lower + "@miniTicker",
 		kline:      map[string]string{},
 	}
-	if mk.m != binance.Spot {
+	if mk.m != market.Spot {
 		n.forceOrder = lower + "@forceOrder"
 		n.markPrice = lower + "@markPrice"
 		n.markPrice1s = lower + "@markPrice@1s"
@@ -86,14 +86,14 @@ func makeNames(mk *market, lower string) streamNames {
 
 // validStreams returns every per-symbol stream suffix a market accepts,
 // and its all-market streams.
-func validStreams(m binance.Market) (suffixes, global map[string]bool) {
+func validStreams(m market.Market) (suffixes, global map[string]bool) {
 	suffixes = map[string]bool{
 		"@trade": true, "@aggTrade": true, "@bookTicker": true,
 		"@ticker": true, "@miniTicker": true,
 	}
 	global = map[string]bool{"!miniTicker@arr": true}
 	periods := spotDepthPeriods
-	if m != binance.Spot {
+	if m != market.Spot {
 		periods = futuresDepthPeriods
 		for _, s := range []string{"@markPrice", "@markPrice@1s", "@forceOrder"} {
 			suffixes[s] = true
@@ -120,7 +120,7 @@ func validStreams(m binance.Market) (suffixes, global map[string]bool) {
 // lower-case symbol and a known suffix, or an all-market stream. A
 // well-formed name for a symbol that does not exist is valid, as on
 // Binance: it is accepted and never sends anything.
-func (mk *market) validStream(name string) bool {
+func (mk *venue) validStream(name string) bool {
 	if mk.global[name] {
 		return true
 	}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 const (
@@ -34,7 +34,7 @@ var upgrader = websocket.Upgrader{
 type conn struct {
 	id       uint64
 	sim      *Sim
-	mk       *market
+	mk       *venue
 	wsp      atomic.Pointer[websocket.Conn] // for drop: nil until the handshake is done
 	ws       *websocket.Conn                // for the conn's goroutines, which start after it is set
 	opened   time.Time
@@ -66,7 +66,7 @@ type outFrame struct {
 
 // serveWS upgrades one connection. streams come from the URL: /ws/<a>/<b>
 // (raw) or /stream?streams=<a>/<b> (combined).
-func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *market, streams []string, combined bool) {
+func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, mk *venue, streams []string, combined bool) {
 	s.st.handshakes.Add(1)
 	s.mu.Lock()
 	if s.closed {
@@ -340,7 +340,7 @@ func (c *conn) keeper() {
 func (c *conn) onPong(payload string) {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	if c.mk.m != binance.Spot {
+	if c.mk.m != market.Spot {
 		c.pings = c.pings[:0]
 		c.unanswered = time.Time{}
 		return
@@ -431,7 +431,7 @@ func (c *conn) request(msg []byte) {
 	var req wsRequest
 	if err := json.Unmarshal(msg, &req); err != nil {
 		c.send(errorFrame(3, "Invalid JSON: "+jsonErrorText(msg, err), nil))
-		if c.mk.m != binance.Spot {
+		if c.mk.m != market.Spot {
 			// Futures disconnect after invalid JSON (change log 2023-06-22).
 			c.closeAfterQueued(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
 		}
@@ -479,7 +479,7 @@ func (c *conn) request(msg []byte) {
 			if len(c.streams)+fresh > c.mk.lim.maxStreams {
 				s.mu.Unlock()
 				c.send(errorFrame(4, "Too many subscriptions", id))
-				if c.mk.m != binance.Spot {
+				if c.mk.m != market.Spot {
 					c.closeAfterQueued(Close{Code: websocket.ClosePolicyViolation, Reason: "Invalid request"})
 				}
 				return
@@ -535,7 +535,7 @@ func stringParams(params []json.RawMessage) ([]string, bool) {
 // first, as recorded.
 func (c *conn) resultFrame(result, id []byte) []byte {
 	var b []byte
-	if c.mk.m == binance.COINM {
+	if c.mk.m == market.COINM {
 		b = append(b, `{"id":`...)
 		b = append(b, id...)
 		b = append(b, `,"result":`...)

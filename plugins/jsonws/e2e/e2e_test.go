@@ -175,7 +175,7 @@ func spotTradeFrames(t testing.TB) [][]byte {
 	var frames [][]byte
 	// The binance plugin's copy of the recorded frames in
 	// /work/shared/data/binance, kept in the repository.
-	sc := bufio.NewScanner(strings.NewReader(readFile(t, filepath.Join(repoRoot(t), "plugins", "binance", "testdata", "frames", "spot_trade.jsonl"))))
+	sc := bufio.NewScanner(strings.NewReader(readFile(t, filepath.Join(repoRoot(t), "plugins", "binance", "wire", "testdata", "frames", "spot_trade.jsonl"))))
 	for sc.Scan() {
 		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
 			frames = append(frames, append([]byte(nil), line...))

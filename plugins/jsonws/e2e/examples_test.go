@@ -21,7 +21,8 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/internal/testbin"
-	"github.com/sluicehq/sluice/plugins/binance"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/jsonws"
 )
 
@@ -38,9 +39,9 @@ func binancePoints(t testing.TB, frames [][]byte, received time.Time) []sluice.P
 	t.Helper()
 	var want []sluice.Point
 	for _, f := range frames {
-		points, _, err := binance.ParseFrame(binance.Spot, f, received, nil)
+		points, _, err := wire.ParseFrame(market.Spot, f, received, nil)
 		if err != nil {
-			t.Fatalf("binance.ParseFrame(%s): %v", f, err)
+			t.Fatalf("wire.ParseFrame(%s): %v", f, err)
 		}
 		want = append(want, points...)
 	}
@@ -81,8 +82,8 @@ func TestBinanceExampleMatchesBinanceParser(t *testing.T) {
 	}
 	// The declared uniqueness key is the binance plugin's too.
 	var ms []sluice.Measurement
-	for _, m := range binance.Measurements() {
-		if m.Name == binance.MeasTrades {
+	for _, m := range market.Measurements() {
+		if m.Name == market.MeasTrades {
 			ms = append(ms, m)
 		}
 	}

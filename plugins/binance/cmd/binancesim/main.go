@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 func main() {
@@ -83,7 +83,7 @@ func run() error {
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	opts := binancesim.Options{
-		Symbols:      map[binance.Market][]string{},
+		Symbols:      map[market.Market][]string{},
 		Seed:         *seed,
 		TradeRate:    *rate,
 		HistoryCap:   *history,
@@ -96,13 +96,13 @@ func run() error {
 		Logger:       log,
 	}
 	for _, name := range strings.Split(*markets, ",") {
-		m, err := binance.ParseMarket(strings.TrimSpace(name))
+		m, err := market.ParseMarket(strings.TrimSpace(name))
 		if err != nil {
 			return err
 		}
 		opts.Markets = append(opts.Markets, m)
 		list := *symbols
-		if m == binance.COINM {
+		if m == market.COINM {
 			list = *coinm
 		}
 		var syms []string
@@ -172,7 +172,7 @@ func run() error {
 	return nil
 }
 
-func contains(ms []binance.Market, m binance.Market) bool {
+func contains(ms []market.Market, m market.Market) bool {
 	for _, x := range ms {
 		if x == m {
 			return true
@@ -182,7 +182,7 @@ func contains(ms []binance.Market, m binance.Market) bool {
 }
 
 // runFaults injects the scheduled faults until ctx ends.
-func runFaults(ctx context.Context, sim *binancesim.Sim, markets []binance.Market, f faults, log *slog.Logger) {
+func runFaults(ctx context.Context, sim *binancesim.Sim, markets []market.Market, f faults, log *slog.Logger) {
 	type job struct {
 		every time.Duration
 		do    func()
@@ -209,7 +209,7 @@ func runFaults(ctx context.Context, sim *binancesim.Sim, markets []binance.Marke
 	}
 	if f.stall != "" {
 		mname, stream, ok := strings.Cut(f.stall, ":")
-		m, err := binance.ParseMarket(mname)
+		m, err := market.ParseMarket(mname)
 		if !ok || err != nil {
 			log.Error("bad -stall, want market:stream", "stall", f.stall)
 		} else {

@@ -1,4 +1,4 @@
-package binance
+package book
 
 import (
 	"errors"
@@ -7,38 +7,42 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 // lv builds levels from "price:qty" pairs.
-func lv(t testing.TB, pairs ...string) []Level {
+func lv(t testing.TB, pairs ...string) []market.Level {
 	t.Helper()
-	var out []Level
+	var out []market.Level
 	for _, pq := range pairs {
 		p, q, _ := strings.Cut(pq, ":")
-		key, err := ParsePriceKey(p)
+		key, err := wire.ParsePriceKey(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		price, _ := strconv.ParseFloat(p, 64)
 		qty, _ := strconv.ParseFloat(q, 64)
-		out = append(out, Level{Key: key, Price: price, Quantity: qty})
+		out = append(out, market.Level{Key: key, Price: price, Quantity: qty})
 	}
 	return out
 }
 
-func upd(U, u, pu int64, bids, asks []Level) *DepthUpdate {
-	return &DepthUpdate{Symbol: "BTCUSDT", EventTime: time.UnixMilli(u), FirstID: U, FinalID: u, PrevFinalID: pu, Bids: bids, Asks: asks}
+func upd(U, u, pu int64, bids, asks []market.Level) *market.DepthUpdate {
+	return &market.DepthUpdate{Symbol: "BTCUSDT", EventTime: time.UnixMilli(u), FirstID: U, FinalID: u, PrevFinalID: pu, Bids: bids, Asks: asks}
 }
 
 // top renders the best n levels of each side as "bids | asks".
 func top(b *Book, n int) string {
 	var bids, asks []string
 	for _, pt := range b.AppendPoints(nil, n, time.Time{}, time.Time{}) {
-		side, _ := pt.Tag(TagSide)
+		side, _ := pt.Tag(market.TagSide)
 		price, _ := pt.Field("price")
 		qty, _ := pt.Field("quantity")
 		s := fmt.Sprintf("%g:%g", price.Float(), qty.Float())
-		if side == SideBid {
+		if side == market.SideBid {
 			bids = append(bids, s)
 		} else {
 			asks = append(asks, s)
@@ -48,9 +52,9 @@ func top(b *Book, n int) string {
 }
 
 func TestBookSpot(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	// Buffered before the snapshot: one stale, one bridging.
-	for _, u := range []*DepthUpdate{
+	for _, u := range []*market.DepthUpdate{
 		upd(90, 100, 0, lv(t, "9:1"), nil),                     // u <= 100: in the snapshot
 		upd(95, 105, 0, lv(t, "10:0", "9.5:2"), lv(t, "11:3")), // bridges 101
 	} {
@@ -61,7 +65,7 @@ func TestBookSpot(t *testing.T) {
 	if b.Synced() {
 		t.Fatal("synced before a snapshot")
 	}
-	snap := DepthSnapshot{LastUpdateID: 100, Bids: lv(t, "10:1", "8:1"), Asks: lv(t, "12:1", "11:1")}
+	snap := market.DepthSnapshot{LastUpdateID: 100, Bids: lv(t, "10:1", "8:1"), Asks: lv(t, "12:1", "11:1")}
 	if err := b.Snapshot(&snap); err != nil {
 		t.Fatal(err)
 	}
@@ -93,8 +97,8 @@ func TestBookSpot(t *testing.T) {
 	}
 	// Overlapping (U <= last < u but U != last+1) is a break too once
 	// synced, per the documented U == previous u + 1.
-	b2 := NewBook(Spot, "BTCUSDT")
-	_ = b2.Snapshot(&DepthSnapshot{LastUpdateID: 10})
+	b2 := New(market.Spot, "BTCUSDT")
+	_ = b2.Snapshot(&market.DepthSnapshot{LastUpdateID: 10})
 	_ = b2.Apply(upd(5, 12, 0, nil, nil))
 	if err := b2.Apply(upd(12, 14, 0, nil, nil)); !errors.Is(err, ErrGap) {
 		t.Errorf("overlap: %v", err)
@@ -104,7 +108,7 @@ func TestBookSpot(t *testing.T) {
 	if n, _ := b.Buffered(); n != 1 {
 		t.Fatalf("buffered %d after a gap, want the offending event", n)
 	}
-	if err := b.Snapshot(&DepthSnapshot{LastUpdateID: 113, Bids: lv(t, "7:7"), Asks: lv(t, "13:1")}); err != nil {
+	if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 113, Bids: lv(t, "7:7"), Asks: lv(t, "13:1")}); err != nil {
 		t.Fatal(err)
 	}
 	if !b.Synced() || b.LastUpdateID() != 115 {
@@ -113,10 +117,10 @@ func TestBookSpot(t *testing.T) {
 }
 
 func TestBookSpotSnapshotTooOld(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	_ = b.Apply(upd(50, 60, 0, nil, nil))
 	_ = b.Apply(upd(61, 70, 0, nil, nil))
-	err := b.Snapshot(&DepthSnapshot{LastUpdateID: 40})
+	err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 40})
 	var gap *GapError
 	if !errors.As(err, &gap) || !gap.Bridge || gap.BookID != 40 {
 		t.Fatalf("old snapshot: %v", err)
@@ -124,15 +128,15 @@ func TestBookSpotSnapshotTooOld(t *testing.T) {
 	if n, _ := b.Buffered(); n != 2 {
 		t.Fatalf("buffered %d, want both events kept for the next snapshot", n)
 	}
-	if err := b.Snapshot(&DepthSnapshot{LastUpdateID: 65}); err != nil || !b.Synced() || b.LastUpdateID() != 70 {
+	if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 65}); err != nil || !b.Synced() || b.LastUpdateID() != 70 {
 		t.Errorf("fresh snapshot: %v synced=%v id=%d", err, b.Synced(), b.LastUpdateID())
 	}
 }
 
 func TestBookSpotSnapshotNewerThanBuffer(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	_ = b.Apply(upd(50, 60, 0, nil, nil))
-	if err := b.Snapshot(&DepthSnapshot{LastUpdateID: 64, Bids: lv(t, "1:1")}); err != nil {
+	if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 64, Bids: lv(t, "1:1")}); err != nil {
 		t.Fatal(err)
 	}
 	if b.Synced() {
@@ -142,21 +146,21 @@ func TestBookSpotSnapshotNewerThanBuffer(t *testing.T) {
 	if err := b.Apply(upd(66, 70, 0, nil, nil)); !errors.Is(err, ErrGap) {
 		t.Errorf("non-bridging first event: %v", err)
 	}
-	b = NewBook(Spot, "BTCUSDT")
-	_ = b.Snapshot(&DepthSnapshot{LastUpdateID: 64})
+	b = New(market.Spot, "BTCUSDT")
+	_ = b.Snapshot(&market.DepthSnapshot{LastUpdateID: 64})
 	if err := b.Apply(upd(63, 70, 0, nil, nil)); err != nil || !b.Synced() {
 		t.Errorf("bridging event: %v", err)
 	}
 }
 
 func TestBookFutures(t *testing.T) {
-	for _, m := range []Market{USDM, COINM} {
+	for _, m := range []market.Market{market.USDM, market.COINM} {
 		t.Run(m.String(), func(t *testing.T) {
-			b := NewBook(m, "BTCUSDT")
+			b := New(m, "BTCUSDT")
 			_ = b.Apply(upd(80, 99, 70, lv(t, "1:1"), nil))     // u < 100: dropped
 			_ = b.Apply(upd(95, 100, 99, lv(t, "10:5"), nil))   // U <= 100 <= u: bridges
 			_ = b.Apply(upd(101, 104, 100, nil, lv(t, "11:2"))) // pu == 100
-			if err := b.Snapshot(&DepthSnapshot{LastUpdateID: 100, Bids: lv(t, "10:1"), Asks: lv(t, "11:1", "12:1")}); err != nil {
+			if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 100, Bids: lv(t, "10:1"), Asks: lv(t, "11:1", "12:1")}); err != nil {
 				t.Fatal(err)
 			}
 			if !b.Synced() || b.LastUpdateID() != 104 || top(b, 2) != "10:5 | 11:2 12:1" {
@@ -181,8 +185,8 @@ func TestBookFutures(t *testing.T) {
 				t.Errorf("message %q", gap.Error())
 			}
 			// Bridging on futures: U <= lastUpdateId, not lastUpdateId+1.
-			b = NewBook(m, "BTCUSDT")
-			_ = b.Snapshot(&DepthSnapshot{LastUpdateID: 100})
+			b = New(m, "BTCUSDT")
+			_ = b.Snapshot(&market.DepthSnapshot{LastUpdateID: 100})
 			if err := b.Apply(upd(101, 105, 100, nil, nil)); !errors.Is(err, ErrGap) {
 				t.Errorf("U = lastUpdateId+1 must not bridge a futures snapshot: %v", err)
 			}
@@ -191,8 +195,8 @@ func TestBookFutures(t *testing.T) {
 }
 
 func TestBookLevels(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
-	_ = b.Snapshot(&DepthSnapshot{LastUpdateID: 1,
+	b := New(market.Spot, "BTCUSDT")
+	_ = b.Snapshot(&market.DepthSnapshot{LastUpdateID: 1,
 		Bids: lv(t, "1:1", "3:3", "2:2", "2.0:9", "4:0"), // out of order, a repeat, a zero
 		Asks: lv(t, "7:7", "5:5", "6:6")})
 	if got, want := top(b, 10), "3:3 2:9 1:1 | 5:5 6:6 7:7"; got != want {
@@ -209,8 +213,8 @@ func TestBookLevels(t *testing.T) {
 	if len(pts) != 2 {
 		t.Fatalf("%d points", len(pts))
 	}
-	checkPoints(t, Spot, pts)
-	if lvl, _ := pts[1].Tag(TagLevel); lvl != "0" || !pts[1].Time.Equal(time.UnixMilli(5)) {
+	fixture.CheckPoints(t, market.Spot, pts)
+	if lvl, _ := pts[1].Tag(market.TagLevel); lvl != "0" || !pts[1].Time.Equal(time.UnixMilli(5)) {
 		t.Errorf("point %+v", pts[1])
 	}
 	if d1, d2 := b.Depth(); d1 != 4 || d2 != 3 {
@@ -219,7 +223,7 @@ func TestBookLevels(t *testing.T) {
 }
 
 func TestBookBufferBound(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	for i := range int64(MaxBuffered + 10) {
 		_ = b.Apply(upd(i*2+1, i*2+2, 0, nil, nil))
 	}
@@ -227,24 +231,24 @@ func TestBookBufferBound(t *testing.T) {
 		t.Errorf("buffered %d evicted %d", waiting, evicted)
 	}
 	// The snapshot predates the oldest kept event: resync needed.
-	if err := b.Snapshot(&DepthSnapshot{LastUpdateID: 2}); !errors.Is(err, ErrGap) {
+	if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 2}); !errors.Is(err, ErrGap) {
 		t.Errorf("snapshot older than the buffer: %v", err)
 	}
 }
 
 func TestBookBufferCopies(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	bids := lv(t, "1:1")
 	_ = b.Apply(upd(1, 2, 0, bids, nil))
 	bids[0] = lv(t, "9:9")[0] // the parser reuses its slices
-	_ = b.Snapshot(&DepthSnapshot{LastUpdateID: 1})
+	_ = b.Snapshot(&market.DepthSnapshot{LastUpdateID: 1})
 	if got := top(b, 1); got != "1:1 | " {
 		t.Errorf("book %q: the buffered event shared the caller's slice", got)
 	}
 }
 
 func TestBookWrongSymbol(t *testing.T) {
-	b := NewBook(Spot, "BTCUSDT")
+	b := New(market.Spot, "BTCUSDT")
 	u := upd(1, 2, 0, nil, nil)
 	u.Symbol = "ETHUSDT"
 	if err := b.Apply(u); err == nil || errors.Is(err, ErrGap) {
@@ -256,10 +260,10 @@ func TestBookWrongSymbol(t *testing.T) {
 // that symbol, and only there: the replay test's "no gaps" is only worth
 // something if a real gap is caught.
 func TestReplayDetectsDroppedFrame(t *testing.T) {
-	for _, path := range sessionFiles(t) {
-		m, lines := readSession(t, path)
+	for _, path := range fixture.SessionFiles(t) {
+		m, lines := fixture.ReadSession(t, path)
 		t.Run(strings.TrimSuffix(path[strings.LastIndex(path, "/")+1:], ".replay.jsonl"), func(t *testing.T) {
-			p := NewParser(m)
+			p := wire.NewParser(m)
 			books := map[string]*Book{}
 			var victim string
 			dropped, gaps := false, 0
@@ -267,24 +271,24 @@ func TestReplayDetectsDroppedFrame(t *testing.T) {
 				switch l.Src {
 				case "rest":
 					sym := l.URL[strings.Index(l.URL, "symbol=")+len("symbol=") : strings.Index(l.URL, "&limit")]
-					s, err := ParseDepthSnapshot([]byte(l.Raw))
+					s, err := wire.ParseDepthSnapshot([]byte(l.Raw))
 					if err != nil {
 						t.Fatal(err)
 					}
 					if books[sym] == nil {
-						books[sym] = NewBook(m, sym)
+						books[sym] = New(m, sym)
 					}
 					if err := books[sym].Snapshot(&s); err != nil {
 						t.Fatal(err)
 					}
 				case "ws":
-					_, ev, err := p.Parse([]byte(l.Raw), l.received(), nil)
-					if err != nil || ev.Kind != EventDepthUpdate {
+					_, ev, err := p.Parse([]byte(l.Raw), l.Received(), nil)
+					if err != nil || ev.Kind != wire.EventDepthUpdate {
 						continue
 					}
 					b := books[ev.Symbol]
 					if b == nil {
-						b = NewBook(m, ev.Symbol)
+						b = New(m, ev.Symbol)
 						books[ev.Symbol] = b
 					}
 					if !dropped && b.Synced() {

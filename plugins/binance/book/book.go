@@ -1,4 +1,4 @@
-package binance
+package book
 
 import (
 	"cmp"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // ErrGap is matched (errors.Is) by every *GapError: the diff-depth stream
@@ -17,7 +18,7 @@ var ErrGap = errors.New("binance: depth sequence gap")
 
 // GapError describes a depth event that does not follow the book.
 type GapError struct {
-	Market Market
+	Market market.Market
 	Symbol string
 	// BookID is the book's last update id when the event arrived: the
 	// snapshot's lastUpdateId if the event was to bridge it.
@@ -34,7 +35,7 @@ func (e *GapError) Error() string {
 	if e.Bridge {
 		what = "does not bridge snapshot"
 	}
-	if e.Market.futures() {
+	if e.Market.Futures() {
 		return fmt.Sprintf("binance %v %s: depth event U=%d u=%d pu=%d %s book at %d",
 			e.Market, e.Symbol, e.FirstID, e.FinalID, e.PrevFinalID, what, e.BookID)
 	}
@@ -77,27 +78,28 @@ const (
 // and goes back to buffering, keeping the event that broke the sequence, so
 // the caller's only job is to fetch a new snapshot and call Snapshot.
 //
-// Levels are keyed by ParsePriceKey's exact integer, never by float. Each
+// Levels are keyed by their exact integer price (market.Level's Key), never
+// by float. Each
 // side is a slice sorted so that the best price is last: most updates land
 // near the top of the book, where inserting and deleting move few elements.
 //
 // A Book is not safe for concurrent use.
 type Book struct {
-	market  Market
+	market  market.Market
 	symbol  string
 	state   bookState
 	lastID  int64
-	time    time.Time // event time of the last applied event
-	bids    []Level   // ascending price: best bid last
-	asks    []Level   // descending price: best ask last
-	buffer  []DepthUpdate
+	time    time.Time      // event time of the last applied event
+	bids    []market.Level // ascending price: best bid last
+	asks    []market.Level // descending price: best ask last
+	buffer  []market.DepthUpdate
 	evicted int // buffered events dropped by MaxBuffered
 	applied int // events applied to the levels
 	stale   int // events dropped as already in the book
 }
 
-// NewBook returns an empty book, waiting for a snapshot.
-func NewBook(m Market, symbol string) *Book {
+// New returns an empty book, waiting for a snapshot.
+func New(m market.Market, symbol string) *Book {
 	return &Book{market: m, symbol: symbol}
 }
 
@@ -135,7 +137,7 @@ func (b *Book) Reset() {
 // Apply feeds one diff-depth event. Before a snapshot it is buffered (as a
 // copy: u's slices may be reused by the caller). It returns a *GapError if
 // the event breaks the sequence.
-func (b *Book) Apply(u *DepthUpdate) error {
+func (b *Book) Apply(u *market.DepthUpdate) error {
 	if u.Symbol != "" && u.Symbol != b.symbol {
 		return fmt.Errorf("binance: %s depth event applied to the %s book", u.Symbol, b.symbol)
 	}
@@ -145,7 +147,7 @@ func (b *Book) Apply(u *DepthUpdate) error {
 			b.buffer = append(b.buffer[:0], b.buffer[1:]...)
 			b.evicted++
 		}
-		b.buffer = append(b.buffer, u.clone())
+		b.buffer = append(b.buffer, u.Clone())
 		return nil
 	}
 	return b.apply(u)
@@ -155,7 +157,7 @@ func (b *Book) Apply(u *DepthUpdate) error {
 // snapshot older than the buffered events returns a *GapError: fetch a
 // newer one. A snapshot newer than every buffered event leaves the book
 // bridging: the next event to arrive must cover it.
-func (b *Book) Snapshot(s *DepthSnapshot) error {
+func (b *Book) Snapshot(s *market.DepthSnapshot) error {
 	b.bids = loadSide(b.bids[:0], s.Bids, false)
 	b.asks = loadSide(b.asks[:0], s.Asks, true)
 	b.lastID = s.LastUpdateID
@@ -178,13 +180,13 @@ func (b *Book) Snapshot(s *DepthSnapshot) error {
 
 // loadSide copies snapshot levels into a side, in the side's order. Zero
 // quantities (which a snapshot should not have) are left out.
-func loadSide(dst, src []Level, desc bool) []Level {
+func loadSide(dst, src []market.Level, desc bool) []market.Level {
 	for _, l := range src {
 		if l.Quantity != 0 {
 			dst = append(dst, l)
 		}
 	}
-	slices.SortStableFunc(dst, func(x, y Level) int {
+	slices.SortStableFunc(dst, func(x, y market.Level) int {
 		if desc {
 			return cmp.Compare(y.Key, x.Key)
 		}
@@ -203,16 +205,16 @@ func loadSide(dst, src []Level, desc bool) []Level {
 	return out
 }
 
-func (b *Book) apply(u *DepthUpdate) error {
+func (b *Book) apply(u *market.DepthUpdate) error {
 	gap := func() error {
 		err := &GapError{Market: b.market, Symbol: b.symbol, BookID: b.lastID,
 			Bridge: b.state == bridging, FirstID: u.FirstID, FinalID: u.FinalID,
 			PrevFinalID: u.PrevFinalID}
 		b.Reset()
-		b.buffer = append(b.buffer, u.clone())
+		b.buffer = append(b.buffer, u.Clone())
 		return err
 	}
-	if b.market.futures() {
+	if b.market.Futures() {
 		switch {
 		case b.state == bridging && u.FinalID < b.lastID,
 			b.state == synced && u.FinalID <= b.lastID:
@@ -248,8 +250,8 @@ func (b *Book) apply(u *DepthUpdate) error {
 // setLevel sets or, for a zero quantity, removes one level of a side
 // sorted with the best price last (ascending for bids, descending for
 // asks).
-func setLevel(side []Level, l Level, desc bool) []Level {
-	i, found := slices.BinarySearchFunc(side, l.Key, func(x Level, key int64) int {
+func setLevel(side []market.Level, l market.Level, desc bool) []market.Level {
+	i, found := slices.BinarySearchFunc(side, l.Key, func(x market.Level, key int64) int {
 		switch {
 		case x.Key == key:
 			return 0
@@ -271,14 +273,14 @@ func setLevel(side []Level, l Level, desc bool) []Level {
 }
 
 // BestBid returns the highest bid.
-func (b *Book) BestBid() (Level, bool) { return best(b.bids) }
+func (b *Book) BestBid() (market.Level, bool) { return best(b.bids) }
 
 // BestAsk returns the lowest ask.
-func (b *Book) BestAsk() (Level, bool) { return best(b.asks) }
+func (b *Book) BestAsk() (market.Level, bool) { return best(b.asks) }
 
-func best(side []Level) (Level, bool) {
+func best(side []market.Level) (market.Level, bool) {
 	if len(side) == 0 {
-		return Level{}, false
+		return market.Level{}, false
 	}
 	return side[len(side)-1], true
 }
@@ -290,6 +292,6 @@ func (b *Book) Depth() (bids, asks int) { return len(b.bids), len(b.asks) }
 // (tags side and level, 0 = best; fields price and quantity) stamped with
 // time t, bids first. Publish only a Synced book.
 func (b *Book) AppendPoints(dst []sluice.Point, n int, t, received time.Time) []sluice.Point {
-	dst = appendBookSide(dst, b.market, b.symbol, SideBid, b.bids[max(0, len(b.bids)-n):], true, t, received)
-	return appendBookSide(dst, b.market, b.symbol, SideAsk, b.asks[max(0, len(b.asks)-n):], true, t, received)
+	dst = market.AppendBookSide(dst, b.market, b.symbol, market.SideBid, b.bids[max(0, len(b.bids)-n):], true, t, received)
+	return market.AppendBookSide(dst, b.market, b.symbol, market.SideAsk, b.asks[max(0, len(b.asks)-n):], true, t, received)
 }

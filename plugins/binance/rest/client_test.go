@@ -1,4 +1,4 @@
-package binance
+package rest
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 func TestWeightGate(t *testing.T) {
@@ -77,11 +77,11 @@ func (f *fakeREST) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, `[]`)
 }
 
-func newTestREST(t *testing.T, h http.Handler, m Market) (*restClient, *[]time.Duration) {
+func newTestREST(t *testing.T, h http.Handler, m market.Market) (*Client, *[]time.Duration) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	c := newRESTClient(&settings{restURL: srv.URL, market: m, weightLimit: 1000, apiKey: "k"})
+	c := New(Config{BaseURL: srv.URL, Market: m, WeightLimit: 1000, APIKey: "k"})
 	var slept []time.Duration
 	now := time.Unix(1_700_000_000, 0)
 	c.now = func() time.Time { return now }
@@ -98,8 +98,8 @@ func TestRESTHonoursRetryAfter(t *testing.T) {
 		statuses: []int{http.StatusTooManyRequests, http.StatusTeapot, http.StatusOK},
 		headers:  []http.Header{{"Retry-After": {"3"}}, {"Retry-After": {"120"}}},
 	}
-	c, slept := newTestREST(t, f, USDM)
-	body, err := c.get(context.Background(), "historicalTrades", url.Values{"symbol": {"BTCUSDT"}, "fromId": {"5"}})
+	c, slept := newTestREST(t, f, market.USDM)
+	body, err := c.Get(context.Background(), "historicalTrades", url.Values{"symbol": {"BTCUSDT"}, "fromId": {"5"}})
 	if err != nil || string(body) != "[]" {
 		t.Fatalf("get: %q, %v", body, err)
 	}
@@ -113,11 +113,11 @@ func TestRESTHonoursRetryAfter(t *testing.T) {
 
 func TestRESTPermanentErrorIsNotRetried(t *testing.T) {
 	f := &fakeREST{statuses: []int{http.StatusBadRequest}}
-	c, slept := newTestREST(t, f, Spot)
-	_, err := c.get(context.Background(), "aggTrades", url.Values{"symbol": {"NOPE"}})
-	var re *RESTError
+	c, slept := newTestREST(t, f, market.Spot)
+	_, err := c.Get(context.Background(), "aggTrades", url.Values{"symbol": {"NOPE"}})
+	var re *Error
 	if !errors.As(err, &re) || re.Status != 400 || re.Code != -1003 || !re.Permanent() {
-		t.Fatalf("error %v, want a permanent *RESTError 400", err)
+		t.Fatalf("error %v, want a permanent *Error 400", err)
 	}
 	if len(f.paths) != 1 || len(*slept) != 0 {
 		t.Fatalf("%d requests and sleeps %v, want one request and no retry", len(f.paths), *slept)
@@ -129,32 +129,12 @@ func TestRESTPermanentErrorIsNotRetried(t *testing.T) {
 
 func TestRESTServerErrorsRetriedThenGivenUp(t *testing.T) {
 	f := &fakeREST{statuses: []int{500, 502, 503, 500, 500, 500}}
-	c, slept := newTestREST(t, f, Spot)
-	_, err := c.get(context.Background(), "depth", url.Values{"symbol": {"BTCUSDT"}})
+	c, slept := newTestREST(t, f, market.Spot)
+	_, err := c.Get(context.Background(), "depth", url.Values{"symbol": {"BTCUSDT"}})
 	if err == nil || len(f.paths) != c.attempts {
 		t.Fatalf("err %v after %d requests, want failure after %d", err, len(f.paths), c.attempts)
 	}
 	if len(*slept) != c.attempts {
 		t.Fatalf("slept %v: want a backoff after each failure", *slept)
-	}
-}
-
-func TestRetryDelay(t *testing.T) {
-	bo := func() *backoff.Backoff { return backoff.New(backoff.Policy{Initial: time.Second, Max: time.Second}) }
-	for _, tc := range []struct {
-		err      error
-		min, max time.Duration
-	}{
-		{&HandshakeError{Status: 429, RetryAfter: 90 * time.Second}, 90 * time.Second, 90 * time.Second},
-		{&HandshakeError{Status: 418}, rateLimitedRetry, rateLimitedRetry},
-		{&HandshakeError{Status: 403}, refusedRetry, refusedRetry},
-		{&HandshakeError{Status: 400}, refusedRetry, refusedRetry},
-		{fmt.Errorf("subscribe: %w", &ServerError{Code: 2, Msg: "Invalid request"}), refusedRetry, refusedRetry},
-		{&HandshakeError{Status: 502}, 500 * time.Millisecond, time.Second},
-		{errors.New("dial: connection refused"), 500 * time.Millisecond, time.Second},
-	} {
-		if d := retryDelay(tc.err, bo()); d < tc.min || d > tc.max {
-			t.Errorf("retryDelay(%v) = %v, want within [%v, %v]", tc.err, d, tc.min, tc.max)
-		}
 	}
 }

@@ -1,37 +1,41 @@
-package binance
+package wire
 
 import (
 	"fmt"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/valyala/fastjson"
 )
+
+// The bodies of Binance's REST market-data answers: what a depth snapshot
+// and a trade backfill fetch (the rest package makes the requests).
 
 var restParsers fastjson.ParserPool
 
 // ParseDepthSnapshot parses the body of a REST depth snapshot
 // ({"lastUpdateId":..,"bids":[..],"asks":[..]}, plus E, T, symbol and pair
 // on futures, which are ignored). The result shares no memory with body.
-func ParseDepthSnapshot(body []byte) (DepthSnapshot, error) {
+func ParseDepthSnapshot(body []byte) (market.DepthSnapshot, error) {
 	jp := restParsers.Get()
 	defer restParsers.Put(jp)
-	var s DepthSnapshot
 	v, err := jp.ParseBytes(body)
 	if err != nil {
-		return s, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+		return market.DepthSnapshot{}, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
 	}
 	o, err := v.Object()
 	if err != nil {
-		return s, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+		return market.DepthSnapshot{}, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
 	}
-	if s.LastUpdateID, err = getInt(o, "lastUpdateId"); err == nil {
-		if s.Bids, err = getLevels(o, "bids", nil); err == nil {
-			s.Asks, err = getLevels(o, "asks", nil)
-		}
+	f := fields{o: o}
+	s := market.DepthSnapshot{
+		LastUpdateID: f.int("lastUpdateId"),
+		Bids:         f.levels("bids", nil),
+		Asks:         f.levels("asks", nil),
 	}
-	if err != nil {
-		return DepthSnapshot{}, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, err)
+	if f.err != nil {
+		return market.DepthSnapshot{}, fmt.Errorf("%w: depth snapshot: %w", ErrFrame, f.err)
 	}
 	return s, nil
 }
@@ -44,16 +48,9 @@ func ParseDepthSnapshot(body []byte) (DepthSnapshot, error) {
 func (p *Parser) ParseAggTrades(symbol string, body []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, []int64, error) {
 	return p.parseRESTArray("aggTrades", symbol, body, dst,
 		func(o *fastjson.Object, sym string, out []sluice.Point) ([]sluice.Point, int64, error) {
-			var id, first, last int64
-			var err error
-			if id, err = getInt(o, "a"); err == nil {
-				if first, err = getInt(o, "f"); err == nil {
-					last, err = getInt(o, "l")
-				}
-			}
-			if err == nil {
-				out, err = p.appendAggTrade(o, sym, id, first, last, received, out)
-			}
+			f := fields{o: o}
+			id, first, last := f.int("a"), f.int("f"), f.int("l")
+			out, err := p.appendAggTrade(&f, sym, id, first, last, received, out)
 			return out, id, err
 		})
 }
@@ -87,7 +84,7 @@ func (p *Parser) parseRESTArray(kind, symbol string, body []byte, dst []sluice.P
 		clear(out[n:]) // drop references held by half-built points
 		return dst[:n], nil, fmt.Errorf("%w: %s: %w", ErrFrame, kind, err)
 	}
-	if !p.market.valid() {
+	if !p.market.Valid() {
 		return dst, nil, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
 	}
 	if symbol == "" {
@@ -119,32 +116,20 @@ func (p *Parser) parseRESTArray(kind, symbol string, body []byte, dst []sluice.P
 
 // restTrade reads one REST trade: id, price, qty, time, isBuyerMaker.
 func (p *Parser) restTrade(o *fastjson.Object, sym string, received time.Time) (sluice.Point, int64, error) {
-	id, err := getInt(o, "id")
-	if err != nil {
-		return sluice.Point{}, 0, err
+	f := fields{o: o}
+	id := f.int("id")
+	price := f.decimal("price")
+	qty := f.decimal("qty")
+	t := f.time("time")
+	side := market.SideBuy
+	if f.bool("isBuyerMaker") {
+		side = market.SideSell
 	}
-	price, err := getDecimal(o, "price")
-	if err != nil {
-		return sluice.Point{}, 0, err
-	}
-	qty, err := getDecimal(o, "qty")
-	if err != nil {
-		return sluice.Point{}, 0, err
-	}
-	t, err := getTime(o, "time")
-	if err != nil {
-		return sluice.Point{}, 0, err
-	}
-	maker, err := getBool(o, "isBuyerMaker")
-	if err != nil {
-		return sluice.Point{}, 0, err
-	}
-	side := SideBuy
-	if maker {
-		side = SideSell
+	if f.err != nil {
+		return sluice.Point{}, 0, f.err
 	}
 	return sluice.Point{
-		Measurement: MeasTrades,
+		Measurement: market.MeasTrades,
 		Tags:        tagsSide(p.market, sym, side),
 		Fields: []sluice.Field{
 			{Key: "price", Value: sluice.Float(price)},

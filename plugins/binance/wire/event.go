@@ -1,8 +1,10 @@
-package binance
+package wire
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // EventKind says what a frame was.
@@ -66,9 +68,9 @@ type Event struct {
 	// FirstTradeID and LastTradeID are an aggTrade's f and l.
 	FirstTradeID, LastTradeID int64
 	// Depth holds a depthUpdate's levels. Its slices belong to the Parser
-	// and are overwritten by the next Parse: apply it to a Book (which
-	// copies what it keeps) before parsing again.
-	Depth DepthUpdate
+	// and are overwritten by the next Parse: apply it to a book.Book
+	// (which copies what it keeps), or Clone it, before parsing again.
+	Depth market.DepthUpdate
 	// Result is the raw JSON of an EventResult's "result" (null, true,
 	// ["btcusdt@aggTrade"], ...).
 	Result string
@@ -85,41 +87,4 @@ type ServerError struct {
 
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("binance error %d for request %d: %s", e.Code, e.ID, e.Msg)
-}
-
-// Level is one price level of a book side.
-type Level struct {
-	// Key is the price as an exact integer count of 1/PriceScale units,
-	// the book's map key (see ParsePriceKey).
-	Key      int64
-	Price    float64
-	Quantity float64
-}
-
-// DepthUpdate is one diff-depth event (e = depthUpdate on an @depth or
-// @depth@100ms stream).
-type DepthUpdate struct {
-	Symbol    string
-	EventTime time.Time
-	// FirstID (U) and FinalID (u) bound the engine updates folded into
-	// this event. PrevFinalID (pu) is the previous event's FinalID on
-	// futures; spot does not send it and leaves it 0.
-	FirstID, FinalID, PrevFinalID int64
-	// Bids and Asks are the new absolute quantities; zero removes a level.
-	Bids, Asks []Level
-}
-
-// clone returns a copy that shares no memory with u.
-func (u *DepthUpdate) clone() DepthUpdate {
-	c := *u
-	c.Bids = append([]Level(nil), u.Bids...)
-	c.Asks = append([]Level(nil), u.Asks...)
-	return c
-}
-
-// DepthSnapshot is a REST depth snapshot (GET /api/v3/depth, /fapi/v1/depth,
-// /dapi/v1/depth).
-type DepthSnapshot struct {
-	LastUpdateID int64
-	Bids, Asks   []Level
 }

@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"bytes"
@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
-
-// testReceived is the receive time the golden tests pass: far from every
-// event time in the frames, so a point stamped with it stands out.
-var testReceived = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // frameFiles returns the single-message fixture files.
 func frameFiles(t testing.TB) []string {
@@ -33,22 +32,6 @@ func frameFiles(t testing.TB) []string {
 	return files
 }
 
-// readLines returns the non-empty lines of a file.
-func readLines(t testing.TB, path string) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines [][]byte
-	for l := range bytes.SplitSeq(data, []byte("\n")) {
-		if len(bytes.TrimSpace(l)) > 0 {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
 // fixtureParser returns the parser a fixture file's frames are read with:
 // the market is the file name's prefix (control and server frames are
 // market-neutral; spot is as good as any). Bare frames of the partial-depth
@@ -56,9 +39,9 @@ func readLines(t testing.TB, path string) [][]byte {
 // Stream hint says.
 func fixtureParser(t testing.TB, file string) *Parser {
 	base := filepath.Base(file)
-	m, err := ParseMarket(strings.SplitN(base, "_", 2)[0])
+	m, err := market.ParseMarket(strings.SplitN(base, "_", 2)[0])
 	if err != nil {
-		m = Spot
+		m = market.Spot
 	}
 	p := NewParser(m)
 	if strings.Contains(base, "depth_partial") {
@@ -75,7 +58,7 @@ func TestGolden(t *testing.T) {
 		t.Run(base, func(t *testing.T) {
 			var out strings.Builder
 			p := fixtureParser(t, file)
-			for i, line := range readLines(t, file) {
+			for i, line := range fixture.ReadLines(t, file) {
 				fmt.Fprintf(&out, "== line %d\n", i+1)
 				switch {
 				case strings.HasPrefix(base, "rest_depth_snapshot"):
@@ -83,21 +66,21 @@ func TestGolden(t *testing.T) {
 					renderSnapshot(&out, s, err)
 				case strings.HasPrefix(base, "rest_aggTrades"):
 					// The fixture is GET /fapi/v1/aggTrades?symbol=BTCUSDT.
-					rp := NewParser(USDM)
-					pts, ids, err := rp.ParseAggTrades("BTCUSDT", line, testReceived, nil)
+					rp := NewParser(market.USDM)
+					pts, ids, err := rp.ParseAggTrades("BTCUSDT", line, fixture.Received, nil)
 					if err != nil {
 						fmt.Fprintf(&out, "error: %v\n", err)
 					}
 					fmt.Fprintf(&out, "ids: %v\n", ids)
 					renderPoints(&out, pts)
 				default:
-					pts, ev, err := p.Parse(line, testReceived, nil)
+					pts, ev, err := p.Parse(line, fixture.Received, nil)
 					if err != nil {
 						fmt.Fprintf(&out, "error: %v\n", err)
 					}
 					renderEvent(&out, ev)
 					renderPoints(&out, pts)
-					checkPoints(t, p.Market(), pts)
+					fixture.CheckPoints(t, p.Market(), pts)
 				}
 			}
 			golden := filepath.Join("testdata", "golden", base+".golden")
@@ -115,60 +98,6 @@ func TestGolden(t *testing.T) {
 				t.Errorf("output differs from %s (go test -update rewrites it):\n%s", golden, diffLines(string(want), got))
 			}
 		})
-	}
-}
-
-// checkPoints asserts the invariants every point must hold, and that the
-// symbol is upper case, as Binance sends it.
-func checkPoints(t testing.TB, m Market, pts []sluice.Point) {
-	t.Helper()
-	checkPointShape(t, m, pts)
-	for i := range pts {
-		if v, _ := pts[i].Tag(TagSymbol); strings.ToUpper(v) != v {
-			t.Errorf("point %d: symbol tag %q is not upper case", i, v)
-		}
-	}
-}
-
-// checkPointShape asserts what holds for the points of any frame that
-// parses, however odd.
-func checkPointShape(t testing.TB, m Market, pts []sluice.Point) {
-	t.Helper()
-	known := map[string]bool{}
-	for _, meas := range Measurements() {
-		known[meas.Name] = true
-	}
-	for i := range pts {
-		pt := &pts[i]
-		if !known[pt.Measurement] {
-			t.Errorf("point %d: undeclared measurement %q", i, pt.Measurement)
-		}
-		sorted := sluice.Point{Tags: append([]sluice.Tag(nil), pt.Tags...)}
-		sorted.SortTags()
-		for j := range pt.Tags {
-			if pt.Tags[j] != sorted.Tags[j] {
-				t.Errorf("point %d: tags not sorted: %v", i, pt.Tags)
-				break
-			}
-		}
-		for _, want := range []sluice.Tag{{Key: TagExchange, Value: Exchange}, {Key: TagMarket, Value: m.String()}} {
-			if v, _ := pt.Tag(want.Key); v != want.Value {
-				t.Errorf("point %d: tag %s = %q, want %q", i, want.Key, v, want.Value)
-			}
-		}
-		if v, _ := pt.Tag(TagSymbol); v == "" {
-			t.Errorf("point %d: symbol tag %q", i, v)
-		}
-		if len(pt.Fields) == 0 || pt.Time.IsZero() || pt.Received.IsZero() {
-			t.Errorf("point %d: incomplete: %+v", i, pt)
-		}
-		seen := map[string]bool{}
-		for _, f := range pt.Fields {
-			if seen[f.Key] {
-				t.Errorf("point %d: field %s twice", i, f.Key)
-			}
-			seen[f.Key] = true
-		}
 	}
 }
 
@@ -206,7 +135,7 @@ func renderEvent(w *strings.Builder, ev Event) {
 	}
 }
 
-func renderSnapshot(w *strings.Builder, s DepthSnapshot, err error) {
+func renderSnapshot(w *strings.Builder, s market.DepthSnapshot, err error) {
 	if err != nil {
 		fmt.Fprintf(w, "error: %v\n", err)
 		return
@@ -214,7 +143,7 @@ func renderSnapshot(w *strings.Builder, s DepthSnapshot, err error) {
 	fmt.Fprintf(w, "snapshot: lastUpdateId=%d\n  bids: %s\n  asks: %s\n", s.LastUpdateID, fmtLevels(s.Bids), fmtLevels(s.Asks))
 }
 
-func fmtLevels(ls []Level) string {
+func fmtLevels(ls []market.Level) string {
 	var parts []string
 	for _, l := range ls {
 		parts = append(parts, fmt.Sprintf("%s@%d:%s", fmtFloat(l.Price), l.Key, fmtFloat(l.Quantity)))
@@ -240,7 +169,7 @@ func renderPoints(w *strings.Builder, pts []sluice.Point) {
 		fmt.Fprintf(w, " %s", fmtTime(pt.Time))
 		if pt.Time.Equal(pt.Received) {
 			w.WriteString(" (receive time)")
-		} else if !pt.Received.Equal(testReceived) {
+		} else if !pt.Received.Equal(fixture.Received) {
 			fmt.Fprintf(w, " received=%s", fmtTime(pt.Received))
 		}
 		w.WriteString("\n")
@@ -291,9 +220,9 @@ func diffLines(want, got string) string {
 // TestFixturesComplete fails when the shared data has a single-message file
 // that testdata/frames lacks, or a copy that went stale.
 func TestFixturesComplete(t *testing.T) {
-	shared, err := filepath.Glob(filepath.Join(sharedDir, "*.jsonl"))
+	shared, err := filepath.Glob(filepath.Join(fixture.SharedDir, "*.jsonl"))
 	if err != nil || len(shared) == 0 {
-		t.Skipf("shared data not found at %s: nothing to compare the fixtures with", sharedDir)
+		t.Skipf("shared data not found at %s: nothing to compare the fixtures with", fixture.SharedDir)
 	}
 	for _, f := range shared {
 		want, err := os.ReadFile(f)
@@ -310,6 +239,3 @@ func TestFixturesComplete(t *testing.T) {
 		}
 	}
 }
-
-// sharedDir is the project's shared Binance data, beside the clone.
-const sharedDir = "../../../shared/data/binance"

@@ -1,95 +1,31 @@
-package binance
+package book
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"math"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
-
-// recordedDir holds real sessions: the frames of one combined-stream
-// connection and the REST depth snapshots its client fetched, in order.
-const recordedDir = sharedDir + "/recorded"
-
-// replayLine is one line of a *.replay.jsonl file.
-type replayLine struct {
-	T   float64 `json:"t"`
-	Src string  `json:"src"`
-	URL string  `json:"url"`
-	Raw string  `json:"raw"`
-}
-
-func (l *replayLine) received() time.Time {
-	sec, frac := math.Modf(l.T)
-	return time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3).UTC()
-}
-
-func sessionFiles(t testing.TB) []string {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(recordedDir, "*.replay.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		if _, err := os.Stat(recordedDir); errors.Is(err, fs.ErrNotExist) {
-			t.Skipf("recorded sessions not found: %s is absent (CI keeps shared/ beside the clone)", recordedDir)
-		}
-		t.Fatalf("no *.replay.jsonl in %s", recordedDir)
-	}
-	return files
-}
-
-// readSession returns a session's lines and its market (the file name's
-// prefix).
-func readSession(t testing.TB, path string) (Market, []replayLine) {
-	t.Helper()
-	m, err := ParseMarket(strings.SplitN(filepath.Base(path), "_", 2)[0])
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []replayLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		var l replayLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("%s line %d: %v", path, len(lines)+1, err)
-		}
-		lines = append(lines, l)
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return m, lines
-}
 
 // pointsPerEvent is how many points one single-symbol event of each kind
 // yields on the streams the sessions carry.
-var pointsPerEvent = map[EventKind]int{
-	EventTrade: 1, EventAggTrade: 1, EventKline: 1, EventBookTicker: 1,
-	EventDepthUpdate: 0,
+var pointsPerEvent = map[wire.EventKind]int{
+	wire.EventTrade: 1, wire.EventAggTrade: 1, wire.EventKline: 1, wire.EventBookTicker: 1,
+	wire.EventDepthUpdate: 0,
 }
 
 // replayStats are one session's counts.
 type replayStats struct {
 	frames, points, snapshots int
-	byKind                    map[EventKind]int
+	byKind                    map[wire.EventKind]int
 	pointsByMeas              map[string]int
 	tickerMatched             int // bookTicker u == book's id at arrival
 	tickerMatchedLater        int // bookTicker u reached by the book afterwards
@@ -99,27 +35,27 @@ type replayStats struct {
 }
 
 func TestReplaySessions(t *testing.T) {
-	for _, path := range sessionFiles(t) {
+	for _, path := range fixture.SessionFiles(t) {
 		name := strings.TrimSuffix(filepath.Base(path), ".replay.jsonl")
 		t.Run(name, func(t *testing.T) {
-			m, lines := readSession(t, path)
+			m, lines := fixture.ReadSession(t, path)
 			st := replay(t, m, lines)
 			t.Logf("%s: %d frames %v -> %d points %v; %d snapshots, %d depth events applied and %d dropped as older than the snapshot; "+
 				"bookTicker checks: %d matched on arrival, %d matched when the book caught up, %d never at the book's id; "+
 				"%d aggTrade ids contiguous",
 				name, st.frames, kindCounts(st.byKind), st.points, st.pointsByMeas, st.snapshots,
 				st.depthApplied, st.depthStale, st.tickerMatched, st.tickerMatchedLater, st.tickerUnmatched, st.aggChecked)
-			if st.byKind[EventBookTicker] > 0 && st.tickerMatched+st.tickerMatchedLater == 0 {
+			if st.byKind[wire.EventBookTicker] > 0 && st.tickerMatched+st.tickerMatchedLater == 0 {
 				t.Errorf("no bookTicker frame was checked against the book: the test checked nothing")
 			}
-			if st.byKind[EventDepthUpdate] > 0 && st.depthApplied == 0 {
+			if st.byKind[wire.EventDepthUpdate] > 0 && st.depthApplied == 0 {
 				t.Errorf("no depth event was applied")
 			}
 		})
 	}
 }
 
-func kindCounts(m map[EventKind]int) string {
+func kindCounts(m map[wire.EventKind]int) string {
 	var parts []string
 	for k, n := range m {
 		parts = append(parts, fmt.Sprintf("%v=%d", k, n))
@@ -136,14 +72,14 @@ type bookTick struct {
 	checked, matched bool
 }
 
-func replay(t *testing.T, m Market, lines []replayLine) replayStats {
-	st := replayStats{byKind: map[EventKind]int{}, pointsByMeas: map[string]int{}}
-	p := NewParser(m)
+func replay(t *testing.T, m market.Market, lines []fixture.ReplayLine) replayStats {
+	st := replayStats{byKind: map[wire.EventKind]int{}, pointsByMeas: map[string]int{}}
+	p := wire.NewParser(m)
 	books := map[string]*Book{}
 	book := func(sym string) *Book {
 		b := books[sym]
 		if b == nil {
-			b = NewBook(m, sym)
+			b = New(m, sym)
 			books[sym] = b
 		}
 		return b
@@ -152,7 +88,7 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 	// not reached when they arrived (a 100 ms depth stream lags the
 	// real-time bookTicker).
 	pending := map[string]map[int64]*bookTick{}
-	var aggIDs, aggTrades IDTracker
+	var aggIDs, aggTrades wire.IDTracker
 	var pts []sluice.Point
 
 	compare := func(b *Book, bt *bookTick, when string) bool {
@@ -178,7 +114,7 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 				t.Fatalf("line %d: %v", lineNo, err)
 			}
 			sym := u.Query().Get("symbol")
-			s, err := ParseDepthSnapshot([]byte(l.Raw))
+			s, err := wire.ParseDepthSnapshot([]byte(l.Raw))
 			if err != nil {
 				t.Fatalf("line %d: %v", lineNo, err)
 			}
@@ -195,9 +131,9 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 		}
 
 		st.frames++
-		var ev Event
+		var ev wire.Event
 		var err error
-		pts, ev, err = p.Parse([]byte(l.Raw), l.received(), pts[:0])
+		pts, ev, err = p.Parse([]byte(l.Raw), l.Received(), pts[:0])
 		if err != nil {
 			t.Errorf("line %d: %v", lineNo, err)
 			continue
@@ -220,14 +156,14 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 			t.Errorf("line %d: symbol %q on stream %q", lineNo, ev.Symbol, ev.Stream)
 		}
 		for _, pt := range pts {
-			if got, _ := pt.Tag(TagSymbol); got != ev.Symbol {
+			if got, _ := pt.Tag(market.TagSymbol); got != ev.Symbol {
 				t.Errorf("line %d: point symbol %q, event symbol %q", lineNo, got, ev.Symbol)
 			}
 		}
-		checkPoints(t, m, pts)
+		fixture.CheckPoints(t, m, pts)
 
 		switch ev.Kind {
-		case EventDepthUpdate:
+		case wire.EventDepthUpdate:
 			b := book(ev.Symbol)
 			if err := b.Apply(&ev.Depth); err != nil {
 				t.Errorf("line %d: %v", lineNo, err)
@@ -239,7 +175,7 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 				st.tickerMatchedLater++
 				delete(pending[ev.Symbol], b.LastUpdateID())
 			}
-		case EventBookTicker:
+		case wire.EventBookTicker:
 			bt := tickFromPoint(t, lineNo, &pts[0])
 			b := book(ev.Symbol)
 			switch {
@@ -254,8 +190,8 @@ func replay(t *testing.T, m Market, lines []replayLine) replayStats {
 				}
 				pending[ev.Symbol][ev.ID] = bt
 			}
-		case EventAggTrade:
-			if c := aggIDs.Observe(ev.Symbol, ev.ID); c.Status != IDNext {
+		case wire.EventAggTrade:
+			if c := aggIDs.Observe(ev.Symbol, ev.ID); c.Status != wire.IDNext {
 				t.Errorf("line %d: %s aggTrade id %d: %v %d..%d", lineNo, ev.Symbol, ev.ID, c.Status, c.From, c.To)
 			}
 			// The trades an aggregate covers follow on from the previous

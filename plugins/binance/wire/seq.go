@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import "fmt"
 

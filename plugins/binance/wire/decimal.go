@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"errors"
@@ -63,22 +63,21 @@ func parseDecimal(s string) (float64, error) {
 // The order book is keyed by price. Floats make poor keys: two spellings of
 // one decimal ("0.10" and "0.1000") do round to the same float, but any
 // arithmetic on them does not, and sorting by float hides that. The book
-// keys each level by the price as an exact integer number of 1e-8 units,
-// parsed digit by digit from the decimal string, never through a float.
-// Eight decimals are the finest tick any Binance market quotes; a price with
-// a nonzero ninth decimal is rejected rather than rounded into a
-// neighbouring level. An int64 holds prices up to about 9.2e10, beyond any
-// quote in any currency Binance lists.
+// keys each level by the price as an exact integer number of 1e-8 units
+// (market.PriceScale), parsed digit by digit from the decimal string, never
+// through a float. Eight decimals are the finest tick any Binance market
+// quotes; a price with a nonzero ninth decimal is rejected rather than
+// rounded into a neighbouring level. An int64 holds prices up to about
+// 9.2e10, beyond any quote in any currency Binance lists.
 
-// PriceScale is the number of key units per unit of price.
-const PriceScale = 100_000_000
-
+// priceDecimals is the number of decimals a key holds: market.PriceScale
+// is 10^priceDecimals.
 const priceDecimals = 8
 
 var errPriceKey = errors.New("not a price")
 
 // ParsePriceKey returns the exact key of a non-negative decimal price
-// string: the price times PriceScale.
+// string: the price times market.PriceScale, a market.Level's Key.
 func ParsePriceKey(s string) (int64, error) {
 	const maxKey = math.MaxInt64
 	var key int64

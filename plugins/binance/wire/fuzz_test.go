@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"math"
@@ -7,12 +7,16 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/book"
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // seedFrames adds every fixture line to a fuzz corpus.
 func seedFrames(f *testing.F) {
 	for _, file := range frameFiles(f) {
-		for _, line := range readLines(f, file) {
+		for _, line := range fixture.ReadLines(f, file) {
 			f.Add(line)
 		}
 	}
@@ -22,18 +26,18 @@ func seedFrames(f *testing.F) {
 // that hold the schema's invariants; nothing panics.
 func FuzzParseFrame(f *testing.F) {
 	seedFrames(f)
-	parsers := map[Market]*Parser{Spot: NewParser(Spot), USDM: NewParser(USDM), COINM: NewParser(COINM)}
-	parsers[USDM].Stream = "btcusdt@depth20"
+	parsers := map[market.Market]*Parser{market.Spot: NewParser(market.Spot), market.USDM: NewParser(market.USDM), market.COINM: NewParser(market.COINM)}
+	parsers[market.USDM].Stream = "btcusdt@depth20"
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		for m, p := range parsers {
-			pts, ev, err := p.Parse(frame, testReceived, nil)
+			pts, ev, err := p.Parse(frame, fixture.Received, nil)
 			if err != nil {
 				if len(pts) != 0 {
 					t.Fatalf("%v: error %v with %d points", m, err, len(pts))
 				}
 				continue
 			}
-			checkPointShape(t, m, pts)
+			fixture.CheckPointShape(t, m, pts)
 			for _, pt := range pts {
 				for _, fl := range pt.Fields {
 					if v := fl.Value.Float(); fl.Value.Kind() == sluice.KindFloat && (math.IsNaN(v) || math.IsInf(v, 0)) {
@@ -42,43 +46,10 @@ func FuzzParseFrame(f *testing.F) {
 				}
 			}
 			if ev.Kind == EventDepthUpdate {
-				b := NewBook(m, ev.Symbol)
-				_ = b.Snapshot(&DepthSnapshot{LastUpdateID: ev.Depth.FirstID - 1})
+				b := book.New(m, ev.Symbol)
+				_ = b.Snapshot(&market.DepthSnapshot{LastUpdateID: ev.Depth.FirstID - 1})
 				_ = b.Apply(&ev.Depth)
-				_ = b.AppendPoints(nil, 20, testReceived, testReceived)
-			}
-		}
-	})
-}
-
-// FuzzParseDepthSnapshot: snapshots parse or fail cleanly, and a book
-// loaded from one is ordered best-last with no zero quantity.
-func FuzzParseDepthSnapshot(f *testing.F) {
-	for _, line := range readLines(f, "testdata/frames/rest_depth_snapshot.jsonl") {
-		f.Add(line)
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		s, err := ParseDepthSnapshot(body)
-		if err != nil {
-			return
-		}
-		b := NewBook(Spot, "X")
-		if err := b.Snapshot(&s); err != nil {
-			t.Fatal(err)
-		}
-		for i := 1; i < len(b.bids); i++ {
-			if b.bids[i-1].Key >= b.bids[i].Key {
-				t.Fatalf("bids out of order: %v", b.bids)
-			}
-		}
-		for i := 1; i < len(b.asks); i++ {
-			if b.asks[i-1].Key <= b.asks[i].Key {
-				t.Fatalf("asks out of order: %v", b.asks)
-			}
-		}
-		for _, l := range append(b.bids, b.asks...) {
-			if l.Quantity == 0 {
-				t.Fatalf("zero level kept: %v", l)
+				_ = b.AppendPoints(nil, 20, fixture.Received, fixture.Received)
 			}
 		}
 	})
@@ -105,12 +76,12 @@ func FuzzParsePriceKey(f *testing.F) {
 		if key < 1<<53 {
 			// Both operands are exact, so the division is correctly
 			// rounded, as ParseFloat is.
-			if got := float64(key) / PriceScale; got != want {
+			if got := float64(key) / market.PriceScale; got != want {
 				t.Fatalf("%q: key %d -> %v, ParseFloat %v", s, key, got, want)
 			}
 		}
 		// The key round-trips through its own decimal rendering.
-		r := strconv.FormatInt(key/PriceScale, 10) + "." + strings.Repeat("0", 8-len(strconv.FormatInt(key%PriceScale, 10))) + strconv.FormatInt(key%PriceScale, 10)
+		r := strconv.FormatInt(key/market.PriceScale, 10) + "." + strings.Repeat("0", 8-len(strconv.FormatInt(key%market.PriceScale, 10))) + strconv.FormatInt(key%market.PriceScale, 10)
 		if back, err := ParsePriceKey(r); err != nil || back != key {
 			t.Fatalf("%q: key %d renders as %q, which parses to %d, %v", s, key, r, back, err)
 		}
@@ -120,12 +91,12 @@ func FuzzParsePriceKey(f *testing.F) {
 // FuzzParseAggTrades: a REST aggTrades body yields one point per id, or an
 // error and nothing.
 func FuzzParseAggTrades(f *testing.F) {
-	for _, line := range readLines(f, "testdata/frames/rest_aggTrades.jsonl") {
+	for _, line := range fixture.ReadLines(f, "testdata/frames/rest_aggTrades.jsonl") {
 		f.Add(line)
 	}
-	p := NewParser(USDM)
+	p := NewParser(market.USDM)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		pts, ids, err := p.ParseAggTrades("BTCUSDT", body, testReceived, nil)
+		pts, ids, err := p.ParseAggTrades("BTCUSDT", body, fixture.Received, nil)
 		if err != nil {
 			if len(pts) != 0 || ids != nil {
 				t.Fatalf("error %v with %d points", err, len(pts))
@@ -135,6 +106,6 @@ func FuzzParseAggTrades(f *testing.F) {
 		if len(pts) != len(ids) {
 			t.Fatalf("%d points for %d ids", len(pts), len(ids))
 		}
-		checkPoints(t, USDM, pts)
+		fixture.CheckPoints(t, market.USDM, pts)
 	})
 }

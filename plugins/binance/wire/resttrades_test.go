@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"errors"
@@ -6,15 +6,18 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
 // restTradesBodies are historicalTrades answers in each market's shape:
 // spot (Binance's documented example), USD-M and COIN-M (as the simulator
 // writes them from the recorded key sets).
-var restTradesBodies = map[Market]string{
-	Spot:  `[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}]`,
-	USDM:  `[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"8000.00","time":1499865549590,"isBuyerMaker":true}]`,
-	COINM: `[{"id":28457,"price":"4.00000100","qty":"12","baseQty":"2.99999925","time":1499865549590,"isBuyerMaker":true}]`,
+var restTradesBodies = map[market.Market]string{
+	market.Spot:  `[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}]`,
+	market.USDM:  `[{"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"8000.00","time":1499865549590,"isBuyerMaker":true}]`,
+	market.COINM: `[{"id":28457,"price":"4.00000100","qty":"12","baseQty":"2.99999925","time":1499865549590,"isBuyerMaker":true}]`,
 }
 
 // ParseTrades yields the point the trade stream yields for the same
@@ -22,11 +25,11 @@ var restTradesBodies = map[Market]string{
 func TestParseTradesMatchesStream(t *testing.T) {
 	stream := `{"e":"trade","E":1499865549591,"s":"BNBBTC","t":28457,"p":"4.00000100","q":"12.00000000","T":1499865549590,"m":true,"M":true}`
 	for m, body := range restTradesBodies {
-		want, _, err := NewParser(m).Parse([]byte(stream), testReceived, nil)
+		want, _, err := NewParser(m).Parse([]byte(stream), fixture.Received, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ids, err := NewParser(m).ParseTrades("BNBBTC", []byte(body), testReceived, nil)
+		got, ids, err := NewParser(m).ParseTrades("BNBBTC", []byte(body), fixture.Received, nil)
 		if err != nil {
 			t.Fatalf("%v: %v", m, err)
 		}
@@ -40,7 +43,7 @@ func TestParseTradesMatchesStream(t *testing.T) {
 }
 
 func TestParseTradesErrors(t *testing.T) {
-	p := NewParser(Spot)
+	p := NewParser(market.Spot)
 	dst := []sluice.Point{{Measurement: "kept"}}
 	for _, body := range []string{
 		``, `{}`, `[1]`,
@@ -54,7 +57,7 @@ func TestParseTradesErrors(t *testing.T) {
 			t.Errorf("%s: %d points, ids %v, error %v; want ErrFrame and dst as it came", body, len(out), ids, err)
 		}
 	}
-	if _, _, err := p.ParseTrades("", []byte(restTradesBodies[Spot]), time.Time{}, nil); err == nil {
+	if _, _, err := p.ParseTrades("", []byte(restTradesBodies[market.Spot]), time.Time{}, nil); err == nil {
 		t.Error("no symbol: no error")
 	}
 }
@@ -65,9 +68,9 @@ func FuzzParseTrades(f *testing.F) {
 	for _, b := range restTradesBodies {
 		f.Add([]byte(b))
 	}
-	p := NewParser(COINM)
+	p := NewParser(market.COINM)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		pts, ids, err := p.ParseTrades("BTCUSD_PERP", body, testReceived, nil)
+		pts, ids, err := p.ParseTrades("BTCUSD_PERP", body, fixture.Received, nil)
 		if err != nil {
 			if len(pts) != 0 || ids != nil {
 				t.Fatalf("error %v with %d points", err, len(pts))
@@ -77,29 +80,6 @@ func FuzzParseTrades(f *testing.F) {
 		if len(pts) != len(ids) {
 			t.Fatalf("%d points for %d ids", len(pts), len(ids))
 		}
-		checkPoints(t, COINM, pts)
+		fixture.CheckPoints(t, market.COINM, pts)
 	})
-}
-
-func TestRESTWeights(t *testing.T) {
-	for _, tc := range []struct {
-		m        Market
-		endpoint string
-		limit    int
-		want     int
-	}{
-		{Spot, "depth", 100, 5}, {Spot, "depth", 500, 25}, {Spot, "depth", 1000, 50}, {Spot, "depth", 5000, 250},
-		{USDM, "depth", 100, 5}, {USDM, "depth", 500, 10}, {COINM, "depth", 1000, 20},
-		{Spot, "aggTrades", 1000, 4}, {USDM, "aggTrades", 1000, 20},
-		{Spot, "historicalTrades", 1000, 25}, {COINM, "historicalTrades", 500, 20},
-	} {
-		if got := restWeight(tc.m, tc.endpoint, tc.limit); got != tc.want {
-			t.Errorf("restWeight(%v, %s, %d) = %d, want %d", tc.m, tc.endpoint, tc.limit, got, tc.want)
-		}
-	}
-	for depth, want := range map[int]int{1: 100, 20: 100, 21: 500, 100: 500, 101: 1000, 1000: 1000} {
-		if got := snapshotLimit(depth); got != want {
-			t.Errorf("snapshotLimit(%d) = %d, want %d", depth, got, want)
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package binance
+package market
 
 import "fmt"
 
@@ -34,8 +34,10 @@ func ParseMarket(s string) (Market, error) {
 	return MarketInvalid, fmt.Errorf("unknown binance market %q (want spot, usdm or coinm)", s)
 }
 
-// futures reports whether the venue uses the futures depth sequencing
-// (pu == previous u) rather than the spot one (U == previous u + 1).
-func (m Market) futures() bool { return m == USDM || m == COINM }
+// Futures reports whether the venue is a futures one: it uses the futures
+// depth sequencing (pu == previous u) rather than the spot one (U ==
+// previous u + 1), and the futures REST paths, weights and streams.
+func (m Market) Futures() bool { return m == USDM || m == COINM }
 
-func (m Market) valid() bool { return m > MarketInvalid && int(m) < len(marketNames) }
+// Valid reports whether m is one of the venues.
+func (m Market) Valid() bool { return m > MarketInvalid && int(m) < len(marketNames) }

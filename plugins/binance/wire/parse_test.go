@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"errors"
@@ -7,11 +7,14 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+
+	"github.com/sluicehq/sluice/plugins/binance/internal/fixture"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 )
 
-func parseOne(t *testing.T, m Market, frame string) ([]sluice.Point, Event) {
+func parseOne(t *testing.T, m market.Market, frame string) ([]sluice.Point, Event) {
 	t.Helper()
-	pts, ev, err := NewParser(m).Parse([]byte(frame), testReceived, nil)
+	pts, ev, err := NewParser(m).Parse([]byte(frame), fixture.Received, nil)
 	if err != nil {
 		t.Fatalf("Parse(%s): %v", frame, err)
 	}
@@ -46,7 +49,7 @@ func TestCaseVariantKeys(t *testing.T) {
 			`{"e":"trade","E":1000,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":2000,"m":true,"M":false}`,
 			`{"M":false,"T":2000,"m":true,"t":7,"E":1000,"e":"trade","s":"BTCUSDT","p":"1.5","q":"2"}`,
 		} {
-			pts, ev := parseOne(t, Spot, frame)
+			pts, ev := parseOne(t, market.Spot, frame)
 			pt := pts[0]
 			if ev.Kind != EventTrade || ev.ID != 7 || !ev.Time.Equal(ms(1000)) {
 				t.Errorf("%s: event %+v", frame, ev)
@@ -57,17 +60,17 @@ func TestCaseVariantKeys(t *testing.T) {
 			if !pt.Time.Equal(ms(2000)) {
 				t.Errorf("%s: time %v, want T=2000", frame, pt.Time)
 			}
-			if side := tag(t, pt, TagSide); side != SideSell {
+			if side := tag(t, pt, market.TagSide); side != market.SideSell {
 				t.Errorf("%s: side %s, want sell (m=true: the buyer made, the seller took)", frame, side)
 			}
 		}
-		pts, _ := parseOne(t, Spot, `{"e":"trade","E":1,"s":"X","t":1,"p":"1","q":"1","T":1,"m":false,"M":true}`)
-		if side := tag(t, pts[0], TagSide); side != SideBuy {
+		pts, _ := parseOne(t, market.Spot, `{"e":"trade","E":1,"s":"X","t":1,"p":"1","q":"1","T":1,"m":false,"M":true}`)
+		if side := tag(t, pts[0], market.TagSide); side != market.SideBuy {
 			t.Errorf("m=false M=true: side %s, want buy", side)
 		}
 	})
 	t.Run("bookTicker b/B a/A", func(t *testing.T) {
-		pts, _ := parseOne(t, USDM, `{"e":"bookTicker","u":5,"s":"X","B":"20","b":"1.1","A":"40","a":"1.2","T":1,"E":3}`)
+		pts, _ := parseOne(t, market.USDM, `{"e":"bookTicker","u":5,"s":"X","B":"20","b":"1.1","A":"40","a":"1.2","T":1,"E":3}`)
 		want := map[string]float64{"bid_price": 1.1, "bid_qty": 20, "ask_price": 1.2, "ask_qty": 40}
 		for k, v := range want {
 			if got := field(t, pts[0], k).Float(); got != v {
@@ -79,7 +82,7 @@ func TestCaseVariantKeys(t *testing.T) {
 		}
 	})
 	t.Run("kline t/T v/V q/Q", func(t *testing.T) {
-		pts, _ := parseOne(t, Spot, `{"e":"kline","E":9,"s":"X","k":{"T":1999,"t":1000,"s":"X","i":"1M","V":"1","v":"2","Q":"3","q":"4","o":"1","c":"1","h":"1","l":"1","n":5,"x":true,"B":"0"}}`)
+		pts, _ := parseOne(t, market.Spot, `{"e":"kline","E":9,"s":"X","k":{"T":1999,"t":1000,"s":"X","i":"1M","V":"1","v":"2","Q":"3","q":"4","o":"1","c":"1","h":"1","l":"1","n":5,"x":true,"B":"0"}}`)
 		pt := pts[0]
 		if !pt.Time.Equal(ms(1000)) {
 			t.Errorf("time %v, want open time t=1000", pt.Time)
@@ -90,12 +93,12 @@ func TestCaseVariantKeys(t *testing.T) {
 		if v := field(t, pt, "quote_volume").Float(); v != 4 {
 			t.Errorf("quote_volume %v, want q=4", v)
 		}
-		if iv := tag(t, pt, TagInterval); iv != "1M" {
+		if iv := tag(t, pt, market.TagInterval); iv != "1M" {
 			t.Errorf("interval %q, want 1M (a month, not 1m)", iv)
 		}
 	})
 	t.Run("markPrice p/P", func(t *testing.T) {
-		pts, _ := parseOne(t, USDM, `{"e":"markPriceUpdate","E":1,"s":"X","P":"2","p":"1","i":"3","r":"0.1","T":77}`)
+		pts, _ := parseOne(t, market.USDM, `{"e":"markPriceUpdate","E":1,"s":"X","P":"2","p":"1","i":"3","r":"0.1","T":77}`)
 		pt := pts[0]
 		if v := field(t, pt, "mark_price").Float(); v != 1 {
 			t.Errorf("mark_price %v, want p=1", v)
@@ -108,7 +111,7 @@ func TestCaseVariantKeys(t *testing.T) {
 		}
 	})
 	t.Run("ticker q/Q p/P", func(t *testing.T) {
-		pts, _ := parseOne(t, Spot, `{"e":"24hrTicker","E":1,"s":"X","Q":"9","q":"8","P":"7","p":"6","c":"1","o":"1","h":"1","l":"1","v":"1","n":3}`)
+		pts, _ := parseOne(t, market.Spot, `{"e":"24hrTicker","E":1,"s":"X","Q":"9","q":"8","P":"7","p":"6","c":"1","o":"1","h":"1","l":"1","v":"1","n":3}`)
 		pt := pts[0]
 		for k, v := range map[string]float64{"quote_volume": 8, "last_qty": 9, "price_change": 6, "price_change_percent": 7} {
 			if got := field(t, pt, k).Float(); got != v {
@@ -117,38 +120,38 @@ func TestCaseVariantKeys(t *testing.T) {
 		}
 	})
 	t.Run("depthUpdate U/u", func(t *testing.T) {
-		_, ev := parseOne(t, USDM, `{"e":"depthUpdate","E":1,"T":1,"s":"X","u":20,"U":10,"pu":9,"b":[],"a":[]}`)
+		_, ev := parseOne(t, market.USDM, `{"e":"depthUpdate","E":1,"T":1,"s":"X","u":20,"U":10,"pu":9,"b":[],"a":[]}`)
 		if d := ev.Depth; d.FirstID != 10 || d.FinalID != 20 || d.PrevFinalID != 9 {
 			t.Errorf("depth ids %+v", d)
 		}
 	})
 	t.Run("forceOrder S/s o/o", func(t *testing.T) {
-		pts, _ := parseOne(t, USDM, `{"e":"forceOrder","E":1,"o":{"S":"SELL","s":"X","o":"LIMIT","f":"IOC","q":"1","p":"2","ap":"3","X":"FILLED","l":"1","z":"1","T":5}}`)
+		pts, _ := parseOne(t, market.USDM, `{"e":"forceOrder","E":1,"o":{"S":"SELL","s":"X","o":"LIMIT","f":"IOC","q":"1","p":"2","ap":"3","X":"FILLED","l":"1","z":"1","T":5}}`)
 		pt := pts[0]
-		if tag(t, pt, TagSide) != SideSell || tag(t, pt, TagSymbol) != "X" || field(t, pt, "order_type").Str() != "LIMIT" {
+		if tag(t, pt, market.TagSide) != market.SideSell || tag(t, pt, market.TagSymbol) != "X" || field(t, pt, "order_type").Str() != "LIMIT" {
 			t.Errorf("point %+v", pt)
 		}
 	})
 }
 
-// Spot bookTicker and partial depth carry no event time: their points are
+// market.Spot bookTicker and partial depth carry no event time: their points are
 // stamped with the receive time.
 func TestMissingEventTime(t *testing.T) {
-	pts, ev := parseOne(t, Spot, `{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}`)
-	if !ev.Time.IsZero() || !pts[0].Time.Equal(testReceived) {
+	pts, ev := parseOne(t, market.Spot, `{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}`)
+	if !ev.Time.IsZero() || !pts[0].Time.Equal(fixture.Received) {
 		t.Errorf("spot bookTicker: event time %v, point time %v, want receive time", ev.Time, pts[0].Time)
 	}
-	pts, ev = parseOne(t, Spot, `{"stream":"ethusdt@depth5@100ms","data":{"lastUpdateId":3,"bids":[["1","1"]],"asks":[["2","1"]]}}`)
+	pts, ev = parseOne(t, market.Spot, `{"stream":"ethusdt@depth5@100ms","data":{"lastUpdateId":3,"bids":[["1","1"]],"asks":[["2","1"]]}}`)
 	if ev.Kind != EventPartialDepth || ev.Symbol != "ETHUSDT" || len(pts) != 2 {
 		t.Fatalf("spot partial depth: %+v %v", ev, pts)
 	}
 	for _, pt := range pts {
-		if !pt.Time.Equal(testReceived) {
+		if !pt.Time.Equal(fixture.Received) {
 			t.Errorf("spot partial depth point time %v, want receive time", pt.Time)
 		}
 	}
 	// Futures bookTicker has E, and E wins.
-	pts, _ = parseOne(t, COINM, `{"u":1,"e":"bookTicker","s":"BTCUSD_PERP","ps":"BTCUSD","b":"1","B":"1","a":"2","A":"1","T":4,"E":5}`)
+	pts, _ = parseOne(t, market.COINM, `{"u":1,"e":"bookTicker","s":"BTCUSD_PERP","ps":"BTCUSD","b":"1","B":"1","a":"2","A":"1","T":4,"E":5}`)
 	if !pts[0].Time.Equal(ms(5)) {
 		t.Errorf("futures bookTicker time %v, want E", pts[0].Time)
 	}
@@ -159,12 +162,12 @@ func TestMissingEventTime(t *testing.T) {
 func TestUnknownFieldsIgnored(t *testing.T) {
 	plain := `{"e":"aggTrade","E":1,"a":5,"s":"BTCUSDT","p":"83091.70","q":"0.022","f":8,"l":9,"T":2,"m":false}`
 	extra := `{"e":"aggTrade","E":1,"a":5,"s":"BTCUSDT","p":"83091.70","q":"0.022","nq":"0.022","f":8,"l":9,"T":2,"m":false,"st":1,"ps":"BTCUSDT","zz":{"deep":[1,{"a":"x"}]},"A":"nonsense"}`
-	want, _ := parseOne(t, USDM, plain)
-	got, _ := parseOne(t, USDM, extra)
+	want, _ := parseOne(t, market.USDM, plain)
+	got, _ := parseOne(t, market.USDM, extra)
 	if !got[0].Equal(&want[0]) {
 		t.Errorf("extra keys changed the point:\n got %+v\nwant %+v", got[0], want[0])
 	}
-	_, ev := parseOne(t, USDM, `{"e":"contractInfo","E":1,"s":"X"}`)
+	_, ev := parseOne(t, market.USDM, `{"e":"contractInfo","E":1,"s":"X"}`)
 	if ev.Kind != EventUnknown || ev.Name != "contractInfo" {
 		t.Errorf("unknown event type: %+v", ev)
 	}
@@ -172,8 +175,8 @@ func TestUnknownFieldsIgnored(t *testing.T) {
 
 func TestEnvelopeAndBareAgree(t *testing.T) {
 	bare := `{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":2,"m":true}`
-	a, evA := parseOne(t, Spot, bare)
-	b, evB := parseOne(t, Spot, `{"stream":"btcusdt@trade","data":`+bare+`}`)
+	a, evA := parseOne(t, market.Spot, bare)
+	b, evB := parseOne(t, market.Spot, `{"stream":"btcusdt@trade","data":`+bare+`}`)
 	if !a[0].Equal(&b[0]) || evB.Stream != "btcusdt@trade" || evA.Stream != "" {
 		t.Errorf("bare %+v %+v\nenveloped %+v %+v", a[0], evA, b[0], evB)
 	}
@@ -192,13 +195,13 @@ func TestPartialDepthByStream(t *testing.T) {
 		{"btcusdt@depth5", EventPartialDepth},
 		{"btcusdt@depth20@100ms", EventPartialDepth},
 	} {
-		_, ev := parseOne(t, USDM, `{"stream":"`+tc.stream+`","data":`+data+`}`)
+		_, ev := parseOne(t, market.USDM, `{"stream":"`+tc.stream+`","data":`+data+`}`)
 		if ev.Kind != tc.want {
 			t.Errorf("%s: %v, want %v", tc.stream, ev.Kind, tc.want)
 		}
-		p := NewParser(USDM)
+		p := NewParser(market.USDM)
 		p.Stream = tc.stream
-		_, ev, err := p.Parse([]byte(data), testReceived, nil)
+		_, ev, err := p.Parse([]byte(data), fixture.Received, nil)
 		if err != nil || ev.Kind != tc.want {
 			t.Errorf("bare on %s: %v %v, want %v", tc.stream, ev.Kind, err, tc.want)
 		}
@@ -251,9 +254,9 @@ func TestMalformedFrames(t *testing.T) {
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
-			p := NewParser(Spot)
+			p := NewParser(market.Spot)
 			dst := make([]sluice.Point, 1, 8)
-			pts, _, err := p.Parse([]byte(frame), testReceived, dst)
+			pts, _, err := p.Parse([]byte(frame), fixture.Received, dst)
 			if err == nil {
 				t.Fatalf("Parse(%s) = %v, want an error", frame, pts)
 			}
@@ -267,15 +270,15 @@ func TestMalformedFrames(t *testing.T) {
 				t.Errorf("half-built point left in dst's spare capacity: %+v", full[1])
 			}
 			// The parser stays usable.
-			if _, _, err := p.Parse([]byte(trade), testReceived, nil); err != nil {
+			if _, _, err := p.Parse([]byte(trade), fixture.Received, nil); err != nil {
 				t.Errorf("parser broken after a bad frame: %v", err)
 			}
 		})
 	}
-	if _, _, err := NewParser(USDM).Parse([]byte(strings.Replace(trade, `"T":2`, `"T":2,"pu":1`, 1)), testReceived, nil); err != nil {
+	if _, _, err := NewParser(market.USDM).Parse([]byte(strings.Replace(trade, `"T":2`, `"T":2,"pu":1`, 1)), fixture.Received, nil); err != nil {
 		t.Errorf("control: %v", err)
 	}
-	if _, _, err := ParseFrame(MarketInvalid, []byte(trade), testReceived, nil); err == nil {
+	if _, _, err := ParseFrame(market.MarketInvalid, []byte(trade), fixture.Received, nil); err == nil {
 		t.Error("ParseFrame accepted an invalid market")
 	}
 }
@@ -283,10 +286,10 @@ func TestMalformedFrames(t *testing.T) {
 func TestZeroParser(t *testing.T) {
 	var p Parser
 	frame := []byte(`{"e":"trade","E":1,"s":"BTCUSDT","t":7,"p":"1.5","q":"2","T":2,"m":true}`)
-	if _, _, err := p.Parse(frame, testReceived, nil); err == nil || errors.Is(err, ErrFrame) {
+	if _, _, err := p.Parse(frame, fixture.Received, nil); err == nil || errors.Is(err, ErrFrame) {
 		t.Errorf("zero Parser: %v, want a usage error", err)
 	}
-	if _, _, err := p.ParseAggTrades("X", []byte(`[]`), testReceived, nil); err == nil {
+	if _, _, err := p.ParseAggTrades("X", []byte(`[]`), fixture.Received, nil); err == nil {
 		t.Error("zero Parser accepted a REST body")
 	}
 }
@@ -294,8 +297,8 @@ func TestZeroParser(t *testing.T) {
 func TestParseFrameKeepsDepth(t *testing.T) {
 	a := `{"e":"depthUpdate","E":1,"s":"X","U":1,"u":2,"b":[["1","1"]],"a":[]}`
 	b := `{"e":"depthUpdate","E":1,"s":"X","U":3,"u":4,"b":[["5","5"]],"a":[]}`
-	_, evA, errA := ParseFrame(Spot, []byte(a), testReceived, nil)
-	_, _, errB := ParseFrame(Spot, []byte(b), testReceived, nil)
+	_, evA, errA := ParseFrame(market.Spot, []byte(a), fixture.Received, nil)
+	_, _, errB := ParseFrame(market.Spot, []byte(b), fixture.Received, nil)
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
 	}
@@ -305,15 +308,15 @@ func TestParseFrameKeepsDepth(t *testing.T) {
 }
 
 func TestControlFrames(t *testing.T) {
-	_, ev := parseOne(t, Spot, `{"result":["btcusdt@aggTrade"],"id":3}`)
+	_, ev := parseOne(t, market.Spot, `{"result":["btcusdt@aggTrade"],"id":3}`)
 	if ev.Kind != EventResult || ev.ID != 3 || ev.Result != `["btcusdt@aggTrade"]` {
 		t.Errorf("result: %+v", ev)
 	}
-	_, ev = parseOne(t, Spot, `{"error":{"code":2,"msg":"Invalid request"},"id":2}`)
+	_, ev = parseOne(t, market.Spot, `{"error":{"code":2,"msg":"Invalid request"},"id":2}`)
 	if ev.Kind != EventError || ev.Err == nil || ev.Err.Code != 2 || ev.Err.ID != 2 || ev.Err.Msg != "Invalid request" {
 		t.Errorf("error: %+v", ev)
 	}
-	_, ev = parseOne(t, Spot, `{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}`)
+	_, ev = parseOne(t, market.Spot, `{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":1770123456789}}`)
 	if ev.Kind != EventServerShutdown || !ev.Time.Equal(ms(1770123456789)) {
 		t.Errorf("serverShutdown: %+v", ev)
 	}
@@ -352,26 +355,26 @@ func TestParsePriceKey(t *testing.T) {
 
 func TestMeasurements(t *testing.T) {
 	names := map[string]bool{}
-	for _, m := range Measurements() {
+	for _, m := range market.Measurements() {
 		if names[m.Name] {
 			t.Errorf("%s declared twice", m.Name)
 		}
 		names[m.Name] = true
-		if m.Name == MeasLiquidations {
+		if m.Name == market.MeasLiquidations {
 			continue
 		}
-		for _, k := range []string{TagExchange, TagMarket, TagSymbol} {
+		for _, k := range []string{market.TagExchange, market.TagMarket, market.TagSymbol} {
 			if !strings.Contains(" "+strings.Join(m.Unique, " ")+" ", " "+k+" ") {
 				t.Errorf("%s: key %v lacks %s", m.Name, m.Unique, k)
 			}
 		}
 	}
 	want := map[string][]string{
-		MeasTrades:  {"exchange", "market", "symbol", "trade_id"},
-		MeasCandles: {"exchange", "market", "symbol", "interval", "time"},
-		MeasBook:    {"exchange", "market", "symbol", "side", "level", "time"},
+		market.MeasTrades:  {"exchange", "market", "symbol", "trade_id"},
+		market.MeasCandles: {"exchange", "market", "symbol", "interval", "time"},
+		market.MeasBook:    {"exchange", "market", "symbol", "side", "level", "time"},
 	}
-	for _, m := range Measurements() {
+	for _, m := range market.Measurements() {
 		if w, ok := want[m.Name]; ok && strings.Join(w, ",") != strings.Join(m.Unique, ",") {
 			t.Errorf("%s: unique %v, want %v", m.Name, m.Unique, w)
 		}

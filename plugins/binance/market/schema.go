@@ -1,4 +1,4 @@
-package binance
+package market
 
 import (
 	"strconv"
@@ -45,11 +45,11 @@ const (
 // UniqueTime is the name that, in a Measurement's Unique list, stands for
 // the point's timestamp rather than a tag or field. It lets series without
 // an id on the wire (candles, tickers, book snapshots) declare "one point
-// per series per instant". No tag or field of this package is called
+// per series per instant". No tag or field of this schema is called
 // "time", so the name cannot clash.
 const UniqueTime = "time"
 
-// Measurements declares every measurement this package emits and the tags,
+// Measurements declares every measurement the Binance source emits and the tags,
 // fields (and UniqueTime) that identify a point. `market` is part of every
 // key because the same symbol trades on spot and on futures with
 // independent ids.
@@ -77,36 +77,6 @@ func Measurements() []sluice.Measurement {
 	}
 }
 
-// Tag builders. Each writes the tags already in key order (exchange <
-// interval < level < market < side < symbol), which sinks rely on, so no
-// sort is needed on the hot path.
-
-func tags3(m Market, symbol string) []sluice.Tag {
-	return []sluice.Tag{
-		{Key: TagExchange, Value: Exchange},
-		{Key: TagMarket, Value: m.String()},
-		{Key: TagSymbol, Value: symbol},
-	}
-}
-
-func tagsSide(m Market, symbol, side string) []sluice.Tag {
-	return []sluice.Tag{
-		{Key: TagExchange, Value: Exchange},
-		{Key: TagMarket, Value: m.String()},
-		{Key: TagSide, Value: side},
-		{Key: TagSymbol, Value: symbol},
-	}
-}
-
-func tagsInterval(m Market, symbol, interval string) []sluice.Tag {
-	return []sluice.Tag{
-		{Key: TagExchange, Value: Exchange},
-		{Key: TagInterval, Value: interval},
-		{Key: TagMarket, Value: m.String()},
-		{Key: TagSymbol, Value: symbol},
-	}
-}
-
 // levelNames caches the `level` tag values so that emitting a book does not
 // format an integer per point.
 var levelNames = func() [maxLevelName]string {
@@ -126,9 +96,14 @@ func levelName(i int) string {
 	return strconv.Itoa(i)
 }
 
-// appendBookSide appends one `book` point per level, best first. All the
-// points of a call share one tag and one field allocation.
-func appendBookSide(dst []sluice.Point, m Market, symbol, side string, levels []Level, bestLast bool, t, received time.Time) []sluice.Point {
+// AppendBookSide appends one `book` point per level of one side of
+// symbol's book, best first: levels run best first, or best last when
+// bestLast is set. level counts from 0, the best. The points are stamped
+// with time t and received. All the points of a call share one tag and
+// one field allocation; their tags are in key order, as every tag list of
+// this schema is (exchange < interval < level < market < side < symbol),
+// which sinks rely on.
+func AppendBookSide(dst []sluice.Point, m Market, symbol, side string, levels []Level, bestLast bool, t, received time.Time) []sluice.Point {
 	n := len(levels)
 	if n == 0 {
 		return dst

@@ -1,4 +1,4 @@
-package binance
+package wire
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/valyala/fastjson"
 )
 
@@ -27,7 +28,7 @@ var ErrFrame = errors.New("binance: bad frame")
 // concurrent use: give each connection its own. Make one with NewParser;
 // the zero Parser has no market and refuses every frame.
 type Parser struct {
-	market Market
+	market market.Market
 	// Stream is the stream of a raw /ws/<stream> connection, if that is
 	// what the frames come from; leave it empty on a combined /stream
 	// connection, whose frames name their stream. A bare frame is read as
@@ -42,8 +43,8 @@ type Parser struct {
 	// sides holds, per symbol, the tags of its buy and sell trades,
 	// shared by every trade and aggTrade point of that symbol and side.
 	sides map[string]*[2][]sluice.Tag
-	bids  []Level
-	asks  []Level
+	bids  []market.Level
+	asks  []market.Level
 	upper []byte
 }
 
@@ -52,32 +53,32 @@ type Parser struct {
 const maxInterned = 16384
 
 // NewParser returns a parser for frames of the given market.
-func NewParser(m Market) *Parser {
+func NewParser(m market.Market) *Parser {
 	return &Parser{market: m}
 }
 
 // Market returns the market the parser tags points with.
-func (p *Parser) Market() Market { return p.market }
+func (p *Parser) Market() market.Market { return p.market }
 
 var parsers = [...]sync.Pool{
-	Spot:  {New: func() any { return NewParser(Spot) }},
-	USDM:  {New: func() any { return NewParser(USDM) }},
-	COINM: {New: func() any { return NewParser(COINM) }},
+	market.Spot:  {New: func() any { return NewParser(market.Spot) }},
+	market.USDM:  {New: func() any { return NewParser(market.USDM) }},
+	market.COINM: {New: func() any { return NewParser(market.COINM) }},
 }
 
 // ParseFrame parses one frame with a pooled Parser: see Parser.Parse. It
 // suits occasional use; a connection's read loop should own a Parser, which
 // is cheaper. A depthUpdate's levels are copied out of the pooled parser, so
 // the returned Event stays valid.
-func ParseFrame(m Market, frame []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, Event, error) {
-	if !m.valid() {
+func ParseFrame(m market.Market, frame []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, Event, error) {
+	if !m.Valid() {
 		return dst, Event{}, fmt.Errorf("binance: invalid market %v", m)
 	}
 	p := parsers[m].Get().(*Parser)
 	defer parsers[m].Put(p)
 	dst, ev, err := p.Parse(frame, received, dst)
 	if ev.Kind == EventDepthUpdate {
-		ev.Depth = ev.Depth.clone()
+		ev.Depth = ev.Depth.Clone()
 	}
 	return dst, ev, err
 }
@@ -95,7 +96,7 @@ func ParseFrame(m Market, frame []byte, received time.Time, dst []sluice.Point) 
 // EventUnknown. On error dst is returned as it came, and the error wraps
 // ErrFrame.
 func (p *Parser) Parse(frame []byte, received time.Time, dst []sluice.Point) ([]sluice.Point, Event, error) {
-	if !p.market.valid() {
+	if !p.market.Valid() {
 		return dst, Event{}, fmt.Errorf("binance: parser for invalid market %v: use NewParser", p.market)
 	}
 	n := len(dst)
@@ -199,20 +200,14 @@ func (p *Parser) control(o *fastjson.Object, k EventKind, ev *Event) error {
 		ev.Result = o.Get("result").String()
 		return nil
 	}
-	eo := o
-	if e := o.Get("error"); e != nil {
-		var err error
-		if eo, err = e.Object(); err != nil {
-			return fmt.Errorf("error: %w", err)
-		}
+	f := fields{o: o}
+	if o.Get("error") != nil {
+		f.o = f.object("error")
 	}
-	code, err := getInt(eo, "code")
-	if err != nil {
-		return err
-	}
-	msg, err := getString(eo, "msg")
-	if err != nil {
-		return err
+	code := f.int("code")
+	msg := f.str("msg")
+	if f.err != nil {
+		return f.err
 	}
 	ev.Err = &ServerError{Code: code, Msg: string(msg), ID: ev.ID}
 	return nil
@@ -262,8 +257,9 @@ func (p *Parser) event(o *fastjson.Object, received time.Time, dst []sluice.Poin
 		return p.indexPrice(o, received, dst, ev)
 	case "serverShutdown":
 		ev.Kind = EventServerShutdown
-		ev.Time, err = getTime(o, "E")
-		return dst, err
+		f := fields{o: o}
+		ev.Time = f.time("E")
+		return dst, f.err
 	}
 	ev.Kind = EventUnknown
 	ev.Name = p.intern(name)
@@ -302,8 +298,8 @@ func (p *Parser) intern(b []byte) string {
 func (p *Parser) sideTags(sym, side string) []sluice.Tag {
 	var i int
 	switch side {
-	case SideBuy:
-	case SideSell:
+	case market.SideBuy:
+	case market.SideSell:
 		i = 1
 	default:
 		return tagsSide(p.market, sym, side)
@@ -322,7 +318,7 @@ func (p *Parser) sideTags(sym, side string) []sluice.Tag {
 	return e[i]
 }
 
-// symbol returns the upper-cased symbol part of a stream name, which is
+// streamSymbol returns the upper-cased symbol part of a stream name, which is
 // the only place spot partial depth names its symbol.
 func (p *Parser) streamSymbol(stream string) (string, error) {
 	sym, _, _ := strings.Cut(stream, "@")
