@@ -496,6 +496,9 @@ type SinkStatus struct {
 	// LagSeconds is the newest point's lag, event time to commit, in the
 	// last batch written.
 	LagSeconds float64 `json:"lag_seconds,omitempty"`
+	// Stats are the sink's own figures, if its type keeps any (a live
+	// sink's clients).
+	Stats []sinks.Stat `json:"stats,omitempty"`
 }
 
 // Status returns a snapshot of every feed and sink.
@@ -520,6 +523,7 @@ func (a *Agent) Status() Status {
 		ss := SinkStatus{OutputStatus: a.outputs[name].Status(), PointsPerSec: a.rates.rate(rateKeySinkWritten + name)}
 		if obs := a.observed[name]; obs != nil {
 			ss.LagSeconds = obs.LastLag().Seconds()
+			ss.Stats = obs.stats()
 		}
 		st.Sinks = append(st.Sinks, ss)
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,9 +85,43 @@ func newRegistry(a *Agent, lag *prometheus.HistogramVec) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		statusCollector{a},
+		sinkStatsCollector{a},
 		lag,
 	)
 	return reg
+}
+
+// sinkStatsCollector exports the figures sinks keep of their own
+// (sinks.StatsReporter) as sluice_sink_<name>{sink}. Which there are
+// depends on the sinks configured, so it describes none: the registry
+// then checks only that names, labels and help agree within a scrape.
+type sinkStatsCollector struct{ a *Agent }
+
+func (c sinkStatsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c sinkStatsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.a.mu.Lock()
+	observed := make(map[string]*observedSink, len(c.a.observed))
+	maps.Copy(observed, c.a.observed)
+	c.a.mu.Unlock()
+	for _, name := range sortedKeys(observed) {
+		for _, st := range observed[name].stats() {
+			labels, values := []string{"sink"}, []string{name}
+			if st.Label != "" {
+				labels, values = append(labels, st.Label), append(values, st.LabelValue)
+			}
+			kind := prometheus.GaugeValue
+			if st.Counter {
+				kind = prometheus.CounterValue
+			}
+			desc := prometheus.NewDesc("sluice_sink_"+st.Name, st.Help, labels, nil)
+			m, err := prometheus.NewConstMetric(desc, kind, st.Value, values...)
+			if err != nil {
+				m = prometheus.NewInvalidMetric(desc, err)
+			}
+			ch <- m
+		}
+	}
 }
 
 // statusCollector reads the feeds' and sinks' status snapshots at scrape
