@@ -95,6 +95,7 @@ func TestTokenRefresh(t *testing.T) {
 			return token(t, testSecret, "dave", time.Now().Add(time.Hour), ch), nil
 		},
 	})
+	t.Cleanup(c.Client.Close)
 	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
 	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event("disconnected") })
 	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})

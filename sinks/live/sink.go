@@ -57,6 +57,8 @@ type Sink struct {
 	latest   map[string]bool     // measurements that keep their latest point only
 	keys     map[string][]string // declared uniqueness keys, for idempotency keys with Redis
 
+	conns connSet // every open connection: the server's Shutdown does not close WebSockets
+
 	auth  *verifier
 	anon  *grant // what a client without a token may do; nil: nothing
 	chans *channelTable
@@ -144,7 +146,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	s.node, s.addr = node, ln.Addr()
 	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.serveWG.Go(func() {
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(&trackingListener{Listener: ln, set: &s.conns}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("live: listener stopped", "error", err)
 		}
 	})
@@ -461,12 +463,74 @@ func (s *Sink) Close() error {
 	if srvErr != nil {
 		srvErr = s.srv.Close()
 	}
+	// A connection that never authenticated is not the node's to close.
+	s.conns.closeAll()
 	s.stopLoop()
 	s.serveWG.Wait()
 	if err := errors.Join(nodeErr, srvErr); err != nil {
 		return fmt.Errorf("live sink: close: %w", err)
 	}
 	return nil
+}
+
+// connSet holds the open connections of a listener, so that Close can
+// end those the HTTP server handed over (the WebSockets).
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]bool
+}
+
+func (c *connSet) add(conn *trackedConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		c.conns = make(map[*trackedConn]bool)
+	}
+	c.conns[conn] = true
+}
+
+func (c *connSet) remove(conn *trackedConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.conns, conn)
+}
+
+func (c *connSet) closeAll() {
+	c.mu.Lock()
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	for conn := range conns {
+		conn.Conn.Close()
+	}
+}
+
+// trackingListener adds each connection it accepts to a set, which the
+// connection leaves when it is closed.
+type trackingListener struct {
+	net.Listener
+	set *connSet
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: l.set}
+	l.set.add(tc)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.set.remove(c) })
+	return c.Conn.Close()
 }
 
 // shutdown stops a node that never served.
