@@ -10,7 +10,7 @@ import (
 // bundle `make web` builds from web/src (the centrifuge client and uPlot,
 // at the versions web/package.json pins).
 //
-//go:embed web/index.html web/app.css web/dist/app.js
+//go:embed web/index.html web/dist/app.js web/dist/app.css
 var web embed.FS
 
 // pageHandler serves the page. It holds no data and no token: the page
