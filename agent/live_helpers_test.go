@@ -199,7 +199,9 @@ func (c *liveClient) subscribe(t *testing.T, channel string) {
 	sub.OnSubscribed(func(e centrifuge.SubscribedEvent) {
 		c.event(fmt.Sprintf("subscribed: %s recovered=%v was_recovering=%v", channel, e.Recovered, e.WasRecovering))
 	})
-	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) { c.event(fmt.Sprintf("subscription error: %s %v", channel, e.Error)) })
+	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
+		c.event(fmt.Sprintf("subscription error: %s %v", channel, e.Error))
+	})
 	if err := sub.Subscribe(); err != nil {
 		t.Fatal(err)
 	}
