@@ -318,7 +318,8 @@ feeds:
   good: {plugin: synth, sinks: [db, influx, live], config: {measurement: good, rate: 500}}
   broken: {plugin: synth, sinks: [db], config: {rate: %d}}
 `
-	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, testagent.FreeAddr(t), -5))
+	liveAddr := testagent.FreeAddr(t)
+	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, liveAddr, -5))
 	a := testagent.Launch(t, path)
 	a.WaitFor(t, "broken refused, influx failed, db writing", func(st agent.Status) bool {
 		return testagent.Feed(st, "broken").State == agent.FeedFailedConfig &&
@@ -356,7 +357,7 @@ feeds:
 
 	// The token is fixed and the broken feed's config too: ready.
 	influx.deny.Store(false)
-	writeConfigKeepAddr(t, path, fmt.Sprintf(body, influx.addr, 5))
+	writeConfigKeepAddr(t, path, fmt.Sprintf(body, influx.addr, liveAddr, 5))
 	if out, errOut, code := sluiceCmd(t, "reload", "-config", path); code != 0 || out != "reloaded; restarted: broken\n" {
 		t.Fatalf("sluice reload: exit %d, %q %q", code, out, errOut)
 	}
