@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/centrifugal/centrifuge"
@@ -49,6 +50,7 @@ type Sink struct {
 	opened   bool
 	closed   bool
 	node     *centrifuge.Node
+	running  atomic.Pointer[centrifuge.Node] // node, for Stats, which must not wait for a Write
 	srv      *http.Server
 	addr     net.Addr
 	serveWG  sync.WaitGroup
@@ -144,6 +146,7 @@ func (s *Sink) Open(ctx context.Context) error {
 		return fmt.Errorf("live sink: listen: %w", err)
 	}
 	s.node, s.addr = node, ln.Addr()
+	s.running.Store(node)
 	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.serveWG.Go(func() {
 		if err := s.srv.Serve(&trackingListener{Listener: ln, set: &s.conns}); err != nil && !errors.Is(err, http.ErrServerClosed) {

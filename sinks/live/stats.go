@@ -126,10 +126,7 @@ var (
 // shows them in status and exports them as sluice_sink_<name>.
 func (s *Sink) Stats() []sinks.Stat {
 	var clients, subs float64
-	s.mu.Lock()
-	node := s.node
-	s.mu.Unlock()
-	if node != nil {
+	if node := s.running.Load(); node != nil {
 		clients, subs = float64(node.Hub().NumClients()), float64(node.Hub().NumSubscriptions())
 	}
 	channels, history := s.chans.history(s.now(), s.cfg.HistoryTTL, s.cfg.HistorySize)
