@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,8 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("refused %s = %v, want at least %v (all: %v)", reason, refused[reason], want, refused)
 		}
 	}
+	expired.mu.Lock()
+	defer expired.mu.Unlock()
 	if expired.hasEvent("connected") {
 		t.Error("an expired token connected")
 	}
@@ -98,6 +101,11 @@ func TestTokenRefresh(t *testing.T) {
 	t.Cleanup(c.Client.Close)
 	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
 	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event("disconnected") })
+	c.OnConnecting(func(e centrifuge.ConnectingEvent) {
+		if e.Code != 0 {
+			c.event(fmt.Sprintf("reconnecting: %d %s", e.Code, e.Reason))
+		}
+	})
 	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	c.Connect()
 	select {
@@ -108,7 +116,9 @@ func TestTokenRefresh(t *testing.T) {
 	time.Sleep(3 * time.Second) // past the first token's expiry
 	s.Write(context.Background(), trades("BTCUSDT", 1, 3))
 	c.waitFor(t, "points after the refresh", func() bool { return len(c.pubs[ch]) == 3 })
-	if c.hasEvent("disconnected") {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hasEvent("disconnected") || c.hasEvent("reconnecting") {
 		t.Errorf("disconnected across a refresh: %v", c.events)
 	}
 }
