@@ -17,7 +17,7 @@ PLUGINS     := $(notdir $(PLUGIN_CMDS))
 RUN_CONFIG ?= config/sluice.run.yaml
 PREFIX     ?= /usr
 
-.PHONY: all build run demo test test-faults test-short test-systemd vet fmt bench proto clean influxd prometheus install deb
+.PHONY: all build run demo test test-faults test-short test-systemd vet fmt bench proto clean influxd prometheus redis chromium web install deb
 
 all: build
 
@@ -58,12 +58,27 @@ influxd:
 prometheus:
 	@scripts/prometheus.sh >/dev/null
 
+# redis-server and headless Chromium for the live sink's tests: Debian's
+# packages, installed when missing (needs root).
+redis:
+	@scripts/redis.sh >/dev/null
+
+chromium:
+	@scripts/chromium.sh >/dev/null
+
+# The live sink's page bundle (sinks/live/web/dist/app.js, committed) from
+# npm, with the versions pinned in sinks/live/web/package-lock.json. Needs
+# node and npm; `make test` does not.
+web:
+	cd sinks/live/web && npm ci --no-audit --no-fund && npm run build
+
 vet:
 	$(GO) vet ./...
 
-test: influxd prometheus vet
+test: influxd prometheus redis chromium vet
 	SLUICE_SYSTEMD=$$(scripts/systemd-tools.sh --if-able) \
 	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 SLUICE_REQUIRE_PROMETHEUS=1 \
+	SLUICE_REQUIRE_REDIS=1 SLUICE_REQUIRE_CHROMIUM=1 \
 		$(GO) test -race -timeout 20m ./...
 
 # The unit under a real systemd: Sluice installed into a Debian 12 tree

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/redact"
+	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/all"
 )
 
@@ -260,6 +261,9 @@ type SinkStatus struct {
 	// LagSeconds is the newest point's lag, event time to commit, in the
 	// last batch written.
 	LagSeconds float64 `json:"lag_seconds,omitempty"`
+	// Stats are the sink's own figures, if its type keeps any (a live
+	// sink's clients).
+	Stats []sinks.Stat `json:"stats,omitempty"`
 }
 
 // Status returns a snapshot of every feed and sink.

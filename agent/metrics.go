@@ -84,9 +84,44 @@ func newRegistry(a *Agent, lag *prometheus.HistogramVec) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		statusCollector{a},
+		sinkStatsCollector{a},
 		lag,
 	)
 	return reg
+}
+
+// sinkStatsCollector exports the figures sinks keep of their own
+// (sinks.StatsReporter) as sluice_sink_<name>{sink}. Which there are
+// depends on the sinks configured, so it describes none: the registry
+// then checks only that names, labels and help agree within a scrape.
+type sinkStatsCollector struct{ a *Agent }
+
+func (c sinkStatsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c sinkStatsCollector) Collect(ch chan<- prometheus.Metric) {
+	r := c.a.run.Load()
+	if r == nil {
+		return
+	}
+	observed := r.outputs.observed // read-only once the agent runs
+	for _, name := range sortedKeys(observed) {
+		for _, st := range observed[name].stats() {
+			labels, values := []string{"sink"}, []string{name}
+			if st.Label != "" {
+				labels, values = append(labels, st.Label), append(values, st.LabelValue)
+			}
+			kind := prometheus.GaugeValue
+			if st.Counter {
+				kind = prometheus.CounterValue
+			}
+			desc := prometheus.NewDesc("sluice_sink_"+st.Name, st.Help, labels, nil)
+			m, err := prometheus.NewConstMetric(desc, kind, st.Value, values...)
+			if err != nil {
+				m = prometheus.NewInvalidMetric(desc, err)
+			}
+			ch <- m
+		}
+	}
 }
 
 // statusCollector reads the feeds' and sinks' status snapshots at scrape

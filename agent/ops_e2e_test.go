@@ -313,11 +313,13 @@ func TestReadinessAndMetrics(t *testing.T) {
 	body := `sinks:
   db: {type: sqlite, path: sluice.db}
   influx: {type: influxdb, url: "http://%s", bucket: b, token: t, retry_initial: 50ms, retry_max: 200ms}
+  live: {type: live, listen: %q, anonymous_channels: ["*"]}
 feeds:
-  good: {plugin: synth, sinks: [db, influx], config: {measurement: good, rate: 500}}
+  good: {plugin: synth, sinks: [db, influx, live], config: {measurement: good, rate: 500}}
   broken: {plugin: synth, sinks: [db], config: {rate: %d}}
 `
-	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, -5))
+	liveAddr := testagent.FreeAddr(t)
+	path := testagent.WriteConfig(t, t.TempDir(), fmt.Sprintf(body, influx.addr, liveAddr, -5))
 	a := testagent.Launch(t, path)
 	a.WaitFor(t, "broken refused, influx failed, db writing", func(st agent.Status) bool {
 		return testagent.Feed(st, "broken").State == agent.FeedFailedConfig &&
@@ -355,7 +357,7 @@ feeds:
 
 	// The token is fixed and the broken feed's config too: ready.
 	influx.deny.Store(false)
-	writeConfigKeepAddr(t, path, fmt.Sprintf(body, influx.addr, 5))
+	writeConfigKeepAddr(t, path, fmt.Sprintf(body, influx.addr, liveAddr, 5))
 	if out, errOut, code := sluiceCmd(t, "reload", "-config", path); code != 0 || out != "reloaded; restarted: broken\n" {
 		t.Fatalf("sluice reload: exit %d, %q %q", code, out, errOut)
 	}

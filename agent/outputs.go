@@ -139,6 +139,7 @@ func (s *outputSet) status() []SinkStatus {
 		ss := SinkStatus{OutputStatus: s.outputs[name].Status()}
 		if obs := s.observed[name]; obs != nil {
 			ss.LagSeconds = obs.LastLag().Seconds()
+			ss.Stats = obs.stats()
 		}
 		out = append(out, ss)
 	}

@@ -68,6 +68,14 @@ func (s *observedSink) observe(points []sluice.Point, at time.Time) {
 	s.lastLag.Store(int64(at.Sub(newest)))
 }
 
+// stats are the sink's own figures, if it keeps any.
+func (s *observedSink) stats() []sinks.Stat {
+	if r, ok := s.Sink.(sinks.StatsReporter); ok {
+		return r.Stats()
+	}
+	return nil
+}
+
 // LastLag is the lag of the newest point of the last batch written.
 func (s *observedSink) LastLag() time.Duration { return time.Duration(s.lastLag.Load()) }
 

@@ -7,11 +7,12 @@
 #   bench/results/<date>-<commit>-e2e.md      the end-to-end run (report)
 #   bench/results/<date>-<commit>-e2e.json    the same, every step's figures
 #   bench/results/<date>-<commit>-e2e-outage.json  the outage run's samples
+#   bench/results/<date>-<commit>-fanout.md   the live sink's fan-out (bench/fanout)
 #
 # Bounded: about 16 minutes on a 2-core machine, 10 of them the outage run
 # (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
-# backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS and
-# SKIP_MICRO / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
+# backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS,
+# FANOUT_ARGS and SKIP_MICRO / SKIP_FANOUT / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,6 +46,15 @@ if [[ -z "${SKIP_MICRO:-}" ]]; then
 	"${cmd[@]}" 2>&1 | tee -a "$out"
 	echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) at the end" >>"$out"
 	echo "wrote $out"
+fi
+
+if [[ -z "${SKIP_FANOUT:-}" ]]; then
+	# The live sink's fan-out: 1000 WebSocket clients over 100 channels at
+	# 10 000 trades/s in (about 40 seconds).
+	fanout=(go run ./bench/fanout -out "bench/results/$stamp-fanout.md" ${FANOUT_ARGS:-})
+	echo "${fanout[*]}"
+	"${fanout[@]}"
+	echo "wrote bench/results/$stamp-fanout.md"
 fi
 
 if [[ -z "${SKIP_E2E:-}" ]]; then

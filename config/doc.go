@@ -55,6 +55,16 @@
 //	Complete(set func(key string) bool) // defaults that depend on other keys
 //	Validate() error                    // what the key types alone do not check
 //
+// A third optional method gives the type pipeline defaults of its own,
+// as the keys and values a section would set (a live feed's sink drops
+// what it cannot send at once rather than hold the feeds back):
+//
+//	PipelineDefaults() map[string]any   // {"when_full": "drop_oldest", "max_buffer_bytes": 8 << 20}
+//
+// They come over the top-level pipeline settings for sinks of that type,
+// and the sink's own keys over them; a max_buffer_bytes given this way
+// counts as set (the sink takes no share of buffer.max_bytes).
+//
 // Validate returns every problem, joined with errors.Join. An error with
 // a Field() (key, msg string) method, such as *sinks.FieldError, is
 // reported at that key ("tls.key_file" is sinks.NAME.tls.key_file) with

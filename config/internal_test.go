@@ -55,6 +55,10 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	liveSecret := filepath.Join(dir, "live.secret")
+	if err := os.WriteFile(liveSecret, []byte(strings.Repeat("s", 64)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	examples, err := filepath.Abs("examples")
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +66,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	cfg, err := LoadWithEnv(path, []string{
 		"SLUICE_FEEDS_DIR=" + examples,
 		"SLUICE_SINKS__INFLUXDB__TOKEN_FILE=" + token,
+		"SLUICE_SINKS__LIVE__TOKEN_HMAC_SECRET_FILE=" + liveSecret,
+		"SLUICE_SINKS__LIVE__REDIS__PASSWORD_FILE=" + token,
 	}, all.Types.Configs())
 	if err != nil {
 		t.Fatalf("the example with its blocks switched on does not load:\n%v\n\n%s", err, text)
@@ -71,8 +77,8 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The example's own demo feed plus every feed in examples/.
-	if len(cfg.Sinks) != 3 || len(cfg.Feeds) != 1+len(exampleFeeds) || len(cfg.Plugins) != 1 {
-		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 3, %d, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins), 1+len(exampleFeeds))
+	if len(cfg.Sinks) != 4 || len(cfg.Feeds) != 1+len(exampleFeeds) || len(cfg.Plugins) != 1 {
+		t.Errorf("switched on %d sinks, %d feeds, %d plugins; want 4, %d, 1", len(cfg.Sinks), len(cfg.Feeds), len(cfg.Plugins), 1+len(exampleFeeds))
 	}
 
 	raw, perr := parseYAML(path, []byte(text))

@@ -48,7 +48,7 @@ sinks:
 		main + ": sinks.b.token_file: cannot read token file: /dev/zero is larger than 64 KiB, the limit for a token file",
 		"env SLUICE_HTTP__LISTEN: http.listen: must be host:port such as \"127.0.0.1:9273\", got a string",
 		"env SLUICE_PIPELINE__BATCH_SIZE: pipeline.batch_size: must be a positive integer, got a string",
-		"env SLUICE_SINKS__C__TYPE: sinks.c.type: must be a known sink type (influxdb, nats, sqlite), got a string",
+		"env SLUICE_SINKS__C__TYPE: sinks.c.type: must be a known sink type (influxdb, live, nats, sqlite), got a string",
 		"env SLUICE_LOG: log: must be a mapping, got a string",
 		"env SLUICE_SINKS__D__URL: sinks.d.url: must be an http:// or https:// URL, got a string",
 	} {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,7 +58,46 @@ func compileSinkType(name string, newConfig func() any) (*sinkType, error) {
 			return nil, fmt.Errorf("key %q is one every sink has", k)
 		}
 	}
-	return &sinkType{name: name, new: newConfig, spec: s}, nil
+	t := &sinkType{name: name, new: newConfig, spec: s}
+	if err := t.checkPipelineDefaults(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// pipelineDefaulter is a sink type's config that has pipeline defaults of
+// its own (see doc.go).
+type pipelineDefaulter interface {
+	PipelineDefaults() map[string]any
+}
+
+// pipelineDefaults are the type's own pipeline defaults, as keys and
+// values a section would give; nil if it has none.
+func (t *sinkType) pipelineDefaults() map[string]any {
+	if pd, ok := t.new().(pipelineDefaulter); ok {
+		return pd.PipelineDefaults()
+	}
+	return nil
+}
+
+// checkPipelineDefaults checks the type's pipeline defaults once, as the
+// walker checks a section's: a bad one is a bug in the sink package.
+func (t *sinkType) checkPipelineDefaults() error {
+	d := t.pipelineDefaults()
+	for _, k := range sortedKeys(d) {
+		sub, ok := pipelineSpec.keys[k]
+		if !ok {
+			return fmt.Errorf("pipeline default %q is not a pipeline key", k)
+		}
+		if s, isStr := d[k].(string); isStr && len(sub.oneOf) > 0 && !slices.Contains(sub.oneOf, s) {
+			return fmt.Errorf("pipeline default %s: %q is not one of %v", k, s, sub.oneOf)
+		}
+	}
+	var p Pipeline
+	if err := decodeInto(&p, d); err != nil {
+		return fmt.Errorf("pipeline defaults: %w", err)
+	}
+	return nil
 }
 
 // sinkTypeSpec checks a sink's type.
@@ -189,6 +229,11 @@ func (c *checker) sink(name string, norm, raw map[string]any, cfg *Config, confi
 	path := []string{"sinks", name}
 	s := Sink{Pipeline: cfg.Pipeline}
 	s.Type, _ = norm["type"].(string)
+	if t, ok := c.types[s.Type]; ok {
+		// The type's own defaults come over the top-level pipeline's,
+		// and the sink's own keys over them.
+		c.decode(path, t.pipelineDefaults(), &s.Pipeline)
+	}
 	overrides := asMap(norm["pipeline"])
 	c.decode(path, overrides, &s.Pipeline)
 	// Only a sink's own keys can break the orders; the top-level pipeline

@@ -190,7 +190,7 @@ sinks:
 		t.Fatal("loaded")
 	}
 	want := fmt.Sprintf(`%[1]s: sinks.bad.endpoint: must be host:port, got "nocolon"
-%[1]s: sinks.bad.type: must be a known sink type (influxdb, nats, queue, sqlite), got "kafka"
+%[1]s: sinks.bad.type: must be a known sink type (influxdb, live, nats, queue, sqlite), got "kafka"
 %[1]s: sinks.both.password_file: cannot be set together with password
 %[1]s: sinks.checked: mode fast does not retry: set retries to 0
 %[1]s: sinks.checked.endpoint: must be host:port, got "nocolon"
@@ -279,5 +279,63 @@ func TestSinkTypeMustBeUsable(t *testing.T) {
 	}
 	if _, err := config.LoadWithEnv(path, nil, config.SinkTypes{"a b": defaultQueue}); err == nil || !strings.Contains(err.Error(), "invalid name") {
 		t.Errorf("a type named %q: %v", "a b", err)
+	}
+}
+
+// liveish is a sink type with pipeline defaults of its own.
+type liveish struct {
+	Listen string `config:"listen" doc:"where it listens"`
+}
+
+func (*liveish) PipelineDefaults() map[string]any {
+	return map[string]any{"when_full": "drop_oldest", "max_buffer_bytes": 4 << 20}
+}
+
+// badDefaults is a sink type whose pipeline defaults are a bug.
+type badDefaults struct {
+	X string `config:"x" doc:"x"`
+	d map[string]any
+}
+
+func (b *badDefaults) PipelineDefaults() map[string]any { return b.d }
+
+// A type's pipeline defaults come over the top-level pipeline and under
+// the sink's own keys, and its max_buffer_bytes takes no share of the
+// buffer.
+func TestSinkTypePipelineDefaults(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, t.TempDir(), "sluice.yaml", `feeds_dir: ""
+buffer: {max_bytes: 100000000}
+pipeline: {when_full: block, batch_size: 9}
+sinks:
+  live: {type: liveish}
+  tuned: {type: liveish, when_full: drop_newest}
+  db: {type: sqlite}
+`)
+	types := config.SinkTypes(all.Types.Configs())
+	types["liveish"] = func() any { return &liveish{} }
+	cfg, err := config.LoadWithEnv(path, nil, types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Sinks["live"].Pipeline; p.WhenFull != config.DropOldest || p.MaxBufferBytes != 4<<20 || p.BatchSize != 9 {
+		t.Errorf("live pipeline = %+v, want drop_oldest, 4 MiB, batch 9", p)
+	}
+	if p := cfg.Sinks["tuned"].Pipeline; p.WhenFull != config.DropNewest || p.MaxBufferBytes != 4<<20 {
+		t.Errorf("tuned pipeline = %+v, want drop_newest, 4 MiB", p)
+	}
+	if p := cfg.Sinks["db"].Pipeline; p.WhenFull != config.Block || p.MaxBufferBytes != 100000000-8<<20 {
+		t.Errorf("db pipeline = %+v, want block and what the two others leave", p)
+	}
+
+	for name, d := range map[string]map[string]any{
+		"unknown key": {"batch": 3},
+		"bad value":   {"when_full": "drop_all"},
+		"bad type":    {"max_buffer_bytes": "4MiB"},
+	} {
+		_, err := config.LoadWithEnv(path, nil, config.SinkTypes{"x": func() any { return &badDefaults{d: d} }})
+		if err == nil || !strings.Contains(err.Error(), `config: sink type "x": pipeline default`) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -29,6 +29,18 @@ var agentMetrics = map[string]metric{
 	"sluice_sink_buffer_bytes":            {labels: []string{"sink"}},
 	"sluice_sink_failed":                  {labels: []string{"sink"}},
 	"sluice_lag_seconds":                  {labels: []string{"sink"}, histogram: true},
+	// A live sink's own stats (sinks.StatsReporter).
+	"sluice_sink_live_clients":                 {labels: []string{"sink"}},
+	"sluice_sink_live_subscriptions":           {labels: []string{"sink"}},
+	"sluice_sink_live_channels":                {labels: []string{"sink"}},
+	"sluice_sink_live_history_points":          {labels: []string{"sink"}},
+	"sluice_sink_live_publications_total":      {labels: []string{"sink"}},
+	"sluice_sink_live_publication_bytes_total": {labels: []string{"sink"}},
+	"sluice_sink_live_sent_messages_total":     {labels: []string{"sink"}},
+	"sluice_sink_live_sent_bytes_total":        {labels: []string{"sink"}},
+	"sluice_sink_live_duplicates_total":        {labels: []string{"sink"}},
+	"sluice_sink_live_disconnects_total":       {labels: []string{"sink", "reason"}},
+	"sluice_sink_live_refused_total":           {labels: []string{"sink", "reason"}},
 }
 
 type metric struct {

@@ -5,7 +5,8 @@ package dashtest
 // writes to both, "flaky" fails every 100 points so that its plugin is
 // restarted again and again, and the "archive" sink is made to fail (a
 // trigger refuses its inserts, which the sink classifies as needing an
-// operator). Prometheus scrapes /metrics every second. Then every panel,
+// operator); "steady" also goes to a live sink. Prometheus scrapes
+// /metrics every second. Then every panel,
 // annotation and variable query of the dashboards that use Prometheus is
 // sent to Prometheus's HTTP API as Grafana's Prometheus datasource sends
 // it (see promRequest), and must return data.
@@ -45,6 +46,7 @@ const (
 	feedFlaky   = "flaky"
 	sinkDB      = "db"
 	sinkArchive = "archive" // made to fail
+	sinkLive    = "live"
 )
 
 // wantAnnotated says, for each annotation of the agent-health dashboard,
@@ -78,10 +80,11 @@ func TestAgentHealthOnPrometheus(t *testing.T) {
 	cfg := fmt.Sprintf(`sinks:
   %[1]s: {type: sqlite, path: sluice.db}
   %[2]s: {type: sqlite, path: archive.db, retry_initial: 50ms, retry_max: 500ms}
+  %[6]s: {type: live, listen: %[7]q, anonymous_channels: ["*"]}
 feeds:
-  %[3]s: {plugin: synth, sinks: [%[1]s, %[2]s], config: {measurement: steady, rate: 200, start: %[5]q}}
+  %[3]s: {plugin: synth, sinks: [%[1]s, %[2]s, %[6]s], config: {measurement: steady, rate: 200, start: %[5]q}}
   %[4]s: {plugin: synth, sinks: [%[1]s], config: {measurement: flaky, rate: 200, fail_after: 100, start: %[5]q}}
-`, sinkDB, sinkArchive, feedSteady, feedFlaky, start.Format(time.RFC3339Nano))
+`, sinkDB, sinkArchive, feedSteady, feedFlaky, start.Format(time.RFC3339Nano), sinkLive, testagent.FreeAddr(t))
 	a := testagent.Launch(t, testagent.WriteConfig(t, dir, cfg))
 	target := strings.TrimPrefix(a.Base, "http://")
 	// Prometheus takes a few seconds to its first scrape: start it with the
@@ -134,7 +137,7 @@ feeds:
 	// The variables first: what they list is what the other scenarios pick.
 	now := time.Now()
 	listed := map[string][]string{}
-	wantListed := map[string][]string{"instance": {target}, "feed": {feedFlaky, feedSteady}, "sink": {sinkArchive, sinkDB}}
+	wantListed := map[string][]string{"instance": {target}, "feed": {feedFlaky, feedSteady}, "sink": {sinkArchive, sinkDB, sinkLive}}
 	for _, d := range dashboards {
 		for _, q := range d.queries {
 			if q.dsType != dsPrometheus || q.variable == "" {

@@ -6,6 +6,7 @@ package all
 import (
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/influxdb"
+	"github.com/sluicehq/sluice/sinks/live"
 	"github.com/sluicehq/sluice/sinks/nats"
 	"github.com/sluicehq/sluice/sinks/sqlite"
 )
@@ -15,4 +16,5 @@ var Types = sinks.Types{
 	sqlite.Type,
 	influxdb.Type,
 	nats.Type,
+	live.Type,
 }

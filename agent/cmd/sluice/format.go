@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/pipeline"
+	"github.com/sluicehq/sluice/sinks"
 )
 
 // formatStatus writes the agent's status as `sluice status` shows it: a
@@ -60,6 +61,11 @@ func formatStatus(w io.Writer, st agent.Status) {
 			s.Retries, perSec(s.PointsPerSec), lag, orDash(oneLine(s.LastError)))
 	}
 	tw.Flush()
+	for _, s := range st.Sinks {
+		if len(s.Stats) > 0 {
+			fmt.Fprintf(w, "sink %s: %s\n", printable(s.Name), printable(sinkStats(s.Stats)))
+		}
+	}
 	fmt.Fprintf(w, "\ndisk buffer: %s of %s\n", bytesString(st.BufferBytes), bytesString(st.BufferMaxBytes))
 	if r := st.BufferRepair; r != nil {
 		fmt.Fprintf(w, "repaired when the agent started: %d records cut from a torn tail, %d lost to corruption, %d undecodable; damaged files done without: %s; copies kept: %s\n",
@@ -119,6 +125,48 @@ func formatStatusLine(st agent.Status) string {
 		line += " | reload rejected"
 	}
 	return line
+}
+
+// sinkStats shows a sink's own figures on one line: each name without
+// its type's prefix, in words ("clients 3, publications/s 850"), and
+// those split by a label as "disconnects: slow 1, no_pong 2", leaving
+// out zeros.
+func sinkStats(stats []sinks.Stat) string {
+	var parts []string
+	labeled := make(map[string][]string)
+	var order []string
+	for _, st := range stats {
+		name := st.Name
+		if _, rest, ok := strings.Cut(name, "_"); ok {
+			name = rest // the type's prefix
+		}
+		name = strings.TrimSuffix(name, "_total")
+		bytes := strings.Contains(name, "bytes")
+		perSecond := strings.HasSuffix(name, "_per_second")
+		name = strings.ReplaceAll(strings.TrimSuffix(name, "_per_second"), "_", " ")
+		if perSecond {
+			name += "/s"
+		}
+		v := compact(st.Value)
+		if bytes {
+			v = bytesString(int64(st.Value))
+		}
+		if st.Label == "" {
+			parts = append(parts, name+" "+v)
+			continue
+		}
+		if st.Value == 0 {
+			continue
+		}
+		if _, ok := labeled[name]; !ok {
+			order = append(order, name)
+		}
+		labeled[name] = append(labeled[name], st.LabelValue+" "+v)
+	}
+	for _, name := range order {
+		parts = append(parts, name+": "+strings.Join(labeled[name], ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func lagString(s float64) string {

@@ -1,0 +1,549 @@
+package live
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/centrifugal/centrifuge"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+// maxKeyFile caps token_public_key_file and token_jwks_file.
+const maxKeyFile = capread.PEM
+
+// closeTimeout bounds Close: clients are told the server shuts down, the
+// listener stops, the broker disconnects.
+const closeTimeout = 5 * time.Second
+
+// maxSample bounds RejectedError.Sample.
+const maxSample = 512
+
+// Sink publishes each point to the channel its template names, for the
+// clients subscribed there (see doc.go).
+//
+// Lifecycle: New only stores the config; Open reads the key files,
+// starts the centrifuge node (connecting to Redis if configured) and the
+// listener; Declare and Write may then be called by one goroutine at a
+// time; Close disconnects every client, stops the listener and the node,
+// and is idempotent. Stats may be called from any goroutine at any time.
+type Sink struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	mu       sync.Mutex // Open, Declare, Write, Close
+	opened   bool
+	closed   bool
+	node     *centrifuge.Node
+	running  atomic.Pointer[centrifuge.Node] // node, for Stats, which must not wait for a Write
+	srv      *http.Server
+	addr     net.Addr
+	serveWG  sync.WaitGroup
+	stopLoop context.CancelFunc
+	router   *router
+	latest   map[string]bool     // measurements that keep their latest point only
+	keys     map[string][]string // declared uniqueness keys, for idempotency keys with Redis
+
+	conns connSet // every open connection: the server's Shutdown does not close WebSockets
+
+	auth  *verifier
+	anon  *grant // what a client without a token may do; nil: nothing
+	chans *channelTable
+	st    stats
+}
+
+// New returns a live sink for cfg (from DefaultConfig, then the sink's
+// section). It has no side effects.
+func New(cfg Config, log *slog.Logger) *Sink {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	latest := make(map[string]bool, len(cfg.LatestOnly))
+	for _, m := range cfg.LatestOnly {
+		latest[strings.TrimSpace(m)] = true
+	}
+	return &Sink{
+		cfg: cfg, log: log.With("sink_type", "live"), now: time.Now,
+		latest: latest, keys: make(map[string][]string),
+		chans: newChannelTable(maxTrackedChannels),
+	}
+}
+
+// Addr is the address the live endpoint listens on, once open.
+func (s *Sink) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Open checks the config, reads the key files, starts the node and the
+// listener. A Redis server that is down is not an error here: the node
+// connects when it can, and writes fail (and are retried) until then.
+func (s *Sink) Open(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("live sink: closed")
+	case s.opened:
+		return errors.New("live sink: already open")
+	}
+	if errs := s.cfg.problems(); len(errs) > 0 {
+		return fmt.Errorf("live sink: %w", errors.Join(errs...))
+	}
+	s.router, _ = newRouter(s.cfg.Channel, s.cfg.Channels)
+	if err := s.loadKeys(); err != nil {
+		return err
+	}
+	if len(s.cfg.AnonymousChannels) > 0 {
+		s.anon = &grant{channels: s.cfg.AnonymousChannels}
+	}
+
+	node, err := centrifuge.New(centrifuge.Config{
+		Name:                        nodeName(s.cfg.Listen),
+		LogLevel:                    centrifuge.LogLevelInfo,
+		LogHandler:                  s.logEntry,
+		ClientQueueMaxSize:          s.cfg.ClientQueueBytes,
+		ClientChannelLimit:          s.cfg.ClientChannelLimit,
+		ChannelMaxLength:            MaxChannel,
+		HistoryMaxPublicationLimit:  s.cfg.HistorySize,
+		RecoveryMaxPublicationLimit: s.cfg.HistorySize,
+		// The node's own metrics stay in the node: the agent exports the
+		// sink's stats (Stats), and a process-wide registry would clash
+		// between two sinks.
+		Metrics: centrifuge.MetricsConfig{RegistererGatherer: prometheus.NewRegistry()},
+	})
+	if err != nil {
+		return fmt.Errorf("live sink: %w", err)
+	}
+	if s.cfg.Redis.Address != "" {
+		if err := s.useRedis(node); err != nil {
+			return err
+		}
+	}
+	s.handle(node)
+	if err := node.Run(); err != nil {
+		return fmt.Errorf("live sink: start: %w", err)
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		shutdown(node)
+		return fmt.Errorf("live sink: listen: %w", err)
+	}
+	s.node, s.addr = node, ln.Addr()
+	s.running.Store(node)
+	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serveWG.Go(func() {
+		if err := s.srv.Serve(&trackingListener{Listener: ln, set: &s.conns}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("live: listener stopped", "error", err)
+		}
+	})
+	loopCtx, stop := context.WithCancel(context.Background())
+	s.stopLoop = stop
+	s.serveWG.Go(func() { s.st.sampleRates(loopCtx, s.now) })
+	s.opened = true
+	s.log.Info("live: serving", "listen", s.addr.String(), "redis", s.cfg.Redis.Address != "",
+		"anonymous", len(s.cfg.AnonymousChannels) > 0, "page", "http://"+s.addr.String()+"/")
+	return nil
+}
+
+// loadKeys reads the public key and JWKS files and builds the verifier.
+func (s *Sink) loadKeys() error {
+	var (
+		public []crypto.PublicKey
+		jwks   map[string]jwt.VerificationKey
+	)
+	if f := s.cfg.TokenPublicKeyFile; f != "" {
+		b, err := capread.File(f, maxKeyFile, "a public key file")
+		if err == nil {
+			public, err = parsePublicKeys(b)
+		}
+		if err != nil {
+			return &sinks.FailedError{Err: fmt.Errorf("live sink: token_public_key_file %s: %w", f, err)}
+		}
+	}
+	if f := s.cfg.TokenJWKSFile; f != "" {
+		b, err := capread.File(f, maxKeyFile, "a JWKS file")
+		if err == nil {
+			jwks, err = parseJWKS(b)
+		}
+		if err != nil {
+			return &sinks.FailedError{Err: fmt.Errorf("live sink: token_jwks_file %s: %w", f, err)}
+		}
+	}
+	s.auth = newVerifier(s.cfg.TokenHMACSecret, public, jwks, s.cfg.TokenAudience, s.cfg.TokenIssuer, s.now)
+	return nil
+}
+
+// useRedis makes a Redis server the node's broker: publications and
+// history go through it, so that every node sharing it delivers them.
+func (s *Sink) useRedis(node *centrifuge.Node) error {
+	shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{
+		Address:    s.cfg.Redis.Address,
+		User:       s.cfg.Redis.User,
+		Password:   s.cfg.Redis.Password,
+		DB:         s.cfg.Redis.DB,
+		ClientName: "sluice-live",
+	})
+	if err != nil {
+		return fmt.Errorf("live sink: redis %s: %w", s.cfg.Redis.Address, err)
+	}
+	broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{
+		Prefix: s.cfg.Redis.Prefix,
+		Shards: []*centrifuge.RedisShard{shard},
+	})
+	if err != nil {
+		return fmt.Errorf("live sink: redis broker: %w", err)
+	}
+	node.SetBroker(broker)
+	return nil
+}
+
+// nodeName names this node among those sharing a broker: the host and
+// the port it listens on.
+func nodeName(listen string) string {
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(listen)
+	return host + ":" + port
+}
+
+// logEntry passes the node's log to the sink's logger.
+func (s *Sink) logEntry(e centrifuge.LogEntry) {
+	level := slog.LevelDebug
+	switch e.Level {
+	case centrifuge.LogLevelInfo:
+		level = slog.LevelInfo
+	case centrifuge.LogLevelWarn:
+		level = slog.LevelWarn
+	case centrifuge.LogLevelError:
+		level = slog.LevelError
+	}
+	attrs := make([]any, 0, 2*len(e.Fields)+2)
+	for _, k := range sortedKeys(e.Fields) {
+		attrs = append(attrs, k, e.Fields[k])
+	}
+	if e.Error != nil {
+		attrs = append(attrs, "error", e.Error)
+	}
+	s.log.Log(context.Background(), level, "live: "+e.Message, attrs...)
+}
+
+// Declare records each measurement's uniqueness key: with Redis, a
+// point's idempotency key is made from it.
+func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		if len(m.Unique) > 0 {
+			s.keys[m.Name] = append([]string(nil), m.Unique...)
+		} else {
+			delete(s.keys, m.Name)
+		}
+	}
+	return nil
+}
+
+// publication is one point ready to publish.
+type publication struct {
+	channel string
+	data    []byte
+	opts    []centrifuge.PublishOption
+}
+
+// Write publishes every point to its channel and returns once each is in
+// the channel's history and handed to its subscribers' queues: in memory,
+// or with Redis in Redis. A subscriber's queue never makes Write wait:
+// a client whose queue is full is disconnected. Errors:
+//
+//   - *sinks.RejectedError: points whose channel name would be too long;
+//     every other point is published.
+//   - any other error (Redis unreachable): the pipeline retries the batch,
+//     and with Redis a point with a uniqueness key is published once
+//     within redis.dedup_window however often it is sent.
+func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("live sink: closed")
+	case !s.opened:
+		return errors.New("live sink: not open")
+	}
+	var (
+		rej  rejections
+		pubs = make([]publication, 0, len(points))
+		name []byte
+		now  = s.now()
+	)
+	for i := range points {
+		p := &points[i]
+		var err error
+		name, err = s.router.template(p.Measurement).render(name[:0], p)
+		if err != nil {
+			rej.add(p, err)
+			continue
+		}
+		latest := s.latest[p.Measurement]
+		ch := s.chans.note(string(name), p, latest, now)
+		size := s.cfg.HistorySize
+		if latest {
+			size = 1
+		}
+		opts := []centrifuge.PublishOption{centrifuge.WithHistory(size, s.cfg.HistoryTTL)}
+		if s.cfg.Redis.Address != "" {
+			if key := idempotencyKey(p, s.keys[p.Measurement]); key != "" {
+				opts = append(opts, centrifuge.WithIdempotencyKey(key), centrifuge.WithIdempotentResultTTL(s.cfg.Redis.DedupWindow))
+			}
+		}
+		// Each publication keeps its own bytes: the history holds them.
+		pubs = append(pubs, publication{channel: ch, data: appendPayload(make([]byte, 0, 256), p), opts: opts})
+	}
+	if err := s.publish(ctx, pubs); err != nil {
+		return fmt.Errorf("live sink: publish: %w", err)
+	}
+	if rej.n > 0 {
+		s.st.rejected.Add(uint64(rej.n))
+		return &sinks.RejectedError{Rejected: rej.n, Sample: rej.sample,
+			Err: fmt.Errorf("live sink: %d of %d points cannot be published, first: %s", rej.n, len(points), rej.reason)}
+	}
+	return nil
+}
+
+// publishers bounds the publications in flight at once with Redis: each
+// channel's in order, channels side by side, so that the round trips to
+// Redis overlap.
+const publishers = 16
+
+func (s *Sink) publish(ctx context.Context, pubs []publication) error {
+	if s.cfg.Redis.Address == "" {
+		// In memory: nothing to overlap.
+		for i := range pubs {
+			if err := s.publishOne(&pubs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	byChannel := make(map[string][]int)
+	var order []string
+	for i := range pubs {
+		ch := pubs[i].channel
+		if _, ok := byChannel[ch]; !ok {
+			order = append(order, ch)
+		}
+		byChannel[ch] = append(byChannel[ch], i)
+	}
+	work := make(chan string)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for range min(publishers, len(order)) {
+		wg.Go(func() {
+			for ch := range work {
+				for _, i := range byChannel[ch] {
+					if err := s.publishOne(&pubs[i]); err != nil {
+						errMu.Lock()
+						if first == nil {
+							first = err
+						}
+						errMu.Unlock()
+						break // the rest of this channel waits for the retry, in order
+					}
+				}
+			}
+		})
+	}
+	for _, ch := range order {
+		select {
+		case work <- ch:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+func (s *Sink) publishOne(p *publication) error {
+	res, err := s.node.Publish(p.channel, p.data, p.opts...)
+	if err != nil {
+		return fmt.Errorf("channel %s: %w", p.channel, err)
+	}
+	if res.Suppressed {
+		s.st.suppressed.Add(1)
+		return nil
+	}
+	s.st.published.Add(1)
+	s.st.publishedBytes.Add(uint64(len(p.data)))
+	return nil
+}
+
+// idempotencyKey is p's identity under its uniqueness key: the
+// measurement and the key's values, "" when p has none.
+func idempotencyKey(p *sluice.Point, unique []string) string {
+	if len(unique) == 0 {
+		return ""
+	}
+	b := appendEscaped(nil, p.Measurement)
+	for _, name := range unique {
+		b = append(b, ':')
+		if v, ok := p.Tag(name); ok {
+			b = appendEscaped(b, v)
+			continue
+		}
+		if f, ok := p.Field(name); ok {
+			b = appendEscaped(b, string(appendValue(nil, f)))
+			continue
+		}
+		if name == "time" {
+			b = appendEscaped(b, p.Time.UTC().Format(time.RFC3339Nano))
+			continue
+		}
+		return ""
+	}
+	return string(b)
+}
+
+// rejections counts the points of a batch that cannot be published.
+type rejections struct {
+	n      int
+	sample string
+	reason string
+}
+
+func (r *rejections) add(p *sluice.Point, err error) {
+	if r.n == 0 {
+		r.reason = err.Error()
+		r.sample = string(appendPayload(nil, p))
+		if len(r.sample) > maxSample {
+			r.sample = r.sample[:maxSample] + "..."
+		}
+	}
+	r.n++
+}
+
+// Close disconnects every client (code 3001, shutdown: the SDKs
+// reconnect), stops the listener and the node. It is idempotent.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if !s.opened {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	// The node first: it disconnects every client, which ends their
+	// handlers (a stream handler would hold the server's Shutdown).
+	nodeErr := s.node.Shutdown(ctx)
+	srvErr := s.srv.Shutdown(ctx)
+	if srvErr != nil {
+		srvErr = s.srv.Close()
+	}
+	// A connection that never authenticated is not the node's to close.
+	s.conns.closeAll()
+	s.stopLoop()
+	s.serveWG.Wait()
+	if err := errors.Join(nodeErr, srvErr); err != nil {
+		return fmt.Errorf("live sink: close: %w", err)
+	}
+	return nil
+}
+
+// connSet holds the open connections of a listener, so that Close can
+// end those the HTTP server handed over (the WebSockets).
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]bool
+}
+
+func (c *connSet) add(conn *trackedConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		c.conns = make(map[*trackedConn]bool)
+	}
+	c.conns[conn] = true
+}
+
+func (c *connSet) remove(conn *trackedConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.conns, conn)
+}
+
+func (c *connSet) closeAll() {
+	c.mu.Lock()
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	for conn := range conns {
+		conn.Conn.Close()
+	}
+}
+
+// trackingListener adds each connection it accepts to a set, which the
+// connection leaves when it is closed.
+type trackingListener struct {
+	net.Listener
+	set *connSet
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: l.set}
+	l.set.add(tc)
+	return tc, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() { c.set.remove(c) })
+	return c.Conn.Close()
+}
+
+// shutdown stops a node that never served.
+func shutdown(node *centrifuge.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = node.Shutdown(ctx)
+}
+
+var (
+	_ sinks.Sink          = (*Sink)(nil)
+	_ sinks.StatsReporter = (*Sink)(nil)
+)
