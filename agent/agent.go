@@ -22,9 +22,9 @@ import (
 	"github.com/sluicehq/sluice/agent/sdnotify"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/redact"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/all"
 )

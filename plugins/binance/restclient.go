@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/internal/backoff"
 )
 
 // restWeight is an endpoint's request weight, as Binance documents it

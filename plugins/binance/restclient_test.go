@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/internal/backoff"
 )
 
 func TestWeightGate(t *testing.T) {

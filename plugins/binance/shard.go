@@ -12,8 +12,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
 // Reconnect pacing.

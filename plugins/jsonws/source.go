@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // Version is the plugin's version, reported through Describe.
