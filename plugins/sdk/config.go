@@ -247,8 +247,8 @@ func parentKey(k string) string {
 	return ""
 }
 
-// decode sets rv from raw, at key. Structs, and lists and maps of them,
-// are walked key by key so that every problem is found and named in
+// decode sets rv from raw, at key. Structs, lists and maps are walked key
+// by key and item by item, so that every problem is found and named in
 // full; other values are decoded by encoding/json, unknown keys refused.
 func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 	if unmarshaler(rv) {
@@ -284,17 +284,9 @@ func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 		})
 		return
 	case reflect.Slice:
-		if !walkable(rv.Type().Elem()) {
-			break
-		}
-		if null {
-			rv.SetZero()
-			return
-		}
 		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			c.Errorf(key, "must be a list, got %s", jsonKind(raw))
-			return
+		if !walkable(rv.Type()) || null || json.Unmarshal(raw, &items) != nil {
+			break // encoding/json sets nil, or says what it wanted
 		}
 		rv.Set(reflect.MakeSlice(rv.Type(), len(items), len(items)))
 		for i, item := range items {
@@ -302,20 +294,19 @@ func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 		}
 		return
 	case reflect.Map:
-		if rv.Type().Key().Kind() != reflect.String || !walkable(rv.Type().Elem()) {
+		if !walkable(rv.Type()) || null || jsonKind(raw) != "object" {
 			break
-		}
-		if null {
-			rv.SetZero()
-			return
 		}
 		if rv.IsNil() {
 			rv.Set(reflect.MakeMap(rv.Type()))
 		}
-		c.object(key, raw, "a map", func(name string, val []byte) {
+		c.object(key, raw, "an object", func(name string, val []byte) {
 			elem := reflect.New(rv.Type().Elem()).Elem()
+			n := len(c.errs)
 			c.decode(joinKey(key, name), val, elem)
-			rv.SetMapIndex(reflect.ValueOf(name).Convert(rv.Type().Key()), elem)
+			if len(c.errs) == n { // a value that failed is left out
+				rv.SetMapIndex(reflect.ValueOf(name).Convert(rv.Type().Key()), elem)
+			}
 		})
 		return
 	}
@@ -374,8 +365,9 @@ func unmarshaler(rv reflect.Value) bool {
 	return rv.Type().Implements(unmarshalerType) || reflect.PointerTo(rv.Type()).Implements(unmarshalerType)
 }
 
-// walkable reports whether values of t are walked key by key: structs,
-// and lists, maps and pointers of them, that do not decode themselves.
+// walkable reports whether values of t are walked key by key, item by
+// item: structs, lists (not of bytes), maps with string keys, and
+// pointers to them, unless they decode themselves.
 func walkable(t reflect.Type) bool {
 	if t.Implements(unmarshalerType) || reflect.PointerTo(t).Implements(unmarshalerType) {
 		return false
@@ -383,10 +375,12 @@ func walkable(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Struct:
 		return true
-	case reflect.Pointer, reflect.Slice:
+	case reflect.Pointer:
 		return walkable(t.Elem())
+	case reflect.Slice:
+		return t.Elem().Kind() != reflect.Uint8
 	case reflect.Map:
-		return t.Key().Kind() == reflect.String && walkable(t.Elem())
+		return t.Key().Kind() == reflect.String
 	}
 	return false
 }
