@@ -146,4 +146,3 @@ func pbPoints(t *testing.T, b *pb.Batch) []sluice.Point {
 	}
 	return points
 }
-
