@@ -75,7 +75,8 @@ func (r ConfigureRequest) Decode(v any) error { return r.Check(v).Err() }
 // checks to: checks of a key that failed to decode are skipped, so a bad
 // value is reported once.
 func (r ConfigureRequest) Check(v any) *ConfigCheck {
-	c := &ConfigCheck{}
+	c := &ConfigCheck{decoding: true}
+	defer func() { c.decoding = false }()
 	raw := bytes.TrimSpace(r.Config)
 	if len(raw) == 0 || string(raw) == "null" {
 		raw = []byte("{}")
@@ -111,16 +112,23 @@ func (r ConfigureRequest) Check(v any) *ConfigCheck {
 // The zero value is ready to use.
 type ConfigCheck struct {
 	errs ConfigErrors
-	bad  map[string]bool
+	bad  map[string]bool // keys with a problem
+	// undecoded are the keys whose values did not decode: what is under
+	// them is not checked either.
+	undecoded map[string]bool
+	decoding  bool
 }
 
 // Errorf records a problem at key.
 func (c *ConfigCheck) Errorf(key, format string, args ...any) {
 	c.errs = append(c.errs, ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
 	if c.bad == nil {
-		c.bad = make(map[string]bool)
+		c.bad, c.undecoded = make(map[string]bool), make(map[string]bool)
 	}
 	c.bad[key] = true
+	if c.decoding {
+		c.undecoded[key] = true
+	}
 }
 
 // Add records what a parser of part of the config returned: each
@@ -145,14 +153,14 @@ func (c *ConfigCheck) Add(prefix string, err error) {
 	}
 }
 
-// OK reports whether no problem has been recorded at key or at a key it
-// is part of ("a" for "a.b" and "a[0]").
+// OK reports whether no problem has been recorded at key, and the value
+// of every key it is part of ("a" for "a.b" and "a[0]") decoded.
 func (c *ConfigCheck) OK(key string) bool {
-	if c.bad[""] {
+	if c.bad[key] || c.undecoded[""] {
 		return false
 	}
-	for k := key; k != ""; k = parentKey(k) {
-		if c.bad[k] {
+	for k := parentKey(key); k != ""; k = parentKey(k) {
+		if c.undecoded[k] {
 			return false
 		}
 	}
