@@ -100,11 +100,58 @@ func newLogger(w io.Writer) *slog.Logger {
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl Source
+	runs runCount
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterSourceServer(s, &server{impl: p.impl})
+	pb.RegisterSourceServer(s, &server{impl: p.impl, runs: &p.runs})
 	return nil
+}
+
+// WaitRuns waits at most timeout for every Run of the source to return,
+// and reports whether they did. sdktest finds it by interface: a Run
+// that outlives its stream is what it checks for.
+func (p *grpcPlugin) WaitRuns(timeout time.Duration) bool { return p.runs.wait(timeout) }
+
+// runCount counts the Runs in progress.
+type runCount struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (r *runCount) add() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		r.idle = make(chan struct{})
+	}
+	r.n++
+}
+
+func (r *runCount) done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n--; r.n == 0 {
+		close(r.idle)
+	}
+}
+
+func (r *runCount) wait(timeout time.Duration) bool {
+	r.mu.Lock()
+	n, idle := r.n, r.idle
+	r.mu.Unlock()
+	if n == 0 {
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
@@ -115,6 +162,7 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 type server struct {
 	pb.UnimplementedSourceServer
 	impl Source
+	runs *runCount
 
 	mu        sync.Mutex
 	streaming bool
@@ -290,7 +338,9 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 	}
 	runDone := make(chan struct{})
 	var runErr error
+	s.runs.add()
 	go func() {
+		defer s.runs.done()
 		defer close(runDone)
 		runErr = s.impl.Run(ctx, em)
 	}()
