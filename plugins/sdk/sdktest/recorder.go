@@ -32,7 +32,9 @@ func (r *Recorder) Emit(p sluice.Point) bool {
 }
 
 // EmitWithin records p.
-func (r *Recorder) EmitWithin(_ context.Context, p sluice.Point, _ time.Duration) bool { return r.Emit(p) }
+func (r *Recorder) EmitWithin(_ context.Context, p sluice.Point, _ time.Duration) bool {
+	return r.Emit(p)
+}
 
 // EmitWait records p, unless ctx has ended.
 func (r *Recorder) EmitWait(ctx context.Context, p sluice.Point) error {
