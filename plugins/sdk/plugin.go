@@ -55,9 +55,8 @@ func Serve(src Source) {
 	})
 }
 
-// MaxSampleBytes bounds the sample messages of one Sample call, together.
-// A plugin takes requests this large (plus room for the config); the
-// host sends larger samples over several calls.
+// MaxSampleBytes bounds one sample message. A plugin takes Sample
+// requests this large, plus room for the config.
 const MaxSampleBytes = 16 << 20
 
 // PluginFor is the go-plugin definition that serves src: what Serve
@@ -413,18 +412,20 @@ func (c *Client) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.
 
 // Sample asks a plugin with CapSample what req's config makes of each
 // message, offline. Problems in the config come back as ConfigErrors; a
-// plugin without the capability answers with an error. Messages larger
-// together than MaxSampleBytes are sent over several calls.
+// plugin without the capability answers with an error. Messages go over
+// calls of about a MiB each (so that answers stay well inside the host's
+// message bound); one message may be up to MaxSampleBytes.
 func (c *Client) Sample(ctx context.Context, req ConfigureRequest, messages [][]byte, received time.Time) ([]SampleResult, error) {
+	const perCall = 1 << 20
 	var out []SampleResult
 	for len(messages) > 0 || out == nil {
 		n, size := 0, 0
-		for n < len(messages) && (n == 0 || size+len(messages[n]) <= MaxSampleBytes) {
-			size += len(messages[n])
+		for n < len(messages) && (n == 0 || size+len(messages[n])+8 <= perCall) {
+			size += len(messages[n]) + 8 // and its framing
 			n++
 		}
-		if size > MaxSampleBytes {
-			return nil, fmt.Errorf("sample: a message of %d bytes is larger than the %d a plugin takes", size, MaxSampleBytes)
+		if n == 1 && len(messages[0]) > MaxSampleBytes {
+			return nil, fmt.Errorf("sample: a message of %d bytes is larger than the %d a plugin takes", len(messages[0]), MaxSampleBytes)
 		}
 		r, err := c.rpc.Sample(ctx, &pb.SampleRequest{
 			Feed: req.Feed, ConfigJson: req.Config, Messages: messages[:n], ReceivedUnixNano: pointcodec.UnixNano(received),
