@@ -130,7 +130,7 @@ func (s *Source) Run(ctx context.Context, out sdk.Emitter) error {
 	return s.RunTo(ctx, resume, out)
 }
 
-// Emitter is where a run's points go: *sdk.Emitter, or a test's
+// Emitter is the part of sdk.Emitter a run uses: the SDK's, or a test's
 // collector. Emit must not block, and reports false for a point it
 // dropped; EmitWithin is Emit waiting at most its wait for room;
 // EmitWait may block; Checkpoint records a position covering
