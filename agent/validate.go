@@ -166,14 +166,20 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 		var found []string
 		for _, name := range sortedKeys(cfg.Feeds) {
 			p, ok, err := sampler(name)
-			if p != nil {
+			switch {
+			case err != nil:
+				if p != nil {
+					p.Kill()
+				}
+				return err
+			case !ok || proc != nil:
+				p.Kill() // only the first that can sample is kept
+			default:
+				proc = p
 				defer p.Kill()
 			}
-			if err != nil {
-				return err
-			}
 			if ok {
-				found, proc = append(found, name), p
+				found = append(found, name)
 			}
 		}
 		switch len(found) {
