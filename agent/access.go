@@ -16,7 +16,7 @@ import (
 	"github.com/sluicehq/sluice/internal/capread"
 
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
+	"github.com/sluicehq/sluice/internal/logsample"
 )
 
 // Who may do what on the HTTP API. The unix socket (http.socket, mode

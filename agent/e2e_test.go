@@ -346,9 +346,12 @@ func TestCLI(t *testing.T) {
 	}
 
 	out, code := run("validate", "-config", mainFile)
-	// The plugin reports its first decoding problem (an unknown key stops
-	// JSON decoding), each line naming the feed file and the key.
-	if want := feedFile + ": feeds.bad.config.bogus: unknown key\n"; code != 1 || out != want {
+	// The plugin reports every problem at once, those of decoding (an
+	// unknown key) and of checking, each line naming the feed file and
+	// the key.
+	if want := feedFile + ": feeds.bad.config.bogus: unknown key\n" +
+		feedFile + ": feeds.bad.config.symbols: must list at least one symbol\n" +
+		feedFile + ": feeds.bad.config.rate: must not be negative\n"; code != 1 || out != want {
 		t.Errorf("validate: exit %d, output:\n%s\nwant exit 1 and:\n%s", code, out, want)
 	}
 	write("feeds.d/bad.yaml", "feeds:\n  bad: {plugin: synth, sinks: [db], config: {rate: -1, symbols: []}}\n")

@@ -16,10 +16,10 @@ import (
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 	"github.com/sluicehq/sluice/sinks"
 )
 

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
@@ -115,51 +118,68 @@ func DescribePlugins(ctx context.Context, dir string, log *slog.Logger) ([]Plugi
 }
 
 // SampleFeed shows what a feed's config makes of sample messages, offline:
-// it runs the feed's plugin binary in its sample mode (sdk.CapSample) with
-// the feed's config as loaded (env overrides and all), writing its output
-// to stdout. feed may be empty when exactly one feed's plugin can sample.
-func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string, stdout, stderr io.Writer, log *slog.Logger) error {
+// it starts the feed's plugin as validate does, hands it (through the
+// protocol's Sample call, sdk.CapSample) the feed's config as loaded (env
+// overrides and all) with the messages of sampleFile, one a line (blank
+// lines and lines starting with # are skipped), and prints what each
+// message made to stdout (sdk.WriteSample). It fails when a message had
+// a mapping error. feed may be empty when exactly one feed's plugin can
+// sample.
+func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string, stdout io.Writer, log *slog.Logger) error {
 	log = slog.New(configSecrets(cfg).Handler(log.Handler()))
 	plugins, err := host.Discover(cfg.PluginDir)
 	if err != nil {
 		return err
 	}
-	canSample := func(name string) (host.Binary, bool, error) {
+	// sampler starts a feed's plugin and reports whether it can sample;
+	// the caller kills what it returns.
+	sampler := func(name string) (*host.Process, bool, error) {
 		bin, ok := plugins[cfg.Feeds[name].Plugin]
 		if !ok {
-			return bin, false, fmt.Errorf("feed %s: plugin %q not found in %s", name, cfg.Feeds[name].Plugin, cfg.PluginDir)
+			return nil, false, fmt.Errorf("feed %s: plugin %q not found in %s", name, cfg.Feeds[name].Plugin, cfg.PluginDir)
 		}
 		proc, err := host.Launch(ctx, bin, feedLaunch(cfg, cfg.Feeds[name], log.With("feed", name)))
 		if err != nil {
-			return bin, false, err
+			return nil, false, err
 		}
-		defer proc.Kill()
 		info, err := proc.Source.Describe(ctx)
-		return bin, err == nil && slices.Contains(info.Capabilities, sdk.CapSample), err
+		return proc, err == nil && slices.Contains(info.Capabilities, sdk.CapSample), err
 	}
-	var bin host.Binary
+	var proc *host.Process
 	switch {
 	case feed != "":
 		if _, ok := cfg.Feeds[feed]; !ok {
 			return fmt.Errorf("no feed %q in the config", feed)
 		}
-		b, ok, err := canSample(feed)
+		p, ok, err := sampler(feed)
+		if p != nil {
+			defer p.Kill()
+		}
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return fmt.Errorf("feed %s: plugin %s cannot map sample messages", feed, cfg.Feeds[feed].Plugin)
 		}
-		bin = b
+		proc = p
 	default:
 		var found []string
 		for _, name := range sortedKeys(cfg.Feeds) {
-			b, ok, err := canSample(name)
-			if err != nil {
+			p, ok, err := sampler(name)
+			switch {
+			case err != nil:
+				if p != nil {
+					p.Kill()
+				}
 				return err
+			case !ok || proc != nil:
+				p.Kill() // only the first that can sample is kept
+			default:
+				proc = p
+				defer p.Kill()
 			}
 			if ok {
-				found, bin = append(found, name), b
+				found = append(found, name)
 			}
 		}
 		switch len(found) {
@@ -171,25 +191,54 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 			return fmt.Errorf("several feeds can map samples (%s): choose one with -feed", strings.Join(found, ", "))
 		}
 	}
+	lines, msgs, err := readSample(sampleFile)
+	if err != nil {
+		return err
+	}
 	raw, err := json.Marshal(cfg.Feeds[feed].Config)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp("", "sluice-sample-*.json")
+	results, err := proc.Source.Sample(ctx, sdk.ConfigureRequest{Feed: feed, Config: raw, ValidateOnly: true}, msgs, time.Now().UTC())
 	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(raw); err != nil {
-		tmp.Close()
-		return err
-	}
-	tmp.Close()
-	opts := feedLaunch(cfg, cfg.Feeds[feed], log)
-	if err := host.Run(ctx, bin, opts, []string{"-sample", sampleFile, "-feed-config", tmp.Name()}, stdout, stderr); err != nil {
 		return fmt.Errorf("feed %s: sample: %w", feed, err)
 	}
+	if err := sdk.WriteSample(stdout, lines, results); err != nil {
+		return err
+	}
+	bad := 0
+	for _, r := range results {
+		if len(r.Errors) > 0 {
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("feed %s: %d of %d sample messages had mapping errors", feed, bad, len(results))
+	}
 	return nil
+}
+
+// readSample reads a file of sample messages, one a line, skipping blank
+// lines and lines starting with #; lines[i] is the line of msgs[i].
+func readSample(path string) (lines []int, msgs [][]byte, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), sdk.MaxSampleBytes)
+	for n := 1; sc.Scan(); n++ {
+		msg := bytes.TrimSpace(sc.Bytes())
+		if len(msg) == 0 || msg[0] == '#' {
+			continue
+		}
+		lines, msgs = append(lines, n), append(msgs, bytes.Clone(msg))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return lines, msgs, nil
 }
 
 // configSecrets is a scrubber that knows the config's secrets and the

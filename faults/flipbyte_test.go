@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
 // 8. A byte flipped in the middle of the buffer's active segment. Both
@@ -315,7 +315,7 @@ func parseEntry(b []byte) (map[tradeID]bool, map[string]map[string]int64, error)
 		}
 		pos = map[string]map[string]int64{streamTrade: pj.Trade, streamAgg: pj.AggTrade}
 	}
-	points, err := sdk.DecodePoints(b, int(n))
+	points, err := pointcodec.DecodePoints(b, int(n))
 	if err != nil {
 		return nil, nil, err
 	}

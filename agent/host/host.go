@@ -181,34 +181,6 @@ func Launch(ctx context.Context, b Binary, opts LaunchOptions) (*Process, error)
 	return p, nil
 }
 
-// Run runs the plugin binary with args to completion, outside go-plugin
-// (the jsonws sample mode), with the same checks and environment rules as
-// Launch.
-func Run(ctx context.Context, b Binary, opts LaunchOptions, args []string, stdout, stderr io.Writer) error {
-	v, err := open(b, opts.Pin)
-	if err != nil {
-		return err
-	}
-	defer v.f.Close()
-	cmd := v.command(args...)
-	cmd.Env = opts.Env
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if beforeExec != nil {
-		beforeExec(b.Path)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start plugin %s: %w", b.Path, err)
-	}
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
-	defer stop()
-	if err := v.unchanged(); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return err
-	}
-	return cmd.Wait()
-}
-
 // Kill stops the process (gracefully first, as go-plugin does).
 func (p *Process) Kill() { p.client.Kill() }
 

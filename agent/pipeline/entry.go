@@ -6,14 +6,14 @@ import (
 	"fmt"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
 // Entry is one record of the disk buffer: a feed's batch after
 // normalization, the sinks it is routed to, and the feed's position after
-// it. Points are encoded with the plugin wire format (sdk.AppendPoints
-// writes the bytes sdk.MarshalPoints would, without building protobuf
-// messages; sdk.DecodePoints reads them back).
+// it. Points are encoded with the plugin wire format (internal/pointcodec,
+// the codec the plugin SDK sends them in: a source.v1 Batch holding only
+// points, the protobuf runtime's bytes).
 type Entry struct {
 	Feed     string
 	Sinks    []string
@@ -57,7 +57,7 @@ func appendEntry(dst []byte, e *Entry, seq uint64, sinks []string) ([]byte, erro
 	dst = appendHead(dst, e.Feed, seq, sinks)
 	dst = appendBytes(dst, e.Position)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Points)))
-	return sdk.AppendPoints(dst, e.Points)
+	return pointcodec.AppendPoints(dst, e.Points)
 }
 
 // appendEntryHeader re-encodes a parsed entry (of either version) as a
@@ -161,7 +161,7 @@ func (h *entryHeader) routedTo(sink string) bool {
 
 // points decodes the entry's points.
 func (h *entryHeader) points() ([]sluice.Point, error) {
-	ps, err := sdk.DecodePoints(h.body, h.NPoints)
+	ps, err := pointcodec.DecodePoints(h.body, h.NPoints)
 	if err != nil {
 		return nil, err
 	}

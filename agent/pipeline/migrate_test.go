@@ -13,7 +13,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
 // appendSharedEntry encodes an entry of the shared-log layout (version 1).
@@ -26,7 +26,7 @@ func appendSharedEntry(dst []byte, e *Entry) []byte {
 	}
 	dst = appendBytes(dst, e.Position)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Points)))
-	dst, _ = sdk.AppendPoints(dst, e.Points)
+	dst, _ = pointcodec.AppendPoints(dst, e.Points)
 	return dst
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/sinks"
 )
 

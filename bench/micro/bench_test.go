@@ -12,7 +12,7 @@ import (
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
 // batchSizes are the plugin batch sizes measured: the SDK default is 500.
@@ -29,7 +29,7 @@ func trades(n int) []sluice.Point {
 
 // BenchmarkPointsEncode encodes a batch of trades in the plugin wire
 // format, as the disk buffer does for every entry: with the protobuf
-// runtime (MarshalPoints) and directly (AppendPoints). ns/op is per batch;
+// runtime (marshalPoints) and directly (pointcodec.AppendPoints). ns/op is per batch;
 // ns/point is per point.
 func BenchmarkPointsEncode(b *testing.B) {
 	for _, n := range batchSizes {
@@ -39,7 +39,7 @@ func BenchmarkPointsEncode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
-				if buf, err = sdk.MarshalPoints(buf[:0], ps); err != nil {
+				if buf, err = marshalPoints(buf[:0], ps); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -49,7 +49,7 @@ func BenchmarkPointsEncode(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				var err error
-				if buf, err = sdk.AppendPoints(buf[:0], ps); err != nil {
+				if buf, err = pointcodec.AppendPoints(buf[:0], ps); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -62,11 +62,11 @@ func BenchmarkPointsEncode(b *testing.B) {
 // sink's output does for every buffered entry.
 func BenchmarkPointsDecode(b *testing.B) {
 	for _, n := range batchSizes {
-		enc, _ := sdk.MarshalPoints(nil, trades(n))
+		enc, _ := marshalPoints(nil, trades(n))
 		b.Run(fmt.Sprintf("codec=proto/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := sdk.UnmarshalPoints(enc); err != nil {
+				if _, err := unmarshalPoints(enc); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -75,7 +75,7 @@ func BenchmarkPointsDecode(b *testing.B) {
 		b.Run(fmt.Sprintf("codec=direct/batch=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := sdk.DecodePoints(enc, n); err != nil {
+				if _, err := pointcodec.DecodePoints(enc, n); err != nil {
 					b.Fatal(err)
 				}
 			}

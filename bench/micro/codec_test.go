@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/plugins/sdk"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
-// The direct codec (sdk.AppendPoints, sdk.DecodePoints) must write and
-// read exactly the protobuf runtime's bytes (sdk.MarshalPoints,
-// sdk.UnmarshalPoints): disk buffers written by either are read by both.
+// The direct codec (pointcodec.AppendPoints, pointcodec.DecodePoints) must
+// write and read exactly the protobuf runtime's bytes (marshalPoints,
+// unmarshalPoints): disk buffers written by either are read by both.
 
 func edgePoints() []sluice.Point {
 	ts := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
@@ -35,15 +35,15 @@ func edgePoints() []sluice.Point {
 
 func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 	for i, p := range edgePoints() {
-		want, werr := sdk.MarshalPoints([]byte("prefix"), []sluice.Point{p})
-		got, gerr := sdk.AppendPoints([]byte("prefix"), []sluice.Point{p})
+		want, werr := marshalPoints([]byte("prefix"), []sluice.Point{p})
+		got, gerr := pointcodec.AppendPoints([]byte("prefix"), []sluice.Point{p})
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Errorf("point %d: AppendPoints = %x, %v\nMarshalPoints = %x, %v", i, got, gerr, want, werr)
 		}
 	}
 	all := edgePoints()
-	want, _ := sdk.MarshalPoints(nil, all)
-	got, _ := sdk.AppendPoints(nil, all)
+	want, _ := marshalPoints(nil, all)
+	got, _ := pointcodec.AppendPoints(nil, all)
 	if !bytes.Equal(got, want) {
 		t.Errorf("batch: AppendPoints and MarshalPoints differ")
 	}
@@ -51,10 +51,10 @@ func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 		{Measurement: "\xff"}, {Measurement: "m", Tags: []sluice.Tag{{Key: "k", Value: "\xff"}}},
 		{Measurement: "m", Fields: []sluice.Field{{Key: "s", Value: sluice.String("\xc3")}}},
 	} {
-		if _, err := sdk.AppendPoints(nil, []sluice.Point{bad}); err == nil {
+		if _, err := pointcodec.AppendPoints(nil, []sluice.Point{bad}); err == nil {
 			t.Errorf("%+v: invalid UTF-8 encoded without error", bad)
 		}
-		if _, err := sdk.MarshalPoints(nil, []sluice.Point{bad}); err == nil {
+		if _, err := marshalPoints(nil, []sluice.Point{bad}); err == nil {
 			t.Errorf("%+v: MarshalPoints took invalid UTF-8 (the test's premise is wrong)", bad)
 		}
 	}
@@ -63,8 +63,8 @@ func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 // sameDecode fails unless DecodePoints and UnmarshalPoints agree on b.
 func sameDecode(t *testing.T, b []byte) {
 	t.Helper()
-	want, werr := sdk.UnmarshalPoints(b)
-	got, gerr := sdk.DecodePoints(b, 3)
+	want, werr := unmarshalPoints(b)
+	got, gerr := pointcodec.DecodePoints(b, 3)
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("%x: DecodePoints err=%v, UnmarshalPoints err=%v", b, gerr, werr)
 	}
@@ -80,12 +80,12 @@ func sameDecode(t *testing.T, b []byte) {
 
 func TestDecodePointsReadsMarshalPointsBytes(t *testing.T) {
 	valid := edgePoints()[:4]
-	b, err := sdk.MarshalPoints(nil, valid)
+	b, err := marshalPoints(nil, valid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameDecode(t, b)
-	got, err := sdk.DecodePoints(b, 0)
+	got, err := pointcodec.DecodePoints(b, 0)
 	if err != nil || len(got) != len(valid) {
 		t.Fatalf("decoded %d points, %v", len(got), err)
 	}
@@ -96,23 +96,23 @@ func TestDecodePointsReadsMarshalPointsBytes(t *testing.T) {
 		t.Fatalf("appending to point 0's tags changed point 1: %+v", got[1])
 	}
 	// A field type this host does not know is an error for both.
-	inv, _ := sdk.MarshalPoints(nil, edgePoints()[4:])
+	inv, _ := marshalPoints(nil, edgePoints()[4:])
 	sameDecode(t, inv)
 	// Many points: tags and fields span several chunks.
 	many := make([]sluice.Point, 5000)
 	for i := range many {
 		many[i] = tradePoint(int64(i), time.Unix(1700000000, int64(i)))
 	}
-	b, _ = sdk.AppendPoints(nil, many)
+	b, _ = pointcodec.AppendPoints(nil, many)
 	sameDecode(t, b)
 }
 
 // FuzzDecodePoints: on any input DecodePoints and UnmarshalPoints agree:
 // both fail, or both give the same points.
 func FuzzDecodePoints(f *testing.F) {
-	b, _ := sdk.MarshalPoints(nil, edgePoints()[:4])
+	b, _ := marshalPoints(nil, edgePoints()[:4])
 	f.Add(b)
-	b, _ = sdk.MarshalPoints(nil, edgePoints()[4:])
+	b, _ = marshalPoints(nil, edgePoints()[4:])
 	f.Add(b)
 	f.Add([]byte{0x0a, 0x02, 0x22, 0x00})             // a point with an empty field
 	f.Add([]byte{0x0a, 0x04, 0x0a, 0x02, 0xc3, 0x28}) // invalid UTF-8 measurement
@@ -141,8 +141,8 @@ func FuzzAppendPoints(f *testing.F) {
 		if kind%2 == 1 {
 			p.Time, p.Received = time.Unix(0, tns), time.Unix(0, rns)
 		}
-		want, werr := sdk.MarshalPoints(nil, []sluice.Point{p})
-		got, gerr := sdk.AppendPoints(nil, []sluice.Point{p})
+		want, werr := marshalPoints(nil, []sluice.Point{p})
+		got, gerr := pointcodec.AppendPoints(nil, []sluice.Point{p})
 		if (werr == nil) != (gerr == nil) || (werr == nil && !bytes.Equal(got, want)) {
 			t.Fatalf("AppendPoints = %x, %v; MarshalPoints = %x, %v", got, gerr, want, werr)
 		}

@@ -143,8 +143,8 @@ type node struct {
 	log           *os.File
 }
 
-// StartCluster starts n nodes and waits until JetStream has a meta
-// leader. The processes are killed at the end of the test.
+// StartCluster starts n nodes (one: a single server, no cluster) and
+// waits until JetStream has a meta leader. The processes are killed at the end of the test.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, bin: Binary(t)}
@@ -161,12 +161,15 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q }
-cluster {
+`, nd.name, nd.client, store)
+		if n > 1 { // one node is a server of its own, no cluster
+			conf += fmt.Sprintf(`cluster {
   name: sluice-test
   listen: 127.0.0.1:%d
   routes: [%s]
 }
-`, nd.name, nd.client, store, nd.route, strings.Join(routeURLs, ", "))
+`, nd.route, strings.Join(routeURLs, ", "))
+		}
 		if err := os.WriteFile(nd.config, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}

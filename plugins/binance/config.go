@@ -1,8 +1,6 @@
 package binance
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -36,23 +34,21 @@ type Config struct {
 	RESTURL string `json:"rest_url"`
 	// BookInterval is how often the local books of `depth` streams are
 	// emitted. Default 1s.
-	BookInterval *Duration `json:"book_interval"`
+	BookInterval *sdk.Duration `json:"book_interval"`
 	// BookDepth is the number of levels per side emitted. Default 20.
 	BookDepth *int `json:"book_depth"`
 	// StaleAfter overrides, per configured stream kind, how long a stream
 	// may stay silent before its connection is replaced ("0s": never).
-	StaleAfter map[string]Duration `json:"stale_after"`
-	// MaxBackfill bounds the REST backfill of one trade gap: a
-	// MaxBackfill object, decoded by resolve so that its errors name
-	// their key in full.
-	MaxBackfill json.RawMessage `json:"max_backfill"`
+	StaleAfter map[string]sdk.Duration `json:"stale_after"`
+	// MaxBackfill bounds the REST backfill of one trade gap.
+	MaxBackfill *MaxBackfill `json:"max_backfill"`
 	// RESTWeightLimit is the REST request weight per minute this feed
 	// stays under (the exchange counts per IP). Default: half of
 	// Binance's limit, 3000 on spot and 1200 on futures.
 	RESTWeightLimit *int `json:"rest_weight_limit"`
 	// RotateAfter is the age at which a connection is replaced, before
 	// Binance closes it at 24h. Default 23h50m.
-	RotateAfter *Duration `json:"rotate_after"`
+	RotateAfter *sdk.Duration `json:"rotate_after"`
 	// StreamsPerConnection is the most streams one connection carries.
 	// Default and maximum 1024, Binance's limit.
 	StreamsPerConnection *int `json:"streams_per_connection"`
@@ -60,7 +56,7 @@ type Config struct {
 	// queue before it is dropped (trades and aggTrades are then
 	// backfilled over REST). Meanwhile the connection's frames wait in
 	// the socket. Default 1s; "0s" never waits.
-	QueueWait *Duration `json:"queue_wait"`
+	QueueWait *sdk.Duration `json:"queue_wait"`
 	// APIKey is sent (as X-MBX-APIKEY) with historicalTrades requests
 	// only, which futures require for trade backfill. Optional.
 	APIKey string `json:"api_key"`
@@ -74,34 +70,7 @@ type MaxBackfill struct {
 	Count *int64 `json:"count"`
 	// Age gives up ids older than this. "0s" means no age bound. Default
 	// 24h.
-	Age *Duration `json:"age"`
-}
-
-// Duration is a config duration ("1.5s", or nanoseconds). Unlike
-// sdk.Duration it never fails to decode: a bad value is kept and reported
-// by resolve under its key.
-type Duration struct {
-	D   time.Duration
-	bad string // the JSON that did not decode
-}
-
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var sd sdk.Duration
-	if err := sd.UnmarshalJSON(b); err != nil {
-		d.bad = string(b)
-		return nil
-	}
-	d.D = time.Duration(sd)
-	return nil
-}
-
-// check reports a bad duration under key.
-func (d *Duration) check(key string, bad func(key, format string, args ...any)) bool {
-	if d.bad != "" {
-		bad(key, `must be a duration like "500ms" or "5m", got %s`, d.bad)
-		return false
-	}
-	return true
+	Age *sdk.Duration `json:"age"`
 }
 
 // Defaults and bounds of the config.
@@ -297,13 +266,11 @@ func exchangeWeightLimit(m market.Market) int {
 	return 6000
 }
 
-// resolve validates c and fills in the defaults. It reports every problem
-// at once, each naming its key.
-func (c *Config) resolve(feed string) (*settings, error) {
-	var errs sdk.ConfigErrors
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, sdk.ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+// resolve validates c and fills in the defaults, adding every problem to
+// check (which holds those of decoding c: a key that did not decode is
+// not checked again), and returns them all at once, each naming its key.
+func (c *Config) resolve(feed string, check *sdk.ConfigCheck) (*settings, error) {
+	bad := func(key, format string, args ...any) { check.That(key, false, format, args...) }
 	s := &settings{feed: feed}
 
 	name := c.Market
@@ -400,8 +367,8 @@ func (c *Config) resolve(feed string) (*settings, error) {
 	}
 
 	s.bookInterval = DefaultBookInterval
-	if c.BookInterval != nil && c.BookInterval.check("book_interval", bad) {
-		if d := c.BookInterval.D; d < minBookInterval {
+	if c.BookInterval != nil {
+		if d := time.Duration(*c.BookInterval); d < minBookInterval {
 			bad("book_interval", "must be at least %v, got %v", minBookInterval, d)
 		} else {
 			s.bookInterval = d
@@ -427,10 +394,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 			bad(key, "%q is not one of the configured streams", name)
 			continue
 		}
-		if !v.check(key, bad) {
-			continue
-		}
-		d := v.D
+		d := time.Duration(v)
 		if d < 0 {
 			bad(key, "must not be negative, got %v", d)
 			continue
@@ -439,7 +403,7 @@ func (c *Config) resolve(feed string) (*settings, error) {
 	}
 
 	s.backfillCount, s.backfillAge = DefaultBackfillCount, DefaultBackfillAge
-	if mb := decodeMaxBackfill(c.MaxBackfill, bad); mb != nil {
+	if mb := c.MaxBackfill; mb != nil {
 		if mb.Count != nil {
 			if *mb.Count < 0 {
 				bad("max_backfill.count", "must not be negative, got %d", *mb.Count)
@@ -447,8 +411,8 @@ func (c *Config) resolve(feed string) (*settings, error) {
 				s.backfillCount = *mb.Count
 			}
 		}
-		if mb.Age != nil && mb.Age.check("max_backfill.age", bad) {
-			if d := mb.Age.D; d < 0 {
+		if mb.Age != nil {
+			if d := time.Duration(*mb.Age); d < 0 {
 				bad("max_backfill.age", "must not be negative, got %v", d)
 			} else {
 				s.backfillAge = d
@@ -466,8 +430,8 @@ func (c *Config) resolve(feed string) (*settings, error) {
 	}
 
 	s.rotateAfter = DefaultRotateAfter
-	if c.RotateAfter != nil && c.RotateAfter.check("rotate_after", bad) {
-		if d := c.RotateAfter.D; d < minRotateAfter || d >= maxLifetime {
+	if c.RotateAfter != nil {
+		if d := time.Duration(*c.RotateAfter); d < minRotateAfter || d >= maxLifetime {
 			bad("rotate_after", "must be at least %v and under 24h (Binance closes connections at 24h), got %v", minRotateAfter, d)
 		} else {
 			s.rotateAfter = d
@@ -483,8 +447,8 @@ func (c *Config) resolve(feed string) (*settings, error) {
 		}
 	}
 	s.queueWait = DefaultQueueWait
-	if c.QueueWait != nil && c.QueueWait.check("queue_wait", bad) {
-		if d := c.QueueWait.D; d < 0 || d > maxQueueWait {
+	if c.QueueWait != nil {
+		if d := time.Duration(*c.QueueWait); d < 0 || d > maxQueueWait {
 			bad("queue_wait", "must be between 0s and %v, got %v", maxQueueWait, d)
 		} else {
 			s.queueWait = d
@@ -492,32 +456,10 @@ func (c *Config) resolve(feed string) (*settings, error) {
 	}
 	s.apiKey = c.APIKey
 
-	if len(errs) > 0 {
-		return nil, errs
+	if err := check.Err(); err != nil {
+		return nil, err
 	}
 	return s, nil
-}
-
-// decodeMaxBackfill reads the max_backfill object, naming its keys in
-// full in errors.
-func decodeMaxBackfill(raw json.RawMessage, bad func(key, format string, args ...any)) *MaxBackfill {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	var mb MaxBackfill
-	err := sdk.ConfigureRequest{Config: raw}.Decode(&mb)
-	var ces sdk.ConfigErrors
-	if errors.As(err, &ces) {
-		for _, e := range ces {
-			key := "max_backfill"
-			if e.Key != "" {
-				key += "." + e.Key
-			}
-			bad(key, "%s", e.Msg)
-		}
-		return nil
-	}
-	return &mb
 }
 
 // streamName is the wire name of one symbol's stream of kind k.

@@ -31,8 +31,17 @@ func TestConfigErrors(t *testing.T) {
 			"symbols: must list at least one symbol",
 			"streams: must list at least one stream kind",
 		}},
-		{"unknown key", `{"symbol":["BTCUSDT"]}`, []string{"symbol: unknown key"}},
-		{"wrong type", `{"symbols":"BTCUSDT"}`, []string{"symbols: must be []string, got string"}},
+		// Problems found while decoding and while checking come in one
+		// answer: a value that did not decode is not checked again.
+		{"unknown key", `{"symbol":["BTCUSDT"]}`, []string{
+			"symbol: unknown key",
+			"symbols: must list at least one symbol",
+			"streams: must list at least one stream kind",
+		}},
+		{"wrong type", `{"symbols":"BTCUSDT"}`, []string{
+			"symbols: must be []string, got string",
+			"streams: must list at least one stream kind",
+		}},
 		{"market", `{"market":"margin","symbols":["BTCUSDT"],"streams":["trade"]}`, []string{
 			`market: must be spot, usdm or coinm, got "margin"`,
 		}},
@@ -84,9 +93,9 @@ func TestConfigErrors(t *testing.T) {
 		}},
 		{"bad durations", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"soon","rotate_after":true,"stale_after":{"trade":"1 minute"},"max_backfill":{"age":"1d"},"queue_wait":"-"}`, []string{
 			`book_interval: must be a duration like "500ms" or "5m", got "soon"`,
+			`rotate_after: must be a duration like "500ms" or "5m", got true`,
 			`stale_after.trade: must be a duration like "500ms" or "5m", got "1 minute"`,
 			`max_backfill.age: must be a duration like "500ms" or "5m", got "1d"`,
-			`rotate_after: must be a duration like "500ms" or "5m", got true`,
 			`queue_wait: must be a duration like "500ms" or "5m", got "-"`,
 		}},
 		{"max_backfill keys", `{"symbols":["BTCUSDT"],"streams":["trade"],"max_backfill":{"ids":5}}`, []string{

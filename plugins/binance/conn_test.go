@@ -123,5 +123,5 @@ func resolveJSON(raw []byte) (*settings, error) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, err
 	}
-	return c.resolve("test")
+	return c.resolve("test", &sdk.ConfigCheck{})
 }

@@ -12,9 +12,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
 // Reconnect pacing.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/plugins/binance/wire"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
 func TestRetryDelay(t *testing.T) {

@@ -15,11 +15,12 @@ import (
 // Version is the plugin's version, reported through Describe.
 const Version = "0.1.0"
 
-// Source is the Binance market-data source: it implements sdk.Source
-// and sdk.Reconfigurer.
+// Source is the Binance market-data source: it implements sdk.Source,
+// sdk.Resumer and sdk.Reconfigurer.
 //
 // Lifecycle: New has no side effects; Configure validates (and, unless
-// ValidateOnly, keeps) a feed's config; Run connects and emits until its
+// ValidateOnly, keeps) a feed's config; Resume keeps the position the
+// next Run starts from; Run connects and emits until its
 // context ends; Reconfigure, while Run runs, applies a new config to it
 // (symbols and streams subscribed and unsubscribed on the open
 // connections) or answers sdk.ErrRestartNeeded. A Source runs one feed
@@ -29,9 +30,10 @@ type Source struct {
 
 	reconf sync.Mutex // one Reconfigure at a time
 
-	mu  sync.Mutex
-	cfg *settings // the config Run starts with, and then the one in force
-	run *runner   // the Run in progress, if any
+	mu     sync.Mutex
+	cfg    *settings       // the config Run starts with, and then the one in force
+	run    *runner         // the Run in progress, if any
+	resume sluice.Position // where the next Run starts (see Position)
 }
 
 // New returns an unconfigured source logging to log (nil: discard).
@@ -43,9 +45,7 @@ func New(log *slog.Logger) *Source {
 }
 
 // Info describes the plugin.
-func (s *Source) Info() sdk.Info {
-	return sdk.Info{Name: "binance", Version: Version, Capabilities: []string{sdk.CapResume, sdk.CapUnique, sdk.CapReconfigure}}
-}
+func (s *Source) Info() sdk.Info { return sdk.Info{Name: "binance", Version: Version} }
 
 // Configure checks the feed's config, naming every bad key, and returns
 // the measurements the configured streams emit.
@@ -95,30 +95,42 @@ func (s *Source) Reconfigure(ctx context.Context, req sdk.ConfigureRequest) ([]s
 	return cfg.measurements(), nil
 }
 
-// resolveRequest decodes and validates a feed's config.
+// resolveRequest decodes and validates a feed's config, reporting every
+// problem at once.
 func resolveRequest(req sdk.ConfigureRequest) (*settings, error) {
 	var c Config
-	if err := req.Decode(&c); err != nil {
-		return nil, err
-	}
+	check := req.Check(&c)
 	feed := req.Feed
 	if feed == "" {
 		feed = "binance"
 	}
-	return c.resolve(feed)
+	return c.resolve(feed, check)
 }
 
 // errNotConfigured is returned by Run before a successful Configure.
 var errNotConfigured = errors.New("binance: Run before Configure")
 
-// Run streams the configured feed until ctx ends. resume is a position
-// this source checkpointed before (see Position); trades missed since then
-// are backfilled over REST, within max_backfill.
-func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitter) error {
+// Resume makes the next Run start from pos, a position this source
+// checkpointed before (see Position): trades missed since then are
+// backfilled over REST, within max_backfill. A position Run cannot read
+// (another market's, a damaged one) is logged and ignored.
+func (s *Source) Resume(pos sluice.Position) error {
+	s.mu.Lock()
+	s.resume = pos
+	s.mu.Unlock()
+	return nil
+}
+
+// Run streams the configured feed until ctx ends, from the position
+// Resume was given if any.
+func (s *Source) Run(ctx context.Context, out sdk.Emitter) error {
+	s.mu.Lock()
+	resume := s.resume
+	s.mu.Unlock()
 	return s.RunTo(ctx, resume, out)
 }
 
-// Emitter is where a run's points go: *sdk.Emitter, or a test's
+// Emitter is the part of sdk.Emitter a run uses: the SDK's, or a test's
 // collector. Emit must not block, and reports false for a point it
 // dropped; EmitWithin is Emit waiting at most its wait for room;
 // EmitWait may block; Checkpoint records a position covering
@@ -156,5 +168,6 @@ func (s *Source) RunTo(ctx context.Context, resume sluice.Position, out Emitter)
 
 var (
 	_ sdk.Source       = (*Source)(nil)
+	_ sdk.Resumer      = (*Source)(nil)
 	_ sdk.Reconfigurer = (*Source)(nil)
 )

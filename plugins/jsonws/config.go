@@ -178,21 +178,18 @@ type answer struct {
 // later, every value its templates render.
 func parseConfig(req sdk.ConfigureRequest, scrub *redact.Scrubber) (*Config, *settings, error) {
 	var cfg Config
-	if err := req.Decode(&cfg); err != nil {
+	check := req.Check(&cfg)
+	s := cfg.compile(scrub, check)
+	if err := check.Err(); err != nil {
 		return nil, nil, err
-	}
-	s, errs := cfg.compile(scrub)
-	if len(errs) > 0 {
-		return nil, nil, errs
 	}
 	return &cfg, s, nil
 }
 
-func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
-	var errs sdk.ConfigErrors
-	fail := func(key, format string, args ...any) {
-		errs = append(errs, sdk.ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
+// compile checks c and compiles what a connection needs, recording every
+// problem in check. A key that did not decode is not checked again.
+func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settings {
+	fail := func(key, format string, args ...any) { check.That(key, false, format, args...) }
 	s := &settings{
 		compression:      c.Compression,
 		handshakeTimeout: orDefault(c.HandshakeTimeout, DefaultHandshakeTimeout),
@@ -255,7 +252,9 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 			fail("tls", "applies only to wss:// URLs")
 		}
 		tc, tlsErrs := c.TLS.build()
-		errs = append(errs, tlsErrs...)
+		for _, e := range tlsErrs {
+			fail(e.Key, "%s", e.Msg)
+		}
 		s.tls = tc
 	}
 
@@ -420,10 +419,12 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 		fail("rules", "must list at least one rule that maps points, not only alive rules, or the feed writes nothing")
 	}
 	m, ruleErrs := NewMapper(c.Rules)
-	errs = append(errs, ruleErrs...)
+	for _, e := range ruleErrs {
+		fail(e.Key, "%s", e.Msg)
+	}
 	m.maxDepth = s.maxDepth
 	s.mapper = m
-	return s, errs
+	return s
 }
 
 // checkSecrets resolves every ${env:..} and ${file:..} reference once, so

@@ -53,7 +53,13 @@ func TestConfigureRejects(t *testing.T) {
 			"answer[0]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[1]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[2].reply: is required: a string sent as text, or a JSON value"},
 		{"durations", "url: ws://x\nstale_after: -1s\nqueue_wait: 6s\nreconnect: {initial: 2s, max: 1s, budget: -2}\n" + minimalRules,
 			"stale_after: must not be negative (0s turns the check off); queue_wait: must be between 0s and 5s, got 6s; reconnect.max: must be at least reconnect.initial; reconnect.budget: must be positive, or -1 for no limit"},
-		{"duration syntax", "url: ws://x\nstale_after: soon\n" + minimalRules, `invalid duration "soon"`},
+		{"duration syntax", "url: ws://x\nstale_after: soon\n" + minimalRules, `stale_after: must be a duration like "500ms" or "5m", got "soon"`},
+		// Every value that does not decode is named, with the problems
+		// found checking the rest.
+		{"decode errors all at once", "url: ws://x\nstale_after: soon\nmax_json_depth: deep\nreconnect: {initial: later}\nrules: [{measurement: m, fields: {x: x}, unique: u}]\nheartbeat: {every: 0s}",
+			`max_json_depth: must be int, got string; reconnect.initial: must be a duration like "500ms" or "5m", got "later"; ` +
+				`rules[0].unique: must be []string, got string; stale_after: must be a duration like "500ms" or "5m", got "soon"; ` +
+				"heartbeat.every: must be positive; heartbeat.send: is required"},
 		{"rules", "url: ws://x\nrules: [{measurement: m}]", "rules[0].fields: must name at least one field: a point without fields cannot be stored"},
 		{"only alive rules", "url: ws://x\nrules: [{alive: true, match: [{path: type, equals: hb}]}]",
 			"rules: must list at least one rule that maps points, not only alive rules, or the feed writes nothing"},

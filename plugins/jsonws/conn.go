@@ -50,7 +50,7 @@ type session struct {
 	src    *Source
 	set    *settings
 	conn   *websocket.Conn
-	out    emitter
+	out    sdk.Emitter
 	frames chan frame
 	rerr   chan error    // the reader's final error; buffered 1
 	pongs  chan struct{} // a pong arrived; buffered 1
@@ -59,7 +59,7 @@ type session struct {
 	buf    []sluice.Point
 }
 
-func (s *Source) session(ctx context.Context, out emitter, reconnect bool) (res sessionResult) {
+func (s *Source) session(ctx context.Context, out sdk.Emitter, reconnect bool) (res sessionResult) {
 	conn, err := s.dial(ctx)
 	if err != nil {
 		res.err = err

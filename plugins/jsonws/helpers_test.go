@@ -291,3 +291,23 @@ func writeFile(t *testing.T, name, body string) string {
 	}
 	return p
 }
+
+// EmitWait, Checkpoint, Recovered, Stale and Live complete sdk.Emitter;
+// the source uses only Emit, EmitWithin, Event and Discarded.
+func (r *recorder) EmitWait(ctx context.Context, p sluice.Point) error {
+	select {
+	case r.ch <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *recorder) Checkpoint(sluice.Position) {}
+func (r *recorder) Recovered()                 {}
+
+func (r *recorder) Stale(stream string, since time.Time) {
+	r.Event(sdk.Event{Kind: sdk.EventStale, Stream: stream, Since: since})
+}
+
+func (r *recorder) Live(stream string) { r.Event(sdk.Event{Kind: sdk.EventLive, Stream: stream}) }

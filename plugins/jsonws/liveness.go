@@ -22,7 +22,7 @@ import (
 type liveness struct {
 	after time.Duration // 0: never stale
 	now   func() time.Time
-	out   emitter
+	out   sdk.Emitter
 	log   *slog.Logger
 
 	last  atomic.Int64 // Unix ns of the last data, or of the start
@@ -32,7 +32,7 @@ type liveness struct {
 	since time.Time  // the last data before the current silence
 }
 
-func newLiveness(after time.Duration, now func() time.Time, out emitter, log *slog.Logger) *liveness {
+func newLiveness(after time.Duration, now func() time.Time, out sdk.Emitter, log *slog.Logger) *liveness {
 	l := &liveness{after: after, now: now, out: out, log: log}
 	l.last.Store(now().UnixNano())
 	return l

@@ -1,6 +1,7 @@
 package jsonws
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -156,15 +157,16 @@ rules:
   - {name: hb, match: [{path: type, equals: heartbeat}], alive: true}
   - {name: trade, match: [{path: type, equals: trade}], measurement: trades, fields: {price: p}}
 `)
-	msgs, err := Sample(cfg, strings.NewReader("{\"type\":\"heartbeat\"}\n{\"type\":\"other\"}\n"), time.Unix(1, 0))
+	msgs := [][]byte{[]byte(`{"type":"heartbeat"}`), []byte(`{"type":"other"}`)}
+	results, err := newSource(discardLogger()).Sample(context.Background(), sdk.ConfigureRequest{Config: cfg}, msgs, time.Unix(1, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	if err := WriteSample(&b, msgs); err != nil {
+	if err := sdk.WriteSample(&b, []int{1, 2}, results); err != nil {
 		t.Fatal(err)
 	}
-	want := "line 1: heartbeat (an alive rule matched: it proves the feed alive)\nline 2: no rule matched\n2 messages: 0 points, 0 mapping errors, 1 unmatched, 1 heartbeats\n"
+	want := "line 1: heartbeat (an alive rule matched: it proves the feed alive)\nline 2: no rule matched\n2 messages: 0 points, 0 mapping errors, 1 unmatched, 1 without points\n"
 	if b.String() != want {
 		t.Errorf("sample:\n%s\nwant:\n%s", b.String(), want)
 	}

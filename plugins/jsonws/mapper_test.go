@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -80,7 +82,7 @@ func renderMap(m *Mapper, msgs []string) string {
 		points, errs, matched := m.Map([]byte(msg), received, nil)
 		fmt.Fprintf(&b, "> %s\n", msg)
 		for _, p := range points {
-			fmt.Fprintf(&b, "  %s\n", FormatPoint(p))
+			fmt.Fprintf(&b, "  %s\n", sdk.FormatPoint(p))
 			if !p.Received.Equal(received) {
 				fmt.Fprintf(&b, "  !! received %s, want %s\n", p.Received, received)
 			}

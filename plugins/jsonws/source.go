@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // Version is the plugin's version, reported through Describe.
@@ -63,17 +63,7 @@ func (s *Stats) frames() uint64 {
 	return s.Messages.Load() + s.Oversize.Load() + s.DecompressRefused.Load() + s.DecompressErrors.Load() + s.TooDeep.Load()
 }
 
-// emitter is where points and events go: *sdk.Emitter in the plugin, a
-// recorder in tests. None of its methods may block for long; Event and
-// Discarded may be called from any goroutine.
-type emitter interface {
-	Emit(sluice.Point) bool
-	EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool
-	Event(sdk.Event)
-	Discarded(reason string, n uint64)
-}
-
-// Source implements sdk.Source.
+// Source implements sdk.Source and sdk.Sampler.
 //
 // Lifecycle: New, then Configure (any number of times with ValidateOnly,
 // then once for real), then Run once; Run returns when ctx ends or on a
@@ -104,9 +94,7 @@ func newSource(log *slog.Logger) *Source {
 	return s
 }
 
-func (s *Source) Info() sdk.Info {
-	return sdk.Info{Name: "jsonws", Version: Version, Capabilities: []string{sdk.CapUnique, sdk.CapSample}}
-}
+func (s *Source) Info() sdk.Info { return sdk.Info{Name: "jsonws", Version: Version} }
 
 // Configure checks the whole config, rules included, and resolves every
 // secret reference once. With ValidateOnly it changes nothing.
@@ -133,7 +121,7 @@ func (s *Source) Configure(_ context.Context, req sdk.ConfigureRequest) ([]sluic
 // condition, a certificate that does not verify), and a plain error when
 // the reconnect budget is spent, which the agent answers by restarting the
 // plugin with its own backoff. The source has no resume position.
-func (s *Source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) error {
+func (s *Source) Run(ctx context.Context, out sdk.Emitter) error {
 	return s.run(ctx, out)
 }
 
@@ -151,7 +139,7 @@ func (s *Source) scrubConfigErr(err error) error {
 	return out
 }
 
-func (s *Source) run(ctx context.Context, out emitter) (err error) {
+func (s *Source) run(ctx context.Context, out sdk.Emitter) (err error) {
 	// What ends the source reaches the agent's status and log: a server
 	// may have quoted a secret in it.
 	defer func() { err = s.scrub.Error(err) }()
@@ -218,8 +206,11 @@ func (s *Source) run(ctx context.Context, out emitter) (err error) {
 // event reports what happened to the connection; the agent writes it as
 // a feed_events point. Its message is scrubbed of the config's secrets (a
 // server's refusal may quote them back).
-func (s *Source) event(out emitter, kind sdk.EventKind, msg string) {
+func (s *Source) event(out sdk.Emitter, kind sdk.EventKind, msg string) {
 	out.Event(sdk.Event{Kind: kind, Time: s.now(), Message: s.scrub.String(msg)})
 }
 
-var _ sdk.Source = (*Source)(nil)
+var (
+	_ sdk.Source  = (*Source)(nil)
+	_ sdk.Sampler = (*Source)(nil)
+)

@@ -14,9 +14,9 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/lineproto"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/natsbus"
 	"github.com/sluicehq/sluice/plugins/sdk"
-	"github.com/sluicehq/sluice/plugins/sdk/logsample"
 )
 
 // Version is the plugin's version, reported through Describe.
@@ -54,6 +54,8 @@ type Source struct {
 	// it, so that the agent restarts the plugin with backoff (an error
 	// from Configure would count as a config error, never retried).
 	failed error
+	// resume is the position Run starts after (see Resume).
+	resume sluice.Position
 }
 
 // New returns an unconfigured source.
@@ -62,7 +64,7 @@ func New() *Source {
 }
 
 func (s *Source) Info() sdk.Info {
-	return sdk.Info{Name: "nats", Version: Version, Capabilities: []string{sdk.CapResume, sdk.CapUnique}}
+	return sdk.Info{Name: "nats", Version: Version}
 }
 
 // Configure checks the config and, unless ValidateOnly, connects and
@@ -228,10 +230,17 @@ func (e errUndeclared) Error() string {
 	return fmt.Sprintf("measurement %q with a uniqueness key first seen at stream sequence %d; restarting to declare it", e.measurement, e.seq)
 }
 
+// Resume sets the position Run starts after: a stream sequence this
+// source checkpointed.
+func (s *Source) Resume(pos sluice.Position) error {
+	s.resume = pos
+	return nil
+}
+
 // Run emits the stream's points from after the resume position (or from
 // where Deliver says, without one), and checkpoints the stream sequence
 // of the last message emitted.
-func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitter) error {
+func (s *Source) Run(ctx context.Context, out sdk.Emitter) error {
 	defer s.close()
 	switch {
 	case s.failed != nil:
@@ -239,7 +248,7 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 	case s.js == nil:
 		return errors.New("nats: Run before Configure")
 	}
-	pos, err := decodePosition(resume)
+	pos, err := decodePosition(s.resume)
 	if err != nil {
 		s.log.Warn("nats: ignoring a position that does not decode", "err", err)
 		pos = position{}
@@ -298,7 +307,7 @@ func (s *Source) Run(ctx context.Context, resume sluice.Position, out *sdk.Emitt
 // reader turns messages into points and checkpoints.
 type reader struct {
 	src      *Source
-	out      *sdk.Emitter
+	out      sdk.Emitter
 	pos      position
 	sinceCP  int
 	lastCP   time.Time
@@ -367,4 +376,7 @@ func (r *reader) checkpoint() {
 	r.sinceCP, r.lastCP = 0, time.Now()
 }
 
-var _ sdk.Source = (*Source)(nil)
+var (
+	_ sdk.Source  = (*Source)(nil)
+	_ sdk.Resumer = (*Source)(nil)
+)

@@ -33,13 +33,16 @@ const (
 	maxDiscardReasons = 64
 )
 
-// Emitter is how a source hands points to the host. Emit never blocks: it
-// puts the point on a bounded queue and, when the queue is full, drops the
-// point and counts it, so a slow host can never stall a WebSocket read
-// loop. The count reaches the host in the next batch. EmitWithin waits a
-// bounded time for room first, riding out a host's short pause; EmitWait
-// is the blocking form for sources that can wait (a REST backfill, a
-// generator).
+// Emitter is how a source hands points, positions and events to the
+// host. The SDK gives Run one; a test can give it a fake (sdktest's
+// Recorder records everything).
+//
+// Emit never blocks: the SDK's emitter puts the point on a bounded queue
+// and, when the queue is full, drops the point and counts it, so a slow
+// host can never stall a WebSocket read loop. The count reaches the host
+// in the next batch. EmitWithin waits a bounded time for room first,
+// riding out a host's short pause; EmitWait is the blocking form for
+// sources that can wait (a REST backfill, a generator).
 //
 // Checkpoint records a position that covers every point emitted before it
 // (call it from the goroutine that emits). A batch carries the newest
@@ -57,7 +60,74 @@ const (
 // (it refetches what it dropped, as a REST backfill can) calls Recovered
 // once it has, and checkpoints count again; see Recovered for the
 // contract.
-type Emitter struct {
+type Emitter interface {
+	// Emit queues one point. It reports false when the queue was full
+	// and the point was dropped.
+	Emit(p sluice.Point) bool
+	// EmitWithin queues one point, waiting at most wait for room: a host
+	// that pauses briefly slows the caller (a WebSocket reader then
+	// leaves frames in the socket, as TCP intends) instead of losing the
+	// point. It reports false when the queue stayed full for wait, or
+	// ctx ended, and the point was dropped and counted, as Emit does.
+	// Once a wait has run out, later calls do not wait until a point
+	// goes in again, so a stalled host costs one wait, not one per
+	// point. A wait of 0 is Emit.
+	EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool
+	// EmitWait queues one point, waiting for room. It fails only when
+	// ctx ends.
+	EmitWait(ctx context.Context, p sluice.Point) error
+	// Checkpoint records pos as covering every point emitted so far.
+	// Only a Resumer's positions come back to it.
+	Checkpoint(pos sluice.Position)
+	// Recovered tells the emitter that every point dropped so far (every
+	// Emit that returned false before this call) is accounted for by the
+	// source, so that the checkpoints it records from now on count
+	// again. Accounted for means, for each dropped point, one of:
+	//
+	//   - it has been emitted again, or will be before any checkpoint
+	//     whose position covers it is recorded;
+	//   - the source's position never covers it, so a resume could not
+	//     bring it back anyway (a periodic snapshot, an event without an
+	//     id);
+	//   - the source gave it up and reported that itself, as it reports
+	//     any loss its position passes over.
+	//
+	// Checkpoints recorded between the drop and Recovered stay ignored:
+	// they may claim dropped points. Call Recovered from the goroutine
+	// that emits and checkpoints, after the re-emission it relies on has
+	// been queued (Emit returned true or EmitWait nil) or is guaranteed
+	// to precede the next covering checkpoint; a drop after Recovered
+	// freezes checkpoints again until the next call. Without drops it
+	// does nothing.
+	Recovered()
+	// Event reports something that happened to the feed: a gap, a
+	// backfill, a reconnect. It never blocks, and the event is never
+	// dropped: when events come faster than the host takes them (past
+	// 1024 between two batches), events of one kind are coalesced into
+	// one whose Count is their sum and whose Message says how many it
+	// stands for; stale and live are coalesced per stream, the newest
+	// state winning. A zero Time is now. It is safe to call from any
+	// goroutine.
+	Event(ev Event)
+	// Stale reports that stream has had no data since since: the agent
+	// shows the feed as stale (in /readyz, status and metrics) until
+	// Live(stream). An empty stream stands for the feed as a whole.
+	// Calling it again for a stream that is stale already is harmless;
+	// the agent keeps the first since. A restarted plugin starts with
+	// every stream live.
+	Stale(stream string, since time.Time)
+	// Live reports that stream has data again after Stale.
+	Live(stream string)
+	// Discarded counts n messages the source discarded for reason before
+	// they became points (a frame too large, a message that is not
+	// JSON), so that the agent shows them per reason. Reasons should be
+	// few and fixed (snake_case words), as they become metric labels.
+	Discarded(reason string, n uint64)
+}
+
+// emitter is the SDK's Emitter: a bounded point queue that the batcher
+// drains, the checkpoints waiting for their points, and the event queue.
+type emitter struct {
 	queue   chan sluice.Point
 	dropped atomic.Uint64 // dropped since the last batch was cut
 	lost    atomic.Bool   // a point has been dropped since the stream began or Recovered
@@ -76,16 +146,14 @@ type checkpoint struct {
 	pos sluice.Position
 }
 
-func newEmitter(queueSize int) *Emitter {
+func newEmitter(queueSize int) *emitter {
 	if queueSize <= 0 {
 		queueSize = DefaultQueueSize
 	}
-	return &Emitter{queue: make(chan sluice.Point, queueSize), now: time.Now}
+	return &emitter{queue: make(chan sluice.Point, queueSize), now: time.Now}
 }
 
-// Emit queues one point. It reports false when the queue was full and the
-// point was dropped.
-func (e *Emitter) Emit(p sluice.Point) bool {
+func (e *emitter) Emit(p sluice.Point) bool {
 	select {
 	case e.queue <- p:
 		e.queued.Add(1)
@@ -97,14 +165,7 @@ func (e *Emitter) Emit(p sluice.Point) bool {
 	}
 }
 
-// EmitWithin queues one point, waiting at most wait for room: a host that
-// pauses briefly slows the caller (a WebSocket reader then leaves frames
-// in the socket, as TCP intends) instead of losing the point. It reports
-// false when the queue stayed full for wait, or ctx ended, and the point
-// was dropped and counted, as Emit does. Once a wait has run out, later
-// calls do not wait until a point goes in again, so a stalled host costs
-// one wait, not one per point. A wait of 0 is Emit.
-func (e *Emitter) EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool {
+func (e *emitter) EmitWithin(ctx context.Context, p sluice.Point, wait time.Duration) bool {
 	select {
 	case e.queue <- p:
 		e.queued.Add(1)
@@ -131,8 +192,7 @@ func (e *Emitter) EmitWithin(ctx context.Context, p sluice.Point, wait time.Dura
 	return false
 }
 
-// EmitWait queues one point, waiting for room. It fails only when ctx ends.
-func (e *Emitter) EmitWait(ctx context.Context, p sluice.Point) error {
+func (e *emitter) EmitWait(ctx context.Context, p sluice.Point) error {
 	select {
 	case e.queue <- p:
 		e.queued.Add(1)
@@ -142,8 +202,7 @@ func (e *Emitter) EmitWait(ctx context.Context, p sluice.Point) error {
 	}
 }
 
-// Checkpoint records pos as covering every point emitted so far.
-func (e *Emitter) Checkpoint(pos sluice.Position) {
+func (e *emitter) Checkpoint(pos sluice.Position) {
 	if e.lost.Load() || len(pos) == 0 {
 		return
 	}
@@ -156,36 +215,11 @@ func (e *Emitter) Checkpoint(pos sluice.Position) {
 	e.mu.Unlock()
 }
 
-// Recovered tells the emitter that every point dropped so far (every
-// Emit that returned false before this call) is accounted for by the
-// source, so that the checkpoints it records from now on count again.
-// Accounted for means, for each dropped point, one of:
-//
-//   - it has been emitted again, or will be before any checkpoint whose
-//     position covers it is recorded;
-//   - the source's position never covers it, so a resume could not bring
-//     it back anyway (a periodic snapshot, an event without an id);
-//   - the source gave it up and reported that itself, as it reports any
-//     loss its position passes over.
-//
-// Checkpoints recorded between the drop and Recovered stay ignored: they
-// may claim dropped points. Call Recovered from the goroutine that emits
-// and checkpoints, after the re-emission it relies on has been queued
-// (Emit returned true or EmitWait nil) or is guaranteed to precede the
-// next covering checkpoint; a drop after Recovered freezes checkpoints
-// again until the next call. Without drops it does nothing.
-func (e *Emitter) Recovered() {
+func (e *emitter) Recovered() {
 	e.lost.Store(false)
 }
 
-// Event reports something that happened to the feed: a gap, a backfill,
-// a reconnect. It never blocks, and the event is never dropped: when
-// events come faster than the host takes them (past maxQueuedEvents
-// between two batches), events of one kind are coalesced into one whose
-// Count is their sum and whose Message says how many it stands for;
-// stale and live are coalesced per stream, the newest state winning.
-// A zero Time is now. It is safe to call from any goroutine.
-func (e *Emitter) Event(ev Event) {
+func (e *emitter) Event(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
 	}
@@ -195,25 +229,15 @@ func (e *Emitter) Event(ev Event) {
 	e.events.push(ev)
 }
 
-// Stale reports that stream has had no data since since: the agent shows
-// the feed as stale (in /readyz, status and metrics) until Live(stream).
-// An empty stream stands for the feed as a whole. Calling it again for a
-// stream that is stale already is harmless; the agent keeps the first
-// since. A restarted plugin starts with every stream live.
-func (e *Emitter) Stale(stream string, since time.Time) {
+func (e *emitter) Stale(stream string, since time.Time) {
 	e.Event(Event{Kind: EventStale, Stream: stream, Since: since})
 }
 
-// Live reports that stream has data again after Stale.
-func (e *Emitter) Live(stream string) {
+func (e *emitter) Live(stream string) {
 	e.Event(Event{Kind: EventLive, Stream: stream})
 }
 
-// Discarded counts n messages the source discarded for reason before
-// they became points (a frame too large, a message that is not JSON), so
-// that the agent shows them per reason. Reasons should be few and fixed
-// (snake_case words), as they become metric labels.
-func (e *Emitter) Discarded(reason string, n uint64) {
+func (e *emitter) Discarded(reason string, n uint64) {
 	if n > 0 {
 		e.events.discard(reason, n)
 	}
@@ -221,7 +245,7 @@ func (e *Emitter) Discarded(reason string, n uint64) {
 
 // covered pops every checkpoint whose points have all been taken and
 // returns the newest of them (nil if none).
-func (e *Emitter) covered(taken uint64) sluice.Position {
+func (e *emitter) covered(taken uint64) sluice.Position {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var pos sluice.Position
@@ -234,14 +258,14 @@ func (e *Emitter) covered(taken uint64) sluice.Position {
 }
 
 // Dropped is the number of points dropped and not yet reported.
-func (e *Emitter) Dropped() uint64 { return e.dropped.Load() }
+func (e *emitter) Dropped() uint64 { return e.dropped.Load() }
 
 // batcher drains the queue into batches of at most size points, cutting
 // a batch when it is full or when interval has passed since the batch
 // started, and hands each to send. It returns after a final send once done
 // is closed and the queue drained, or with send's error, or when ctx ends.
 type batcher struct {
-	e        *Emitter
+	e        *emitter
 	size     int
 	interval time.Duration
 	send     func(b *outBatch) error
@@ -446,3 +470,5 @@ func (q *eventQueue) take() ([]Event, []Discard) {
 	clear(q.reasons)
 	return events, discarded
 }
+
+var _ Emitter = (*emitter)(nil)

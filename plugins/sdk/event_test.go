@@ -20,7 +20,7 @@ import (
 // host although no point flows to carry it.
 func TestEventReachesHostWithoutPoints(t *testing.T) {
 	since := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
-	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		out.Stale("btcusdt@trade", since)
 		<-ctx.Done()
 		return ctx.Err()
@@ -140,13 +140,13 @@ func TestEventQueueCoalesces(t *testing.T) {
 // feed_events points plugins used to send, named with the configured
 // feed.
 func TestHostWithoutEventsGetsFeedEventsPoints(t *testing.T) {
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: &scripted{
-		run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: PluginFor(&scripted{
+		run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 			out.Event(Event{Kind: EventGap, Symbol: "BTCUSDT", Stream: "trade", Count: 3, FromID: 5, ToID: 7, Message: "hole"})
 			out.Discarded("too_deep", 1)
 			return out.EmitWait(ctx, pointN(1))
 		},
-	}}})
+	})})
 	t.Cleanup(func() { client.Close() })
 	rpc := pb.NewSourceClient(client.Conn)
 	if _, err := rpc.Configure(context.Background(), &pb.ConfigureRequest{Feed: "old-host-feed", ConfigJson: []byte(`{}`)}); err != nil {
@@ -168,8 +168,7 @@ func TestHostWithoutEventsGetsFeedEventsPoints(t *testing.T) {
 		if len(b.GetEvents()) > 0 || len(b.GetDiscarded()) > 0 {
 			t.Fatalf("a host that does not write events got %v %v", b.GetEvents(), b.GetDiscarded())
 		}
-		out, _, _ := batchFromPB(b)
-		got = append(got, out.Points...)
+		got = append(got, pbPoints(t, b)...)
 	}
 	if len(got) != 2 {
 		t.Fatalf("got %d points, want the data point and the event's", len(got))
@@ -186,7 +185,7 @@ func TestHostWithoutEventsGetsFeedEventsPoints(t *testing.T) {
 
 // Discard counts reach the host, by reason.
 func TestDiscardedReachesHost(t *testing.T) {
-	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		out.Discarded("too_deep", 2)
 		out.Discarded("oversize", 1)
 		out.Discarded("ignored", 0)

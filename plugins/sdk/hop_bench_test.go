@@ -24,7 +24,7 @@ func BenchmarkHop(b *testing.B) {
 	for _, size := range []int{1, 10, 100, 500, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			src := &hopSource{n: b.N}
-			client, _ := plugin.TestPluginGRPCConn(b, false, map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: src}})
+			client, _ := plugin.TestPluginGRPCConn(b, false, map[string]plugin.Plugin{PluginName: PluginFor(src)})
 			defer client.Close()
 			raw, err := client.Dispense(PluginName)
 			if err != nil {
@@ -57,7 +57,7 @@ func (s *hopSource) Configure(context.Context, ConfigureRequest) ([]sluice.Measu
 	return nil, nil
 }
 
-func (s *hopSource) Run(ctx context.Context, _ sluice.Position, out *Emitter) error {
+func (s *hopSource) Run(ctx context.Context, out Emitter) error {
 	t := time.Unix(1700000000, 0)
 	for i := range s.n {
 		p := sluice.Point{

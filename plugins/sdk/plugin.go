@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
 
@@ -47,11 +47,23 @@ func Serve(src Source) {
 	go exitWithParent(os.Getppid(), time.Second)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &grpcPlugin{impl: src}},
-		GRPCServer:      plugin.DefaultGRPCServer,
-		Logger:          hclog.NewNullLogger(), // plugins log through Logger (slog)
+		Plugins:         plugin.PluginSet{PluginName: PluginFor(src)},
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxSampleBytes+1<<20))...)
+		},
+		Logger: hclog.NewNullLogger(), // plugins log through Logger (slog)
 	})
 }
+
+// MaxSampleBytes bounds one sample message. A plugin takes Sample
+// requests this large, plus room for the config.
+const MaxSampleBytes = 16 << 20
+
+// PluginFor is the go-plugin definition that serves src: what Serve
+// serves, and what a harness that runs a source in-process behind the
+// real gRPC boundary serves (sdktest, with go-plugin's
+// TestPluginGRPCConn).
+func PluginFor(src Source) plugin.Plugin { return &grpcPlugin{impl: src} }
 
 // exitWithParent ends the plugin process once the agent that started it
 // is gone (killed with -9, say): the plugin is reparented, so its parent
@@ -87,11 +99,58 @@ func newLogger(w io.Writer) *slog.Logger {
 type grpcPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl Source
+	runs runCount
 }
 
 func (p *grpcPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterSourceServer(s, &server{impl: p.impl})
+	pb.RegisterSourceServer(s, &server{impl: p.impl, runs: &p.runs})
 	return nil
+}
+
+// WaitRuns waits at most timeout for every Run of the source to return,
+// and reports whether they did. sdktest finds it by interface: a Run
+// that outlives its stream is what it checks for.
+func (p *grpcPlugin) WaitRuns(timeout time.Duration) bool { return p.runs.wait(timeout) }
+
+// runCount counts the Runs in progress.
+type runCount struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (r *runCount) add() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == 0 {
+		r.idle = make(chan struct{})
+	}
+	r.n++
+}
+
+func (r *runCount) done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n--; r.n == 0 {
+		close(r.idle)
+	}
+}
+
+func (r *runCount) wait(timeout time.Duration) bool {
+	r.mu.Lock()
+	n, idle := r.n, r.idle
+	r.mu.Unlock()
+	if n == 0 {
+		return true
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
@@ -102,6 +161,7 @@ func (p *grpcPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 type server struct {
 	pb.UnimplementedSourceServer
 	impl Source
+	runs *runCount
 
 	mu        sync.Mutex
 	streaming bool
@@ -111,13 +171,37 @@ type server struct {
 	configuring sync.Mutex
 }
 
+// Describe names the plugin, with the capabilities its source's type
+// has: never a list kept by hand beside it.
 func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.DescribeResponse, error) {
 	info := s.impl.Info()
-	caps := info.Capabilities
-	if !slices.Contains(caps, CapEvents) {
-		caps = append(slices.Clip(caps), CapEvents) // the SDK sends them, whatever the source
+	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: Capabilities(s.impl)}, nil
+}
+
+// Sample maps sample messages for a Sampler; it starts nothing.
+func (s *server) Sample(ctx context.Context, req *pb.SampleRequest) (*pb.SampleResponse, error) {
+	sm, ok := s.impl.(Sampler)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this plugin cannot map sample messages")
 	}
-	return &pb.DescribeResponse{Name: info.Name, Version: info.Version, Capabilities: caps}, nil
+	creq := ConfigureRequest{Feed: req.GetFeed(), Config: json.RawMessage(req.GetConfigJson()), ValidateOnly: true}
+	results, err := sm.Sample(ctx, creq, req.GetMessages(), pointcodec.FromUnixNano(req.GetReceivedUnixNano()))
+	resp := &pb.SampleResponse{}
+	if err != nil {
+		resp.Errors = configureResponse(nil, err).GetErrors()
+		if len(resp.Errors) == 0 { // restart-needed makes no sense here
+			resp.Errors = []*pb.ConfigError{{Message: err.Error()}}
+		}
+		return resp, nil
+	}
+	if len(results) != len(req.GetMessages()) {
+		return nil, status.Errorf(codes.Internal, "the plugin made %d results of %d messages", len(results), len(req.GetMessages()))
+	}
+	for _, r := range results {
+		points := pointcodec.Append(nil, &pointcodec.Batch{Points: r.Points})
+		resp.Results = append(resp.Results, &pb.SampleResult{Points: points, Errors: r.Errors, Unmatched: r.Unmatched, Note: r.Note})
+	}
+	return resp, nil
 }
 
 // Configure validates, configures before a stream, or, sent while a
@@ -221,7 +305,7 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 
 	send := func(b *outBatch) error { return sendWire(stream, b) }
 	if !hostWantsWire(stream.Context()) {
-		send = func(b *outBatch) error { return stream.Send(outToPB(b)) }
+		send = func(b *outBatch) error { return sendProto(stream, b) }
 	}
 	em := newEmitter(int(req.GetQueueSize()))
 	b := &batcher{
@@ -246,11 +330,18 @@ func (s *server) Stream(req *pb.StreamRequest, stream grpc.ServerStreamingServer
 		b.interval = DefaultFlushInterval
 	}
 
+	if r, ok := s.impl.(Resumer); ok && len(req.GetPosition()) > 0 {
+		if err := r.Resume(sluice.Position(req.GetPosition())); err != nil {
+			return status.Error(codes.Unknown, "resume: "+err.Error())
+		}
+	}
 	runDone := make(chan struct{})
 	var runErr error
+	s.runs.add()
 	go func() {
+		defer s.runs.done()
 		defer close(runDone)
-		runErr = s.impl.Run(ctx, sluice.Position(req.GetPosition()), em)
+		runErr = s.impl.Run(ctx, em)
 	}()
 
 	sendErr := b.run(ctx, runDone)
@@ -310,17 +401,68 @@ func (c *Client) Configure(ctx context.Context, req ConfigureRequest) ([]sluice.
 		return nil, ErrRestartNeeded
 	}
 	if len(r.GetErrors()) > 0 {
-		ces := make(ConfigErrors, len(r.GetErrors()))
-		for i, e := range r.GetErrors() {
-			ces[i] = ConfigError{Key: e.GetKey(), Msg: e.GetMessage()}
-		}
-		return nil, ces
+		return nil, configErrors(r.GetErrors())
 	}
 	ms := make([]sluice.Measurement, len(r.GetMeasurements()))
 	for i, m := range r.GetMeasurements() {
 		ms[i] = sluice.Measurement{Name: m.GetName(), Unique: m.GetUnique()}
 	}
 	return ms, nil
+}
+
+// Sample asks a plugin with CapSample what req's config makes of each
+// message, offline. Problems in the config come back as ConfigErrors; a
+// plugin without the capability answers with an error. Messages go over
+// calls of about a MiB each (so that answers stay well inside the host's
+// message bound); one message may be up to MaxSampleBytes.
+func (c *Client) Sample(ctx context.Context, req ConfigureRequest, messages [][]byte, received time.Time) ([]SampleResult, error) {
+	const perCall = 1 << 20
+	var out []SampleResult
+	for len(messages) > 0 || out == nil {
+		n, size := 0, 0
+		for n < len(messages) && (n == 0 || size+len(messages[n])+8 <= perCall) {
+			size += len(messages[n]) + 8 // and its framing
+			n++
+		}
+		if n == 1 && len(messages[0]) > MaxSampleBytes {
+			return nil, fmt.Errorf("sample: a message of %d bytes is larger than the %d a plugin takes", len(messages[0]), MaxSampleBytes)
+		}
+		r, err := c.rpc.Sample(ctx, &pb.SampleRequest{
+			Feed: req.Feed, ConfigJson: req.Config, Messages: messages[:n], ReceivedUnixNano: pointcodec.UnixNano(received),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sample: %w", err)
+		}
+		if len(r.GetErrors()) > 0 {
+			return nil, configErrors(r.GetErrors())
+		}
+		if len(r.GetResults()) != n {
+			return nil, fmt.Errorf("sample: the plugin answered %d results for %d messages", len(r.GetResults()), n)
+		}
+		if out == nil {
+			out = make([]SampleResult, 0, len(messages))
+		}
+		for _, res := range r.GetResults() {
+			b, invalid, invErr, err := pointcodec.Decode(res.GetPoints())
+			if err == nil && invalid > 0 {
+				err = invErr
+			}
+			if err != nil {
+				return nil, fmt.Errorf("sample: the plugin sent points the agent cannot read: %w", err)
+			}
+			out = append(out, SampleResult{Points: b.Points, Errors: res.GetErrors(), Unmatched: res.GetUnmatched(), Note: res.GetNote()})
+		}
+		messages = messages[n:]
+	}
+	return out, nil
+}
+
+func configErrors(in []*pb.ConfigError) ConfigErrors {
+	ces := make(ConfigErrors, len(in))
+	for i, e := range in {
+		ces[i] = ConfigError{Key: e.GetKey(), Msg: e.GetMessage()}
+	}
+	return ces
 }
 
 // ErrMessageTooLarge ends a stream whose plugin sent a message (a batch)

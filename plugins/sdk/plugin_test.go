@@ -14,13 +14,18 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// scripted is a Source whose Run is a test-supplied function.
+// scripted is a Source whose Run is a test-supplied function, given the
+// position Resume was given.
 type scripted struct {
-	run func(ctx context.Context, resume sluice.Position, out *Emitter) error
+	run    func(ctx context.Context, resume sluice.Position, out Emitter) error
+	resume sluice.Position
 }
 
-func (s *scripted) Info() Info {
-	return Info{Name: "scripted", Version: "0.0.1", Capabilities: []string{CapResume}}
+func (s *scripted) Info() Info { return Info{Name: "scripted", Version: "0.0.1"} }
+
+func (s *scripted) Resume(pos sluice.Position) error {
+	s.resume = pos
+	return nil
 }
 
 func (s *scripted) Configure(_ context.Context, req ConfigureRequest) ([]sluice.Measurement, error) {
@@ -36,13 +41,13 @@ func (s *scripted) Configure(_ context.Context, req ConfigureRequest) ([]sluice.
 	return []sluice.Measurement{{Name: "m", Unique: []string{"id"}}}, nil
 }
 
-func (s *scripted) Run(ctx context.Context, resume sluice.Position, out *Emitter) error {
-	return s.run(ctx, resume, out)
+func (s *scripted) Run(ctx context.Context, out Emitter) error {
+	return s.run(ctx, s.resume, out)
 }
 
 func connect(t *testing.T, src Source) *Client {
 	t.Helper()
-	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: &grpcPlugin{impl: src}})
+	client, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{PluginName: PluginFor(src)})
 	t.Cleanup(func() { client.Close() })
 	raw, err := client.Dispense(PluginName)
 	if err != nil {
@@ -59,8 +64,9 @@ func TestDescribeAndConfigure(t *testing.T) {
 	c := connect(t, &scripted{})
 	ctx := context.Background()
 	info, err := c.Describe(ctx)
-	// The SDK declares "events" for every source: it sends them.
-	if err != nil || info.Name != "scripted" || info.Version != "0.0.1" || !slices.Equal(info.Capabilities, []string{CapResume, CapEvents}) {
+	// Capabilities come from what the source implements (it is a
+	// Resumer), and from what the SDK does for every source.
+	if err != nil || info.Name != "scripted" || info.Version != "0.0.1" || !slices.Equal(info.Capabilities, []string{CapResume, CapUnique, CapEvents}) {
 		t.Fatalf("describe = %+v, %v", info, err)
 	}
 	ms, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(`{"rate":5}`)})
@@ -108,7 +114,7 @@ func collect(t *testing.T, c *Client, opts StreamOptions) []*Batch {
 func TestStreamBatchesInOrderWithResumeAndFinalDrain(t *testing.T) {
 	const n = 1234
 	var gotResume string
-	c := connect(t, &scripted{run: func(ctx context.Context, resume sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, resume sluice.Position, out Emitter) error {
 		gotResume = string(resume)
 		for i := range n {
 			if err := out.EmitWait(ctx, pointN(i)); err != nil {
@@ -353,7 +359,7 @@ func TestRecoveredResumesCheckpoints(t *testing.T) {
 // and Recovered, and positions again after it.
 func TestRecoveredAcrossTheStream(t *testing.T) {
 	stalled := make(chan struct{}) // closed by the source once it has dropped
-	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		var dropped []int
 		i := 0
 		out.Checkpoint(sluice.Position("start"))
@@ -459,7 +465,7 @@ func TestCheckpointWaitsForItsPoints(t *testing.T) {
 }
 
 func TestSourceErrorEndsStream(t *testing.T) {
-	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
+	c := connect(t, &scripted{run: func(context.Context, sluice.Position, Emitter) error {
 		return errors.New("exchange said no")
 	}})
 	err := c.Stream(context.Background(), StreamOptions{}, func(*Batch, int, error) error { return nil })
@@ -469,7 +475,7 @@ func TestSourceErrorEndsStream(t *testing.T) {
 }
 
 func TestPermanentErrorCrossesTheBoundary(t *testing.T) {
-	c := connect(t, &scripted{run: func(context.Context, sluice.Position, *Emitter) error {
+	c := connect(t, &scripted{run: func(context.Context, sluice.Position, Emitter) error {
 		return Permanent(fmt.Errorf("handshake refused: 401 Unauthorized"))
 	}})
 	err := c.Stream(context.Background(), StreamOptions{}, func(*Batch, int, error) error { return nil })
@@ -481,7 +487,7 @@ func TestPermanentErrorCrossesTheBoundary(t *testing.T) {
 
 func TestHostCancelStopsSource(t *testing.T) {
 	stopped := make(chan struct{})
-	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		defer close(stopped)
 		for i := 0; ctx.Err() == nil; i++ {
 			out.Emit(pointN(i))
@@ -545,7 +551,7 @@ func (l *live) Reconfigure(ctx context.Context, req ConfigureRequest) ([]sluice.
 	return []sluice.Measurement{{Name: "m2"}}, nil
 }
 
-func (l *live) Run(ctx context.Context, _ sluice.Position, out *Emitter) error {
+func (l *live) Run(ctx context.Context, out Emitter) error {
 	for i := 0; ; i++ {
 		l.mu.Lock()
 		rate := l.rate
@@ -636,7 +642,7 @@ func TestReconfigureWhileStreaming(t *testing.T) {
 // A source that cannot be reconfigured answers ErrRestartNeeded to a
 // config sent while it streams, and keeps streaming.
 func TestReconfigureWithoutReconfigurerNeedsRestart(t *testing.T) {
-	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out *Emitter) error {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		for i := 0; ; i++ {
 			if err := out.EmitWait(ctx, pointN(i)); err != nil {
 				return err
@@ -703,3 +709,6 @@ func TestReconfigureRejectedKeepsStreaming(t *testing.T) {
 		}
 	}
 }
+
+func tag(k, v string) sluice.Tag                  { return sluice.Tag{Key: k, Value: v} }
+func field(k string, v sluice.Value) sluice.Field { return sluice.Field{Key: k, Value: v} }

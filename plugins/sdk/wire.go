@@ -10,19 +10,26 @@ import (
 	encproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pointcodec"
+	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
 
 // The Stream RPC carries every point, so its batches skip the protobuf
-// runtime on both ends: the plugin writes a Batch's bytes directly
-// (appendBatch) and the host decodes them directly (decodeBatch), with no
-// message per point, tag and field. The bytes are exactly protobuf's, so
-// either end may be built with an SDK that uses the runtime.
+// runtime on both ends: the plugin writes a Batch's bytes directly and the
+// host decodes them directly (internal/pointcodec, the codec the agent's
+// disk buffer uses too), with no message per point, tag and field. The
+// bytes are exactly protobuf's, so either end may be built with an SDK
+// that uses the runtime.
 //
 // The host asks for this with the content-subtype wireCodecName. A plugin
 // built with this SDK has the codec registered and answers with raw
 // batches; an older plugin does not know the subtype, falls back to
 // protobuf, and sends the same bytes. A plugin whose host did not ask
-// (an older host) sends protobuf messages.
+// (an older host) sends the same bytes too, as the unknown fields of an
+// empty protobuf Batch, which the runtime writes out as they are.
 
 // wireCodecName is the content-subtype of streams whose batches are raw.
 const wireCodecName = "sluice-batch"
@@ -75,15 +82,65 @@ func hostWantsWire(ctx context.Context) bool {
 
 // sendWire sends one batch encoded directly.
 func sendWire(stream grpc.ServerStream, b *outBatch) error {
-	buf := wirePool.Get(batchWireSize(b.points, b.dropped, b.pos) + extrasWireSize(b.events, b.discarded))
-	*buf = appendBatch((*buf)[:0], b.points, b.dropped, b.pos)
-	*buf = appendExtras(*buf, b.events, b.discarded)
+	wb := toWire(b)
+	buf := wirePool.Get(pointcodec.Size(&wb))
+	*buf = pointcodec.Append((*buf)[:0], &wb)
 	return stream.SendMsg(&wireBatch{buf: buf})
+}
+
+// sendProto sends one batch to a host that asked for protobuf messages:
+// the same bytes, carried as the unknown fields of an empty Batch.
+func sendProto(stream grpc.ServerStreamingServer[pb.Batch], b *outBatch) error {
+	wb := toWire(b)
+	buf := wirePool.Get(pointcodec.Size(&wb))
+	defer wirePool.Put(buf)
+	*buf = pointcodec.Append((*buf)[:0], &wb)
+	var m pb.Batch
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields(*buf))
+	return stream.Send(&m) // encodes m before it returns
+}
+
+// toWire is b as the codec takes it.
+func toWire(b *outBatch) pointcodec.Batch {
+	wb := pointcodec.Batch{Points: b.points, Dropped: b.dropped, Position: b.pos}
+	if len(b.events) > 0 {
+		wb.Events = make([]pointcodec.Event, len(b.events))
+		for i, ev := range b.events {
+			wb.Events[i] = pointcodec.Event{Kind: int32(wireKind(ev.Kind)), Time: ev.Time, Symbol: ev.Symbol, Stream: ev.Stream,
+				Message: ev.Message, Count: ev.Count, FromID: ev.FromID, ToID: ev.ToID, Since: ev.Since}
+		}
+	}
+	if len(b.discarded) > 0 {
+		wb.Discarded = make([]pointcodec.Discard, len(b.discarded))
+		for i, d := range b.discarded {
+			wb.Discarded[i] = pointcodec.Discard{Reason: d.Reason, Count: d.Count}
+		}
+	}
+	return wb
+}
+
+// fromWire is a decoded batch as the host's handler takes it.
+func fromWire(wb *pointcodec.Batch) *Batch {
+	b := &Batch{Batch: sluice.Batch{Points: wb.Points, Dropped: wb.Dropped, Position: wb.Position}}
+	if len(wb.Events) > 0 {
+		b.Events = make([]Event, len(wb.Events))
+		for i, ev := range wb.Events {
+			b.Events[i] = Event{Kind: kindOf(pb.EventKind(ev.Kind)), Time: ev.Time, Symbol: ev.Symbol, Stream: ev.Stream,
+				Message: ev.Message, Count: ev.Count, FromID: ev.FromID, ToID: ev.ToID, Since: ev.Since}
+		}
+	}
+	if len(wb.Discarded) > 0 {
+		b.Discarded = make([]Discard, len(wb.Discarded))
+		for i, d := range wb.Discarded {
+			b.Discarded[i] = Discard{Reason: d.Reason, Count: d.Count}
+		}
+	}
+	return b
 }
 
 // wirePool recycles the plugin's batch buffers. gRPC's own pool clears
 // every buffer it hands out, which cost the Binance plugin 7% of its CPU;
-// appendBatch overwrites what it uses, so this one does not.
+// pointcodec.Append overwrites what it uses, so this one does not.
 var wirePool bufferPool
 
 type bufferPool struct{ pool sync.Pool }
@@ -107,9 +164,9 @@ func recvWire(stream grpc.ClientStream) (b *Batch, invalid int, invalidErr, err 
 	if err := stream.RecvMsg(&wb); err != nil {
 		return nil, 0, nil, err
 	}
-	b, invalid, invalidErr, err = decodeBatch(wb.data)
+	dec, invalid, invalidErr, err := pointcodec.Decode(wb.data)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("the plugin sent a malformed batch: %w", err)
 	}
-	return b, invalid, invalidErr, nil
+	return fromWire(dec), invalid, invalidErr, nil
 }

@@ -149,7 +149,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if sample != "" {
-			if err := agent.SampleFeed(ctx, cfg, sampleFeed, sample, stdout, stderr, log); err != nil {
+			if err := agent.SampleFeed(ctx, cfg, sampleFeed, sample, stdout, log); err != nil {
 				fmt.Fprintf(stderr, "sluice: %v\n", err)
 				return 1
 			}

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
@@ -83,7 +84,7 @@ func (*source) Configure(context.Context, sdk.ConfigureRequest) ([]sluice.Measur
 	return measurements, nil
 }
 
-func (*source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) error {
+func (*source) Run(ctx context.Context, out sdk.Emitter) error {
 	for _, p := range ticks() {
 		if err := out.EmitWait(ctx, p); err != nil {
 			return err
@@ -146,7 +147,7 @@ func (s *legacyServer) Stream(_ *pb.StreamRequest, st grpc.ServerStreamingServer
 			count: ev.Count, fromID: ev.FromID, toID: ev.ToID}
 		points = append(points, fe.point(s.feed, ev.Time))
 	}
-	raw, err := sdk.MarshalPoints(nil, points)
+	raw, err := pointcodec.AppendPoints(nil, points)
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/backoff"
 	"github.com/sluicehq/sluice/plugins/binance/market"
-	"github.com/sluicehq/sluice/plugins/sdk/backoff"
 )
 
 // Error is a non-2xx REST answer.

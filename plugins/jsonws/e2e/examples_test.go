@@ -2,7 +2,9 @@ package e2e_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +26,7 @@ import (
 	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/binance/wire"
 	"github.com/sluicehq/sluice/plugins/jsonws"
+	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
 // sortFields puts a point's fields in key order: the order of fields
@@ -60,16 +63,16 @@ func TestBinanceExampleMatchesBinanceParser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := jsonws.Sample(cfg, bytes.NewReader(bytes.Join(frames, []byte("\n"))), received)
+	results, err := jsonws.New().Sample(context.Background(), sdk.ConfigureRequest{Config: cfg}, frames, received)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []sluice.Point
-	for _, m := range msgs {
-		if len(m.Errors) > 0 || !m.Matched {
-			t.Fatalf("line %d: matched %v, errors %v", m.Line, m.Matched, m.Errors)
+	for i, r := range results {
+		if len(r.Errors) > 0 || len(r.Points) == 0 {
+			t.Fatalf("frame %d: %+v", i, r)
 		}
-		got = append(got, m.Points...)
+		got = append(got, r.Points...)
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d points, binance parser %d", len(got), len(want))
@@ -77,7 +80,7 @@ func TestBinanceExampleMatchesBinanceParser(t *testing.T) {
 	for i := range want {
 		g, w := sortFields(got[i]), sortFields(want[i])
 		if !g.Equal(&w) {
-			t.Errorf("frame %d:\njsonws  %s\nbinance %s", i, jsonws.FormatPoint(g), jsonws.FormatPoint(w))
+			t.Errorf("frame %d:\njsonws  %s\nbinance %s", i, sdk.FormatPoint(g), sdk.FormatPoint(w))
 		}
 	}
 	// The declared uniqueness key is the binance plugin's too.
@@ -374,31 +377,23 @@ func TestValidateExamples(t *testing.T) {
 	}
 }
 
-// The plugin binary's -sample mode prints the points of each message.
+// `sluice validate -sample` prints the points the feed's rules make of
+// each message: the agent hands the messages to the plugin through the
+// protocol's Sample call.
 func TestSampleMode(t *testing.T) {
 	frames := spotTradeFrames(t)
 	dir := t.TempDir()
 	sample := filepath.Join(dir, "frames.jsonl")
-	os.WriteFile(sample, append(bytes.Join(frames, []byte("\n")), []byte("\n{\"result\":null,\"id\":1}\n")...), 0o644)
+	os.WriteFile(sample, append(bytes.Join(frames, []byte("\n")), []byte("\n\n# a comment\n{\"result\":null,\"id\":1}\n")...), 0o644)
 	feedFile := filepath.Join(repoRoot(t), "config", "examples", "jsonws-binance.yaml")
-	cmd := exec.Command(filepath.Join(testbin.PluginDir(t), "sluice-source-jsonws"), "-sample", sample, "-feed-config", feedFile)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
-	}
 	var want strings.Builder
 	for i, p := range binancePoints(t, frames, time.Time{}) {
-		fmt.Fprintf(&want, "line %d:\n  %s\n", i+1, jsonws.FormatPoint(sortFields(p)))
+		fmt.Fprintf(&want, "line %d:\n  %s\n", i+1, sdk.FormatPoint(sortFields(p)))
 	}
-	fmt.Fprintf(&want, "line %d: no rule matched\n", len(frames)+1)
+	fmt.Fprintf(&want, "line %d: no rule matched\n", len(frames)+3)
 	fmt.Fprintf(&want, "%d messages: %d points, 0 mapping errors, 1 unmatched\n", len(frames)+1, len(frames))
-	if string(out) != want.String() {
-		t.Errorf("sample output:\n%s\nwant:\n%s", out, want.String())
-	}
 
-	// `sluice validate -sample` gives the same, from the feed as configured.
 	os.MkdirAll(filepath.Join(dir, "feeds.d"), 0o755)
 	example, err := os.ReadFile(feedFile)
 	if err != nil {
@@ -412,11 +407,26 @@ func TestSampleMode(t *testing.T) {
 	validate.Env = testbin.Env()
 	stderr.Reset()
 	validate.Stderr = &stderr
-	out, err = validate.Output()
+	out, err := validate.Output()
 	if err != nil {
 		t.Fatalf("sluice validate -sample: %v\n%s", err, stderr.String())
 	}
 	if string(out) != want.String() {
 		t.Errorf("sluice validate -sample output:\n%s\nwant:\n%s", out, want.String())
+	}
+
+	// A message the rules cannot map is shown with its error, and the
+	// command fails; -feed names the feed.
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":"many","p":"1","q":"1","T":1,"m":true}}`+"\n"), 0o644)
+	validate = exec.Command(testbin.Sluice(t), "validate", "-config", mainFile, "-sample", bad, "-feed", "binance-spot-trades-jsonws")
+	validate.Env = testbin.Env()
+	stderr.Reset()
+	validate.Stderr = &stderr
+	out, err = validate.Output()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "line 1:\n  error: ") ||
+		!strings.Contains(stderr.String(), "1 of 1 sample messages had mapping errors") {
+		t.Errorf("a message with a mapping error: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
 	}
 }

@@ -218,9 +218,9 @@ type DescribeResponse struct {
 	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	// Features the plugin has, e.g. "resume" (it honours
-	// StreamRequest.position), "unique" (it declares uniqueness keys) or
-	// "events" (it reports what happens to its feed as Batch.events, not as
-	// feed_events points of its own).
+	// StreamRequest.position), "unique" (it declares uniqueness keys),
+	// "sample" (it serves Sample) or "events" (it reports what happens to
+	// its feed as Batch.events, not as feed_events points of its own).
 	Capabilities  []string `protobuf:"bytes,3,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -520,6 +520,205 @@ func (x *Measurement) GetUnique() []string {
 	return nil
 }
 
+type SampleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The feed's name and its `config:` subtree, as in ConfigureRequest.
+	Feed       string `protobuf:"bytes,1,opt,name=feed,proto3" json:"feed,omitempty"`
+	ConfigJson []byte `protobuf:"bytes,2,opt,name=config_json,json=configJson,proto3" json:"config_json,omitempty"`
+	// The sample messages, each as the feed's server would send it.
+	Messages [][]byte `protobuf:"bytes,3,rep,name=messages,proto3" json:"messages,omitempty"`
+	// The receive time the points get, nanoseconds since the Unix epoch.
+	ReceivedUnixNano int64 `protobuf:"varint,4,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SampleRequest) Reset() {
+	*x = SampleRequest{}
+	mi := &file_sluice_source_v1_source_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleRequest) ProtoMessage() {}
+
+func (x *SampleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_source_v1_source_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleRequest.ProtoReflect.Descriptor instead.
+func (*SampleRequest) Descriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SampleRequest) GetFeed() string {
+	if x != nil {
+		return x.Feed
+	}
+	return ""
+}
+
+func (x *SampleRequest) GetConfigJson() []byte {
+	if x != nil {
+		return x.ConfigJson
+	}
+	return nil
+}
+
+func (x *SampleRequest) GetMessages() [][]byte {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *SampleRequest) GetReceivedUnixNano() int64 {
+	if x != nil {
+		return x.ReceivedUnixNano
+	}
+	return 0
+}
+
+type SampleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Problems in the config, as ConfigureResponse.errors; when there are
+	// any, no message was mapped.
+	Errors []*ConfigError `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty"`
+	// What each message made, in the order of SampleRequest.messages.
+	Results       []*SampleResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampleResponse) Reset() {
+	*x = SampleResponse{}
+	mi := &file_sluice_source_v1_source_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleResponse) ProtoMessage() {}
+
+func (x *SampleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_source_v1_source_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleResponse.ProtoReflect.Descriptor instead.
+func (*SampleResponse) Descriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SampleResponse) GetErrors() []*ConfigError {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *SampleResponse) GetResults() []*SampleResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type SampleResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The points the message made, encoded as a Batch holding only them:
+	// the bytes Stream sends them in.
+	Points []byte `protobuf:"bytes,1,opt,name=points,proto3" json:"points,omitempty"`
+	// What went wrong mapping the message (a path missing, a wrong type).
+	Errors []string `protobuf:"bytes,2,rep,name=errors,proto3" json:"errors,omitempty"`
+	// Nothing in the config applies to the message.
+	Unmatched bool `protobuf:"varint,3,opt,name=unmatched,proto3" json:"unmatched,omitempty"`
+	// For people: what the plugin made of a message that gave no point.
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampleResult) Reset() {
+	*x = SampleResult{}
+	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleResult) ProtoMessage() {}
+
+func (x *SampleResult) ProtoReflect() protoreflect.Message {
+	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleResult.ProtoReflect.Descriptor instead.
+func (*SampleResult) Descriptor() ([]byte, []int) {
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SampleResult) GetPoints() []byte {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+func (x *SampleResult) GetErrors() []string {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *SampleResult) GetUnmatched() bool {
+	if x != nil {
+		return x.Unmatched
+	}
+	return false
+}
+
+func (x *SampleResult) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 type StreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The last durable position the host has for this feed; empty on a
@@ -539,7 +738,7 @@ type StreamRequest struct {
 
 func (x *StreamRequest) Reset() {
 	*x = StreamRequest{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[6]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -551,7 +750,7 @@ func (x *StreamRequest) String() string {
 func (*StreamRequest) ProtoMessage() {}
 
 func (x *StreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[6]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -564,7 +763,7 @@ func (x *StreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
 func (*StreamRequest) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{6}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamRequest) GetPosition() []byte {
@@ -623,7 +822,7 @@ type Batch struct {
 
 func (x *Batch) Reset() {
 	*x = Batch{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[7]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +834,7 @@ func (x *Batch) String() string {
 func (*Batch) ProtoMessage() {}
 
 func (x *Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[7]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +847,7 @@ func (x *Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Batch.ProtoReflect.Descriptor instead.
 func (*Batch) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{7}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Batch) GetPoints() []*Point {
@@ -708,7 +907,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +919,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[8]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +932,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{8}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Event) GetKind() EventKind {
@@ -809,7 +1008,7 @@ type Discarded struct {
 
 func (x *Discarded) Reset() {
 	*x = Discarded{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +1020,7 @@ func (x *Discarded) String() string {
 func (*Discarded) ProtoMessage() {}
 
 func (x *Discarded) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[9]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +1033,7 @@ func (x *Discarded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Discarded.ProtoReflect.Descriptor instead.
 func (*Discarded) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{9}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Discarded) GetReason() string {
@@ -866,7 +1065,7 @@ type Point struct {
 
 func (x *Point) Reset() {
 	*x = Point{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -878,7 +1077,7 @@ func (x *Point) String() string {
 func (*Point) ProtoMessage() {}
 
 func (x *Point) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[10]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -891,7 +1090,7 @@ func (x *Point) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Point.ProtoReflect.Descriptor instead.
 func (*Point) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{10}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Point) GetMeasurement() string {
@@ -939,7 +1138,7 @@ type Tag struct {
 
 func (x *Tag) Reset() {
 	*x = Tag{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1150,7 @@ func (x *Tag) String() string {
 func (*Tag) ProtoMessage() {}
 
 func (x *Tag) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[11]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1163,7 @@ func (x *Tag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tag.ProtoReflect.Descriptor instead.
 func (*Tag) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{11}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Tag) GetKey() string {
@@ -999,7 +1198,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1210,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_sluice_source_v1_source_proto_msgTypes[12]
+	mi := &file_sluice_source_v1_source_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1223,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{12}
+	return file_sluice_source_v1_source_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Field) GetKey() string {
@@ -1101,7 +1300,21 @@ const file_sluice_source_v1_source_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"9\n" +
 	"\vMeasurement\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06unique\x18\x02 \x03(\tR\x06unique\"\xc3\x01\n" +
+	"\x06unique\x18\x02 \x03(\tR\x06unique\"\x8e\x01\n" +
+	"\rSampleRequest\x12\x12\n" +
+	"\x04feed\x18\x01 \x01(\tR\x04feed\x12\x1f\n" +
+	"\vconfig_json\x18\x02 \x01(\fR\n" +
+	"configJson\x12\x1a\n" +
+	"\bmessages\x18\x03 \x03(\fR\bmessages\x12,\n" +
+	"\x12received_unix_nano\x18\x04 \x01(\x03R\x10receivedUnixNano\"\x81\x01\n" +
+	"\x0eSampleResponse\x125\n" +
+	"\x06errors\x18\x01 \x03(\v2\x1d.sluice.source.v1.ConfigErrorR\x06errors\x128\n" +
+	"\aresults\x18\x02 \x03(\v2\x1e.sluice.source.v1.SampleResultR\aresults\"p\n" +
+	"\fSampleResult\x12\x16\n" +
+	"\x06points\x18\x01 \x01(\fR\x06points\x12\x16\n" +
+	"\x06errors\x18\x02 \x03(\tR\x06errors\x12\x1c\n" +
+	"\tunmatched\x18\x03 \x01(\bR\tunmatched\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\xc3\x01\n" +
 	"\rStreamRequest\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\fR\bposition\x12\x1d\n" +
 	"\n" +
@@ -1171,11 +1384,12 @@ const file_sluice_source_v1_source_proto_rawDesc = "" +
 	"\x0eFIELD_TYPE_INT\x10\x02\x12\x13\n" +
 	"\x0fFIELD_TYPE_UINT\x10\x03\x12\x15\n" +
 	"\x11FIELD_TYPE_STRING\x10\x04\x12\x13\n" +
-	"\x0fFIELD_TYPE_BOOL\x10\x052\xf7\x01\n" +
+	"\x0fFIELD_TYPE_BOOL\x10\x052\xc4\x02\n" +
 	"\x06Source\x12Q\n" +
 	"\bDescribe\x12!.sluice.source.v1.DescribeRequest\x1a\".sluice.source.v1.DescribeResponse\x12T\n" +
 	"\tConfigure\x12\".sluice.source.v1.ConfigureRequest\x1a#.sluice.source.v1.ConfigureResponse\x12D\n" +
-	"\x06Stream\x12\x1f.sluice.source.v1.StreamRequest\x1a\x17.sluice.source.v1.Batch0\x01B1Z/github.com/sluicehq/sluice/plugins/sdk/sourcev1b\x06proto3"
+	"\x06Stream\x12\x1f.sluice.source.v1.StreamRequest\x1a\x17.sluice.source.v1.Batch0\x01\x12K\n" +
+	"\x06Sample\x12\x1f.sluice.source.v1.SampleRequest\x1a .sluice.source.v1.SampleResponseB1Z/github.com/sluicehq/sluice/plugins/sdk/sourcev1b\x06proto3"
 
 var (
 	file_sluice_source_v1_source_proto_rawDescOnce sync.Once
@@ -1190,7 +1404,7 @@ func file_sluice_source_v1_source_proto_rawDescGZIP() []byte {
 }
 
 var file_sluice_source_v1_source_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_sluice_source_v1_source_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_sluice_source_v1_source_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_sluice_source_v1_source_proto_goTypes = []any{
 	(EventKind)(0),            // 0: sluice.source.v1.EventKind
 	(FieldType)(0),            // 1: sluice.source.v1.FieldType
@@ -1200,35 +1414,42 @@ var file_sluice_source_v1_source_proto_goTypes = []any{
 	(*ConfigureResponse)(nil), // 5: sluice.source.v1.ConfigureResponse
 	(*ConfigError)(nil),       // 6: sluice.source.v1.ConfigError
 	(*Measurement)(nil),       // 7: sluice.source.v1.Measurement
-	(*StreamRequest)(nil),     // 8: sluice.source.v1.StreamRequest
-	(*Batch)(nil),             // 9: sluice.source.v1.Batch
-	(*Event)(nil),             // 10: sluice.source.v1.Event
-	(*Discarded)(nil),         // 11: sluice.source.v1.Discarded
-	(*Point)(nil),             // 12: sluice.source.v1.Point
-	(*Tag)(nil),               // 13: sluice.source.v1.Tag
-	(*Field)(nil),             // 14: sluice.source.v1.Field
+	(*SampleRequest)(nil),     // 8: sluice.source.v1.SampleRequest
+	(*SampleResponse)(nil),    // 9: sluice.source.v1.SampleResponse
+	(*SampleResult)(nil),      // 10: sluice.source.v1.SampleResult
+	(*StreamRequest)(nil),     // 11: sluice.source.v1.StreamRequest
+	(*Batch)(nil),             // 12: sluice.source.v1.Batch
+	(*Event)(nil),             // 13: sluice.source.v1.Event
+	(*Discarded)(nil),         // 14: sluice.source.v1.Discarded
+	(*Point)(nil),             // 15: sluice.source.v1.Point
+	(*Tag)(nil),               // 16: sluice.source.v1.Tag
+	(*Field)(nil),             // 17: sluice.source.v1.Field
 }
 var file_sluice_source_v1_source_proto_depIdxs = []int32{
 	6,  // 0: sluice.source.v1.ConfigureResponse.errors:type_name -> sluice.source.v1.ConfigError
 	7,  // 1: sluice.source.v1.ConfigureResponse.measurements:type_name -> sluice.source.v1.Measurement
-	12, // 2: sluice.source.v1.Batch.points:type_name -> sluice.source.v1.Point
-	10, // 3: sluice.source.v1.Batch.events:type_name -> sluice.source.v1.Event
-	11, // 4: sluice.source.v1.Batch.discarded:type_name -> sluice.source.v1.Discarded
-	0,  // 5: sluice.source.v1.Event.kind:type_name -> sluice.source.v1.EventKind
-	13, // 6: sluice.source.v1.Point.tags:type_name -> sluice.source.v1.Tag
-	14, // 7: sluice.source.v1.Point.fields:type_name -> sluice.source.v1.Field
-	1,  // 8: sluice.source.v1.Field.type:type_name -> sluice.source.v1.FieldType
-	2,  // 9: sluice.source.v1.Source.Describe:input_type -> sluice.source.v1.DescribeRequest
-	4,  // 10: sluice.source.v1.Source.Configure:input_type -> sluice.source.v1.ConfigureRequest
-	8,  // 11: sluice.source.v1.Source.Stream:input_type -> sluice.source.v1.StreamRequest
-	3,  // 12: sluice.source.v1.Source.Describe:output_type -> sluice.source.v1.DescribeResponse
-	5,  // 13: sluice.source.v1.Source.Configure:output_type -> sluice.source.v1.ConfigureResponse
-	9,  // 14: sluice.source.v1.Source.Stream:output_type -> sluice.source.v1.Batch
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	6,  // 2: sluice.source.v1.SampleResponse.errors:type_name -> sluice.source.v1.ConfigError
+	10, // 3: sluice.source.v1.SampleResponse.results:type_name -> sluice.source.v1.SampleResult
+	15, // 4: sluice.source.v1.Batch.points:type_name -> sluice.source.v1.Point
+	13, // 5: sluice.source.v1.Batch.events:type_name -> sluice.source.v1.Event
+	14, // 6: sluice.source.v1.Batch.discarded:type_name -> sluice.source.v1.Discarded
+	0,  // 7: sluice.source.v1.Event.kind:type_name -> sluice.source.v1.EventKind
+	16, // 8: sluice.source.v1.Point.tags:type_name -> sluice.source.v1.Tag
+	17, // 9: sluice.source.v1.Point.fields:type_name -> sluice.source.v1.Field
+	1,  // 10: sluice.source.v1.Field.type:type_name -> sluice.source.v1.FieldType
+	2,  // 11: sluice.source.v1.Source.Describe:input_type -> sluice.source.v1.DescribeRequest
+	4,  // 12: sluice.source.v1.Source.Configure:input_type -> sluice.source.v1.ConfigureRequest
+	11, // 13: sluice.source.v1.Source.Stream:input_type -> sluice.source.v1.StreamRequest
+	8,  // 14: sluice.source.v1.Source.Sample:input_type -> sluice.source.v1.SampleRequest
+	3,  // 15: sluice.source.v1.Source.Describe:output_type -> sluice.source.v1.DescribeResponse
+	5,  // 16: sluice.source.v1.Source.Configure:output_type -> sluice.source.v1.ConfigureResponse
+	12, // 17: sluice.source.v1.Source.Stream:output_type -> sluice.source.v1.Batch
+	9,  // 18: sluice.source.v1.Source.Sample:output_type -> sluice.source.v1.SampleResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_sluice_source_v1_source_proto_init() }
@@ -1242,7 +1463,7 @@ func file_sluice_source_v1_source_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sluice_source_v1_source_proto_rawDesc), len(file_sluice_source_v1_source_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

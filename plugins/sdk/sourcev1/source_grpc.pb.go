@@ -27,6 +27,7 @@ const (
 	Source_Describe_FullMethodName  = "/sluice.source.v1.Source/Describe"
 	Source_Configure_FullMethodName = "/sluice.source.v1.Source/Configure"
 	Source_Stream_FullMethodName    = "/sluice.source.v1.Source/Stream"
+	Source_Sample_FullMethodName    = "/sluice.source.v1.Source/Sample"
 )
 
 // SourceClient is the client API for Source service.
@@ -46,6 +47,10 @@ type SourceClient interface {
 	// Stream runs the feed until the host cancels it, sending batches of
 	// points. The request carries the position to resume from.
 	Stream(ctx context.Context, in *StreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Batch], error)
+	// Sample shows what a feed's config makes of sample messages, offline:
+	// nothing connects or starts. Only a plugin with the "sample"
+	// capability serves it; `sluice validate -sample` calls it.
+	Sample(ctx context.Context, in *SampleRequest, opts ...grpc.CallOption) (*SampleResponse, error)
 }
 
 type sourceClient struct {
@@ -95,6 +100,16 @@ func (c *sourceClient) Stream(ctx context.Context, in *StreamRequest, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Source_StreamClient = grpc.ServerStreamingClient[Batch]
 
+func (c *sourceClient) Sample(ctx context.Context, in *SampleRequest, opts ...grpc.CallOption) (*SampleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SampleResponse)
+	err := c.cc.Invoke(ctx, Source_Sample_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SourceServer is the server API for Source service.
 // All implementations must embed UnimplementedSourceServer
 // for forward compatibility.
@@ -112,6 +127,10 @@ type SourceServer interface {
 	// Stream runs the feed until the host cancels it, sending batches of
 	// points. The request carries the position to resume from.
 	Stream(*StreamRequest, grpc.ServerStreamingServer[Batch]) error
+	// Sample shows what a feed's config makes of sample messages, offline:
+	// nothing connects or starts. Only a plugin with the "sample"
+	// capability serves it; `sluice validate -sample` calls it.
+	Sample(context.Context, *SampleRequest) (*SampleResponse, error)
 	mustEmbedUnimplementedSourceServer()
 }
 
@@ -130,6 +149,9 @@ func (UnimplementedSourceServer) Configure(context.Context, *ConfigureRequest) (
 }
 func (UnimplementedSourceServer) Stream(*StreamRequest, grpc.ServerStreamingServer[Batch]) error {
 	return status.Error(codes.Unimplemented, "method Stream not implemented")
+}
+func (UnimplementedSourceServer) Sample(context.Context, *SampleRequest) (*SampleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Sample not implemented")
 }
 func (UnimplementedSourceServer) mustEmbedUnimplementedSourceServer() {}
 func (UnimplementedSourceServer) testEmbeddedByValue()                {}
@@ -199,6 +221,24 @@ func _Source_Stream_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Source_StreamServer = grpc.ServerStreamingServer[Batch]
 
+func _Source_Sample_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SampleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SourceServer).Sample(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Source_Sample_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SourceServer).Sample(ctx, req.(*SampleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Source_ServiceDesc is the grpc.ServiceDesc for Source service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -213,6 +253,10 @@ var Source_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Source_Configure_Handler,
+		},
+		{
+			MethodName: "Sample",
+			Handler:    _Source_Sample_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -17,15 +17,13 @@ import (
 
 type source struct{}
 
-func (source) Info() sdk.Info {
-	return sdk.Info{Name: "envdump", Version: "test", Capabilities: []string{sdk.CapUnique}}
-}
+func (source) Info() sdk.Info { return sdk.Info{Name: "envdump", Version: "test"} }
 
 func (source) Configure(context.Context, sdk.ConfigureRequest) ([]sluice.Measurement, error) {
 	return []sluice.Measurement{{Name: "env", Unique: []string{"name"}}}, nil
 }
 
-func (source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) error {
+func (source) Run(ctx context.Context, out sdk.Emitter) error {
 	now := time.Now()
 	for i, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")

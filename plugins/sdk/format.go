@@ -1,6 +1,9 @@
-package jsonws
+package sdk
 
 import (
+	"bufio"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -8,8 +11,52 @@ import (
 	"github.com/sluicehq/sluice"
 )
 
-// FormatPoint renders a point on one line, for people (the -sample mode)
-// and golden files:
+// WriteSample prints what Sample made of a file of sample messages, for
+// people: per message its line (lines[i] is results[i]'s), then one line
+// per point (FormatPoint) and per error, or a note for a message that
+// made neither; and a summary.
+func WriteSample(w io.Writer, lines []int, results []SampleResult) error {
+	var points, errs, unmatched, other int
+	bw := bufio.NewWriter(w)
+	for i, r := range results {
+		switch {
+		case len(r.Points) == 0 && len(r.Errors) == 0:
+			note := r.Note
+			if r.Unmatched {
+				unmatched++
+				if note == "" {
+					note = "no rule matched"
+				}
+			} else {
+				other++
+				if note == "" {
+					note = "no point"
+				}
+			}
+			fmt.Fprintf(bw, "line %d: %s\n", lines[i], note)
+			continue
+		default:
+			fmt.Fprintf(bw, "line %d:\n", lines[i])
+		}
+		for _, p := range r.Points {
+			fmt.Fprintf(bw, "  %s\n", FormatPoint(p))
+		}
+		for _, e := range r.Errors {
+			fmt.Fprintf(bw, "  error: %s\n", e)
+		}
+		points += len(r.Points)
+		errs += len(r.Errors)
+	}
+	fmt.Fprintf(bw, "%d messages: %d points, %d mapping errors, %d unmatched", len(results), points, errs, unmatched)
+	if other > 0 {
+		fmt.Fprintf(bw, ", %d without points", other)
+	}
+	fmt.Fprintln(bw)
+	return bw.Flush()
+}
+
+// FormatPoint renders a point on one line, for people (the sample mode,
+// sdktest's messages) and golden files:
 //
 //	measurement tag=value ... | field=value ... | time
 //
