@@ -31,7 +31,7 @@ func FuzzMap(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, rulesJSON, msg []byte) {
 		var rules []Rule
-		if err := decodeStrict(rulesJSON, &rules); err != nil {
+		if err := decodeStrict(rulesJSON, &rules, "rules"); err != nil {
 			return
 		}
 		m, errs := NewMapper(rules)

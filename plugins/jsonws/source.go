@@ -42,6 +42,10 @@ type Stats struct {
 	DecompressErrors  atomic.Uint64 // binary frames that did not decompress
 	TooDeep           atomic.Uint64 // frames nesting deeper than max_json_depth, dropped
 	Answered          atomic.Uint64 // server pings answered
+	AnswerErrors      atomic.Uint64 // server pings a reply could not be made for
+	Replies           atomic.Uint64 // the server's replies to our heartbeats
+	Acks              atomic.Uint64 // messages on_open expected that no rule matched
+	Remembered        atomic.Uint64 // messages only remember rules matched
 	Heartbeats        atomic.Uint64 // messages only alive rules matched
 	Connects          atomic.Uint64 // connections opened (on_open done)
 }
@@ -52,8 +56,9 @@ func (s *Stats) attrs() []any {
 		"not_json", s.NotJSON.Load(), "map_errors", s.MapErrors.Load(), "points", s.Points.Load(),
 		"dropped", s.Dropped.Load(), "oversize", s.Oversize.Load(),
 		"decompress_refused", s.DecompressRefused.Load(), "decompress_errors", s.DecompressErrors.Load(),
-		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "heartbeats", s.Heartbeats.Load(),
-		"connects", s.Connects.Load(),
+		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "answer_errors", s.AnswerErrors.Load(),
+		"replies", s.Replies.Load(), "acks", s.Acks.Load(), "remembered", s.Remembered.Load(),
+		"heartbeats", s.Heartbeats.Load(), "connects", s.Connects.Load(),
 	}
 }
 
