@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,4 +230,59 @@ func TestFrameCaps(t *testing.T) {
 				s.maxMessage, s.maxDecompressed, s.maxDepth, s.mapper.maxDepth, tc.message, tc.inflated, tc.depth, tc.mapperDepth)
 		}
 	}
+}
+
+// Configure reports every problem of a config at once, each at its full
+// key with list indexes, in words: a value of the wrong kind does not hide
+// the others, and no Go type names leak.
+func TestConfigErrorsGolden(t *testing.T) {
+	var b strings.Builder
+	for _, doc := range []string{
+		// A number where a path goes, in a match and in a field spec,
+		// beside an unrelated bad duration and an unknown key.
+		`url: wss://ws.kraken.com/v2
+stale_after: 30
+reconnect: {budget: many}
+rules:
+  - name: trade
+    match: [{path: channel, equals: trade}, {path: 1, equals: update}]
+    each: data
+    measurement: trades
+    tags: {symbol: symbol, sid: {path: 0, lookup: channels}}
+    fields:
+      price: {path: 5, type: float}
+      qty: {path: [qty], type: float, optinal: true}
+    time: {path: timestamp, format: 7}
+    unique: [symbol]`,
+		// The wrong kind for whole sections.
+		`url: [ws://x]
+headers: [a, b]
+on_open: {send: x}
+ping: 30s
+rules: {measurement: m}`,
+		// Kinds right, values wrong.
+		`url: ws://x
+on_open:
+  - send: {op: subscribe}
+    expect: {path: op, equals: subscribe, count: 0.5, timeout: soon}
+answer:
+  - match: [{path: op, equals: ping}]
+    reply: {op: pong, ts: "${msg:ts"}
+rules:
+  - {measurement: m, fields: {x: {path: x, scale: abc, case: Title}}}`,
+	} {
+		_, err := configure(t, doc, true)
+		fmt.Fprintf(&b, "> %s\n", strings.ReplaceAll(doc, "\n", "\n> "))
+		var ces sdk.ConfigErrors
+		if !errors.As(err, &ces) {
+			t.Fatalf("got %v, want ConfigErrors", err)
+		}
+		for _, ce := range ces {
+			if strings.Contains(ce.Msg, "Go struct") || strings.Contains(ce.Msg, "json:") {
+				t.Errorf("Go internals in %q", ce.Error())
+			}
+			fmt.Fprintf(&b, "  %s\n", ce.Error())
+		}
+	}
+	golden(t, "config_errors.txt", b.String())
 }

@@ -56,6 +56,9 @@ var (
 )
 
 func joinKey(key, name string) string {
+	if name == "" {
+		name = `""` // an empty key still names a place
+	}
 	if key == "" {
 		return name
 	}
