@@ -291,6 +291,9 @@ func (ss *session) await(ctx context.Context, i int, step openStep, res *session
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-ss.rerr:
+			if derr := ss.drain(ctx, res); derr != nil {
+				return derr
+			}
 			return readError(err)
 		case <-timer.C:
 			if step.count > 1 {
@@ -318,6 +321,22 @@ func (ss *session) await(ctx context.Context, i int, step openStep, res *session
 					return nil
 				}
 			}
+		}
+	}
+}
+
+// drain handles the frames the reader queued before it failed: a server
+// that sends its last trades and closes must not lose them to the order
+// in which select picks ready channels. The connection is gone: a reply
+// that cannot be written is not an error here.
+func (ss *session) drain(ctx context.Context, res *sessionResult) error {
+	for {
+		select {
+		case f := <-ss.frames:
+			data, _ := ss.handle(ctx, f, false)
+			res.healthy = res.healthy || data
+		default:
+			return nil
 		}
 	}
 }
@@ -361,6 +380,9 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 			_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
 			return ctx.Err()
 		case err := <-ss.rerr:
+			if derr := ss.drain(ctx, res); derr != nil {
+				return derr
+			}
 			return readError(err)
 		case f := <-ss.frames:
 			data, err := ss.handle(ctx, f, false)

@@ -273,3 +273,25 @@ func TestMsgRefsOnlyInAnswers(t *testing.T) {
 		t.Errorf("escaped reference: %v", err)
 	}
 }
+
+// A server that sends its last messages and closes at once: every
+// message sent before the close is mapped, whichever the session loop
+// sees first.
+func TestFramesBeforeCloseAreKept(t *testing.T) {
+	const n = 200
+	srv := newWSServer(t, func(conn int, c *websocket.Conn, r *http.Request) {
+		if conn > 1 {
+			drain(c)
+			return
+		}
+		for i := range n {
+			c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"trade","s":"S%d","p":1}`, i))
+		}
+		c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"))
+	})
+	r := start(t, "url: "+srv.wsURL("/")+"\n"+tradeRules)
+	r.rec.event(t, sdk.EventReconnect)
+	if got := r.src.stats.Points.Load(); got != n {
+		t.Errorf("%d points before the reconnect, want %d", got, n)
+	}
+}
