@@ -134,11 +134,17 @@ type Answer struct {
 // jitter, and at most Budget reconnects in any Window (Budget -1: no
 // limit). Past the budget Run fails and the agent restarts the plugin with
 // its own backoff.
+//
+// When lists conditions on a message by which the server asks the client
+// to reconnect (Bitstamp's {"event":"bts:request_reconnect"} before
+// maintenance): a message satisfying all of them ends the connection at
+// once, and the source reconnects.
 type ReconnectConfig struct {
 	Initial sdk.Duration `json:"initial"`
 	Max     sdk.Duration `json:"max"`
 	Budget  int          `json:"budget"`
 	Window  sdk.Duration `json:"window"`
+	When    []Condition  `json:"when"`
 }
 
 // Decompression modes for binary frames.
@@ -170,6 +176,7 @@ type settings struct {
 	heartbeatReply   *recognise    // nil: replies are not told apart
 	heartbeatTimeout time.Duration // 0: a missing reply is not an error
 	answers          []answer
+	reconnectWhen    []cond // the server asks us to reconnect
 	staleAfter       time.Duration // 0: never stale
 	queueWait        time.Duration // how long a point waits for room in the host's queue
 	reconnect        ReconnectConfig
@@ -481,6 +488,14 @@ func (c *Config) compile(scrub *redact.Scrubber) (*settings, sdk.ConfigErrors) {
 	}
 	if r.Budget < -1 {
 		fail("reconnect.budget", "must be positive, or -1 for no limit")
+	}
+	for j, w := range r.When {
+		cd, err := compileCond(w)
+		if err != nil {
+			fail(fmt.Sprintf("reconnect.when[%d]", j), "%v", err)
+		}
+		conds = append(conds, keyedCond{fmt.Sprintf("reconnect.when[%d]", j), cd})
+		s.reconnectWhen = append(s.reconnectWhen, cd)
 	}
 
 	switch {

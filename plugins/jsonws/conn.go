@@ -31,6 +31,9 @@ const (
 // errStale ends a session that received no data for stale_after.
 var errStale = errors.New("stale")
 
+// errAsked ends a session whose server asked the client to reconnect.
+var errAsked = errors.New("the server asked to reconnect")
+
 // frame is one complete message as read.
 type frame struct {
 	text     bool // a text frame; else binary, already decompressed
@@ -386,6 +389,10 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 			return readError(err)
 		case f := <-ss.frames:
 			data, err := ss.handle(ctx, f, false)
+			if errors.Is(err, errAsked) {
+				msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+				_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
+			}
 			if err != nil {
 				return err
 			}
@@ -449,6 +456,10 @@ func (ss *session) handle(ctx context.Context, f frame, ack bool) (data bool, er
 		st.Replies.Add(1)
 		ss.replied = true
 		return false, nil
+	}
+	if len(ss.set.reconnectWhen) > 0 && root.Exists() && allHold(ss.set.reconnectWhen, root, ss.state) {
+		st.Acks.Add(1)
+		return false, fmt.Errorf("%w: %s", errAsked, clip(f.data))
 	}
 	if a := ss.answerFor(f, root); a != nil {
 		b, err := a.reply.renderFor(root, false)
@@ -525,11 +536,12 @@ func (r *recognise) matches(f frame, root gjson.Result, st *State) bool {
 	if r.text != "" {
 		return f.text && string(f.data) == r.text
 	}
-	if !root.Exists() {
-		return false
-	}
-	for j := range r.match {
-		if !r.match[j].holds(root, st) {
+	return root.Exists() && allHold(r.match, root, st)
+}
+
+func allHold(cs []cond, root gjson.Result, st *State) bool {
+	for j := range cs {
+		if !cs[j].holds(root, st) {
 			return false
 		}
 	}

@@ -295,3 +295,30 @@ func TestFramesBeforeCloseAreKept(t *testing.T) {
 		t.Errorf("%d points before the reconnect, want %d", got, n)
 	}
 }
+
+// Bitstamp asks clients to reconnect before maintenance: a message
+// matching reconnect.when ends the connection at once (the server would
+// close it seconds later), and the source reconnects.
+func TestServerAskedToReconnect(t *testing.T) {
+	srv := newWSServer(t, func(n int, c *websocket.Conn, r *http.Request) {
+		c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"trade","s":"C%d","p":1}`, n)))
+		if n == 1 {
+			c.WriteMessage(websocket.TextMessage, []byte(`{"event":"bts:request_reconnect","channel":"","data":""}`))
+		}
+		drain(c)
+	})
+	r := start(t, `
+url: `+srv.wsURL("/")+`
+reconnect: {when: [{path: event, equals: "bts:request_reconnect"}]}
+`+tradeRules)
+	r.rec.data(t, "trades")
+	if msg, _ := r.rec.event(t, sdk.EventDisconnect).Field("message"); !strings.HasPrefix(msg.Str(), "the server asked to reconnect: {\"event\":\"bts:request_reconnect\"") {
+		t.Errorf("disconnect message %q", msg.Str())
+	}
+	if s, _ := r.rec.data(t, "trades").Tag("symbol"); s != "C2" {
+		t.Errorf("point after the reconnect from %s", s)
+	}
+	if u := r.src.stats.Unmatched.Load(); u != 0 {
+		t.Errorf("unmatched %d", u)
+	}
+}

@@ -26,6 +26,7 @@ type SampleMessage struct {
 	Answered   bool   // an answer recognised it as a server ping
 	Reply      []byte // what the answer would send (secrets as their references)
 	HBReply    bool   // heartbeat.reply recognised it as the reply to a heartbeat
+	Reconnect  bool   // reconnect.when recognised it: the server asks to reconnect
 	Points     []sluice.Point
 	Errors     []MapError
 }
@@ -62,6 +63,10 @@ func Sample(config json.RawMessage, r io.Reader, received time.Time) ([]SampleMe
 			out = append(out, SampleMessage{Line: line, HBReply: true})
 			continue
 		}
+		if len(set.reconnectWhen) > 0 && root.Exists() && allHold(set.reconnectWhen, root, st) {
+			out = append(out, SampleMessage{Line: line, Reconnect: true})
+			continue
+		}
 		if a := answerOf(set.answers, f, root, st); a != nil {
 			m := SampleMessage{Line: line, Answered: true}
 			b, err := a.reply.renderFor(root, true)
@@ -95,6 +100,9 @@ func WriteSample(w io.Writer, msgs []SampleMessage) error {
 		case m.HBReply:
 			answered++
 			fmt.Fprintf(bw, "line %d: a reply to our heartbeat\n", m.Line)
+			continue
+		case m.Reconnect:
+			fmt.Fprintf(bw, "line %d: the server asks to reconnect (reconnect.when): the connection would be replaced\n", m.Line)
 			continue
 		case !m.Matched && m.Remembered && len(m.Errors) == 0:
 			remembered++

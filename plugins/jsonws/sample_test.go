@@ -14,6 +14,7 @@ func TestSampleGolden(t *testing.T) {
 	cfg := yamlJSON(t, `
 url: ws://x
 heartbeat: {every: 5s, send: {event: ping, cid: 1}, reply: {match: [{path: event, equals: pong}]}}
+reconnect: {when: [{path: event, equals: "bts:request_reconnect"}]}
 answer:
   - {text: ping, reply: pong}
   - match: [{path: ping, exists: true}]
@@ -49,6 +50,7 @@ rules:
 		`[17470,"hb"]`,
 		`[17471,"te",[1,1574694478808,1,1]]`,
 		`{"ping":1}`,
+		`{"event":"bts:request_reconnect","channel":"","data":""}`,
 	}, "\n")
 	got, err := Sample(cfg, strings.NewReader(msgs), time.Unix(1, 0).UTC())
 	if err != nil {
