@@ -176,7 +176,7 @@ type settings struct {
 	heartbeatReply   *recognise    // nil: replies are not told apart
 	heartbeatTimeout time.Duration // 0: a missing reply is not an error
 	answers          []answer
-	reconnectWhen    []cond // the server asks us to reconnect
+	reconnectWhen    []cond        // the server asks us to reconnect
 	staleAfter       time.Duration // 0: never stale
 	queueWait        time.Duration // how long a point waits for room in the host's queue
 	reconnect        ReconnectConfig
