@@ -55,7 +55,9 @@ type session struct {
 	conn   *websocket.Conn
 	out    emitter
 	frames chan frame
-	rerr   chan error    // the reader's final error; buffered 1
+	rdone  chan struct{} // closed when the reader has stopped, after rerr is set
+	rerr   error         // why the reader stopped
+
 	pongs  chan struct{} // a pong arrived; buffered 1
 	done   chan struct{} // closed when the session ends
 	wg     sync.WaitGroup
@@ -76,7 +78,7 @@ func (s *Source) session(ctx context.Context, out emitter, reconnect bool) (res 
 	ss := &session{
 		src: s, set: s.set, conn: conn, out: out,
 		frames: make(chan frame, frameQueue),
-		rerr:   make(chan error, 1),
+		rdone:  make(chan struct{}),
 		pongs:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		state:  NewState(),
@@ -91,6 +93,14 @@ func (s *Source) session(ctx context.Context, out emitter, reconnect bool) (res 
 	ss.wg.Add(1)
 	go ss.read()
 	defer ss.close()
+	// Whatever ends the session but a stop, the messages already read are
+	// handled: a server that sends its last trades and closes must not
+	// lose them.
+	defer func() {
+		if ctx.Err() == nil {
+			ss.drain(ctx, &res)
+		}
+	}()
 
 	for i, step := range ss.set.onOpen {
 		if err := ss.write(step.send); err != nil {
@@ -203,7 +213,8 @@ func (ss *session) read() {
 	for {
 		typ, r, err := ss.conn.NextReader()
 		if err != nil {
-			ss.rerr <- err
+			ss.rerr = err
+			close(ss.rdone)
 			return
 		}
 		// NextReader discards whatever of this frame is left unread.
@@ -217,7 +228,8 @@ func (ss *session) read() {
 			continue
 		}
 		if err != nil {
-			ss.rerr <- err
+			ss.rerr = err
+			close(ss.rdone)
 			return
 		}
 		if typ == websocket.BinaryMessage {
@@ -284,62 +296,75 @@ func (ss *session) writeRaw(b []byte) error {
 
 // await handles frames until step.count of them satisfy step's expect
 // condition. Those are handled too (a rule may remember from an ack), but
-// are not counted unmatched.
+// are not counted unmatched. Frames read before the connection failed
+// still count: a server may acknowledge and close at once.
 func (ss *session) await(ctx context.Context, i int, step openStep, res *sessionResult) error {
 	timer := time.NewTimer(step.timeout)
 	defer timer.Stop()
 	got := 0
+	// take handles one frame and reports whether the step is complete.
+	take := func(f frame) (bool, error) {
+		ack := false
+		if gjson.ValidBytes(f.data) {
+			root := gjson.ParseBytes(f.data)
+			for j := range step.fail {
+				if step.fail[j].holds(root, ss.state) {
+					return false, sdk.Permanent(fmt.Errorf("on_open[%d]: the server refused: %s", i, clip(f.data)))
+				}
+			}
+			ack = step.expect.holds(root, ss.state)
+		}
+		data, err := ss.handle(ctx, f, ack)
+		if err != nil {
+			return false, err
+		}
+		res.healthy = res.healthy || data
+		if ack {
+			got++
+		}
+		return got >= step.count, nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-ss.rerr:
-			if derr := ss.drain(ctx, res); derr != nil {
-				return derr
+		case <-ss.rdone:
+			for {
+				select {
+				case f := <-ss.frames:
+					if done, err := take(f); done || err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				return readError(ss.rerr)
 			}
-			return readError(err)
 		case <-timer.C:
 			if step.count > 1 {
 				return fmt.Errorf("on_open[%d]: %d of %d replies satisfying expect within %s", i, got, step.count, step.timeout)
 			}
 			return fmt.Errorf("on_open[%d]: no reply satisfying expect within %s", i, step.timeout)
 		case f := <-ss.frames:
-			ack := false
-			if gjson.ValidBytes(f.data) {
-				root := gjson.ParseBytes(f.data)
-				for j := range step.fail {
-					if step.fail[j].holds(root, ss.state) {
-						return sdk.Permanent(fmt.Errorf("on_open[%d]: the server refused: %s", i, clip(f.data)))
-					}
-				}
-				ack = step.expect.holds(root, ss.state)
-			}
-			data, err := ss.handle(ctx, f, ack)
-			if err != nil {
+			if done, err := take(f); done || err != nil {
 				return err
-			}
-			res.healthy = res.healthy || data
-			if ack {
-				if got++; got == step.count {
-					return nil
-				}
 			}
 		}
 	}
 }
 
-// drain handles the frames the reader queued before it failed: a server
-// that sends its last trades and closes must not lose them to the order
-// in which select picks ready channels. The connection is gone: a reply
-// that cannot be written is not an error here.
-func (ss *session) drain(ctx context.Context, res *sessionResult) error {
+// drain handles the frames read and not yet handled: a server that sends
+// its last trades and closes must not lose them to the order in which
+// select picks ready channels, nor to a write that failed meanwhile. The
+// connection is going: a reply that cannot be written is no error here.
+func (ss *session) drain(ctx context.Context, res *sessionResult) {
 	for {
 		select {
 		case f := <-ss.frames:
 			data, _ := ss.handle(ctx, f, false)
 			res.healthy = res.healthy || data
 		default:
-			return nil
+			return
 		}
 	}
 }
@@ -382,11 +407,9 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 			_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
 			return ctx.Err()
-		case err := <-ss.rerr:
-			if derr := ss.drain(ctx, res); derr != nil {
-				return derr
-			}
-			return readError(err)
+		case <-ss.rdone:
+			ss.drain(ctx, res)
+			return readError(ss.rerr)
 		case f := <-ss.frames:
 			data, err := ss.handle(ctx, f, false)
 			if errors.Is(err, errAsked) {
