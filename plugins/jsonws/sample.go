@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -27,6 +28,8 @@ type SampleMessage struct {
 	Reply      []byte // what the answer would send (secrets as their references)
 	HBReply    bool   // heartbeat.reply recognised it as the reply to a heartbeat
 	Reconnect  bool   // reconnect.when recognised it: the server asks to reconnect
+	Ack        string // the on_open step whose expect it satisfies ("on_open[0]"), if no rule maps it
+	Refusal    string // the on_open step whose fail condition it satisfies
 	Points     []sluice.Point
 	Errors     []MapError
 }
@@ -78,7 +81,20 @@ func Sample(config json.RawMessage, r io.Reader, received time.Time) ([]SampleMe
 			continue
 		}
 		points, errs, res := set.mapper.mapMessage(msg, received, nil, st)
-		out = append(out, SampleMessage{Line: line, Matched: res.matched, Alive: res.alive, Remembered: res.remembered, Points: points, Errors: errs})
+		m := SampleMessage{Line: line, Matched: res.matched, Alive: res.alive, Remembered: res.remembered, Points: points, Errors: errs}
+		if root.Exists() {
+			for i, step := range set.onOpen {
+				if slices.ContainsFunc(step.fail, func(c cond) bool { return c.holds(root, st) }) {
+					m.Refusal = fmt.Sprintf("on_open[%d]", i)
+					break
+				}
+				if step.expect != nil && step.expect.holds(root, st) {
+					m.Ack = fmt.Sprintf("on_open[%d]", i)
+					break
+				}
+			}
+		}
+		out = append(out, m)
 	}
 	if err := sc.Err(); err != nil {
 		return out, fmt.Errorf("reading the sample: %w", err)
@@ -100,6 +116,12 @@ func WriteSample(w io.Writer, msgs []SampleMessage) error {
 		case m.HBReply:
 			answered++
 			fmt.Fprintf(bw, "line %d: a reply to our heartbeat\n", m.Line)
+			continue
+		case m.Refusal != "" && !m.Matched:
+			fmt.Fprintf(bw, "line %d: a refusal: %s.expect.fail matches it, which would stop the feed\n", m.Line, m.Refusal)
+			continue
+		case m.Ack != "" && !m.Matched && !m.Remembered && !m.Alive && len(m.Errors) == 0:
+			fmt.Fprintf(bw, "line %d: an ack %s waits for\n", m.Line, m.Ack)
 			continue
 		case m.Reconnect:
 			fmt.Fprintf(bw, "line %d: the server asks to reconnect (reconnect.when): the connection would be replaced\n", m.Line)
