@@ -58,10 +58,10 @@ type session struct {
 	rdone  chan struct{} // closed when the reader has stopped, after rerr is set
 	rerr   error         // why the reader stopped
 
-	pongs  chan struct{} // a pong arrived; buffered 1
-	done   chan struct{} // closed when the session ends
-	wg     sync.WaitGroup
-	buf    []sluice.Point
+	pongs chan struct{} // a pong arrived; buffered 1
+	done  chan struct{} // closed when the session ends
+	wg    sync.WaitGroup
+	buf   []sluice.Point
 	// state is what rules remember on this connection: ids a server
 	// hands out hold only for the connection.
 	state *State

@@ -116,18 +116,18 @@ func exchangeCases() []exchangeCase {
 		{
 			file: "jsonws-bybit.yaml", feed: "bybit-trades", url: "wss://stream.bybit.com/v5/public/spot",
 			// 10 minutes without ping-pong become 600ms: ping every 150ms.
-			replace: []string{"every: 20s", "every: 150ms", "timeout: 10s\n      stale", "timeout: 1s\n      stale"},
-			unit:    time.Millisecond,
-			newFake: func(o exchanges.Options) fakeExchange { return exchanges.NewBybit(o) },
-			trades:  exchangeTrades([2]string{"BTCUSDT", "ETHUSDT"}, uuid, time.Millisecond),
+			replace:   []string{"every: 20s", "every: 150ms", "timeout: 10s\n      stale", "timeout: 1s\n      stale"},
+			unit:      time.Millisecond,
+			newFake:   func(o exchanges.Options) fakeExchange { return exchanges.NewBybit(o) },
+			trades:    exchangeTrades([2]string{"BTCUSDT", "ETHUSDT"}, uuid, time.Millisecond),
 			exercised: func(f fakeExchange) bool { return onLastConn(f, exchanges.EvPing) >= 10 },
 		},
 		{
 			file: "jsonws-htx.yaml", feed: "htx-trades", url: "wss://api.huobi.pro/ws",
 			// A ping every 250ms; two unanswered cost the connection.
-			unit:    50 * time.Millisecond,
-			newFake: func(o exchanges.Options) fakeExchange { return exchanges.NewHuobi(o) },
-			trades:  exchangeTrades([2]string{"btcusdt", "ethusdt"}, intIDs(102523573486), time.Millisecond),
+			unit:      50 * time.Millisecond,
+			newFake:   func(o exchanges.Options) fakeExchange { return exchanges.NewHuobi(o) },
+			trades:    exchangeTrades([2]string{"btcusdt", "ethusdt"}, intIDs(102523573486), time.Millisecond),
 			exercised: func(f fakeExchange) bool { return onLastConn(f, exchanges.EvPong) >= 10 },
 		},
 		{
@@ -142,10 +142,10 @@ func exchangeCases() []exchangeCase {
 		},
 		{
 			file: "jsonws-bitstamp.yaml", feed: "bitstamp-trades", url: "wss://ws.bitstamp.net",
-			replace: []string{"every: 30s", "every: 150ms", "timeout: 10s\n      reconnect", "timeout: 1s\n      reconnect"},
-			unit:    20 * time.Millisecond,
-			newFake: func(o exchanges.Options) fakeExchange { return exchanges.NewBitstamp(o) },
-			trades:  exchangeTrades([2]string{"btcusd", "ethusd"}, intIDs(202515893), time.Microsecond),
+			replace:   []string{"every: 30s", "every: 150ms", "timeout: 10s\n      reconnect", "timeout: 1s\n      reconnect"},
+			unit:      20 * time.Millisecond,
+			newFake:   func(o exchanges.Options) fakeExchange { return exchanges.NewBitstamp(o) },
+			trades:    exchangeTrades([2]string{"btcusd", "ethusd"}, intIDs(202515893), time.Microsecond),
 			exercised: func(f fakeExchange) bool { return onLastConn(f, exchanges.EvPing) >= 5 },
 		},
 	}
