@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -175,6 +177,11 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 	if err != nil {
 		return err
 	}
+	f, err := os.Open(sampleFile)
+	if err != nil {
+		return fmt.Errorf("cannot read the sample: %w", err)
+	}
+	f.Close()
 	tmp, err := os.CreateTemp("", "sluice-sample-*.json")
 	if err != nil {
 		return err
@@ -186,10 +193,63 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 	}
 	tmp.Close()
 	opts := feedLaunch(cfg, cfg.Feeds[feed], log)
-	if err := host.Run(ctx, bin, opts, []string{"-sample", sampleFile, "-feed-config", tmp.Name()}, stdout, stderr); err != nil {
-		return fmt.Errorf("feed %s: sample: %w", feed, err)
+	// The plugin names the config it read: the feed, not a temporary file.
+	errOut := &replaceWriter{w: stderr, old: tmp.Name(), new: "feed " + feed + " (" + cfg.Feeds[feed].File + ")"}
+	err = host.Run(ctx, bin, opts, []string{"-sample", sampleFile, "-feed-config", tmp.Name()}, stdout, errOut)
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		// The plugin printed what went wrong: mapping errors with the
+		// points, anything else on stderr.
+		return fmt.Errorf("feed %s: the sample did not map cleanly: see the errors above", feed)
+	case errors.As(err, &exit):
+		return fmt.Errorf("feed %s: the plugin's sample mode failed (%v): see its message above", feed, exit)
 	}
-	return nil
+	return fmt.Errorf("feed %s: sample: %w", feed, err)
+}
+
+// replaceWriter writes what it is given with old replaced by new, call
+// by call (the plugin writes each message in one call).
+type replaceWriter struct {
+	w        io.Writer
+	old, new string
+}
+
+func (r *replaceWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, strings.ReplaceAll(string(p), r.old, r.new)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// ValidatePluginDir returns the directory `sluice validate` takes the
+// plugins from: cfg.PluginDir, or, when that does not exist, the plugins
+// directory next to the sluice binary at exe (bin/plugins beside
+// bin/sluice after `make build`), with a note that says so. Someone
+// trying a feed's mappings need not install the plugins first. When
+// neither exists the error says how to point at them.
+func ValidatePluginDir(cfg *config.Config, exe string) (dir, note string, err error) {
+	if _, err := os.Stat(cfg.PluginDir); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return cfg.PluginDir, "", nil
+	}
+	beside := ""
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		beside = filepath.Join(filepath.Dir(exe), "plugins")
+		if st, err := os.Stat(beside); err == nil && st.IsDir() {
+			return beside, fmt.Sprintf("plugin_dir %s does not exist; using %s, next to the sluice binary", cfg.PluginDir, beside), nil
+		}
+	}
+	msg := fmt.Sprintf("%s does not exist", cfg.PluginDir)
+	if beside != "" {
+		msg += fmt.Sprintf(", nor does %s next to the sluice binary", beside)
+	}
+	msg += ": set plugin_dir (or SLUICE_PLUGIN_DIR) to the directory holding the sluice-source-* plugins (bin/plugins after make build)"
+	return "", "", &config.Error{File: cfg.File, Key: "plugin_dir", Msg: msg}
 }
 
 // configSecrets is a scrubber that knows the config's secrets and the
