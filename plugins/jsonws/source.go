@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/logfmt"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 	"github.com/sluicehq/sluice/plugins/sdk/backoff"
@@ -104,7 +105,10 @@ func New() *Source { return newSource(sdk.Logger()) }
 
 func newSource(log *slog.Logger) *Source {
 	scrub := redact.NewScrubber()
-	s := &Source{log: slog.New(scrub.Handler(log.Handler())), now: time.Now, sleep: backoff.Sleep, scrub: scrub}
+	// Durations as text: the agent re-logs this JSON, where nanoseconds
+	// would read 6.3e+08.
+	h := logfmt.Handler(scrub.Handler(log.Handler()))
+	s := &Source{log: slog.New(h), now: time.Now, sleep: backoff.Sleep, scrub: scrub}
 	s.sampler = logsample.New(sampleEvery, func() time.Time { return s.now() })
 	return s
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,6 +181,10 @@ func TestExchangeExamples(t *testing.T) {
 			st, _ := a.Status(t)
 			a.Stop(t)
 
+			// The reconnect's wait reads as a duration in the agent's log.
+			if line := waitLogLine(t, a, "connection ended; reconnecting"); !regexp.MustCompile(`retry_in=[0-9.]+(ms|s)\b`).MatchString(line) {
+				t.Errorf("the retry wait is not a duration: %s", line)
+			}
 			if v := fake.Violations(); len(v) != 0 {
 				t.Errorf("the client broke the exchange's rules: %v", v)
 			}
