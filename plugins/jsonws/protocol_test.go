@@ -1,8 +1,10 @@
 package jsonws
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -321,4 +323,32 @@ reconnect: {when: [{path: event, equals: "bts:request_reconnect"}]}
 	if u := r.src.stats.Unmatched.Load(); u != 0 {
 		t.Errorf("unmatched %d", u)
 	}
+}
+
+// Wait returns once Run has returned, its closing stats line written;
+// the plugin's main waits so before the process exits.
+func TestWaitOutlastsRun(t *testing.T) {
+	srv := newWSServer(t, func(n int, c *websocket.Conn, r *http.Request) { drain(c) })
+	logs := &logBuffer{}
+	src := newSource(slog.New(slog.NewJSONHandler(logs, nil)))
+	if _, err := src.Configure(context.Background(), sdk.ConfigureRequest{Feed: "f", Config: yamlJSON(t, "url: "+srv.wsURL("/")+"\n"+tradeRules)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.run(ctx, newRecorder()) }()
+	for src.stats.Connects.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if src.Wait(10 * time.Millisecond) {
+		t.Fatal("Wait returned while Run runs")
+	}
+	cancel()
+	if !src.Wait(wait) {
+		t.Fatal("Wait timed out after Run's context ended")
+	}
+	if !strings.Contains(logs.String(), `"msg":"jsonws stopped"`) {
+		t.Errorf("Wait returned before the closing stats line:\n%s", logs.String())
+	}
+	<-done
 }

@@ -98,6 +98,7 @@ type Source struct {
 	live  *liveness // set by Run
 
 	sampler *logsample.Sampler
+	runs    sync.WaitGroup // Runs in progress, for Wait
 }
 
 // New returns an unconfigured source logging through sdk.Logger.
@@ -146,6 +147,24 @@ func (s *Source) Run(ctx context.Context, _ sluice.Position, out *sdk.Emitter) e
 	return s.run(ctx, out)
 }
 
+// Wait waits up to timeout for a Run in progress to return. The plugin's
+// main calls it after sdk.Serve returns: the host's shutdown stops the
+// gRPC server without waiting for Run, and the process would otherwise
+// exit before Run's closing stats line is written.
+func (s *Source) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		s.runs.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
 // scrubConfigErr masks secrets in the messages of a Configure error,
 // keeping its keys.
 func (s *Source) scrubConfigErr(err error) error {
@@ -161,6 +180,8 @@ func (s *Source) scrubConfigErr(err error) error {
 }
 
 func (s *Source) run(ctx context.Context, out emitter) (err error) {
+	s.runs.Add(1)
+	defer s.runs.Done()
 	// What ends the source reaches the agent's status and log: a server
 	// may have quoted a secret in it.
 	defer func() { err = s.scrub.Error(err) }()
