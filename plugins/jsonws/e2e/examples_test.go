@@ -331,6 +331,10 @@ func TestValidateExamples(t *testing.T) {
 	write("binance.yaml", example(t, "jsonws-binance.yaml"))
 	write("login.yaml", example(t, "jsonws-login.yaml", "/etc/sluice/acme.secret", secretFile))
 	write("blocks.yaml", example(t, "jsonws-blocks.yaml"))
+	// The exchange examples, all writing trades with the same key.
+	for _, name := range []string{"coinbase", "kraken", "okx", "bybit", "htx", "bitfinex", "bitstamp"} {
+		write(name+".yaml", example(t, "jsonws-"+name+".yaml"))
+	}
 	mainFile := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(mainFile, []byte(fmt.Sprintf("data_dir: %s\nplugin_dir: %s\nfeeds_dir: feeds.d\nsinks:\n  sqlite: {type: sqlite}\n",
 		dir, testbin.PluginDir(t))), 0o644)
@@ -351,7 +355,7 @@ func TestValidateExamples(t *testing.T) {
 		}
 		return string(out), 0
 	}
-	if out, code := run("ACME_API_KEY=k"); code != 0 || !strings.Contains(out, "ok (1 sinks, 3 feeds)") {
+	if out, code := run("ACME_API_KEY=k"); code != 0 || !strings.Contains(out, "ok (1 sinks, 10 feeds)") {
 		t.Fatalf("validate: exit %d\n%s", code, out)
 	}
 	// Without the environment variable the login feed could not log in.
