@@ -352,3 +352,43 @@ func TestWaitOutlastsRun(t *testing.T) {
 	}
 	<-done
 }
+
+// A server that acknowledges, publishes and closes at once (as Kraken
+// acknowledges one symbol, publishes it, then the next): the acks complete
+// on_open (the connection counts as opened) and every message is mapped,
+// whichever the session sees first, the frames or the close.
+func TestAcksBeforeCloseOpenTheConnection(t *testing.T) {
+	const n = 10
+	for round := range 10 {
+		t.Run(fmt.Sprint(round), func(t *testing.T) {
+			srv := newWSServer(t, func(conn int, c *websocket.Conn, r *http.Request) {
+				c.ReadMessage()
+				for sym := range 2 {
+					c.WriteMessage(websocket.TextMessage, []byte(`{"method":"subscribe","success":true}`))
+					if conn > 1 {
+						continue
+					}
+					for i := range n / 2 {
+						c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"type":"trade","s":"S%d-%d","p":1}`, sym, i))
+					}
+				}
+				if conn > 1 {
+					drain(c)
+					return
+				}
+				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "bye"))
+			})
+			r := start(t, `
+url: `+srv.wsURL("/")+`
+on_open:
+  - send: subscribe
+    expect: {path: method, equals: subscribe, count: 2}
+`+tradeRules)
+			r.rec.event(t, sdk.EventConnect)
+			r.rec.event(t, sdk.EventReconnect)
+			if got := r.src.stats.Points.Load(); got != n {
+				t.Errorf("%d points before the reconnect, want %d", got, n)
+			}
+		})
+	}
+}
