@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -193,7 +194,7 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 	}
 	lines, msgs, err := readSample(sampleFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("cannot read the sample: %w", err)
 	}
 	raw, err := json.Marshal(cfg.Feeds[feed].Config)
 	if err != nil {
@@ -213,9 +214,37 @@ func SampleFeed(ctx context.Context, cfg *config.Config, feed, sampleFile string
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("feed %s: %d of %d sample messages had mapping errors", feed, bad, len(results))
+		return fmt.Errorf("feed %s: the sample did not map cleanly: %d of %d messages had mapping errors, shown above", feed, bad, len(results))
 	}
 	return nil
+}
+
+// ValidatePluginDir returns the directory `sluice validate` takes the
+// plugins from: cfg.PluginDir, or, when that does not exist, the plugins
+// directory next to the sluice binary at exe (bin/plugins beside
+// bin/sluice after `make build`), with a note that says so. Someone
+// trying a feed's mappings need not install the plugins first. When
+// neither exists the error says how to point at them.
+func ValidatePluginDir(cfg *config.Config, exe string) (dir, note string, err error) {
+	if _, err := os.Stat(cfg.PluginDir); err == nil || !errors.Is(err, os.ErrNotExist) {
+		return cfg.PluginDir, "", nil
+	}
+	beside := ""
+	if exe != "" {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		beside = filepath.Join(filepath.Dir(exe), "plugins")
+		if st, err := os.Stat(beside); err == nil && st.IsDir() {
+			return beside, fmt.Sprintf("plugin_dir %s does not exist; using %s, next to the sluice binary", cfg.PluginDir, beside), nil
+		}
+	}
+	msg := fmt.Sprintf("%s does not exist", cfg.PluginDir)
+	if beside != "" {
+		msg += fmt.Sprintf(", nor does %s next to the sluice binary", beside)
+	}
+	msg += ": set plugin_dir (or SLUICE_PLUGIN_DIR) to the directory holding the sluice-source-* plugins (bin/plugins after make build)"
+	return "", "", &config.Error{File: cfg.File, Key: "plugin_dir", Msg: msg}
 }
 
 // readSample reads a file of sample messages, one a line, skipping blank

@@ -26,6 +26,9 @@ type Config struct {
 
 	// File is the main config file this was loaded from.
 	File string `config:"-"`
+	// Warnings are problems that do not stop the agent, such as SLUICE_*
+	// variables that name no config key and were ignored.
+	Warnings []string `config:"-"`
 
 	src *source // for ReloadFeeds
 }

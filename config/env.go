@@ -10,6 +10,10 @@ type envVar struct {
 	name  string   // the full variable name
 	value string   // always a string; the walker converts it
 	path  []string // nil when the name maps to no key
+	// outside is set when the name does not start with a top-level key
+	// (SLUICE_BUILD, a user's own script's): it is not the config's, and
+	// is left alone with a warning rather than refused.
+	outside bool
 }
 
 func (v envVar) label() string { return "env " + v.name }
@@ -29,6 +33,8 @@ func parseEnv(environ []string) []envVar {
 		if !slices.Contains(parts, "") {
 			v.path = parts
 		}
+		_, v.outside = rootSpec.keys[parts[0]]
+		v.outside = !v.outside
 		byName[name] = v // a later duplicate wins, as in getenv
 	}
 	out := make([]envVar, 0, len(byName))
@@ -38,10 +44,34 @@ func parseEnv(environ []string) []envVar {
 	return out
 }
 
+// envWarnings says which variables are left alone, and why.
+func envWarnings(vars []envVar) []string {
+	var out []string
+	for _, v := range vars {
+		if !v.outside {
+			continue
+		}
+		msg := v.label() + ": ignored: " + EnvPrefix + " and a top-level config key start a config override (" + EnvPrefix + "LOG__LEVEL, " + EnvPrefix + "SINKS__DB__PATH); this one names none"
+		rest := strings.ToLower(strings.TrimPrefix(v.name, EnvPrefix))
+		for _, k := range sortedKeys(rootSpec.keys) {
+			if after, ok := strings.CutPrefix(rest, k+"_"); ok && after != "" && !strings.HasPrefix(after, "_") {
+				msg += "; did you mean " + EnvPrefix + strings.ToUpper(k) + "__" + strings.ToUpper(after) + "?"
+				break
+			}
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
 // applyEnv sets each variable's key in tree, creating mappings on the way
-// and replacing whatever was there.
+// and replacing whatever was there. Variables outside the config's
+// namespace are skipped (envWarnings reports them).
 func applyEnv(tree map[string]any, vars []envVar, org *origins, errs *errorList) {
 	for _, v := range vars {
+		if v.outside {
+			continue
+		}
 		if v.path == nil {
 			errs.add(&Error{File: v.label(), Msg: `does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN`})
 			continue

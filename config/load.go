@@ -142,6 +142,7 @@ func (src *source) build() (*Config, error) {
 		return nil, err
 	}
 	cfg.File = src.file
+	cfg.Warnings = envWarnings(src.env)
 	cfg.src = src
 	return cfg, nil
 }

@@ -356,11 +356,9 @@ func TestEnvErrors(t *testing.T) {
 		"SLUICE_HTTP=x",
 		"SLUICE_LOG__VERBOSE=yes",
 		"SLUICE_LOG____LEVEL=debug",
-		"SLUICE_=1",
 		"SLUICE_FEEDS__BTC__PLUGIN=synth",
 	})
-	want := `env SLUICE_: does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN
-env SLUICE_FEEDS__BTC__PLUGIN: feeds.btc.sinks: missing required key
+	want := `env SLUICE_FEEDS__BTC__PLUGIN: feeds.btc.sinks: missing required key
 env SLUICE_HTTP: http: must be a mapping, got a string
 env SLUICE_LOG__VERBOSE: log.verbose: unknown key
 env SLUICE_LOG____LEVEL: does not name a config key: use "__" between levels, as in SLUICE_HTTP__LISTEN
@@ -371,6 +369,41 @@ env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.timeout: must be a positive dura
 env SLUICE_SINKS__INFLUX__TIMEOUT: sinks.influx.type: missing required key`
 	if err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// Variables under the prefix that do not start with a top-level key are
+// not the config's (a user's scripts use SLUICE_ too): they are ignored
+// with a warning, with a hint for a near miss, while the config's own
+// namespace stays strict.
+func TestEnvOutsideNamespace(t *testing.T) {
+	t.Parallel()
+	main := writeFile(t, t.TempDir(), "sluice.yaml", "feeds_dir: \"\"\nsinks:\n  db:\n    type: sqlite\n")
+	cfg, err := loadWithEnv(main, []string{
+		"SLUICE_BUILD=42",
+		"SLUICE_=1",
+		"SLUICE_LOG_LEVEL=debug",
+		"SLUICE_INFLUXD=/opt/influxd",
+		"SLUICE_LOG__LEVEL=warn",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Log.Level != "warn" {
+		t.Errorf("log level %q: the override in the namespace was not applied", cfg.Log.Level)
+	}
+	want := []string{
+		`env SLUICE_: ignored: SLUICE_ and a top-level config key start a config override (SLUICE_LOG__LEVEL, SLUICE_SINKS__DB__PATH); this one names none`,
+		`env SLUICE_BUILD: ignored: SLUICE_ and a top-level config key start a config override (SLUICE_LOG__LEVEL, SLUICE_SINKS__DB__PATH); this one names none`,
+		`env SLUICE_INFLUXD: ignored: SLUICE_ and a top-level config key start a config override (SLUICE_LOG__LEVEL, SLUICE_SINKS__DB__PATH); this one names none`,
+		`env SLUICE_LOG_LEVEL: ignored: SLUICE_ and a top-level config key start a config override (SLUICE_LOG__LEVEL, SLUICE_SINKS__DB__PATH); this one names none; did you mean SLUICE_LOG__LEVEL?`,
+	}
+	if !slices.Equal(cfg.Warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(cfg.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+	// In the namespace, a key that does not exist is still an error.
+	if _, err := loadWithEnv(main, []string{"SLUICE_LOG__LEVL=debug"}); err == nil || err.Error() != `env SLUICE_LOG__LEVL: log.levl: unknown key (did you mean "level"?)` {
+		t.Errorf("unknown key in the namespace: %v", err)
 	}
 }
 

@@ -95,6 +95,9 @@ install -m 0644 "$root/systemd/sluice.env.example" "$d$docdir/sluice.env.example
 for f in "$root"/config/examples/*.yaml; do
 	install -m 0644 "$f" "$d$docdir/examples/$(basename "$f")"
 done
+for f in "$root"/config/examples/samples/*.jsonl; do
+	install -D -m 0644 "$f" "$d$docdir/examples/samples/$(basename "$f")"
+done
 
 # Grafana: provisioning files and dashboards, for Grafana to pick up (see
 # grafana/provisioning/dashboards/sluice.yaml for the path it reads).

@@ -50,8 +50,12 @@ func (w *LogWriter) emit(line []byte) {
 		return
 	}
 	ctx := context.Background()
+	// Numbers keep their text: 630000000, not 6.3e+08 as a float64 would
+	// print.
 	var rec map[string]any
-	if line[0] != '{' || json.Unmarshal(line, &rec) != nil {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if line[0] != '{' || dec.Decode(&rec) != nil || dec.More() {
 		w.log.Log(ctx, slog.LevelError, "plugin stderr", "line", string(line))
 		return
 	}

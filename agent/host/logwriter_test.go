@@ -49,3 +49,20 @@ func TestLogWriterReemitsPluginLogsUnderTheFeed(t *testing.T) {
 		t.Errorf("record 0 should carry the host's own time, not the plugin's: %v", recs[0]["time"])
 	}
 }
+
+// A plugin's numbers keep their text in the host's log: an integer of
+// nanoseconds is not shown as a float (6.3e+08), and a duration the
+// plugin wrote as text stays text.
+func TestLogWriterKeepsNumbers(t *testing.T) {
+	var out bytes.Buffer
+	w := NewLogWriter(slog.New(slog.NewTextHandler(&out, nil)))
+	w.Write([]byte(`{"level":"WARN","msg":"reconnecting","retry_in_ns":630000000,"retry_in":"630ms","ratio":0.25,"big":12393906104898154338}` + "\n"))
+	for _, want := range []string{"retry_in_ns=630000000", "retry_in=630ms", "ratio=0.25", "big=12393906104898154338"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("host log lacks %s:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "e+") {
+		t.Errorf("a number became a float:\n%s", out.String())
+	}
+}

@@ -39,7 +39,7 @@ func TestConfigErrors(t *testing.T) {
 			"streams: must list at least one stream kind",
 		}},
 		{"wrong type", `{"symbols":"BTCUSDT"}`, []string{
-			"symbols: must be []string, got string",
+			"symbols: must be a list, got a string",
 			"streams: must list at least one stream kind",
 		}},
 		{"market", `{"market":"margin","symbols":["BTCUSDT"],"streams":["trade"]}`, []string{
@@ -93,7 +93,7 @@ func TestConfigErrors(t *testing.T) {
 		}},
 		{"bad durations", `{"symbols":["BTCUSDT"],"streams":["trade"],"book_interval":"soon","rotate_after":true,"stale_after":{"trade":"1 minute"},"max_backfill":{"age":"1d"},"queue_wait":"-"}`, []string{
 			`book_interval: must be a duration like "500ms" or "5m", got "soon"`,
-			`rotate_after: must be a duration like "500ms" or "5m", got true`,
+			`rotate_after: must be a duration like "500ms" or "5m", got a boolean`,
 			`stale_after.trade: must be a duration like "500ms" or "5m", got "1 minute"`,
 			`max_backfill.age: must be a duration like "500ms" or "5m", got "1d"`,
 			`queue_wait: must be a duration like "500ms" or "5m", got "-"`,
@@ -102,7 +102,7 @@ func TestConfigErrors(t *testing.T) {
 			"max_backfill.ids: unknown key",
 		}},
 		{"max_backfill type", `{"symbols":["BTCUSDT"],"streams":["trade"],"max_backfill":{"count":"many"}}`, []string{
-			"max_backfill.count: must be int64, got string",
+			"max_backfill.count: must be an integer, got a string",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

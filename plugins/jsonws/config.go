@@ -83,11 +83,13 @@ type OnOpen struct {
 	Expect *Expect         `json:"expect"`
 }
 
-// Expect waits for a message satisfying its condition. A message
-// satisfying any Fail condition first ends the feed for good (the server
-// refused the login, say).
+// Expect waits for Count messages (default 1) satisfying its condition:
+// Kraken acknowledges each pair of one subscribe message on its own. A
+// message satisfying any Fail condition first ends the feed for good (the
+// server refused the login, or one of the pairs).
 type Expect struct {
 	Condition
+	Count   int          `json:"count"`
 	Timeout sdk.Duration `json:"timeout"`
 	Fail    []Condition  `json:"fail"`
 }
@@ -99,14 +101,27 @@ type PingConfig struct {
 	Timeout  sdk.Duration  `json:"timeout"`
 }
 
-// Heartbeat is an application-level message sent every Every.
+// Heartbeat is an application-level message sent every Every. Reply
+// recognises the server's answer to it (OKX answers "ping" with the text
+// "pong"), which is then counted as a reply rather than mapped; with
+// Timeout, no reply that long after a heartbeat replaces the connection.
 type Heartbeat struct {
-	Every sdk.Duration    `json:"every"`
-	Send  json.RawMessage `json:"send"`
+	Every   sdk.Duration    `json:"every"`
+	Send    json.RawMessage `json:"send"`
+	Reply   *Recognise      `json:"reply"`
+	Timeout sdk.Duration    `json:"timeout"`
+}
+
+// Recognise picks out a message: a text frame equal to Text, or a JSON
+// message satisfying every Match condition. Set exactly one.
+type Recognise struct {
+	Text  string      `json:"text"`
+	Match []Condition `json:"match"`
 }
 
 // Answer recognises a server's own ping (a text frame equal to Text, or a
-// JSON message satisfying every Match condition) and sends Reply. Answered
+// JSON message satisfying every Match condition) and sends Reply, which
+// may take values from the ping: {pong: "${msg:ping}"}. Answered
 // messages are not mapped and do not count as data for stale_after (an
 // alive rule makes a message count).
 type Answer struct {
@@ -119,11 +134,17 @@ type Answer struct {
 // jitter, and at most Budget reconnects in any Window (Budget -1: no
 // limit). Past the budget Run fails and the agent restarts the plugin with
 // its own backoff.
+//
+// When lists conditions on a message by which the server asks the client
+// to reconnect (Bitstamp's {"event":"bts:request_reconnect"} before
+// maintenance): a message satisfying all of them ends the connection at
+// once, and the source reconnects.
 type ReconnectConfig struct {
 	Initial sdk.Duration `json:"initial"`
 	Max     sdk.Duration `json:"max"`
 	Budget  int          `json:"budget"`
 	Window  sdk.Duration `json:"window"`
+	When    []Condition  `json:"when"`
 }
 
 // Decompression modes for binary frames.
@@ -152,7 +173,10 @@ type settings struct {
 	pongTimeout      time.Duration
 	heartbeatEvery   time.Duration // 0: no application heartbeat
 	heartbeat        message
+	heartbeatReply   *recognise    // nil: replies are not told apart
+	heartbeatTimeout time.Duration // 0: a missing reply is not an error
 	answers          []answer
+	reconnectWhen    []cond        // the server asks us to reconnect
 	staleAfter       time.Duration // 0: never stale
 	queueWait        time.Duration // how long a point waits for room in the host's queue
 	reconnect        ReconnectConfig
@@ -162,13 +186,19 @@ type settings struct {
 type openStep struct {
 	send    message
 	expect  *cond // nil: do not wait
+	count   int   // how many messages satisfying expect
 	fail    []cond
 	timeout time.Duration
 }
 
-type answer struct {
-	text  string // "" for a JSON answer
+// recognise is a compiled Recognise.
+type recognise struct {
+	text  string // "" for a JSON message
 	match []cond
+}
+
+type answer struct {
+	recognise
 	reply message
 }
 
@@ -305,6 +335,8 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 		s.maxDepth = c.MaxJSONDepth
 	}
 
+	// Conditions outside the rules, to check the tables they read.
+	var conds []keyedCond
 	for i, o := range c.OnOpen {
 		key := fmt.Sprintf("on_open[%d]", i)
 		step := openStep{}
@@ -318,12 +350,21 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 			if err != nil {
 				fail(key+".expect", "%v", err)
 			}
+			conds = append(conds, keyedCond{key + ".expect", cd})
 			step.expect = &cd
+			step.count = e.Count
+			switch {
+			case e.Count == 0:
+				step.count = 1
+			case e.Count < 0 || e.Count > maxExpectCount:
+				fail(key+".expect.count", "must be between 1 and %d, got %d", maxExpectCount, e.Count)
+			}
 			for j, f := range e.Fail {
 				fc, err := compileCond(f)
 				if err != nil {
 					fail(fmt.Sprintf("%s.expect.fail[%d]", key, j), "%v", err)
 				}
+				conds = append(conds, keyedCond{fmt.Sprintf("%s.expect.fail[%d]", key, j), fc})
 				step.fail = append(step.fail, fc)
 			}
 			step.timeout = orDefault(e.Timeout, DefaultExpectTimeout)
@@ -354,24 +395,42 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 			fail("heartbeat.send", "%v", err)
 		}
 		s.heartbeat = m
+		if h.Reply != nil {
+			rc, rerrs := compileRecognise("heartbeat.reply", h.Reply.Text, h.Reply.Match)
+			for _, e := range rerrs {
+				fail(e.Key, "%s", e.Msg)
+			}
+			for j, cd := range rc.match {
+				conds = append(conds, keyedCond{fmt.Sprintf("heartbeat.reply.match[%d]", j), cd})
+			}
+			s.heartbeatReply = &rc
+		}
+		s.heartbeatTimeout = time.Duration(h.Timeout)
+		switch {
+		case s.heartbeatTimeout < 0:
+			fail("heartbeat.timeout", "must not be negative")
+		case s.heartbeatTimeout > 0 && h.Reply == nil:
+			fail("heartbeat.timeout", "needs heartbeat.reply: the timeout is for the server's reply to each heartbeat")
+		}
 	}
 
 	for i, a := range c.Answer {
 		key := fmt.Sprintf("answer[%d]", i)
-		an := answer{text: a.Text}
-		if (a.Text == "") == (len(a.Match) == 0) {
-			fail(key, "set exactly one of text (a plain text ping) and match (conditions on a JSON ping)")
+		rc, rerrs := compileRecognise(key, a.Text, a.Match)
+		for _, e := range rerrs {
+			fail(e.Key, "%s", e.Msg)
 		}
-		for j, m := range a.Match {
-			cd, err := compileCond(m)
-			if err != nil {
-				fail(fmt.Sprintf("%s.match[%d]", key, j), "%v", err)
-			}
-			an.match = append(an.match, cd)
+		for j, cd := range rc.match {
+			conds = append(conds, keyedCond{fmt.Sprintf("%s.match[%d]", key, j), cd})
 		}
-		m, err := parseMessage(a.Reply, scrub)
+		an := answer{recognise: rc}
+		m, err := parseMessageRefs(a.Reply, scrub, len(a.Match) > 0)
 		if err != nil {
-			fail(key+".reply", "%v", err)
+			msg := err.Error()
+			if a.Text != "" && strings.Contains(msg, "only answer[].reply") {
+				msg = "a text ping is not JSON: only an answer with match can use ${msg:PATH}"
+			}
+			fail(key+".reply", "%s", msg)
 		}
 		an.reply = m
 		s.answers = append(s.answers, an)
@@ -411,6 +470,14 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 	if r.Budget < -1 {
 		fail("reconnect.budget", "must be positive, or -1 for no limit")
 	}
+	for j, w := range r.When {
+		cd, err := compileCond(w)
+		if err != nil {
+			fail(fmt.Sprintf("reconnect.when[%d]", j), "%v", err)
+		}
+		conds = append(conds, keyedCond{fmt.Sprintf("reconnect.when[%d]", j), cd})
+		s.reconnectWhen = append(s.reconnectWhen, cd)
+	}
 
 	switch {
 	case len(c.Rules) == 0:
@@ -422,9 +489,41 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 	for _, e := range ruleErrs {
 		fail(e.Key, "%s", e.Msg)
 	}
+	for _, kc := range conds {
+		if kc.cond.in != "" && !m.fills(kc.cond.in) {
+			fail(kc.key+".in", "no rule remembers into table %q (a rule's remember: [{table: %s, key: PATH, value: PATH}] fills it)", kc.cond.in, kc.cond.in)
+		}
+	}
 	m.maxDepth = s.maxDepth
 	s.mapper = m
 	return s
+}
+
+// maxExpectCount bounds expect.count: one subscribe message acknowledged
+// per pair, for a few hundred pairs at most.
+const maxExpectCount = 10000
+
+// keyedCond is a condition with its config key.
+type keyedCond struct {
+	key  string
+	cond cond
+}
+
+// compileRecognise compiles a text-or-match choice at key.
+func compileRecognise(key, text string, match []Condition) (recognise, sdk.ConfigErrors) {
+	var errs sdk.ConfigErrors
+	rc := recognise{text: text}
+	if (text == "") == (len(match) == 0) {
+		errs = append(errs, sdk.ConfigError{Key: key, Msg: "set exactly one of text (a plain text message) and match (conditions on a JSON message)"})
+	}
+	for j, m := range match {
+		cd, err := compileCond(m)
+		if err != nil {
+			errs = append(errs, sdk.ConfigError{Key: fmt.Sprintf("%s.match[%d]", key, j), Msg: err.Error()})
+		}
+		rc.match = append(rc.match, cd)
+	}
+	return rc, errs
 }
 
 // checkSecrets resolves every ${env:..} and ${file:..} reference once, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,20 +47,20 @@ func TestConfigureRejects(t *testing.T) {
 		{"depth zero is the default, negative is not", "url: ws://x\nmax_json_depth: -1\n" + minimalRules, "max_json_depth: must be between 1 and 10000, got -1"},
 		{"depth past what the stack allows", "url: ws://x\nmax_json_depth: 10001\n" + minimalRules, "max_json_depth: must be between 1 and 10000, got 10001"},
 		{"on_open", "url: ws://x\non_open: [{}, {send: hi, expect: {path: a, timeout: -1s}}, {send: {a: 1}, expect: {path: a, equals: 1, fail: [{path: ''}]}}]\n" + minimalRules,
-			"on_open[0].send: is required: a string sent as text, or a JSON value; on_open[1].expect: set exactly one of equals, exists and regex; on_open[1].expect.timeout: must be positive; on_open[2].expect.fail[0]: path is required"},
+			"on_open[0].send: is required: a string sent as text, or a JSON value; on_open[1].expect: set exactly one of equals, exists, regex and in; on_open[1].expect.timeout: must be positive; on_open[2].expect.fail[0]: path is required"},
 		{"ping", "url: ws://x\nping: {interval: -1s, timeout: -1s}\n" + minimalRules, "ping.interval: must not be negative (0s turns pings off); ping.timeout: must be positive"},
 		{"heartbeat", "url: ws://x\nheartbeat: {every: 0s}\n" + minimalRules, "heartbeat.every: must be positive; heartbeat.send: is required: a string sent as text, or a JSON value"},
 		{"answer", "url: ws://x\nanswer: [{reply: pong}, {text: ping, match: [{path: op, equals: ping}], reply: pong}, {text: ping}]\n" + minimalRules,
-			"answer[0]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[1]: set exactly one of text (a plain text ping) and match (conditions on a JSON ping); answer[2].reply: is required: a string sent as text, or a JSON value"},
+			"answer[0]: set exactly one of text (a plain text message) and match (conditions on a JSON message); answer[1]: set exactly one of text (a plain text message) and match (conditions on a JSON message); answer[2].reply: is required: a string sent as text, or a JSON value"},
 		{"durations", "url: ws://x\nstale_after: -1s\nqueue_wait: 6s\nreconnect: {initial: 2s, max: 1s, budget: -2}\n" + minimalRules,
 			"stale_after: must not be negative (0s turns the check off); queue_wait: must be between 0s and 5s, got 6s; reconnect.max: must be at least reconnect.initial; reconnect.budget: must be positive, or -1 for no limit"},
 		{"duration syntax", "url: ws://x\nstale_after: soon\n" + minimalRules, `stale_after: must be a duration like "500ms" or "5m", got "soon"`},
 		// Every value that does not decode is named, with the problems
 		// found checking the rest.
 		{"decode errors all at once", "url: ws://x\nstale_after: soon\nmax_json_depth: deep\nreconnect: {initial: later}\nrules: [{measurement: m, fields: {x: x}, unique: u}]\nheartbeat: {every: 0s}",
-			`max_json_depth: must be int, got string; reconnect.initial: must be a duration like "500ms" or "5m", got "later"; ` +
-				`rules[0].unique: must be []string, got string; stale_after: must be a duration like "500ms" or "5m", got "soon"; ` +
-				"heartbeat.every: must be positive; heartbeat.send: is required"},
+			`max_json_depth: must be an integer, got a string; reconnect.initial: must be a duration like "500ms" or "5m", got "later"; ` +
+				`rules[0].unique: must be a list, got a string; stale_after: must be a duration like "500ms" or "5m", got "soon"; ` +
+				"heartbeat.every: must be positive; heartbeat.send: is required: a string sent as text, or a JSON value"},
 		{"rules", "url: ws://x\nrules: [{measurement: m}]", "rules[0].fields: must name at least one field: a point without fields cannot be stored"},
 		{"only alive rules", "url: ws://x\nrules: [{alive: true, match: [{path: type, equals: hb}]}]",
 			"rules: must list at least one rule that maps points, not only alive rules, or the feed writes nothing"},
@@ -235,4 +236,59 @@ func TestFrameCaps(t *testing.T) {
 				s.maxMessage, s.maxDecompressed, s.maxDepth, s.mapper.maxDepth, tc.message, tc.inflated, tc.depth, tc.mapperDepth)
 		}
 	}
+}
+
+// Configure reports every problem of a config at once, each at its full
+// key with list indexes, in words: a value of the wrong kind does not hide
+// the others, and no Go type names leak.
+func TestConfigErrorsGolden(t *testing.T) {
+	var b strings.Builder
+	for _, doc := range []string{
+		// A number where a path goes, in a match and in a field spec,
+		// beside an unrelated bad duration and an unknown key.
+		`url: wss://ws.kraken.com/v2
+stale_after: 30
+reconnect: {budget: many}
+rules:
+  - name: trade
+    match: [{path: channel, equals: trade}, {path: 1, equals: update}]
+    each: data
+    measurement: trades
+    tags: {symbol: symbol, sid: {path: 0, lookup: channels}}
+    fields:
+      price: {path: 5, type: float}
+      qty: {path: [qty], type: float, optinal: true}
+    time: {path: timestamp, format: 7}
+    unique: [symbol]`,
+		// The wrong kind for whole sections.
+		`url: [ws://x]
+headers: [a, b]
+on_open: {send: x}
+ping: 30s
+rules: {measurement: m}`,
+		// Kinds right, values wrong.
+		`url: ws://x
+on_open:
+  - send: {op: subscribe}
+    expect: {path: op, equals: subscribe, count: 0.5, timeout: soon}
+answer:
+  - match: [{path: op, equals: ping}]
+    reply: {op: pong, ts: "${msg:ts"}
+rules:
+  - {measurement: m, fields: {x: {path: x, scale: abc, case: Title}}}`,
+	} {
+		_, err := configure(t, doc, true)
+		fmt.Fprintf(&b, "> %s\n", strings.ReplaceAll(doc, "\n", "\n> "))
+		var ces sdk.ConfigErrors
+		if !errors.As(err, &ces) {
+			t.Fatalf("got %v, want ConfigErrors", err)
+		}
+		for _, ce := range ces {
+			if strings.Contains(ce.Msg, "Go struct") || strings.Contains(ce.Msg, "json:") {
+				t.Errorf("Go internals in %q", ce.Error())
+			}
+			fmt.Fprintf(&b, "  %s\n", ce.Error())
+		}
+	}
+	golden(t, "config_errors.txt", b.String())
 }

@@ -31,6 +31,9 @@ const (
 // errStale ends a session that received no data for stale_after.
 var errStale = errors.New("stale")
 
+// errAsked ends a session whose server asked the client to reconnect.
+var errAsked = errors.New("the server asked to reconnect")
+
 // frame is one complete message as read.
 type frame struct {
 	text     bool // a text frame; else binary, already decompressed
@@ -52,11 +55,18 @@ type session struct {
 	conn   *websocket.Conn
 	out    sdk.Emitter
 	frames chan frame
-	rerr   chan error    // the reader's final error; buffered 1
-	pongs  chan struct{} // a pong arrived; buffered 1
-	done   chan struct{} // closed when the session ends
-	wg     sync.WaitGroup
-	buf    []sluice.Point
+	rdone  chan struct{} // closed when the reader has stopped, after rerr is set
+	rerr   error         // why the reader stopped
+
+	pongs chan struct{} // a pong arrived; buffered 1
+	done  chan struct{} // closed when the session ends
+	wg    sync.WaitGroup
+	buf   []sluice.Point
+	// state is what rules remember on this connection: ids a server
+	// hands out hold only for the connection.
+	state *State
+	// replied is set when the server replied to the last heartbeat.
+	replied bool
 }
 
 func (s *Source) session(ctx context.Context, out sdk.Emitter, reconnect bool) (res sessionResult) {
@@ -68,9 +78,10 @@ func (s *Source) session(ctx context.Context, out sdk.Emitter, reconnect bool) (
 	ss := &session{
 		src: s, set: s.set, conn: conn, out: out,
 		frames: make(chan frame, frameQueue),
-		rerr:   make(chan error, 1),
+		rdone:  make(chan struct{}),
 		pongs:  make(chan struct{}, 1),
 		done:   make(chan struct{}),
+		state:  NewState(),
 	}
 	conn.SetPongHandler(func(string) error {
 		select {
@@ -82,6 +93,14 @@ func (s *Source) session(ctx context.Context, out sdk.Emitter, reconnect bool) (
 	ss.wg.Add(1)
 	go ss.read()
 	defer ss.close()
+	// Whatever ends the session but a stop, the messages already read are
+	// handled: a server that sends its last trades and closes must not
+	// lose them.
+	defer func() {
+		if ctx.Err() == nil {
+			ss.drain(ctx, &res)
+		}
+	}()
 
 	for i, step := range ss.set.onOpen {
 		if err := ss.write(step.send); err != nil {
@@ -194,7 +213,8 @@ func (ss *session) read() {
 	for {
 		typ, r, err := ss.conn.NextReader()
 		if err != nil {
-			ss.rerr <- err
+			ss.rerr = err
+			close(ss.rdone)
 			return
 		}
 		// NextReader discards whatever of this frame is left unread.
@@ -208,7 +228,8 @@ func (ss *session) read() {
 			continue
 		}
 		if err != nil {
-			ss.rerr <- err
+			ss.rerr = err
+			close(ss.rdone)
 			return
 		}
 		if typ == websocket.BinaryMessage {
@@ -263,41 +284,87 @@ func (ss *session) write(m message) error {
 	if err != nil {
 		return err
 	}
+	return ss.writeRaw(b)
+}
+
+func (ss *session) writeRaw(b []byte) error {
 	if err := ss.conn.SetWriteDeadline(ss.src.now().Add(writeTimeout)); err != nil {
 		return err
 	}
 	return ss.conn.WriteMessage(websocket.TextMessage, b)
 }
 
-// await handles frames until one satisfies step's expect condition.
+// await handles frames until step.count of them satisfy step's expect
+// condition. Those are handled too (a rule may remember from an ack), but
+// are not counted unmatched. Frames read before the connection failed
+// still count: a server may acknowledge and close at once.
 func (ss *session) await(ctx context.Context, i int, step openStep, res *sessionResult) error {
 	timer := time.NewTimer(step.timeout)
 	defer timer.Stop()
+	got := 0
+	// take handles one frame and reports whether the step is complete.
+	take := func(f frame) (bool, error) {
+		ack := false
+		if gjson.ValidBytes(f.data) {
+			root := gjson.ParseBytes(f.data)
+			for j := range step.fail {
+				if step.fail[j].holds(root, ss.state) {
+					return false, sdk.Permanent(fmt.Errorf("on_open[%d]: the server refused: %s", i, clip(f.data)))
+				}
+			}
+			ack = step.expect.holds(root, ss.state)
+		}
+		data, err := ss.handle(ctx, f, ack)
+		if err != nil {
+			return false, err
+		}
+		res.healthy = res.healthy || data
+		if ack {
+			got++
+		}
+		return got >= step.count, nil
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-ss.rerr:
-			return readError(err)
+		case <-ss.rdone:
+			for {
+				select {
+				case f := <-ss.frames:
+					if done, err := take(f); done || err != nil {
+						return err
+					}
+					continue
+				default:
+				}
+				return readError(ss.rerr)
+			}
 		case <-timer.C:
+			if step.count > 1 {
+				return fmt.Errorf("on_open[%d]: %d of %d replies satisfying expect within %s", i, got, step.count, step.timeout)
+			}
 			return fmt.Errorf("on_open[%d]: no reply satisfying expect within %s", i, step.timeout)
 		case f := <-ss.frames:
-			if gjson.ValidBytes(f.data) {
-				root := gjson.ParseBytes(f.data)
-				for j := range step.fail {
-					if step.fail[j].holds(root) {
-						return sdk.Permanent(fmt.Errorf("on_open[%d]: the server refused: %s", i, clip(f.data)))
-					}
-				}
-				if step.expect.holds(root) {
-					return nil
-				}
-			}
-			data, err := ss.handle(ctx, f)
-			if err != nil {
+			if done, err := take(f); done || err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// drain handles the frames read and not yet handled: a server that sends
+// its last trades and closes must not lose them to the order in which
+// select picks ready channels, nor to a write that failed meanwhile. The
+// connection is going: a reply that cannot be written is no error here.
+func (ss *session) drain(ctx context.Context, res *sessionResult) {
+	for {
+		select {
+		case f := <-ss.frames:
+			data, _ := ss.handle(ctx, f, false)
 			res.healthy = res.healthy || data
+		default:
+			return
 		}
 	}
 }
@@ -325,6 +392,11 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 	pong := time.NewTimer(set.pongTimeout)
 	pong.Stop()
 	defer pong.Stop()
+	// A heartbeat's reply is due within heartbeat.timeout.
+	var replyC <-chan time.Time
+	reply := time.NewTimer(time.Hour)
+	reply.Stop()
+	defer reply.Stop()
 	stats := time.NewTicker(statsEvery)
 	defer stats.Stop()
 	lastLogged := uint64(0)
@@ -335,12 +407,21 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 			msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 			_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
 			return ctx.Err()
-		case err := <-ss.rerr:
-			return readError(err)
+		case <-ss.rdone:
+			ss.drain(ctx, res)
+			return readError(ss.rerr)
 		case f := <-ss.frames:
-			data, err := ss.handle(ctx, f)
+			data, err := ss.handle(ctx, f, false)
+			if errors.Is(err, errAsked) {
+				msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+				_ = ss.conn.WriteControl(websocket.CloseMessage, msg, ss.src.now().Add(time.Second))
+			}
 			if err != nil {
 				return err
+			}
+			if ss.replied && replyC != nil {
+				reply.Stop()
+				replyC = nil
 			}
 			if data {
 				res.healthy = true
@@ -365,6 +446,13 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 			if err := ss.write(set.heartbeat); err != nil {
 				return fmt.Errorf("heartbeat: %w", err)
 			}
+			if set.heartbeatTimeout > 0 && replyC == nil {
+				ss.replied = false
+				reply.Reset(set.heartbeatTimeout)
+				replyC = reply.C
+			}
+		case <-replyC:
+			return fmt.Errorf("no reply to a heartbeat within %s", set.heartbeatTimeout)
 		case <-staleC:
 			return fmt.Errorf("%w: no data for %s", errStale, set.staleAfter)
 		case <-stats.C:
@@ -376,23 +464,51 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 	}
 }
 
-// handle answers a server ping or maps a message. data reports a message
-// some rule matched, an alive rule included: what keeps a connection, and
-// the feed, from going stale.
-func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
+// handle answers a server ping, takes a heartbeat's reply, or maps a
+// message. data reports a message some rule matched, an alive rule
+// included: what keeps a connection, and the feed, from going stale. An
+// ack (a message on_open expected) is not counted unmatched.
+func (ss *session) handle(ctx context.Context, f frame, ack bool) (data bool, err error) {
 	src, st := ss.src, &ss.src.stats
 	st.Messages.Add(1)
-	if a := ss.answerFor(f); a != nil {
+	var root gjson.Result
+	if gjson.ValidBytes(f.data) {
+		root = gjson.ParseBytes(f.data)
+	}
+	if r := ss.set.heartbeatReply; r != nil && r.matches(f, root, ss.state) {
+		st.Replies.Add(1)
+		ss.replied = true
+		return false, nil
+	}
+	if len(ss.set.reconnectWhen) > 0 && root.Exists() && allHold(ss.set.reconnectWhen, root, ss.state) {
+		st.Acks.Add(1)
+		return false, fmt.Errorf("%w: %s", errAsked, clip(f.data))
+	}
+	if a := ss.answerFor(f, root); a != nil {
+		b, err := a.reply.renderFor(root, false)
+		if err != nil {
+			// The ping lacks what the reply takes from it: the server
+			// will likely drop us for not answering, which is logged.
+			st.AnswerErrors.Add(1)
+			ss.out.Discarded("answer_errors", 1)
+			if src.sampler.Allow("answer_error") {
+				src.log.Warn("cannot answer a server ping", "feed", src.feed, "error", err, "sample", clip(f.data))
+			}
+			return false, nil
+		}
 		st.Answered.Add(1)
-		if err := ss.write(a.reply); err != nil {
+		if err := ss.writeRaw(b); err != nil {
 			return false, fmt.Errorf("answering a server ping: %w", err)
 		}
 		return false, nil
 	}
-	points, errs, matched, alive := ss.set.mapper.mapMessage(f.data, f.received, ss.buf[:0])
+	points, errs, res := ss.set.mapper.mapMessage(f.data, f.received, ss.buf[:0], ss.state)
 	ss.buf = points[:0]
 	for _, e := range errs {
 		if e.Rule == "" && e.Msg == ErrNotJSON {
+			if ack {
+				continue
+			}
 			st.NotJSON.Add(1)
 			ss.out.Discarded("not_json", 1)
 			if src.sampler.Allow("not_json") {
@@ -407,10 +523,14 @@ func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 		}
 	}
 	switch {
-	case matched:
+	case res.matched:
 		st.Matched.Add(1)
-	case alive:
+	case res.alive:
 		st.Heartbeats.Add(1)
+	case res.remembered:
+		st.Remembered.Add(1)
+	case ack:
+		st.Acks.Add(1)
 	case len(errs) == 0:
 		st.Unmatched.Add(1)
 		ss.out.Discarded("unmatched", 1)
@@ -426,46 +546,34 @@ func (ss *session) handle(ctx context.Context, f frame) (data bool, err error) {
 		}
 		points[i] = sluice.Point{} // the buffer is reused; drop references
 	}
-	if matched || alive {
+	alive := res.matched || res.alive
+	if alive {
 		src.live.data(f.received)
 	}
-	return matched || alive, nil
+	return alive, nil
+}
+
+// matches reports whether a frame is the message r describes; root is
+// the frame parsed, or the zero Result if it is not JSON.
+func (r *recognise) matches(f frame, root gjson.Result, st *State) bool {
+	if r.text != "" {
+		return f.text && string(f.data) == r.text
+	}
+	return root.Exists() && allHold(r.match, root, st)
+}
+
+func allHold(cs []cond, root gjson.Result, st *State) bool {
+	for j := range cs {
+		if !cs[j].holds(root, st) {
+			return false
+		}
+	}
+	return true
 }
 
 // answerFor returns the answer for a server ping, or nil.
-func (ss *session) answerFor(f frame) *answer {
-	var root gjson.Result
-	parsed := false
-	for i := range ss.set.answers {
-		a := &ss.set.answers[i]
-		if a.text != "" {
-			if f.text && string(f.data) == a.text {
-				return a
-			}
-			continue
-		}
-		if !parsed {
-			parsed = true
-			if !gjson.ValidBytes(f.data) {
-				continue
-			}
-			root = gjson.ParseBytes(f.data)
-		}
-		if !root.Exists() {
-			continue
-		}
-		all := true
-		for j := range a.match {
-			if !a.match[j].holds(root) {
-				all = false
-				break
-			}
-		}
-		if all {
-			return a
-		}
-	}
-	return nil
+func (ss *session) answerFor(f frame, root gjson.Result) *answer {
+	return answerOf(ss.set.answers, f, root, ss.state)
 }
 
 // clip shortens a message for a log line or an error.

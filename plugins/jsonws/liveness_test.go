@@ -141,11 +141,11 @@ func TestAliveRuleMapsNothing(t *testing.T) {
 	if len(points) != 0 || len(errs) != 0 || !matched {
 		t.Errorf("heartbeat: %d points, errors %v, matched %v", len(points), errs, matched)
 	}
-	if _, _, data, alive := m.mapMessage([]byte(`{"type":"heartbeat"}`), time.Unix(1, 0), nil); data || !alive {
-		t.Errorf("heartbeat: data %v, alive %v", data, alive)
+	if _, _, res := m.mapMessage([]byte(`{"type":"heartbeat"}`), time.Unix(1, 0), nil, nil); res.matched || !res.alive {
+		t.Errorf("heartbeat: data %v, alive %v", res.matched, res.alive)
 	}
-	if _, _, data, alive := m.mapMessage([]byte(`{"type":"trade","p":1}`), time.Unix(1, 0), nil); !data || alive {
-		t.Errorf("trade: data %v, alive %v", data, alive)
+	if _, _, res := m.mapMessage([]byte(`{"type":"trade","p":1}`), time.Unix(1, 0), nil, nil); !res.matched || res.alive {
+		t.Errorf("trade: data %v, alive %v", res.matched, res.alive)
 	}
 	if len(m.Measurements()) != 1 {
 		t.Errorf("measurements %v", m.Measurements())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -46,23 +47,38 @@ type Rule struct {
 	Time json.RawMessage `json:"time"`
 	// Unique names the tags and fields (and "time") that identify a point.
 	Unique []string `json:"unique"`
+	// Remember stores values of the messages the rule matches in tables
+	// that later messages on the same connection read with lookup (in a
+	// tag or field) and in (in a condition). A rule with only name,
+	// match, continue and remember maps nothing.
+	Remember []Remember `json:"remember"`
 }
 
 // Condition is one test on a message: exactly one of Equals (a JSON
 // scalar, compared by kind and value), Exists (true: present, false:
-// absent) and Regex (matched against a string's value or another value's
-// JSON text).
+// absent), Regex (matched against a string's value or another value's
+// JSON text) and In (the value is a key remembered in that table).
 type Condition struct {
 	Path   string          `json:"path"`
 	Equals json.RawMessage `json:"equals"`
 	Exists *bool           `json:"exists"`
 	Regex  string          `json:"regex"`
+	In     string          `json:"in"`
 }
 
-// ValueSpec is the object form of a tag or field.
+// ValueSpec is the object form of a tag or field: where the value comes
+// from (Path, or a literal Value; Lookup translates the value at Path
+// through a remembered table), then the transforms (Regex, Abs or Sign,
+// Scale, Case; see transforms), then Map, then Type.
 type ValueSpec struct {
 	Path     string                     `json:"path"`
 	Value    json.RawMessage            `json:"value"`
+	Lookup   string                     `json:"lookup"`
+	Regex    string                     `json:"regex"`
+	Abs      bool                       `json:"abs"`
+	Sign     bool                       `json:"sign"`
+	Scale    json.RawMessage            `json:"scale"`
+	Case     string                     `json:"case"`
 	Type     string                     `json:"type"`
 	Map      map[string]json.RawMessage `json:"map"`
 	Optional bool                       `json:"optional"`
@@ -113,24 +129,31 @@ func (e MapError) Error() string {
 }
 
 // Mapper turns JSON messages into points with a list of rules. It holds
-// no state between messages and is safe for concurrent use.
+// no state between messages and is safe for concurrent use; what rules
+// remember is kept in a State the caller passes (one per connection).
 type Mapper struct {
 	rules        []*rule
 	measurements []sluice.Measurement
-	maxDepth     int // deeper messages are refused before gjson sees them
+	maxDepth     int             // deeper messages are refused before gjson sees them
+	filled       map[string]bool // the tables rules remember into
 }
 
+// fills reports whether some rule remembers into table.
+func (m *Mapper) fills(table string) bool { return m.filled[table] }
+
 type rule struct {
-	name     string
-	match    []cond
-	cont     bool
-	alive    bool
-	each     *jpath
-	meas     string
-	measPath *jpath
-	tags     []valueRef // sorted by name
-	fields   []valueRef // sorted by name
-	time     *timeRef
+	name      string
+	match     []cond
+	cont      bool
+	alive     bool
+	remembers []remember
+	maps      bool // it maps points (not only alive or remember)
+	each      *jpath
+	meas      string
+	measPath  *jpath
+	tags      []valueRef // sorted by name
+	fields    []valueRef // sorted by name
+	time      *timeRef
 }
 
 type cond struct {
@@ -138,13 +161,16 @@ type cond struct {
 	equals *gjson.Result
 	exists *bool
 	regex  *regexp.Regexp
+	in     string // a table
 }
 
 type valueRef struct {
 	name     string
 	path     *jpath       // nil for a literal
 	literal  gjson.Result // when path is nil
-	kind     sluice.Kind  // KindInvalid: inferred from the JSON value
+	lookup   string       // a table the value at path is a key of
+	tf       transforms
+	kind     sluice.Kind // KindInvalid: inferred from the JSON value
 	mapping  map[string]gjson.Result
 	optional bool
 }
@@ -162,9 +188,10 @@ func NewMapper(rules []Rule) (*Mapper, sdk.ConfigErrors) {
 	unique := map[string][]string{}
 	var order []string
 	names := map[string]bool{}
+	tables := &tableUse{filled: map[string]bool{}}
 	for i, r := range rules {
 		key := fmt.Sprintf("rules[%d]", i)
-		cr, rerrs := compileRule(key, r)
+		cr, rerrs := compileRule(key, r, tables)
 		errs = append(errs, rerrs...)
 		if names[cr.name] {
 			errs = append(errs, sdk.ConfigError{Key: key + ".name", Msg: fmt.Sprintf("%q is used by an earlier rule", cr.name)})
@@ -186,17 +213,37 @@ func NewMapper(rules []Rule) (*Mapper, sdk.ConfigErrors) {
 			unique[cr.meas] = r.Unique
 		}
 	}
+	for _, u := range tables.used {
+		if !tables.filled[u.table] {
+			errs = append(errs, sdk.ConfigError{Key: u.key,
+				Msg: fmt.Sprintf("no rule remembers into table %q (a rule's remember: [{table: %s, key: PATH, value: PATH}] fills it)", u.table, u.table)})
+		}
+	}
 	for _, name := range order {
 		m.measurements = append(m.measurements, sluice.Measurement{Name: name, Unique: unique[name]})
 	}
+	m.filled = tables.filled
 	return m, errs
+}
+
+// tableUse collects the tables rules fill and read, to refuse a lookup
+// of a table nothing fills.
+type tableUse struct {
+	filled map[string]bool
+	used   []struct{ key, table string }
+}
+
+func (u *tableUse) use(key, table string) {
+	if table != "" {
+		u.used = append(u.used, struct{ key, table string }{key, table})
+	}
 }
 
 // Measurements are the literal measurements the rules write, with their
 // uniqueness keys.
 func (m *Mapper) Measurements() []sluice.Measurement { return slices.Clone(m.measurements) }
 
-func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
+func compileRule(key string, r Rule, tables *tableUse) (*rule, sdk.ConfigErrors) {
 	var errs sdk.ConfigErrors
 	fail := func(k, format string, args ...any) {
 		errs = append(errs, sdk.ConfigError{Key: key + k, Msg: fmt.Sprintf(format, args...)})
@@ -210,16 +257,39 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 		if err != nil {
 			fail(fmt.Sprintf(".match[%d]", i), "%v", err)
 		}
+		tables.use(fmt.Sprintf("%s.match[%d].in", key, i), cd.in)
 		cr.match = append(cr.match, cd)
 	}
-	if r.Alive {
-		for k, set := range map[string]bool{
-			"each": r.Each != "", "measurement": r.Measurement != "", "measurement_path": r.MeasurementPath != "",
-			"tags": len(r.Tags) > 0, "fields": len(r.Fields) > 0, "time": len(bytes.TrimSpace(r.Time)) > 0, "unique": len(r.Unique) > 0,
-		} {
-			if set {
+	for i, rm := range r.Remember {
+		k := fmt.Sprintf(".remember[%d]", i)
+		if !validTableName(rm.Table) {
+			fail(k+".table", "must be a name of letters, digits, '_' and '-', got %q", rm.Table)
+		}
+		kp, err := compilePath(rm.Key)
+		if err != nil {
+			fail(k+".key", "%v", err)
+		}
+		vp, err := compilePath(rm.Value)
+		if err != nil {
+			fail(k+".value", "%v", err)
+		}
+		tables.filled[rm.Table] = true
+		cr.remembers = append(cr.remembers, remember{table: rm.Table, key: kp, value: vp})
+	}
+	mapping := map[string]bool{
+		"each": r.Each != "", "measurement": r.Measurement != "", "measurement_path": r.MeasurementPath != "",
+		"tags": len(r.Tags) > 0, "fields": len(r.Fields) > 0, "time": len(bytes.TrimSpace(r.Time)) > 0 && string(bytes.TrimSpace(r.Time)) != "null", "unique": len(r.Unique) > 0,
+	}
+	mapsAny := slices.Contains(slices.Collect(maps.Values(mapping)), true)
+	switch {
+	case r.Alive:
+		for _, k := range sortedKeys(mapping) {
+			if mapping[k] {
 				fail("."+k, "an alive rule maps nothing: it only marks the messages it matches as proof the feed is alive; drop %s (or alive)", k)
 			}
+		}
+		if len(r.Remember) > 0 {
+			fail(".remember", "an alive rule only proves the feed alive; remember in a rule of its own")
 		}
 		if len(r.Match) == 0 {
 			fail(".match", "an alive rule needs conditions: without them every message would prove the feed alive")
@@ -227,7 +297,14 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 		slices.SortFunc(errs, func(a, b sdk.ConfigError) int { return strings.Compare(a.Key, b.Key) })
 		cr.meas = ""
 		return cr, errs
+	case len(r.Remember) > 0 && !mapsAny:
+		// A state rule: it remembers and maps nothing.
+		if len(r.Match) == 0 {
+			fail(".match", "a rule that only remembers needs conditions: without them it would take every message")
+		}
+		return cr, errs
 	}
+	cr.maps = true
 	if r.Each != "" {
 		p, err := compilePath(r.Each)
 		if err != nil {
@@ -253,10 +330,9 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 	}
 
 	for _, name := range sortedKeys(r.Tags) {
-		v, err := compileValue(name, r.Tags[name], true)
-		if err != nil {
-			fail(".tags."+name, "%v", err)
-		}
+		v, verrs := compileValue(key+".tags."+name, name, r.Tags[name], true)
+		errs = append(errs, verrs...)
+		tables.use(key+".tags."+name+".lookup", v.lookup)
 		cr.tags = append(cr.tags, v)
 	}
 	if len(r.Fields) == 0 {
@@ -266,17 +342,14 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 		if _, dup := r.Tags[name]; dup {
 			fail(".fields."+name, "is also a tag; a name can be one or the other")
 		}
-		v, err := compileValue(name, r.Fields[name], false)
-		if err != nil {
-			fail(".fields."+name, "%v", err)
-		}
+		v, verrs := compileValue(key+".fields."+name, name, r.Fields[name], false)
+		errs = append(errs, verrs...)
+		tables.use(key+".fields."+name+".lookup", v.lookup)
 		cr.fields = append(cr.fields, v)
 	}
-	if len(bytes.TrimSpace(r.Time)) > 0 && string(bytes.TrimSpace(r.Time)) != "null" {
-		t, err := compileTime(r.Time)
-		if err != nil {
-			fail(".time", "%v", err)
-		}
+	if mapping["time"] {
+		t, terrs := compileTime(key+".time", r.Time)
+		errs = append(errs, terrs...)
 		cr.time = t
 	}
 	for i, u := range r.Unique {
@@ -287,6 +360,19 @@ func compileRule(key string, r Rule) (*rule, sdk.ConfigErrors) {
 		}
 	}
 	return cr, errs
+}
+
+// validTableName keeps table names plain, so messages can quote them.
+func validTableName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func compileCond(c Condition) (cond, error) {
@@ -319,94 +405,130 @@ func compileCond(c Condition) (cond, error) {
 		}
 		cd.regex = re
 	}
+	if c.In != "" {
+		set++
+		if !validTableName(c.In) {
+			return cond{}, fmt.Errorf("in: must be a table name of letters, digits, '_' and '-', got %q", c.In)
+		}
+		cd.in = c.In
+	}
 	if set != 1 {
-		return cond{}, errors.New("set exactly one of equals, exists and regex")
+		return cond{}, errors.New("set exactly one of equals, exists, regex and in")
 	}
 	return cd, nil
 }
 
-func compileValue(name string, raw json.RawMessage, tag bool) (valueRef, error) {
+// compileValue compiles one tag or field; key is its config key.
+func compileValue(key, name string, raw json.RawMessage, tag bool) (valueRef, sdk.ConfigErrors) {
 	var spec ValueSpec
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) > 0 && raw[0] == '"':
-		if err := json.Unmarshal(raw, &spec.Path); err != nil {
-			return valueRef{}, err
-		}
-	case gjson.ParseBytes(raw).Type == gjson.Number:
-		// An unquoted array index in YAML: `side: 2`.
-		spec.Path = string(raw)
-	default:
-		if err := decodeStrict(raw, &spec); err != nil {
-			return valueRef{}, fmt.Errorf("must be a path or {path | value, type, map, optional}: %v", err)
-		}
+	v := valueRef{name: name}
+	fail := func(format string, args ...any) (valueRef, sdk.ConfigErrors) {
+		return v, sdk.ConfigErrors{{Key: key, Msg: fmt.Sprintf(format, args...)}}
 	}
-	v := valueRef{name: name, optional: spec.Optional}
+	raw = bytes.TrimSpace(raw)
+	switch got := gjson.ParseBytes(raw); {
+	case got.Type == gjson.String:
+		spec.Path = got.Str
+	case got.Type == gjson.Number:
+		// An unquoted array index in YAML: `side: 2`.
+		spec.Path = got.Raw
+	case got.IsObject():
+		if errs := decodeStrict(raw, &spec, key); len(errs) > 0 {
+			return v, errs
+		}
+	default:
+		return fail("must be a path or {path | value, ...}, got %s", describe(got))
+	}
+	v.optional = spec.Optional
 	if name == "" {
-		return v, errors.New("name is empty")
+		return fail("name is empty")
 	}
 	switch {
 	case (spec.Path == "") == (len(spec.Value) == 0):
-		return v, errors.New("set exactly one of path and value")
+		return fail("set exactly one of path and value")
 	case spec.Path != "":
 		p, err := compilePath(spec.Path)
 		if err != nil {
-			return v, err
+			return fail("%v", err)
 		}
 		v.path = &p
 	default:
 		v.literal = gjson.ParseBytes(spec.Value)
 		if !gjson.ValidBytes(spec.Value) || v.literal.IsObject() || v.literal.IsArray() || v.literal.Type == gjson.Null {
-			return v, errors.New("value must be a string, number or bool")
+			return fail("value must be a string, number or bool")
 		}
 	}
+	if spec.Lookup != "" {
+		switch {
+		case v.path == nil:
+			return fail("lookup takes its key from a path, not a value")
+		case !validTableName(spec.Lookup):
+			return fail("lookup: must be a table name of letters, digits, '_' and '-', got %q", spec.Lookup)
+		}
+		v.lookup = spec.Lookup
+	}
+	tf, err := compileTransforms(spec)
+	if err != nil {
+		return fail("%v", err)
+	}
+	v.tf = tf
 	if spec.Type != "" {
 		if tag {
-			return v, errors.New("a tag is always a string; type applies to fields")
+			return fail("a tag is always a string; type applies to fields")
 		}
 		k, err := sluice.ParseKind(spec.Type)
 		if err != nil {
-			return v, err
+			return fail("%v", err)
 		}
 		v.kind = k
 	}
 	if spec.Map != nil {
 		v.mapping = make(map[string]gjson.Result, len(spec.Map))
-		for k, r := range spec.Map {
+		for _, k := range sortedKeys(spec.Map) {
+			r := spec.Map[k]
 			res := gjson.ParseBytes(r)
 			if !gjson.ValidBytes(r) || res.IsObject() || res.IsArray() || res.Type == gjson.Null {
-				return v, fmt.Errorf("map.%s: must be a string, number or bool", k)
+				return fail("map.%s: must be a string, number or bool", k)
 			}
 			v.mapping[k] = res
 		}
 	}
 	if v.path == nil {
 		// Check the literal converts now rather than on every message.
-		if _, err := v.convert(v.literal, tag); err != nil {
-			return v, fmt.Errorf("value: %v", err)
+		if _, _, err := v.resolve(gjson.Result{}, gjson.Result{}, tag, nil); err != nil {
+			return fail("value: %v", err)
 		}
 	}
 	return v, nil
 }
 
-func compileTime(raw json.RawMessage) (*timeRef, error) {
+func compileTime(key string, raw json.RawMessage) (*timeRef, sdk.ConfigErrors) {
 	spec := TimeSpec{Format: TimeRFC3339}
-	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &spec.Path); err != nil {
-			return nil, err
+	fail := func(format string, args ...any) (*timeRef, sdk.ConfigErrors) {
+		return nil, sdk.ConfigErrors{{Key: key, Msg: fmt.Sprintf(format, args...)}}
+	}
+	switch got := gjson.ParseBytes(raw); {
+	case got.Type == gjson.String:
+		spec.Path = got.Str
+	case got.IsObject():
+		if errs := decodeStrict(raw, &spec, key); len(errs) > 0 {
+			return nil, errs
 		}
-	} else if err := decodeStrict(raw, &spec); err != nil {
-		return nil, fmt.Errorf("must be a path or {path, format, optional}: %v", err)
+		if spec.Format == "" {
+			spec.Format = TimeRFC3339
+		}
+	default:
+		return fail("must be a path or {path, format, optional}, got %s", describe(got))
 	}
 	p, err := compilePath(spec.Path)
 	if err != nil {
-		return nil, err
+		return fail("%v", err)
 	}
 	switch spec.Format {
 	case TimeUnixS, TimeUnixMs, TimeUnixUs, TimeUnixNs, TimeRFC3339:
 	default:
 		if err := checkLayout(spec.Format); err != nil {
-			return nil, err
+			return fail("%v", err)
 		}
 	}
 	return &timeRef{path: p, format: spec.Format, optional: spec.Optional}, nil
@@ -426,36 +548,46 @@ func checkLayout(layout string) error {
 	return nil
 }
 
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 // Map applies the rules to one message received at received, appending
 // the points to dst. Rules are tried in order; the first that matches
 // maps the message, and unless it has `continue`, the search stops there.
-// matched reports whether any rule matched, an alive rule included. Map
-// never panics on any input: a message it cannot map yields MapErrors,
-// and one nesting deeper than max_json_depth (default
-// DefaultMaxJSONDepth) is refused whole.
+// matched reports whether any rule matched, an alive or remember rule
+// included. Map never panics on any input: a message it cannot map yields
+// MapErrors, and one nesting deeper than max_json_depth (default
+// DefaultMaxJSONDepth) is refused whole. Map remembers nothing between
+// calls; MapState keeps what rules remember in st.
 func (m *Mapper) Map(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched bool) {
-	out, errs, matched, alive := m.mapMessage(msg, received, dst)
-	return out, errs, matched || alive
+	return m.MapState(msg, received, dst, nil)
 }
 
-// mapMessage is Map telling apart the rules that matched: matched says a
-// rule that maps points did, alive that an alive rule did.
-func (m *Mapper) mapMessage(msg []byte, received time.Time, dst []sluice.Point) (out []sluice.Point, errs []MapError, matched, alive bool) {
+// MapState is Map with st, the State of one connection: rules with
+// remember store into it, lookups and `in` conditions read from it. st
+// may be nil, in which case nothing is remembered.
+func (m *Mapper) MapState(msg []byte, received time.Time, dst []sluice.Point, st *State) (out []sluice.Point, errs []MapError, matched bool) {
+	out, errs, res := m.mapMessage(msg, received, dst, st)
+	return out, errs, res.any()
+}
+
+// mapResult tells apart the kinds of rule that matched a message.
+type mapResult struct {
+	matched    bool // a rule that maps points
+	alive      bool // an alive rule
+	remembered bool // a rule that only remembers
+}
+
+func (r mapResult) any() bool { return r.matched || r.alive || r.remembered }
+
+// mapMessage is Map telling apart the rules that matched.
+func (m *Mapper) mapMessage(msg []byte, received time.Time, dst []sluice.Point, st *State) (out []sluice.Point, errs []MapError, res mapResult) {
 	if tooDeep(msg, m.maxDepth) {
-		return dst, []MapError{{Msg: ErrTooDeep}}, false, false
+		return dst, []MapError{{Msg: ErrTooDeep}}, res
 	}
 	if !gjson.ValidBytes(msg) {
-		return dst, []MapError{{Msg: ErrNotJSON}}, false, false
+		return dst, []MapError{{Msg: ErrNotJSON}}, res
 	}
 	root := gjson.ParseBytes(msg)
 	for _, r := range m.rules {
-		ok, err := r.matches(root)
+		ok, err := r.matches(root, st)
 		if err != nil {
 			errs = append(errs, *err)
 			continue
@@ -463,36 +595,40 @@ func (m *Mapper) mapMessage(msg []byte, received time.Time, dst []sluice.Point) 
 		if !ok {
 			continue
 		}
-		if r.alive {
-			alive = true
-		} else {
-			matched = true
-			dst, errs = r.apply(root, received, dst, errs)
+		errs = r.remember(root, st, errs)
+		switch {
+		case r.alive:
+			res.alive = true
+		case r.maps:
+			res.matched = true
+			dst, errs = r.apply(root, received, dst, errs, st)
+		default:
+			res.remembered = true
 		}
 		if !r.cont {
 			break
 		}
 	}
-	return dst, errs, matched, alive
+	return dst, errs, res
 }
 
 // matches reports whether every condition holds. A panic inside gjson (a
 // bug there, on some path and input) becomes a MapError, not a crash.
-func (r *rule) matches(root gjson.Result) (ok bool, merr *MapError) {
+func (r *rule) matches(root gjson.Result, st *State) (ok bool, merr *MapError) {
 	defer func() {
 		if p := recover(); p != nil {
 			ok, merr = false, &MapError{Rule: r.name, Msg: fmt.Sprintf("internal: panic evaluating match: %v", p)}
 		}
 	}()
 	for i := range r.match {
-		if !r.match[i].holds(root) {
+		if !r.match[i].holds(root, st) {
 			return false, nil
 		}
 	}
 	return true, nil
 }
 
-func (c *cond) holds(root gjson.Result) bool {
+func (c *cond) holds(root gjson.Result, st *State) bool {
 	v := c.path.get(root, root)
 	switch {
 	case c.exists != nil:
@@ -501,12 +637,15 @@ func (c *cond) holds(root gjson.Result) bool {
 		return v.Exists() && sameValue(v, *c.equals)
 	case c.regex != nil:
 		return v.Exists() && c.regex.MatchString(textOf(v))
+	case c.in != "":
+		return v.Exists() && !v.IsObject() && !v.IsArray() && st.has(c.in, textOf(v))
 	}
 	return false
 }
 
-// sameValue compares two scalars by kind and value; numbers by value, so
-// 1 equals 1.0.
+// sameValue compares two scalars by kind and value; numbers by exact
+// decimal value, so 1 equals 1.0 and two 27-digit ids differing in the
+// last digit differ.
 func sameValue(a, b gjson.Result) bool {
 	if a.Type != b.Type {
 		return false
@@ -515,12 +654,7 @@ func sameValue(a, b gjson.Result) bool {
 	case gjson.String:
 		return a.Str == b.Str
 	case gjson.Number:
-		if a.Raw == b.Raw {
-			return true
-		}
-		x, errX := strconv.ParseFloat(a.Raw, 64)
-		y, errY := strconv.ParseFloat(b.Raw, 64)
-		return errX == nil && errY == nil && x == y
+		return decimalEqual(a.Raw, b.Raw)
 	case gjson.True, gjson.False, gjson.Null:
 		return true
 	}
@@ -535,7 +669,7 @@ func textOf(v gjson.Result) string {
 	return v.Raw
 }
 
-func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, errs []MapError) (out []sluice.Point, outErrs []MapError) {
+func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, errs []MapError, st *State) (out []sluice.Point, outErrs []MapError) {
 	defer func() {
 		if p := recover(); p != nil {
 			out = dst
@@ -543,7 +677,7 @@ func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, 
 		}
 	}()
 	if r.each == nil {
-		p, err := r.point(root, root, received)
+		p, err := r.point(root, root, received, st)
 		if err != nil {
 			return dst, append(errs, *err)
 		}
@@ -558,7 +692,7 @@ func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, 
 	}
 	i := 0
 	arr.ForEach(func(_, el gjson.Result) bool {
-		p, err := r.point(root, el, received)
+		p, err := r.point(root, el, received, st)
 		if err != nil {
 			err.Msg = fmt.Sprintf("element %d: %s", i, err.Msg)
 			errs = append(errs, *err)
@@ -571,7 +705,7 @@ func (r *rule) apply(root gjson.Result, received time.Time, dst []sluice.Point, 
 	return dst, errs
 }
 
-func (r *rule) point(root, el gjson.Result, received time.Time) (sluice.Point, *MapError) {
+func (r *rule) point(root, el gjson.Result, received time.Time, st *State) (sluice.Point, *MapError) {
 	fail := func(p *jpath, format string, args ...any) (sluice.Point, *MapError) {
 		e := &MapError{Rule: r.name, Msg: fmt.Sprintf(format, args...)}
 		if p != nil {
@@ -595,7 +729,7 @@ func (r *rule) point(root, el gjson.Result, received time.Time) (sluice.Point, *
 	}
 	for i := range r.tags {
 		t := &r.tags[i]
-		v, present, err := t.resolve(root, el, true)
+		v, present, err := t.resolve(root, el, true, st)
 		if err != nil {
 			return fail(t.path, "tag %s: %v", t.name, err)
 		}
@@ -606,7 +740,7 @@ func (r *rule) point(root, el gjson.Result, received time.Time) (sluice.Point, *
 	p.Fields = make([]sluice.Field, 0, len(r.fields))
 	for i := range r.fields {
 		f := &r.fields[i]
-		v, present, err := f.resolve(root, el, false)
+		v, present, err := f.resolve(root, el, false, st)
 		if err != nil {
 			return fail(f.path, "field %s: %v", f.name, err)
 		}
@@ -635,9 +769,9 @@ func (r *rule) point(root, el gjson.Result, received time.Time) (sluice.Point, *
 	return p, nil
 }
 
-// resolve reads, maps and converts one tag or field. present is false for
-// an optional value that is missing or null.
-func (v *valueRef) resolve(root, el gjson.Result, tag bool) (val sluice.Value, present bool, err error) {
+// resolve reads, looks up, transforms, maps and converts one tag or
+// field. present is false for an optional value that is missing or null.
+func (v *valueRef) resolve(root, el gjson.Result, tag bool, st *State) (val sluice.Value, present bool, err error) {
 	raw := v.literal
 	if v.path != nil {
 		raw = v.path.get(root, el)
@@ -649,6 +783,27 @@ func (v *valueRef) resolve(root, el gjson.Result, tag bool) (val sluice.Value, p
 				return sluice.Value{}, false, errors.New("is null")
 			}
 			return sluice.Value{}, false, errors.New("missing")
+		}
+	}
+	if v.lookup != "" {
+		if raw.IsObject() || raw.IsArray() {
+			return sluice.Value{}, false, fmt.Errorf("lookup %s: key is %s", v.lookup, describe(raw))
+		}
+		got, ok := st.lookup(v.lookup, textOf(raw))
+		if !ok {
+			if v.optional {
+				return sluice.Value{}, false, nil
+			}
+			return sluice.Value{}, false, fmt.Errorf("lookup %s: %s is not remembered on this connection", v.lookup, describe(raw))
+		}
+		raw = got
+	}
+	if v.tf.any() {
+		if raw.IsObject() || raw.IsArray() {
+			return sluice.Value{}, false, fmt.Errorf("is %s; transforms take a string or number", describe(raw))
+		}
+		if raw, err = v.tf.apply(raw); err != nil {
+			return sluice.Value{}, false, err
 		}
 	}
 	if v.mapping != nil {
@@ -664,7 +819,9 @@ func (v *valueRef) resolve(root, el gjson.Result, tag bool) (val sluice.Value, p
 
 // convert turns a JSON scalar into a tag (a string value) or a field of
 // the configured kind. Numeric strings are parsed for numeric kinds; a
-// field with no type takes its kind from the JSON value.
+// field with no type takes its kind from the JSON value, and a number
+// that a float cannot hold exactly (a 27-digit id) is refused rather
+// than rounded.
 func (v *valueRef) convert(r gjson.Result, tag bool) (sluice.Value, error) {
 	if r.IsObject() || r.IsArray() {
 		if !tag && v.kind == sluice.KindString {
@@ -679,6 +836,9 @@ func (v *valueRef) convert(r gjson.Result, tag bool) (sluice.Value, error) {
 	case sluice.KindInvalid:
 		switch r.Type {
 		case gjson.Number:
+			if !floatExact(r.Raw) {
+				return sluice.Value{}, fmt.Errorf("%s does not fit a float exactly; set type: string to keep every digit (or int or uint if it is a whole number in range)", describe(r))
+			}
 			return toFloat(r)
 		case gjson.String:
 			return sluice.String(r.Str), nil
@@ -736,12 +896,13 @@ func toInt(r gjson.Result) (sluice.Value, error) {
 	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return sluice.Int(i), nil
 	}
-	// 1e3 or 5.0: accept when the value is a whole number in range.
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+	// 1e3 or 5.0: accept when the value is exactly a whole number in
+	// range (a float would round 9007199254740993.0).
+	x, ok := parseDecimal(s)
+	if !ok || !x.IsInt() || !x.Num().IsInt64() {
 		return sluice.Value{}, fmt.Errorf("%s is not an int64", describe(r))
 	}
-	return sluice.Int(int64(f)), nil
+	return sluice.Int(x.Num().Int64()), nil
 }
 
 func toUint(r gjson.Result) (sluice.Value, error) {
@@ -752,11 +913,11 @@ func toUint(r gjson.Result) (sluice.Value, error) {
 	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
 		return sluice.Uint(u), nil
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || f < 0 || f >= math.MaxUint64 {
+	x, ok := parseDecimal(s)
+	if !ok || !x.IsInt() || x.Sign() < 0 || !x.Num().IsUint64() {
 		return sluice.Value{}, fmt.Errorf("%s is not a uint64", describe(r))
 	}
-	return sluice.Uint(uint64(f)), nil
+	return sluice.Uint(x.Num().Uint64()), nil
 }
 
 // describe names a value in an error, shortened so a huge value cannot

@@ -43,7 +43,7 @@ func yamlJSON(t testing.TB, doc string) json.RawMessage {
 func mustMapper(t testing.TB, rulesYAML string) *Mapper {
 	t.Helper()
 	var rules []Rule
-	if err := decodeStrict(yamlJSON(t, rulesYAML), &rules); err != nil {
+	if err := decodeStrict(yamlJSON(t, rulesYAML), &rules, "rules"); err != nil {
 		t.Fatalf("rules: %v", err)
 	}
 	m, errs := NewMapper(rules)
@@ -75,11 +75,14 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// renderMap maps each message and renders what came out, for a golden file.
+// renderMap maps each message, as one connection's (what rules remember
+// from one is there for the next), and renders what came out, for a
+// golden file.
 func renderMap(m *Mapper, msgs []string) string {
 	var b strings.Builder
+	st := NewState()
 	for _, msg := range msgs {
-		points, errs, matched := m.Map([]byte(msg), received, nil)
+		points, errs, matched := m.MapState([]byte(msg), received, nil, st)
 		fmt.Fprintf(&b, "> %s\n", msg)
 		for _, p := range points {
 			fmt.Fprintf(&b, "  %s\n", sdk.FormatPoint(p))
@@ -333,6 +336,113 @@ func TestMapGolden(t *testing.T) {
 			},
 		},
 		{
+			// Bitfinex: the subscribe ack names the symbol once; data
+			// messages carry only the channel id. The sign of the amount
+			// is the side; its absolute value the quantity.
+			name: "remember_lookup",
+			rules: `
+- name: subscribed
+  match: [{path: event, equals: subscribed}, {path: channel, equals: trades}]
+  remember: [{table: channels, key: chanId, value: symbol}, {table: pairs, key: chanId, value: pair}]
+- name: trade
+  match: [{path: "0", in: channels}, {path: "1", equals: te}]
+  measurement: trades
+  tags:
+    symbol: {path: "0", lookup: channels}
+    pair: {path: "0", lookup: pairs, case: lower}
+    side: {path: "2.2", sign: true, map: {"1": buy, "-1": sell}}
+  fields:
+    trade_id: {path: "2.0", type: int}
+    qty: {path: "2.2", abs: true, type: float}
+    price: {path: "2.3", type: float}
+    chan: {path: "0", type: int}
+  time: {path: "2.1", format: unix_ms}
+- name: unknown_channel
+  match: [{path: "1", equals: te}]
+  measurement: trades
+  tags: {symbol: {path: "0", lookup: channels}}
+  fields: {x: {value: 1}}
+`,
+			msgs: []string{
+				`[17470,"te",[401597395,1574694478808,0.005,7245.3]]`,
+				`{"event":"subscribed","channel":"trades","chanId":17470,"symbol":"tBTCUSD","pair":"BTCUSD"}`,
+				`{"event":"subscribed","channel":"book","chanId":99,"symbol":"tBTCUSD"}`,
+				`[17470,"te",[401597395,1574694478808,0.005,7245.3]]`,
+				`[17470,"te",[401597396,1574694478809,-0.25,7245.2]]`,
+				`[17470,"te",[401597397,1574694478809,0,7245.2]]`,
+				`[99,"te",[1,2,3,4]]`,
+				`{"event":"subscribed","channel":"trades","chanId":17470,"symbol":"tETHUSD","pair":"ETHUSD"}`,
+				`[17470,"te",[5,1574694478810,"-1e-3",2000]]`,
+				`{"event":"subscribed","channel":"trades","symbol":"tX"}`,
+			},
+		},
+		{
+			// Huobi and Bitstamp name the symbol only inside a channel
+			// name; some feeds send the side as "B"/"S" or "Buy"; sizes
+			// in contracts are scaled to base units exactly.
+			name: "transforms",
+			rules: `
+- name: t
+  measurement: trades
+  tags:
+    symbol: {path: ch, regex: "^market\\.([a-z0-9]+)\\.trade\\.detail$", case: upper}
+    side: {path: S, case: lower}
+    flag: {path: b, map: {B: buy, S: sell}}
+  fields:
+    base_qty: {path: contracts, scale: "0.001", type: float}
+    notional: {path: contracts, scale: 100, type: int}
+    sign: {path: contracts, sign: true, type: int}
+`,
+			msgs: []string{
+				`{"ch":"market.btcusdt.trade.detail","S":"Buy","b":"B","contracts":"12345"}`,
+				`{"ch":"market.ethusdt.trade.detail","S":"SELL","b":"S","contracts":0.1}`,
+				`{"ch":"market.btc-usdt.trade.detail","S":"Buy","b":"B","contracts":1}`,
+				`{"ch":"market.btcusdt.trade.detail","S":"Buy","b":"X","contracts":1}`,
+				`{"ch":"market.btcusdt.trade.detail","S":"Buy","b":"B","contracts":"many"}`,
+				`{"ch":"market.btcusdt.trade.detail","S":"Buy","b":"B","contracts":0.0015}`,
+				`{"ch":"market.btcusdt.trade.detail","S":"Buy","b":"B","contracts":{"n":1}}`,
+			},
+		},
+		{
+			// A 27-digit Huobi id: the shorthand refuses it rather than
+			// round it to a float equal to its neighbour's; type string
+			// keeps every digit; int and uint refuse what they cannot
+			// hold.
+			name: "big_numbers",
+			rules: `
+- name: keep_digits
+  match: [{path: id, exists: true}]
+  continue: true
+  measurement: ids
+  fields: {id: {path: id, type: string}}
+- name: any
+  measurement: m
+  fields:
+    shorthand: {path: id, optional: true}
+    as_string: {path: id, type: string, optional: true}
+    as_int: {path: n, type: int, optional: true}
+    as_uint: {path: u, type: uint, optional: true}
+    small: {path: f, optional: true}
+`,
+			msgs: []string{
+				`{"id":137005445109359286410323766}`,
+				`{"id":137005445109359286410323767}`,
+				`{"id":1.37005445109359286410323766e26}`,
+				`{"f":52648.62}`,
+				`{"f":4.74E-4}`,
+				`{"f":0.30000000000000004}`,
+				`{"f":9007199254740993}`,
+				`{"n":"9007199254740993.0"}`,
+				`{"n":9223372036854775807}`,
+				`{"n":9223372036854775808}`,
+				`{"n":1e3}`,
+				`{"n":"1e999999999"}`,
+				`{"u":18446744073709551615}`,
+				`{"u":1.8446744073709551615e19}`,
+				`{"u":-0.0}`,
+			},
+		},
+		{
 			name: "not_json",
 			rules: `
 - {name: r, measurement: m, fields: {x: x}}
@@ -356,14 +466,14 @@ func TestNewMapperRejects(t *testing.T) {
 		{"no fields", `[{measurement: a}]`, []string{"rules[0].fields: must name at least one field"}},
 		{"bad type", `[{measurement: a, fields: {x: {path: x, type: decimal}}}]`, []string{`rules[0].fields.x: unknown field type "decimal"`}},
 		{"type on tag", `[{measurement: a, tags: {t: {path: t, type: int}}, fields: {x: x}}]`, []string{"rules[0].tags.t: a tag is always a string"}},
-		{"unknown spec key", `[{measurement: a, fields: {x: {pth: x}}}]`, []string{`rules[0].fields.x: must be a path or`, `unknown field "pth"`}},
+		{"unknown spec key", `[{measurement: a, fields: {x: {pth: x}}}]`, []string{`rules[0].fields.x.pth: unknown key`}},
 		{"path and value", `[{measurement: a, fields: {x: {path: x, value: 1}}}]`, []string{"rules[0].fields.x: set exactly one of path and value"}},
 		{"bad literal", `[{measurement: a, fields: {x: {value: abc, type: int}}}]`, []string{`rules[0].fields.x: value: string "abc" is not an int64`}},
 		{"bad path", `[{measurement: a, fields: {x: "a..b"}}]`, []string{"rules[0].fields.x: empty path component"}},
 		{"unbalanced", `[{measurement: a, fields: {x: "a.#(b==1"}}]`, []string{`rules[0].fields.x: unclosed '('`}},
 		{"modifier", `[{measurement: a, fields: {x: "@nosuch"}}]`, []string{"rules[0].fields.x: unknown modifier @nosuch"}},
 		{"bad regex", `[{measurement: a, match: [{path: a, regex: "("}], fields: {x: x}}]`, []string{"rules[0].match[0]: regex:"}},
-		{"two tests", `[{measurement: a, match: [{path: a, equals: 1, exists: true}], fields: {x: x}}]`, []string{"rules[0].match[0]: set exactly one of equals, exists and regex"}},
+		{"two tests", `[{measurement: a, match: [{path: a, equals: 1, exists: true}], fields: {x: x}}]`, []string{"rules[0].match[0]: set exactly one of equals, exists, regex and in"}},
 		{"no test", `[{measurement: a, match: [{path: a}], fields: {x: x}}]`, []string{"rules[0].match[0]: set exactly one"}},
 		{"object equals", `[{measurement: a, match: [{path: a, equals: {b: 1}}], fields: {x: x}}]`, []string{"equals must be a string, number, bool or null"}},
 		{"bad time format", `[{measurement: a, fields: {x: x}, time: {path: t, format: unix_minutes}}]`, []string{`rules[0].time: format "unix_minutes" is not`}},
@@ -374,13 +484,38 @@ func TestNewMapperRejects(t *testing.T) {
 		{"tag and field", `[{measurement: a, tags: {x: x}, fields: {x: x}}]`, []string{"rules[0].fields.x: is also a tag"}},
 		{"each from root", `[{measurement: a, each: $.items, fields: {x: x}}]`, []string{"rules[0].each: is always read from the message"}},
 		{"map to object", `[{measurement: a, tags: {s: {path: s, map: {a: {b: 1}}}}, fields: {x: x}}]`, []string{"rules[0].tags.s: map.a: must be a string, number or bool"}},
+		{"regex without a group", `[{measurement: a, tags: {s: {path: ch, regex: "^market"}}, fields: {x: x}}]`, []string{`rules[0].tags.s: regex: needs exactly one capture group`}},
+		{"regex with two groups", `[{measurement: a, tags: {s: {path: ch, regex: "(a)(b)"}}, fields: {x: x}}]`, []string{`has 2`}},
+		{"bad regex", `[{measurement: a, tags: {s: {path: ch, regex: "("}}, fields: {x: x}}]`, []string{`rules[0].tags.s: regex: error parsing regexp`}},
+		{"abs and sign", `[{measurement: a, fields: {x: {path: x, abs: true, sign: true}}}]`, []string{"rules[0].fields.x: set at most one of abs and sign"}},
+		{"scale zero", `[{measurement: a, fields: {x: {path: x, scale: 0}}}]`, []string{"rules[0].fields.x: scale: must be a non-zero decimal number"}},
+		{"scale text", `[{measurement: a, fields: {x: {path: x, scale: lots}}}]`, []string{"rules[0].fields.x: scale: must be a non-zero decimal number"}},
+		{"scale huge exponent", `[{measurement: a, fields: {x: {path: x, scale: "1e100000"}}}]`, []string{"scale: must be a non-zero decimal number"}},
+		{"bad case", `[{measurement: a, tags: {s: {path: s, case: title}}, fields: {x: x}}]`, []string{`rules[0].tags.s: case: must be upper or lower, not "title"`}},
+		{"abs on a literal", `[{measurement: a, fields: {x: {value: abc, abs: true}}}]`, []string{`rules[0].fields.x: value: string "abc" is not a number`}},
+		{"lookup of a literal", `[{measurement: a, fields: {x: {value: 1, lookup: t}}}]`, []string{"rules[0].fields.x: lookup takes its key from a path"}},
+		{"lookup of a table nothing fills", `[{measurement: a, tags: {s: {path: "0", lookup: channels}}, fields: {x: x}}]`,
+			[]string{`rules[0].tags.s.lookup: no rule remembers into table "channels"`}},
+		{"in a table nothing fills", `[{measurement: a, match: [{path: "0", in: chans}], fields: {x: x}}]`,
+			[]string{`rules[0].match[0].in: no rule remembers into table "chans"`}},
+		{"in and equals", `[{measurement: a, match: [{path: "0", in: t, equals: 1}], fields: {x: x}}]`,
+			[]string{"rules[0].match[0]: set exactly one of equals, exists, regex and in"}},
+		{"remember without conditions", `[{remember: [{table: t, key: k, value: v}]}, {measurement: a, fields: {x: x}}]`,
+			[]string{"rules[0].match: a rule that only remembers needs conditions"}},
+		{"remember bad table and paths", `[{match: [{path: e, equals: s}], remember: [{table: "a b", key: "a..b", value: ""}]}, {measurement: a, fields: {x: x}}]`,
+			[]string{"rules[0].remember[0].table: must be a name", "rules[0].remember[0].key: empty path component", "rules[0].remember[0].value: path is empty"}},
+		{"alive that remembers", `[{alive: true, match: [{path: e, equals: hb}], remember: [{table: t, key: k, value: v}]}, {measurement: a, fields: {x: x}}]`,
+			[]string{"rules[0].remember: an alive rule only proves the feed alive"}},
+		{"wrong kinds, every one", `[{name: 7, measurement: a, match: [{path: 1}], fields: {x: {path: [x], optional: maybe}}, unique: x}]`,
+			[]string{"rules[0].match[0].path: must be a string, got number 1", "rules[0].name: must be a string, got number 7", "rules[0].unique: must be a list, got string \"x\"",
+				"rules[0].fields.x.optional: must be true or false, got string \"maybe\"", "rules[0].fields.x.path: must be a string, got an array"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var rules []Rule
-			if err := decodeStrict(yamlJSON(t, tc.rules), &rules); err != nil {
-				t.Fatal(err)
-			}
-			_, errs := NewMapper(rules)
+			// Every problem at once: decoding goes on past one.
+			errs := decodeStrict(yamlJSON(t, tc.rules), &rules, "rules")
+			_, merrs := NewMapper(rules)
+			errs = append(errs, merrs...)
 			got := errs.Error()
 			if len(errs) == 0 {
 				t.Fatal("rules accepted")

@@ -649,7 +649,7 @@ func TestFullQueueDropsAndCounts(t *testing.T) {
 	ss := &session{src: src, set: src.set, out: rec}
 	start := time.Now()
 	for i := range 5 {
-		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}); err != nil {
+		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -681,7 +681,7 @@ func TestQueueWaitRidesOutAPause(t *testing.T) {
 		taken <- n
 	}()
 	for i := range 5 {
-		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}); err != nil {
+		if _, err := ss.handle(context.Background(), frame{text: true, data: []byte(fmt.Sprintf(`{"type":"trade","s":"S%d","p":1}`, i))}, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logfmt"
 	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
@@ -42,6 +43,10 @@ type Stats struct {
 	DecompressErrors  atomic.Uint64 // binary frames that did not decompress
 	TooDeep           atomic.Uint64 // frames nesting deeper than max_json_depth, dropped
 	Answered          atomic.Uint64 // server pings answered
+	AnswerErrors      atomic.Uint64 // server pings a reply could not be made for
+	Replies           atomic.Uint64 // the server's replies to our heartbeats
+	Acks              atomic.Uint64 // messages on_open expected that no rule matched
+	Remembered        atomic.Uint64 // messages only remember rules matched
 	Heartbeats        atomic.Uint64 // messages only alive rules matched
 	Connects          atomic.Uint64 // connections opened (on_open done)
 }
@@ -52,8 +57,9 @@ func (s *Stats) attrs() []any {
 		"not_json", s.NotJSON.Load(), "map_errors", s.MapErrors.Load(), "points", s.Points.Load(),
 		"dropped", s.Dropped.Load(), "oversize", s.Oversize.Load(),
 		"decompress_refused", s.DecompressRefused.Load(), "decompress_errors", s.DecompressErrors.Load(),
-		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "heartbeats", s.Heartbeats.Load(),
-		"connects", s.Connects.Load(),
+		"too_deep", s.TooDeep.Load(), "answered", s.Answered.Load(), "answer_errors", s.AnswerErrors.Load(),
+		"replies", s.Replies.Load(), "acks", s.Acks.Load(), "remembered", s.Remembered.Load(),
+		"heartbeats", s.Heartbeats.Load(), "connects", s.Connects.Load(),
 	}
 }
 
@@ -89,7 +95,10 @@ func New() *Source { return newSource(sdk.Logger()) }
 
 func newSource(log *slog.Logger) *Source {
 	scrub := redact.NewScrubber()
-	s := &Source{log: slog.New(scrub.Handler(log.Handler())), now: time.Now, sleep: backoff.Sleep, scrub: scrub}
+	// Durations as text: the agent re-logs this JSON, where nanoseconds
+	// would read 6.3e+08.
+	h := logfmt.Handler(scrub.Handler(log.Handler()))
+	s := &Source{log: slog.New(h), now: time.Now, sleep: backoff.Sleep, scrub: scrub}
 	s.sampler = logsample.New(sampleEvery, func() time.Time { return s.now() })
 	return s
 }

@@ -38,8 +38,9 @@ func (es ConfigErrors) Error() string {
 	return strings.Join(parts, "; ")
 }
 
-// Duration is a time.Duration that decodes from JSON as "1.5s" or as a
-// number of nanoseconds, for use in plugin config structs.
+// Duration is a time.Duration that decodes from JSON as "1.5s", for use
+// in plugin config structs. A bare number is refused, 0 aside: `30` in a
+// feed file means seconds to some and nanoseconds to Go.
 type Duration time.Duration
 
 func (d *Duration) UnmarshalJSON(b []byte) error {
@@ -52,12 +53,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		*d = Duration(v)
 		return nil
 	}
-	var n int64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf(`must be a duration like "500ms" or "5m", got %s`, b)
+	var n float64
+	if err := json.Unmarshal(b, &n); err == nil {
+		if n == 0 {
+			*d = 0
+			return nil
+		}
+		return errors.New(`must be a duration with a unit, such as "30s" (a bare number is not a duration)`)
 	}
-	*d = Duration(n)
-	return nil
+	return fmt.Errorf(`must be a duration like "500ms" or "5m", got %s`, kindWord(jsonKind(b)))
 }
 
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
@@ -282,7 +286,7 @@ func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 		if null {
 			return
 		}
-		c.object(key, raw, "an object", func(name string, val []byte) {
+		c.object(key, raw, "a mapping", func(name string, val []byte) {
 			f, ok := fieldByName(rv, name)
 			if !ok {
 				c.Errorf(joinKey(key, name), "unknown key")
@@ -308,7 +312,7 @@ func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 		if rv.IsNil() {
 			rv.Set(reflect.MakeMap(rv.Type()))
 		}
-		c.object(key, raw, "an object", func(name string, val []byte) {
+		c.object(key, raw, "a mapping", func(name string, val []byte) {
 			elem := reflect.New(rv.Type().Elem()).Elem()
 			n := len(c.errs)
 			c.decode(joinKey(key, name), val, elem)
@@ -325,7 +329,7 @@ func (c *ConfigCheck) decode(key string, raw []byte, rv reflect.Value) {
 func (c *ConfigCheck) object(key string, raw []byte, want string, f func(name string, val []byte)) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		c.Errorf(key, "must be %s, got %s", want, jsonKind(raw))
+		c.Errorf(key, "must be %s, got %s", want, kindWord(jsonKind(raw)))
 		return
 	}
 	for dec.More() {
@@ -357,7 +361,7 @@ func (c *ConfigCheck) leaf(key string, raw []byte, rv reflect.Value) {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr):
-		c.Errorf(joinKey(key, typeErr.Field), "must be %s, got %s", typeErr.Type, typeErr.Value)
+		c.Errorf(joinKey(key, typeErr.Field), "must be %s, got %s", typeWord(typeErr.Type), kindWord(typeErr.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		c.Errorf(joinKey(key, name), "unknown key")
@@ -480,6 +484,46 @@ func jsonFields(t reflect.Type, at []int) []jsonField {
 }
 
 // jsonKind names the kind of JSON value raw holds.
+// typeWord says what a value of Go type t is in a config file.
+func typeWord(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Map, reflect.Struct:
+		return "a mapping"
+	case reflect.Pointer:
+		return typeWord(t.Elem())
+	}
+	return "a " + t.Kind().String()
+}
+
+// kindWord says what kind of JSON value encoding/json or jsonKind named.
+func kindWord(kind string) string {
+	switch kind {
+	case "object":
+		return "a mapping"
+	case "array":
+		return "a list"
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	}
+	return kind
+}
+
 func jsonKind(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {

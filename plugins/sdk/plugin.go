@@ -45,15 +45,24 @@ const BinaryPrefix = "sluice-source-"
 // with the plugin. A plugin's main is a call to Serve.
 func Serve(src Source) {
 	go exitWithParent(os.Getppid(), time.Second)
+	p := &grpcPlugin{impl: src}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: PluginFor(src)},
+		Plugins:         plugin.PluginSet{PluginName: p},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
 			return grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(MaxSampleBytes+1<<20))...)
 		},
 		Logger: hclog.NewNullLogger(), // plugins log through Logger (slog)
 	})
+	// The host's shutdown stops the server, not Run: let Run return (and
+	// write its closing log lines) within the time go-plugin gives a
+	// plugin before it kills it.
+	p.WaitRuns(stopWait)
 }
+
+// stopWait bounds how long Serve waits for Run after the host's shutdown,
+// inside the 2 seconds go-plugin gives a plugin.
+const stopWait = 1500 * time.Millisecond
 
 // MaxSampleBytes bounds one sample message. A plugin takes Sample
 // requests this large, plus room for the config.

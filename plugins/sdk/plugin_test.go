@@ -76,7 +76,7 @@ func TestDescribeAndConfigure(t *testing.T) {
 	for _, tc := range []struct{ cfg, want string }{
 		{`{"rate":-1}`, "rate: must not be negative"},
 		{`{"rtae":1}`, "rtae: unknown key"},
-		{`{"rate":"fast"}`, "rate: must be int, got string"},
+		{`{"rate":"fast"}`, "rate: must be an integer, got a string"},
 	} {
 		_, err := c.Configure(ctx, ConfigureRequest{Feed: "f", Config: []byte(tc.cfg)})
 		var ces ConfigErrors

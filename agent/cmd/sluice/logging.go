@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/logfmt"
 )
 
 // newLogger builds the agent's logger. Under systemd (journal true) each
@@ -19,7 +20,8 @@ func newLogger(c config.Log, w io.Writer, journal bool) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	// Durations as text ("1.5s"): the JSON handler would write nanoseconds.
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logfmt.ReplaceAttr}
 	if !journal {
 		if c.Format == "json" {
 			return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -31,7 +33,7 @@ func newLogger(c config.Log, w io.Writer, journal bool) (*slog.Logger, error) {
 	if c.Format == "json" {
 		inner = slog.NewJSONHandler(lw, opts)
 	} else {
-		opts.ReplaceAttr = dropTime
+		opts.ReplaceAttr = logfmt.Chain(dropTime, logfmt.ReplaceAttr)
 		inner = slog.NewTextHandler(lw, opts)
 	}
 	return slog.New(&journalHandler{inner: inner, lw: lw}), nil

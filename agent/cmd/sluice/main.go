@@ -134,10 +134,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
 		return 1
 	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config warning", "warning", w)
+	}
 	switch cmd {
 	case "validate":
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		exe, _ := os.Executable()
+		dir, note, err := agent.ValidatePluginDir(cfg, exe)
+		if err != nil {
+			printErrors(stderr, err)
+			return 1
+		}
+		if note != "" {
+			fmt.Fprintf(stderr, "sluice: %s\n", note)
+		}
+		cfg.PluginDir = dir
 		if err := agent.ValidateFeeds(ctx, cfg, log); err != nil {
 			printErrors(stderr, err)
 			return 1

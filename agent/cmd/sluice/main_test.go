@@ -160,3 +160,27 @@ func TestArgs(t *testing.T) {
 		t.Errorf("tap to nowhere: exit %d, %s", code, errOut.String())
 	}
 }
+
+// Durations read as durations in every format, not as nanoseconds.
+func TestLoggerDurations(t *testing.T) {
+	for _, tc := range []struct {
+		format  string
+		journal bool
+		want    string
+	}{
+		{"json", false, `"retry_in":"630ms"`},
+		{"json", true, `"retry_in":"630ms"`},
+		{"text", false, `retry_in=630ms`},
+		{"text", true, `retry_in=630ms`},
+	} {
+		var b bytes.Buffer
+		log, err := newLogger(config.Log{Level: "info", Format: tc.format}, &b, tc.journal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Warn("reconnecting", "retry_in", 630*time.Millisecond)
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("%s (journal %v): %s, want %s", tc.format, tc.journal, b.String(), tc.want)
+		}
+	}
+}
