@@ -221,7 +221,7 @@ func (m *Manager) connect(ctx context.Context) error {
 		return err
 	}
 	m.nc, m.leases, m.pos = nc, leases, pos
-	m.log.Info("cluster: connected", "server", nc.ConnectedUrlRedacted(), "agent", m.opts.Agent, "lease_ttl", m.ttl)
+	m.log.Info("cluster: connected", "server", nc.ConnectedUrlRedacted(), "lease_ttl", m.ttl)
 	return nil
 }
 
@@ -487,7 +487,7 @@ func (m *Manager) join(ctx context.Context, v view) {
 	rev, err := m.leases.Create(ctx, agentKey(m.opts.Agent), m.presenceValue())
 	if err == nil {
 		m.presenceRev, m.joined, m.otherPresence = rev, time.Now(), 0
-		m.log.Info("cluster: joined", "agent", m.opts.Agent, "agents", slices.Sorted(maps.Keys(v.agents)))
+		m.log.Info("cluster: joined", "agents", slices.Sorted(maps.Keys(v.agents)))
 		return
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
