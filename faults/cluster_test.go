@@ -8,7 +8,8 @@ package faults
 // renewal interval), each resuming from the position the dead agent
 // stored in KV; the agent, started again, gets two feeds handed back.
 // The stream (the one store every agent writes) must hold every point
-// of every feed once: no gap, no duplicate.
+// of every feed once: no gap, no duplicate. SLUICE_FAULTS=full kills
+// each agent in turn, then each NATS node.
 //
 // Why a shared stream and not a SQLite file per agent: a feed moves
 // between agents, so a per-agent store holds pieces of it, and only
@@ -209,6 +210,22 @@ sinks:
 		}
 	}
 
+	if full() {
+		// A NATS node killed -9 and restarted: the KV buckets and the
+		// stream are R3, so leases are renewed through the other two
+		// (or, if a bucket's leader went with the node and its election
+		// outlasts three quarters of the TTL, they move, and the feeds
+		// resume from their stored positions all the same).
+		alive := slices.DeleteFunc(slices.Clone(peers), func(p *clusterPeer) bool { return p == peers[(rounds-1)%len(peers)] })
+		for node := range 3 {
+			nats.Kill(node)
+			time.Sleep(clusterTTL)
+			nats.Restart(node)
+			nats.WaitReady()
+			t.Logf("nats node %d killed and restarted; feeds: %v", node+1, waitSpread(t, alive, 3))
+		}
+	}
+
 	// Every feed runs to its count; the ones the last kill moved emitted
 	// exactly what came after their stored position. (If a lease changed
 	// hands again since, on a machine too busy to renew in time, the
@@ -390,36 +407,40 @@ func checkStreamComplete(t *testing.T, urls string, count int) {
 	_, js := testnats.Connect(t, urls)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The cluster's JetStream API may be between leaders for a moment.
+	// The cluster's JetStream API may be between leaders for a while
+	// after a node restarted: on an error, read it all again.
 	var n int
-	var c jetstream.Consumer
-	retry(t, "opening the stream", func() error {
+	var seen map[string]map[int]int // symbol → seq → messages
+	retry(t, "reading the stream", func() error {
+		seen = map[string]map[int]int{}
 		st, err := js.Stream(ctx, clusterStream)
 		if err != nil {
 			return err
 		}
 		n = int(st.CachedInfo().State.Msgs)
-		c, err = js.OrderedConsumer(ctx, clusterStream, jetstream.OrderedConsumerConfig{})
-		return err
-	})
-	seen := map[string]map[int]int{} // symbol → seq → messages
-	for got := 0; got < n; {
-		b, err := c.Fetch(min(n-got, 5000), jetstream.FetchMaxWait(5*time.Second))
+		c, err := js.OrderedConsumer(ctx, clusterStream, jetstream.OrderedConsumerConfig{})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		for m := range b.Messages() {
-			got++
-			sym, seq := parseSynthLine(t, string(m.Data()))
-			if seen[sym] == nil {
-				seen[sym] = map[int]int{}
+		for got := 0; got < n; {
+			b, err := c.Fetch(min(n-got, 5000), jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				return err
 			}
-			seen[sym][seq]++
+			for m := range b.Messages() {
+				got++
+				sym, seq := parseSynthLine(t, string(m.Data()))
+				if seen[sym] == nil {
+					seen[sym] = map[int]int{}
+				}
+				seen[sym][seq]++
+			}
+			if err := b.Error(); err != nil {
+				return err
+			}
 		}
-		if err := b.Error(); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return nil
+	})
 	for i := range clusterFeeds {
 		sym := symbolOf(clusterFeedName(i))
 		var missing, twice []int
