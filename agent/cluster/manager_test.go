@@ -297,13 +297,14 @@ func TestLeaveHandsOverAtOnce(t *testing.T) {
 	b.stop()
 	waitFor(t, "every feed on a", func() bool { return spread(6, feeds, a) })
 	deleted := map[string]bool{}
+	timeout := time.After(5 * time.Second)
 	for len(deleted) < len(mine)+1 {
 		select {
 		case e := <-w.Updates():
 			if e != nil && e.Operation() == jetstream.KeyValueDelete {
 				deleted[e.Key()] = true
 			}
-		case <-time.After(5 * time.Second):
+		case <-timeout:
 			t.Fatalf("deleted only %v from the bucket; b held %v", slices.Sorted(maps.Keys(deleted)), mine)
 		}
 	}
