@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -361,38 +362,80 @@ func (m *Manager) renew(ctx context.Context) error {
 	var failed error
 	if !m.joined.IsZero() {
 		rev, err := m.leases.Update(ctx, agentKey(m.opts.Agent), m.presenceValue(), m.presenceRev)
+		if isRevisionLost(err) {
+			var ok bool
+			if rev, ok, err = m.reclaim(ctx, agentKey(m.opts.Agent), m.presenceValue()); err == nil && !ok {
+				// Taken by an agent of the same name: join again,
+				// which says so.
+				m.log.Warn("cluster: this agent's presence in the bucket is another's; joining again")
+				m.joined, m.presenceRev = time.Time{}, 0
+			}
+		}
 		switch {
-		case err == nil:
-			m.presenceRev = rev
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
-			// Expired while the agent could not renew it, or taken by an
-			// agent of the same name: join again.
-			m.log.Warn("cluster: this agent's presence was gone from the bucket; joining again", "error", err)
-			m.joined, m.presenceRev = time.Time{}, 0
-		default:
+		case err != nil:
 			failed = err
+		case !m.joined.IsZero():
+			m.presenceRev = rev
 		}
 	}
 	for _, s := range m.heldSlots() {
 		h := m.held[s]
 		sent := time.Now()
 		rev, err := m.leases.Update(ctx, leaseKey(s), m.leaseValue(h), h.rev)
+		ok := err == nil
+		if isRevisionLost(err) {
+			rev, ok, err = m.reclaim(ctx, leaseKey(s), m.leaseValue(h))
+		}
 		switch {
-		case err == nil:
-			h.rev, h.renewed = rev, sent
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):
-			rev, cerr := m.leases.Create(ctx, leaseKey(s), m.leaseValue(h))
-			if cerr == nil {
-				m.log.Warn("cluster: a lease expired before it was renewed, and was free: taken again", "feed", s.Feed, "replica", s.N)
-				h.rev, h.renewed = rev, sent
-				continue
-			}
-			m.lose(s, "another agent holds it now")
-		default:
+		case err != nil:
 			failed = cmp.Or(failed, err)
+		case ok:
+			h.rev, h.renewed = rev, sent
+		default:
+			m.lose(s, "another agent holds it now")
 		}
 	}
 	return failed
+}
+
+// isRevisionLost reports an update refused because the key's revision
+// is not the one the agent named: the key expired, another agent took
+// it, or the agent's own last update went through but its answer was
+// lost.
+func isRevisionLost(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound)
+}
+
+// reclaim renews a key whose revision the agent lost track of. If the
+// key holds this run of the agent (its own update went through), or is
+// gone (expired, and nobody took it), the agent has it again; if
+// another holds it, ok is false. err is a request that was not answered.
+func (m *Manager) reclaim(ctx context.Context, key string, value []byte) (rev uint64, ok bool, err error) {
+	e, err := m.leases.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrKeyDeleted):
+		rev, err = m.leases.Create(ctx, key, value)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, false, nil
+		}
+		if err == nil {
+			m.log.Warn("cluster: a key expired before it was renewed, and was free: taken again", "key", key)
+		}
+		return rev, err == nil, err
+	case err != nil:
+		return 0, false, err
+	}
+	var mine struct {
+		Instance string `json:"instance"`
+	}
+	if json.Unmarshal(e.Value(), &mine) != nil || mine.Instance != m.instance {
+		return 0, false, nil
+	}
+	rev, err = m.leases.Update(ctx, key, value, e.Revision())
+	if isRevisionLost(err) {
+		return 0, false, nil // changed again meanwhile: not ours
+	}
+	return rev, err == nil, err
 }
 
 // fenceExpired drops the leases not renewed for three quarters of the

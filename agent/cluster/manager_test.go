@@ -420,3 +420,46 @@ func TestBucketTTLWins(t *testing.T) {
 		t.Errorf("lease TTL %vs, want the bucket's %s", got, 2*ttl)
 	}
 }
+
+// An update whose answer was lost (it went through; the agent saw a
+// timeout) leaves the agent naming an old revision: the lease still
+// holds this run of the agent, so it keeps it rather than stopping the
+// feed.
+func TestLostAnswerKeepsLease(t *testing.T) {
+	srv := testnats.Start(t, testnats.Options{})
+	feeds := map[string]int{"f1": 1}
+	a := startAgent(t, srv.URL(), "a", feeds)
+	waitFor(t, "f1 on a", func() bool { return spread(1, feeds, a) })
+	_, js := testnats.Connect(t, srv.URL())
+	kv, err := js.KeyValue(t.Context(), leasesBucket("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{leaseKey(Slot{"f1", 0}), agentKey("a")} {
+		e, err := kv.Get(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the agent's own update would have done.
+		if _, err := kv.Update(t.Context(), key, e.Value(), e.Revision()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * ttl)
+	if st := a.m.Status(); st.Changes[ChangeLost] != 0 || st.State != StateActive || !spread(1, feeds, a) {
+		t.Errorf("after an update whose answer was lost: %+v, running %v", st, a.host.runs())
+	}
+	// Another agent's value in the key is another matter: the lease is
+	// lost, and the feed stops.
+	e, err := kv.Get(t.Context(), leaseKey(Slot{"f1", 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(t.Context(), e.Key(), encodeValue(lease{Agent: "z", Instance: "other"}), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "f1 stopped on a", func() bool { return len(a.host.runs()) == 0 })
+	if st := a.m.Status(); st.Changes[ChangeLost] != 1 {
+		t.Errorf("lost %d leases, want 1", st.Changes[ChangeLost])
+	}
+}
