@@ -93,7 +93,7 @@ func waitLiveDown(t *testing.T, ag *testagent.Agent, addr string) {
 		})
 	})
 	out, _, _ := sluiceCmd(t, "status", "-config", ag.Config)
-	if !regexp.MustCompile(`(?m)^live +failed .*not connected to Redis at ` + regexp.QuoteMeta(addr)).MatchString(out) ||
+	if !regexp.MustCompile(`(?m)^live +failed .*not connected to Redis at `+regexp.QuoteMeta(addr)).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^sink live: .*redis connected 0; skipped `).MatchString(out) {
 		t.Errorf("sluice status while Redis is down:\n%s", out)
 	}
@@ -245,7 +245,9 @@ func TestLiveRedisRestart(t *testing.T) {
 	p.each(func(_ string, ag *testagent.Agent, _ *market, _ string) { waitLiveDown(t, ag, r.Addr) })
 	p.trade(t, 1500*time.Millisecond)
 	second := count()
-	p.each(func(name string, ag *testagent.Agent, m *market, symbol string) { waitAccounted(t, name, ag, len(m.tradeIDs(symbol))) })
+	p.each(func(name string, ag *testagent.Agent, m *market, symbol string) {
+		waitAccounted(t, name, ag, len(m.tradeIDs(symbol)))
+	})
 
 	r.Start()
 	p.each(func(_ string, ag *testagent.Agent, _ *market, _ string) { waitLiveUp(t, ag) })
