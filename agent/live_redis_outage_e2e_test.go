@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -327,4 +329,38 @@ func lastID(t *testing.T, c *liveClient, channel string) int64 {
 		t.Fatal(err)
 	}
 	return v.Fields.TradeID
+}
+
+// What is wrong in the config stays a config error naming the key: a
+// password file that cannot be read stops the start. A password that
+// Redis refuses is found only when Redis answers: the agent runs, and the
+// live sink shows as failed, naming the keys to check.
+func TestLiveRedisCredentials(t *testing.T) {
+	r := testredis.New(t, testredis.FreeAddr(t))
+	r.Args = []string{"--requirepass", "right-password-0123"}
+	r.Start()
+
+	dir := t.TempDir()
+	unreadable := filepath.Join(dir, "redis.password") // a directory: unreadable as a file, even for root
+	if err := os.Mkdir(unreadable, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := testagent.WriteConfig(t, dir, "sinks:\n"+liveSinkConfig(t, dir, "live", testagent.FreeAddr(t),
+		fmt.Sprintf("redis: {address: %s, password_file: %q}", r.Addr, unreadable))+"feeds: {}\n")
+	_, errOut, code := sluiceCmd(t, "run", "-config", path)
+	if code == 0 || !strings.Contains(errOut, path+": sinks.live.redis.password_file: ") {
+		t.Errorf("sluice run with an unreadable password_file: exit %d, stderr:\n%s", code, errOut)
+	}
+
+	wrong := filepath.Join(dir, "wrong.password")
+	testagent.WriteFile(t, wrong, "wrong-password-0123\n")
+	dir2 := t.TempDir()
+	ag := testagent.Launch(t, testagent.WriteConfig(t, dir2, "sinks:\n"+liveSinkConfig(t, dir2, "live", testagent.FreeAddr(t),
+		fmt.Sprintf("redis: {address: %s, password_file: %q}", r.Addr, wrong))+"feeds: {}\n"))
+	ag.WaitFor(t, "the live sink failed: Redis refuses the password", func(st agent.Status) bool {
+		s := testagent.Sink(st, "live")
+		return s.State == pipeline.SinkFailed && strings.HasPrefix(s.LastError, "not connected to Redis at "+r.Addr+" since ") &&
+			strings.Contains(s.LastError, ": the server refused the credentials (check redis.user and redis.password_file): WRONGPASS")
+	})
+	ag.Stop(t)
 }

@@ -34,6 +34,9 @@ const startTimeout = 30 * time.Second
 type Server struct {
 	// Addr is its host:port.
 	Addr string
+	// Args are more redis-server options for Start, such as
+	// "--requirepass", "secret".
+	Args []string
 	t    testing.TB
 	bin  string
 	dir  string
@@ -93,6 +96,7 @@ func (s *Server) Start() {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--logfile", s.logFile(), "--daemonize", "no")
+	cmd.Args = append(cmd.Args, s.Args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testredis: start %s: %v", s.bin, err)
 	}
@@ -104,7 +108,7 @@ func (s *Server) Start() {
 	s.cmd, s.done = cmd, done
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err := ping(s.Addr); err == nil {
+		if err := ping(s.Addr); err == nil || strings.HasPrefix(err.Error(), "PING answered \"-NOAUTH") {
 			return
 		} else if time.Now().After(deadline) {
 			t.Fatalf("testredis: redis-server on %s did not answer within %s: %v", s.Addr, startTimeout, err)
