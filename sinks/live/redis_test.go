@@ -109,6 +109,12 @@ func TestRedisDownAndBack(t *testing.T) {
 	if code := httpStatus(t, "http://"+s.Addr().String()+"/"); code != http.StatusOK {
 		t.Errorf("the page answered %d before Redis, want 200", code)
 	}
+	// A client that connects meanwhile is refused with 503 and tries
+	// again on its own.
+	tok := token(t, testSecret, "ann", time.Now().Add(time.Hour), "*")
+	early := newClient(t, s, tok)
+	early.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	early.Connect()
 	if err := s.Write(ctx, trades("BTCUSDT", 1, 100)); err != nil {
 		t.Fatalf("write with Redis down: %v", err)
 	}
@@ -121,14 +127,21 @@ func TestRedisDownAndBack(t *testing.T) {
 	if connected() != 1 {
 		t.Errorf("live_redis_connected = %v once Redis answers", connected())
 	}
-	c := newClient(t, s, token(t, testSecret, "ann", time.Now().Add(time.Hour), "*"))
+	early.waitFor(t, "the early client subscribed", func() bool { return early.hasEvent("subscribed: " + ch) })
+	c := newClient(t, s, tok)
 	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	c.Connect()
 	c.waitFor(t, "subscribed", func() bool { return c.hasEvent("subscribed: " + ch) })
 	if err := s.Write(ctx, trades("BTCUSDT", 101, 150)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "101..150", func() bool { return len(c.pubs[ch]) >= 50 })
+	for _, cl := range []*client{early, c} {
+		cl.waitFor(t, "101..150", func() bool { return len(cl.pubs[ch]) >= 50 })
+		cl.mu.Lock()
+		checkSequence(t, tradeIDs(t, cl.pubs[ch]), 101, 150)
+		cl.mu.Unlock()
+	}
+	early.Close()
 
 	r.Kill()
 	deadline := time.Now().Add(20 * time.Second)
@@ -138,6 +151,14 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A client that subscribes meanwhile is disconnected (3004, internal
+	// server error: centrifuge cannot read the channel's position), and
+	// reconnects until it can. Its requests sent while reconnecting wait
+	// for their ReadTimeout in the SDK: a short one, for goleak.
+	late := newClientWith(t, s, tok, func(c *centrifuge.Config) { c.ReadTimeout = 500 * time.Millisecond })
+	late.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	late.Connect()
+	late.waitFor(t, "a disconnect", func() bool { return late.hasEvent("reconnecting: 3004 ") })
 	before := skipped()
 	if err := s.Write(ctx, trades("BTCUSDT", 151, 200)); err != nil {
 		t.Fatalf("write with Redis killed: %v", err)
@@ -151,6 +172,8 @@ func TestRedisDownAndBack(t *testing.T) {
 
 	r.Start()
 	waitHealthy(t, s)
+	late.waitFor(t, "the late client subscribed", func() bool { return late.hasEvent("subscribed: " + ch) })
+	late.Close()
 	// The new Redis is empty: a new epoch, which the client learns from
 	// the first publication and resubscribes for; what it gets after
 	// that comes in order, once.
