@@ -94,6 +94,13 @@ func waitLiveDown(t *testing.T, ag *testagent.Agent, addr string) {
 			return strings.HasPrefix(reason, "sink live is failed: ") && re.MatchString(strings.TrimPrefix(reason, "sink live is failed: "))
 		})
 	})
+	_, metrics := get(t, ag.Base+"/metrics")
+	if v := metricValue(t, metrics, `sluice_sink_failed{sink="live"}`); v != 1 {
+		t.Errorf(`sluice_sink_failed{sink="live"} = %v while Redis is down, want 1`, v)
+	}
+	if v := metricValue(t, metrics, `sluice_sink_live_redis_connected{sink="live"}`); v != 0 {
+		t.Errorf(`sluice_sink_live_redis_connected{sink="live"} = %v while Redis is down, want 0`, v)
+	}
 	out, _, _ := sluiceCmd(t, "status", "-config", ag.Config)
 	if !regexp.MustCompile(`(?m)^live +failed .*not connected to Redis at `+regexp.QuoteMeta(addr)).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^sink live: .*redis connected 0; skipped `).MatchString(out) {
