@@ -140,6 +140,9 @@ func (s *outputSet) status() []SinkStatus {
 		if obs := s.observed[name]; obs != nil {
 			ss.LagSeconds = obs.LastLag().Seconds()
 			ss.Stats = obs.stats()
+			if err := obs.health(); err != nil && ss.State != pipeline.SinkStopped {
+				ss.State, ss.LastError = pipeline.SinkFailed, err.Error()
+			}
 		}
 		out = append(out, ss)
 	}

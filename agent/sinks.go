@@ -76,6 +76,15 @@ func (s *observedSink) stats() []sinks.Stat {
 	return nil
 }
 
+// health is what the sink says of its own connection, if it keeps one
+// (sinks.HealthReporter), with known secrets masked; nil when well.
+func (s *observedSink) health() error {
+	if r, ok := s.Sink.(sinks.HealthReporter); ok {
+		return s.scrub.Error(r.Health())
+	}
+	return nil
+}
+
 // LastLag is the lag of the newest point of the last batch written.
 func (s *observedSink) LastLag() time.Duration { return time.Duration(s.lastLag.Load()) }
 

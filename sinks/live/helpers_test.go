@@ -90,8 +90,18 @@ type client struct {
 
 func newClient(t *testing.T, s *Sink, tok string) *client {
 	t.Helper()
+	return newClientWith(t, s, tok, nil)
+}
+
+// newClientWith is newClient with change applied to the client's config.
+func newClientWith(t *testing.T, s *Sink, tok string, change func(*centrifuge.Config)) *client {
+	t.Helper()
 	c := &client{pubs: make(map[string][]centrifuge.Publication), changed: make(chan struct{}, 1)}
-	c.Client = centrifuge.NewJsonClient(wsURL(s), centrifuge.Config{Token: tok, MinReconnectDelay: 50 * time.Millisecond, MaxReconnectDelay: 200 * time.Millisecond})
+	cfg := centrifuge.Config{Token: tok, MinReconnectDelay: 50 * time.Millisecond, MaxReconnectDelay: 200 * time.Millisecond}
+	if change != nil {
+		change(&cfg)
+	}
+	c.Client = centrifuge.NewJsonClient(wsURL(s), cfg)
 	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
 	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event(fmt.Sprintf("disconnected: %d %s", e.Code, e.Reason)) })
 	c.OnConnecting(func(e centrifuge.ConnectingEvent) {

@@ -3,6 +3,8 @@ package live
 import (
 	"context"
 	"net"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,4 +83,155 @@ func TestRedisBroker(t *testing.T) {
 	if d := statValues(b.Stats(), "live_duplicates_total")[""]; d != 30 {
 		t.Errorf("b's duplicates = %v, want 30", d)
 	}
+}
+
+// A sink whose Redis is down when it opens opens anyway: it says so in
+// Health, serves the page, answers clients 503, and skips what it is
+// given without waiting (counted). Once Redis answers it serves; when
+// Redis is killed and started again (empty), it skips meanwhile and
+// serves again after, and its clients get what it publishes then.
+func TestRedisDownAndBack(t *testing.T) {
+	r := testredis.New(t, testredis.FreeAddr(t))
+	s := openSink(t, func(c *Config) { c.Redis.Address = r.Addr; c.Redis.Prefix = "t" + t.Name() })
+	s.Declare(context.Background(), []sluice.Measurement{{Name: "trades", Unique: []string{"exchange", "market", "symbol", "trade_id"}}})
+	ctx := context.Background()
+	const ch = "trades:binance:spot:BTCUSDT"
+	skipped := func() float64 { return statValues(s.Stats(), "live_skipped_total")[""] }
+	connected := func() float64 { return statValues(s.Stats(), "live_redis_connected")[""] }
+
+	err := s.Health()
+	if err == nil || !strings.Contains(err.Error(), "not connected to Redis at "+r.Addr+" since ") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("health with Redis down: %v", err)
+	}
+	if code := httpStatus(t, "http://"+s.Addr().String()+"/connection/websocket"); code != http.StatusServiceUnavailable {
+		t.Errorf("the client endpoint answered %d before Redis, want 503", code)
+	}
+	if code := httpStatus(t, "http://"+s.Addr().String()+"/"); code != http.StatusOK {
+		t.Errorf("the page answered %d before Redis, want 200", code)
+	}
+	// A client that connects meanwhile is refused with 503 and tries
+	// again on its own.
+	tok := token(t, testSecret, "ann", time.Now().Add(time.Hour), "*")
+	early := newClient(t, s, tok)
+	early.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	early.Connect()
+	if err := s.Write(ctx, trades("BTCUSDT", 1, 100)); err != nil {
+		t.Fatalf("write with Redis down: %v", err)
+	}
+	if got := skipped(); got != 100 {
+		t.Errorf("skipped = %v, want 100", got)
+	}
+
+	r.Start()
+	waitHealthy(t, s)
+	if connected() != 1 {
+		t.Errorf("live_redis_connected = %v once Redis answers", connected())
+	}
+	early.waitFor(t, "the early client subscribed", func() bool { return early.hasEvent("subscribed: " + ch) })
+	c := newClient(t, s, tok)
+	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	c.Connect()
+	c.waitFor(t, "subscribed", func() bool { return c.hasEvent("subscribed: " + ch) })
+	if err := s.Write(ctx, trades("BTCUSDT", 101, 150)); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*client{early, c} {
+		cl.waitFor(t, "101..150", func() bool { return len(cl.pubs[ch]) >= 50 })
+		cl.mu.Lock()
+		checkSequence(t, tradeIDs(t, cl.pubs[ch]), 101, 150)
+		cl.mu.Unlock()
+	}
+	early.Close()
+
+	r.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Health() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Health is still nil 20s after Redis was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// A client that subscribes meanwhile is disconnected (3004, internal
+	// server error: centrifuge cannot read the channel's position), and
+	// reconnects until it can. Its requests sent while reconnecting wait
+	// for their ReadTimeout in the SDK: a short one, for goleak.
+	late := newClientWith(t, s, tok, func(c *centrifuge.Config) { c.ReadTimeout = 500 * time.Millisecond })
+	late.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	late.Connect()
+	late.waitFor(t, "a disconnect", func() bool { return late.hasEvent("reconnecting: 3004 ") })
+	before := skipped()
+	if err := s.Write(ctx, trades("BTCUSDT", 151, 200)); err != nil {
+		t.Fatalf("write with Redis killed: %v", err)
+	}
+	if got := skipped(); got != before+50 {
+		t.Errorf("skipped = %v after a write of 50 with Redis killed, want %v", got, before+50)
+	}
+	if connected() != 0 {
+		t.Errorf("live_redis_connected = %v with Redis killed", connected())
+	}
+
+	r.Start()
+	waitHealthy(t, s)
+	late.waitFor(t, "the late client subscribed", func() bool { return late.hasEvent("subscribed: " + ch) })
+	late.Close()
+	// The new Redis is empty: a new epoch, which the client learns from
+	// the first publication and resubscribes for; what it gets after
+	// that comes in order, once.
+	next := int64(201)
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if err := s.Write(ctx, trades("BTCUSDT", next, next+9)); err != nil {
+			t.Fatal(err)
+		}
+		next += 10
+		time.Sleep(100 * time.Millisecond)
+		c.mu.Lock()
+		ids := tradeIDs(t, c.pubs[ch])
+		got, events := ids[len(ids)-1], c.events
+		c.mu.Unlock()
+		if got > 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client got nothing published after Redis came back; events %v", events)
+		}
+	}
+	c.mu.Lock()
+	from := len(c.pubs[ch])
+	c.mu.Unlock()
+	if err := s.Write(ctx, trades("BTCUSDT", next, next+49)); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "the last 50", func() bool { return len(c.pubs[ch]) >= from+50 })
+	time.Sleep(200 * time.Millisecond)
+	c.mu.Lock()
+	checkSequence(t, tradeIDs(t, c.pubs[ch][from:]), next, next+49)
+	c.mu.Unlock()
+	if err := s.Health(); err != nil {
+		t.Errorf("health at the end: %v", err)
+	}
+}
+
+func waitHealthy(t *testing.T, s *Sink) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := s.Health()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still unhealthy 20s after Redis started: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -31,7 +31,9 @@ type connStateKey struct{}
 
 // handle wires the node's connection handlers.
 func (s *Sink) handle(node *centrifuge.Node) {
-	node.OnConnecting(s.connecting)
+	node.OnConnecting(func(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
+		return s.connecting(ctx, node, e)
+	})
 	node.OnConnect(s.connect)
 	node.OnTransportWrite(func(_ *centrifuge.Client, e centrifuge.TransportWriteEvent) bool {
 		s.st.sentMessages.Add(1)
@@ -41,8 +43,8 @@ func (s *Sink) handle(node *centrifuge.Node) {
 }
 
 // connecting authenticates a connection from its token.
-func (s *Sink) connecting(ctx context.Context, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
-	if s.node.Hub().NumClients() >= s.cfg.MaxConnections {
+func (s *Sink) connecting(ctx context.Context, node *centrifuge.Node, e centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
+	if node.Hub().NumClients() >= s.cfg.MaxConnections {
 		s.st.refuse("connection_limit")
 		return centrifuge.ConnectReply{}, centrifuge.DisconnectConnectionLimit
 	}
@@ -204,22 +206,54 @@ func (s *Sink) subscribe(c *centrifuge.Client, st *connState, e centrifuge.Subsc
 }
 
 // mux routes the live endpoint: the client protocol's transports and
-// the page.
+// the page. The transports are the running node's (see serve); until a
+// node runs (Redis has not answered yet) they answer 503, and the SDKs
+// try again with backoff.
 func (s *Sink) mux() http.Handler {
-	ping := centrifuge.PingPongConfig{PingInterval: s.cfg.PingInterval, PongTimeout: s.cfg.PongTimeout}
 	m := http.NewServeMux()
-	m.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(s.node, centrifuge.WebsocketConfig{
-		CheckOrigin:    s.originAllowed,
-		WriteTimeout:   s.cfg.WriteTimeout,
-		PingPongConfig: ping,
-	}))
-	// The HTTP-based transports, for clients behind proxies that do not
-	// pass WebSocket: a stream down, commands up through /emulation.
-	m.Handle("/connection/http_stream", s.cors(centrifuge.NewHTTPStreamHandler(s.node, centrifuge.HTTPStreamConfig{PingPongConfig: ping})))
-	m.Handle("/connection/sse", s.cors(centrifuge.NewSSEHandler(s.node, centrifuge.SSEConfig{PingPongConfig: ping})))
-	m.Handle("/emulation", s.cors(centrifuge.NewEmulationHandler(s.node, centrifuge.EmulationConfig{})))
+	m.Handle("/connection/websocket", s.transport(func(h *transports) http.Handler { return h.websocket }))
+	m.Handle("/connection/http_stream", s.transport(func(h *transports) http.Handler { return h.httpStream }))
+	m.Handle("/connection/sse", s.transport(func(h *transports) http.Handler { return h.sse }))
+	m.Handle("/emulation", s.transport(func(h *transports) http.Handler { return h.emulation }))
 	m.Handle("/", pageHandler())
 	return m
+}
+
+// transports are the client protocol's handlers of one node.
+type transports struct {
+	websocket, httpStream, sse, emulation http.Handler
+}
+
+func (s *Sink) transportsOf(node *centrifuge.Node) *transports {
+	ping := centrifuge.PingPongConfig{PingInterval: s.cfg.PingInterval, PongTimeout: s.cfg.PongTimeout}
+	return &transports{
+		websocket: centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
+			CheckOrigin:    s.originAllowed,
+			WriteTimeout:   s.cfg.WriteTimeout,
+			PingPongConfig: ping,
+		}),
+		// The HTTP-based transports, for clients behind proxies that do
+		// not pass WebSocket: a stream down, commands up through /emulation.
+		httpStream: s.cors(centrifuge.NewHTTPStreamHandler(node, centrifuge.HTTPStreamConfig{PingPongConfig: ping})),
+		sse:        s.cors(centrifuge.NewSSEHandler(node, centrifuge.SSEConfig{PingPongConfig: ping})),
+		emulation:  s.cors(centrifuge.NewEmulationHandler(node, centrifuge.EmulationConfig{})),
+	}
+}
+
+// notServing is what a client connecting before the node runs gets.
+const notServing = "live sink: not serving yet: waiting for Redis; try again"
+
+// transport serves with the running node's handler that pick chooses.
+func (s *Sink) transport(pick func(*transports) http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := s.transports.Load()
+		if h == nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, notServing, http.StatusServiceUnavailable)
+			return
+		}
+		pick(h).ServeHTTP(w, r)
+	})
 }
 
 // originAllowed lets a request in unless a browser sent it from a page

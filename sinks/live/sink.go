@@ -37,27 +37,38 @@ const maxSample = 512
 // clients subscribed there (see doc.go).
 //
 // Lifecycle: New only stores the config; Open reads the key files,
-// starts the centrifuge node (connecting to Redis if configured) and the
-// listener; Declare and Write may then be called by one goroutine at a
-// time; Close disconnects every client, stops the listener and the node,
-// and is idempotent. Stats may be called from any goroutine at any time.
+// starts the centrifuge node and the listener; Declare and Write may
+// then be called by one goroutine at a time; Close disconnects every
+// client, stops the listener and the node, and is idempotent. Stats and
+// Health may be called from any goroutine at any time.
+//
+// With Redis, Open tries it once; if it does not answer, the node starts
+// when it does (keepRedis), and until then the listener serves the page
+// and answers clients 503. While Redis does not answer, Write skips the
+// points (counted) instead of failing: see Write.
 type Sink struct {
 	cfg Config
 	log *slog.Logger
 	now func() time.Time
 
-	mu       sync.Mutex // Open, Declare, Write, Close
-	opened   bool
-	closed   bool
-	node     *centrifuge.Node
-	running  atomic.Pointer[centrifuge.Node] // node, for Stats, which must not wait for a Write
-	srv      *http.Server
-	addr     net.Addr
-	serveWG  sync.WaitGroup
-	stopLoop context.CancelFunc
-	router   *router
-	latest   map[string]bool     // measurements that keep their latest point only
-	keys     map[string][]string // declared uniqueness keys, for idempotency keys with Redis
+	mu         sync.Mutex // Open, Declare, Write, Close
+	opened     bool
+	closed     bool
+	running    atomic.Pointer[centrifuge.Node] // the node serving, once one runs
+	transports atomic.Pointer[transports]      // its client protocol handlers
+	srv        *http.Server
+	addr       net.Addr
+	serveWG    sync.WaitGroup // the listener
+	loopWG     sync.WaitGroup // the rates sampler, the Redis keeper
+	stopLoop   context.CancelFunc
+
+	redis   *redisLink // nil without Redis
+	rmu     sync.Mutex // rnode, rclosed: the keeper installs the node
+	rnode   *redisNode
+	rclosed bool
+	router  *router
+	latest  map[string]bool     // measurements that keep their latest point only
+	keys    map[string][]string // declared uniqueness keys, for idempotency keys with Redis
 
 	conns connSet // every open connection: the server's Shutdown does not close WebSockets
 
@@ -92,8 +103,8 @@ func (s *Sink) Addr() net.Addr {
 }
 
 // Open checks the config, reads the key files, starts the node and the
-// listener. A Redis server that is down is not an error here: the node
-// connects when it can, and writes fail (and are retried) until then.
+// listener. A Redis server that does not answer is not an error: the
+// sink serves once it does (see Sink).
 func (s *Sink) Open(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,6 +125,67 @@ func (s *Sink) Open(ctx context.Context) error {
 		s.anon = &grant{channels: s.cfg.AnonymousChannels}
 	}
 
+	var (
+		node *centrifuge.Node
+		stop func() // stops node if what follows fails
+	)
+	if s.cfg.Redis.Address == "" {
+		var err error
+		if node, err = s.newNode(); err != nil {
+			return err
+		}
+		if err := node.Run(); err != nil {
+			return fmt.Errorf("live sink: start: %w", err)
+		}
+		stop = func() { shutdown(node) }
+	} else {
+		s.redis = newRedisLink(s.cfg.Redis.Address, s.now())
+		rn, err := s.startRedisNode()
+		if err != nil {
+			s.redis.lost(s.now(), err)
+			s.log.Warn("live: Redis does not answer; serving once it does, points are skipped until then",
+				"redis", s.cfg.Redis.Address, "error", err)
+			stop = func() {}
+		} else {
+			s.redis.found()
+			s.rnode, node = rn, rn.node
+			stop = func() {
+				ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+				defer cancel()
+				_ = rn.close(ctx)
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		stop()
+		return fmt.Errorf("live sink: listen: %w", err)
+	}
+	s.addr = ln.Addr()
+	if node != nil {
+		s.serve(node)
+	}
+	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	s.serveWG.Go(func() {
+		if err := s.srv.Serve(&trackingListener{Listener: ln, set: &s.conns}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("live: listener stopped", "error", err)
+		}
+	})
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	s.stopLoop = stopLoop
+	s.loopWG.Go(func() { s.st.sampleRates(loopCtx, s.now) })
+	if s.redis != nil {
+		s.loopWG.Go(func() { s.keepRedis(loopCtx) })
+	}
+	s.opened = true
+	s.log.Info("live: serving", "listen", s.addr.String(), "redis", s.cfg.Redis.Address != "",
+		"anonymous", len(s.cfg.AnonymousChannels) > 0, "page", "http://"+s.addr.String()+"/")
+	return nil
+}
+
+// newNode builds a node with the sink's limits and handlers; it has no
+// broker yet (the in-memory one unless SetBroker).
+func (s *Sink) newNode() (*centrifuge.Node, error) {
 	node, err := centrifuge.New(centrifuge.Config{
 		Name:                        nodeName(s.cfg.Listen),
 		LogLevel:                    centrifuge.LogLevelInfo,
@@ -129,37 +201,25 @@ func (s *Sink) Open(ctx context.Context) error {
 		Metrics: centrifuge.MetricsConfig{RegistererGatherer: prometheus.NewRegistry()},
 	})
 	if err != nil {
-		return fmt.Errorf("live sink: %w", err)
-	}
-	if s.cfg.Redis.Address != "" {
-		if err := s.useRedis(node); err != nil {
-			return err
-		}
+		return nil, fmt.Errorf("live sink: %w", err)
 	}
 	s.handle(node)
-	if err := node.Run(); err != nil {
-		return fmt.Errorf("live sink: start: %w", err)
-	}
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		shutdown(node)
-		return fmt.Errorf("live sink: listen: %w", err)
-	}
-	s.node, s.addr = node, ln.Addr()
+	return node, nil
+}
+
+// serve makes a running node the one that publishes and takes clients.
+func (s *Sink) serve(node *centrifuge.Node) {
 	s.running.Store(node)
-	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	s.serveWG.Go(func() {
-		if err := s.srv.Serve(&trackingListener{Listener: ln, set: &s.conns}); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("live: listener stopped", "error", err)
-		}
-	})
-	loopCtx, stop := context.WithCancel(context.Background())
-	s.stopLoop = stop
-	s.serveWG.Go(func() { s.st.sampleRates(loopCtx, s.now) })
-	s.opened = true
-	s.log.Info("live: serving", "listen", s.addr.String(), "redis", s.cfg.Redis.Address != "",
-		"anonymous", len(s.cfg.AnonymousChannels) > 0, "page", "http://"+s.addr.String()+"/")
-	return nil
+	s.transports.Store(s.transportsOf(node))
+}
+
+// Health is nil unless the sink has Redis and Redis does not answer:
+// then it says since when and why (sinks.HealthReporter).
+func (s *Sink) Health() error {
+	if s.redis == nil {
+		return nil
+	}
+	return s.redis.health()
 }
 
 // loadKeys reads the public key and JWKS files and builds the verifier.
@@ -190,30 +250,6 @@ func (s *Sink) loadKeys() error {
 	return nil
 }
 
-// useRedis makes a Redis server the node's broker: publications and
-// history go through it, so that every node sharing it delivers them.
-func (s *Sink) useRedis(node *centrifuge.Node) error {
-	shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{
-		Address:    s.cfg.Redis.Address,
-		User:       s.cfg.Redis.User,
-		Password:   s.cfg.Redis.Password,
-		DB:         s.cfg.Redis.DB,
-		ClientName: "sluice-live",
-	})
-	if err != nil {
-		return fmt.Errorf("live sink: redis %s: %w", s.cfg.Redis.Address, err)
-	}
-	broker, err := centrifuge.NewRedisBroker(node, centrifuge.RedisBrokerConfig{
-		Prefix: s.cfg.Redis.Prefix,
-		Shards: []*centrifuge.RedisShard{shard},
-	})
-	if err != nil {
-		return fmt.Errorf("live sink: redis broker: %w", err)
-	}
-	node.SetBroker(broker)
-	return nil
-}
-
 // nodeName names this node among those sharing a broker: the host and
 // the port it listens on.
 func nodeName(listen string) string {
@@ -232,6 +268,11 @@ func (s *Sink) logEntry(e centrifuge.LogEntry) {
 		level = slog.LevelWarn
 	case centrifuge.LogLevelError:
 		level = slog.LevelError
+	}
+	if level > slog.LevelInfo && s.redis != nil && !s.redis.isUp() {
+		// The node retries its Redis connections every 250ms, logging
+		// each failure; the keeper has said once that Redis is down.
+		level = slog.LevelDebug
 	}
 	attrs := make([]any, 0, 2*len(e.Fields)+2)
 	for _, k := range sortedKeys(e.Fields) {
@@ -268,13 +309,21 @@ type publication struct {
 // Write publishes every point to its channel and returns once each is in
 // the channel's history and handed to its subscribers' queues: in memory,
 // or with Redis in Redis. A subscriber's queue never makes Write wait:
-// a client whose queue is full is disconnected. Errors:
+// a client whose queue is full is disconnected.
+//
+// With Redis, a point is published once within redis.dedup_window
+// however often it is sent (by its uniqueness key). While Redis does not
+// answer, Write returns nil at once and counts the points as skipped
+// (live_skipped_total); when a publish fails, the rest of the batch is
+// skipped: live data that arrives late is not live, and retrying would
+// hold the sink's buffer. Health says Redis is down meanwhile.
+//
+// Errors:
 //
 //   - *sinks.RejectedError: points whose channel name would be too long;
 //     every other point is published.
-//   - any other error (Redis unreachable): the pipeline retries the batch,
-//     and with Redis a point with a uniqueness key is published once
-//     within redis.dedup_window however often it is sent.
+//   - any other error (in memory, which does not fail; or ctx ended):
+//     the pipeline retries the batch.
 func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -283,6 +332,11 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 		return errors.New("live sink: closed")
 	case !s.opened:
 		return errors.New("live sink: not open")
+	}
+	node := s.running.Load()
+	if s.redis != nil && (node == nil || !s.redis.isUp()) {
+		s.redis.skipped.Add(uint64(len(points)))
+		return nil
 	}
 	var (
 		rej  rejections
@@ -313,7 +367,7 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 		// Each publication keeps its own bytes: the history holds them.
 		pubs = append(pubs, publication{channel: ch, data: appendPayload(make([]byte, 0, 256), p), opts: opts})
 	}
-	if err := s.publish(ctx, pubs); err != nil {
+	if err := s.publish(ctx, node, pubs); err != nil {
 		return fmt.Errorf("live sink: publish: %w", err)
 	}
 	if rej.n > 0 {
@@ -329,11 +383,11 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 // Redis overlap.
 const publishers = 16
 
-func (s *Sink) publish(ctx context.Context, pubs []publication) error {
-	if s.cfg.Redis.Address == "" {
-		// In memory: nothing to overlap.
+func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []publication) error {
+	if s.redis == nil {
+		// In memory: nothing to overlap, nothing to fail.
 		for i := range pubs {
-			if err := s.publishOne(&pubs[i]); err != nil {
+			if err := s.publishOne(node, &pubs[i]); err != nil {
 				return err
 			}
 		}
@@ -350,22 +404,23 @@ func (s *Sink) publish(ctx context.Context, pubs []publication) error {
 	}
 	work := make(chan string)
 	var (
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
+		wg   sync.WaitGroup
+		done atomic.Int64 // publications handled: published or duplicates
 	)
 	for range min(publishers, len(order)) {
 		wg.Go(func() {
 			for ch := range work {
 				for _, i := range byChannel[ch] {
-					if err := s.publishOne(&pubs[i]); err != nil {
-						errMu.Lock()
-						if first == nil {
-							first = err
-						}
-						errMu.Unlock()
-						break // the rest of this channel waits for the retry, in order
+					if !s.redis.isUp() {
+						break
 					}
+					if err := s.publishOne(node, &pubs[i]); err != nil {
+						if s.redis.lost(s.now(), err) {
+							s.log.Warn("live: Redis does not answer; points are skipped until it does", "redis", s.cfg.Redis.Address, "error", err)
+						}
+						break // the rest of the channel is skipped, not sent out of order
+					}
+					done.Add(1)
 				}
 			}
 		})
@@ -381,14 +436,15 @@ func (s *Sink) publish(ctx context.Context, pubs []publication) error {
 	}
 	close(work)
 	wg.Wait()
-	if first == nil && ctx.Err() != nil {
-		first = ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return first
+	s.redis.skipped.Add(uint64(int64(len(pubs)) - done.Load()))
+	return nil
 }
 
-func (s *Sink) publishOne(p *publication) error {
-	res, err := s.node.Publish(p.channel, p.data, p.opts...)
+func (s *Sink) publishOne(node *centrifuge.Node, p *publication) error {
+	res, err := node.Publish(p.channel, p.data, p.opts...)
 	if err != nil {
 		return fmt.Errorf("channel %s: %w", p.channel, err)
 	}
@@ -457,18 +513,29 @@ func (s *Sink) Close() error {
 	if !s.opened {
 		return nil
 	}
+	// The keeper first, so that it starts no node from now on.
+	s.rmu.Lock()
+	s.rclosed = true
+	s.rmu.Unlock()
+	s.stopLoop()
+	s.loopWG.Wait()
+
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	// The node first: it disconnects every client, which ends their
 	// handlers (a stream handler would hold the server's Shutdown).
-	nodeErr := s.node.Shutdown(ctx)
+	var nodeErr error
+	if s.rnode != nil {
+		nodeErr = s.rnode.close(ctx)
+	} else if node := s.running.Load(); node != nil {
+		nodeErr = node.Shutdown(ctx)
+	}
 	srvErr := s.srv.Shutdown(ctx)
 	if srvErr != nil {
 		srvErr = s.srv.Close()
 	}
 	// A connection that never authenticated is not the node's to close.
 	s.conns.closeAll()
-	s.stopLoop()
 	s.serveWG.Wait()
 	if err := errors.Join(nodeErr, srvErr); err != nil {
 		return fmt.Errorf("live sink: close: %w", err)
@@ -544,6 +611,7 @@ func shutdown(node *centrifuge.Node) {
 }
 
 var (
-	_ sinks.Sink          = (*Sink)(nil)
-	_ sinks.StatsReporter = (*Sink)(nil)
+	_ sinks.Sink           = (*Sink)(nil)
+	_ sinks.StatsReporter  = (*Sink)(nil)
+	_ sinks.HealthReporter = (*Sink)(nil)
 )

@@ -146,6 +146,11 @@ func (s *Sink) Stats() []sinks.Stat {
 		{Name: "live_sent_bytes_per_second", Help: "Bytes the live sink sent to clients per second, over the last 5s.", Value: sentBytesRate},
 		{Name: "live_duplicates_total", Help: "Points the live sink did not publish again: their uniqueness key was published within redis.dedup_window.", Counter: true, Value: float64(s.st.suppressed.Load())},
 	}
+	if s.redis != nil {
+		out = append(out,
+			sinks.Stat{Name: "live_redis_connected", Help: "1 while the live sink's Redis answers, else 0 (points are then skipped).", Value: boolValue(s.redis.isUp())},
+			sinks.Stat{Name: "live_skipped_total", Help: "Points the live sink did not publish because Redis did not answer; not retried, as live data that arrives late is not live.", Counter: true, Value: float64(s.redis.skipped.Load())})
+	}
 	s.st.mu.Lock()
 	defer s.st.mu.Unlock()
 	add := func(name, help, label string, known []string, m map[string]uint64) {
@@ -170,4 +175,11 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
