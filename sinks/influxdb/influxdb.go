@@ -21,7 +21,6 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/capread"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -127,9 +126,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", cfg.Timeout))
 	}
-	tlsConfig, err := tlsConfig(cfg.TLS)
-	if err != nil {
-		errs = append(errs, err)
+	tlsConfig, tlsErrs := cfg.TLS.Load()
+	for _, e := range tlsErrs {
+		errs = append(errs, e)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("influxdb sink: %w", err)
@@ -180,56 +179,6 @@ func writeURL(apiURL, org, bucket, precision string) string {
 	q.Set("bucket", bucket)
 	q.Set("precision", precision)
 	return strings.TrimSuffix(apiURL, "/") + "/write?" + q.Encode()
-}
-
-func tlsConfig(c TLS) (*tls.Config, error) {
-	if c == (TLS{}) {
-		return nil, nil
-	}
-	t := &tls.Config{
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
-		MinVersion:         tls.VersionTLS12,
-	}
-	var errs []error
-	if c.CAFile != "" {
-		pem, err := capread.File(c.CAFile, capread.PEM, "a PEM file")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls.ca_file: %w", err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("tls.ca_file %s: no PEM certificates", c.CAFile))
-			}
-			t.RootCAs = pool
-		}
-	}
-	switch {
-	case c.CertFile != "" && c.KeyFile != "":
-		cert, err := loadKeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls.cert_file/key_file: %w", err))
-		} else {
-			t.Certificates = []tls.Certificate{cert}
-		}
-	case c.CertFile != "" || c.KeyFile != "":
-		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
-	}
-	return t, errors.Join(errs...)
-}
-
-// loadKeyPair is tls.LoadX509KeyPair with both files read within
-// capread.PEM.
-func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	certPEM, err := capread.File(certFile, capread.PEM, "a PEM file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	keyPEM, err := capread.File(keyFile, capread.PEM, "a PEM file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 // Declare records each measurement's uniqueness key (see doc.go, Point
