@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
+	"strings"
 
 	"github.com/sluicehq/sluice/internal/capread"
 )
@@ -104,4 +106,31 @@ func Join(errs []*KeyError) error {
 		out[i] = e
 	}
 	return errors.Join(out...)
+}
+
+// IsCertificate reports a TLS failure over certificates, on either side:
+// ours not trusting the server's, or the server refusing ours. Waiting
+// will not make a certificate trusted: an operator has to fix tls.* (or
+// the server's certificate).
+func IsCertificate(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		alert    tls.AlertError
+	)
+	if errors.As(err, &alert) {
+		switch alert {
+		case 42, 43, 44, 45, 46, 48, 116: // bad, unsupported, revoked, expired, unknown certificate; unknown CA; certificate required
+			return true
+		}
+	}
+	// Over TCP an alert from the server arrives as an unexported type
+	// inside a net.OpError ("remote error: tls: certificate required").
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && strings.Contains(op.Err.Error(), "certificate") {
+		return true
+	}
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }

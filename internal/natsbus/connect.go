@@ -1,8 +1,6 @@
 package natsbus
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -201,15 +199,4 @@ func IsAuth(err error) bool {
 	msg := strings.ToLower(err.Error())
 	return strings.Contains(msg, "authorization violation") || strings.Contains(msg, "permissions violation") ||
 		strings.Contains(msg, "authentication expired") || strings.Contains(msg, "authentication revoked")
-}
-
-// IsCertificate reports a TLS failure over certificates.
-func IsCertificate(err error) bool {
-	var (
-		verify  *tls.CertificateVerificationError
-		unknown x509.UnknownAuthorityError
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
 }

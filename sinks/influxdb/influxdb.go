@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -246,7 +244,7 @@ func (s *Sink) writeLines(ctx context.Context, idx []int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("influxdb write: %w", ctx.Err())
 		}
-		if isCertificateError(err) {
+		if clienttls.IsCertificate(err) {
 			// Waiting will not make a certificate trusted: the operator
 			// has to fix tls.* (or the server's certificate).
 			return &sinks.FailedError{Err: fmt.Errorf("influxdb write: %w", err)}
@@ -368,31 +366,6 @@ func (s *Sink) post(ctx context.Context, body []byte) (int, http.Header, []byte,
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyExcerpt))
 	return resp.StatusCode, resp.Header, respBody, nil
-}
-
-// isCertificateError reports a TLS failure over certificates, on either
-// side: ours not trusting the server's, or the server refusing ours.
-func isCertificateError(err error) bool {
-	var (
-		verify   *tls.CertificateVerificationError
-		unknown  x509.UnknownAuthorityError
-		hostname x509.HostnameError
-		invalid  x509.CertificateInvalidError
-		alert    tls.AlertError
-	)
-	if errors.As(err, &alert) {
-		switch alert {
-		case 42, 43, 44, 45, 46, 48, 116: // bad, unsupported, revoked, expired, unknown certificate; unknown CA; certificate required
-			return true
-		}
-	}
-	// Over TCP an alert from the server arrives as an unexported type
-	// inside a net.OpError ("remote error: tls: certificate required").
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && strings.Contains(op.Err.Error(), "certificate") {
-		return true
-	}
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // StatusError is an HTTP error answer from InfluxDB, wrapped inside the
