@@ -1,6 +1,7 @@
 package simclock
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,4 +34,31 @@ func TestDriver(t *testing.T) {
 	d.Stop()
 	d.Start(advance) // and again, after a stop
 	d.Stop()
+}
+
+func TestStopWaitsForAnAdvance(t *testing.T) {
+	var d Driver
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	d.Start(func(time.Duration) {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	})
+	<-entered
+	stopped := make(chan struct{})
+	go func() {
+		d.Stop()
+		close(stopped)
+	}()
+	// A correct Stop cannot return while advance runs; the wait only
+	// bounds how long a broken one takes to show.
+	select {
+	case <-stopped:
+		t.Fatal("Stop returned while advance was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-stopped
 }
