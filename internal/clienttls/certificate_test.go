@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testproc"
 )
 
 // handshake dials srv over loopback with c and reads a byte, so that a
@@ -41,14 +43,7 @@ func TestIsCertificate(t *testing.T) {
 	mtls.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
 	mtls.StartTLS()
 	defer mtls.Close()
-	refused := func() string { // a loopback port nothing listens on
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().String()
-	}()
+	refused := testproc.FreeAddr(t) // nothing listens there
 
 	for _, tc := range []struct {
 		name string
