@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -413,7 +412,7 @@ func tapLines(t *testing.T, path, feed string, n int) ([]string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes := &lockedBuffer{}
+	notes := &testagent.SyncWriter{}
 	cmd.Stderr = notes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -446,25 +445,6 @@ func tapLines(t *testing.T, path, feed string, n int) ([]string, string) {
 		}
 	}
 	return got, notes.String()
-}
-
-// lockedBuffer is a strings.Builder a process may write while the test
-// reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // liveHeap estimates the agent's live heap: the least heap_alloc of a few

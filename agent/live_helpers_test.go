@@ -5,7 +5,6 @@ package agent_test
 // live endpoint (centrifuge-go, as a program would connect).
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/internal/simclock"
 	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
@@ -35,9 +35,7 @@ type market struct {
 	*binancesim.Server
 	t       *testing.T
 	symbols []string
-	mu      sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
+	clock   simclock.Driver
 }
 
 func startMarket(t *testing.T, rate float64, symbols ...string) *market {
@@ -73,25 +71,7 @@ func (m *market) run() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel, m.done = cancel, make(chan struct{})
-	go func() {
-		defer close(m.done)
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tick.C:
-				m.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	}()
+	m.clock.Start(m.Advance)
 }
 
 func (m *market) subscribed() bool {
@@ -104,16 +84,7 @@ func (m *market) subscribed() bool {
 }
 
 // halt stops the clock: no trade is generated after it returns.
-func (m *market) halt() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.cancel == nil {
-		return
-	}
-	m.cancel()
-	<-m.done
-	m.cancel = nil
-}
+func (m *market) halt() { m.clock.Stop() }
 
 // tradeIDs are the ids the market generated for a symbol.
 func (m *market) tradeIDs(symbol string) []int64 {

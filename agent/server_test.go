@@ -15,17 +15,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/testproc"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // The API server serves on TCP and on the unix socket; a socket it cannot
 // bind stops it with the file and key, and leaves the TCP port free;
@@ -40,7 +31,7 @@ func TestAPIServerOpensBothListenersOrNeither(t *testing.T) {
 	if err := os.WriteFile(taken, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testproc.FreeAddr(t)
 	s := newAPIServer(config.HTTP{Listen: addr, Socket: taken}, "/etc/sluice/sluice.yaml", hello, log)
 	err := s.Open()
 	var ce *config.Error

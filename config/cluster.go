@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/natsbus"
 )
 
@@ -25,21 +26,12 @@ type Cluster struct {
 	KVReplicas int           `config:"kv_replicas,zero" doc:"replicas of the cluster's KV buckets when they are created: 1 to 5; 0: 3 on a cluster of three or more servers, else 1"`
 	Timeout    time.Duration `config:"timeout" doc:"bounds connecting and each KV request (at most a quarter of lease_ttl is used)"`
 
-	User            string     `config:"user" doc:"user name, with password"`
-	Password        string     `config:"password,secret" doc:"password, with user; better set by SLUICE_CLUSTER__PASSWORD"`
-	Token           string     `config:"token,secret" doc:"authentication token"`
-	CredentialsFile string     `config:"credentials_file,path=config_dir" doc:"a .creds file (user JWT and NKey seed)"`
-	NKeyFile        string     `config:"nkey_file,path=config_dir" doc:"a file holding an NKey seed"`
-	TLS             ClusterTLS `config:"tls" doc:"client TLS for tls:// servers"`
-}
-
-// ClusterTLS is the client side of TLS to the cluster's servers.
-type ClusterTLS struct {
-	CAFile             string `config:"ca_file,path=config_dir" doc:"CA bundle to trust instead of the system's"`
-	CertFile           string `config:"cert_file,path=config_dir" doc:"client certificate, for mutual TLS; with key_file"`
-	KeyFile            string `config:"key_file,path=config_dir" doc:"client certificate's key; with cert_file"`
-	ServerName         string `config:"server_name" doc:"name expected in the server's certificate, if not the URL's host"`
-	InsecureSkipVerify bool   `config:"insecure_skip_verify" doc:"skip verifying the server's certificate; for testing only"`
+	User            string           `config:"user" doc:"user name, with password"`
+	Password        string           `config:"password,secret" doc:"password, with user; better set by SLUICE_CLUSTER__PASSWORD"`
+	Token           string           `config:"token,secret" doc:"authentication token"`
+	CredentialsFile string           `config:"credentials_file,path=config_dir" doc:"a .creds file (user JWT and NKey seed)"`
+	NKeyFile        string           `config:"nkey_file,path=config_dir" doc:"a file holding an NKey seed"`
+	TLS             clienttls.Config `config:"tls" doc:"client TLS for tls:// servers"`
 }
 
 // Defaults of the cluster section.
@@ -60,11 +52,7 @@ func DefaultCluster() Cluster {
 func (c *Cluster) Client() natsbus.Client {
 	return natsbus.Client{
 		URL: c.URL, User: c.User, Password: c.Password, Token: c.Token,
-		CredentialsFile: c.CredentialsFile, NKeyFile: c.NKeyFile,
-		TLS: natsbus.TLS{
-			CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
-			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		},
+		CredentialsFile: c.CredentialsFile, NKeyFile: c.NKeyFile, TLS: c.TLS,
 	}
 }
 

@@ -6,13 +6,12 @@ package faults
 // generated is one the feed had to deliver.
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/simclock"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 	"github.com/sluicehq/sluice/plugins/binance/market"
 )
@@ -28,11 +27,8 @@ const historyCap = 2_000_000
 
 type exchange struct {
 	*binancesim.Server
-	t *testing.T
-
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	t     *testing.T
+	clock simclock.Driver
 }
 
 // startExchange starts a simulated spot market with a clock that does not
@@ -77,30 +73,7 @@ func (x *exchange) run() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	x.cancel, x.done = cancel, make(chan struct{})
-	go func() {
-		defer close(x.done)
-		// Advance by the wall time that passed, so that a late tick on a
-		// busy machine does not slow the market down.
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		last := time.Now()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-tick.C:
-				x.Advance(now.Sub(last))
-				last = now
-			}
-		}
-	}()
+	x.clock.Start(x.Advance)
 }
 
 // subscribed reports whether some connection carries every stream.
@@ -115,16 +88,7 @@ func (x *exchange) subscribed() bool {
 }
 
 // halt stops the market: no trade is generated after it returns.
-func (x *exchange) halt() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.cancel == nil {
-		return
-	}
-	x.cancel()
-	<-x.done
-	x.cancel = nil
-}
+func (x *exchange) halt() { x.clock.Stop() }
 
 // truth is what the exchange generated for one symbol and stream: the
 // contiguous ids first..last.

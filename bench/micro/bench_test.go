@@ -8,12 +8,46 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/pointcodec"
+	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
+
+// The reference the direct codec is measured against: points converted
+// to the generated protobuf messages (pointcodec.ToProto) and encoded by
+// the protobuf runtime, and decoded by it. internal/pointcodec's tests
+// hold the codec to its bytes and answers.
+
+func marshalPoints(dst []byte, points []sluice.Point) ([]byte, error) {
+	return proto.MarshalOptions{}.MarshalAppend(dst, pointcodec.ToProto(&pointcodec.Batch{Points: points}))
+}
+
+func unmarshalPoints(b []byte) ([]sluice.Point, error) {
+	var in pb.Batch
+	if err := proto.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("decode points: %w", err)
+	}
+	out, _ := pointcodec.FromProto(&in)
+	return out.Points, nil
+}
+
+// tradePoint is a Binance trade as the plugin emits it.
+func tradePoint(id int64, t time.Time) sluice.Point {
+	return sluice.Point{
+		Measurement: "trades",
+		Tags: []sluice.Tag{{Key: "exchange", Value: "binance"}, {Key: "market", Value: "spot"},
+			{Key: "side", Value: "buy"}, {Key: "symbol", Value: "S0042USDT"}},
+		Fields: []sluice.Field{{Key: "price", Value: sluice.Float(64123.45 + float64(id%100))},
+			{Key: "quantity", Value: sluice.Float(0.0123)}, {Key: "trade_id", Value: sluice.Int(id)}},
+		Time:     t,
+		Received: t.Add(3 * time.Millisecond),
+	}
+}
 
 // batchSizes are the plugin batch sizes measured: the SDK default is 500.
 var batchSizes = []int{1, 100, 500, 1000}

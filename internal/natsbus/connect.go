@@ -1,8 +1,6 @@
 package natsbus
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/redact"
 )
 
@@ -35,13 +34,7 @@ type Client struct {
 }
 
 // TLS is the client side of TLS to the servers.
-type TLS struct {
-	CAFile             string `json:"ca_file" yaml:"ca_file" koanf:"ca_file"`
-	CertFile           string `json:"cert_file" yaml:"cert_file" koanf:"cert_file"`
-	KeyFile            string `json:"key_file" yaml:"key_file" koanf:"key_file"`
-	ServerName         string `json:"server_name" yaml:"server_name" koanf:"server_name"`
-	InsecureSkipVerify bool   `json:"insecure_skip_verify" yaml:"insecure_skip_verify" koanf:"insecure_skip_verify"`
-}
+type TLS = clienttls.Config
 
 // FieldError is one problem with one key of a config.
 type FieldError struct {
@@ -93,12 +86,8 @@ func (c *Client) Validate() []FieldError {
 	if c.Password != "" && c.User == "" {
 		errs = append(errs, FieldError{"user", "missing: password is set"})
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		if c.TLS.CertFile == "" {
-			errs = append(errs, FieldError{"tls.cert_file", "missing: key_file is set"})
-		} else {
-			errs = append(errs, FieldError{"tls.key_file", "missing: cert_file is set"})
-		}
+	for _, e := range c.TLS.Check() {
+		errs = append(errs, FieldError{e.Key, e.Err.Error()})
 	}
 	return errs
 }
@@ -185,53 +174,14 @@ func (c *Client) options(name string, timeout time.Duration, log *slog.Logger, h
 		}
 		opts = append(opts, o)
 	}
-	tc, err := c.tlsConfig()
-	if err != nil {
+	tc, errs := c.TLS.Load()
+	if err := clienttls.Join(errs); err != nil {
 		return nil, err
 	}
 	if tc != nil {
 		opts = append(opts, nats.Secure(tc))
 	}
 	return opts, nil
-}
-
-func (c *Client) tlsConfig() (*tls.Config, error) {
-	t := c.TLS
-	if t == (TLS{}) {
-		return nil, nil
-	}
-	tc := &tls.Config{
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // the operator's explicit choice
-		MinVersion:         tls.VersionTLS12,
-	}
-	if t.CAFile != "" {
-		pem, err := capread.File(t.CAFile, capread.PEM, "a PEM file")
-		if err != nil {
-			return nil, fmt.Errorf("tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" && t.KeyFile != "" {
-		certPEM, err := capread.File(t.CertFile, capread.PEM, "a PEM file")
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file: %w", err)
-		}
-		keyPEM, err := capread.File(t.KeyFile, capread.PEM, "a PEM file")
-		if err != nil {
-			return nil, fmt.Errorf("tls.key_file: %w", err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // IsAuth reports whether err is the server refusing who we are or what
@@ -249,15 +199,4 @@ func IsAuth(err error) bool {
 	msg := strings.ToLower(err.Error())
 	return strings.Contains(msg, "authorization violation") || strings.Contains(msg, "permissions violation") ||
 		strings.Contains(msg, "authentication expired") || strings.Contains(msg, "authentication revoked")
-}
-
-// IsCertificate reports a TLS failure over certificates.
-func IsCertificate(err error) bool {
-	var (
-		verify  *tls.CertificateVerificationError
-		unknown x509.UnknownAuthorityError
-		host    x509.HostnameError
-		invalid x509.CertificateInvalidError
-	)
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) || errors.As(err, &invalid)
 }

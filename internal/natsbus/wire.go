@@ -117,3 +117,22 @@ func ParseTime(v string) (time.Time, error) {
 	}
 	return time.Unix(0, n), nil
 }
+
+// CheckFilter returns what is wrong with a subject filter (tokens
+// separated by dots, * for one token, > for the rest), or "". The sink
+// checks its stream_subjects with it, the source its subjects.
+func CheckFilter(s string) string {
+	toks := strings.Split(s, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "":
+			return fmt.Sprintf("%q has an empty token", s)
+		case tok == ">" && i != len(toks)-1:
+			return fmt.Sprintf("%q: '>' may only be the last token", s)
+		case tok == ">" || tok == "*":
+		case strings.ContainsAny(tok, "*> \t\r\n"):
+			return fmt.Sprintf("%q: token %q may not hold a wildcard inside other characters, or whitespace", s, tok)
+		}
+	}
+	return ""
+}

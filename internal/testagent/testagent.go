@@ -24,6 +24,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/testbin"
+	"github.com/sluicehq/sluice/internal/testproc"
 )
 
 // WaitTimeout bounds every wait in this package.
@@ -36,7 +37,7 @@ type Agent struct {
 	Base   string // http://<http.listen>
 	Socket string // http.socket, if the config sets it
 	DB     string // <data_dir>/sluice.db
-	log    *syncWriter
+	log    *SyncWriter
 
 	exited chan struct{}
 	err    error // the process's exit, once exited is closed
@@ -45,12 +46,7 @@ type Agent struct {
 // FreeAddr returns a loopback address nothing listens on.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testproc.FreeAddr(t)
 }
 
 // Start writes a config (sinks and feeds given as YAML) into a new
@@ -140,7 +136,7 @@ func Launch(t testing.TB, path string, env ...string) *Agent {
 		Base:   "http://" + addr,
 		Socket: socket,
 		DB:     filepath.Join(filepath.Dir(path), "sluice.db"),
-		log:    &syncWriter{},
+		log:    &SyncWriter{},
 		exited: make(chan struct{}),
 	}
 	a.Cmd.Stderr = a.log
@@ -321,19 +317,20 @@ func QueryInt(t testing.TB, db *sql.DB, q string, args ...any) int64 {
 	return n
 }
 
-// syncWriter lets the test read a log the process is still writing.
-type syncWriter struct {
+// SyncWriter lets a test read what a process is still writing to it
+// (its log, its stderr).
+type SyncWriter struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (w *syncWriter) Write(p []byte) (int, error) {
+func (w *SyncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
 
-func (w *syncWriter) String() string {
+func (w *SyncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()

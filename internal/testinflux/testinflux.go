@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,11 +17,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
+
+	"github.com/sluicehq/sluice/internal/testproc"
 )
 
 // Environment variables.
@@ -56,8 +56,7 @@ type Server struct {
 	log     *os.File
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *testproc.Proc // nil when stopped
 }
 
 // Options change how the server is configured.
@@ -101,15 +100,15 @@ func StartWith(t testing.TB, o Options) *Server {
 		s.kill() // the data is thrown away: no need for a clean shutdown
 		s.log.Close()
 		if t.Failed() {
-			if b, err := os.ReadFile(s.log.Name()); err == nil && len(b) > 0 {
-				t.Logf("influxd log (tail):\n%s", tail(b, 4096))
+			if log := testproc.Tail(s.log.Name(), 4096); log != "" {
+				t.Logf("influxd log (tail):\n%s", log)
 			}
 		}
 	})
 	// A port found free can be taken before influxd binds it: try again
 	// with new ports when that happens.
 	for attempt := 1; ; attempt++ {
-		httpAddr, rpcAddr := freeAddr(t), freeAddr(t)
+		httpAddr, rpcAddr := testproc.FreeAddr(t), testproc.FreeAddr(t)
 		s.httpURL = "http://" + httpAddr
 		if err := os.WriteFile(s.config, []byte(configFile(dir, httpAddr, rpcAddr, o)), 0o644); err != nil {
 			t.Fatal(err)
@@ -118,7 +117,7 @@ func StartWith(t testing.TB, o Options) *Server {
 		if err == nil {
 			break
 		}
-		if attempt == 3 || !errors.Is(err, errExited) {
+		if attempt == 3 || !errors.Is(err, testproc.ErrExited) {
 			t.Fatalf("testinflux: %v", err)
 		}
 	}
@@ -218,61 +217,25 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-var errExited = errors.New("influxd exited during startup")
-
 // start runs influxd and waits for /ping.
 func (s *Server) start() error {
 	s.mu.Lock()
-	if s.cmd != nil {
-		s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
 		return errors.New("influxd already running")
 	}
 	cmd := exec.Command(s.bin, "run", "-config", s.config)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
-		return fmt.Errorf("starting %s: %w", s.bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-	s.mu.Unlock()
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-done:
-			s.mu.Lock()
-			s.cmd, s.done = nil, nil
-			s.mu.Unlock()
-			b, _ := os.ReadFile(s.log.Name())
-			return fmt.Errorf("%w (%s):\n%s", errExited, cmd.ProcessState, tail(b, 4096))
-		default:
-		}
+	p, err := testproc.Start(cmd, s.log.Name(), startTimeout, func() bool {
 		resp, err := http.Get(s.httpURL + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return fmt.Errorf("influxd did not answer /ping within %s", startTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNoContent
+	})
+	s.proc = p
+	return err
 }
 
 // Stop stops influxd (SIGTERM, then SIGKILL after 30s) and waits for it
@@ -280,30 +243,20 @@ func (s *Server) start() error {
 // stopped server does nothing.
 func (s *Server) Stop() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.Stop(30 * time.Second)
+		s.proc = nil
 	}
 }
 
 // kill stops influxd with SIGKILL.
 func (s *Server) kill() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	s.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		<-done
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.proc.Kill()
+		s.proc = nil
 	}
 }
 
@@ -427,11 +380,4 @@ func (s *Server) QueryFlux(flux string) []map[string]any {
 		s.t.Fatalf("testinflux: flux %q: %v", flux, err)
 	}
 	return out
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,9 +18,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/testproc"
 )
 
 // Environment variables.
@@ -57,8 +57,7 @@ type Options struct {
 // Server is one running prometheus.
 type Server struct {
 	url  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *testproc.Proc // nil when stopped
 	log  *os.File
 	c    *http.Client
 }
@@ -88,21 +87,21 @@ func Start(t testing.TB, o Options) *Server {
 		s.c.CloseIdleConnections()
 		s.log.Close()
 		if t.Failed() {
-			if b, err := os.ReadFile(s.log.Name()); err == nil && len(b) > 0 {
-				t.Logf("prometheus log (tail):\n%s", tail(b, 4096))
+			if log := testproc.Tail(s.log.Name(), 4096); log != "" {
+				t.Logf("prometheus log (tail):\n%s", log)
 			}
 		}
 	})
 	// A port found free can be taken before prometheus binds it: try
 	// again with a new port when that happens.
 	for attempt := 1; ; attempt++ {
-		addr := freeAddr(t)
+		addr := testproc.FreeAddr(t)
 		s.url = "http://" + addr
 		err := s.start(bin, config, filepath.Join(dir, "data"), addr)
 		if err == nil {
 			return s
 		}
-		if attempt == 3 || !errors.Is(err, errExited) {
+		if attempt == 3 || !errors.Is(err, testproc.ErrExited) {
 			t.Fatalf("testprom: %v", err)
 		}
 	}
@@ -171,8 +170,6 @@ func model(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
-var errExited = errors.New("prometheus exited during startup")
-
 // start runs prometheus and waits for /-/ready.
 func (s *Server) start(bin, config, data, addr string) error {
 	cmd := exec.Command(bin,
@@ -182,50 +179,23 @@ func (s *Server) start(bin, config, data, addr string) error {
 		"--log.level=warn",
 	)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", bin, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-
-	deadline := time.Now().Add(startTimeout)
-	for {
-		select {
-		case <-done:
-			s.cmd, s.done = nil, nil
-			b, _ := os.ReadFile(s.log.Name())
-			return fmt.Errorf("%w (%s):\n%s", errExited, cmd.ProcessState, tail(b, 4096))
-		default:
-		}
+	p, err := testproc.Start(cmd, s.log.Name(), startTimeout, func() bool {
 		resp, err := s.c.Get(s.url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return fmt.Errorf("prometheus not ready within %s", startTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	s.proc = p
+	return err
 }
 
-// stop sends SIGTERM, then SIGKILL after stopTimeout, and waits.
+// stop stops prometheus, if it runs.
 func (s *Server) stop() {
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-done
+	if s.proc != nil {
+		s.proc.Stop(stopTimeout)
+		s.proc = nil
 	}
 }
 
@@ -366,17 +336,6 @@ func parseSample(p [2]json.RawMessage) (Sample, error) {
 		return Sample{}, fmt.Errorf("sample value %q: %w", val, err)
 	}
 	return Sample{Time: time.UnixMilli(int64(math.Round(ts * 1000))), Value: v}, nil
-}
-
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func tail(b []byte, n int) string {

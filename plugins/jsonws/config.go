@@ -2,7 +2,6 @@ package jsonws
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -11,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
@@ -66,15 +65,7 @@ type Config struct {
 }
 
 // TLSConfig sets up wss:// connections.
-type TLSConfig struct {
-	CAFile             string `json:"ca_file"`
-	CertFile           string `json:"cert_file"`
-	KeyFile            string `json:"key_file"`
-	ServerName         string `json:"server_name"`
-	InsecureSkipVerify bool   `json:"insecure_skip_verify"`
-}
-
-func (t TLSConfig) isZero() bool { return t == TLSConfig{} }
+type TLSConfig = clienttls.Config
 
 // OnOpen is one message sent after each (re)connect, in order, optionally
 // waiting for a reply that satisfies Expect before the next one.
@@ -277,13 +268,13 @@ func (c *Config) compile(scrub *redact.Scrubber, check *sdk.ConfigCheck) *settin
 		s.headers[name] = t
 	}
 
-	if !c.TLS.isZero() {
+	if !c.TLS.IsZero() {
 		if err == nil && u.Scheme == "ws" {
 			fail("tls", "applies only to wss:// URLs")
 		}
-		tc, tlsErrs := c.TLS.build()
+		tc, tlsErrs := c.TLS.Load()
 		for _, e := range tlsErrs {
-			fail(e.Key, "%s", e.Msg)
+			fail(e.Key, "%s", fileErr(e.Err))
 		}
 		s.tls = tc
 	}
@@ -551,50 +542,6 @@ func (s *settings) checkSecrets() sdk.ConfigErrors {
 		}
 	}
 	return errs
-}
-
-func (t TLSConfig) build() (*tls.Config, sdk.ConfigErrors) {
-	var errs sdk.ConfigErrors
-	tc := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // an explicit, documented opt-in
-	}
-	if t.CAFile != "" {
-		pem, err := capread.File(t.CAFile, capread.PEM, "a PEM file")
-		if err != nil {
-			errs = append(errs, sdk.ConfigError{Key: "tls.ca_file", Msg: fileErr(err)})
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, sdk.ConfigError{Key: "tls.ca_file", Msg: "holds no PEM certificate"})
-			}
-			tc.RootCAs = pool
-		}
-	}
-	switch {
-	case t.CertFile != "" && t.KeyFile != "":
-		certPEM, err := capread.File(t.CertFile, capread.PEM, "a PEM file")
-		if err != nil {
-			errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: fileErr(err)})
-			break
-		}
-		keyPEM, err := capread.File(t.KeyFile, capread.PEM, "a PEM file")
-		if err != nil {
-			errs = append(errs, sdk.ConfigError{Key: "tls.key_file", Msg: fileErr(err)})
-			break
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: err.Error()})
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	case t.CertFile != "":
-		errs = append(errs, sdk.ConfigError{Key: "tls.key_file", Msg: "is required with tls.cert_file"})
-	case t.KeyFile != "":
-		errs = append(errs, sdk.ConfigError{Key: "tls.cert_file", Msg: "is required with tls.key_file"})
-	}
-	return tc, errs
 }
 
 func fileErr(err error) string {

@@ -40,7 +40,7 @@ func TestConfigureRejects(t *testing.T) {
 		{"reserved header", "url: ws://x\nheaders: {Sec-WebSocket-Key: v}\n" + minimalRules, "headers.Sec-WebSocket-Key: is set by the WebSocket handshake itself and cannot be overridden"},
 		{"tls on ws", "url: ws://x\ntls: {insecure_skip_verify: true}\n" + minimalRules, "tls: applies only to wss:// URLs"},
 		{"tls files", "url: wss://x\ntls: {ca_file: " + bad + ", cert_file: /nonexistent}\n" + minimalRules,
-			"tls.ca_file: holds no PEM certificate; tls.key_file: is required with tls.cert_file"},
+			"tls.ca_file: holds no PEM certificate; tls.key_file: missing: cert_file is set"},
 		{"proxy", "url: ws://x\nproxy: ftp://p\n" + minimalRules, `proxy: must be "environment" or a http://, https:// or socks5:// URL`},
 		{"sizes", "url: ws://x\nmax_message_bytes: -1\nmax_decompressed_bytes: -1\ndecompress: brotli\n" + minimalRules,
 			`max_message_bytes: must be positive; decompress: must be none, gzip, deflate or auto, not "brotli"; max_decompressed_bytes: must be positive`},

@@ -65,29 +65,6 @@ func joinKey(key, name string) string {
 	return key + "." + name
 }
 
-// kindName says what a Go value expects, for messages.
-func kindName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		return "an integer"
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a non-negative integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Struct, reflect.Map:
-		return "a mapping"
-	case reflect.Slice, reflect.Array:
-		return "a list"
-	case reflect.Pointer:
-		return kindName(t.Elem())
-	}
-	return "a value"
-}
-
 func (d *decoder) value(raw []byte, rv reflect.Value, key string) {
 	got := gjson.ParseBytes(raw)
 	t := rv.Type()
@@ -110,7 +87,7 @@ func (d *decoder) value(raw []byte, rv reflect.Value, key string) {
 		}
 		return
 	}
-	mismatch := func() { d.fail(key, "must be %s, got %s", kindName(t), describe(got)) }
+	mismatch := func() { d.fail(key, "must be %s, got %s", sdk.TypeWord(t), describe(got)) }
 	switch t.Kind() {
 	case reflect.Pointer:
 		p := reflect.New(t.Elem())

@@ -50,7 +50,7 @@ func (c *Config) validate() sdk.ConfigErrors {
 		errs = append(errs, sdk.ConfigError{Key: "stream", Msg: fmt.Sprintf("stream name %q may not hold '.', '*', '>', '/', '\\' or whitespace", c.Stream)})
 	}
 	for i, s := range c.Subjects {
-		if msg := checkFilter(s); msg != "" {
+		if msg := natsbus.CheckFilter(s); msg != "" {
 			errs = append(errs, sdk.ConfigError{Key: fmt.Sprintf("subjects[%d]", i), Msg: msg})
 		}
 	}
@@ -81,21 +81,4 @@ func (c *Config) render() (natsbus.Client, error) {
 		}
 	}
 	return out, nil
-}
-
-// checkFilter returns what is wrong with a subject filter, or "".
-func checkFilter(s string) string {
-	toks := strings.Split(s, ".")
-	for i, tok := range toks {
-		switch {
-		case tok == "":
-			return fmt.Sprintf("%q has an empty token", s)
-		case tok == ">" && i != len(toks)-1:
-			return fmt.Sprintf("%q: '>' may only be the last token", s)
-		case tok == ">" || tok == "*":
-		case strings.ContainsAny(tok, "*> \t\r\n"):
-			return fmt.Sprintf("%q: token %q may not hold a wildcard inside other characters, or whitespace", s, tok)
-		}
-	}
-	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/lineproto"
 	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/internal/natsbus"
@@ -113,7 +114,7 @@ func (s *Source) connect(ctx context.Context, client *natsbus.Client, feed strin
 		s.log.Warn("nats: error from the server", "err", err)
 	}})
 	if err != nil {
-		if natsbus.IsAuth(err) || natsbus.IsCertificate(err) {
+		if natsbus.IsAuth(err) || clienttls.IsCertificate(err) {
 			return sdk.Permanent(err)
 		}
 		return err

@@ -361,7 +361,7 @@ func (c *ConfigCheck) leaf(key string, raw []byte, rv reflect.Value) {
 	var typeErr *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &typeErr):
-		c.Errorf(joinKey(key, typeErr.Field), "must be %s, got %s", typeWord(typeErr.Type), kindWord(typeErr.Value))
+		c.Errorf(joinKey(key, typeErr.Field), "must be %s, got %s", TypeWord(typeErr.Type), kindWord(typeErr.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		c.Errorf(joinKey(key, name), "unknown key")
@@ -483,9 +483,12 @@ func jsonFields(t reflect.Type, at []int) []jsonField {
 	return own
 }
 
-// jsonKind names the kind of JSON value raw holds.
-// typeWord says what a value of Go type t is in a config file.
-func typeWord(t reflect.Type) string {
+// TypeWord says what a value of Go type t is in a config file: "a
+// string", "an integer", "a list", "a mapping". It is how the SDK's config
+// errors say what a key wants ("must be a list, got a string"); a plugin
+// that decodes a config its own way uses it so that its messages read
+// the same.
+func TypeWord(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
 		return "a string"
@@ -502,7 +505,7 @@ func typeWord(t reflect.Type) string {
 	case reflect.Map, reflect.Struct:
 		return "a mapping"
 	case reflect.Pointer:
-		return typeWord(t.Elem())
+		return TypeWord(t.Elem())
 	}
 	return "a " + t.Kind().String()
 }
@@ -524,6 +527,7 @@ func kindWord(kind string) string {
 	return kind
 }
 
+// jsonKind names the kind of JSON value raw holds.
 func jsonKind(raw []byte) string {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {

@@ -228,3 +228,24 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestTypeWord(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want string
+	}{
+		{"", "a string"},
+		{true, "true or false"},
+		{int64(0), "an integer"},
+		{uint8(0), "a non-negative integer"},
+		{0.5, "a number"},
+		{[]string{}, "a list"},
+		{map[string]int{}, "a mapping"},
+		{struct{}{}, "a mapping"},
+		{new([]int), "a list"}, // a pointer says what it points to
+	} {
+		if got := TypeWord(reflect.TypeOf(tc.v)); got != tc.want {
+			t.Errorf("TypeWord(%T) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -29,13 +30,7 @@ type Config struct {
 }
 
 // TLS is a client TLS setup.
-type TLS struct {
-	CAFile             string `config:"ca_file,path=config_dir" doc:"CA bundle to trust instead of the system's"`
-	CertFile           string `config:"cert_file,path=config_dir" doc:"client certificate, for mutual TLS; with key_file"`
-	KeyFile            string `config:"key_file,path=config_dir" doc:"client certificate's key; with cert_file"`
-	ServerName         string `config:"server_name" doc:"name expected in the server's certificate, if not the URL's host"`
-	InsecureSkipVerify bool   `config:"insecure_skip_verify" doc:"skip verifying the server's certificate; for testing only"`
-}
+type TLS = clienttls.Config
 
 // DefaultConfig is the config a sink section that sets only the required
 // keys gives (before Complete).
@@ -59,11 +54,8 @@ func (c *Config) Validate() error {
 	if msg := checkURL(c.URL); msg != "" {
 		errs = append(errs, &sinks.FieldError{Key: "url", Msg: msg})
 	}
-	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
-		errs = append(errs, &sinks.FieldError{Key: "tls.key_file", Msg: "missing: cert_file is set"})
-	}
-	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
-		errs = append(errs, &sinks.FieldError{Key: "tls.cert_file", Msg: "missing: key_file is set"})
+	for _, e := range c.TLS.Check() {
+		errs = append(errs, &sinks.FieldError{Key: e.Key, Msg: e.Err.Error()})
 	}
 	return errors.Join(errs...)
 }

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,7 +18,7 @@ import (
 	ihttp "github.com/influxdata/influxdb-client-go/v2/api/http"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/capread"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/redact"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -127,9 +124,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	if cfg.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s: must not be negative", cfg.Timeout))
 	}
-	tlsConfig, err := tlsConfig(cfg.TLS)
-	if err != nil {
-		errs = append(errs, err)
+	tlsConfig, tlsErrs := cfg.TLS.Load()
+	for _, e := range tlsErrs {
+		errs = append(errs, e)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("influxdb sink: %w", err)
@@ -180,56 +177,6 @@ func writeURL(apiURL, org, bucket, precision string) string {
 	q.Set("bucket", bucket)
 	q.Set("precision", precision)
 	return strings.TrimSuffix(apiURL, "/") + "/write?" + q.Encode()
-}
-
-func tlsConfig(c TLS) (*tls.Config, error) {
-	if c == (TLS{}) {
-		return nil, nil
-	}
-	t := &tls.Config{
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // operator's explicit choice
-		MinVersion:         tls.VersionTLS12,
-	}
-	var errs []error
-	if c.CAFile != "" {
-		pem, err := capread.File(c.CAFile, capread.PEM, "a PEM file")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls.ca_file: %w", err))
-		} else {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs = append(errs, fmt.Errorf("tls.ca_file %s: no PEM certificates", c.CAFile))
-			}
-			t.RootCAs = pool
-		}
-	}
-	switch {
-	case c.CertFile != "" && c.KeyFile != "":
-		cert, err := loadKeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("tls.cert_file/key_file: %w", err))
-		} else {
-			t.Certificates = []tls.Certificate{cert}
-		}
-	case c.CertFile != "" || c.KeyFile != "":
-		errs = append(errs, errors.New("tls: cert_file and key_file go together"))
-	}
-	return t, errors.Join(errs...)
-}
-
-// loadKeyPair is tls.LoadX509KeyPair with both files read within
-// capread.PEM.
-func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
-	certPEM, err := capread.File(certFile, capread.PEM, "a PEM file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	keyPEM, err := capread.File(keyFile, capread.PEM, "a PEM file")
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
 // Declare records each measurement's uniqueness key (see doc.go, Point
@@ -297,7 +244,7 @@ func (s *Sink) writeLines(ctx context.Context, idx []int) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("influxdb write: %w", ctx.Err())
 		}
-		if isCertificateError(err) {
+		if clienttls.IsCertificate(err) {
 			// Waiting will not make a certificate trusted: the operator
 			// has to fix tls.* (or the server's certificate).
 			return &sinks.FailedError{Err: fmt.Errorf("influxdb write: %w", err)}
@@ -419,31 +366,6 @@ func (s *Sink) post(ctx context.Context, body []byte) (int, http.Header, []byte,
 	// Drain so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBodyExcerpt))
 	return resp.StatusCode, resp.Header, respBody, nil
-}
-
-// isCertificateError reports a TLS failure over certificates, on either
-// side: ours not trusting the server's, or the server refusing ours.
-func isCertificateError(err error) bool {
-	var (
-		verify   *tls.CertificateVerificationError
-		unknown  x509.UnknownAuthorityError
-		hostname x509.HostnameError
-		invalid  x509.CertificateInvalidError
-		alert    tls.AlertError
-	)
-	if errors.As(err, &alert) {
-		switch alert {
-		case 42, 43, 44, 45, 46, 48, 116: // bad, unsupported, revoked, expired, unknown certificate; unknown CA; certificate required
-			return true
-		}
-	}
-	// Over TCP an alert from the server arrives as an unexported type
-	// inside a net.OpError ("remote error: tls: certificate required").
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && strings.Contains(op.Err.Error(), "certificate") {
-		return true
-	}
-	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid)
 }
 
 // StatusError is an HTTP error answer from InfluxDB, wrapped inside the

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,22 +12,12 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/internal/testinflux"
+	"github.com/sluicehq/sluice/internal/testproc"
 	"github.com/sluicehq/sluice/sinks"
 )
 
 // canary is a password that must appear in no log line and no error.
 const canary = "CANARY-influx-9c2e"
-
-// closedAddr is a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // A user:password@ URL (which InfluxDB 1.8 takes as basic auth) and a
 // secret query parameter stay out of the log and of every error, whether
@@ -41,7 +30,7 @@ func TestURLSecretsNeverLogged(t *testing.T) {
 		url     string
 		wantErr bool
 	}{
-		{"down", "http://sluice:" + canary + "@" + closedAddr(t) + "/?token=" + canary, true},
+		{"down", "http://sluice:" + canary + "@" + testproc.FreeAddr(t) + "/?token=" + canary, true},
 		{"refused", "http://sluice:" + canary + "x@" + real.Host, true},
 		// The password in the URL works: the same sink writes.
 		{"works", "http://sluice:" + url.PathEscape(canary) + "@" + real.Host, false},

@@ -493,7 +493,7 @@ func TestOpenValidates(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"url", "bucket", "precision", "timeout", "ca_file", "cert_file and key_file"} {
+	for _, want := range []string{"url", "bucket", "precision", "timeout", "ca_file", "tls.key_file: missing: cert_file is set"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
 		}

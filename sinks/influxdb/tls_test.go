@@ -121,7 +121,7 @@ func TestTLSFiles(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"no PEM certificates", "cert_file/key_file"} {
+	for _, want := range []string{"tls.ca_file: holds no PEM certificate", "tls.cert_file: tls: failed to find any PEM data"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}

@@ -3,9 +3,9 @@ package nats
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/natsbus"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -42,23 +42,13 @@ type Config struct {
 }
 
 // TLS is the client side of TLS to the servers.
-type TLS struct {
-	CAFile             string `config:"ca_file,path=config_dir" doc:"CA bundle to trust instead of the system's"`
-	CertFile           string `config:"cert_file,path=config_dir" doc:"client certificate, for mutual TLS; with key_file"`
-	KeyFile            string `config:"key_file,path=config_dir" doc:"client certificate's key; with cert_file"`
-	ServerName         string `config:"server_name" doc:"name expected in the server's certificate, if not the URL's host"`
-	InsecureSkipVerify bool   `config:"insecure_skip_verify" doc:"skip verifying the server's certificate; for testing only"`
-}
+type TLS = clienttls.Config
 
 // client is the connection part of c, as the NATS source plugin shares it.
 func (c *Config) client() natsbus.Client {
 	return natsbus.Client{
 		URL: c.URL, User: c.User, Password: c.Password, Token: c.Token,
-		CredentialsFile: c.CredentialsFile, NKeyFile: c.NKeyFile,
-		TLS: natsbus.TLS{
-			CAFile: c.TLS.CAFile, CertFile: c.TLS.CertFile, KeyFile: c.TLS.KeyFile,
-			ServerName: c.TLS.ServerName, InsecureSkipVerify: c.TLS.InsecureSkipVerify,
-		},
+		CredentialsFile: c.CredentialsFile, NKeyFile: c.NKeyFile, TLS: c.TLS,
 	}
 }
 
@@ -120,7 +110,7 @@ func (c *Config) problems() []error {
 	}
 	badFilter := false
 	for i, s := range c.StreamSubjects {
-		if msg := checkFilter(s); msg != "" {
+		if msg := natsbus.CheckFilter(s); msg != "" {
 			add(fmt.Sprintf("stream_subjects[%d]", i), "%s", msg)
 			badFilter = true
 		}
@@ -163,23 +153,6 @@ func CheckStreamName(s string) string {
 		switch c := s[i]; {
 		case c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' || c <= ' ' || c == 0x7f:
 			return fmt.Sprintf("stream name %q may not hold '.', '*', '>', '/', '\\', spaces or control characters", s)
-		}
-	}
-	return ""
-}
-
-// checkFilter returns what is wrong with a subject filter, or "".
-func checkFilter(s string) string {
-	toks := strings.Split(s, ".")
-	for i, tok := range toks {
-		switch {
-		case tok == "":
-			return fmt.Sprintf("%q has an empty token", s)
-		case tok == ">" && i != len(toks)-1:
-			return fmt.Sprintf("%q: '>' may only be the last token", s)
-		case tok == ">" || tok == "*":
-		case strings.ContainsAny(tok, "*> \t\r\n"):
-			return fmt.Sprintf("%q: token %q may not hold a wildcard inside other characters, or whitespace", s, tok)
 		}
 	}
 	return ""

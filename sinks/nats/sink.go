@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/clienttls"
 	"github.com/sluicehq/sluice/internal/lineproto"
 	"github.com/sluicehq/sluice/internal/natsbus"
 	"github.com/sluicehq/sluice/internal/redact"
@@ -172,7 +173,7 @@ func (s *Sink) connect() error {
 }
 
 func classifyConn(err error) error {
-	if natsbus.IsAuth(err) || natsbus.IsCertificate(err) {
+	if natsbus.IsAuth(err) || clienttls.IsCertificate(err) {
 		return &sinks.FailedError{Err: fmt.Errorf("nats sink: %w", err)}
 	}
 	return fmt.Errorf("nats sink: %w", err)

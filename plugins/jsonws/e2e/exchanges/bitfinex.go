@@ -42,70 +42,63 @@ func (b *Bitfinex) serve(c *conn) {
 	c.send(`{"event":"info","version":2,"serverId":"9b6c1d3e-3c2f-4c1e-a3f0-46d0b8b5b1a2","platform":{"status":1}}`)
 	hb := time.NewTicker(b.opts.seconds(15))
 	defer hb.Stop()
-	symbols, groups := bySymbol(b.opts.Trades)
+	r := c.replay()
 	channels := map[string]int{} // symbol → chanId
 	var order []int
 	nextID := 17470 + 1000*c.n
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			req := obj(m.data)
+	c.loop(func(m message) bool {
+		req := obj(m.data)
+		switch {
+		case req == nil:
+			c.send(`{"event":"error","msg":"unknown event","code":10000}`)
+		case req["event"] == "ping":
+			c.record(EvPing, "")
+			c.send(fmt.Sprintf(`{"event":"pong","ts":%d,"cid":%s}`, time.Now().UnixMilli(), req["cid"]))
+		case req["event"] == "subscribe" && req["channel"] == "trades":
+			sym := strOf(req["symbol"])
 			switch {
-			case req == nil:
-				c.send(`{"event":"error","msg":"unknown event","code":10000}`)
-			case req["event"] == "ping":
-				c.record(EvPing, "")
-				c.send(fmt.Sprintf(`{"event":"pong","ts":%d,"cid":%s}`, time.Now().UnixMilli(), req["cid"]))
-			case req["event"] == "subscribe" && req["channel"] == "trades":
-				sym := strOf(req["symbol"])
-				switch {
-				case !b.known(sym):
-					c.record(EvRefused, sym)
-					c.send(fmt.Sprintf(`{"event":"error","msg":"symbol: invalid","code":10300,"channel":"trades","symbol":%s}`, str(sym)))
-					continue
-				case channels[sym] != 0:
-					c.record(EvRefused, sym)
-					c.send(fmt.Sprintf(`{"event":"error","msg":"subscribe: dup","code":10301,"channel":"trades","symbol":%s}`, str(sym)))
-					continue
-				case len(channels) == 25:
-					c.record(EvRefused, sym)
-					c.send(fmt.Sprintf(`{"event":"error","msg":"subscribe: limit","code":10305,"channel":"trades","symbol":%s}`, str(sym)))
-					continue
-				}
-				id := nextID
-				nextID++
-				channels[sym] = id
-				order = append(order, id)
-				c.record(EvSubscribe, sym)
-				c.send(fmt.Sprintf(`{"event":"subscribed","channel":"trades","chanId":%d,"symbol":%s,"pair":%s}`, id, str(sym), str(strings.TrimPrefix(sym, "t"))))
-				trades := groups[sym]
-				// The snapshot holds the first trade, newest first as
-				// Bitfinex sends it; each later trade comes as te and tu.
-				c.send(fmt.Sprintf(`[%d,[%s]]`, id, bitfinexTrade(trades[0])))
-				for _, t := range trades[1:] {
-					c.send(fmt.Sprintf(`[%d,"te",%s]`, id, bitfinexTrade(t)))
-					c.send(fmt.Sprintf(`[%d,"tu",%s]`, id, bitfinexTrade(t)))
-				}
-				if len(channels) == len(symbols) {
-					c.record(EvPublished, "")
-					if c.dropNow() {
-						c.drop()
-						return
-					}
-				}
-			default:
-				c.send(`{"event":"error","msg":"unknown event","code":10000}`)
+			case !b.known(sym):
+				c.record(EvRefused, sym)
+				c.send(fmt.Sprintf(`{"event":"error","msg":"symbol: invalid","code":10300,"channel":"trades","symbol":%s}`, str(sym)))
+				return true
+			case channels[sym] != 0:
+				c.record(EvRefused, sym)
+				c.send(fmt.Sprintf(`{"event":"error","msg":"subscribe: dup","code":10301,"channel":"trades","symbol":%s}`, str(sym)))
+				return true
+			case len(channels) == 25:
+				c.record(EvRefused, sym)
+				c.send(fmt.Sprintf(`{"event":"error","msg":"subscribe: limit","code":10305,"channel":"trades","symbol":%s}`, str(sym)))
+				return true
 			}
-		case <-hb.C:
-			for _, id := range order {
-				c.record(EvHeartbeat, "")
-				c.send(fmt.Sprintf(`[%d,"hb"]`, id))
+			id := nextID
+			nextID++
+			channels[sym] = id
+			order = append(order, id)
+			c.record(EvSubscribe, sym)
+			c.send(fmt.Sprintf(`{"event":"subscribed","channel":"trades","chanId":%d,"symbol":%s,"pair":%s}`, id, str(sym), str(strings.TrimPrefix(sym, "t"))))
+			trades := r.take(sym)
+			// The snapshot holds the first trade, newest first as
+			// Bitfinex sends it; each later trade comes as te and tu.
+			c.send(fmt.Sprintf(`[%d,[%s]]`, id, bitfinexTrade(trades[0])))
+			for _, t := range trades[1:] {
+				c.send(fmt.Sprintf(`[%d,"te",%s]`, id, bitfinexTrade(t)))
+				c.send(fmt.Sprintf(`[%d,"tu",%s]`, id, bitfinexTrade(t)))
 			}
+			if r.complete() {
+				c.drop()
+				return false
+			}
+		default:
+			c.send(`{"event":"error","msg":"unknown event","code":10000}`)
 		}
-	}
+		return true
+	}, ticker(hb, func() bool {
+		for _, id := range order {
+			c.record(EvHeartbeat, "")
+			c.send(fmt.Sprintf(`[%d,"hb"]`, id))
+		}
+		return true
+	}))
 }
 
 // bitfinexTrade is [ID, MTS, AMOUNT, PRICE], AMOUNT signed by side.

@@ -36,60 +36,50 @@ func NewBitstamp(opts Options) *Bitstamp {
 }
 
 func (b *Bitstamp) serve(c *conn) {
-	symbols, groups := bySymbol(b.opts.Trades)
-	subscribed := map[string]bool{}
+	r := c.replay()
 	var closing <-chan time.Time
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			var req struct {
-				Event string `json:"event"`
-				Data  struct {
-					Channel string `json:"channel"`
-				} `json:"data"`
-			}
-			if json.Unmarshal(m.data, &req) != nil {
-				c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
-				continue
-			}
-			switch req.Event {
-			case "bts:heartbeat":
-				c.record(EvPing, "")
-				c.send(`{"event":"bts:heartbeat","channel":"","data":{"status":"success"}}`)
-			case "bts:subscribe":
-				market, ok := strings.CutPrefix(req.Data.Channel, "live_trades_")
-				if !ok || !b.known(market) {
-					c.record(EvRefused, req.Data.Channel)
-					c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
-					continue
-				}
-				c.record(EvSubscribe, req.Data.Channel)
-				c.send(fmt.Sprintf(`{"event":"bts:subscription_succeeded","channel":%s,"data":{}}`, str(req.Data.Channel)))
-				for _, t := range groups[market] {
-					typ := 0
-					if t.Side == "sell" {
-						typ = 1
-					}
-					c.send(fmt.Sprintf(`{"data":{"id":%s,"timestamp":"%d","amount":%s,"amount_str":%s,"price":%s,"price_str":%s,"type":%d,"microtimestamp":"%d","buy_order_id":1436049393856512,"sell_order_id":1436049381761024},"channel":%s,"event":"trade"}`,
-						t.ID, t.Time.Unix(), t.Qty, str(t.Qty), t.Price, str(t.Price), typ, t.Time.UnixMicro(), str(req.Data.Channel)))
-				}
-				subscribed[market] = true
-				if len(subscribed) == len(symbols) {
-					c.record(EvPublished, "")
-					if c.dropNow() {
-						c.send(`{"event":"bts:request_reconnect","channel":"","data":""}`)
-						closing = time.After(b.opts.seconds(3))
-					}
-				}
-			default:
-				c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
-			}
-		case <-closing:
-			c.drop()
-			return
+	c.loop(func(m message) bool {
+		var req struct {
+			Event string `json:"event"`
+			Data  struct {
+				Channel string `json:"channel"`
+			} `json:"data"`
 		}
-	}
+		if json.Unmarshal(m.data, &req) != nil {
+			c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
+			return true
+		}
+		switch req.Event {
+		case "bts:heartbeat":
+			c.record(EvPing, "")
+			c.send(`{"event":"bts:heartbeat","channel":"","data":{"status":"success"}}`)
+		case "bts:subscribe":
+			market, ok := strings.CutPrefix(req.Data.Channel, "live_trades_")
+			if !ok || !b.known(market) {
+				c.record(EvRefused, req.Data.Channel)
+				c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
+				return true
+			}
+			c.record(EvSubscribe, req.Data.Channel)
+			c.send(fmt.Sprintf(`{"event":"bts:subscription_succeeded","channel":%s,"data":{}}`, str(req.Data.Channel)))
+			for _, t := range r.take(market) {
+				typ := 0
+				if t.Side == "sell" {
+					typ = 1
+				}
+				c.send(fmt.Sprintf(`{"data":{"id":%s,"timestamp":"%d","amount":%s,"amount_str":%s,"price":%s,"price_str":%s,"type":%d,"microtimestamp":"%d","buy_order_id":1436049393856512,"sell_order_id":1436049381761024},"channel":%s,"event":"trade"}`,
+					t.ID, t.Time.Unix(), t.Qty, str(t.Qty), t.Price, str(t.Price), typ, t.Time.UnixMicro(), str(req.Data.Channel)))
+			}
+			if r.complete() {
+				c.send(`{"event":"bts:request_reconnect","channel":"","data":""}`)
+				closing = time.After(b.opts.seconds(3))
+			}
+		default:
+			c.send(`{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}`)
+		}
+		return true
+	}, clock{C: func() <-chan time.Time { return closing }, Fire: func() bool {
+		c.drop()
+		return false
+	}})
 }

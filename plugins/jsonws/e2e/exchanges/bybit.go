@@ -41,70 +41,59 @@ func (b *Bybit) serve(c *conn) {
 	idle := time.NewTimer(b.opts.seconds(600))
 	defer idle.Stop()
 	alive := func() { idle.Reset(b.opts.seconds(600)) }
-	symbols, groups := bySymbol(b.opts.Trades)
-	subscribed := map[string]bool{}
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			var req struct {
-				ReqID string   `json:"req_id"`
-				Op    string   `json:"op"`
-				Args  []string `json:"args"`
-			}
-			if json.Unmarshal(m.data, &req) != nil {
-				c.send(fmt.Sprintf(`{"success":false,"ret_msg":"error:request not json","conn_id":%s,"op":""}`, str(connID)))
-				continue
-			}
-			switch req.Op {
-			case "ping":
-				c.record(EvPing, "")
-				c.send(fmt.Sprintf(`{"success":true,"ret_msg":"pong","conn_id":%s,"req_id":%s,"op":"ping"}`, str(connID), str(req.ReqID)))
-				alive()
-			case "subscribe":
-				var bad []string
-				for _, topic := range req.Args {
-					sym, ok := strings.CutPrefix(topic, "publicTrade.")
-					if !ok || !b.known(sym) {
-						bad = append(bad, topic)
-					}
-				}
-				if len(bad) > 0 || len(req.Args) == 0 {
-					c.record(EvRefused, strings.Join(bad, ","))
-					c.send(fmt.Sprintf(`{"success":false,"ret_msg":"Invalid symbol :[%s]","conn_id":%s,"req_id":%s,"op":"subscribe"}`,
-						strings.Join(bad, ","), str(connID), str(req.ReqID)))
-					continue
-				}
-				c.send(fmt.Sprintf(`{"success":true,"ret_msg":"subscribe","conn_id":%s,"req_id":%s,"op":"subscribe"}`, str(connID), str(req.ReqID)))
-				for _, topic := range req.Args {
-					sym := strings.TrimPrefix(topic, "publicTrade.")
-					c.record(EvSubscribe, topic)
-					for _, batch := range chunks(groups[sym], 2) {
-						var data []string
-						for _, t := range batch {
-							data = append(data, fmt.Sprintf(`{"T":%d,"s":%s,"S":%s,"v":%s,"p":%s,"L":"PlusTick","i":%s,"BT":false}`,
-								t.Time.UnixMilli(), str(t.Symbol), str(strings.ToUpper(t.Side[:1])+t.Side[1:]), str(t.Qty), str(t.Price), str(t.ID)))
-						}
-						c.send(fmt.Sprintf(`{"topic":%s,"type":"snapshot","ts":%d,"data":[%s]}`, str(topic), batch[len(batch)-1].Time.UnixMilli()+3, strings.Join(data, ",")))
-					}
-					subscribed[sym] = true
-				}
-				alive()
-				if len(subscribed) == len(symbols) {
-					c.record(EvPublished, "")
-					if c.dropNow() {
-						c.drop()
-						return
-					}
-				}
-			default:
-				c.send(fmt.Sprintf(`{"success":false,"ret_msg":"error:handler not found","conn_id":%s,"req_id":%s,"op":%s}`, str(connID), str(req.ReqID), str(req.Op)))
-			}
-		case <-idle.C:
-			c.violation("no ping-pong and no data for 10 minutes")
-			return
+	r := c.replay()
+	c.loop(func(m message) bool {
+		var req struct {
+			ReqID string   `json:"req_id"`
+			Op    string   `json:"op"`
+			Args  []string `json:"args"`
 		}
-	}
+		if json.Unmarshal(m.data, &req) != nil {
+			c.send(fmt.Sprintf(`{"success":false,"ret_msg":"error:request not json","conn_id":%s,"op":""}`, str(connID)))
+			return true
+		}
+		switch req.Op {
+		case "ping":
+			c.record(EvPing, "")
+			c.send(fmt.Sprintf(`{"success":true,"ret_msg":"pong","conn_id":%s,"req_id":%s,"op":"ping"}`, str(connID), str(req.ReqID)))
+			alive()
+		case "subscribe":
+			var bad []string
+			for _, topic := range req.Args {
+				sym, ok := strings.CutPrefix(topic, "publicTrade.")
+				if !ok || !b.known(sym) {
+					bad = append(bad, topic)
+				}
+			}
+			if len(bad) > 0 || len(req.Args) == 0 {
+				c.record(EvRefused, strings.Join(bad, ","))
+				c.send(fmt.Sprintf(`{"success":false,"ret_msg":"Invalid symbol :[%s]","conn_id":%s,"req_id":%s,"op":"subscribe"}`,
+					strings.Join(bad, ","), str(connID), str(req.ReqID)))
+				return true
+			}
+			c.send(fmt.Sprintf(`{"success":true,"ret_msg":"subscribe","conn_id":%s,"req_id":%s,"op":"subscribe"}`, str(connID), str(req.ReqID)))
+			for _, topic := range req.Args {
+				c.record(EvSubscribe, topic)
+				for _, batch := range chunks(r.take(strings.TrimPrefix(topic, "publicTrade.")), 2) {
+					var data []string
+					for _, t := range batch {
+						data = append(data, fmt.Sprintf(`{"T":%d,"s":%s,"S":%s,"v":%s,"p":%s,"L":"PlusTick","i":%s,"BT":false}`,
+							t.Time.UnixMilli(), str(t.Symbol), str(strings.ToUpper(t.Side[:1])+t.Side[1:]), str(t.Qty), str(t.Price), str(t.ID)))
+					}
+					c.send(fmt.Sprintf(`{"topic":%s,"type":"snapshot","ts":%d,"data":[%s]}`, str(topic), batch[len(batch)-1].Time.UnixMilli()+3, strings.Join(data, ",")))
+				}
+			}
+			alive()
+			if r.complete() {
+				c.drop()
+				return false
+			}
+		default:
+			c.send(fmt.Sprintf(`{"success":false,"ret_msg":"error:handler not found","conn_id":%s,"req_id":%s,"op":%s}`, str(connID), str(req.ReqID), str(req.Op)))
+		}
+		return true
+	}, timer(idle, func() bool {
+		c.violation("no ping-pong and no data for 10 minutes")
+		return false
+	}))
 }

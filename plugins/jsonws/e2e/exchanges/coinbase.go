@@ -49,7 +49,12 @@ func (cb *Coinbase) serve(c *conn) {
 	defer firstSub.Stop()
 	quiet := time.NewTimer(cb.opts.seconds(60))
 	defer quiet.Stop()
-	var beat <-chan time.Time
+	var beats *time.Ticker // from the heartbeats subscription on
+	defer func() {
+		if beats != nil {
+			beats.Stop()
+		}
+	}()
 	seq := 0
 	send := func(channel, events string) {
 		c.send(fmt.Sprintf(`{"channel":%s,"client_id":"","timestamp":%s,"sequence_num":%d,"events":%s}`,
@@ -57,103 +62,98 @@ func (cb *Coinbase) serve(c *conn) {
 		seq++
 		quiet.Reset(cb.opts.seconds(60))
 	}
-	symbols, groups := bySymbol(cb.opts.Trades)
+	r := c.replay()
 	subs := map[string][]string{} // channel → product ids
-	published := map[string]bool{}
 	counter := 3049
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			var req struct {
-				Type       string   `json:"type"`
-				ProductIDs []string `json:"product_ids"`
-				Channel    string   `json:"channel"`
-			}
-			if json.Unmarshal(m.data, &req) != nil || req.Type != "subscribe" {
-				c.send(`{"type":"error","message":"Failed to parse message"}`)
-				continue
-			}
-			switch req.Channel {
-			case "market_trades":
-				var unknown []string
-				for _, p := range req.ProductIDs {
-					if !cb.known(p) {
-						unknown = append(unknown, p)
-					}
-				}
-				if len(unknown) > 0 || len(req.ProductIDs) == 0 {
-					c.record(EvRefused, strings.Join(unknown, ","))
-					c.send(fmt.Sprintf(`{"type":"error","message":"Failed to subscribe: unknown product_ids %s"}`, strings.Join(unknown, ",")))
-					continue
-				}
-			case "heartbeats":
-			default:
-				c.record(EvRefused, req.Channel)
-				c.send(fmt.Sprintf(`{"type":"error","message":"Failed to subscribe: unknown channel %s"}`, req.Channel))
-				continue
-			}
-			firstSub.Stop()
+	c.loop(func(m message) bool {
+		var req struct {
+			Type       string   `json:"type"`
+			ProductIDs []string `json:"product_ids"`
+			Channel    string   `json:"channel"`
+		}
+		if json.Unmarshal(m.data, &req) != nil || req.Type != "subscribe" {
+			c.send(`{"type":"error","message":"Failed to parse message"}`)
+			return true
+		}
+		switch req.Channel {
+		case "market_trades":
+			var unknown []string
 			for _, p := range req.ProductIDs {
-				if !slices.Contains(subs[req.Channel], p) {
-					subs[req.Channel] = append(subs[req.Channel], p)
+				if !cb.known(p) {
+					unknown = append(unknown, p)
 				}
 			}
-			if _, ok := subs[req.Channel]; !ok {
-				subs[req.Channel] = []string{}
+			if len(unknown) > 0 || len(req.ProductIDs) == 0 {
+				c.record(EvRefused, strings.Join(unknown, ","))
+				c.send(fmt.Sprintf(`{"type":"error","message":"Failed to subscribe: unknown product_ids %s"}`, strings.Join(unknown, ",")))
+				return true
 			}
-			c.record(EvSubscribe, req.Channel)
-			b, _ := json.Marshal(subs)
-			send("subscriptions", fmt.Sprintf(`[{"subscriptions":%s}]`, b))
-			if req.Channel == "heartbeats" && beat == nil {
-				t := time.NewTicker(cb.opts.seconds(1))
-				defer t.Stop()
-				beat = t.C
-			}
-			if req.Channel != "market_trades" {
-				continue
-			}
-			for _, p := range req.ProductIDs {
-				if published[p] {
-					continue
-				}
-				published[p] = true
-				for i, batch := range chunks(groups[p], 2) {
-					typ := "update"
-					if i == 0 {
-						typ = "snapshot"
-					}
-					var trades []string
-					for _, t := range batch {
-						trades = append(trades, fmt.Sprintf(`{"trade_id":%s,"product_id":%s,"price":%s,"size":%s,"side":%s,"time":%s}`,
-							str(t.ID), str(t.Symbol), str(t.Price), str(t.Qty), str(strings.ToUpper(t.Side)), str(coinbaseTime(t.Time))))
-					}
-					send("market_trades", fmt.Sprintf(`[{"type":%s,"trades":[%s]}]`, str(typ), strings.Join(trades, ",")))
-				}
-			}
-			if len(published) == len(symbols) {
-				c.record(EvPublished, "")
-				if c.dropNow() {
-					c.drop()
-					return
-				}
-			}
-		case <-beat:
-			counter++
-			now := time.Now().UTC()
-			c.record(EvHeartbeat, "")
-			send("heartbeats", fmt.Sprintf(`[{"current_time":%s,"heartbeat_counter":"%d"}]`,
-				str(now.Format("2006-01-02 15:04:05.000000000 -0700 MST")+" m=+91717.525857105"), counter))
-		case <-firstSub.C:
-			c.violation("no subscribe within 5s")
-			return
-		case <-quiet.C:
-			if _, ok := subs["heartbeats"]; !ok {
-				c.violation("no updates for 60s and no heartbeats subscription")
-				return
+		case "heartbeats":
+		default:
+			c.record(EvRefused, req.Channel)
+			c.send(fmt.Sprintf(`{"type":"error","message":"Failed to subscribe: unknown channel %s"}`, req.Channel))
+			return true
+		}
+		firstSub.Stop()
+		for _, p := range req.ProductIDs {
+			if !slices.Contains(subs[req.Channel], p) {
+				subs[req.Channel] = append(subs[req.Channel], p)
 			}
 		}
-	}
+		if _, ok := subs[req.Channel]; !ok {
+			subs[req.Channel] = []string{}
+		}
+		c.record(EvSubscribe, req.Channel)
+		b, _ := json.Marshal(subs)
+		send("subscriptions", fmt.Sprintf(`[{"subscriptions":%s}]`, b))
+		if req.Channel == "heartbeats" && beats == nil {
+			beats = time.NewTicker(cb.opts.seconds(1))
+		}
+		if req.Channel != "market_trades" {
+			return true
+		}
+		for _, p := range req.ProductIDs {
+			if r.done[p] {
+				continue
+			}
+			for i, batch := range chunks(r.take(p), 2) {
+				typ := "update"
+				if i == 0 {
+					typ = "snapshot"
+				}
+				var trades []string
+				for _, t := range batch {
+					trades = append(trades, fmt.Sprintf(`{"trade_id":%s,"product_id":%s,"price":%s,"size":%s,"side":%s,"time":%s}`,
+						str(t.ID), str(t.Symbol), str(t.Price), str(t.Qty), str(strings.ToUpper(t.Side)), str(coinbaseTime(t.Time))))
+				}
+				send("market_trades", fmt.Sprintf(`[{"type":%s,"trades":[%s]}]`, str(typ), strings.Join(trades, ",")))
+			}
+		}
+		if r.complete() {
+			c.drop()
+			return false
+		}
+		return true
+	}, clock{C: func() <-chan time.Time {
+		if beats == nil {
+			return nil
+		}
+		return beats.C
+	}, Fire: func() bool {
+		counter++
+		now := time.Now().UTC()
+		c.record(EvHeartbeat, "")
+		send("heartbeats", fmt.Sprintf(`[{"current_time":%s,"heartbeat_counter":"%d"}]`,
+			str(now.Format("2006-01-02 15:04:05.000000000 -0700 MST")+" m=+91717.525857105"), counter))
+		return true
+	}}, timer(firstSub, func() bool {
+		c.violation("no subscribe within 5s")
+		return false
+	}), timer(quiet, func() bool {
+		if _, ok := subs["heartbeats"]; !ok {
+			c.violation("no updates for 60s and no heartbeats subscription")
+			return false
+		}
+		return true
+	}))
 }

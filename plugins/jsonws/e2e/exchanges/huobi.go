@@ -45,68 +45,59 @@ func (h *Huobi) serve(c *conn) {
 	defer ping.Stop()
 	var unanswered []int64 // pings sent and not yet answered
 	nextPing := int64(1492420473027)
-	symbols, groups := bySymbol(h.opts.Trades)
-	published := map[string]bool{}
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			req := obj(m.data)
-			if req == nil {
-				c.sendGzip(fmt.Sprintf(`{"status":"error","err-code":"bad-request","err-msg":"invalid json","ts":%d}`, time.Now().UnixMilli()))
-				continue
-			}
-			switch {
-			case req["pong"] != nil:
-				n, err := req["pong"].(json.Number).Int64()
-				if err != nil {
-					c.sendGzip(fmt.Sprintf(`{"ts":%d,"status":"error","err-code":"bad-request","err-msg":"invalid pong"}`, time.Now().UnixMilli()))
-					continue
-				}
-				for i, p := range unanswered {
-					if p == n {
-						unanswered = unanswered[i+1:]
-						c.record(EvPong, fmt.Sprint(n))
-						break
-					}
-				}
-			case req["ping"] != nil:
-				c.record(EvPing, "")
-				c.sendGzip(fmt.Sprintf(`{"pong":%s}`, req["ping"]))
-			case req["sub"] != nil:
-				topic, id := strOf(req["sub"]), strOf(req["id"])
-				sym := huobiTopic.FindStringSubmatch(topic)
-				if sym == nil || !h.known(sym[1]) {
-					c.record(EvRefused, topic)
-					c.sendGzip(fmt.Sprintf(`{"id":%s,"status":"error","err-code":"bad-request","err-msg":"invalid topic %s","ts":%d}`, str(id), topic, time.Now().UnixMilli()))
-					continue
-				}
-				c.record(EvSubscribe, topic)
-				c.sendGzip(fmt.Sprintf(`{"id":%s,"status":"ok","subbed":%s,"ts":%d}`, str(id), str(topic), time.Now().UnixMilli()))
-				for i, batch := range chunks(groups[sym[1]], 2) {
-					c.sendGzip(huobiTick(topic, i, batch))
-				}
-				published[sym[1]] = true
-				if len(published) == len(symbols) {
-					c.record(EvPublished, "")
-					if c.dropNow() {
-						c.drop()
-						return
-					}
-				}
-			}
-		case <-ping.C:
-			if len(unanswered) >= 2 {
-				c.violation(fmt.Sprintf("no pong to 2 pings (%d, %d)", unanswered[0], unanswered[1]))
-				return
-			}
-			nextPing++
-			unanswered = append(unanswered, nextPing)
-			c.sendGzip(fmt.Sprintf(`{"ping":%d}`, nextPing))
+	r := c.replay()
+	c.loop(func(m message) bool {
+		req := obj(m.data)
+		if req == nil {
+			c.sendGzip(fmt.Sprintf(`{"status":"error","err-code":"bad-request","err-msg":"invalid json","ts":%d}`, time.Now().UnixMilli()))
+			return true
 		}
-	}
+		switch {
+		case req["pong"] != nil:
+			n, err := req["pong"].(json.Number).Int64()
+			if err != nil {
+				c.sendGzip(fmt.Sprintf(`{"ts":%d,"status":"error","err-code":"bad-request","err-msg":"invalid pong"}`, time.Now().UnixMilli()))
+				return true
+			}
+			for i, p := range unanswered {
+				if p == n {
+					unanswered = unanswered[i+1:]
+					c.record(EvPong, fmt.Sprint(n))
+					break
+				}
+			}
+		case req["ping"] != nil:
+			c.record(EvPing, "")
+			c.sendGzip(fmt.Sprintf(`{"pong":%s}`, req["ping"]))
+		case req["sub"] != nil:
+			topic, id := strOf(req["sub"]), strOf(req["id"])
+			sym := huobiTopic.FindStringSubmatch(topic)
+			if sym == nil || !h.known(sym[1]) {
+				c.record(EvRefused, topic)
+				c.sendGzip(fmt.Sprintf(`{"id":%s,"status":"error","err-code":"bad-request","err-msg":"invalid topic %s","ts":%d}`, str(id), topic, time.Now().UnixMilli()))
+				return true
+			}
+			c.record(EvSubscribe, topic)
+			c.sendGzip(fmt.Sprintf(`{"id":%s,"status":"ok","subbed":%s,"ts":%d}`, str(id), str(topic), time.Now().UnixMilli()))
+			for i, batch := range chunks(r.take(sym[1]), 2) {
+				c.sendGzip(huobiTick(topic, i, batch))
+			}
+			if r.complete() {
+				c.drop()
+				return false
+			}
+		}
+		return true
+	}, ticker(ping, func() bool {
+		if len(unanswered) >= 2 {
+			c.violation(fmt.Sprintf("no pong to 2 pings (%d, %d)", unanswered[0], unanswered[1]))
+			return false
+		}
+		nextPing++
+		unanswered = append(unanswered, nextPing)
+		c.sendGzip(fmt.Sprintf(`{"ping":%d}`, nextPing))
+		return true
+	}))
 }
 
 // huobiTick is one "Trade Detail" push of trades.

@@ -45,74 +45,65 @@ func (k *Kraken) serve(c *conn) {
 	c.send(`{"channel":"status","data":[{"api_version":"v2","connection_id":12393906104898154338,"system":"online","version":"2.0.0"}],"type":"update"}`)
 	hb := time.NewTicker(k.opts.seconds(1))
 	defer hb.Stop()
-	symbols, groups := bySymbol(k.opts.Trades)
-	subscribed := map[string]bool{}
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			now := krakenTime(time.Now())
-			var req struct {
-				Method string `json:"method"`
-				Params *struct {
-					Channel  string   `json:"channel"`
-					Symbol   []string `json:"symbol"`
-					Snapshot bool     `json:"snapshot"`
-				} `json:"params"`
-				ReqID *int64 `json:"req_id"`
-			}
-			if json.Unmarshal(m.data, &req) != nil || req.Method == "" {
-				c.send(fmt.Sprintf(`{"error":"Malformed request","method":"","success":false,"time_in":%s,"time_out":%s}`, str(now), str(now)))
-				continue
-			}
-			reqID := ""
-			if req.ReqID != nil {
-				reqID = fmt.Sprintf(`"req_id":%d,`, *req.ReqID)
-			}
-			switch {
-			case req.Method == "ping":
-				c.record(EvPing, "")
-				c.send(fmt.Sprintf(`{"method":"pong",%s"time_in":%s,"time_out":%s}`, reqID, str(now), str(now)))
-			case req.Method == "subscribe" && req.Params != nil && req.Params.Channel == "trade" && len(req.Params.Symbol) > 0:
-				for _, sym := range req.Params.Symbol {
-					if !k.known(sym) {
-						c.record(EvRefused, sym)
-						c.send(fmt.Sprintf(`{"error":"Currency pair not supported %s","method":"subscribe",%s"success":false,"symbol":%s,"time_in":%s,"time_out":%s}`,
-							sym, reqID, str(sym), str(now), str(now)))
-						continue
-					}
-					c.record(EvSubscribe, sym)
-					c.send(fmt.Sprintf(`{"method":"subscribe",%s"result":{"channel":"trade","snapshot":%v,"symbol":%s},"success":true,"time_in":%s,"time_out":%s}`,
-						reqID, req.Params.Snapshot, str(sym), str(now), str(now)))
-					trades := groups[sym]
-					if req.Params.Snapshot {
-						c.send(krakenTrades("snapshot", trades[:1]))
-						trades = trades[1:]
-					}
-					for _, batch := range chunks(trades, 2) {
-						c.send(krakenTrades("update", batch))
-					}
-					subscribed[sym] = true
-				}
-				if len(subscribed) == len(symbols) {
-					c.record(EvPublished, "")
-					if c.dropNow() {
-						c.drop()
-						return
-					}
-				}
-			default:
-				c.send(fmt.Sprintf(`{"error":"Unsupported request","method":%s,%s"success":false,"time_in":%s,"time_out":%s}`, str(req.Method), reqID, str(now), str(now)))
-			}
-		case <-hb.C:
-			if len(subscribed) > 0 {
-				c.record(EvHeartbeat, "")
-				c.send(`{"channel":"heartbeat"}`)
-			}
+	r := c.replay()
+	c.loop(func(m message) bool {
+		now := krakenTime(time.Now())
+		var req struct {
+			Method string `json:"method"`
+			Params *struct {
+				Channel  string   `json:"channel"`
+				Symbol   []string `json:"symbol"`
+				Snapshot bool     `json:"snapshot"`
+			} `json:"params"`
+			ReqID *int64 `json:"req_id"`
 		}
-	}
+		if json.Unmarshal(m.data, &req) != nil || req.Method == "" {
+			c.send(fmt.Sprintf(`{"error":"Malformed request","method":"","success":false,"time_in":%s,"time_out":%s}`, str(now), str(now)))
+			return true
+		}
+		reqID := ""
+		if req.ReqID != nil {
+			reqID = fmt.Sprintf(`"req_id":%d,`, *req.ReqID)
+		}
+		switch {
+		case req.Method == "ping":
+			c.record(EvPing, "")
+			c.send(fmt.Sprintf(`{"method":"pong",%s"time_in":%s,"time_out":%s}`, reqID, str(now), str(now)))
+		case req.Method == "subscribe" && req.Params != nil && req.Params.Channel == "trade" && len(req.Params.Symbol) > 0:
+			for _, sym := range req.Params.Symbol {
+				if !k.known(sym) {
+					c.record(EvRefused, sym)
+					c.send(fmt.Sprintf(`{"error":"Currency pair not supported %s","method":"subscribe",%s"success":false,"symbol":%s,"time_in":%s,"time_out":%s}`,
+						sym, reqID, str(sym), str(now), str(now)))
+					continue
+				}
+				c.record(EvSubscribe, sym)
+				c.send(fmt.Sprintf(`{"method":"subscribe",%s"result":{"channel":"trade","snapshot":%v,"symbol":%s},"success":true,"time_in":%s,"time_out":%s}`,
+					reqID, req.Params.Snapshot, str(sym), str(now), str(now)))
+				trades := r.take(sym)
+				if req.Params.Snapshot {
+					c.send(krakenTrades("snapshot", trades[:1]))
+					trades = trades[1:]
+				}
+				for _, batch := range chunks(trades, 2) {
+					c.send(krakenTrades("update", batch))
+				}
+			}
+			if r.complete() {
+				c.drop()
+				return false
+			}
+		default:
+			c.send(fmt.Sprintf(`{"error":"Unsupported request","method":%s,%s"success":false,"time_in":%s,"time_out":%s}`, str(req.Method), reqID, str(now), str(now)))
+		}
+		return true
+	}, ticker(hb, func() bool {
+		if len(r.done) > 0 {
+			c.record(EvHeartbeat, "")
+			c.send(`{"channel":"heartbeat"}`)
+		}
+		return true
+	}))
 }
 
 func krakenTrades(typ string, trades []Trade) string {

@@ -36,67 +36,57 @@ func (o *OKX) serve(c *conn) {
 	idle := time.NewTimer(o.opts.seconds(30))
 	defer idle.Stop()
 	pushed := func() { idle.Reset(o.opts.seconds(30)) }
-	symbols, groups := bySymbol(o.opts.Trades)
-	subscribed := map[string]bool{}
-	for {
-		select {
-		case m, ok := <-c.in:
-			if !ok {
-				return
-			}
-			if m.text && string(m.data) == "ping" {
-				c.record(EvPing, "")
-				c.send("pong")
-				pushed()
-				continue
-			}
-			var req struct {
-				Op   string `json:"op"`
-				Args []struct {
-					Channel string `json:"channel"`
-					InstID  string `json:"instId"`
-				} `json:"args"`
-			}
-			if json.Unmarshal(m.data, &req) != nil || req.Op != "subscribe" || len(req.Args) == 0 {
-				c.send(fmt.Sprintf(`{"event":"error","code":"60012","msg":"Invalid request: %s","connId":"%s"}`, strings.ReplaceAll(string(m.data), `"`, `\"`), connID))
-				pushed()
-				continue
-			}
-			for _, a := range req.Args {
-				arg := fmt.Sprintf(`{"channel":%s,"instId":%s}`, str(a.Channel), str(a.InstID))
-				if a.Channel != "trades" || !o.known(a.InstID) {
-					c.record(EvRefused, a.InstID)
-					c.send(fmt.Sprintf(`{"event":"error","code":"60018","msg":"Wrong URL or channel:%s,instId:%s doesn't exist. Please use the correct URL, channel and parameters referring to API document.","connId":"%s"}`,
-						a.Channel, a.InstID, connID))
-					continue
-				}
-				c.record(EvSubscribe, a.InstID)
-				c.send(fmt.Sprintf(`{"event":"subscribe","arg":%s,"connId":"%s"}`, arg, connID))
-				for _, batch := range chunks(groups[a.InstID], 2) {
-					var data []string
-					for _, t := range batch {
-						data = append(data, fmt.Sprintf(`{"instId":%s,"tradeId":%s,"px":%s,"sz":%s,"side":%s,"ts":"%d","count":"1"}`,
-							str(t.Symbol), str(t.ID), str(t.Price), str(t.Qty), str(t.Side), t.Time.UnixMilli()))
-					}
-					c.send(fmt.Sprintf(`{"arg":%s,"data":[%s]}`, arg, strings.Join(data, ",")))
-				}
-				subscribed[a.InstID] = true
-			}
+	r := c.replay()
+	c.loop(func(m message) bool {
+		if m.text && string(m.data) == "ping" {
+			c.record(EvPing, "")
+			c.send("pong")
 			pushed()
-			if len(subscribed) == len(symbols) {
-				c.record(EvPublished, "")
-				if c.dropNow() {
-					c.drop()
-					return
-				}
-			}
-		case <-idle.C:
-			if len(subscribed) == 0 {
-				c.violation("no subscription within 30s")
-			} else {
-				c.violation("no data pushed for 30s (send \"ping\" to keep the connection)")
-			}
-			return
+			return true
 		}
-	}
+		var req struct {
+			Op   string `json:"op"`
+			Args []struct {
+				Channel string `json:"channel"`
+				InstID  string `json:"instId"`
+			} `json:"args"`
+		}
+		if json.Unmarshal(m.data, &req) != nil || req.Op != "subscribe" || len(req.Args) == 0 {
+			c.send(fmt.Sprintf(`{"event":"error","code":"60012","msg":"Invalid request: %s","connId":"%s"}`, strings.ReplaceAll(string(m.data), `"`, `\"`), connID))
+			pushed()
+			return true
+		}
+		for _, a := range req.Args {
+			arg := fmt.Sprintf(`{"channel":%s,"instId":%s}`, str(a.Channel), str(a.InstID))
+			if a.Channel != "trades" || !o.known(a.InstID) {
+				c.record(EvRefused, a.InstID)
+				c.send(fmt.Sprintf(`{"event":"error","code":"60018","msg":"Wrong URL or channel:%s,instId:%s doesn't exist. Please use the correct URL, channel and parameters referring to API document.","connId":"%s"}`,
+					a.Channel, a.InstID, connID))
+				continue
+			}
+			c.record(EvSubscribe, a.InstID)
+			c.send(fmt.Sprintf(`{"event":"subscribe","arg":%s,"connId":"%s"}`, arg, connID))
+			for _, batch := range chunks(r.take(a.InstID), 2) {
+				var data []string
+				for _, t := range batch {
+					data = append(data, fmt.Sprintf(`{"instId":%s,"tradeId":%s,"px":%s,"sz":%s,"side":%s,"ts":"%d","count":"1"}`,
+						str(t.Symbol), str(t.ID), str(t.Price), str(t.Qty), str(t.Side), t.Time.UnixMilli()))
+				}
+				c.send(fmt.Sprintf(`{"arg":%s,"data":[%s]}`, arg, strings.Join(data, ",")))
+			}
+		}
+		pushed()
+		if r.complete() {
+			c.drop()
+			return false
+		}
+		return true
+	}, timer(idle, func() bool {
+		if len(r.done) == 0 {
+			c.violation("no subscription within 30s")
+		} else {
+			c.violation("no data pushed for 30s (send \"ping\" to keep the connection)")
+		}
+		return false
+	}))
 }

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -265,16 +266,83 @@ func (c *conn) closeWith(code int, reason string) {
 // publishing.
 func (c *conn) dropNow() bool { return c.n <= c.srv.opts.Drop }
 
-// bySymbol groups trades by symbol, symbols in order of first trade.
-func bySymbol(trades []Trade) (symbols []string, groups map[string][]Trade) {
-	groups = make(map[string][]Trade)
-	for _, t := range trades {
-		if _, ok := groups[t.Symbol]; !ok {
-			symbols = append(symbols, t.Symbol)
+// A clock is one of an exchange's own timers in a session: its ping
+// period, a deadline. C is asked anew on every turn of the loop, so a
+// clock may start late (nil: not running); Fire reports whether the
+// session goes on.
+type clock struct {
+	C    func() <-chan time.Time
+	Fire func() bool
+}
+
+// timer is a clock over t's channel.
+func timer(t *time.Timer, fire func() bool) clock {
+	return clock{C: func() <-chan time.Time { return t.C }, Fire: fire}
+}
+
+// ticker is a clock over t's channel.
+func ticker(t *time.Ticker, fire func() bool) clock {
+	return clock{C: func() <-chan time.Time { return t.C }, Fire: fire}
+}
+
+// loop is every exchange's session loop: it hands each client frame to
+// frame and each tick of a clock to the clock, until one of them says
+// the session is over or the client goes away. The exchange's protocol
+// lives in frame and the clocks.
+func (c *conn) loop(frame func(message) bool, clocks ...clock) {
+	// A select over a number of clocks each exchange chooses.
+	cases := make([]reflect.SelectCase, 1+len(clocks))
+	cases[0] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.in)}
+	for {
+		for i, k := range clocks {
+			cases[1+i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(k.C())}
 		}
-		groups[t.Symbol] = append(groups[t.Symbol], t)
+		i, v, ok := reflect.Select(cases)
+		switch {
+		case i == 0 && !ok:
+			return
+		case i == 0 && !frame(v.Interface().(message)):
+			return
+		case i > 0 && !clocks[i-1].Fire():
+			return
+		}
 	}
-	return symbols, groups
+}
+
+// replay is the trades a connection publishes, grouped by symbol as the
+// exchange groups them, and which symbols' trades it has published.
+type replay struct {
+	c       *conn
+	symbols []string // in order of first trade
+	groups  map[string][]Trade
+	done    map[string]bool
+}
+
+func (c *conn) replay() *replay {
+	r := &replay{c: c, groups: make(map[string][]Trade), done: make(map[string]bool)}
+	for _, t := range c.srv.opts.Trades {
+		if _, ok := r.groups[t.Symbol]; !ok {
+			r.symbols = append(r.symbols, t.Symbol)
+		}
+		r.groups[t.Symbol] = append(r.groups[t.Symbol], t)
+	}
+	return r
+}
+
+// take returns symbol's trades and counts them published.
+func (r *replay) take(symbol string) []Trade {
+	r.done[symbol] = true
+	return r.groups[symbol]
+}
+
+// complete reports, once every symbol's trades are published, that they
+// are (EvPublished) and whether Options.Drop ends this connection now.
+func (r *replay) complete() (drop bool) {
+	if len(r.done) < len(r.symbols) {
+		return false
+	}
+	r.c.record(EvPublished, "")
+	return r.c.dropNow()
 }
 
 // known reports whether the exchange lists symbol: it lists the symbols

@@ -1,23 +1,45 @@
-package micro
+package pointcodec
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/pointcodec"
+	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
 
-// The direct codec (pointcodec.AppendPoints, pointcodec.DecodePoints) must
-// write and read exactly the protobuf runtime's bytes (marshalPoints,
-// unmarshalPoints): disk buffers written by either are read by both.
+// The strict points-only codec (AppendPoints, DecodePoints), which the
+// disk buffer uses, must write and read exactly the protobuf runtime's
+// bytes (marshalPoints, unmarshalPoints): disk buffers written by either
+// are read by both.
+
+// marshalPoints is the runtime's encoding of a Batch holding only points.
+func marshalPoints(dst []byte, points []sluice.Point) ([]byte, error) {
+	return proto.MarshalOptions{}.MarshalAppend(dst, ToProto(&Batch{Points: points}))
+}
+
+// unmarshalPoints is the runtime's decoding of it, failing as the runtime
+// does and on a field type the protocol does not have.
+func unmarshalPoints(b []byte) ([]sluice.Point, error) {
+	var in pb.Batch
+	if err := proto.Unmarshal(b, &in); err != nil {
+		return nil, fmt.Errorf("decode points: %w", err)
+	}
+	out, invalid := FromProto(&in)
+	if invalid > 0 {
+		return nil, fmt.Errorf("decode points: %d undecodable", invalid)
+	}
+	return out.Points, nil
+}
 
 func edgePoints() []sluice.Point {
-	ts := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
 	return []sluice.Point{
-		tradePoint(1, ts),
+		wirePoints()[0],
 		{Measurement: "m", Tags: []sluice.Tag{{}, {Key: "k"}, {Value: "v"}}, Fields: []sluice.Field{
 			{Key: "f0", Value: sluice.Float(0)}, {Key: "fneg0", Value: sluice.Float(math.Copysign(0, -1))},
 			{Key: "nan", Value: sluice.Float(math.NaN())}, {Key: "inf", Value: sluice.Float(math.Inf(-1))},
@@ -36,14 +58,14 @@ func edgePoints() []sluice.Point {
 func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 	for i, p := range edgePoints() {
 		want, werr := marshalPoints([]byte("prefix"), []sluice.Point{p})
-		got, gerr := pointcodec.AppendPoints([]byte("prefix"), []sluice.Point{p})
+		got, gerr := AppendPoints([]byte("prefix"), []sluice.Point{p})
 		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
 			t.Errorf("point %d: AppendPoints = %x, %v\nMarshalPoints = %x, %v", i, got, gerr, want, werr)
 		}
 	}
 	all := edgePoints()
 	want, _ := marshalPoints(nil, all)
-	got, _ := pointcodec.AppendPoints(nil, all)
+	got, _ := AppendPoints(nil, all)
 	if !bytes.Equal(got, want) {
 		t.Errorf("batch: AppendPoints and MarshalPoints differ")
 	}
@@ -51,7 +73,7 @@ func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 		{Measurement: "\xff"}, {Measurement: "m", Tags: []sluice.Tag{{Key: "k", Value: "\xff"}}},
 		{Measurement: "m", Fields: []sluice.Field{{Key: "s", Value: sluice.String("\xc3")}}},
 	} {
-		if _, err := pointcodec.AppendPoints(nil, []sluice.Point{bad}); err == nil {
+		if _, err := AppendPoints(nil, []sluice.Point{bad}); err == nil {
 			t.Errorf("%+v: invalid UTF-8 encoded without error", bad)
 		}
 		if _, err := marshalPoints(nil, []sluice.Point{bad}); err == nil {
@@ -64,7 +86,7 @@ func TestAppendPointsWritesMarshalPointsBytes(t *testing.T) {
 func sameDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want, werr := unmarshalPoints(b)
-	got, gerr := pointcodec.DecodePoints(b, 3)
+	got, gerr := DecodePoints(b, 3)
 	if (werr == nil) != (gerr == nil) {
 		t.Fatalf("%x: DecodePoints err=%v, UnmarshalPoints err=%v", b, gerr, werr)
 	}
@@ -85,7 +107,7 @@ func TestDecodePointsReadsMarshalPointsBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameDecode(t, b)
-	got, err := pointcodec.DecodePoints(b, 0)
+	got, err := DecodePoints(b, 0)
 	if err != nil || len(got) != len(valid) {
 		t.Fatalf("decoded %d points, %v", len(got), err)
 	}
@@ -101,9 +123,10 @@ func TestDecodePointsReadsMarshalPointsBytes(t *testing.T) {
 	// Many points: tags and fields span several chunks.
 	many := make([]sluice.Point, 5000)
 	for i := range many {
-		many[i] = tradePoint(int64(i), time.Unix(1700000000, int64(i)))
+		many[i] = wirePoints()[0]
+		many[i].Time = time.Unix(1700000000, int64(i))
 	}
-	b, _ = pointcodec.AppendPoints(nil, many)
+	b, _ = AppendPoints(nil, many)
 	sameDecode(t, b)
 }
 
@@ -142,7 +165,7 @@ func FuzzAppendPoints(f *testing.F) {
 			p.Time, p.Received = time.Unix(0, tns), time.Unix(0, rns)
 		}
 		want, werr := marshalPoints(nil, []sluice.Point{p})
-		got, gerr := pointcodec.AppendPoints(nil, []sluice.Point{p})
+		got, gerr := AppendPoints(nil, []sluice.Point{p})
 		if (werr == nil) != (gerr == nil) || (werr == nil && !bytes.Equal(got, want)) {
 			t.Fatalf("AppendPoints = %x, %v; MarshalPoints = %x, %v", got, gerr, want, werr)
 		}
@@ -150,17 +173,4 @@ func FuzzAppendPoints(f *testing.F) {
 			sameDecode(t, want)
 		}
 	})
-}
-
-// tradePoint is a Binance trade as the plugin emits it.
-func tradePoint(id int64, t time.Time) sluice.Point {
-	return sluice.Point{
-		Measurement: "trades",
-		Tags: []sluice.Tag{{Key: "exchange", Value: "binance"}, {Key: "market", Value: "spot"},
-			{Key: "side", Value: "buy"}, {Key: "symbol", Value: "S0042USDT"}},
-		Fields: []sluice.Field{{Key: "price", Value: sluice.Float(64123.45 + float64(id%100))},
-			{Key: "quantity", Value: sluice.Float(0.0123)}, {Key: "trade_id", Value: sluice.Int(id)}},
-		Time:     t,
-		Received: t.Add(3 * time.Millisecond),
-	}
 }
