@@ -36,7 +36,7 @@ if [[ -z "${SKIP_MICRO:-}" ]]; then
 	out="bench/results/$stamp-micro.txt"
 	benchtime="${BENCHTIME:-1s}"
 	cmd=(go test -run '^$' -bench . -benchmem -benchtime "$benchtime" -count 1
-		./plugins/binance/wire/ ./plugins/binance/book/ ./plugins/sdk/ ./agent/pipeline/ ./agent/wal/ ./bench/micro/
+		./plugins/binance/wire/ ./plugins/binance/book/ ./plugins/sdk/ ./agent/pipeline/ ./agent/wal/ ./bench/micro/ ./internal/pointcodec/
 		./sinks/sqlite/ ./sinks/influxdb/)
 	{
 		header "micro"

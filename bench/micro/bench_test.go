@@ -8,33 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
-	"github.com/sluicehq/sluice/internal/pointcodec"
-	pb "github.com/sluicehq/sluice/plugins/sdk/sourcev1"
 )
-
-// The reference the direct codec is measured against: points converted
-// to the generated protobuf messages (pointcodec.ToProto) and encoded by
-// the protobuf runtime, and decoded by it. internal/pointcodec's tests
-// hold the codec to its bytes and answers.
-
-func marshalPoints(dst []byte, points []sluice.Point) ([]byte, error) {
-	return proto.MarshalOptions{}.MarshalAppend(dst, pointcodec.ToProto(&pointcodec.Batch{Points: points}))
-}
-
-func unmarshalPoints(b []byte) ([]sluice.Point, error) {
-	var in pb.Batch
-	if err := proto.Unmarshal(b, &in); err != nil {
-		return nil, fmt.Errorf("decode points: %w", err)
-	}
-	out, _ := pointcodec.FromProto(&in)
-	return out.Points, nil
-}
 
 // tradePoint is a Binance trade as the plugin emits it.
 func tradePoint(id int64, t time.Time) sluice.Point {
@@ -59,63 +37,6 @@ func trades(n int) []sluice.Point {
 		ps[i] = tradePoint(int64(i), t.Add(time.Duration(i)*time.Microsecond))
 	}
 	return ps
-}
-
-// BenchmarkPointsEncode encodes a batch of trades in the plugin wire
-// format, as the disk buffer does for every entry: with the protobuf
-// runtime (marshalPoints) and directly (pointcodec.AppendPoints). ns/op is per batch;
-// ns/point is per point.
-func BenchmarkPointsEncode(b *testing.B) {
-	for _, n := range batchSizes {
-		ps := trades(n)
-		buf := make([]byte, 0, 256*n)
-		b.Run(fmt.Sprintf("codec=proto/batch=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				if buf, err = marshalPoints(buf[:0], ps); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-		})
-		b.Run(fmt.Sprintf("codec=direct/batch=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				var err error
-				if buf, err = pointcodec.AppendPoints(buf[:0], ps); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-		})
-	}
-}
-
-// BenchmarkPointsDecode decodes what BenchmarkPointsEncode wrote, as a
-// sink's output does for every buffered entry.
-func BenchmarkPointsDecode(b *testing.B) {
-	for _, n := range batchSizes {
-		enc, _ := marshalPoints(nil, trades(n))
-		b.Run(fmt.Sprintf("codec=proto/batch=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := unmarshalPoints(enc); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-		})
-		b.Run(fmt.Sprintf("codec=direct/batch=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := pointcodec.DecodePoints(enc, n); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-		})
-	}
 }
 
 // BenchmarkNormalize checks a batch of 500 trades against the default

@@ -69,7 +69,7 @@ func wireDiscards() []Discard {
 
 func protoBytes(t testing.TB, b *Batch) []byte {
 	t.Helper()
-	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(ToProto(b))
+	out, err := proto.MarshalOptions{Deterministic: true}.Marshal(toProto(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func sameBatch(t *testing.T, b []byte) {
 	if gerr != nil {
 		t.Fatalf("%x: Decode failed where protobuf did not: %v", b, gerr)
 	}
-	want, wantInvalid := FromProto(&in)
+	want, wantInvalid := fromProto(&in)
 	if gotInvalid != wantInvalid || got.Dropped != want.Dropped || !bytes.Equal(got.Position, want.Position) {
 		t.Fatalf("%x: invalid/dropped/position = %d/%d/%q, protobuf %d/%d/%q", b,
 			gotInvalid, got.Dropped, got.Position, wantInvalid, want.Dropped, want.Position)
@@ -179,7 +179,7 @@ func TestDecodeReadsProtobufBytes(t *testing.T) {
 // passed on for the normalizer to reject with its reason.
 func TestDecodeLeavesOutOnlyBadPoints(t *testing.T) {
 	good := pointN(1)
-	unknown := ToProto(&Batch{Points: []sluice.Point{{Measurement: "u", Fields: []sluice.Field{field("x", sluice.Int(1))}}}})
+	unknown := toProto(&Batch{Points: []sluice.Point{{Measurement: "u", Fields: []sluice.Field{field("x", sluice.Int(1))}}}})
 	unknown.Points[0].Fields[0].Type = 99
 	unknownBytes, err := proto.Marshal(unknown)
 	if err != nil {

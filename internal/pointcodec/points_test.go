@@ -20,7 +20,7 @@ import (
 
 // marshalPoints is the runtime's encoding of a Batch holding only points.
 func marshalPoints(dst []byte, points []sluice.Point) ([]byte, error) {
-	return proto.MarshalOptions{}.MarshalAppend(dst, ToProto(&Batch{Points: points}))
+	return proto.MarshalOptions{}.MarshalAppend(dst, toProto(&Batch{Points: points}))
 }
 
 // unmarshalPoints is the runtime's decoding of it, failing as the runtime
@@ -30,7 +30,7 @@ func unmarshalPoints(b []byte) ([]sluice.Point, error) {
 	if err := proto.Unmarshal(b, &in); err != nil {
 		return nil, fmt.Errorf("decode points: %w", err)
 	}
-	out, invalid := FromProto(&in)
+	out, invalid := fromProto(&in)
 	if invalid > 0 {
 		return nil, fmt.Errorf("decode points: %d undecodable", invalid)
 	}

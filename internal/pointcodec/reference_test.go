@@ -10,10 +10,10 @@ import (
 // The reference: a Batch converted to and from the generated protobuf
 // messages, for the protobuf runtime to encode and decode. The codec's
 // tests hold it to the runtime's bytes and the runtime's answers, and
-// bench/micro measures the codec against it; nothing else uses it.
+// its benchmarks measure the codec against it.
 
-// ToProto is b as the generated messages.
-func ToProto(b *Batch) *pb.Batch {
+// toProto is b as the generated messages.
+func toProto(b *Batch) *pb.Batch {
 	out := &pb.Batch{Dropped: b.Dropped, Position: b.Position, Points: make([]*pb.Point, 0, len(b.Points))}
 	for i := range b.Points {
 		p := &b.Points[i]
@@ -51,9 +51,9 @@ func ToProto(b *Batch) *pb.Batch {
 	return out
 }
 
-// FromProto converts a decoded message back. A point with a field type
+// fromProto converts a decoded message back. A point with a field type
 // the protocol does not have is left out and counted, as Decode does.
-func FromProto(in *pb.Batch) (out *Batch, invalid int) {
+func fromProto(in *pb.Batch) (out *Batch, invalid int) {
 	out = &Batch{Dropped: in.GetDropped(), Position: in.GetPosition(), Points: make([]sluice.Point, 0, len(in.GetPoints()))}
 	for _, e := range in.GetEvents() {
 		out.Events = append(out.Events, Event{
