@@ -12,32 +12,8 @@ import (
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
+	"github.com/sluicehq/sluice/internal/testpoints"
 )
-
-// tradePoint is a Binance trade as the plugin emits it.
-func tradePoint(id int64, t time.Time) sluice.Point {
-	return sluice.Point{
-		Measurement: "trades",
-		Tags: []sluice.Tag{{Key: "exchange", Value: "binance"}, {Key: "market", Value: "spot"},
-			{Key: "side", Value: "buy"}, {Key: "symbol", Value: "S0042USDT"}},
-		Fields: []sluice.Field{{Key: "price", Value: sluice.Float(64123.45 + float64(id%100))},
-			{Key: "quantity", Value: sluice.Float(0.0123)}, {Key: "trade_id", Value: sluice.Int(id)}},
-		Time:     t,
-		Received: t.Add(3 * time.Millisecond),
-	}
-}
-
-// batchSizes are the plugin batch sizes measured: the SDK default is 500.
-var batchSizes = []int{1, 100, 500, 1000}
-
-func trades(n int) []sluice.Point {
-	ps := make([]sluice.Point, n)
-	t := time.Unix(1700000000, 0)
-	for i := range ps {
-		ps[i] = tradePoint(int64(i), t.Add(time.Duration(i)*time.Microsecond))
-	}
-	return ps
-}
 
 // BenchmarkNormalize checks a batch of 500 trades against the default
 // limits and a feed's name budget, as the pipeline does for every batch
@@ -46,7 +22,7 @@ func trades(n int) []sluice.Point {
 // the copy is part of the figure.
 func BenchmarkNormalize(b *testing.B) {
 	const n = 500
-	tmpl := trades(n)
+	tmpl := testpoints.Trades(n)
 	ps := make([]sluice.Point, n)
 	now := time.Unix(1700000100, 0)
 	norm := pipeline.NewNormalizer(config.Default().Limits, func() time.Time { return now })
@@ -65,7 +41,7 @@ func BenchmarkNormalize(b *testing.B) {
 // buffer (encode, CRC, write; fsync on the default 100ms interval), per
 // batch size. No sink reads, and the bound is far away.
 func BenchmarkBufferAppend(b *testing.B) {
-	for _, n := range batchSizes {
+	for _, n := range testpoints.BatchSizes {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			buf, _, err := pipeline.OpenBuffer(pipeline.BufferOptions{
 				Dir: b.TempDir(), Sync: wal.SyncInterval, SyncInterval: 100 * time.Millisecond,
@@ -75,7 +51,7 @@ func BenchmarkBufferAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer buf.Close()
-			e := &pipeline.Entry{Feed: "binance", Sinks: []string{"db"}, Position: sluice.Position("pos"), Points: trades(n)}
+			e := &pipeline.Entry{Feed: "binance", Sinks: []string{"db"}, Position: sluice.Position("pos"), Points: testpoints.Trades(n)}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

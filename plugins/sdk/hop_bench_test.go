@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/testpoints"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
@@ -60,15 +62,7 @@ func (s *hopSource) Configure(context.Context, ConfigureRequest) ([]sluice.Measu
 func (s *hopSource) Run(ctx context.Context, out Emitter) error {
 	t := time.Unix(1700000000, 0)
 	for i := range s.n {
-		p := sluice.Point{
-			Measurement: "trades",
-			Tags: []sluice.Tag{{Key: "exchange", Value: "binance"}, {Key: "market", Value: "spot"},
-				{Key: "side", Value: "buy"}, {Key: "symbol", Value: "S0042USDT"}},
-			Fields: []sluice.Field{{Key: "price", Value: sluice.Float(64123.45)},
-				{Key: "quantity", Value: sluice.Float(0.0123)}, {Key: "trade_id", Value: sluice.Int(int64(i))}},
-			Time:     t.Add(time.Duration(i)),
-			Received: t.Add(time.Duration(i) + time.Millisecond),
-		}
+		p := testpoints.Trade(int64(i), t.Add(time.Duration(i)))
 		if err := out.EmitWait(ctx, p); err != nil {
 			return err
 		}
