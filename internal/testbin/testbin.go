@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // SQLiteDriver is the database/sql driver name tests open SQLite files with.
@@ -165,4 +167,36 @@ func Env(extra ...string) []string {
 		}
 	}
 	return append(env, extra...)
+}
+
+// PluginMain is TestMain for a plugin's own tests: it builds the plugin
+// whose main package is ./cmd/sluice-source-<name> below the test's
+// directory into a temporary directory (with the race detector when race
+// is set, so that a race in the plugin process shows in its stderr), sets
+// *path to it, runs the tests, and checks that the in-process ones left no
+// goroutine behind. Use it as os.Exit(testbin.PluginMain(m, ...)).
+func PluginMain(m *testing.M, name string, race bool, path *string) int {
+	tmp, err := os.MkdirTemp("", "sluice-"+name+"-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testbin:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	*path = filepath.Join(tmp, "sluice-source-"+name)
+	args := []string{"build", "-o", *path}
+	if race {
+		args = append(args, "-race")
+	}
+	if err := goCmd(".", append(args, "./cmd/sluice-source-"+name)...); err != nil {
+		fmt.Fprintln(os.Stderr, "testbin: building the plugin failed:", err)
+		return 1
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	return code
 }

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/sluicehq/sluice/internal/testbin"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
@@ -23,37 +21,10 @@ import (
 // pluginPath is the plugin binary TestMain built.
 var pluginPath string
 
-// TestMain builds the real plugin binary (with the race detector when the
-// tests have it, so that a race in the plugin process shows in its
-// stderr), runs the tests and checks that the in-process ones left no
-// goroutine behind.
+// TestMain builds the real plugin binary, runs the tests and checks that
+// they left no goroutine behind.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sluice-binance-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginPath = filepath.Join(dir, sdk.BinaryPrefix+"binance")
-	args := []string{"build", "-o", pluginPath}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "./cmd/sluice-source-binance")...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the plugin:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbin.PluginMain(m, "binance", raceEnabled, &pluginPath))
 }
 
 // logLines is a slog.Handler that keeps the host's log of the plugin (its

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/sluicehq/sluice/internal/testbin"
 
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
@@ -24,28 +22,7 @@ var pluginPath string
 // TestMain builds the real plugin binary, runs the tests and checks that
 // they left no goroutine behind.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sluice-synth-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pluginPath = filepath.Join(dir, sdk.BinaryPrefix+"synth")
-	cmd := exec.Command("go", "build", "-o", pluginPath, "./cmd/sluice-source-synth")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the plugin:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbin.PluginMain(m, "synth", false, &pluginPath))
 }
 
 // arrival is one batch as the host received it.
