@@ -7,8 +7,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/influxdata/line-protocol/v2/lineprotocol"
-
 	"github.com/sluicehq/sluice"
 )
 
@@ -31,64 +29,15 @@ func representable(s string) bool {
 	return true
 }
 
-// decode parses one line with the reference decoder.
+// decode parses one line with Decode, which wraps the reference decoder.
 func decode(t *testing.T, line []byte) sluice.Point {
 	t.Helper()
-	d := lineprotocol.NewDecoderWithBytes(line)
-	if !d.Next() {
-		t.Fatalf("no entry in %q", line)
+	var got []sluice.Point
+	bad, err := Decode(line, time.Time{}, func(p sluice.Point) { got = append(got, p) })
+	if bad != 0 || len(got) != 1 {
+		t.Fatalf("decoding %q: %d points, %d bad: %v", line, len(got), bad, err)
 	}
-	var p sluice.Point
-	m, err := d.Measurement()
-	if err != nil {
-		t.Fatalf("measurement of %q: %v", line, err)
-	}
-	p.Measurement = string(m)
-	for {
-		k, v, err := d.NextTag()
-		if err != nil {
-			t.Fatalf("tag of %q: %v", line, err)
-		}
-		if k == nil {
-			break
-		}
-		p.Tags = append(p.Tags, sluice.Tag{Key: string(k), Value: string(v)})
-	}
-	for {
-		k, v, err := d.NextField()
-		if err != nil {
-			t.Fatalf("field of %q: %v", line, err)
-		}
-		if k == nil {
-			break
-		}
-		var val sluice.Value
-		switch v.Kind() {
-		case lineprotocol.Float:
-			val = sluice.Float(v.FloatV())
-		case lineprotocol.Int:
-			val = sluice.Int(v.IntV())
-		case lineprotocol.Uint:
-			val = sluice.Uint(v.UintV())
-		case lineprotocol.String:
-			val = sluice.String(v.StringV())
-		case lineprotocol.Bool:
-			val = sluice.Bool(v.BoolV())
-		}
-		p.Fields = append(p.Fields, sluice.Field{Key: string(k), Value: val})
-	}
-	ts, err := d.Time(lineprotocol.Nanosecond, time.Time{})
-	if err != nil {
-		t.Fatalf("time of %q: %v", line, err)
-	}
-	p.Time = ts
-	if d.Next() {
-		t.Fatalf("more than one entry in %q", line)
-	}
-	if err := d.Err(); err != nil {
-		t.Fatalf("decoding %q: %v", line, err)
-	}
-	return p
+	return got[0]
 }
 
 // FuzzAppendPoint checks that every encoded point decodes to itself with
