@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/sinks/live/livetest"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/sluicehq/sluice/agent"
@@ -30,7 +32,7 @@ func TestLivePageInBrowser(t *testing.T) {
 	a.WaitFor(t, "live sink open", func(st agent.Status) bool { return testagent.Sink(st, "live").Name == "live" })
 
 	const btc = "trades:binance:spot:BTCUSDT"
-	tok := liveToken(t, liveSecret, "page", time.Now().Add(time.Hour), "trades:*")
+	tok := livetest.Token(t, liveSecret, "page", time.Now().Add(time.Hour), "trades:*")
 	m.run()
 	// Some trades before the page opens (it shows them from the
 	// channel's history), more while it is open.

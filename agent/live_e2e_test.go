@@ -4,16 +4,13 @@ package agent_test
 // the simulated exchange, asserted on what real clients receive.
 
 import (
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/sluicehq/sluice/sinks/live/livetest"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/testagent"
@@ -34,34 +31,34 @@ func TestLiveEndToEnd(t *testing.T) {
 	a.WaitFor(t, "live sink open", func(st agent.Status) bool { return testagent.Sink(st, "live").Name == "live" })
 
 	const btc, eth = "trades:binance:spot:BTCUSDT", "trades:binance:spot:ETHUSDT"
-	fast := newLiveClient(t, addr, liveToken(t, liveSecret, "alice", time.Now().Add(time.Hour), "trades:binance:spot:*"))
-	fast.subscribe(t, btc)
+	fast := livetest.NewClient(t, livetest.URL(addr), livetest.Token(t, liveSecret, "alice", time.Now().Add(time.Hour), "trades:binance:spot:*"), nil)
+	fast.Subscribe(t, btc)
 	if err := fast.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	fast.waitFor(t, "subscribed", func() bool { return fast.has("subscribed: " + btc) })
+	fast.WaitFor(t, "subscribed", func() bool { return fast.HasEvent("subscribed: " + btc) })
 
 	// Refused: another secret, an expired token, a channel outside the claim.
-	wrong := newLiveClient(t, addr, liveToken(t, strings.Repeat("x", 64), "mallory", time.Now().Add(time.Hour), "*"))
-	wrong.subscribe(t, btc)
+	wrong := livetest.NewClient(t, livetest.URL(addr), livetest.Token(t, strings.Repeat("x", 64), "mallory", time.Now().Add(time.Hour), "*"), nil)
+	wrong.Subscribe(t, btc)
 	wrong.Connect()
-	expired := newLiveClient(t, addr, liveToken(t, liveSecret, "bob", time.Now().Add(-time.Minute), "*"))
-	expired.subscribe(t, btc)
+	expired := livetest.NewClient(t, livetest.URL(addr), livetest.Token(t, liveSecret, "bob", time.Now().Add(-time.Minute), "*"), nil)
+	expired.Subscribe(t, btc)
 	expired.Connect()
-	narrow := newLiveClient(t, addr, liveToken(t, liveSecret, "carol", time.Now().Add(time.Hour), eth))
-	narrow.subscribe(t, btc)
-	narrow.subscribe(t, eth)
+	narrow := livetest.NewClient(t, livetest.URL(addr), livetest.Token(t, liveSecret, "carol", time.Now().Add(time.Hour), eth), nil)
+	narrow.Subscribe(t, btc)
+	narrow.Subscribe(t, eth)
 	narrow.Connect()
-	wrong.waitFor(t, "a wrong signature refused", func() bool { return wrong.has("disconnected: 3500") })
-	expired.waitFor(t, "an expired token refused", func() bool { return expired.has("error: ") })
-	narrow.waitFor(t, "a channel outside the claim refused", func() bool {
-		return narrow.has("subscription error: "+btc) && narrow.has("subscribed: "+eth)
+	wrong.WaitFor(t, "a wrong signature refused", func() bool { return wrong.HasEvent("disconnected: 3500") })
+	expired.WaitFor(t, "an expired token refused", func() bool { return expired.HasEvent("error: ") })
+	narrow.WaitFor(t, "a channel outside the claim refused", func() bool {
+		return narrow.HasEvent("subscription error: "+btc) && narrow.HasEvent("subscribed: "+eth)
 	})
 
-	slow := liveSlowClient(t, addr, liveToken(t, liveSecret, "dan", time.Now().Add(time.Hour), "*"), btc)
+	slow := livetest.SlowClient(t, livetest.URL(addr), livetest.Token(t, liveSecret, "dan", time.Now().Add(time.Hour), "*"), btc)
 
 	m.run()
-	fast.waitFor(t, "the first trades", func() bool { return len(fast.pubs[btc]) >= 200 })
+	fast.WaitFor(t, "the first trades", func() bool { return len(fast.Pubs(btc)) >= 200 })
 	// A forced reconnect while trades flow: the client gets what it
 	// missed from the channel's history, then the live trades.
 	if err := fast.Disconnect(); err != nil {
@@ -71,7 +68,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	if err := fast.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	fast.waitFor(t, "recovered", func() bool { return fast.has("subscribed: " + btc + " recovered=true") })
+	fast.WaitFor(t, "recovered", func() bool { return fast.HasEvent("subscribed: " + btc + " recovered=true") })
 	// The slow client's socket and queue fill while trades flow.
 	a.WaitFor(t, "the slow client disconnected", func(st agent.Status) bool {
 		return liveStat(st, "live", "live_disconnects_total", "slow")+liveStat(st, "live", "live_disconnects_total", "write_error") >= 1
@@ -83,18 +80,18 @@ func TestLiveEndToEnd(t *testing.T) {
 	want := m.tradeIDs("BTCUSDT")
 	total := int64(len(want) + len(m.tradeIDs("ETHUSDT")))
 	a.WaitForCount(t, `SELECT count(*) FROM trades`, total)
-	fast.waitFor(t, "every BTCUSDT trade", func() bool { return len(fast.pubs[btc]) >= len(want) })
+	fast.WaitFor(t, "every BTCUSDT trade", func() bool { return len(fast.Pubs(btc)) >= len(want) })
 	time.Sleep(300 * time.Millisecond) // a duplicate would have arrived by now
-	sameIDs(t, "fast client", fast.tradeIDs(t, btc), want)
+	sameIDs(t, "fast client", liveTradeIDs(t, fast, btc), want)
 	db := testagent.OpenDB(t, a.DB)
 	if n := testagent.QueryInt(t, db, `SELECT count(DISTINCT trade_id) FROM trades WHERE symbol = 'BTCUSDT'`); n != int64(len(want)) {
 		t.Errorf("SQLite holds %d BTCUSDT trades, want %d", n, len(want))
 	}
-	if n := narrow.count(btc); n != 0 {
+	if n := narrow.Count(btc); n != 0 {
 		t.Errorf("a channel outside the claim delivered %d trades", n)
 	}
-	if fast.has("reconnecting") {
-		t.Errorf("the fast client was disconnected by the server: %v", fast.events)
+	if fast.HasEvent("reconnecting") {
+		t.Errorf("the fast client was disconnected by the server: %v", fast.Events())
 	}
 
 	st, _ := a.Status(t)
@@ -130,34 +127,4 @@ func TestLiveEndToEnd(t *testing.T) {
 		}
 	}
 	a.Stop(t)
-}
-
-// liveSlowClient connects over a raw WebSocket with a tiny receive
-// buffer, subscribes, and reads nothing more.
-func liveSlowClient(t *testing.T, addr, tok, channel string) *websocket.Conn {
-	t.Helper()
-	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}).DialContext}
-	conn, _, err := d.Dial("ws://"+addr+"/connection/websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	for i, cmd := range []string{
-		fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok),
-		fmt.Sprintf(`{"id":2,"subscribe":{"channel":%q}}`, channel),
-	} {
-		if err := conn.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, msg, err := conn.ReadMessage()
-		if err != nil || !strings.Contains(string(msg), fmt.Sprintf(`"id":%d`, i+1)) || strings.Contains(string(msg), `"error"`) {
-			t.Fatalf("reply %d: %s %v", i+1, msg, err)
-		}
-	}
-	return conn
 }

@@ -10,19 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/centrifugal/centrifuge-go"
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/sluicehq/sluice/sinks/live/livetest"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/simclock"
 	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
-	"github.com/sluicehq/sluice/sinks/live"
 )
 
 // liveSecret signs the tokens of the live tests.
@@ -110,117 +107,12 @@ func liveSinkConfig(t *testing.T, dir, name, addr string, extra ...string) strin
 	return fmt.Sprintf("  %s: {%s}\n", name, strings.Join(keys, ", "))
 }
 
-// liveToken mints an HS256 connection token with the test secret.
-func liveToken(t testing.TB, secret, sub string, exp time.Time, channels ...string) string {
+// liveTradeIDs decodes the trade ids a client received on a channel.
+func liveTradeIDs(t *testing.T, c *livetest.Client, channel string) []int64 {
 	t.Helper()
-	c := live.ConnectionClaims{RegisteredClaims: jwt.RegisteredClaims{Subject: sub}, Channels: channels}
-	if !exp.IsZero() {
-		c.ExpiresAt = jwt.NewNumericDate(exp)
-	}
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-// liveClient is a centrifuge-go client recording what it gets.
-type liveClient struct {
-	*centrifuge.Client
-	mu     sync.Mutex
-	pubs   map[string][]centrifuge.Publication
-	events []string
-}
-
-func newLiveClient(t *testing.T, addr, tok string) *liveClient {
-	t.Helper()
-	c := &liveClient{pubs: make(map[string][]centrifuge.Publication)}
-	c.Client = centrifuge.NewJsonClient("ws://"+addr+"/connection/websocket", centrifuge.Config{
-		Token: tok, MinReconnectDelay: 50 * time.Millisecond, MaxReconnectDelay: 500 * time.Millisecond,
-	})
-	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
-	c.OnConnecting(func(e centrifuge.ConnectingEvent) {
-		if e.Code != 0 {
-			c.event(fmt.Sprintf("reconnecting: %d %s", e.Code, e.Reason))
-		}
-	})
-	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event(fmt.Sprintf("disconnected: %d %s", e.Code, e.Reason)) })
-	c.OnError(func(e centrifuge.ErrorEvent) { c.event("error: " + e.Error.Error()) })
-	t.Cleanup(c.Close)
-	return c
-}
-
-func (c *liveClient) event(e string) {
-	c.mu.Lock()
-	c.events = append(c.events, e)
-	c.mu.Unlock()
-}
-
-func (c *liveClient) subscribe(t *testing.T, channel string) {
-	t.Helper()
-	sub, err := c.NewSubscription(channel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub.OnPublication(func(e centrifuge.PublicationEvent) {
-		c.mu.Lock()
-		c.pubs[channel] = append(c.pubs[channel], e.Publication)
-		c.mu.Unlock()
-	})
-	sub.OnSubscribed(func(e centrifuge.SubscribedEvent) {
-		c.event(fmt.Sprintf("subscribed: %s recovered=%v was_recovering=%v", channel, e.Recovered, e.WasRecovering))
-	})
-	sub.OnError(func(e centrifuge.SubscriptionErrorEvent) {
-		c.event(fmt.Sprintf("subscription error: %s %v", channel, e.Error))
-	})
-	if err := sub.Subscribe(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond (under the client's lock) until it holds.
-func (c *liveClient) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testagent.WaitTimeout)
-	for {
-		c.mu.Lock()
-		ok := cond()
-		c.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			t.Fatalf("timed out waiting for %s; events %v", what, c.events)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (c *liveClient) has(prefix string) bool {
-	for _, e := range c.events {
-		if strings.HasPrefix(e, prefix) {
-			return true
-		}
-	}
-	return false
-}
-
-// count returns how many of a channel's publications arrived.
-func (c *liveClient) count(channel string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pubs[channel])
-}
-
-// tradeIDs decodes the trade ids a client received on a channel.
-func (c *liveClient) tradeIDs(t *testing.T, channel string) []int64 {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ids := make([]int64, 0, len(c.pubs[channel]))
-	for _, p := range c.pubs[channel] {
+	pubs := c.Pubs(channel)
+	ids := make([]int64, 0, len(pubs))
+	for _, p := range pubs {
 		var v struct {
 			Measurement string            `json:"measurement"`
 			Tags        map[string]string `json:"tags"`

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/sinks/live/livetest"
+
 	"github.com/centrifugal/centrifuge-go"
 
 	"github.com/sluicehq/sluice/agent"
@@ -32,49 +34,44 @@ func TestLiveRedisTwoAgents(t *testing.T) {
 	}
 
 	const btc = "trades:binance:spot:BTCUSDT"
-	tok := liveToken(t, liveSecret, "kim", time.Now().Add(time.Hour), "*")
-	onA, onB := newLiveClient(t, addrA, tok), newLiveClient(t, addrB, tok)
+	tok := livetest.Token(t, liveSecret, "kim", time.Now().Add(time.Hour), "*")
+	onA, onB := livetest.NewClient(t, livetest.URL(addrA), tok, nil), livetest.NewClient(t, livetest.URL(addrB), tok, nil)
 	// mover dials a, then b.
 	var target atomic.Value
 	target.Store(addrA)
-	mover := newLiveClient(t, addrA, tok)
-	mover.Client.Close()
-	mover.Client = centrifuge.NewJsonClient("ws://live/connection/websocket", centrifuge.Config{
-		Token: tok,
-		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+	mover := livetest.NewClient(t, "ws://live/connection/websocket", tok, func(cfg *centrifuge.Config) {
+		cfg.NetDialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, target.Load().(string))
-		},
+		}
 	})
-	t.Cleanup(mover.Client.Close)
-	mover.OnDisconnected(func(e centrifuge.DisconnectedEvent) { mover.event("disconnected") })
-	for _, c := range []*liveClient{onA, onB, mover} {
-		c.subscribe(t, btc)
+	for _, c := range []*livetest.Client{onA, onB, mover} {
+		c.Subscribe(t, btc)
 		if err := c.Connect(); err != nil {
 			t.Fatal(err)
 		}
-		c.waitFor(t, "subscribed", func() bool { return c.has("subscribed: " + btc) })
+		c.WaitFor(t, "subscribed", func() bool { return c.HasEvent("subscribed: " + btc) })
 	}
 
 	m.run()
-	mover.waitFor(t, "trades on a", func() bool { return len(mover.pubs[btc]) >= 100 })
+	mover.WaitFor(t, "trades on a", func() bool { return len(mover.Pubs(btc)) >= 100 })
 	mover.Disconnect()
-	mover.waitFor(t, "disconnected", func() bool { return mover.has("disconnected") })
+	mover.WaitFor(t, "disconnected", func() bool { return mover.HasEvent("disconnected") })
 	time.Sleep(500 * time.Millisecond)
 	target.Store(addrB)
 	mover.Connect()
-	mover.waitFor(t, "recovered on b", func() bool { return mover.has("subscribed: " + btc + " recovered=true") })
+	mover.WaitFor(t, "recovered on b", func() bool { return mover.HasEvent("subscribed: " + btc + " recovered=true") })
 	time.Sleep(time.Second)
 	m.halt()
 
 	want := m.tradeIDs("BTCUSDT")
 	a.WaitForCount(t, `SELECT count(*) FROM trades`, int64(len(want)))
-	for name, c := range map[string]*liveClient{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {
-		c.waitFor(t, name+": every trade", func() bool { return len(c.pubs[btc]) >= len(want) })
+	for name, c := range map[string]*livetest.Client{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {
+		c.WaitFor(t, name+": every trade", func() bool { return len(c.Pubs(btc)) >= len(want) })
 	}
 	time.Sleep(300 * time.Millisecond)
-	for name, c := range map[string]*liveClient{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {
-		sameIDs(t, name, c.tradeIDs(t, btc), want)
+	for name, c := range map[string]*livetest.Client{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {
+		sameIDs(t, name, liveTradeIDs(t, c, btc), want)
 	}
 	a.Stop(t)
 	b.Stop(t)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/sinks/live/livetest"
+
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/internal/testagent"
@@ -177,16 +179,16 @@ func TestLiveRedisDownAtStart(t *testing.T) {
 
 	r.Start()
 	p.each(func(_ string, ag *testagent.Agent, _ *market, _ string) { waitLiveUp(t, ag) })
-	tok := liveToken(t, liveSecret, "lee", time.Now().Add(time.Hour), "*")
-	clients := map[string]*liveClient{"client of a": newLiveClient(t, p.addrA, tok), "client of b": newLiveClient(t, p.addrB, tok)}
+	tok := livetest.Token(t, liveSecret, "lee", time.Now().Add(time.Hour), "*")
+	clients := map[string]*livetest.Client{"client of a": livetest.NewClient(t, livetest.URL(p.addrA), tok, nil), "client of b": livetest.NewClient(t, livetest.URL(p.addrB), tok, nil)}
 	for _, c := range clients {
-		c.subscribe(t, btcChannel)
-		c.subscribe(t, ethChannel)
+		c.Subscribe(t, btcChannel)
+		c.Subscribe(t, ethChannel)
 		if err := c.Connect(); err != nil {
 			t.Fatal(err)
 		}
-		c.waitFor(t, "subscribed", func() bool {
-			return c.has("subscribed: "+btcChannel) && c.has("subscribed: "+ethChannel)
+		c.WaitFor(t, "subscribed", func() bool {
+			return c.HasEvent("subscribed: "+btcChannel) && c.HasEvent("subscribed: "+ethChannel)
 		})
 	}
 
@@ -198,11 +200,11 @@ func TestLiveRedisDownAtStart(t *testing.T) {
 	}{{btcChannel, p.btc, "BTCUSDT"}, {ethChannel, p.eth, "ETHUSDT"}} {
 		want := ch.m.tradeIDs(ch.symbol)[before[ch.symbol]:]
 		for name, c := range clients {
-			c.waitFor(t, name+": "+ch.channel, func() bool { return len(c.pubs[ch.channel]) >= len(want) })
+			c.WaitFor(t, name+": "+ch.channel, func() bool { return len(c.Pubs(ch.channel)) >= len(want) })
 		}
 		time.Sleep(200 * time.Millisecond)
 		for name, c := range clients {
-			sameIDs(t, name+" on "+ch.channel, c.tradeIDs(t, ch.channel), want)
+			sameIDs(t, name+" on "+ch.channel, liveTradeIDs(t, c, ch.channel), want)
 		}
 	}
 	p.each(func(name string, ag *testagent.Agent, m *market, symbol string) {
@@ -227,16 +229,16 @@ func TestLiveRedisRestart(t *testing.T) {
 	r := testredis.Start(t)
 	p := launchRedisPair(t, r)
 	p.each(func(_ string, ag *testagent.Agent, _ *market, _ string) { waitLiveUp(t, ag) })
-	tok := liveToken(t, liveSecret, "max", time.Now().Add(time.Hour), "*")
-	clients := map[string]*liveClient{"client of a": newLiveClient(t, p.addrA, tok), "client of b": newLiveClient(t, p.addrB, tok)}
+	tok := livetest.Token(t, liveSecret, "max", time.Now().Add(time.Hour), "*")
+	clients := map[string]*livetest.Client{"client of a": livetest.NewClient(t, livetest.URL(p.addrA), tok, nil), "client of b": livetest.NewClient(t, livetest.URL(p.addrB), tok, nil)}
 	for _, c := range clients {
-		c.subscribe(t, btcChannel)
-		c.subscribe(t, ethChannel)
+		c.Subscribe(t, btcChannel)
+		c.Subscribe(t, ethChannel)
 		if err := c.Connect(); err != nil {
 			t.Fatal(err)
 		}
-		c.waitFor(t, "subscribed", func() bool {
-			return c.has("subscribed: "+btcChannel) && c.has("subscribed: "+ethChannel)
+		c.WaitFor(t, "subscribed", func() bool {
+			return c.HasEvent("subscribed: "+btcChannel) && c.HasEvent("subscribed: "+ethChannel)
 		})
 	}
 	type phase struct{ btc, eth int }
@@ -245,8 +247,8 @@ func TestLiveRedisRestart(t *testing.T) {
 	p.trade(t, time.Second)
 	first := count()
 	for name, c := range clients {
-		c.waitFor(t, name+": the trades before the outage", func() bool {
-			return len(c.pubs[btcChannel]) >= first.btc && len(c.pubs[ethChannel]) >= first.eth
+		c.WaitFor(t, name+": the trades before the outage", func() bool {
+			return len(c.Pubs(btcChannel)) >= first.btc && len(c.Pubs(ethChannel)) >= first.eth
 		})
 	}
 
@@ -272,13 +274,13 @@ func TestLiveRedisRestart(t *testing.T) {
 	} {
 		last := ch.ids[len(ch.ids)-1]
 		for name, c := range clients {
-			c.waitFor(t, name+": the last trade on "+ch.channel, func() bool {
-				return len(c.pubs[ch.channel]) > 0 && lastID(t, c, ch.channel) == last
+			c.WaitFor(t, name+": the last trade on "+ch.channel, func() bool {
+				return len(c.Pubs(ch.channel)) > 0 && lastID(t, c, ch.channel) == last
 			})
 		}
 		time.Sleep(200 * time.Millisecond)
 		for name, c := range clients {
-			got := c.tradeIDs(t, ch.channel)
+			got := liveTradeIDs(t, c, ch.channel)
 			if len(got) < ch.first {
 				t.Fatalf("%s on %s: %d trades, fewer than the %d before the outage", name, ch.channel, len(got), ch.first)
 			}
@@ -299,9 +301,7 @@ func TestLiveRedisRestart(t *testing.T) {
 			if from < len(ch.ids) {
 				sameIDs(t, name+" on "+ch.channel+" after the outage", after, ch.ids[from:])
 			}
-			c.mu.Lock()
-			t.Logf("%s on %s: %d of the %d trades after the outage; events %v", name, ch.channel, len(after), len(ch.ids)-ch.second, c.events)
-			c.mu.Unlock()
+			t.Logf("%s on %s: %d of the %d trades after the outage; events %v", name, ch.channel, len(after), len(ch.ids)-ch.second, c.Events())
 		}
 	}
 	p.each(func(name string, ag *testagent.Agent, m *market, symbol string) {
@@ -324,9 +324,9 @@ func TestLiveRedisRestart(t *testing.T) {
 
 // lastID is the trade id of the newest publication a client got on a
 // channel (under the client's lock).
-func lastID(t *testing.T, c *liveClient, channel string) int64 {
+func lastID(t *testing.T, c *livetest.Client, channel string) int64 {
 	t.Helper()
-	pubs := c.pubs[channel]
+	pubs := c.Pubs(channel)
 	var v struct {
 		Fields struct {
 			TradeID int64 `json:"trade_id"`

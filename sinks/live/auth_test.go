@@ -9,12 +9,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/sinks/live/livetest"
 
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/golang-jwt/jwt/v5"
@@ -29,34 +30,32 @@ func TestRefusals(t *testing.T) {
 	s := openSink(t, nil)
 	const ch = "trades:binance:spot:BTCUSDT"
 
-	wrong := newClient(t, s, token(t, strings.Repeat("x", 40), "mallory", time.Now().Add(time.Hour), "*"))
+	wrong := livetest.NewClient(t, wsURL(s), livetest.Token(t, strings.Repeat("x", 40), "mallory", time.Now().Add(time.Hour), "*"), nil)
 	wrong.Connect()
-	wrong.waitFor(t, "invalid token", func() bool { return wrong.hasEvent("disconnected: 3500") })
+	wrong.WaitFor(t, "invalid token", func() bool { return wrong.HasEvent("disconnected: 3500") })
 
-	none := newClient(t, s, "")
+	none := livetest.NewClient(t, wsURL(s), "", nil)
 	none.Connect()
-	none.waitFor(t, "no token", func() bool { return none.hasEvent("disconnected: 3500") })
+	none.WaitFor(t, "no token", func() bool { return none.HasEvent("disconnected: 3500") })
 
-	expired := newClient(t, s, token(t, testSecret, "bob", time.Now().Add(-time.Minute), "*"))
+	expired := livetest.NewClient(t, wsURL(s), livetest.Token(t, testSecret, "bob", time.Now().Add(-time.Minute), "*"), nil)
 	expired.Connect()
-	expired.waitFor(t, "expired token", func() bool {
-		return expired.hasEvent("error: ") && !expired.hasEvent("connected")
+	expired.WaitFor(t, "expired token", func() bool {
+		return expired.HasEvent("error: ") && !expired.HasEvent("connected")
 	})
 
-	other := newClient(t, s, token(t, testSecret, "carol", time.Now().Add(time.Hour), "trades:binance:spot:ETHUSDT", "book_ticker:*"))
-	other.subscribe(t, ch, centrifuge.SubscriptionConfig{})
-	other.subscribe(t, "trades:binance:spot:ETHUSDT", centrifuge.SubscriptionConfig{})
+	other := livetest.NewClient(t, wsURL(s), livetest.Token(t, testSecret, "carol", time.Now().Add(time.Hour), "trades:binance:spot:ETHUSDT", "book_ticker:*"), nil)
+	other.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	other.Subscribe(t, "trades:binance:spot:ETHUSDT", centrifuge.SubscriptionConfig{})
 	other.Connect()
-	other.waitFor(t, "refused and allowed", func() bool {
-		return other.hasEvent("subscription error: "+ch) && other.hasEvent("subscribed: trades:binance:spot:ETHUSDT")
+	other.WaitFor(t, "refused and allowed", func() bool {
+		return other.HasEvent("subscription error: "+ch) && other.HasEvent("subscribed: trades:binance:spot:ETHUSDT")
 	})
 	s.Write(context.Background(), trades("BTCUSDT", 1, 5))
 	time.Sleep(200 * time.Millisecond)
-	other.mu.Lock()
-	if n := len(other.pubs[ch]); n != 0 {
+	if n := len(other.Pubs(ch)); n != 0 {
 		t.Errorf("a channel outside the claim delivered %d points", n)
 	}
-	other.mu.Unlock()
 
 	refused := statValues(s.Stats(), "live_refused_total")
 	for reason, want := range map[string]float64{"invalid_token": 1, "no_token": 1, "token_expired": 1, "permission_denied": 1} {
@@ -64,9 +63,7 @@ func TestRefusals(t *testing.T) {
 			t.Errorf("refused %s = %v, want at least %v (all: %v)", reason, refused[reason], want, refused)
 		}
 	}
-	expired.mu.Lock()
-	defer expired.mu.Unlock()
-	if expired.hasEvent("connected") {
+	if expired.HasEvent("connected") {
 		t.Error("an expired token connected")
 	}
 }
@@ -89,24 +86,13 @@ func TestTokenRefresh(t *testing.T) {
 	s := openSink(t, nil)
 	const ch = "trades:binance:spot:BTCUSDT"
 	refreshed := make(chan struct{}, 10)
-	c := newClient(t, s, "")
-	c.Client.Close()
-	c.Client = centrifuge.NewJsonClient(wsURL(s), centrifuge.Config{
-		Token: token(t, testSecret, "dave", time.Now().Add(2*time.Second), ch),
-		GetToken: func(centrifuge.ConnectionTokenEvent) (string, error) {
+	c := livetest.NewClient(t, wsURL(s), livetest.Token(t, testSecret, "dave", time.Now().Add(2*time.Second), ch), func(cfg *centrifuge.Config) {
+		cfg.GetToken = func(centrifuge.ConnectionTokenEvent) (string, error) {
 			refreshed <- struct{}{}
-			return token(t, testSecret, "dave", time.Now().Add(time.Hour), ch), nil
-		},
-	})
-	t.Cleanup(c.Client.Close)
-	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
-	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event("disconnected") })
-	c.OnConnecting(func(e centrifuge.ConnectingEvent) {
-		if e.Code != 0 {
-			c.event(fmt.Sprintf("reconnecting: %d %s", e.Code, e.Reason))
+			return livetest.Token(t, testSecret, "dave", time.Now().Add(time.Hour), ch), nil
 		}
 	})
-	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	c.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	c.Connect()
 	select {
 	case <-refreshed:
@@ -115,11 +101,9 @@ func TestTokenRefresh(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // past the first token's expiry
 	s.Write(context.Background(), trades("BTCUSDT", 1, 3))
-	c.waitFor(t, "points after the refresh", func() bool { return len(c.pubs[ch]) == 3 })
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.hasEvent("disconnected") || c.hasEvent("reconnecting") {
-		t.Errorf("disconnected across a refresh: %v", c.events)
+	c.WaitFor(t, "points after the refresh", func() bool { return len(c.Pubs(ch)) == 3 })
+	if c.HasEvent("disconnected") || c.HasEvent("reconnecting") {
+		t.Errorf("disconnected across a refresh: %v", c.Events())
 	}
 }
 
@@ -138,19 +122,17 @@ func TestSubscriptionToken(t *testing.T) {
 		}
 		return tok
 	}
-	c := newClient(t, s, token(t, testSecret, "erin", time.Now().Add(time.Hour)))
-	c.subscribe(t, ch, centrifuge.SubscriptionConfig{Token: subTok("erin", ch)})
-	c.subscribe(t, "trades:binance:spot:ETHUSDT", centrifuge.SubscriptionConfig{Token: subTok("erin", ch)})
-	c.subscribe(t, "trades:binance:spot:BNBUSDT", centrifuge.SubscriptionConfig{Token: subTok("frank", "trades:binance:spot:BNBUSDT")})
+	c := livetest.NewClient(t, wsURL(s), livetest.Token(t, testSecret, "erin", time.Now().Add(time.Hour)), nil)
+	c.Subscribe(t, ch, centrifuge.SubscriptionConfig{Token: subTok("erin", ch)})
+	c.Subscribe(t, "trades:binance:spot:ETHUSDT", centrifuge.SubscriptionConfig{Token: subTok("erin", ch)})
+	c.Subscribe(t, "trades:binance:spot:BNBUSDT", centrifuge.SubscriptionConfig{Token: subTok("frank", "trades:binance:spot:BNBUSDT")})
 	c.Connect()
-	c.waitFor(t, "one allowed", func() bool { return c.hasEvent("subscribed: " + ch) })
+	c.WaitFor(t, "one allowed", func() bool { return c.HasEvent("subscribed: " + ch) })
 	s.Write(context.Background(), append(append(trades("BTCUSDT", 1, 3), trades("ETHUSDT", 1, 3)...), trades("BNBUSDT", 1, 3)...))
-	c.waitFor(t, "points", func() bool { return len(c.pubs[ch]) == 3 })
+	c.WaitFor(t, "points", func() bool { return len(c.Pubs(ch)) == 3 })
 	time.Sleep(200 * time.Millisecond)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.pubs["trades:binance:spot:ETHUSDT"])+len(c.pubs["trades:binance:spot:BNBUSDT"]) != 0 || c.hasEvent("subscribed: trades:binance:spot:ETHUSDT") || c.hasEvent("subscribed: trades:binance:spot:BNBUSDT") {
-		t.Errorf("a token for another channel or user subscribed: %v", c.events)
+	if len(c.Pubs("trades:binance:spot:ETHUSDT"))+len(c.Pubs("trades:binance:spot:BNBUSDT")) != 0 || c.HasEvent("subscribed: trades:binance:spot:ETHUSDT") || c.HasEvent("subscribed: trades:binance:spot:BNBUSDT") {
+		t.Errorf("a token for another channel or user subscribed: %v", c.Events())
 	}
 }
 
@@ -195,14 +177,14 @@ func TestPublicKeys(t *testing.T) {
 		"jwks, no kid":  {sign(key2, ""), true},
 		"unknown key":   {sign(stranger, ""), false},
 		"unknown kid":   {sign(stranger, "k9"), false},
-		"hmac, not set": {token(t, testSecret, "gina", time.Time{}, "*"), false},
+		"hmac, not set": {livetest.Token(t, testSecret, "gina", time.Time{}, "*"), false},
 	} {
-		cl := newClient(t, s, c.tok)
+		cl := livetest.NewClient(t, wsURL(s), c.tok, nil)
 		cl.Connect()
 		if c.ok {
-			cl.waitFor(t, name+" connects", func() bool { return cl.hasEvent("connected") })
+			cl.WaitFor(t, name+" connects", func() bool { return cl.HasEvent("connected") })
 		} else {
-			cl.waitFor(t, name+" refused", func() bool { return cl.hasEvent("disconnected: 3500") })
+			cl.WaitFor(t, name+" refused", func() bool { return cl.HasEvent("disconnected: 3500") })
 		}
 		cl.Close()
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/sinks/live/livetest"
+
 	"github.com/centrifugal/centrifuge-go"
 
 	"github.com/sluicehq/sluice"
@@ -27,40 +29,34 @@ func TestRedisBroker(t *testing.T) {
 		s.Declare(context.Background(), []sluice.Measurement{{Name: "trades", Unique: []string{"exchange", "market", "symbol", "trade_id"}}})
 	}
 	const ch = "trades:binance:spot:BTCUSDT"
-	tok := token(t, testSecret, "judy", time.Now().Add(time.Hour), "*")
+	tok := livetest.Token(t, testSecret, "judy", time.Now().Add(time.Hour), "*")
 
 	// One client, whose dialer picks the node: a first, then b.
 	var node atomic.Pointer[Sink]
 	node.Store(a)
-	c := newClient(t, a, tok)
-	c.Client.Close()
-	c.Client = centrifuge.NewJsonClient("ws://live/connection/websocket", centrifuge.Config{
-		Token: tok,
-		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+	c := livetest.NewClient(t, "ws://live/connection/websocket", tok, func(cfg *centrifuge.Config) {
+		cfg.NetDialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, node.Load().Addr().String())
-		},
+		}
 	})
-	t.Cleanup(c.Client.Close)
-	c.OnConnected(func(centrifuge.ConnectedEvent) { c.event("connected") })
-	c.OnDisconnected(func(e centrifuge.DisconnectedEvent) { c.event("disconnected") })
-	onB := newClient(t, b, tok)
-	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
-	onB.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	onB := livetest.NewClient(t, wsURL(b), tok, nil)
+	c.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	onB.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	c.Connect()
 	onB.Connect()
-	c.waitFor(t, "subscribed on a", func() bool { return c.hasEvent("subscribed: " + ch) })
-	onB.waitFor(t, "subscribed on b", func() bool { return onB.hasEvent("subscribed: " + ch) })
+	c.WaitFor(t, "subscribed on a", func() bool { return c.HasEvent("subscribed: " + ch) })
+	onB.WaitFor(t, "subscribed on b", func() bool { return onB.HasEvent("subscribed: " + ch) })
 
 	ctx := context.Background()
 	if err := a.Write(ctx, trades("BTCUSDT", 1, 100)); err != nil {
 		t.Fatal(err)
 	}
-	onB.waitFor(t, "a's points on b", func() bool { return len(onB.pubs[ch]) >= 100 })
-	c.waitFor(t, "a's points on a", func() bool { return len(c.pubs[ch]) >= 100 })
+	onB.WaitFor(t, "a's points on b", func() bool { return len(onB.Pubs(ch)) >= 100 })
+	c.WaitFor(t, "a's points on a", func() bool { return len(c.Pubs(ch)) >= 100 })
 
 	c.Disconnect()
-	c.waitFor(t, "disconnected", func() bool { return c.hasEvent("disconnected") })
+	c.WaitFor(t, "disconnected", func() bool { return c.HasEvent("disconnected") })
 	if err := a.Write(ctx, trades("BTCUSDT", 101, 150)); err != nil {
 		t.Fatal(err)
 	}
@@ -70,16 +66,12 @@ func TestRedisBroker(t *testing.T) {
 	}
 	node.Store(b)
 	c.Connect()
-	c.waitFor(t, "recovered on b", func() bool { return c.hasEvent("subscribed: " + ch + " recovered=true") })
-	c.waitFor(t, "every point", func() bool { return len(c.pubs[ch]) >= 200 })
-	onB.waitFor(t, "every point on b", func() bool { return len(onB.pubs[ch]) >= 200 })
+	c.WaitFor(t, "recovered on b", func() bool { return c.HasEvent("subscribed: " + ch + " recovered=true") })
+	c.WaitFor(t, "every point", func() bool { return len(c.Pubs(ch)) >= 200 })
+	onB.WaitFor(t, "every point on b", func() bool { return len(onB.Pubs(ch)) >= 200 })
 	time.Sleep(200 * time.Millisecond)
-	c.mu.Lock()
-	checkSequence(t, tradeIDs(t, c.pubs[ch]), 1, 200)
-	c.mu.Unlock()
-	onB.mu.Lock()
-	checkSequence(t, tradeIDs(t, onB.pubs[ch]), 1, 200)
-	onB.mu.Unlock()
+	checkSequence(t, tradeIDs(t, c.Pubs(ch)), 1, 200)
+	checkSequence(t, tradeIDs(t, onB.Pubs(ch)), 1, 200)
 	if d := statValues(b.Stats(), "live_duplicates_total")[""]; d != 30 {
 		t.Errorf("b's duplicates = %v, want 30", d)
 	}
@@ -111,9 +103,9 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	// A client that connects meanwhile is refused with 503 and tries
 	// again on its own.
-	tok := token(t, testSecret, "ann", time.Now().Add(time.Hour), "*")
-	early := newClient(t, s, tok)
-	early.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	tok := livetest.Token(t, testSecret, "ann", time.Now().Add(time.Hour), "*")
+	early := livetest.NewClient(t, wsURL(s), tok, nil)
+	early.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	early.Connect()
 	if err := s.Write(ctx, trades("BTCUSDT", 1, 100)); err != nil {
 		t.Fatalf("write with Redis down: %v", err)
@@ -127,19 +119,17 @@ func TestRedisDownAndBack(t *testing.T) {
 	if connected() != 1 {
 		t.Errorf("live_redis_connected = %v once Redis answers", connected())
 	}
-	early.waitFor(t, "the early client subscribed", func() bool { return early.hasEvent("subscribed: " + ch) })
-	c := newClient(t, s, tok)
-	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	early.WaitFor(t, "the early client subscribed", func() bool { return early.HasEvent("subscribed: " + ch) })
+	c := livetest.NewClient(t, wsURL(s), tok, nil)
+	c.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	c.Connect()
-	c.waitFor(t, "subscribed", func() bool { return c.hasEvent("subscribed: " + ch) })
+	c.WaitFor(t, "subscribed", func() bool { return c.HasEvent("subscribed: " + ch) })
 	if err := s.Write(ctx, trades("BTCUSDT", 101, 150)); err != nil {
 		t.Fatal(err)
 	}
-	for _, cl := range []*client{early, c} {
-		cl.waitFor(t, "101..150", func() bool { return len(cl.pubs[ch]) >= 50 })
-		cl.mu.Lock()
-		checkSequence(t, tradeIDs(t, cl.pubs[ch]), 101, 150)
-		cl.mu.Unlock()
+	for _, cl := range []*livetest.Client{early, c} {
+		cl.WaitFor(t, "101..150", func() bool { return len(cl.Pubs(ch)) >= 50 })
+		checkSequence(t, tradeIDs(t, cl.Pubs(ch)), 101, 150)
 	}
 	early.Close()
 
@@ -155,10 +145,10 @@ func TestRedisDownAndBack(t *testing.T) {
 	// server error: centrifuge cannot read the channel's position), and
 	// reconnects until it can. Its requests sent while reconnecting wait
 	// for their ReadTimeout in the SDK: a short one, for goleak.
-	late := newClientWith(t, s, tok, func(c *centrifuge.Config) { c.ReadTimeout = 500 * time.Millisecond })
-	late.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	late := livetest.NewClient(t, wsURL(s), tok, func(c *centrifuge.Config) { c.ReadTimeout = 500 * time.Millisecond })
+	late.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	late.Connect()
-	late.waitFor(t, "a disconnect", func() bool { return late.hasEvent("reconnecting: 3004 ") })
+	late.WaitFor(t, "a disconnect", func() bool { return late.HasEvent("reconnecting: 3004 ") })
 	before := skipped()
 	if err := s.Write(ctx, trades("BTCUSDT", 151, 200)); err != nil {
 		t.Fatalf("write with Redis killed: %v", err)
@@ -172,7 +162,7 @@ func TestRedisDownAndBack(t *testing.T) {
 
 	r.Start()
 	waitHealthy(t, s)
-	late.waitFor(t, "the late client subscribed", func() bool { return late.hasEvent("subscribed: " + ch) })
+	late.WaitFor(t, "the late client subscribed", func() bool { return late.HasEvent("subscribed: " + ch) })
 	late.Close()
 	// The new Redis is empty: a new epoch, which the client learns from
 	// the first publication and resubscribes for; what it gets after
@@ -184,10 +174,8 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		next += 10
 		time.Sleep(100 * time.Millisecond)
-		c.mu.Lock()
-		ids := tradeIDs(t, c.pubs[ch])
-		got, events := ids[len(ids)-1], c.events
-		c.mu.Unlock()
+		ids := tradeIDs(t, c.Pubs(ch))
+		got, events := ids[len(ids)-1], c.Events()
 		if got > 200 {
 			break
 		}
@@ -195,17 +183,13 @@ func TestRedisDownAndBack(t *testing.T) {
 			t.Fatalf("the client got nothing published after Redis came back; events %v", events)
 		}
 	}
-	c.mu.Lock()
-	from := len(c.pubs[ch])
-	c.mu.Unlock()
+	from := len(c.Pubs(ch))
 	if err := s.Write(ctx, trades("BTCUSDT", next, next+49)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "the last 50", func() bool { return len(c.pubs[ch]) >= from+50 })
+	c.WaitFor(t, "the last 50", func() bool { return len(c.Pubs(ch)) >= from+50 })
 	time.Sleep(200 * time.Millisecond)
-	c.mu.Lock()
-	checkSequence(t, tradeIDs(t, c.pubs[ch][from:]), next, next+49)
-	c.mu.Unlock()
+	checkSequence(t, tradeIDs(t, c.Pubs(ch)[from:]), next, next+49)
 	if err := s.Health(); err != nil {
 		t.Errorf("health at the end: %v", err)
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/sinks/live/livetest"
+
 	"github.com/centrifugal/centrifuge-go"
 )
 
@@ -44,37 +46,35 @@ func checkSequence(t *testing.T, ids []int64, from, to int64) {
 func TestPublishAndRecover(t *testing.T) {
 	s := openSink(t, nil)
 	const ch = "trades:binance:spot:BTCUSDT"
-	c := newClient(t, s, token(t, testSecret, "alice", time.Now().Add(time.Hour), "trades:binance:*"))
-	c.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	c := livetest.NewClient(t, wsURL(s), livetest.Token(t, testSecret, "alice", time.Now().Add(time.Hour), "trades:binance:*"), nil)
+	c.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	if err := c.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "subscribed", func() bool { return c.hasEvent("subscribed: " + ch) })
+	c.WaitFor(t, "subscribed", func() bool { return c.HasEvent("subscribed: " + ch) })
 
 	ctx := context.Background()
 	if err := s.Write(ctx, append(trades("BTCUSDT", 1, 100), trades("ETHUSDT", 1, 50)...)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "100 trades", func() bool { return len(c.pubs[ch]) >= 100 })
+	c.WaitFor(t, "100 trades", func() bool { return len(c.Pubs(ch)) >= 100 })
 
 	// Away while 100 more trades are published.
 	if err := c.Disconnect(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "disconnected", func() bool { return c.hasEvent("disconnected") })
+	c.WaitFor(t, "disconnected", func() bool { return c.HasEvent("disconnected") })
 	if err := s.Write(ctx, trades("BTCUSDT", 101, 200)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Connect(); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "recovered", func() bool { return c.hasEvent("subscribed: " + ch + " recovered=true") })
+	c.WaitFor(t, "recovered", func() bool { return c.HasEvent("subscribed: " + ch + " recovered=true") })
 	if err := s.Write(ctx, trades("BTCUSDT", 201, 210)); err != nil {
 		t.Fatal(err)
 	}
-	c.waitFor(t, "210 trades", func() bool { return len(c.pubs[ch]) >= 210 })
+	c.WaitFor(t, "210 trades", func() bool { return len(c.Pubs(ch)) >= 210 })
 	time.Sleep(100 * time.Millisecond) // a duplicate would arrive by now
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	checkSequence(t, tradeIDs(t, c.pubs[ch]), 1, 210)
+	checkSequence(t, tradeIDs(t, c.Pubs(ch)), 1, 210)
 }

@@ -2,47 +2,14 @@ package live
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/centrifugal/centrifuge-go"
-	"github.com/gorilla/websocket"
-)
+	"github.com/sluicehq/sluice/sinks/live/livetest"
 
-// slowClient connects over a raw WebSocket with a tiny receive buffer,
-// subscribes, and then reads nothing: a client that cannot keep up.
-func slowClient(t *testing.T, s *Sink, tok, channel string) *websocket.Conn {
-	t.Helper()
-	d := websocket.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		return serr
-	}}).DialContext}
-	conn, _, err := d.Dial(wsURL(s), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	for i, cmd := range []string{
-		fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok),
-		fmt.Sprintf(`{"id":2,"subscribe":{"channel":%q}}`, channel),
-	} {
-		if err := conn.WriteMessage(websocket.TextMessage, []byte(cmd)); err != nil {
-			t.Fatal(err)
-		}
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, msg, err := conn.ReadMessage(); err != nil {
-			t.Fatalf("reply %d: %v", i+1, err)
-		} else if !containsAll(string(msg), fmt.Sprintf(`"id":%d`, i+1)) || containsAll(string(msg), `"error"`) {
-			t.Fatalf("reply %d: %s", i+1, msg)
-		}
-	}
-	return conn
-}
+	"github.com/centrifugal/centrifuge-go"
+)
 
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
@@ -59,13 +26,13 @@ func containsAll(s string, subs ...string) bool {
 func TestSlowClientDisconnected(t *testing.T) {
 	s := openSink(t, func(c *Config) { c.ClientQueueBytes = 64 << 10 })
 	const ch = "trades:binance:spot:BTCUSDT"
-	tok := token(t, testSecret, "ivan", time.Now().Add(time.Hour), "*")
-	slowClient(t, s, tok, ch)
+	tok := livetest.Token(t, testSecret, "ivan", time.Now().Add(time.Hour), "*")
+	livetest.SlowClient(t, wsURL(s), tok, ch)
 
-	fast := newClient(t, s, tok)
-	fast.subscribe(t, ch, centrifuge.SubscriptionConfig{})
+	fast := livetest.NewClient(t, wsURL(s), tok, nil)
+	fast.Subscribe(t, ch, centrifuge.SubscriptionConfig{})
 	fast.Connect()
-	fast.waitFor(t, "subscribed", func() bool { return fast.hasEvent("subscribed: " + ch) })
+	fast.WaitFor(t, "subscribed", func() bool { return fast.HasEvent("subscribed: " + ch) })
 
 	// 20 000 trades at about 20 000/s: far more than the slow client's
 	// socket and queue hold, at a pace a client that reads keeps up with.
@@ -76,7 +43,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	fast.waitFor(t, "every trade", func() bool { return len(fast.pubs[ch]) >= n })
+	fast.WaitFor(t, "every trade", func() bool { return len(fast.Pubs(ch)) >= n })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		d := statValues(s.Stats(), "live_disconnects_total")
@@ -89,10 +56,8 @@ func TestSlowClientDisconnected(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	fast.mu.Lock()
-	defer fast.mu.Unlock()
-	checkSequence(t, tradeIDs(t, fast.pubs[ch]), 1, n)
-	if fast.hasEvent("disconnected") || fast.hasEvent("reconnecting") {
-		t.Errorf("the fast client was disconnected: %v", fast.events)
+	checkSequence(t, tradeIDs(t, fast.Pubs(ch)), 1, n)
+	if fast.HasEvent("disconnected") || fast.HasEvent("reconnecting") {
+		t.Errorf("the fast client was disconnected: %v", fast.Events())
 	}
 }
