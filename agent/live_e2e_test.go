@@ -58,7 +58,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	slow := livetest.SlowClient(t, livetest.URL(addr), livetest.Token(t, liveSecret, "dan", time.Now().Add(time.Hour), "*"), btc)
 
 	m.run()
-	fast.WaitFor(t, "the first trades", func() bool { return len(fast.Pubs(btc)) >= 200 })
+	fast.WaitFor(t, "the first trades", func() bool { return fast.Count(btc) >= 200 })
 	// A forced reconnect while trades flow: the client gets what it
 	// missed from the channel's history, then the live trades.
 	if err := fast.Disconnect(); err != nil {
@@ -80,7 +80,7 @@ func TestLiveEndToEnd(t *testing.T) {
 	want := m.tradeIDs("BTCUSDT")
 	total := int64(len(want) + len(m.tradeIDs("ETHUSDT")))
 	a.WaitForCount(t, `SELECT count(*) FROM trades`, total)
-	fast.WaitFor(t, "every BTCUSDT trade", func() bool { return len(fast.Pubs(btc)) >= len(want) })
+	fast.WaitFor(t, "every BTCUSDT trade", func() bool { return fast.Count(btc) >= len(want) })
 	time.Sleep(300 * time.Millisecond) // a duplicate would have arrived by now
 	sameIDs(t, "fast client", liveTradeIDs(t, fast, btc), want)
 	db := testagent.OpenDB(t, a.DB)

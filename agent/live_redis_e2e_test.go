@@ -54,7 +54,7 @@ func TestLiveRedisTwoAgents(t *testing.T) {
 	}
 
 	m.run()
-	mover.WaitFor(t, "trades on a", func() bool { return len(mover.Pubs(btc)) >= 100 })
+	mover.WaitFor(t, "trades on a", func() bool { return mover.Count(btc) >= 100 })
 	mover.Disconnect()
 	mover.WaitFor(t, "disconnected", func() bool { return mover.HasEvent("disconnected") })
 	time.Sleep(500 * time.Millisecond)
@@ -67,7 +67,7 @@ func TestLiveRedisTwoAgents(t *testing.T) {
 	want := m.tradeIDs("BTCUSDT")
 	a.WaitForCount(t, `SELECT count(*) FROM trades`, int64(len(want)))
 	for name, c := range map[string]*livetest.Client{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {
-		c.WaitFor(t, name+": every trade", func() bool { return len(c.Pubs(btc)) >= len(want) })
+		c.WaitFor(t, name+": every trade", func() bool { return c.Count(btc) >= len(want) })
 	}
 	time.Sleep(300 * time.Millisecond)
 	for name, c := range map[string]*livetest.Client{"client of a": onA, "client of b": onB, "client moved from a to b": mover} {

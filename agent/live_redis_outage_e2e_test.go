@@ -200,7 +200,7 @@ func TestLiveRedisDownAtStart(t *testing.T) {
 	}{{btcChannel, p.btc, "BTCUSDT"}, {ethChannel, p.eth, "ETHUSDT"}} {
 		want := ch.m.tradeIDs(ch.symbol)[before[ch.symbol]:]
 		for name, c := range clients {
-			c.WaitFor(t, name+": "+ch.channel, func() bool { return len(c.Pubs(ch.channel)) >= len(want) })
+			c.WaitFor(t, name+": "+ch.channel, func() bool { return c.Count(ch.channel) >= len(want) })
 		}
 		time.Sleep(200 * time.Millisecond)
 		for name, c := range clients {
@@ -248,7 +248,7 @@ func TestLiveRedisRestart(t *testing.T) {
 	first := count()
 	for name, c := range clients {
 		c.WaitFor(t, name+": the trades before the outage", func() bool {
-			return len(c.Pubs(btcChannel)) >= first.btc && len(c.Pubs(ethChannel)) >= first.eth
+			return c.Count(btcChannel) >= first.btc && c.Count(ethChannel) >= first.eth
 		})
 	}
 
@@ -275,7 +275,7 @@ func TestLiveRedisRestart(t *testing.T) {
 		last := ch.ids[len(ch.ids)-1]
 		for name, c := range clients {
 			c.WaitFor(t, name+": the last trade on "+ch.channel, func() bool {
-				return len(c.Pubs(ch.channel)) > 0 && lastID(t, c, ch.channel) == last
+				return c.Count(ch.channel) > 0 && lastID(t, c, ch.channel) == last
 			})
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -384,6 +384,7 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 		hbC = t.C
 	}
 	var stale *time.Timer
+	lagged := false // the stale timer fired with frames waiting, since the last data
 	if set.staleAfter > 0 {
 		stale = time.NewTimer(set.staleAfter)
 		defer stale.Stop()
@@ -427,6 +428,7 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 				res.healthy = true
 				if stale != nil {
 					stale.Reset(set.staleAfter)
+					lagged = false
 				}
 			}
 		case <-pingC:
@@ -454,6 +456,16 @@ func (ss *session) loop(ctx context.Context, res *sessionResult) error {
 		case <-replyC:
 			return fmt.Errorf("no reply to a heartbeat within %s", set.heartbeatTimeout)
 		case <-staleC:
+			// Frames waiting in the queue came in before the timer
+			// fired: the plugin, not the server, was slow. Look at them
+			// first, once per silence, so that a busy host does not call
+			// a live feed stale (and a flood of unmatched messages still
+			// goes stale one stale_after later).
+			if len(ss.frames) > 0 && !lagged {
+				lagged = true
+				stale.Reset(set.staleAfter)
+				continue
+			}
 			return fmt.Errorf("%w: no data for %s", errStale, set.staleAfter)
 		case <-stats.C:
 			if n := ss.src.stats.frames(); n != lastLogged {

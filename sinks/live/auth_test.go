@@ -53,7 +53,7 @@ func TestRefusals(t *testing.T) {
 	})
 	s.Write(context.Background(), trades("BTCUSDT", 1, 5))
 	time.Sleep(200 * time.Millisecond)
-	if n := len(other.Pubs(ch)); n != 0 {
+	if n := other.Count(ch); n != 0 {
 		t.Errorf("a channel outside the claim delivered %d points", n)
 	}
 
@@ -101,7 +101,7 @@ func TestTokenRefresh(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // past the first token's expiry
 	s.Write(context.Background(), trades("BTCUSDT", 1, 3))
-	c.WaitFor(t, "points after the refresh", func() bool { return len(c.Pubs(ch)) == 3 })
+	c.WaitFor(t, "points after the refresh", func() bool { return c.Count(ch) == 3 })
 	if c.HasEvent("disconnected") || c.HasEvent("reconnecting") {
 		t.Errorf("disconnected across a refresh: %v", c.Events())
 	}
@@ -129,9 +129,9 @@ func TestSubscriptionToken(t *testing.T) {
 	c.Connect()
 	c.WaitFor(t, "one allowed", func() bool { return c.HasEvent("subscribed: " + ch) })
 	s.Write(context.Background(), append(append(trades("BTCUSDT", 1, 3), trades("ETHUSDT", 1, 3)...), trades("BNBUSDT", 1, 3)...))
-	c.WaitFor(t, "points", func() bool { return len(c.Pubs(ch)) == 3 })
+	c.WaitFor(t, "points", func() bool { return c.Count(ch) == 3 })
 	time.Sleep(200 * time.Millisecond)
-	if len(c.Pubs("trades:binance:spot:ETHUSDT"))+len(c.Pubs("trades:binance:spot:BNBUSDT")) != 0 || c.HasEvent("subscribed: trades:binance:spot:ETHUSDT") || c.HasEvent("subscribed: trades:binance:spot:BNBUSDT") {
+	if c.Count("trades:binance:spot:ETHUSDT")+c.Count("trades:binance:spot:BNBUSDT") != 0 || c.HasEvent("subscribed: trades:binance:spot:ETHUSDT") || c.HasEvent("subscribed: trades:binance:spot:BNBUSDT") {
 		t.Errorf("a token for another channel or user subscribed: %v", c.Events())
 	}
 }

@@ -52,8 +52,8 @@ func TestRedisBroker(t *testing.T) {
 	if err := a.Write(ctx, trades("BTCUSDT", 1, 100)); err != nil {
 		t.Fatal(err)
 	}
-	onB.WaitFor(t, "a's points on b", func() bool { return len(onB.Pubs(ch)) >= 100 })
-	c.WaitFor(t, "a's points on a", func() bool { return len(c.Pubs(ch)) >= 100 })
+	onB.WaitFor(t, "a's points on b", func() bool { return onB.Count(ch) >= 100 })
+	c.WaitFor(t, "a's points on a", func() bool { return c.Count(ch) >= 100 })
 
 	c.Disconnect()
 	c.WaitFor(t, "disconnected", func() bool { return c.HasEvent("disconnected") })
@@ -67,8 +67,8 @@ func TestRedisBroker(t *testing.T) {
 	node.Store(b)
 	c.Connect()
 	c.WaitFor(t, "recovered on b", func() bool { return c.HasEvent("subscribed: " + ch + " recovered=true") })
-	c.WaitFor(t, "every point", func() bool { return len(c.Pubs(ch)) >= 200 })
-	onB.WaitFor(t, "every point on b", func() bool { return len(onB.Pubs(ch)) >= 200 })
+	c.WaitFor(t, "every point", func() bool { return c.Count(ch) >= 200 })
+	onB.WaitFor(t, "every point on b", func() bool { return onB.Count(ch) >= 200 })
 	time.Sleep(200 * time.Millisecond)
 	checkSequence(t, tradeIDs(t, c.Pubs(ch)), 1, 200)
 	checkSequence(t, tradeIDs(t, onB.Pubs(ch)), 1, 200)
@@ -128,7 +128,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cl := range []*livetest.Client{early, c} {
-		cl.WaitFor(t, "101..150", func() bool { return len(cl.Pubs(ch)) >= 50 })
+		cl.WaitFor(t, "101..150", func() bool { return cl.Count(ch) >= 50 })
 		checkSequence(t, tradeIDs(t, cl.Pubs(ch)), 101, 150)
 	}
 	early.Close()
@@ -183,11 +183,11 @@ func TestRedisDownAndBack(t *testing.T) {
 			t.Fatalf("the client got nothing published after Redis came back; events %v", events)
 		}
 	}
-	from := len(c.Pubs(ch))
+	from := c.Count(ch)
 	if err := s.Write(ctx, trades("BTCUSDT", next, next+49)); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitFor(t, "the last 50", func() bool { return len(c.Pubs(ch)) >= from+50 })
+	c.WaitFor(t, "the last 50", func() bool { return c.Count(ch) >= from+50 })
 	time.Sleep(200 * time.Millisecond)
 	checkSequence(t, tradeIDs(t, c.Pubs(ch)[from:]), next, next+49)
 	if err := s.Health(); err != nil {

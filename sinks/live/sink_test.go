@@ -57,7 +57,7 @@ func TestPublishAndRecover(t *testing.T) {
 	if err := s.Write(ctx, append(trades("BTCUSDT", 1, 100), trades("ETHUSDT", 1, 50)...)); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitFor(t, "100 trades", func() bool { return len(c.Pubs(ch)) >= 100 })
+	c.WaitFor(t, "100 trades", func() bool { return c.Count(ch) >= 100 })
 
 	// Away while 100 more trades are published.
 	if err := c.Disconnect(); err != nil {
@@ -74,7 +74,7 @@ func TestPublishAndRecover(t *testing.T) {
 	if err := s.Write(ctx, trades("BTCUSDT", 201, 210)); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitFor(t, "210 trades", func() bool { return len(c.Pubs(ch)) >= 210 })
+	c.WaitFor(t, "210 trades", func() bool { return c.Count(ch) >= 210 })
 	time.Sleep(100 * time.Millisecond) // a duplicate would arrive by now
 	checkSequence(t, tradeIDs(t, c.Pubs(ch)), 1, 210)
 }

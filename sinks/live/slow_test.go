@@ -43,7 +43,7 @@ func TestSlowClientDisconnected(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	fast.WaitFor(t, "every trade", func() bool { return len(fast.Pubs(ch)) >= n })
+	fast.WaitFor(t, "every trade", func() bool { return fast.Count(ch) >= n })
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		d := statValues(s.Stats(), "live_disconnects_total")
