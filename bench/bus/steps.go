@@ -1,0 +1,368 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	_ "modernc.org/sqlite" // the driver the SQLite sink uses
+
+	"github.com/sluicehq/sluice/agent"
+)
+
+const (
+	busStream = "BUS"
+	symbols   = 100
+	// lagSamples is how many messages of a step's stream are read back
+	// for its lag: evenly spaced, so the whole step is seen.
+	lagSamples = 400
+)
+
+type bench struct {
+	duration time.Duration
+	leaseTTL time.Duration
+	began    time.Time
+	load0    string
+
+	dir  string
+	bins bins
+	nats *natsServer
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+func (b *bench) run(rates []int, trials int) (string, error) {
+	b.began, b.load0 = time.Now(), loadAvg()
+	var err error
+	if b.dir, err = os.MkdirTemp("", "sluice-bus-"); err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(b.dir)
+	if b.bins, err = build(b.dir); err != nil {
+		return "", err
+	}
+	if b.nats, err = startNATS(b.bins.natsServer, b.dir); err != nil {
+		return "", err
+	}
+	defer b.nats.stop()
+	if b.nc, err = nats.Connect(b.nats.url); err != nil {
+		return "", err
+	}
+	defer b.nc.Close()
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		return "", err
+	}
+
+	var rep strings.Builder
+	fmt.Fprintf(&rep, "One nats-server process on loopback (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange: what is measured is the bus. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
+
+	fmt.Fprintf(&rep, "## nats sink: synth → agent → nats sink → JetStream\n\n")
+	fmt.Fprintf(&rep, "Each step: a new agent and stream (`create_stream: true`, R1, default sink settings), a synth feed of rate × %s points. *Stored* is the stream's message count against the points generated (one message id per point, so a resent point is not counted twice). *Sustained* is the points over the span from the first point made (its Sluice-Received header) to the last message stored. *Lag* is a message's stored time minus when the plugin made the point, over %d messages spread over the step. CPU is from the feed running to the last message stored, per point. Pass: nothing lost, sustained ≥ 95%% of the rate, p99 lag < 1 s.\n\n", b.duration, lagSamples)
+	fmt.Fprintf(&rep, "| rate/s | points | stored | sustained/s | lag p50 / p99 / max | CPU µs/point agent / plugin / nats-server | RSS MiB agent / plugin / nats-server | pass |\n|---|---|---|---|---|---|---|---|\n")
+	var last *sinkResult
+	for _, r := range rates {
+		res, err := b.sinkStep(r)
+		if err != nil {
+			return "", fmt.Errorf("sink step %d/s: %w", r, err)
+		}
+		fmt.Fprintln(&rep, res.row())
+		fmt.Fprintln(os.Stderr, res.row())
+		last = res
+	}
+	fmt.Fprintln(&rep)
+
+	fmt.Fprintf(&rep, "## nats source: JetStream → nats source → agent → SQLite\n\n")
+	src, err := b.sourceStep(last.points)
+	if err != nil {
+		return "", fmt.Errorf("source step: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, src.String())
+	fmt.Fprintf(&rep, "A writer agent started on the last sink step's stream (%d messages) with the nats source (`deliver: all`) into SQLite (default settings): it replays the stream from the start as fast as it can. Points/s from the feed running to the last point committed (the sink's `written` count, polled every 50 ms), then SQLite read back.\n\n", last.points)
+	fmt.Fprintf(&rep, "%s\n", src)
+
+	if trials > 0 {
+		fmt.Fprintf(&rep, "## Failover in cluster mode\n\n")
+		fo, err := b.failover(trials)
+		if err != nil {
+			return "", fmt.Errorf("failover: %w", err)
+		}
+		rep.WriteString(fo)
+	}
+	return rep.String(), nil
+}
+
+type sinkResult struct {
+	rate, points int
+	stored       uint64
+	sustained    float64
+	lag          []time.Duration // sorted
+	cpu, rss     []float64
+	dropped      uint64
+	drain        time.Duration
+	pass         bool
+	note         string
+}
+
+func (r *sinkResult) row() string {
+	lag := "-"
+	if len(r.lag) > 0 {
+		lag = fmt.Sprintf("%s / %s / %s", ms(quantile(r.lag, .5)), ms(quantile(r.lag, .99)), ms(r.lag[len(r.lag)-1]))
+	}
+	per := func(i int) string { return fmt.Sprintf("%.2f", r.cpu[i]/float64(r.stored)*1e6) }
+	pass := "**yes**"
+	if !r.pass {
+		pass = "no"
+	}
+	if r.note != "" {
+		pass += " (" + r.note + ")"
+	}
+	return fmt.Sprintf("| %d | %d | %d | %.0f | %s | %s / %s / %s | %.0f / %.0f / %.0f | %s |",
+		r.rate, r.points, r.stored, r.sustained, lag, per(0), per(1), per(2), r.rss[0], r.rss[1], r.rss[2], pass)
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 0, 64) + " ms"
+}
+
+func quantile(s []time.Duration, q float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	return s[int(q*float64(len(s)-1))]
+}
+
+func symbolList(prefix string, n int) string {
+	var s []string
+	for i := 1; i <= n; i++ {
+		s = append(s, fmt.Sprintf("%s%04d", prefix, i))
+	}
+	return strings.Join(s, ", ")
+}
+
+// feedRunning waits until the agent runs feed, and returns its plugin's
+// pid.
+func feedRunning(a *agentProc, feed string, limit time.Duration) (int, error) {
+	var pid int
+	err := waitUntil(limit, func() bool {
+		st, ok := a.status()
+		if !ok {
+			return false
+		}
+		for _, f := range st.Feeds {
+			if f.Name == feed && f.State == agent.FeedRunning && f.Pid != 0 {
+				pid = f.Pid
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		return 0, fmt.Errorf("feed %s did not run: %w; agent log:\n%s", feed, err, a.lastLog())
+	}
+	return pid, nil
+}
+
+func (b *bench) sinkStep(rate int) (*sinkResult, error) {
+	ctx := context.Background()
+	if err := b.js.DeleteStream(ctx, busStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, err
+	}
+	n := int(float64(rate) * b.duration.Seconds())
+	cfg, err := writeConfig(b.bins, filepath.Join(b.dir, fmt.Sprintf("sink-%d", rate)), "", fmt.Sprintf(`sinks:
+  bus: {type: nats, url: %q, stream: %s, create_stream: true}
+feeds:
+  synth:
+    plugin: synth
+    sinks: [bus]
+    config: {symbols: [%s], rate: %d, count: %d}
+`, b.nats.url, busStream, symbolList("S", symbols), rate, n))
+	if err != nil {
+		return nil, err
+	}
+	a, err := startAgent(b.bins, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer a.stop()
+	plugin, err := feedRunning(a, "synth", 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
+
+	// Until the stream holds every point, or holds no more for 10s.
+	var stream jetstream.Stream
+	var held uint64
+	progress := time.Now()
+	deadline := time.Now().Add(2*b.duration + time.Minute)
+	for time.Now().Before(deadline) && time.Since(progress) < 10*time.Second {
+		time.Sleep(50 * time.Millisecond)
+		if stream == nil {
+			if stream, err = b.js.Stream(ctx, busStream); err != nil {
+				stream = nil
+				continue
+			}
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			continue
+		}
+		if info.State.Msgs > held {
+			held, progress = info.State.Msgs, time.Now()
+		}
+		if held >= uint64(n) {
+			break
+		}
+	}
+	res := &sinkResult{rate: rate, points: n, stored: held}
+	res.cpu, res.rss = w.end()
+	if held == 0 {
+		return nil, fmt.Errorf("nothing reached the stream; agent log:\n%s", a.lastLog())
+	}
+	if st, ok := a.status(); ok {
+		for _, f := range st.Feeds {
+			res.dropped += f.PluginDropped
+		}
+		for _, s := range st.Sinks {
+			for _, d := range s.Dropped {
+				res.dropped += d
+			}
+		}
+	}
+
+	// The lag, from messages spread over the stream; the first and the
+	// last give the sustained rate.
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	var firstMade, lastStored time.Time
+	for i := range lagSamples {
+		seq := first + (last-first)*uint64(i)/uint64(lagSamples-1)
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("read message %d: %w", seq, err)
+		}
+		ns, err := strconv.ParseInt(m.Header.Get("Sluice-Received"), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: no Sluice-Received header", seq)
+		}
+		made := time.Unix(0, ns)
+		res.lag = append(res.lag, m.Time.Sub(made))
+		if seq == first {
+			firstMade = made
+		}
+		if seq == last {
+			lastStored = m.Time
+		}
+	}
+	slices.Sort(res.lag)
+	res.sustained = float64(held) / lastStored.Sub(firstMade).Seconds()
+	res.pass = held == uint64(n) && res.sustained >= 0.95*float64(rate) && quantile(res.lag, .99) < time.Second
+	switch {
+	case held < uint64(n):
+		res.note = fmt.Sprintf("%d not stored", uint64(n)-held)
+	case res.dropped > 0:
+		res.note = fmt.Sprintf("%d dropped", res.dropped)
+	}
+	return res, nil
+}
+
+type sourceResult struct {
+	points       int
+	took         time.Duration
+	rows, unique int
+	cpu, rss     []float64
+	note         string
+}
+
+func (r *sourceResult) String() string {
+	var b strings.Builder
+	rate := float64(r.rows) / r.took.Seconds()
+	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
+	fmt.Fprintf(&b, "| points in the stream | %d |\n", r.points)
+	fmt.Fprintf(&b, "| in SQLite | %d rows, %d distinct points%s |\n", r.rows, r.unique, r.note)
+	fmt.Fprintf(&b, "| replay | %s: **%.0f points/s** |\n", r.took.Round(10*time.Millisecond), rate)
+	names := []string{"agent (SQLite sink)", "nats plugin", "nats-server"}
+	for i, n := range names {
+		fmt.Fprintf(&b, "| CPU %s | %.2f µs/point (%.2f cores) |\n", n, r.cpu[i]/float64(r.rows)*1e6, r.cpu[i]/r.took.Seconds())
+	}
+	fmt.Fprintf(&b, "| RSS agent / plugin / nats-server | %.0f / %.0f / %.0f MiB at most |\n", r.rss[0], r.rss[1], r.rss[2])
+	return b.String()
+}
+
+func (b *bench) sourceStep(points int) (*sourceResult, error) {
+	dir := filepath.Join(b.dir, "source")
+	cfg, err := writeConfig(b.bins, dir, "", fmt.Sprintf(`sinks:
+  db: {type: sqlite, path: bus.db}
+feeds:
+  bus:
+    plugin: nats
+    sinks: [db]
+    config: {url: %q, stream: %s}
+`, b.nats.url, busStream))
+	if err != nil {
+		return nil, err
+	}
+	a, err := startAgent(b.bins, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer a.stop()
+	plugin, err := feedRunning(a, "bus", 30*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
+	var written uint64
+	done := time.Now()
+	for time.Since(done) < 15*time.Second && time.Since(start) < 3*time.Minute {
+		time.Sleep(50 * time.Millisecond)
+		st, ok := a.status()
+		if !ok {
+			continue
+		}
+		for _, s := range st.Sinks {
+			if s.Written > written {
+				written, done = s.Written, time.Now()
+			}
+		}
+		if written >= uint64(points) {
+			break
+		}
+	}
+	res := &sourceResult{points: points, took: done.Sub(start)}
+	res.cpu, res.rss = w.end()
+	a.stop()
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "bus.db")+"?mode=ro")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	var lo, hi int
+	if err := db.QueryRow(`SELECT count(*), count(DISTINCT seq), coalesce(min(seq), -1), coalesce(max(seq), -1) FROM synth`).Scan(&res.rows, &res.unique, &lo, &hi); err != nil {
+		return nil, fmt.Errorf("read SQLite: %w", err)
+	}
+	switch {
+	case res.rows == points && res.unique == points && lo == 0 && hi == points-1:
+		res.note = ": every point once, none lost"
+	default:
+		res.note = fmt.Sprintf(": seq %d..%d; **%d missing, %d twice**", lo, hi, points-res.unique, res.rows-res.unique)
+	}
+	if res.rows == 0 {
+		return nil, fmt.Errorf("nothing landed in SQLite; agent log:\n%s", a.lastLog())
+	}
+	return res, nil
+}
