@@ -39,8 +39,8 @@ import (
 
 func main() {
 	var (
-		rates    = flag.String("rates", "20000,50000,100000", "sink steps: points per second, comma-separated")
-		duration = flag.Duration("duration", 10*time.Second, "how long each sink step generates points")
+		rates    = flag.String("rates", "20000,40000,60000,80000", "sink steps: points per second, comma-separated")
+		duration = flag.Duration("duration", 8*time.Second, "how long each sink step generates points")
 		trials   = flag.Int("trials", 5, "failover trials (0: no failover part)")
 		leaseTTL = flag.Duration("lease-ttl", 10*time.Second, "the cluster's lease_ttl in the failover part (the default is 10s)")
 		out      = flag.String("out", "", "also write the report to this file")
