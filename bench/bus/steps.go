@@ -86,7 +86,7 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 		return "", fmt.Errorf("source step: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, src.String())
-	fmt.Fprintf(&rep, "A writer agent started on the last sink step's stream (%d messages) with the nats source (`deliver: all`) into SQLite (default settings): it replays the stream from the start as fast as it can. Points/s from the feed running to the last point committed (the sink's `written` count, polled every 50 ms), then SQLite read back.\n\n", last.points)
+	fmt.Fprintf(&rep, "A writer agent started on the last sink step's stream (%d messages) with the nats source (`deliver: all`) into SQLite (default settings): it replays the stream from the start as fast as it can. Points/s from the feed running to the last point committed (the sink's `written` count, polled every 50 ms), then SQLite read back; apart, how soon the feed had emitted every point (the source's read rate) and the most points waiting in the disk buffer for SQLite.\n\n", last.points)
 	fmt.Fprintf(&rep, "%s\n", src)
 
 	if trials > 0 {
@@ -280,7 +280,8 @@ feeds:
 
 type sourceResult struct {
 	points       int
-	took         time.Duration
+	took, read   time.Duration
+	backlog      int64
 	rows, unique int
 	cpu, rss     []float64
 	note         string
@@ -293,6 +294,10 @@ func (r *sourceResult) String() string {
 	fmt.Fprintf(&b, "| points in the stream | %d |\n", r.points)
 	fmt.Fprintf(&b, "| in SQLite | %d rows, %d distinct points%s |\n", r.rows, r.unique, r.note)
 	fmt.Fprintf(&b, "| replay | %s: **%.0f points/s** |\n", r.took.Round(10*time.Millisecond), rate)
+	if r.read > 0 {
+		fmt.Fprintf(&b, "| read by the nats source (the feed's points) | all in %s: %.0f points/s |\n", r.read.Round(10*time.Millisecond), float64(r.points)/r.read.Seconds())
+	}
+	fmt.Fprintf(&b, "| points waiting for SQLite (the sink's backlog in the disk buffer) | %d at most |\n", r.backlog)
 	names := []string{"agent (SQLite sink)", "nats plugin", "nats-server"}
 	for i, n := range names {
 		fmt.Fprintf(&b, "| CPU %s | %.2f µs/point (%.2f cores) |\n", n, r.cpu[i]/float64(r.rows)*1e6, r.cpu[i]/r.took.Seconds())
@@ -326,6 +331,8 @@ feeds:
 	start := time.Now()
 	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
 	var written uint64
+	var read time.Duration // until the feed had emitted every point
+	var backlog int64      // the most points waiting for SQLite at once
 	done := time.Now()
 	for time.Since(done) < 15*time.Second && time.Since(start) < 3*time.Minute {
 		time.Sleep(50 * time.Millisecond)
@@ -333,7 +340,13 @@ feeds:
 		if !ok {
 			continue
 		}
+		for _, f := range st.Feeds {
+			if read == 0 && f.Points >= uint64(points) {
+				read = time.Since(start)
+			}
+		}
 		for _, s := range st.Sinks {
+			backlog = max(backlog, s.BufferedPoints)
 			if s.Written > written {
 				written, done = s.Written, time.Now()
 			}
@@ -342,7 +355,7 @@ feeds:
 			break
 		}
 	}
-	res := &sourceResult{points: points, took: done.Sub(start)}
+	res := &sourceResult{points: points, took: done.Sub(start), read: read, backlog: backlog}
 	res.cpu, res.rss = w.end()
 	a.stop()
 
