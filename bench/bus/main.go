@@ -9,6 +9,8 @@
 //     time against when the plugin made the point (its Sluice-Received
 //     header), sampled over the stream; CPU per point of the agent, the
 //     plugin and nats-server, each apart.
+//     One more step against a second nats-server configured with
+//     sync_interval: always (an fsync per write before the ack).
 //   - source: a writer agent reads the last sink step's stream with the
 //     nats source into SQLite, from the start; points/s from the feed
 //     running to the last point committed, then every point checked in
@@ -21,7 +23,7 @@
 //
 // Figures, never assertions.
 //
-//	go run ./bench/bus                         # about 2.5 minutes
+//	go run ./bench/bus                         # about 3 minutes
 //	go run ./bench/bus -rates 20000 -duration 5s -trials 2 -lease-ttl 3s
 package main
 
@@ -43,6 +45,7 @@ func main() {
 		duration = flag.Duration("duration", 8*time.Second, "how long each sink step generates points")
 		trials   = flag.Int("trials", 5, "failover trials (0: no failover part)")
 		leaseTTL = flag.Duration("lease-ttl", 10*time.Second, "the cluster's lease_ttl in the failover part (the default is 10s)")
+		syncRate = flag.Int("sync-always-rate", 2000, "one more sink step at this rate against a nats-server with sync_interval: always (0: none)")
 		out      = flag.String("out", "", "also write the report to this file")
 	)
 	flag.Parse()
@@ -55,7 +58,7 @@ func main() {
 		}
 		steps = append(steps, r)
 	}
-	b := &bench{duration: *duration, leaseTTL: *leaseTTL}
+	b := &bench{duration: *duration, leaseTTL: *leaseTTL, syncRate: *syncRate}
 	rep, err := b.run(steps, *trials)
 	if err != nil {
 		log.Fatal(err)
@@ -67,7 +70,7 @@ func main() {
 	fmt.Fprintf(&head, "machine: %s\n", machine())
 	fmt.Fprintf(&head, "load:    %s (1, 5, 15 min) at the start, %s at the end\n", b.load0, loadAvg())
 	fmt.Fprintf(&head, "go:      %s; nats-server %s\n", runtime.Version(), natsVersion())
-	fmt.Fprintf(&head, "command: go run ./bench/bus -rates %s -duration %s -trials %d -lease-ttl %s\n", *rates, *duration, *trials, *leaseTTL)
+	fmt.Fprintf(&head, "command: go run ./bench/bus -rates %s -duration %s -sync-always-rate %d -trials %d -lease-ttl %s\n", *rates, *duration, *syncRate, *trials, *leaseTTL)
 	fmt.Fprintf(&head, "took:    %s\n\n", time.Since(b.began).Round(time.Second))
 	rep = head.String() + rep
 	fmt.Print(rep)

@@ -56,10 +56,15 @@ type natsServer struct {
 	exited chan struct{}
 }
 
-func startNATS(bin, dir string) (*natsServer, error) {
+// startNATS starts a server with its data in dir; jsExtra is added to
+// its jetstream block.
+func startNATS(bin, dir, jsExtra string) (*natsServer, error) {
 	addr := freeAddr()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	conf := filepath.Join(dir, "nats.conf")
-	body := fmt.Sprintf("server_name: bench\nlisten: %s\njetstream { store_dir: %q }\n", addr, filepath.Join(dir, "jetstream"))
+	body := fmt.Sprintf("server_name: bench\nlisten: %s\njetstream {\n  store_dir: %q\n  %s\n}\n", addr, filepath.Join(dir, "jetstream"), jsExtra)
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,7 @@ const (
 type bench struct {
 	duration time.Duration
 	leaseTTL time.Duration
+	syncRate int // the rate of a step against a server with sync_interval: always (0: none)
 	began    time.Time
 	load0    string
 
@@ -50,7 +51,7 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 	if b.bins, err = build(b.dir); err != nil {
 		return "", err
 	}
-	if b.nats, err = startNATS(b.bins.natsServer, b.dir); err != nil {
+	if b.nats, err = startNATS(b.bins.natsServer, b.dir, ""); err != nil {
 		return "", err
 	}
 	defer b.nats.stop()
@@ -78,6 +79,15 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 		fmt.Fprintln(os.Stderr, res.row())
 		last = res
 	}
+	if b.syncRate > 0 {
+		res, err := b.syncAlwaysStep(b.syncRate)
+		if err != nil {
+			return "", fmt.Errorf("sink step %d/s, sync always: %w", b.syncRate, err)
+		}
+		fmt.Fprintln(&rep, res.row())
+		fmt.Fprintln(os.Stderr, res.row())
+		fmt.Fprintf(&rep, "\nThe last row: another nats-server with `sync_interval: always` (JetStream fsyncs every write before it acknowledges), the same step otherwise: what an acknowledgement that survives an OS crash costs on one node.\n")
+	}
 	fmt.Fprintln(&rep)
 
 	fmt.Fprintf(&rep, "## nats source: JetStream → nats source → agent → SQLite\n\n")
@@ -101,6 +111,7 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 }
 
 type sinkResult struct {
+	label        string
 	rate, points int
 	stored       uint64
 	sustained    float64
@@ -125,8 +136,8 @@ func (r *sinkResult) row() string {
 	if r.note != "" {
 		pass += " (" + r.note + ")"
 	}
-	return fmt.Sprintf("| %d | %d | %d | %.0f | %s | %s / %s / %s | %.0f / %.0f / %.0f | %s |",
-		r.rate, r.points, r.stored, r.sustained, lag, per(0), per(1), per(2), r.rss[0], r.rss[1], r.rss[2], pass)
+	return fmt.Sprintf("| %d%s | %d | %d | %.0f | %s | %s / %s / %s | %.0f / %.0f / %.0f | %s |",
+		r.rate, r.label, r.points, r.stored, r.sustained, lag, per(0), per(1), per(2), r.rss[0], r.rss[1], r.rss[2], pass)
 }
 
 func ms(d time.Duration) string {
@@ -172,19 +183,43 @@ func feedRunning(a *agentProc, feed string, limit time.Duration) (int, error) {
 }
 
 func (b *bench) sinkStep(rate int) (*sinkResult, error) {
+	return b.sinkStepOn(b.nats, b.js, rate, "")
+}
+
+// syncAlwaysStep runs a sink step against a server of its own that
+// fsyncs every write.
+func (b *bench) syncAlwaysStep(rate int) (*sinkResult, error) {
+	srv, err := startNATS(b.bins.natsServer, filepath.Join(b.dir, "sync-always"), "sync_interval: always")
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	nc, err := nats.Connect(srv.url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	return b.sinkStepOn(srv, js, rate, " (sync always)")
+}
+
+func (b *bench) sinkStepOn(srv *natsServer, js jetstream.JetStream, rate int, label string) (*sinkResult, error) {
 	ctx := context.Background()
-	if err := b.js.DeleteStream(ctx, busStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := js.DeleteStream(ctx, busStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, err
 	}
 	n := int(float64(rate) * b.duration.Seconds())
-	cfg, err := writeConfig(b.bins, filepath.Join(b.dir, fmt.Sprintf("sink-%d", rate)), "", fmt.Sprintf(`sinks:
+	cfg, err := writeConfig(b.bins, filepath.Join(b.dir, fmt.Sprintf("sink-%d%s", rate, strings.ReplaceAll(label, " ", "-"))), "", fmt.Sprintf(`sinks:
   bus: {type: nats, url: %q, stream: %s, create_stream: true}
 feeds:
   synth:
     plugin: synth
     sinks: [bus]
     config: {symbols: [%s], rate: %d, count: %d}
-`, b.nats.url, busStream, symbolList("S", symbols), rate, n))
+`, srv.url, busStream, symbolList("S", symbols), rate, n))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +232,7 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
+	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, srv.pid()})
 
 	// Until the stream holds every point, or holds no more for 10s.
 	var stream jetstream.Stream
@@ -207,7 +242,7 @@ feeds:
 	for time.Now().Before(deadline) && time.Since(progress) < 10*time.Second {
 		time.Sleep(50 * time.Millisecond)
 		if stream == nil {
-			if stream, err = b.js.Stream(ctx, busStream); err != nil {
+			if stream, err = js.Stream(ctx, busStream); err != nil {
 				stream = nil
 				continue
 			}
@@ -223,7 +258,7 @@ feeds:
 			break
 		}
 	}
-	res := &sinkResult{rate: rate, points: n, stored: held}
+	res := &sinkResult{label: label, rate: rate, points: n, stored: held}
 	res.cpu, res.rss = w.end()
 	if held == 0 {
 		return nil, fmt.Errorf("nothing reached the stream; agent log:\n%s", a.lastLog())
