@@ -2,8 +2,9 @@ package faults
 
 // The nats sink in the real agent, against what goes wrong on the bus:
 // the server down when the agent starts or lost while it writes, a stream
-// whose subjects cannot hold the sink's, wrong credentials, the stream
-// deleted while the sink writes (with and without create_stream). Each shows a clear error in the sink's status while the points
+// whose subjects cannot hold the sink's, the sink's subjects held by
+// another stream, wrong credentials, the stream deleted while the sink
+// writes (with and without create_stream). Each shows a clear error in the sink's status while the points
 // wait in the disk buffer; once the cause is fixed every point is in the
 // stream once.
 
@@ -150,6 +151,23 @@ func TestNATSSinkBadInput(t *testing.T) {
 		// The operator widens the stream's subjects: the sink, retrying
 		// at its slowest pace, writes what waited.
 		if _, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		checkAllOnce(t, srv.URL())
+	})
+	t.Run("subjects held by another stream", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{})
+		_, js := testnats.Connect(t, srv.URL())
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ", create_stream: true"))
+		waitSink(t, a, "failed", "another stream holds some of them")
+		// The operator removes the other stream: the sink creates its
+		// own and writes what waited.
+		if err := js.DeleteStream(ctx, "OTHER"); err != nil {
 			t.Fatal(err)
 		}
 		checkAllOnce(t, srv.URL())
