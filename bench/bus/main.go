@@ -1,7 +1,7 @@
 // Command bus measures the bus path of scale-out (NATS JetStream): the
 // real sluice binaries and a real nats-server process (built from this
 // checkout and its go.mod) on loopback, with the synth source making the
-// points (the exchange is not what is measured here). Three parts:
+// points where the exchange is not what is measured. Three parts:
 //
 //   - sink: a synth feed at a fixed rate into the nats sink, step by
 //     step. Loss is the points generated against the messages the stream
@@ -9,9 +9,11 @@
 //     time against when the plugin made the point (its Sluice-Received
 //     header), sampled over the stream; CPU per point of the agent, the
 //     plugin and nats-server, each apart.
-//     One more step against a second nats-server configured with
-//     sync_interval: always (an fsync per write before the ack).
-//   - source: a writer agent reads the last sink step's stream with the
+//     One more step records the simulated Binance exchange through the
+//     binance plugin instead, and one more runs against a second
+//     nats-server configured with sync_interval: always (an fsync per
+//     write before the ack).
+//   - source: a writer agent reads the last synth step's stream with the
 //     nats source into SQLite, from the start; points/s from the feed
 //     running to the last point committed, then every point checked in
 //     SQLite once.
@@ -46,6 +48,7 @@ func main() {
 		trials   = flag.Int("trials", 5, "failover trials (0: no failover part)")
 		leaseTTL = flag.Duration("lease-ttl", 10*time.Second, "the cluster's lease_ttl in the failover part (the default is 10s)")
 		syncRate = flag.Int("sync-always-rate", 2000, "one more sink step at this rate against a nats-server with sync_interval: always (0: none)")
+		bnRate   = flag.Int("binance-rate", 20000, "one more sink step at this rate of trades from the simulated exchange through the binance plugin (0: none)")
 		out      = flag.String("out", "", "also write the report to this file")
 	)
 	flag.Parse()
@@ -58,7 +61,7 @@ func main() {
 		}
 		steps = append(steps, r)
 	}
-	b := &bench{duration: *duration, leaseTTL: *leaseTTL, syncRate: *syncRate}
+	b := &bench{duration: *duration, leaseTTL: *leaseTTL, syncRate: *syncRate, binanceRate: *bnRate}
 	rep, err := b.run(steps, *trials)
 	if err != nil {
 		log.Fatal(err)
@@ -70,7 +73,7 @@ func main() {
 	fmt.Fprintf(&head, "machine: %s\n", machine())
 	fmt.Fprintf(&head, "load:    %s (1, 5, 15 min) at the start, %s at the end\n", b.load0, loadAvg())
 	fmt.Fprintf(&head, "go:      %s; nats-server %s\n", runtime.Version(), natsVersion())
-	fmt.Fprintf(&head, "command: go run ./bench/bus -rates %s -duration %s -sync-always-rate %d -trials %d -lease-ttl %s\n", *rates, *duration, *syncRate, *trials, *leaseTTL)
+	fmt.Fprintf(&head, "command: go run ./bench/bus -rates %s -duration %s -binance-rate %d -sync-always-rate %d -trials %d -lease-ttl %s\n", *rates, *duration, *bnRate, *syncRate, *trials, *leaseTTL)
 	fmt.Fprintf(&head, "took:    %s\n\n", time.Since(b.began).Round(time.Second))
 	rep = head.String() + rep
 	fmt.Print(rep)

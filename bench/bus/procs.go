@@ -36,6 +36,7 @@ func build(dir string) (bins, error) {
 		{b.sluice, "./agent/cmd/sluice"},
 		{filepath.Join(b.pluginDir, "sluice-source-synth"), "./plugins/synth/cmd/sluice-source-synth"},
 		{filepath.Join(b.pluginDir, "sluice-source-nats"), "./plugins/nats/cmd/sluice-source-nats"},
+		{filepath.Join(b.pluginDir, "sluice-source-binance"), "./plugins/binance/cmd/sluice-source-binance"},
 		{b.natsServer, "github.com/nats-io/nats-server/v2"},
 	} {
 		cmd := exec.Command("go", "build", "-o", x[0], x[1])

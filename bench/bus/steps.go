@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,11 +27,12 @@ const (
 )
 
 type bench struct {
-	duration time.Duration
-	leaseTTL time.Duration
-	syncRate int // the rate of a step against a server with sync_interval: always (0: none)
-	began    time.Time
-	load0    string
+	duration    time.Duration
+	leaseTTL    time.Duration
+	syncRate    int // the rate of a step against a server with sync_interval: always (0: none)
+	binanceRate int // the rate of a step from the simulated exchange through the binance plugin (0: none)
+	began       time.Time
+	load0       string
 
 	dir  string
 	bins bins
@@ -64,39 +64,59 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 	}
 
 	var rep strings.Builder
-	fmt.Fprintf(&rep, "One nats-server process on loopback (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange: what is measured is the bus. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
+	fmt.Fprintf(&rep, "One nats-server process on loopback (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange, where the bus is what is measured; one sink step records the simulated exchange through the binance plugin. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
 
 	fmt.Fprintf(&rep, "## nats sink: synth → agent → nats sink → JetStream\n\n")
 	fmt.Fprintf(&rep, "Each step: a new agent and stream (`create_stream: true`, R1, default sink settings), a synth feed of rate × %s points. *Stored* is the stream's message count against the points generated (one message id per point, so a resent point is not counted twice). *Sustained* is the points over the span from the first point made (its Sluice-Received header) to the last message stored. *Lag* is a message's stored time minus when the plugin made the point, over %d messages spread over the step. CPU is from the feed running to the last message stored, per point. Pass: nothing lost, sustained ≥ 95%% of the rate, p99 lag < 1 s.\n\n", b.duration, lagSamples)
 	fmt.Fprintf(&rep, "| rate/s | points | stored | sustained/s | lag p50 / p99 / max | CPU µs/point agent / plugin / nats-server | RSS MiB agent / plugin / nats-server | pass |\n|---|---|---|---|---|---|---|---|\n")
+	var rows []string
+	row := func(res *sinkResult) {
+		rows = append(rows, res.row())
+		fmt.Fprintln(os.Stderr, res.row())
+	}
 	var last *sinkResult
 	for _, r := range rates {
 		res, err := b.sinkStep(r)
 		if err != nil {
 			return "", fmt.Errorf("sink step %d/s: %w", r, err)
 		}
-		fmt.Fprintln(&rep, res.row())
-		fmt.Fprintln(os.Stderr, res.row())
+		row(res)
 		last = res
+	}
+	// The source reads the last synth step's stream; then the other
+	// sink steps make their own.
+	src, err := b.sourceStep(last.points)
+	if err != nil {
+		return "", fmt.Errorf("source step: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, src.String())
+	var notes []string
+	if b.binanceRate > 0 {
+		res, err := b.binanceStep(b.binanceRate)
+		if err != nil {
+			return "", fmt.Errorf("sink step %d/s, binance: %w", b.binanceRate, err)
+		}
+		row(res)
+		notes = append(notes, "*(binance)*: the recorder as deployed: the simulated exchange (in the harness, as bench/e2e runs it; its clock started once every stream is subscribed) → the binance plugin (`trade` of 100 symbols) → the agent → the nats sink. Points are the trades the exchange generated, stored the messages on the trades subjects. The harness's CPU (the exchange) is not counted.")
 	}
 	if b.syncRate > 0 {
 		res, err := b.syncAlwaysStep(b.syncRate)
 		if err != nil {
 			return "", fmt.Errorf("sink step %d/s, sync always: %w", b.syncRate, err)
 		}
-		fmt.Fprintln(&rep, res.row())
-		fmt.Fprintln(os.Stderr, res.row())
-		fmt.Fprintf(&rep, "\nThe last row: another nats-server with `sync_interval: always` (JetStream fsyncs every write before it acknowledges), the same step otherwise: what an acknowledgement that survives an OS crash costs on one node.\n")
+		row(res)
+		notes = append(notes, "*(sync always)*: another nats-server with `sync_interval: always` (JetStream fsyncs every write before it acknowledges), the synth step otherwise: what an acknowledgement that survives an OS crash costs on one server.")
+	}
+	for _, r := range rows {
+		fmt.Fprintln(&rep, r)
 	}
 	fmt.Fprintln(&rep)
+	for _, n := range notes {
+		fmt.Fprintf(&rep, "%s\n\n", n)
+	}
 
 	fmt.Fprintf(&rep, "## nats source: JetStream → nats source → agent → SQLite\n\n")
-	src, err := b.sourceStep(last.points)
-	if err != nil {
-		return "", fmt.Errorf("source step: %w", err)
-	}
-	fmt.Fprintln(os.Stderr, src.String())
-	fmt.Fprintf(&rep, "A writer agent started on the last sink step's stream (%d messages) with the nats source (`deliver: all`) into SQLite (default settings): it replays the stream from the start as fast as it can. Points/s from the feed running to the last point committed (the sink's `written` count, polled every 50 ms), then SQLite read back; apart, how soon the feed had emitted every point (the source's read rate) and the most points waiting in the disk buffer for SQLite.\n\n", last.points)
+	fmt.Fprintf(&rep, "A writer agent started on the last synth step's stream (%d messages) with the nats source (`deliver: all`) into SQLite (default settings): it replays the stream from the start as fast as it can. Points/s from the feed running to the last point committed (the sink's `written` count, polled every 50 ms), then SQLite read back; apart, how soon the feed had emitted every point (the source's read rate) and the most points waiting in the disk buffer for SQLite.\n\n", last.points)
 	fmt.Fprintf(&rep, "%s\n", src)
 
 	if trials > 0 {
@@ -274,35 +294,9 @@ feeds:
 		}
 	}
 
-	// The lag, from messages spread over the stream; the first and the
-	// last give the sustained rate.
-	info, err := stream.Info(ctx)
-	if err != nil {
+	if err := b.lagSample(ctx, stream, res); err != nil {
 		return nil, err
 	}
-	first, last := info.State.FirstSeq, info.State.LastSeq
-	var firstMade, lastStored time.Time
-	for i := range lagSamples {
-		seq := first + (last-first)*uint64(i)/uint64(lagSamples-1)
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			return nil, fmt.Errorf("read message %d: %w", seq, err)
-		}
-		ns, err := strconv.ParseInt(m.Header.Get("Sluice-Received"), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("message %d: no Sluice-Received header", seq)
-		}
-		made := time.Unix(0, ns)
-		res.lag = append(res.lag, m.Time.Sub(made))
-		if seq == first {
-			firstMade = made
-		}
-		if seq == last {
-			lastStored = m.Time
-		}
-	}
-	slices.Sort(res.lag)
-	res.sustained = float64(held) / lastStored.Sub(firstMade).Seconds()
 	res.pass = held == uint64(n) && res.sustained >= 0.95*float64(rate) && quantile(res.lag, .99) < time.Second
 	switch {
 	case held < uint64(n):
