@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
@@ -25,7 +24,7 @@ import (
 // symbol's subject.
 func (b *bench) binanceStep(rate int) (*sinkResult, error) {
 	ctx := context.Background()
-	if err := b.js.DeleteStream(ctx, busStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if err := b.freshNATS(""); err != nil {
 		return nil, err
 	}
 	var syms []string

@@ -67,6 +67,9 @@ type trial struct {
 
 func (b *bench) failover(trials int) (string, error) {
 	ctx := context.Background()
+	if err := b.freshNATS(""); err != nil {
+		return "", err
+	}
 	feeds := filepath.Join(b.dir, "feeds")
 	if err := os.MkdirAll(feeds, 0o755); err != nil {
 		return "", err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,9 +35,12 @@ type bench struct {
 
 	dir  string
 	bins bins
-	nats *natsServer
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	// The nats-server of the step running, a new one for each sink step
+	// and for the failover; the source step reads the last synth step's.
+	nats    *natsServer
+	servers int
+	nc      *nats.Conn
+	js      jetstream.JetStream
 }
 
 func (b *bench) run(rates []int, trials int) (string, error) {
@@ -51,20 +53,10 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 	if b.bins, err = build(b.dir); err != nil {
 		return "", err
 	}
-	if b.nats, err = startNATS(b.bins.natsServer, b.dir, ""); err != nil {
-		return "", err
-	}
-	defer b.nats.stop()
-	if b.nc, err = nats.Connect(b.nats.url); err != nil {
-		return "", err
-	}
-	defer b.nc.Close()
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		return "", err
-	}
+	defer b.stopNATS()
 
 	var rep strings.Builder
-	fmt.Fprintf(&rep, "One nats-server process on loopback (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange, where the bus is what is measured; one sink step records the simulated exchange through the binance plugin. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
+	fmt.Fprintf(&rep, "One nats-server process on loopback, a new one (on new data) for each sink step and for the failover (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange, where the bus is what is measured; one sink step records the simulated exchange through the binance plugin. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
 
 	fmt.Fprintf(&rep, "## nats sink: synth → agent → nats sink → JetStream\n\n")
 	fmt.Fprintf(&rep, "Each step: a new agent and stream (`create_stream: true`, R1, default sink settings), a synth feed of rate × %s points. *Stored* is the stream's message count against the points generated (one message id per point, so a resent point is not counted twice). *Sustained* is the points over the span from the first point made (its Sluice-Received header) to the last message stored. *Lag* is a message's stored time minus when the plugin made the point, over %d messages spread over the step. CPU is from the feed running to the last message stored, per point. Pass: nothing lost, sustained ≥ 95%% of the rate, p99 lag < 1 s.\n\n", b.duration, lagSamples)
@@ -76,7 +68,7 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 	}
 	var last *sinkResult
 	for _, r := range rates {
-		res, err := b.sinkStep(r)
+		res, err := b.sinkStep(r, "", "")
 		if err != nil {
 			return "", fmt.Errorf("sink step %d/s: %w", r, err)
 		}
@@ -100,7 +92,7 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 		notes = append(notes, "*(binance)*: the recorder as deployed: the simulated exchange (in the harness, as bench/e2e runs it; its clock started once every stream is subscribed) → the binance plugin (`trade` of 100 symbols) → the agent → the nats sink. Points are the trades the exchange generated, stored the messages on the trades subjects. The harness's CPU (the exchange) is not counted.")
 	}
 	if b.syncRate > 0 {
-		res, err := b.syncAlwaysStep(b.syncRate)
+		res, err := b.sinkStep(b.syncRate, " (sync always)", "sync_interval: always")
 		if err != nil {
 			return "", fmt.Errorf("sink step %d/s, sync always: %w", b.syncRate, err)
 		}
@@ -202,37 +194,16 @@ func feedRunning(a *agentProc, feed string, limit time.Duration) (int, error) {
 	return pid, nil
 }
 
-func (b *bench) sinkStep(rate int) (*sinkResult, error) {
-	return b.sinkStepOn(b.nats, b.js, rate, "")
-}
-
-// syncAlwaysStep runs a sink step against a server of its own that
-// fsyncs every write.
-func (b *bench) syncAlwaysStep(rate int) (*sinkResult, error) {
-	srv, err := startNATS(b.bins.natsServer, filepath.Join(b.dir, "sync-always"), "sync_interval: always")
-	if err != nil {
+// sinkStep runs a synth feed at rate into the nats sink, on a new
+// nats-server with jsExtra in its jetstream block.
+func (b *bench) sinkStep(rate int, label, jsExtra string) (*sinkResult, error) {
+	if err := b.freshNATS(jsExtra); err != nil {
 		return nil, err
 	}
-	defer srv.stop()
-	nc, err := nats.Connect(srv.url)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	return b.sinkStepOn(srv, js, rate, " (sync always)")
-}
-
-func (b *bench) sinkStepOn(srv *natsServer, js jetstream.JetStream, rate int, label string) (*sinkResult, error) {
+	srv, js := b.nats, b.js
 	ctx := context.Background()
-	if err := js.DeleteStream(ctx, busStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, err
-	}
 	n := int(float64(rate) * b.duration.Seconds())
-	cfg, err := writeConfig(b.bins, filepath.Join(b.dir, fmt.Sprintf("sink-%d%s", rate, strings.ReplaceAll(label, " ", "-"))), "", fmt.Sprintf(`sinks:
+	cfg, err := writeConfig(b.bins, filepath.Join(b.dir, fmt.Sprintf("sink-%d-%d", b.servers, rate)), "", fmt.Sprintf(`sinks:
   bus: {type: nats, url: %q, stream: %s, create_stream: true}
 feeds:
   synth:
@@ -307,6 +278,37 @@ feeds:
 	return res, nil
 }
 
+// freshNATS replaces the bench's nats-server with a new one on new data,
+// so that a step's figures for the server (its memory above all) are its
+// own.
+func (b *bench) freshNATS(jsExtra string) error {
+	b.stopNATS()
+	b.servers++
+	srv, err := startNATS(b.bins.natsServer, filepath.Join(b.dir, fmt.Sprintf("nats-%d", b.servers)), jsExtra)
+	if err != nil {
+		return err
+	}
+	b.nats = srv
+	if b.nc, err = nats.Connect(srv.url); err != nil {
+		return err
+	}
+	b.js, err = jetstream.New(b.nc)
+	return err
+}
+
+func (b *bench) stopNATS() {
+	if b.nc != nil {
+		b.nc.Close()
+		b.nc = nil
+	}
+	if b.nats != nil {
+		b.nats.stop()
+		b.nats = nil
+	}
+}
+
+// syncAlwaysStep runs a sink step against a server of its own that
+// fsyncs every write.
 type sourceResult struct {
 	points       int
 	took, read   time.Duration
