@@ -25,7 +25,7 @@
 //
 // Figures, never assertions.
 //
-//	go run ./bench/bus                         # about 3 minutes
+//	go run ./bench/bus                         # about 3.5 minutes
 //	go run ./bench/bus -rates 20000 -duration 5s -trials 2 -lease-ttl 3s
 package main
 
