@@ -73,7 +73,7 @@ feeds:
 	}); err != nil {
 		return nil, fmt.Errorf("the plugin did not subscribe: %w", err)
 	}
-	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
+	w := watch([]int{a.pid(), plugin, b.nats.pid()})
 	var drive sync.WaitGroup
 	drive.Go(func() {
 		tick := time.NewTicker(10 * time.Millisecond)

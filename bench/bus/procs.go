@@ -262,16 +262,15 @@ func rssMiB(pid int) float64 {
 // procs samples the CPU time and peak RSS of the processes of a step:
 // the agent, its plugin, nats-server.
 type procs struct {
-	names []string
-	pids  []int
-	cpu0  []float64
-	rss   []float64
-	stop  chan struct{}
-	done  chan struct{}
+	pids []int
+	cpu0 []float64
+	rss  []float64
+	stop chan struct{}
+	done chan struct{}
 }
 
-func watch(names []string, pids []int) *procs {
-	p := &procs{names: names, pids: pids, rss: make([]float64, len(pids)), stop: make(chan struct{}), done: make(chan struct{})}
+func watch(pids []int) *procs {
+	p := &procs{pids: pids, rss: make([]float64, len(pids)), stop: make(chan struct{}), done: make(chan struct{})}
 	for _, pid := range pids {
 		p.cpu0 = append(p.cpu0, cpuSeconds(pid))
 	}

@@ -56,10 +56,10 @@ func (b *bench) run(rates []int, trials int) (string, error) {
 	defer b.stopNATS()
 
 	var rep strings.Builder
-	fmt.Fprintf(&rep, "One nats-server process on loopback, a new one (on new data) for each sink step and for the failover (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange, where the bus is what is measured; one sink step records the simulated exchange through the binance plugin. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
+	fmt.Fprintf(&rep, "nats-server processes on loopback, a new one (on new data) for each sink step and for the failover (JetStream, file storage, its default sync: the OS writes the files, fsync every 2 minutes), the agents and plugins built from this commit, on the same machine. Source of points: the synth plugin (%d symbols), not the simulated exchange, where the bus is what is measured; one sink step records the simulated exchange through the binance plugin. CPU is user+system time from /proc, per process, over the step.\n\n", symbols)
 
 	fmt.Fprintf(&rep, "## nats sink: synth → agent → nats sink → JetStream\n\n")
-	fmt.Fprintf(&rep, "Each step: a new agent and stream (`create_stream: true`, R1, default sink settings), a synth feed of rate × %s points. *Stored* is the stream's message count against the points generated (one message id per point, so a resent point is not counted twice). *Sustained* is the points over the span from the first point made (its Sluice-Received header) to the last message stored. *Lag* is a message's stored time minus when the plugin made the point, over %d messages spread over the step. CPU is from the feed running to the last message stored, per point. Pass: nothing lost, sustained ≥ 95%% of the rate, p99 lag < 1 s.\n\n", b.duration, lagSamples)
+	fmt.Fprintf(&rep, "Each step: a new nats-server, agent and stream (`create_stream: true`, R1, default sink settings), a synth feed of rate × %s points. *Stored* is the stream's message count against the points generated (one message id per point, so a resent point is not counted twice). *Sustained* is the points over the span from the first point made (its Sluice-Received header) to the last message stored. *Lag* is a message's stored time minus when the plugin made the point, over %d messages spread over the step. CPU is from the feed running to the last message stored, per point. Pass: nothing lost, sustained ≥ 95%% of the rate, p99 lag < 1 s.\n\n", b.duration, lagSamples)
 	fmt.Fprintf(&rep, "| rate/s | points | stored | sustained/s | lag p50 / p99 / max | CPU µs/point agent / plugin / nats-server | RSS MiB agent / plugin / nats-server | pass |\n|---|---|---|---|---|---|---|---|\n")
 	var rows []string
 	row := func(res *sinkResult) {
@@ -223,7 +223,7 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, srv.pid()})
+	w := watch([]int{a.pid(), plugin, srv.pid()})
 
 	// Until the stream holds every point, or holds no more for 10s.
 	var stream jetstream.Stream
@@ -360,7 +360,7 @@ feeds:
 		return nil, err
 	}
 	start := time.Now()
-	w := watch([]string{"agent", "plugin", "nats-server"}, []int{a.pid(), plugin, b.nats.pid()})
+	w := watch([]int{a.pid(), plugin, b.nats.pid()})
 	var written uint64
 	var read time.Duration // until the feed had emitted every point
 	var backlog int64      // the most points waiting for SQLite at once
