@@ -8,11 +8,12 @@
 #   bench/results/<date>-<commit>-e2e.json    the same, every step's figures
 #   bench/results/<date>-<commit>-e2e-outage.json  the outage run's samples
 #   bench/results/<date>-<commit>-fanout.md   the live sink's fan-out (bench/fanout)
+#   bench/results/<date>-<commit>-bus.md      the bus: nats sink and source, cluster failover (bench/bus)
 #
-# Bounded: about 16 minutes on a 2-core machine, 10 of them the outage run
+# Bounded: about 20 minutes on a 2-core machine, 10 of them the outage run
 # (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
 # backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS,
-# FANOUT_ARGS and SKIP_MICRO / SKIP_FANOUT / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
+# FANOUT_ARGS, BUS_ARGS and SKIP_MICRO / SKIP_FANOUT / SKIP_BUS / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,6 +56,16 @@ if [[ -z "${SKIP_FANOUT:-}" ]]; then
 	echo "${fanout[*]}"
 	"${fanout[@]}"
 	echo "wrote bench/results/$stamp-fanout.md"
+fi
+
+if [[ -z "${SKIP_BUS:-}" ]]; then
+	# The bus: the nats sink and source through a nats-server process, and
+	# failover in cluster mode (about 3.5 minutes).
+	# shellcheck disable=SC2206
+	bus=(go run ./bench/bus -out "bench/results/$stamp-bus.md" ${BUS_ARGS:-})
+	echo "${bus[*]}"
+	"${bus[@]}"
+	echo "wrote bench/results/$stamp-bus.md"
 fi
 
 if [[ -z "${SKIP_E2E:-}" ]]; then

@@ -8,8 +8,10 @@ package faults
 // renewal interval), each resuming from the position the dead agent
 // stored in KV; the agent, started again, gets two feeds handed back.
 // The stream (the one store every agent writes) must hold every point
-// of every feed once: no gap, no duplicate. SLUICE_FAULTS=full kills
-// each agent in turn, then each NATS node.
+// of every feed once: no gap, no duplicate; and so must the SQLite file
+// a fourth agent (outside the cluster) writes from the stream with the
+// nats source. SLUICE_FAULTS=full kills each agent in turn, then each
+// NATS node.
 //
 // Why a shared stream and not a SQLite file per agent: a feed moves
 // between agents, so a per-agent store holds pieces of it, and only
@@ -22,6 +24,7 @@ package faults
 
 import (
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -39,6 +42,7 @@ import (
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/cluster"
 	"github.com/sluicehq/sluice/internal/testagent"
+	"github.com/sluicehq/sluice/internal/testbin"
 	"github.com/sluicehq/sluice/internal/testnats"
 )
 
@@ -139,6 +143,14 @@ sinks:
 
 	holders := waitSpread(t, peers, 2)
 	t.Logf("spread: %v", holders)
+	// A fourth agent, outside the cluster, writes the stream into SQLite
+	// with the nats source: the store users query must hold every point
+	// once too, whichever agent recorded it.
+	writer := testagent.Start(t, fmt.Sprintf(`sinks:
+  db: {type: sqlite, path: sluice.db}
+feeds:
+  bus: {plugin: nats, sinks: [db], config: {url: %q, stream: %s, timeout: 5s}}
+`, urls, clusterStream))
 	// Let the feeds run, and their positions reach KV.
 	time.Sleep(2 * time.Second)
 
@@ -265,9 +277,60 @@ sinks:
 		t.Errorf("%d leases released to the agent started again, want at least 2", released)
 	}
 	checkStreamComplete(t, urls, count)
+	checkSQLiteComplete(t, writer, count)
+	writer.Stop(t)
 	for _, p := range peers {
 		p.proc.Stop(t)
 	}
+}
+
+// checkSQLiteComplete waits until the writer's SQLite holds a row per
+// point of every feed, then checks that each feed's rows are its
+// sequence numbers 0..count-1, each once: no gap (and, since the table's
+// key is (symbol, seq), no duplicate that a missing row could hide).
+func checkSQLiteComplete(t *testing.T, writer *testagent.Agent, count int) {
+	t.Helper()
+	writer.WaitForCount(t, "SELECT count(*) FROM synth", int64(clusterFeeds*count))
+	db, err := sql.Open(testbin.SQLiteDriver, "file:"+writer.DB+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT symbol, count(*), count(DISTINCT seq), min(seq), max(seq) FROM synth GROUP BY symbol`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string]string{}
+	for rows.Next() {
+		var sym string
+		var n, distinct, lo, hi int
+		if err := rows.Scan(&sym, &n, &distinct, &lo, &hi); err != nil {
+			t.Fatal(err)
+		}
+		got[sym] = fmt.Sprintf("%d rows, %d seqs, %d..%d", n, distinct, lo, hi)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%d rows, %d seqs, 0..%d", count, count, count-1)
+	for i := range clusterFeeds {
+		sym := symbolOf(clusterFeedName(i))
+		if got[sym] != want {
+			t.Errorf("feed %s in the writer's SQLite: %s, want %s", clusterFeedName(i), orMissing(got[sym]), want)
+		}
+	}
+	if len(got) != clusterFeeds {
+		t.Errorf("the writer's SQLite holds %d symbols, want %d: %v", len(got), clusterFeeds, got)
+	}
+	t.Logf("the writer's SQLite holds every point of the %d feeds once", clusterFeeds)
+}
+
+func orMissing(s string) string {
+	if s == "" {
+		return "no rows"
+	}
+	return s
 }
 
 // waitSpread waits until every feed runs on exactly one agent and each

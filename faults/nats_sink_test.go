@@ -1,9 +1,10 @@
 package faults
 
 // The nats sink in the real agent, against what goes wrong on the bus:
-// the server down when the agent starts, a stream whose subjects cannot
-// hold the sink's, wrong credentials, the stream deleted while the sink
-// writes. Each shows a clear error in the sink's status while the points
+// the server down when the agent starts or lost while it writes, a stream
+// whose subjects cannot hold the sink's, the sink's subjects held by
+// another stream, wrong credentials, the stream deleted while the sink
+// writes (with and without create_stream). Each shows a clear error in the sink's status while the points
 // wait in the disk buffer; once the cause is fixed every point is in the
 // stream once.
 
@@ -11,6 +12,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,6 +155,23 @@ func TestNATSSinkBadInput(t *testing.T) {
 		}
 		checkAllOnce(t, srv.URL())
 	})
+	t.Run("subjects held by another stream", func(t *testing.T) {
+		t.Parallel()
+		srv := testnats.Start(t, testnats.Options{})
+		_, js := testnats.Connect(t, srv.URL())
+		ctx := context.Background()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "OTHER", Subjects: []string{"sluice.>"}}); err != nil {
+			t.Fatal(err)
+		}
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ", create_stream: true"))
+		waitSink(t, a, "failed", "another stream holds some of them")
+		// The operator removes the other stream: the sink creates its
+		// own and writes what waited.
+		if err := js.DeleteStream(ctx, "OTHER"); err != nil {
+			t.Fatal(err)
+		}
+		checkAllOnce(t, srv.URL())
+	})
 	t.Run("wrong credentials", func(t *testing.T) {
 		t.Parallel()
 		srv := testnats.Start(t, testnats.Options{User: "recorder", Password: "right-password"})
@@ -169,42 +189,136 @@ func TestNATSSinkBadInput(t *testing.T) {
 		checkAllOnce(t, strings.Replace(srv.URL(), "nats://", "nats://recorder:right-password@", 1))
 		b.Stop(t)
 	})
-	t.Run("stream deleted under the running sink", func(t *testing.T) {
+	t.Run("server lost while the sink writes", func(t *testing.T) {
 		t.Parallel()
 		srv := testnats.Start(t, testnats.Options{})
-		_, js := testnats.Connect(t, srv.URL())
-		ctx := context.Background()
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
-			t.Fatal(err)
-		}
-		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ""))
+		a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), ", create_stream: true"))
 		waitStreamHolds(t, srv.URL(), 500)
-		if err := js.DeleteStream(ctx, busStream); err != nil {
+		srv.Shutdown()
+		// The connection reconnects on its own; until it does, the
+		// batches in flight go unacknowledged and the sink says why.
+		s := waitSink(t, a, "retrying", "not connected to "+srv.URL()+" (reconnecting)")
+		if s.BufferedPoints == 0 {
+			t.Error("nothing buffered while the server was down")
+		}
+		srv.Restart()
+		checkAllOnce(t, srv.URL())
+	})
+	t.Run("stream deleted under the running sink", func(t *testing.T) {
+		t.Parallel()
+		streamDeletedUnderSink(t, false)
+	})
+	t.Run("stream deleted under the running sink, create_stream", func(t *testing.T) {
+		t.Parallel()
+		streamDeletedUnderSink(t, true)
+	})
+}
+
+// streamDeletedUnderSink deletes the stream while the agent's nats sink
+// writes into it. The test reads everything the old stream stored before
+// it is deleted (the agent is stopped with SIGSTOP for that moment, so
+// that nothing lands unseen between the last read and the delete): those
+// points went with the stream, by the operator's hand. Every other point
+// must land in the new stream, once; with create_stream the sink makes
+// the new stream itself, without it the sink fails saying the stream does
+// not exist until the operator makes it again.
+func streamDeletedUnderSink(t *testing.T, create bool) {
+	srv := testnats.Start(t, testnats.Options{})
+	_, js := testnats.Connect(t, srv.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		old     = map[string]int{}
+		lastSeq uint64
+	)
+	c, err := js.OrderedConsumer(ctx, busStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		old[m.Headers().Get(jetstream.MsgIDHeader)]++
+		lastSeq = md.Sequence.Stream
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	extra := ""
+	if create {
+		extra = ", create_stream: true"
+	}
+	a := testagent.Start(t, natsSinkAgentConfig(srv.URL(), extra))
+	waitStreamHolds(t, srv.URL(), 500)
+
+	// Frozen, the agent sends nothing more; what it sent before is
+	// stored once the stream's last sequence stops moving.
+	if err := a.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var frozenAt uint64
+	for stable := 0; stable < 5; {
+		time.Sleep(100 * time.Millisecond)
+		st, err := js.Stream(ctx, busStream)
+		if err != nil {
 			t.Fatal(err)
 		}
+		mu.Lock()
+		seen := lastSeq
+		mu.Unlock()
+		if last := st.CachedInfo().State.LastSeq; last == frozenAt && seen == last {
+			stable++
+		} else {
+			frozenAt, stable = last, 0
+		}
+	}
+	cc.Stop()
+	if err := js.DeleteStream(ctx, busStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	t.Logf("the old stream held %d messages (%d ids) when it was deleted", frozenAt, len(old))
+	mu.Unlock()
+	if !create {
 		waitSink(t, a, "failed", `stream "SLUICE" does not exist`)
 		// The operator makes the stream again: what was not yet in the
 		// old one when it went lands in the new one.
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: busStream, Subjects: []string{"sluice.>"}}); err != nil {
 			t.Fatal(err)
 		}
-		a.WaitFor(t, "every point written", func(st agent.Status) bool {
-			s := testagent.Sink(st, "bus")
-			return s.Received >= synthPoints && s.BufferedPoints == 0 && s.State == "ok"
-		})
-		ids := synthIDs(t, srv.URL())
-		first := synthPoints
-		for seq := synthPoints - 1; seq >= 0 && ids[synthID(seq)] > 0; seq-- {
-			first = seq
-		}
-		for id, n := range ids {
-			if n != 1 {
-				t.Errorf("%s is in the new stream %d times", id, n)
-			}
-		}
-		if first == synthPoints || len(ids) != synthPoints-first {
-			t.Errorf("the new stream holds %d ids, not one run of seqs ending at %d (it starts at %d)", len(ids), synthPoints-1, first)
-		}
-		t.Logf("the new stream holds seqs %d..%d", first, synthPoints-1)
+	}
+	a.WaitFor(t, "every point written", func(st agent.Status) bool {
+		s := testagent.Sink(st, "bus")
+		return s.Received >= synthPoints && s.BufferedPoints == 0 && s.State == "ok"
 	})
+	ids := synthIDs(t, srv.URL())
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("%s is in the new stream %d times", id, n)
+		}
+	}
+	var lost []int
+	mu.Lock()
+	defer mu.Unlock()
+	for seq := range synthPoints {
+		if ids[synthID(seq)] == 0 && old[synthID(seq)] == 0 {
+			lost = append(lost, seq)
+		}
+	}
+	if len(lost) > 0 {
+		t.Errorf("%d points in neither the old stream nor the new one: %s", len(lost), firstFew(lost))
+	}
+	t.Logf("the new stream holds %d points; %d were only in the old one", len(ids), synthPoints-len(ids))
 }

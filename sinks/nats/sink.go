@@ -137,6 +137,13 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 	if err := s.connect(); err != nil {
 		return err
 	}
+	if !s.nc.IsConnected() {
+		// nats.go is reconnecting. Publishing now would only fill its
+		// reconnect buffer with another copy of the batch at each retry,
+		// all sent once it is back (a point without an id stored as many
+		// times); the batch waits in the disk buffer instead.
+		return s.notConnected(s.nc.LastError())
+	}
 	if err := s.checkStream(ctx); err != nil {
 		return err
 	}
@@ -375,7 +382,22 @@ func (s *Sink) classify(err error) error {
 	if auth := s.recentAuthError(); auth != nil {
 		return &sinks.FailedError{Err: fmt.Errorf("nats sink: %w (the server said: %v)", err, auth)}
 	}
+	if s.nc != nil && !s.nc.IsConnected() {
+		// The acknowledgements timed out because the connection went
+		// away: say that, not only "timeout waiting for ack".
+		return s.notConnected(err)
+	}
 	return fmt.Errorf("nats sink: %w", err)
+}
+
+// notConnected is the retryable error of a Write while the connection is
+// down and nats.go reconnects to the servers on its own.
+func (s *Sink) notConnected(cause error) error {
+	client := s.cfg.client()
+	if cause == nil {
+		return fmt.Errorf("nats sink: not connected to %s (reconnecting)", client.Redacted())
+	}
+	return fmt.Errorf("nats sink: not connected to %s (reconnecting): %w", client.Redacted(), redact.Error(cause))
 }
 
 // message builds p's message, appending its body to body (a buffer the

@@ -206,6 +206,48 @@ func TestUnreachableServer(t *testing.T) {
 	}
 }
 
+// The connection lost between two batches: each retry while the client
+// reconnects fails at once, saying so, and sends nothing; so a point
+// without an id is stored once more per retried batch that reached the
+// server, not once per retry made during the outage.
+func TestConnectionLostRetriesSendNothing(t *testing.T) {
+	srv := testnats.Start(t, testnats.Options{})
+	cfg := testConfig(srv.URL())
+	cfg.Timeout = 300 * time.Millisecond
+	s := open(t, cfg)
+	if err := s.Declare(context.Background(), []sluice.Measurement{{Name: "trades"}}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trades("BTCUSDT", 1, 10))
+	srv.Shutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.nc.IsReconnecting() {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not notice the server went away")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	batch := trades("BTCUSDT", 11, 10)
+	for range 5 { // the pipeline's retries during the outage
+		err := s.Write(context.Background(), batch)
+		if err == nil || sinks.IsFailed(err) || !strings.Contains(err.Error(), "not connected to "+srv.URL()+" (reconnecting)") {
+			t.Fatalf("write while the server is down: %v, want a retryable error saying not connected", err)
+		}
+	}
+	srv.Restart()
+	deadline = time.Now().Add(10 * time.Second)
+	for err := s.Write(context.Background(), batch); err != nil; err = s.Write(context.Background(), batch) {
+		if time.Now().After(deadline) {
+			t.Fatalf("write once the server is back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, js := testnats.Connect(t, srv.URL())
+	if n := len(stored(t, js)); n != 20 {
+		t.Fatalf("stream holds %d messages, want 20: the batch before the outage and the one after, once each", n)
+	}
+}
+
 // An existing stream that cannot hold the template's subjects is refused
 // with the subjects to add, and left as it was; so is a stream missing
 // when create_stream is off.
