@@ -309,9 +309,12 @@ func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Ba
 			bo.Reset()
 			return true
 		case errors.As(err, &rejected):
-			o.stats.droppedRejected.Add(uint64(rejected.Rejected))
-			o.wrote(len(batch) - rejected.Rejected)
-			o.log.Warn("sink rejected points", "rejected", rejected.Rejected, "sample", rejected.Sample, "error", rejected.Err)
+			// A sink's count is held to the batch: a negative or too
+			// large one must not wrap the counters.
+			n := min(max(rejected.Rejected, 0), len(batch))
+			o.stats.droppedRejected.Add(uint64(n))
+			o.wrote(len(batch) - n)
+			o.log.Warn("sink rejected points", "rejected", n, "sample", rejected.Sample, "error", rejected.Err)
 			bo.Reset()
 			return true
 		}

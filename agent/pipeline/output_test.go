@@ -540,6 +540,33 @@ func TestRejectedPointsAreCountedNotRetried(t *testing.T) {
 	}
 }
 
+// A sink that reports more points rejected than it was given (a bug in
+// the sink) gets the whole batch counted rejected, not a written count
+// that wraps.
+func TestRejectedCountHeldToTheBatch(t *testing.T) {
+	var rejectedSink failSink = func([]sluice.Point) error {
+		return &sinks.RejectedError{Rejected: 1000, Sample: "bad line", Err: errors.New("confused")}
+	}
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", rejectedSink, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	if err := appendPts(t, b, []string{"s"}, 0, 8); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	closeOutput(t, o)
+	if st := o.Status(); st.Dropped[ReasonRejected] != 8 || st.Written != 0 {
+		t.Fatalf("dropped %v written %d; want 8 rejected, 0 written", st.Dropped, st.Written)
+	}
+}
+
+// failSink answers every write with its own result.
+type failSink func([]sluice.Point) error
+
+func (failSink) Open(context.Context) error                             { return nil }
+func (failSink) Declare(context.Context, []sluice.Measurement) error    { return nil }
+func (failSink) Close() error                                           { return nil }
+func (f failSink) Write(_ context.Context, points []sluice.Point) error { return f(points) }
+
 func TestCloseDeadlineLeavesPointsBuffered(t *testing.T) {
 	dir := t.TempDir()
 	sink := &memSink{fail: func(int, []sluice.Point) error { return errors.New("down") }}
