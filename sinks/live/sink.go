@@ -67,8 +67,8 @@ type Sink struct {
 	rnode   *redisNode
 	rclosed bool
 	router  *router
-	latest  map[string]bool     // measurements that keep their latest point only
-	keys    map[string][]string // declared uniqueness keys, for idempotency keys with Redis
+	latest  map[string]bool // measurements that keep their latest point only
+	keys    sinks.Keys      // declared uniqueness keys, for idempotency keys with Redis
 
 	conns connSet // every open connection: the server's Shutdown does not close WebSockets
 
@@ -90,8 +90,8 @@ func New(cfg Config, log *slog.Logger) *Sink {
 	}
 	return &Sink{
 		cfg: cfg, log: log.With("sink_type", "live"), now: time.Now,
-		latest: latest, keys: make(map[string][]string),
-		chans: newChannelTable(maxTrackedChannels),
+		latest: latest,
+		chans:  newChannelTable(maxTrackedChannels),
 	}
 }
 
@@ -287,15 +287,9 @@ func (s *Sink) logEntry(e centrifuge.LogEntry) {
 // Declare records each measurement's uniqueness key: with Redis, a
 // point's idempotency key is made from it.
 func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
-	s.mu.Lock()
+	s.mu.Lock() // not while a batch is built
 	defer s.mu.Unlock()
-	for _, m := range ms {
-		if len(m.Unique) > 0 {
-			s.keys[m.Name] = append([]string(nil), m.Unique...)
-		} else {
-			delete(s.keys, m.Name)
-		}
-	}
+	s.keys.Declare(ms)
 	return nil
 }
 
@@ -360,7 +354,7 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 		}
 		opts := []centrifuge.PublishOption{centrifuge.WithHistory(size, s.cfg.HistoryTTL)}
 		if s.cfg.Redis.Address != "" {
-			if key := idempotencyKey(p, s.keys[p.Measurement]); key != "" {
+			if key := idempotencyKey(p, s.keys.Of(p.Measurement)); key != "" {
 				opts = append(opts, centrifuge.WithIdempotencyKey(key), centrifuge.WithIdempotentResultTTL(s.cfg.Redis.DedupWindow))
 			}
 		}

@@ -49,7 +49,7 @@ type Sink struct {
 
 	mu       sync.Mutex
 	tmpl     *template
-	keys     map[string][]string // declared uniqueness names by measurement
+	keys     sinks.Keys // declared uniqueness keys
 	opened   bool
 	closed   bool
 	nc       *natsgo.Conn
@@ -70,7 +70,7 @@ func New(cfg Config, log *slog.Logger) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{cfg: cfg, log: log.With("sink_type", "nats"), now: time.Now, keys: make(map[string][]string)}
+	return &Sink{cfg: cfg, log: log.With("sink_type", "nats"), now: time.Now}
 }
 
 // Open validates the configuration. The servers being down is not an
@@ -99,15 +99,9 @@ func (s *Sink) Open(ctx context.Context) error {
 // Declare records each measurement's uniqueness key, which makes each of
 // its points' message id and travels in its Sluice-Unique header.
 func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
-	s.mu.Lock()
+	s.mu.Lock() // not while a batch is built
 	defer s.mu.Unlock()
-	for _, m := range ms {
-		if len(m.Unique) > 0 {
-			s.keys[m.Name] = append([]string(nil), m.Unique...)
-		} else {
-			delete(s.keys, m.Name)
-		}
-	}
+	s.keys.Declare(ms)
 	return nil
 }
 
@@ -419,7 +413,7 @@ func (s *Sink) message(p *sluice.Point, body []byte) (*natsgo.Msg, []byte, error
 	}
 	msg := &natsgo.Msg{Subject: subject, Data: body[start:len(body):len(body)], Header: make(natsgo.Header, 4)}
 	msg.Header[jetstream.ExpectedStreamHeader] = []string{s.cfg.Stream}
-	if unique := s.keys[p.Measurement]; len(unique) > 0 {
+	if unique := s.keys.Of(p.Measurement); len(unique) > 0 {
 		msg.Header[natsbus.HeaderUnique] = []string{natsbus.FormatUnique(unique)}
 		if id := msgID(p, unique); id != "" {
 			msg.Header[jetstream.MsgIDHeader] = []string{id}
