@@ -61,7 +61,7 @@ func main() {
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
 	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
-	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,sluice-influxdb,burst,outage", "what to run, in order")
+	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,floor-cgo,sluice-influxdb,burst,outage", "what to run, in order")
 	flag.IntVar(&o.outageRate, "outage-rate", 10000, "outage run: trades/s while a sink is down")
 	flag.DurationVar(&o.outageFor, "outage-for", 10*time.Minute, "outage run: how long the sink is down")
 	flag.DurationVar(&o.outageEvery, "outage-every", 30*time.Second, "outage run: how often the agent's memory is sampled")
@@ -154,7 +154,7 @@ func run(ctx context.Context, o options) error {
 	for _, target := range o.targets {
 		steps := o.rates
 		switch target {
-		case "sluice-sqlite", "floor-sqlite":
+		case "sluice-sqlite", "floor-sqlite", "floor-cgo":
 		case "sluice-influxdb":
 			steps = o.influxRates
 			if o.influxd == "" {
@@ -242,9 +242,13 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 }
 
 // build compiles the agent, the Binance plugin and the floor program from
-// the module this runs in; profiled, the agent and plugin are the
-// profiling builds in bench/prof.
+// the module this runs in, and the cgo floor from its own module
+// (bench/floorcgo); profiled, the agent and plugin are the profiling
+// builds in bench/prof.
 func build(dir string, profiled bool) error {
+	if err := buildFloorCgo(dir); err != nil {
+		return err
+	}
 	bins := [][2]string{
 		{"sluice", "./agent/cmd/sluice"},
 		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
@@ -264,6 +268,24 @@ func build(dir string, profiled bool) error {
 		if err := os.Chmod(filepath.Join(dir, b[0]), 0o755); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// buildFloorCgo builds bench/floorcgo, a module of its own (so that the
+// cgo driver is its dependency only), into dir/floorcgo. It needs cgo and
+// a C compiler; without them the floor-cgo target is left out.
+func buildFloorCgo(dir string) error {
+	out, err := filepath.Abs(filepath.Join(dir, "floorcgo"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = filepath.Join("bench", "floorcgo")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build bench/floorcgo (needs cgo and a C compiler): %w", err)
 	}
 	return nil
 }

@@ -83,7 +83,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 
-	for _, t := range []string{"sluice-sqlite", "floor-sqlite", "sluice-influxdb"} {
+	for _, t := range []string{"sluice-sqlite", "floor-sqlite", "floor-cgo", "sluice-influxdb"} {
 		h := r.headline(t)
 		if h == nil {
 			if r.has(t) {
@@ -93,8 +93,10 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "**%s headline: %d trades/s** (sustained %.0f/s, zero loss, p99 lag %.0f ms)\n\n", t, h.Rate, h.Sustained, h.LagP99ms)
 	}
-	if s, f := r.headline("sluice-sqlite"), r.headline("floor-sqlite"); s != nil && f != nil {
-		fmt.Fprintf(&b, "Sluice/floor, highest passing step: %.0f%% of the floor's rate.\n\n", 100*float64(s.Rate)/float64(f.Rate))
+	for _, fl := range floors {
+		if s, f := r.headline("sluice-sqlite"), r.headline(fl.target); s != nil && f != nil {
+			fmt.Fprintf(&b, "Sluice/%s, highest passing step: %.0f%% of that floor's rate.\n\n", fl.target, 100*float64(s.Rate)/float64(f.Rate))
+		}
 	}
 
 	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
@@ -116,25 +118,27 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 
-	// Sluice as a ratio of the floor at each rate both ran.
-	var ratios []string
-	for _, s := range r.steps {
-		if s.Target != "sluice-sqlite" {
-			continue
+	// Sluice as a ratio of each floor at each rate both ran.
+	for _, fl := range floors {
+		var ratios []string
+		for _, s := range r.steps {
+			if s.Target != "sluice-sqlite" {
+				continue
+			}
+			f := r.find(fl.target, s.Rate)
+			if f == nil || f.Landed == 0 || s.Landed == 0 {
+				continue
+			}
+			sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
+			ratios = append(ratios, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f |",
+				s.Rate, s.Sustained/f.Sustained, sc, s.CPUPerM["agent"], s.CPUPerM["plugin"], f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
+				s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], f.RSSMB["floor"]))
 		}
-		f := r.find("floor-sqlite", s.Rate)
-		if f == nil || f.Landed == 0 || s.Landed == 0 {
-			continue
+		if len(ratios) > 0 {
+			fmt.Fprintf(&b, "Sluice (agent + plugin) against %s (%s), step by step:\n\n", fl.target, fl.what)
+			b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+			b.WriteString(strings.Join(ratios, "\n") + "\n\n")
 		}
-		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
-		ratios = append(ratios, fmt.Sprintf("| %d | %.2f | %.1f | %.1f | %.2f | %.0f | %.0f |",
-			s.Rate, s.Sustained/f.Sustained, sc, f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
-			s.RSSMB["agent"]+s.RSSMB["plugin"], f.RSSMB["floor"]))
-	}
-	if len(ratios) > 0 {
-		b.WriteString("Sluice (agent + plugin) against the floor, step by step:\n\n")
-		b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M | floor CPU s/M | CPU ratio | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|\n")
-		b.WriteString(strings.Join(ratios, "\n") + "\n\n")
 	}
 	if r.burst != nil {
 		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d (the plugin's queue dropped %d), peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
@@ -148,6 +152,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// floors are the programs Sluice is compared with.
+var floors = []struct{ target, what string }{
+	{"floor-sqlite", "bench/floor: Sluice's Binance parser and the sink's table, indexes and pure-Go driver"},
+	{"floor-cgo", "bench/floorcgo: encoding/json, the cgo driver, one unique index on (symbol, trade_id)"},
 }
 
 func (r *report) has(target string) bool {

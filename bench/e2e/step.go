@@ -529,6 +529,15 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		if o.profile != "" {
 			t.cmd.Env = profileEnv(o, spec)
 		}
+	case "floor-cgo":
+		t.cmd = exec.Command(filepath.Join(o.binDir, "floorcgo"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		// Its table has the symbol and trade id and no exchange or
+		// market columns; the unique index is on (symbol, trade_id).
+		s, err := openSQLite(dbPath, syms, "")
+		if err != nil {
+			return nil, err
+		}
+		t.store = s
 	case "sluice-sqlite", "sluice-influxdb":
 		port, err := freePort()
 		if err != nil {
@@ -577,7 +586,7 @@ feeds:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
 	}
 	if t.store == nil {
-		s, err := openSQLite(dbPath, syms)
+		s, err := openSQLite(dbPath, syms, "exchange = 'binance' AND market = 'spot' AND ")
 		if err != nil {
 			return nil, err
 		}
@@ -586,7 +595,7 @@ feeds:
 	if t.cmd.Env == nil {
 		t.cmd.Env = childEnv()
 	}
-	if spec.target != "floor-sqlite" {
+	if !strings.HasPrefix(spec.target, "floor") {
 		t.cmd.Env = append(t.cmd.Env, o.agentEnv...)
 	}
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
