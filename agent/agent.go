@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/agent/cluster"
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/agent/sdnotify"
@@ -86,6 +87,8 @@ type running struct {
 	outputs *outputSet
 	api     *apiServer
 	feeds   *feedSet
+	// cluster, in cluster mode, decides which feeds run here.
+	cluster *cluster.Manager
 }
 
 // New returns an agent for cfg.
@@ -152,6 +155,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var agentName string
+	if cfg.Cluster != nil {
+		if agentName, err = clusterAgentName(cfg.Cluster); err != nil {
+			return err
+		}
+	}
 	a.log.Info("plugins found", "dir", cfg.PluginDir, "plugins", host.Names(plugins))
 
 	// Against the flow: the disk buffer, the sinks and their outputs,
@@ -175,26 +184,40 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.drain(outputs)
 		return err
 	}
-	feeds := newFeedSet(cfg, plugins, &feedEnv{
+	env := &feedEnv{
 		buffer: buf, outputs: outputs.byName(), norm: pipeline.NewNormalizer(cfg.Limits, nil),
 		keys: newKeyRegistry(filepath.Join(cfg.DataDir, keysFile), a.log), tap: &a.tap, scrub: a.secrets,
 		launch: a.launch, environ: os.Environ, limits: cfg.Limits, restart: cfg.Restart, log: a.log,
-	})
+	}
+	// In cluster mode no feed runs until the cluster gives it a lease.
+	var feeds *feedSet
+	if cfg.Cluster != nil {
+		feeds = newClusterFeedSet(cfg, plugins, env)
+	} else {
+		feeds = newFeedSet(cfg, plugins, env)
+	}
 	feeds.Start()
 	r := &running{buf: buf, repair: repair, outputs: outputs, api: api, feeds: feeds}
+	if cfg.Cluster != nil {
+		r.cluster = a.newClusterManager(r, agentName)
+	}
 	a.run.Store(r)
 	stopLoops := a.startLoops(r)
 
 	close(a.ready)
 	a.notify(sdnotify.Ready, a.statusLine())
 	attrs := []any{"feeds", len(cfg.Feeds), "sinks", len(cfg.Sinks), "status", "http://" + api.Addr().String() + "/api/v1/status"}
+	if cfg.Cluster != nil {
+		attrs = append(attrs, "cluster", cfg.Cluster.Name, "agent", agentName)
+	}
 	if p := api.socketPath(); p != "" {
 		attrs = append(attrs, "socket", p)
 	}
 	a.log.Info("sluice running", attrs...)
 
-	// With the flow: no more reloads, the feeds, the API, then the
-	// outputs drain into the sinks; the buffer closes last (deferred).
+	// With the flow: no more reloads, the feeds (their leases given back
+	// once they have stopped), the API, then the outputs drain into the
+	// sinks; the buffer closes last (deferred).
 	<-ctx.Done()
 	a.notify(sdnotify.Stopping)
 	a.log.Info("shutting down: stopping feeds, then draining sinks", "timeout", cfg.ShutdownTimeout)
@@ -203,13 +226,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.reloadMu.Unlock()
 	stopLoops()
 	feeds.Stop()
+	if r.cluster != nil {
+		leaveCluster(r.cluster, cfg.Cluster.Timeout)
+	}
 	a.tap.close()
 	api.Close()
 	return a.drain(outputs)
 }
 
 // startLoops starts the agent's background loops (rates, the watchdog,
-// the feeds_dir watcher) and returns what stops them and waits.
+// the feeds_dir watcher, the cluster's manager) and returns what stops
+// them and waits.
 func (a *Agent) startLoops(r *running) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
@@ -220,6 +247,9 @@ func (a *Agent) startLoops(r *running) (stop func()) {
 	}
 	if dir := a.cfg.FeedsDir; dir != "" {
 		loops.Go(func() { watchFeedsDir(ctx, dir, a.Reload, a.log) })
+	}
+	if r.cluster != nil {
+		loops.Go(func() { r.cluster.Run(ctx) })
 	}
 	return func() {
 		cancel()
@@ -252,6 +282,10 @@ type Status struct {
 	// does not apply (sinks, http, ...): they wait for a restart.
 	RestartNeeded []string  `json:"restart_needed,omitempty"`
 	LastReload    time.Time `json:"last_reload,omitzero"`
+	// Cluster, in cluster mode, is the cluster as this agent sees it:
+	// the live agents, and who holds each feed. Feeds lists only the
+	// feeds running here.
+	Cluster *cluster.Status `json:"cluster,omitempty"`
 }
 
 // SinkStatus is an output's status with what the agent derives from it.
@@ -291,6 +325,10 @@ func (a *Agent) Status() Status {
 	}
 	st.BufferBytes = r.buf.Size()
 	st.BufferRepair = r.repair
+	if r.cluster != nil {
+		cs := r.cluster.Status()
+		st.Cluster = &cs
+	}
 	return st
 }
 

@@ -11,4 +11,6 @@
 // supervisors (feed, feed.go) start plugin processes through a launcher
 // (launcher.go). A reload (reload.go) is a plan, computed by planReload
 // from the running config and the new one, that the feed set applies.
+// In cluster mode (cluster.go) the feed set runs only the feeds this
+// agent holds a lease for, as agent/cluster's Manager decides.
 package agent

@@ -87,6 +87,11 @@ type feed struct {
 	log     *slog.Logger
 	// cfg.Config (only) changes on a reconfigure, under mu.
 	cfg config.Feed
+	// from, if set, is where the plugin resumes until the feed has
+	// buffered a position of its own (then the buffer's): in cluster
+	// mode, the position the feed's last holder left in the cluster's
+	// KV. Under mu once run starts.
+	from sluice.Position
 
 	mu     sync.Mutex
 	st     FeedStatus
@@ -281,7 +286,7 @@ func (f *feed) runOnce(ctx context.Context) error {
 	}
 	// Resume from the last position that reached the disk buffer with
 	// its points: what came after it, the plugin sends (or backfills) again.
-	resume := f.env.buffer.Position(f.name)
+	resume := f.resumeFrom()
 	f.update(func(st *FeedStatus) {
 		st.State, st.Pid, st.PluginVersion = FeedRunning, proc.Pid(), info.Version
 	})
@@ -313,6 +318,19 @@ func (f *feed) runOnce(ctx context.Context) error {
 		err = fmt.Errorf("%w (limits.max_plugin_message_bytes is %d: raise it, or lower the feed's batch_size)", err, f.env.limits.MaxPluginMessageBytes)
 	}
 	return err
+}
+
+// resumeFrom is the position the plugin resumes from: the one the feed
+// started with, until it has buffered one of its own; then the newest
+// that reached the disk buffer for every sink of the feed.
+func (f *feed) resumeFrom() sluice.Position {
+	f.mu.Lock()
+	from := f.from
+	f.mu.Unlock()
+	if from != nil {
+		return from
+	}
+	return f.env.buffer.Position(f.name)
 }
 
 // reconfigure hands a new plugin config to the running plugin process, so
@@ -444,6 +462,9 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 	}
 	now := time.Now()
 	f.update(func(st *FeedStatus) {
+		if b.Position != nil {
+			f.from = nil // the buffer has the feed's newest position now
+		}
 		st.Batches++
 		st.Points += uint64(len(points))
 		st.PluginDropped += b.Dropped

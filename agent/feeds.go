@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/agent/host"
 	"github.com/sluicehq/sluice/agent/pipeline"
 	"github.com/sluicehq/sluice/config"
@@ -15,14 +16,19 @@ import (
 // feedSet runs the configured feeds, a supervisor (feed) each, and
 // changes them by reload plans.
 //
+// In cluster mode (newClusterFeedSet) it runs only the configured feeds
+// this agent holds a lease for: Hold, called as leases come and go,
+// names them; a reload plan then acts only on those.
+//
 // Lifecycle: newFeedSet has no side effects; everything a feed needs
 // comes in its env. Start loads the saved uniqueness-key holders and
-// starts every feed of the config. Apply then changes the running feeds
-// by a plan computed from config() (see planReload). Stop stops every
+// starts every feed of the config (in cluster mode, those held). Apply
+// then changes the running feeds by a plan computed from config() (see
+// planReload), and Hold changes which feeds may run. Stop stops every
 // feed and waits for their supervisors; it is called once, after Start.
-// Start, Apply and Stop are called one at a time (the agent's reloadMu
-// orders Apply against Stop); config, failed, status and has may be
-// called at any time, from any goroutine.
+// Start, Apply, Hold and Stop are called one at a time (the agent's
+// reloadMu orders Apply and Hold against Stop); config, failed, status
+// and has may be called at any time, from any goroutine.
 type feedSet struct {
 	env *feedEnv
 	wg  sync.WaitGroup // every supervisor started
@@ -34,6 +40,9 @@ type feedSet struct {
 	// names holds each configured feed's name budget, kept across the
 	// feed's restarts and reloads, dropped with the feed.
 	names map[string]*pipeline.Names
+	// only, if not nil, names the feeds that may run (cluster mode: the
+	// feeds this agent holds a lease for); nil lets every feed run.
+	only map[string]bool
 }
 
 // runningFeed is a feed's supervisor goroutine and how to stop it.
@@ -59,16 +68,77 @@ func newFeedSet(cfg *config.Config, plugins map[string]host.Binary, env *feedEnv
 	}
 }
 
-// Start starts every feed of the config.
+// newClusterFeedSet is newFeedSet for cluster mode: no feed runs until
+// Hold names it.
+func newClusterFeedSet(cfg *config.Config, plugins map[string]host.Binary, env *feedEnv) *feedSet {
+	s := newFeedSet(cfg, plugins, env)
+	s.only = map[string]bool{}
+	return s
+}
+
+// Start starts every feed of the config that may run.
 func (s *feedSet) Start() {
 	cfg := s.config()
 	s.env.keys.load(cfg.Feeds)
 	for _, name := range sortedKeys(cfg.Feeds) {
-		rf := s.start(cfg, name, nil)
+		if !s.allowed(name) {
+			continue
+		}
+		rf := s.start(cfg, name, nil, nil)
 		s.mu.Lock()
 		s.feeds[name] = rf
 		s.mu.Unlock()
 	}
+}
+
+// allowed reports whether feed name may run here.
+func (s *feedSet) allowed(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.only == nil || s.only[name]
+}
+
+// Hold makes the set run exactly the configured feeds that want names
+// (in cluster mode, those this agent holds a lease for). It stops the
+// running feeds want does not name, all at once, then starts the ones
+// not running, each resuming from its position in want: the position
+// its last holder left in the cluster's KV, or, if nil, the disk
+// buffer's. It returns the feeds it started and stopped.
+func (s *feedSet) Hold(want map[string]sluice.Position) (started, stopped []string) {
+	cfg := s.config()
+	s.mu.Lock()
+	s.only = make(map[string]bool, len(want))
+	for name := range want {
+		s.only[name] = true
+	}
+	var stopping []*runningFeed
+	for _, name := range sortedKeys(s.feeds) {
+		if !s.only[name] {
+			stopping = append(stopping, s.feeds[name])
+			stopped = append(stopped, name)
+			delete(s.feeds, name)
+		}
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, rf := range stopping {
+		wg.Go(rf.stop)
+	}
+	wg.Wait()
+	for _, name := range sortedKeys(want) {
+		s.mu.Lock()
+		_, running := s.feeds[name]
+		s.mu.Unlock()
+		if _, ok := cfg.Feeds[name]; !ok || running {
+			continue
+		}
+		rf := s.start(cfg, name, nil, want[name])
+		s.mu.Lock()
+		s.feeds[name] = rf
+		s.mu.Unlock()
+		started = append(started, name)
+	}
+	return started, stopped
 }
 
 // Apply changes the running feeds to next as plan says (planReload of
@@ -79,8 +149,12 @@ func (s *feedSet) Start() {
 // restarted feeds, all at once, lets the removed ones' measurements go,
 // then starts the added and restarted ones, the restarted continuing
 // their counters. plugins, if not nil, replaces the plugins found before.
+// Of the feeds that may not run here (cluster mode), an added one is not
+// started, and a changed one is neither restarted nor reconfigured: it
+// starts with its new config once Hold names it.
 func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPlan, plugins map[string]host.Binary) ReloadResult {
 	cur := s.config()
+	plan = s.local(plan)
 	reconfigured, kept, fallback := s.reconfigure(ctx, cur, next, plan.reconfigure)
 	restart := append(slices.Clone(plan.restart), fallback...)
 	slices.Sort(restart)
@@ -89,7 +163,9 @@ func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPla
 	s.mu.Lock()
 	var stopping []*runningFeed
 	for _, name := range slices.Concat(plan.remove, restart) {
-		stopping = append(stopping, s.feeds[name])
+		if rf := s.feeds[name]; rf != nil { // a removed feed may not run here
+			stopping = append(stopping, rf)
+		}
 	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
@@ -119,11 +195,13 @@ func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPla
 
 	started := make(map[string]*runningFeed, len(plan.add)+len(restart))
 	for _, name := range plan.add {
-		started[name] = s.start(&applied, name, nil)
+		if s.allowed(name) {
+			started[name] = s.start(&applied, name, nil, nil)
+		}
 	}
 	for _, name := range restart {
 		c := carry[name]
-		started[name] = s.start(&applied, name, &c)
+		started[name] = s.start(&applied, name, &c, nil)
 	}
 	s.mu.Lock()
 	for name, rf := range started {
@@ -132,6 +210,21 @@ func (s *feedSet) Apply(ctx context.Context, next *config.Config, plan reloadPla
 	s.mu.Unlock()
 	return ReloadResult{Added: plan.add, Removed: plan.remove, Restarted: restart,
 		Reconfigured: reconfigured, Rejected: kept, RestartNeeded: plan.restartNeeded}
+}
+
+// local is plan without the restarts and reconfigurations of feeds that
+// do not run here; in cluster mode a feed held elsewhere does not run.
+func (s *feedSet) local(plan reloadPlan) reloadPlan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.only == nil {
+		return plan
+	}
+	running := func(names []string) []string {
+		return slices.DeleteFunc(slices.Clone(names), func(name string) bool { return s.feeds[name] == nil })
+	}
+	plan.restart, plan.reconfigure = running(plan.restart), running(plan.reconfigure)
+	return plan
 }
 
 // reconfigure offers each named feed's new plugin config (in next) to
@@ -164,8 +257,10 @@ func (s *feedSet) reconfigure(ctx context.Context, cur, next *config.Config, nam
 }
 
 // start starts the supervisor of cfg's feed name. carry, if set, is the
-// status of the feed it replaces, whose counters continue.
-func (s *feedSet) start(cfg *config.Config, name string, carry *FeedStatus) *runningFeed {
+// status of the feed it replaces, whose counters continue; from, if set,
+// the position the feed resumes from until it has buffered one of its
+// own (else the disk buffer's).
+func (s *feedSet) start(cfg *config.Config, name string, carry *FeedStatus, from sluice.Position) *runningFeed {
 	fc := cfg.Feeds[name]
 	s.mu.Lock()
 	names := s.names[name]
@@ -175,6 +270,7 @@ func (s *feedSet) start(cfg *config.Config, name string, carry *FeedStatus) *run
 	}
 	s.mu.Unlock()
 	f := newFeed(s.env, name, fc, cfg.Plugins[fc.Plugin].SHA256, s.pluginSet, names, carry)
+	f.from = from
 	ctx, cancel := context.WithCancel(context.Background())
 	rf := &runningFeed{feed: f, cancel: cancel, done: make(chan struct{})}
 	s.wg.Go(func() {

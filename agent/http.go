@@ -16,7 +16,7 @@ import (
 // http.listen and http.socket:
 //
 //	GET  /healthz         ok while the process lives
-//	GET  /readyz          200 when every feed runs and no sink has failed, else 503 and why
+//	GET  /readyz          200 when every feed runs, no sink has failed and (cluster mode) the agent is an active member, else 503 and why
 //	GET  /metrics         Prometheus metrics
 //	GET  /api/v1/status   JSON snapshot of every feed and sink
 //	POST /api/v1/reload   reload the config; JSON result, 422 with the errors if rejected
@@ -51,8 +51,9 @@ type Readiness struct {
 }
 
 // readiness is ready when every feed runs and none is stale (its plugin
-// reports a stream without data: see FeedStatus.Stale), and no sink has
-// failed; else the reasons.
+// reports a stream without data: see FeedStatus.Stale), no sink has
+// failed, and in cluster mode the agent is an active member of its
+// cluster; else the reasons.
 func (a *Agent) readiness() Readiness {
 	if !a.isReady() {
 		return Readiness{Reasons: []string{"starting"}}
@@ -81,6 +82,9 @@ func (a *Agent) readiness() Readiness {
 			}
 			reasons = append(reasons, r)
 		}
+	}
+	if r := clusterReason(st.Cluster); r != "" {
+		reasons = append(reasons, r)
 	}
 	return Readiness{Ready: len(reasons) == 0, Reasons: reasons}
 }

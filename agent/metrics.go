@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sluicehq/sluice/agent/cluster"
 	"github.com/sluicehq/sluice/agent/pipeline"
 )
 
@@ -45,7 +46,14 @@ var (
 	descReloadOK    = prometheus.NewDesc("sluice_config_last_reload_successful", "1 if the last config reload was applied (or none was tried), 0 if it was rejected.", nil, nil)
 	descRestartNeed = prometheus.NewDesc("sluice_config_restart_needed", "1 if the config on disk has changes that only a restart applies.", nil, nil)
 	descBuildInfo   = prometheus.NewDesc("sluice_build_info", "Always 1; the version label is the agent's.", []string{"version"}, nil)
-	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descFeedEvents, descFeedStale, descFeedStaleSec, descFeedDiscarded, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo}
+
+	// Cluster mode only.
+	descClusterChanges = prometheus.NewDesc("sluice_cluster_lease_changes_total", "Feed leases this agent acquired (its feed started here), released (handed over, or the agent stopped) or lost (taken by another agent, or not renewed in time), by change.", []string{"change"}, nil)
+	descClusterHeld    = prometheus.NewDesc("sluice_cluster_feeds_held", "Feeds this agent holds a lease for.", nil, nil)
+	descClusterAgents  = prometheus.NewDesc("sluice_cluster_agents", "Live agents of the cluster, as this agent last saw them.", nil, nil)
+	descClusterActive  = prometheus.NewDesc("sluice_cluster_active", "1 while this agent is an active member of its cluster (connected, announced, renewing), else 0.", nil, nil)
+
+	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descFeedEvents, descFeedStale, descFeedStaleSec, descFeedDiscarded, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo, descClusterChanges, descClusterHeld, descClusterAgents, descClusterActive}
 	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
 	// Every reason is exported from the start, at 0, so that rates and
 	// dashboards see a series before the first rejection.
@@ -194,6 +202,14 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descReloadOK, boolFloat(st.ConfigError == ""))
 	gauge(descRestartNeed, boolFloat(len(st.RestartNeeded) > 0))
 	gauge(descBuildInfo, 1, c.a.opts.Version)
+	if cs := st.Cluster; cs != nil {
+		for _, change := range []string{cluster.ChangeAcquired, cluster.ChangeReleased, cluster.ChangeLost} {
+			counter(descClusterChanges, cs.Changes[change], change)
+		}
+		gauge(descClusterHeld, float64(cs.Held))
+		gauge(descClusterAgents, float64(len(cs.Agents)))
+		gauge(descClusterActive, boolFloat(cs.State == cluster.StateActive))
+	}
 }
 
 func boolFloat(b bool) float64 {

@@ -60,9 +60,11 @@ type ReloadResult struct {
 // config, sinks or queue settings are; a feed that failed permanently is
 // restarted too, so a reload retries it. Other feeds and every sink are
 // left alone. Changes to anything but feeds and plugin pins (sinks,
-// pipeline, http, log, limits, buffer, restart, data_dir, plugin_dir,
-// feeds_dir, shutdown_timeout) are not applied: they are logged and
-// listed in status as needing a restart.
+// pipeline, http, log, limits, buffer, restart, cluster, data_dir,
+// plugin_dir, feeds_dir, shutdown_timeout) are not applied: they are
+// logged and listed in status as needing a restart. In cluster mode
+// only the feeds held here start or change; a feed's replicas take
+// effect at the cluster's next look.
 //
 // An invalid config, or one whose feeds use a sink the agent is not
 // running, is rejected whole: nothing changes, and the errors are
@@ -190,6 +192,7 @@ func restartNeeded(cur, next *config.Config) []string {
 	diff("limits", cur.Limits, next.Limits)
 	diff("buffer", cur.Buffer, next.Buffer)
 	diff("restart", cur.Restart, next.Restart)
+	diff("cluster", cur.Cluster, next.Cluster)
 	for _, name := range sortedKeys(cur.Sinks) {
 		if _, ok := next.Sinks[name]; !ok {
 			keys = append(keys, "sinks."+name+" (removed)")

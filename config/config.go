@@ -24,6 +24,10 @@ type Config struct {
 	Sinks   map[string]Sink   `config:"sinks"`
 	Feeds   map[string]Feed   `config:"feeds"`
 
+	// Cluster, when set, makes this agent one of a cluster that divides
+	// the feeds among its agents (see Cluster); nil runs every feed here.
+	Cluster *Cluster `config:"cluster"`
+
 	// File is the main config file this was loaded from.
 	File string `config:"-"`
 	// Warnings are problems that do not stop the agent, such as SLUICE_*
@@ -155,6 +159,10 @@ type Feed struct {
 	QueueSize     int           `config:"queue_size"`
 	BatchSize     int           `config:"batch_size"`
 	FlushInterval time.Duration `config:"flush_interval"`
+
+	// Replicas is how many agents of a cluster run the feed at once
+	// (active-active); without a cluster section it is not used.
+	Replicas int `config:"replicas"`
 
 	// File is the file that defined this feed.
 	File string `config:"-"`

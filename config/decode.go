@@ -86,7 +86,7 @@ func Default() *Config {
 }
 
 func defaultFeed() Feed {
-	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond}
+	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond, Replicas: 1}
 }
 
 // decode turns the walker's normalized tree into a Config over the
@@ -97,7 +97,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	cfg := Default()
 	top := make(map[string]any, len(norm))
 	for k, v := range norm {
-		if k != "plugins" && k != "sinks" && k != "feeds" {
+		if k != "plugins" && k != "sinks" && k != "feeds" && k != "cluster" {
 			top[k] = v
 		}
 	}
@@ -108,6 +108,7 @@ func decode(norm, tree map[string]any, feedFiles map[string]string, mainFile str
 	cfg.PluginDir = resolvePath(baseDir, cfg.PluginDir)
 	cfg.FeedsDir = resolvePath(baseDir, cfg.FeedsDir)
 	c.http(&cfg.HTTP, baseDir)
+	cfg.Cluster = c.cluster(norm["cluster"], baseDir, cfg.DataDir)
 
 	if n := cfg.Limits.MaxPluginMessageBytes; n < MinPluginMessageBytes {
 		c.errorf([]string{"limits", "max_plugin_message_bytes"}, "must be at least %d (64 KiB), got %d", MinPluginMessageBytes, n)

@@ -12,8 +12,11 @@ import (
 )
 
 // exampleBlock starts a commented-out block in the example: a sink, plugin
-// or feed that is off by default.
-var exampleBlock = regexp.MustCompile(`^  # [a-z_]+:$`)
+// or feed that is off by default; topBlock, a top-level section (cluster).
+var (
+	exampleBlock = regexp.MustCompile(`^  # [a-z_]+:$`)
+	topBlock     = regexp.MustCompile(`^# [a-z_]+:$`)
+)
 
 // uncommentExample switches on the example's commented-out blocks: the
 // block's header and the more deeply indented comment lines after it.
@@ -21,13 +24,18 @@ var exampleBlock = regexp.MustCompile(`^  # [a-z_]+:$`)
 func uncommentExample(text string) string {
 	lines := strings.Split(text, "\n")
 	for i := 0; i < len(lines); i++ {
-		if !exampleBlock.MatchString(lines[i]) {
+		indent := ""
+		switch {
+		case exampleBlock.MatchString(lines[i]):
+			indent = "  "
+		case topBlock.MatchString(lines[i]):
+		default:
 			continue
 		}
-		lines[i] = "  " + lines[i][len("  # "):]
-		for i+1 < len(lines) && strings.HasPrefix(lines[i+1], "  #   ") {
+		lines[i] = indent + lines[i][len(indent+"# "):]
+		for i+1 < len(lines) && strings.HasPrefix(lines[i+1], indent+"#   ") {
 			i++
-			lines[i] = "  " + lines[i][len("  # "):]
+			lines[i] = indent + lines[i][len(indent+"# "):]
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -18,7 +18,7 @@ import (
 const Redaction = redact.Mark
 
 // Redacted returns a deep copy of c that is safe to log: the values of
-// secret sink keys (the secret tag option of a sink type's config),
+// secret sink and cluster keys (the secret tag option),
 // passwords and secret query parameters in URLs, and the values of feed
 // config keys that look secret (token, password, secret, api_key, ...;
 // see redact.SecretKey) are replaced with Redaction.
@@ -35,6 +35,11 @@ func (c *Config) Redacted() *Config {
 		f.Sinks = slices.Clone(f.Sinks)
 		f.Config = redactFree(f.Config)
 		r.Feeds[name] = f
+	}
+	if c.Cluster != nil {
+		cl := *c.Cluster
+		redactStruct(reflect.ValueOf(&cl).Elem())
+		r.Cluster = &cl
 	}
 	return &r
 }
@@ -184,7 +189,9 @@ func toTree(v reflect.Value) any {
 		fields, _ := fieldsOf(v.Type())
 		m := make(map[string]any, len(fields))
 		for _, f := range fields {
-			m[f.key] = toTree(v.Field(f.index))
+			if fv := v.Field(f.index); fv.Kind() != reflect.Pointer || !fv.IsNil() {
+				m[f.key] = toTree(fv) // an optional section left out is not shown
+			}
 		}
 		return m
 	case reflect.Map:

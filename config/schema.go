@@ -85,6 +85,7 @@ var feedSpec = section(map[string]*spec{
 	"queue_size":     posInt,
 	"batch_size":     posInt,
 	"flush_interval": duration,
+	"replicas":       posInt,
 }, "plugin", "sinks")
 
 var feedsSpec = named("feed", feedSpec)
@@ -94,6 +95,7 @@ var rootSpec = section(map[string]*spec{
 	"plugin_dir":       str,
 	"feeds_dir":        {kind: kindString, empty: true},
 	"shutdown_timeout": duration,
+	"cluster":          clusterSpec,
 	"http": section(map[string]*spec{
 		"listen":          {kind: kindString, check: checkListen},
 		"socket":          {kind: kindString, empty: true},

@@ -56,7 +56,7 @@ func (c *checker) checkEnvRefs(name string, f Feed) {
 }
 
 // SecretValues lists the secret values c holds: the values of secret sink
-// keys (the secret tag option of a sink type's config), the passwords and
+// and cluster keys (the secret tag option), the passwords and
 // secret query parameters of URLs (sinks and plugin configs), and the
 // values of plugin config keys that look secret (redact.SecretKey). The
 // agent scrubs them from whatever it prints, as a last line of defence
@@ -78,6 +78,9 @@ func (c *Config) SecretValues() []string {
 	}
 	for _, name := range sortedKeys(c.Feeds) {
 		freeSecrets(c.Feeds[name].Config, false, add)
+	}
+	if c.Cluster != nil {
+		structSecrets(reflect.ValueOf(c.Cluster).Elem(), add)
 	}
 	return out
 }

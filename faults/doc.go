@@ -7,6 +7,9 @@
 // server instead (jsonws_hostile_test.go); two run the nats sink and
 // source against real nats-server: two recorders and a writer through a
 // three-node JetStream cluster (nats_test.go), and the sink's bad input
-// (nats_sink_test.go). The package holds only tests;
+// (nats_sink_test.go). One runs cluster mode: three agents sharing six
+// synth feeds through KV leases, one killed -9, and a cluster server
+// unreachable or refusing the credentials (cluster_test.go). The
+// package holds only tests;
 // see faults_test.go for the scenarios and how to run the full version.
 package faults

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/pipeline"
@@ -49,6 +50,7 @@ func formatStatus(w io.Writer, st agent.Status) {
 		}
 	}
 	fmt.Fprintln(w)
+	formatCluster(w, st.Cluster, time.Now())
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SINK\tSTATE\tBUFFERED\tWRITTEN\tDROPPED\tRETRIES\tPTS/S\tLAG\tLAST ERROR")
 	for _, s := range st.Sinks {
@@ -123,6 +125,9 @@ func formatStatusLine(st agent.Status) string {
 	}
 	if st.ConfigError != "" {
 		line += " | reload rejected"
+	}
+	if cs := st.Cluster; cs != nil {
+		line += fmt.Sprintf(" | cluster %s: %s, %d held", cs.Cluster, cs.State, cs.Held)
 	}
 	return line
 }
