@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,7 @@ type options struct {
 	out         string
 	jsonOut     string
 	keepGoing   bool
+	sequential  bool
 	burst       bool
 	burstBase   int
 	burstFactor int
@@ -56,7 +58,7 @@ func main() {
 	defer func() { os.Exit(exit) }()
 	var o options
 	var rates, influxRates, targets string
-	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000", "SQLite steps: trades/s over all symbols")
+	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000,100000", "SQLite steps: trades/s over all symbols")
 	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000,110000,120000", "InfluxDB steps: trades/s")
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
@@ -71,6 +73,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
 	flag.StringVar(&o.jsonOut, "json", "", "write every step's figures here as JSON")
 	flag.BoolVar(&o.keepGoing, "all-steps", false, "run every step even after one fails")
+	flag.BoolVar(&o.sequential, "sequential", false, "run each SQLite target through all its rates before the next (default: all SQLite targets at one rate, then the next rate)")
 	flag.IntVar(&o.burstBase, "burst-base", 10000, "burst run: the steady rate, trades/s")
 	flag.IntVar(&o.burstFactor, "burst-factor", 20, "burst run: the burst is this many times the steady rate")
 	flag.DurationVar(&o.burstFor, "burst-for", 2*time.Second, "burst run: how long the burst lasts")
@@ -151,10 +154,23 @@ func run(ctx context.Context, o options) error {
 			influx.stop()
 		}
 	}()
+	sqliteDone := false
 	for _, target := range o.targets {
 		steps := o.rates
 		switch target {
 		case "sluice-sqlite", "floor-sqlite", "floor-cgo":
+			if !o.sequential {
+				// Every SQLite target at one rate, then the next rate:
+				// the floors and Sluice meet the same machine load, so
+				// their ratios are fair.
+				if !sqliteDone {
+					sqliteDone = true
+					if err := runSideBySide(ctx, o, rep); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 		case "sluice-influxdb":
 			steps = o.influxRates
 			if o.influxd == "" {
@@ -220,6 +236,40 @@ func run(ctx context.Context, o options) error {
 			if err := os.WriteFile(strings.TrimSuffix(o.jsonOut, ".json")+"-outage.json", b, 0o644); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// sqliteTargets are the targets stepped through the SQLite rates.
+var sqliteTargets = []string{"sluice-sqlite", "floor-sqlite", "floor-cgo"}
+
+// runSideBySide runs the SQLite targets of o.targets rate by rate, in the
+// order given. A target that fails a step runs no higher step (unless
+// -all-steps); the others go on.
+func runSideBySide(ctx context.Context, o options, rep *report) error {
+	var targets []string
+	for _, t := range o.targets {
+		if slices.Contains(sqliteTargets, t) && !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	failed := map[string]bool{}
+	for _, rate := range o.rates {
+		for _, target := range targets {
+			if failed[target] {
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := runStep(ctx, o, stepSpec{target: target, rate: rate, duration: o.duration})
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", target, rate, err)
+			}
+			log.Print(r.line())
+			rep.steps = append(rep.steps, r)
+			failed[target] = !r.Pass && !o.keepGoing
 		}
 	}
 	return nil

@@ -151,8 +151,8 @@ func run(ctx context.Context, ws, dbPath string, symbols []string, batch int, fl
 		args := make([]any, 0, rowsPerStmt*cols)
 		for b := range batches {
 			if err := write(ctx, db, multi, one, b, args); err != nil {
-				errc <- err
-				return
+				// The reader would wait for a free batch forever.
+				log.Fatal(err)
 			}
 			free <- b[:0]
 		}
@@ -163,20 +163,26 @@ func run(ctx context.Context, ws, dbPath string, symbols []string, batch int, fl
 	// is not full goes when its first trade is flush old: checked on each
 	// frame, and a few times a flush interval by a ticker.
 	var (
-		mu    sync.Mutex
-		cur   = <-free
-		first time.Time
+		mu     sync.Mutex
+		cur    = <-free
+		first  time.Time
+		closed bool // batches is closed: the ticker hands nothing more
 	)
 	handLocked := func() {
 		batches <- cur
 		cur = <-free
 	}
 	tick := time.NewTicker(flush / 4)
-	defer tick.Stop()
+	tickDone := make(chan struct{})
 	go func() {
-		for range tick.C {
+		for {
+			select {
+			case <-tickDone:
+				return
+			case <-tick.C:
+			}
 			mu.Lock()
-			if len(cur) > 0 && time.Since(first) >= flush {
+			if !closed && len(cur) > 0 && time.Since(first) >= flush {
 				handLocked()
 			}
 			mu.Unlock()
@@ -187,10 +193,14 @@ func run(ctx context.Context, ws, dbPath string, symbols []string, batch int, fl
 		_, msg, err := conn.ReadMessage()
 		if err != nil {
 			tick.Stop()
+			close(tickDone)
 			mu.Lock()
+			closed = true
 			close(batches)
 			mu.Unlock()
-			<-errc
+			if werr := <-errc; werr != nil {
+				return werr
+			}
 			return err
 		}
 		f = frame{}
