@@ -581,6 +581,11 @@ feeds:
 		t.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
 		if o.profile != "" {
 			t.cmd.Env = profileEnv(o, spec)
+			// The plugin gets none of the agent's SLUICEBENCH_*
+			// variables: it reads them from a file beside it.
+			if err := profile.WriteFile(filepath.Join(o.binDir, "plugins", "sluice-source-binance"), profilePrefix(o, spec), spec.duration); err != nil {
+				return nil, err
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
@@ -622,8 +627,12 @@ func childEnv() []string {
 // profileEnv asks the profiling builds for profiles of the step.
 func profileEnv(o options, spec stepSpec) []string {
 	return append(childEnv(),
-		profile.EnvPrefix+"="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
+		profile.EnvPrefix+"="+profilePrefix(o, spec),
 		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
+}
+
+func profilePrefix(o options, spec stepSpec) string {
+	return filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate))
 }
 
 func freePort() (int, error) {
