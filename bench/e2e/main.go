@@ -63,7 +63,7 @@ func main() {
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
 	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
-	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,floor-cgo,sluice-influxdb,burst,outage", "what to run, in order")
+	flag.StringVar(&targets, "targets", "sluice-sqlite,sluice-sqlite-cgo,floor-sqlite,floor-cgo,sluice-influxdb,burst,outage", "what to run, in order")
 	flag.IntVar(&o.outageRate, "outage-rate", 10000, "outage run: trades/s while a sink is down")
 	flag.DurationVar(&o.outageFor, "outage-for", 10*time.Minute, "outage run: how long the sink is down")
 	flag.DurationVar(&o.outageEvery, "outage-every", 30*time.Second, "outage run: how often the agent's memory is sampled")
@@ -143,7 +143,7 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.binDir == "" {
 		o.binDir = filepath.Join(o.workDir, "bin")
-		if err := build(o.binDir, o.profile != ""); err != nil {
+		if err := build(o.binDir, o.profile != "", slices.Contains(o.targets, "sluice-sqlite-cgo")); err != nil {
 			return err
 		}
 	}
@@ -158,7 +158,7 @@ func run(ctx context.Context, o options) error {
 	for _, target := range o.targets {
 		steps := o.rates
 		switch target {
-		case "sluice-sqlite", "floor-sqlite", "floor-cgo":
+		case "sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo":
 			if !o.sequential {
 				// Every SQLite target at one rate, then the next rate:
 				// the floors and Sluice meet the same machine load, so
@@ -242,7 +242,7 @@ func run(ctx context.Context, o options) error {
 }
 
 // sqliteTargets are the targets stepped through the SQLite rates.
-var sqliteTargets = []string{"sluice-sqlite", "floor-sqlite", "floor-cgo"}
+var sqliteTargets = []string{"sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo"}
 
 // runSideBySide runs the SQLite targets of o.targets rate by rate, in the
 // order given. A target that fails a step runs no higher step (unless
@@ -294,21 +294,29 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 // build compiles the agent, the Binance plugin and the floor program from
 // the module this runs in, and the cgo floor from its own module
 // (bench/floorcgo); profiled, the agent and plugin are the profiling
-// builds in bench/prof.
-func build(dir string, profiled bool) error {
+// builds in bench/prof. With cgoAgent it also builds the agent with the
+// cgo SQLite driver (-tags sqlite_cgo) as sluice-cgo.
+func build(dir string, profiled, cgoAgent bool) error {
 	if err := buildFloorCgo(dir); err != nil {
 		return err
 	}
-	bins := [][2]string{
-		{"sluice", "./agent/cmd/sluice"},
-		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
-		{"floor", "./bench/floor"},
-	}
+	agent, plugin := "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
 	if profiled {
-		bins[0][1], bins[1][1] = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+		agent, plugin = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+	}
+	bins := [][3]string{
+		{"sluice", agent, ""},
+		{"plugins/sluice-source-binance", plugin, ""},
+		{"floor", "./bench/floor", ""},
+	}
+	if cgoAgent {
+		bins = append(bins, [3]string{"sluice-cgo", agent, "sqlite_cgo"})
 	}
 	for _, b := range bins {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1])
+		cmd := exec.Command("go", "build", "-tags", b[2], "-o", filepath.Join(dir, b[0]), b[1])
+		if b[2] != "" {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+		}
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build %s: %w", b[1], err)

@@ -83,7 +83,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 
-	for _, t := range []string{"sluice-sqlite", "floor-sqlite", "floor-cgo", "sluice-influxdb"} {
+	for _, t := range []string{"sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo", "sluice-influxdb"} {
 		h := r.headline(t)
 		if h == nil {
 			if r.has(t) {
@@ -93,9 +93,11 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "**%s headline: %d trades/s** (sustained %.0f/s, zero loss, p99 lag %.0f ms)\n\n", t, h.Rate, h.Sustained, h.LagP99ms)
 	}
-	for _, fl := range floors {
-		if s, f := r.headline("sluice-sqlite"), r.headline(fl.target); s != nil && f != nil {
-			fmt.Fprintf(&b, "Sluice/%s, highest passing step: %.0f%% of that floor's rate.\n\n", fl.target, 100*float64(s.Rate)/float64(f.Rate))
+	for _, st := range sluiceSQLite {
+		for _, fl := range floors {
+			if s, f := r.headline(st), r.headline(fl.target); s != nil && f != nil {
+				fmt.Fprintf(&b, "%s/%s, highest passing step: %.0f%% of that floor's rate.\n\n", st, fl.target, 100*float64(s.Rate)/float64(f.Rate))
+			}
 		}
 	}
 
@@ -119,25 +121,9 @@ func (r *report) markdown() string {
 	b.WriteString("\n")
 
 	// Sluice as a ratio of each floor at each rate both ran.
-	for _, fl := range floors {
-		var ratios []string
-		for _, s := range r.steps {
-			if s.Target != "sluice-sqlite" {
-				continue
-			}
-			f := r.find(fl.target, s.Rate)
-			if f == nil || f.Landed == 0 || s.Landed == 0 {
-				continue
-			}
-			sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
-			ratios = append(ratios, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f |",
-				s.Rate, s.Sustained/f.Sustained, sc, s.CPUPerM["agent"], s.CPUPerM["plugin"], f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
-				s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], f.RSSMB["floor"]))
-		}
-		if len(ratios) > 0 {
-			fmt.Fprintf(&b, "Sluice (agent + plugin) against %s (%s), step by step:\n\n", fl.target, fl.what)
-			b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-			b.WriteString(strings.Join(ratios, "\n") + "\n\n")
+	for _, st := range sluiceSQLite {
+		for _, fl := range floors {
+			r.ratios(&b, st, fl.target, fl.what)
 		}
 	}
 	if r.burst != nil {
@@ -152,6 +138,34 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// sluiceSQLite are the Sluice targets compared with the floors: the
+// default build, and the agent built with the cgo SQLite driver.
+var sluiceSQLite = []string{"sluice-sqlite", "sluice-sqlite-cgo"}
+
+// ratios writes the table of target st against floor fl, rate by rate.
+func (r *report) ratios(b *strings.Builder, st, fl, what string) {
+	var rows []string
+	for _, s := range r.steps {
+		if s.Target != st {
+			continue
+		}
+		f := r.find(fl, s.Rate)
+		if f == nil || f.Landed == 0 || s.Landed == 0 {
+			continue
+		}
+		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
+		rows = append(rows, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f |",
+			s.Rate, s.Sustained/f.Sustained, sc, s.CPUPerM["agent"], s.CPUPerM["plugin"], f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
+			s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], f.RSSMB["floor"]))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "%s (agent + plugin) against %s (%s), step by step:\n\n", st, fl, what)
+	b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString(strings.Join(rows, "\n") + "\n\n")
 }
 
 // floors are the programs Sluice is compared with.

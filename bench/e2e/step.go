@@ -538,7 +538,7 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 			return nil, err
 		}
 		t.store = s
-	case "sluice-sqlite", "sluice-influxdb":
+	case "sluice-sqlite", "sluice-sqlite-cgo", "sluice-influxdb":
 		port, err := freePort()
 		if err != nil {
 			return nil, err
@@ -578,7 +578,11 @@ feeds:
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		t.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
+		agent := "sluice"
+		if spec.target == "sluice-sqlite-cgo" {
+			agent = "sluice-cgo" // built with -tags sqlite_cgo
+		}
+		t.cmd = exec.Command(filepath.Join(o.binDir, agent), "run", "-config", cfgPath)
 		if o.profile != "" {
 			t.cmd.Env = profileEnv(o, spec)
 			// The plugin gets none of the agent's SLUICEBENCH_*
