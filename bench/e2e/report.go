@@ -26,9 +26,9 @@ func (r *report) all() []stepResult {
 }
 
 func (s stepResult) line() string {
-	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s harness=%.1fs/M load=%.1f→%.1f %s",
+	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s anon=%s harness=%.1fs/M load=%.1f→%.1f %s",
 		s.Target, s.Rate, s.Generated, s.GenRate, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
-		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
+		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), fmtMap(s.AnonMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
 }
 
 func fmtMap(m map[string]float64, f string) string {
@@ -101,8 +101,8 @@ func (r *report) markdown() string {
 		}
 	}
 
-	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|\n")
+	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | harness CPU s/M | load1 start→end | pass |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|\n")
 	for _, s := range r.all() {
 		pass := "yes"
 		if !s.Pass {
@@ -114,9 +114,9 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
 			s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
-			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
+			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
 	}
 	b.WriteString("\n")
 

@@ -62,6 +62,10 @@ type stepResult struct {
 	// trades landed, and peak RSS (VmHWM) in MiB.
 	CPUPerM map[string]float64 `json:"cpu_s_per_million"`
 	RSSMB   map[string]float64 `json:"peak_rss_mib"`
+	// AnonMB is RssAnon at the end of the step: the resident memory that
+	// is the process's own (heap, stacks, SQLite's cache), without the
+	// pages of its executable that RSS counts too.
+	AnonMB map[string]float64 `json:"rss_anon_mib"`
 	// The harness (simulator and poller) and the machine's load.
 	HarnessCPUPerM float64 `json:"harness_cpu_s_per_million"`
 	Load1Start     float64 `json:"load1_start"`
@@ -84,7 +88,7 @@ type obs struct {
 
 func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
 	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
-		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}}
+		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}}
 	if spec.burst {
 		res.Target = "burst-sqlite"
 		res.Rate = o.burstBase
@@ -284,6 +288,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		}
 		res.CPUPerM[name] = c - cpu0[name]
 		if res.RSSMB[name], err = peakRSSMB(pid); err != nil {
+			return res, err
+		}
+		if res.AnonMB[name], err = statusMB(pid, "RssAnon:"); err != nil {
 			return res, err
 		}
 	}
