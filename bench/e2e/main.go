@@ -141,13 +141,33 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(dir)
 		o.workDir = dir
 	}
+	var notes []string
 	if o.binDir == "" {
 		o.binDir = filepath.Join(o.workDir, "bin")
-		if err := build(o.binDir, o.profile != "", slices.Contains(o.targets, "sluice-sqlite-cgo")); err != nil {
+		if err := build(o.binDir, o.profile != ""); err != nil {
 			return err
 		}
+		// The cgo builds need a C compiler; without one their targets
+		// are left out, and the report says so.
+		cgo := []struct {
+			target string
+			build  func() error
+		}{
+			{"floor-cgo", func() error { return buildFloorCgo(o.binDir) }},
+			{"sluice-sqlite-cgo", func() error { return buildCgoAgent(o.binDir, o.profile != "") }},
+		}
+		for _, c := range cgo {
+			if !slices.Contains(o.targets, c.target) {
+				continue
+			}
+			if err := c.build(); err != nil {
+				log.Printf("skipping %s: %v", c.target, err)
+				notes = append(notes, fmt.Sprintf("%s skipped: %v", c.target, err))
+				o.targets = slices.DeleteFunc(o.targets, func(t string) bool { return t == c.target })
+			}
+		}
 	}
-	rep := &report{opts: o, started: time.Now()}
+	rep := &report{opts: o, started: time.Now(), notes: notes}
 	var influx *influxServer
 	defer func() {
 		if influx != nil {
@@ -292,42 +312,52 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 }
 
 // build compiles the agent, the Binance plugin and the floor program from
-// the module this runs in, and the cgo floor from its own module
-// (bench/floorcgo); profiled, the agent and plugin are the profiling
-// builds in bench/prof. With cgoAgent it also builds the agent with the
-// cgo SQLite driver (-tags sqlite_cgo) as sluice-cgo.
-func build(dir string, profiled, cgoAgent bool) error {
-	if err := buildFloorCgo(dir); err != nil {
-		return err
-	}
-	agent, plugin := "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
-	if profiled {
-		agent, plugin = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
-	}
-	bins := [][3]string{
-		{"sluice", agent, ""},
-		{"plugins/sluice-source-binance", plugin, ""},
-		{"floor", "./bench/floor", ""},
-	}
-	if cgoAgent {
-		bins = append(bins, [3]string{"sluice-cgo", agent, "sqlite_cgo"})
-	}
-	for _, b := range bins {
-		cmd := exec.Command("go", "build", "-tags", b[2], "-o", filepath.Join(dir, b[0]), b[1])
-		if b[2] != "" {
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-		}
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", b[1], err)
-		}
-		// The agent refuses plugins others can change: a umask of 002
-		// would leave them group-writable.
-		if err := os.Chmod(filepath.Join(dir, b[0]), 0o755); err != nil {
+// the module this runs in; profiled, the agent and plugin are the
+// profiling builds in bench/prof.
+func build(dir string, profiled bool) error {
+	agent, plugin := agentPkgs(profiled)
+	for _, b := range [][2]string{
+		{"sluice", agent},
+		{"plugins/sluice-source-binance", plugin},
+		{"floor", "./bench/floor"},
+	} {
+		if err := goBuild(dir, b[0], b[1], ""); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func agentPkgs(profiled bool) (agent, plugin string) {
+	if profiled {
+		return "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+	}
+	return "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
+}
+
+// buildCgoAgent builds the agent with the cgo SQLite driver
+// (-tags sqlite_cgo) as dir/sluice-cgo. It needs a C compiler.
+func buildCgoAgent(dir string, profiled bool) error {
+	agent, _ := agentPkgs(profiled)
+	if err := goBuild(dir, "sluice-cgo", agent, "sqlite_cgo"); err != nil {
+		return fmt.Errorf("%w (-tags sqlite_cgo needs cgo and a C compiler)", err)
+	}
+	return nil
+}
+
+// goBuild builds pkg into dir/name, with cgo when tags are given.
+func goBuild(dir, name, pkg, tags string) error {
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", filepath.Join(dir, name), pkg)
+	if tags != "" {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	// The agent refuses plugins others can change: a umask of 002 would
+	// leave them group-writable.
+	return os.Chmod(filepath.Join(dir, name), 0o755)
 }
 
 // buildFloorCgo builds bench/floorcgo, a module of its own (so that the
