@@ -80,6 +80,12 @@ test: influxd prometheus redis chromium vet
 	SLUICE_INFLUXD=$(CURDIR)/.cache/bin/influxd SLUICE_REQUIRE_INFLUXD=1 SLUICE_REQUIRE_PROMETHEUS=1 \
 	SLUICE_REQUIRE_REDIS=1 SLUICE_REQUIRE_CHROMIUM=1 \
 		$(GO) test -race -timeout 20m ./...
+	@# The SQLite sink's tests again with the cgo driver (-tags sqlite_cgo,
+	@# sinks/sqlite/DRIVER.md), where a C compiler is at hand.
+	@if command -v cc >/dev/null; then \
+		echo "CGO_ENABLED=1 $(GO) test -tags sqlite_cgo ./sinks/sqlite/"; \
+		CGO_ENABLED=1 $(GO) test -tags sqlite_cgo ./sinks/sqlite/; \
+	else echo "no C compiler: skipping the SQLite sink's tests with the cgo driver"; fi
 
 # The unit under a real systemd: Sluice installed into a Debian 12 tree
 # (debootstrap, cached in .cache/systemd) booted with systemd-nspawn. Root;

@@ -10,6 +10,10 @@
 #   bench/results/<date>-<commit>-fanout.md   the live sink's fan-out (bench/fanout)
 #   bench/results/<date>-<commit>-bus.md      the bus: nats sink and source, cluster failover (bench/bus)
 #
+# The end-to-end run compares Sluice (the default build and the agent built
+# with -tags sqlite_cgo) with two floors, bench/floor and bench/floorcgo (the
+# cgo one needs gcc), side by side at each rate.
+#
 # Bounded: about 20 minutes on a 2-core machine, 10 of them the outage run
 # (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
 # backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS,

@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +40,7 @@ type options struct {
 	out         string
 	jsonOut     string
 	keepGoing   bool
+	sequential  bool
 	burst       bool
 	burstBase   int
 	burstFactor int
@@ -56,12 +58,12 @@ func main() {
 	defer func() { os.Exit(exit) }()
 	var o options
 	var rates, influxRates, targets string
-	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000", "SQLite steps: trades/s over all symbols")
+	flag.StringVar(&rates, "rates", "5000,10000,20000,35000,50000,65000,80000,100000", "SQLite steps: trades/s over all symbols")
 	flag.StringVar(&influxRates, "influx-rates", "20000,50000,100000,110000,120000", "InfluxDB steps: trades/s")
 	flag.IntVar(&o.symbols, "symbols", 100, "symbols streamed (S0001USDT, ...)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long each step generates trades")
 	flag.DurationVar(&o.drain, "drain", 15*time.Second, "longest wait for a step's last trades to land")
-	flag.StringVar(&targets, "targets", "sluice-sqlite,floor-sqlite,sluice-influxdb,burst,outage", "what to run, in order")
+	flag.StringVar(&targets, "targets", "sluice-sqlite,sluice-sqlite-cgo,floor-sqlite,floor-cgo,sluice-influxdb,burst,outage", "what to run, in order")
 	flag.IntVar(&o.outageRate, "outage-rate", 10000, "outage run: trades/s while a sink is down")
 	flag.DurationVar(&o.outageFor, "outage-for", 10*time.Minute, "outage run: how long the sink is down")
 	flag.DurationVar(&o.outageEvery, "outage-every", 30*time.Second, "outage run: how often the agent's memory is sampled")
@@ -71,6 +73,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
 	flag.StringVar(&o.jsonOut, "json", "", "write every step's figures here as JSON")
 	flag.BoolVar(&o.keepGoing, "all-steps", false, "run every step even after one fails")
+	flag.BoolVar(&o.sequential, "sequential", false, "run each SQLite target through all its rates before the next (default: all SQLite targets at one rate, then the next rate)")
 	flag.IntVar(&o.burstBase, "burst-base", 10000, "burst run: the steady rate, trades/s")
 	flag.IntVar(&o.burstFactor, "burst-factor", 20, "burst run: the burst is this many times the steady rate")
 	flag.DurationVar(&o.burstFor, "burst-for", 2*time.Second, "burst run: how long the burst lasts")
@@ -138,23 +141,56 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(dir)
 		o.workDir = dir
 	}
+	var notes []string
 	if o.binDir == "" {
 		o.binDir = filepath.Join(o.workDir, "bin")
 		if err := build(o.binDir, o.profile != ""); err != nil {
 			return err
 		}
+		// The cgo builds need a C compiler; without one their targets
+		// are left out, and the report says so.
+		cgo := []struct {
+			target string
+			build  func() error
+		}{
+			{"floor-cgo", func() error { return buildFloorCgo(o.binDir) }},
+			{"sluice-sqlite-cgo", func() error { return buildCgoAgent(o.binDir, o.profile != "") }},
+		}
+		for _, c := range cgo {
+			if !slices.Contains(o.targets, c.target) {
+				continue
+			}
+			if err := c.build(); err != nil {
+				log.Printf("skipping %s: %v", c.target, err)
+				notes = append(notes, fmt.Sprintf("%s skipped: %v", c.target, err))
+				o.targets = slices.DeleteFunc(o.targets, func(t string) bool { return t == c.target })
+			}
+		}
 	}
-	rep := &report{opts: o, started: time.Now()}
+	rep := &report{opts: o, started: time.Now(), notes: notes}
 	var influx *influxServer
 	defer func() {
 		if influx != nil {
 			influx.stop()
 		}
 	}()
+	sqliteDone := false
 	for _, target := range o.targets {
 		steps := o.rates
 		switch target {
-		case "sluice-sqlite", "floor-sqlite":
+		case "sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo":
+			if !o.sequential {
+				// Every SQLite target at one rate, then the next rate:
+				// the floors and Sluice meet the same machine load, so
+				// their ratios are fair.
+				if !sqliteDone {
+					sqliteDone = true
+					if err := runSideBySide(ctx, o, rep); err != nil {
+						return err
+					}
+				}
+				continue
+			}
 		case "sluice-influxdb":
 			steps = o.influxRates
 			if o.influxd == "" {
@@ -225,6 +261,40 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// sqliteTargets are the targets stepped through the SQLite rates.
+var sqliteTargets = []string{"sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo"}
+
+// runSideBySide runs the SQLite targets of o.targets rate by rate, in the
+// order given. A target that fails a step runs no higher step (unless
+// -all-steps); the others go on.
+func runSideBySide(ctx context.Context, o options, rep *report) error {
+	var targets []string
+	for _, t := range o.targets {
+		if slices.Contains(sqliteTargets, t) && !slices.Contains(targets, t) {
+			targets = append(targets, t)
+		}
+	}
+	failed := map[string]bool{}
+	for _, rate := range o.rates {
+		for _, target := range targets {
+			if failed[target] {
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := runStep(ctx, o, stepSpec{target: target, rate: rate, duration: o.duration})
+			if err != nil {
+				return fmt.Errorf("%s at %d/s: %w", target, rate, err)
+			}
+			log.Print(r.line())
+			rep.steps = append(rep.steps, r)
+			failed[target] = !r.Pass && !o.keepGoing
+		}
+	}
+	return nil
+}
+
 // burstSpeed drives the burst run: the simulator is set to the burst rate
 // and its virtual clock runs at 1/factor of wall speed (the steady rate)
 // except during the burst, in the middle of the run, when it runs at full
@@ -245,25 +315,65 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 // the module this runs in; profiled, the agent and plugin are the
 // profiling builds in bench/prof.
 func build(dir string, profiled bool) error {
-	bins := [][2]string{
-		{"sluice", "./agent/cmd/sluice"},
-		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
+	agent, plugin := agentPkgs(profiled)
+	for _, b := range [][2]string{
+		{"sluice", agent},
+		{"plugins/sluice-source-binance", plugin},
 		{"floor", "./bench/floor"},
-	}
-	if profiled {
-		bins[0][1], bins[1][1] = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
-	}
-	for _, b := range bins {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1])
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", b[1], err)
-		}
-		// The agent refuses plugins others can change: a umask of 002
-		// would leave them group-writable.
-		if err := os.Chmod(filepath.Join(dir, b[0]), 0o755); err != nil {
+	} {
+		if err := goBuild(dir, b[0], b[1], ""); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func agentPkgs(profiled bool) (agent, plugin string) {
+	if profiled {
+		return "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+	}
+	return "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
+}
+
+// buildCgoAgent builds the agent with the cgo SQLite driver
+// (-tags sqlite_cgo) as dir/sluice-cgo. It needs a C compiler.
+func buildCgoAgent(dir string, profiled bool) error {
+	agent, _ := agentPkgs(profiled)
+	if err := goBuild(dir, "sluice-cgo", agent, "sqlite_cgo"); err != nil {
+		return fmt.Errorf("%w (-tags sqlite_cgo needs cgo and a C compiler)", err)
+	}
+	return nil
+}
+
+// goBuild builds pkg into dir/name, with cgo when tags are given.
+func goBuild(dir, name, pkg, tags string) error {
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", filepath.Join(dir, name), pkg)
+	if tags != "" {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	// The agent refuses plugins others can change: a umask of 002 would
+	// leave them group-writable.
+	return os.Chmod(filepath.Join(dir, name), 0o755)
+}
+
+// buildFloorCgo builds bench/floorcgo, a module of its own (so that the
+// cgo driver is its dependency only), into dir/floorcgo. It needs cgo and
+// a C compiler; without them the floor-cgo target is left out.
+func buildFloorCgo(dir string) error {
+	out, err := filepath.Abs(filepath.Join(dir, "floorcgo"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = filepath.Join("bench", "floorcgo")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build bench/floorcgo (needs cgo and a C compiler): %w", err)
 	}
 	return nil
 }

@@ -26,9 +26,9 @@ func (r *report) all() []stepResult {
 }
 
 func (s stepResult) line() string {
-	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s harness=%.1fs/M load=%.1f→%.1f %s",
+	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s anon=%s harness=%.1fs/M load=%.1f→%.1f %s",
 		s.Target, s.Rate, s.Generated, s.GenRate, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
-		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
+		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), fmtMap(s.AnonMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
 }
 
 func fmtMap(m map[string]float64, f string) string {
@@ -83,7 +83,7 @@ func (r *report) markdown() string {
 	}
 	b.WriteString("\n")
 
-	for _, t := range []string{"sluice-sqlite", "floor-sqlite", "sluice-influxdb"} {
+	for _, t := range []string{"sluice-sqlite", "sluice-sqlite-cgo", "floor-sqlite", "floor-cgo", "sluice-influxdb"} {
 		h := r.headline(t)
 		if h == nil {
 			if r.has(t) {
@@ -93,12 +93,16 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "**%s headline: %d trades/s** (sustained %.0f/s, zero loss, p99 lag %.0f ms)\n\n", t, h.Rate, h.Sustained, h.LagP99ms)
 	}
-	if s, f := r.headline("sluice-sqlite"), r.headline("floor-sqlite"); s != nil && f != nil {
-		fmt.Fprintf(&b, "Sluice/floor, highest passing step: %.0f%% of the floor's rate.\n\n", 100*float64(s.Rate)/float64(f.Rate))
+	for _, st := range sluiceSQLite {
+		for _, fl := range floors {
+			if s, f := r.headline(st), r.headline(fl.target); s != nil && f != nil {
+				fmt.Fprintf(&b, "%s/%s, highest passing step: %.0f%% of that floor's rate.\n\n", st, fl.target, 100*float64(s.Rate)/float64(f.Rate))
+			}
+		}
 	}
 
-	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | harness CPU s/M | load1 start→end | pass |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---|---|\n")
+	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | harness CPU s/M | load1 start→end | pass |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|\n")
 	for _, s := range r.all() {
 		pass := "yes"
 		if !s.Pass {
@@ -110,31 +114,17 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
 			s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
-			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
+			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
 	}
 	b.WriteString("\n")
 
-	// Sluice as a ratio of the floor at each rate both ran.
-	var ratios []string
-	for _, s := range r.steps {
-		if s.Target != "sluice-sqlite" {
-			continue
+	// Sluice as a ratio of each floor at each rate both ran.
+	for _, st := range sluiceSQLite {
+		for _, fl := range floors {
+			r.ratios(&b, st, fl.target, fl.what)
 		}
-		f := r.find("floor-sqlite", s.Rate)
-		if f == nil || f.Landed == 0 || s.Landed == 0 {
-			continue
-		}
-		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
-		ratios = append(ratios, fmt.Sprintf("| %d | %.2f | %.1f | %.1f | %.2f | %.0f | %.0f |",
-			s.Rate, s.Sustained/f.Sustained, sc, f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
-			s.RSSMB["agent"]+s.RSSMB["plugin"], f.RSSMB["floor"]))
-	}
-	if len(ratios) > 0 {
-		b.WriteString("Sluice (agent + plugin) against the floor, step by step:\n\n")
-		b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M | floor CPU s/M | CPU ratio | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|\n")
-		b.WriteString(strings.Join(ratios, "\n") + "\n\n")
 	}
 	if r.burst != nil {
 		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d (the plugin's queue dropped %d), peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
@@ -148,6 +138,40 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	return b.String()
+}
+
+// sluiceSQLite are the Sluice targets compared with the floors: the
+// default build, and the agent built with the cgo SQLite driver.
+var sluiceSQLite = []string{"sluice-sqlite", "sluice-sqlite-cgo"}
+
+// ratios writes the table of target st against floor fl, rate by rate.
+func (r *report) ratios(b *strings.Builder, st, fl, what string) {
+	var rows []string
+	for _, s := range r.steps {
+		if s.Target != st {
+			continue
+		}
+		f := r.find(fl, s.Rate)
+		if f == nil || f.Landed == 0 || s.Landed == 0 {
+			continue
+		}
+		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
+		rows = append(rows, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f |",
+			s.Rate, s.Sustained/f.Sustained, sc, s.CPUPerM["agent"], s.CPUPerM["plugin"], f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
+			s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], f.RSSMB["floor"]))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "%s (agent + plugin) against %s (%s), step by step:\n\n", st, fl, what)
+	b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString(strings.Join(rows, "\n") + "\n\n")
+}
+
+// floors are the programs Sluice is compared with.
+var floors = []struct{ target, what string }{
+	{"floor-sqlite", "bench/floor: Sluice's Binance parser and the sink's table, indexes and pure-Go driver"},
+	{"floor-cgo", "bench/floorcgo: encoding/json, the cgo driver, one unique index on (symbol, trade_id)"},
 }
 
 func (r *report) has(target string) bool {

@@ -62,6 +62,10 @@ type stepResult struct {
 	// trades landed, and peak RSS (VmHWM) in MiB.
 	CPUPerM map[string]float64 `json:"cpu_s_per_million"`
 	RSSMB   map[string]float64 `json:"peak_rss_mib"`
+	// AnonMB is RssAnon at the end of the step: the resident memory that
+	// is the process's own (heap, stacks, SQLite's cache), without the
+	// pages of its executable that RSS counts too.
+	AnonMB map[string]float64 `json:"rss_anon_mib"`
 	// The harness (simulator and poller) and the machine's load.
 	HarnessCPUPerM float64 `json:"harness_cpu_s_per_million"`
 	Load1Start     float64 `json:"load1_start"`
@@ -84,7 +88,7 @@ type obs struct {
 
 func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
 	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
-		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}}
+		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}}
 	if spec.burst {
 		res.Target = "burst-sqlite"
 		res.Rate = o.burstBase
@@ -284,6 +288,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		}
 		res.CPUPerM[name] = c - cpu0[name]
 		if res.RSSMB[name], err = peakRSSMB(pid); err != nil {
+			return res, err
+		}
+		if res.AnonMB[name], err = statusMB(pid, "RssAnon:"); err != nil {
 			return res, err
 		}
 	}
@@ -529,7 +536,16 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		if o.profile != "" {
 			t.cmd.Env = profileEnv(o, spec)
 		}
-	case "sluice-sqlite", "sluice-influxdb":
+	case "floor-cgo":
+		t.cmd = exec.Command(filepath.Join(o.binDir, "floorcgo"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		// Its table has the symbol and trade id and no exchange or
+		// market columns; the unique index is on (symbol, trade_id).
+		s, err := openSQLite(dbPath, syms, "")
+		if err != nil {
+			return nil, err
+		}
+		t.store = s
+	case "sluice-sqlite", "sluice-sqlite-cgo", "sluice-influxdb":
 		port, err := freePort()
 		if err != nil {
 			return nil, err
@@ -569,15 +585,24 @@ feeds:
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		t.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
+		agent := "sluice"
+		if spec.target == "sluice-sqlite-cgo" {
+			agent = "sluice-cgo" // built with -tags sqlite_cgo
+		}
+		t.cmd = exec.Command(filepath.Join(o.binDir, agent), "run", "-config", cfgPath)
 		if o.profile != "" {
 			t.cmd.Env = profileEnv(o, spec)
+			// The plugin gets none of the agent's SLUICEBENCH_*
+			// variables: it reads them from a file beside it.
+			if err := profile.WriteFile(filepath.Join(o.binDir, "plugins", "sluice-source-binance"), profilePrefix(o, spec), spec.duration); err != nil {
+				return nil, err
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
 	}
 	if t.store == nil {
-		s, err := openSQLite(dbPath, syms)
+		s, err := openSQLite(dbPath, syms, "exchange = 'binance' AND market = 'spot' AND ")
 		if err != nil {
 			return nil, err
 		}
@@ -586,7 +611,7 @@ feeds:
 	if t.cmd.Env == nil {
 		t.cmd.Env = childEnv()
 	}
-	if spec.target != "floor-sqlite" {
+	if !strings.HasPrefix(spec.target, "floor") {
 		t.cmd.Env = append(t.cmd.Env, o.agentEnv...)
 	}
 	t.cmd.Stdout, t.cmd.Stderr = logf, logf
@@ -613,8 +638,12 @@ func childEnv() []string {
 // profileEnv asks the profiling builds for profiles of the step.
 func profileEnv(o options, spec stepSpec) []string {
 	return append(childEnv(),
-		profile.EnvPrefix+"="+filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate)),
+		profile.EnvPrefix+"="+profilePrefix(o, spec),
 		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
+}
+
+func profilePrefix(o options, spec stepSpec) string {
+	return filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate))
 }
 
 func freePort() (int, error) {

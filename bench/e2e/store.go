@@ -31,22 +31,25 @@ type idCount struct{ n, min, max int64 }
 type sqliteStore struct {
 	db      *sql.DB
 	symbols []string
+	where   string // conditions before the symbol's, each followed by AND
 	stmt    *sql.Stmt
 }
 
-func openSQLite(path string, symbols []string) (*sqliteStore, error) {
+// openSQLite opens the store at path; where is the part of the poll's
+// WHERE clause before "symbol = ?" (the index's leading columns).
+func openSQLite(path string, symbols []string, where string) (*sqliteStore, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(2000)")
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	return &sqliteStore{db: db, symbols: symbols}, nil
+	return &sqliteStore{db: db, symbols: symbols, where: where}, nil
 }
 
 func (s *sqliteStore) maxIDs(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	if s.stmt == nil {
-		st, err := s.db.PrepareContext(ctx, `SELECT max(trade_id) FROM trades WHERE exchange = 'binance' AND market = 'spot' AND symbol = ?`)
+		st, err := s.db.PrepareContext(ctx, `SELECT max(trade_id) FROM trades WHERE `+s.where+`symbol = ?`)
 		if err != nil {
 			if strings.Contains(err.Error(), "no such table") {
 				return out, nil // nothing written yet

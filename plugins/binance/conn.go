@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,6 +35,10 @@ const (
 	clientPing        = 30 * time.Second // our pings, whose pongs prove the link is alive
 	readTimeout       = 3 * clientPing   // no frame, ping or pong for this long: the link is dead
 	maxFrameBytes     = 16 << 20
+	// maxKeptFrameBuffer is the most a connection's frame buffer keeps
+	// between frames; bigger frames (depth snapshots of many levels) get
+	// a buffer of their own.
+	maxKeptFrameBuffer = 1 << 20
 )
 
 // Variables for the tests' sake (export_test.go).
@@ -274,8 +279,20 @@ func (c *wsConn) read(ctx context.Context, p *wire.Parser) {
 		return err
 	})
 	c.ws.SetPongHandler(func(string) error { extend(); return nil })
+	// Each frame is read into buf, reused: the parser keeps nothing of a
+	// frame's bytes (it copies or interns every string it stores), and
+	// ReadMessage's fresh buffer per frame was two thirds of the bytes
+	// this process allocated.
+	var buf bytes.Buffer
 	for {
-		typ, data, err := c.ws.ReadMessage()
+		if buf.Cap() > maxKeptFrameBuffer {
+			buf = bytes.Buffer{} // a rare big frame: do not hold its buffer
+		}
+		buf.Reset()
+		typ, r, err := c.ws.NextReader()
+		if err == nil {
+			_, err = buf.ReadFrom(r)
+		}
 		if err != nil {
 			c.ended = closeInfo{code: websocket.CloseAbnormalClosure, err: err}
 			var ce *websocket.CloseError
@@ -284,6 +301,7 @@ func (c *wsConn) read(ctx context.Context, p *wire.Parser) {
 			}
 			return
 		}
+		data := buf.Bytes()
 		extend()
 		if typ != websocket.TextMessage {
 			continue

@@ -3,6 +3,7 @@ package binance
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluicehq/sluice/plugins/sdk"
 
 	"github.com/sluicehq/sluice/plugins/binance/market"
+	"github.com/sluicehq/sluice/plugins/binance/wire"
 )
 
 // pointSink is an Emitter that keeps what it is given.
@@ -124,4 +126,63 @@ func resolveJSON(raw []byte) (*settings, error) {
 		return nil, err
 	}
 	return c.resolve("test", &sdk.ConfigCheck{})
+}
+
+// The connection reads every frame into one reused buffer (and the JSON
+// parser copies each into a buffer of its own, reused too), so a point
+// must keep nothing of the bytes it was parsed from: the points of earlier
+// frames stay intact after later, shorter and longer, frames overwrite
+// both. It fails if the parser hands out a string that aliases them.
+func TestPointsOutliveTheFrameBuffer(t *testing.T) {
+	syms := []string{"LONGSYMBOLNAMEUSDT", "AUSDT", "MIDLENGTHUSDT", "BUSDT", "ANOTHERVERYLONGONEUSDT"}
+	frameFor := func(i int, sym string) string {
+		return fmt.Sprintf(`{"stream":"%s@trade","data":{"e":"trade","E":%d,"s":"%s","t":%d,"p":"%d.25","q":"%d","T":%d,"m":%t,"M":true}}`,
+			strings.ToLower(sym), i+1, sym, 100+i, i+1, 10*(i+1), i+1, i%2 == 0)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for i, sym := range syms {
+			ws.WriteMessage(websocket.TextMessage, []byte(frameFor(i, sym)))
+		}
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan frame, len(syms))
+	c, err := dialConn(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), []string{"x@trade"}, out, slog.New(slog.DiscardHandler),
+		func(*wsConn, wire.Event) {}, func(err error, _ []byte) { t.Errorf("bad frame: %v", err) }, market.Spot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close(websocket.CloseNormalClosure, "done")
+	// Every frame is read (and the buffer overwritten) before any is looked at.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(out) < len(syms) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d frames read", len(out), len(syms))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i, sym := range syms {
+		f := <-out
+		if len(f.points) != 1 {
+			t.Fatalf("frame %d: %d points, want 1", i, len(f.points))
+		}
+		p := f.points[0]
+		price, _ := p.Field("price")
+		id, _ := p.Field("trade_id")
+		if s, _ := p.Tag("symbol"); s != sym || price.Float() != float64(i+1)+0.25 || id.Int() != int64(100+i) || f.ev.Symbol != sym {
+			t.Errorf("frame %d: symbol %q (event %q), price %v, trade_id %v; want %s, %d.25, %d", i, s, f.ev.Symbol, price, id, sym, i+1, 100+i)
+		}
+	}
 }

@@ -66,10 +66,16 @@
 //
 // # Indexes and uniqueness
 //
-// A new table gets an index on (time), named <table>_by_time, and, if its
-// first point has tags, one on (those tags..., time), named
-// <table>_by_series. Tags first seen later are not added to that index;
-// add an index of your own if you filter on them.
+// A new table gets an index on (time), named <table>_by_time. Queries
+// that filter on a time range, with or without some of the tags (the
+// Grafana dashboards' queries), use it. With series_index: true a new
+// table whose first point has tags also gets one on (those tags...,
+// time), named <table>_by_series, for queries that filter on every tag
+// (SQLite uses an index only for its leading columns); it is a third
+// B-tree to update on every row of a keyed measurement, about a fifth of
+// the sink's CPU per row (BENCHMARKS.md), hence off by default. Tags first
+// seen later are not added to that index; add an index of your own if you
+// filter on them. A table created with the series index keeps it.
 //
 // A measurement declared with uniqueness names (for trades: symbol,
 // trade_id) gets a UNIQUE index <table>_key on the columns holding them,

@@ -5,9 +5,6 @@ import (
 	"io/fs"
 	"syscall"
 
-	"modernc.org/sqlite" // also registers the "sqlite" database/sql driver
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -29,18 +26,33 @@ func classify(err error) error {
 // isUniqueViolation reports whether err is SQLite refusing a row, or a
 // unique index, because two rows would share a unique key.
 func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	code, ok := errorCode(err)
+	return ok && code == codeConstraintUnique
 }
 
+// SQLite's result codes (sqlite.org/rescode.html), the same whichever
+// driver reports them.
+const (
+	codePerm             = 3
+	codeReadonly         = 8
+	codeIOErr            = 10
+	codeCorrupt          = 11
+	codeFull             = 13
+	codeCantOpen         = 14
+	codeConstraint       = 19
+	codeNoLFS            = 22
+	codeAuth             = 23
+	codeNotADB           = 26
+	codeConstraintUnique = codeConstraint | 8<<8
+
+	limitColumn = 2 // SQLITE_LIMIT_COLUMN
+)
+
 func needsOperator(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() & 0xff { // primary code of an extended one
-		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL,
-			sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH,
-			sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_NOLFS,
-			sqlite3.SQLITE_CONSTRAINT:
+	if code, ok := errorCode(err); ok {
+		switch code & 0xff { // primary code of an extended one
+		case codeReadonly, codeCantOpen, codeFull, codeIOErr, codePerm, codeAuth,
+			codeCorrupt, codeNotADB, codeNoLFS, codeConstraint:
 			return true
 		}
 		return false

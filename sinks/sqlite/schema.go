@@ -439,7 +439,7 @@ func (s *Sink) createTable(ctx context.Context, tx *sql.Tx, ch *change) error {
 	if _, err := tx.ExecContext(ctx, "CREATE INDEX "+quote(idx)+" ON "+quote(t.name)+" (time)"); err != nil {
 		return fmt.Errorf("create index %q: %w", idx, err)
 	}
-	if len(tagCols) > 0 {
+	if s.cfg.SeriesIndex && len(tagCols) > 0 {
 		idx := s.allocObject(t.name + "_by_series")
 		if _, err := tx.ExecContext(ctx, "CREATE INDEX "+quote(idx)+" ON "+quote(t.name)+
 			" ("+quoteAll(tagCols)+", time)"); err != nil {

@@ -16,9 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
-
 	"github.com/sluicehq/sluice"
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -94,7 +91,7 @@ func (s *Sink) Open(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o755); err != nil {
 		return classify(fmt.Errorf("sqlite: create directory: %w", err))
 	}
-	db, err := sql.Open("sqlite", s.dsn())
+	db, err := openDB(s.dsn())
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err)
 	}
@@ -117,7 +114,7 @@ func (s *Sink) Open(ctx context.Context) error {
 		db.Close()
 		return classify(fmt.Errorf("sqlite: open %s: load schema: %w", s.cfg.Path, err))
 	}
-	s.log.Debug("sqlite: opened", "path", s.cfg.Path, "tables", len(s.tables))
+	s.log.Debug("sqlite: opened", "path", s.cfg.Path, "tables", len(s.tables), "driver", Driver)
 	return nil
 }
 
@@ -132,11 +129,11 @@ func columnLimit(ctx context.Context, db *sql.DB, set int) (int, error) {
 	}
 	defer conn.Close()
 	if set > 0 {
-		if _, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_COLUMN, set); err != nil {
+		if _, err := limit(ctx, conn, limitColumn, set); err != nil {
 			return 0, err
 		}
 	}
-	n, err := sqlite.Limit(conn, sqlite3.SQLITE_LIMIT_COLUMN, -1)
+	n, err := limit(ctx, conn, limitColumn, -1)
 	if err != nil {
 		return 0, fmt.Errorf("read the column limit: %w", err)
 	}

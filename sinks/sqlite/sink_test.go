@@ -941,23 +941,36 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestIndexes(t *testing.T) {
+	// By default a table gets the time index only: the dashboards' queries
+	// (some tags and a time range) use it, and a series index would be a
+	// third B-tree to update on every row.
+	queries := map[string]string{
+		`SELECT price FROM trades WHERE time >= 1 AND time < 2`:                                   "trades_by_time",
+		`SELECT price FROM trades WHERE exchange = 'x' AND symbol = 'y' AND time BETWEEN 1 AND 2`: "trades_by_time",
+	}
+	checkIndexes(t, Config{}, [][]any{{"trades_by_time", "time"}}, queries)
+
+	queries[`SELECT price FROM trades WHERE exchange = 'x' AND symbol = 'y' AND time BETWEEN 1 AND 2`] = "trades_by_series"
+	checkIndexes(t, Config{SeriesIndex: true}, [][]any{{"trades_by_series", "exchange,symbol,time"}, {"trades_by_time", "time"}}, queries)
+}
+
+// checkIndexes writes a trade through a sink with cfg's index settings
+// and checks the table's indexes and the index each query's plan uses.
+func checkIndexes(t *testing.T, cfg Config, want [][]any, queries map[string]string) {
+	t.Helper()
 	path := dbPath(t)
-	s := openSink(t, path)
+	s := openSink(t, path, func(s *Sink) { s.cfg.SeriesIndex = cfg.SeriesIndex })
 	write(t, s, trade("BTC", 1, 100, t0))
 	db := reader(t, path)
 	got := rows(t, db, `SELECT l.name, group_concat(i.name, ',') FROM pragma_index_list('trades') l, pragma_index_info(l.name) i
 		GROUP BY l.name ORDER BY l.name`)
-	want := [][]any{{"trades_by_series", "exchange,symbol,time"}, {"trades_by_time", "time"}}
 	if !equalRows(got, want) {
-		t.Fatalf("indexes %v, want %v", got, want)
+		t.Fatalf("series_index %v: indexes %v, want %v", cfg.SeriesIndex, got, want)
 	}
-	for q, idx := range map[string]string{
-		`SELECT price FROM trades WHERE time >= 1 AND time < 2`:                                   "trades_by_time",
-		`SELECT price FROM trades WHERE exchange = 'x' AND symbol = 'y' AND time BETWEEN 1 AND 2`: "trades_by_series",
-	} {
+	for q, idx := range queries {
 		plan := rows(t, db, "EXPLAIN QUERY PLAN "+q)
 		if len(plan) == 0 || !strings.Contains(plan[0][3].(string), idx) {
-			t.Errorf("%s: plan %v does not use %s", q, plan, idx)
+			t.Errorf("series_index %v: %s: plan %v does not use %s", cfg.SeriesIndex, q, plan, idx)
 		}
 	}
 }

@@ -6,6 +6,7 @@ package profile
 import (
 	"os"
 	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,12 +22,20 @@ const (
 // (default 10s) writes <prefix>-<who>.cpu.pprof and the allocation profile
 // <prefix>-<who>.allocs.pprof. It returns at once, with a function that
 // ends the profile early (at exit); calling it again does nothing.
+//
+// A plugin does not see the agent's environment (the agent passes a plugin
+// only the variables it needs), so when EnvPrefix is unset Start reads
+// the two settings from the file <executable>.profile, one NAME=value a
+// line, which the harness writes for each step.
 func Start(who string) (stop func()) {
-	prefix := os.Getenv(EnvPrefix)
+	prefix, dur := os.Getenv(EnvPrefix), os.Getenv(EnvFor)
+	if prefix == "" {
+		prefix, dur = fromFile()
+	}
 	if prefix == "" {
 		return func() {}
 	}
-	d, err := time.ParseDuration(os.Getenv(EnvFor))
+	d, err := time.ParseDuration(dur)
 	if err != nil || d <= 0 {
 		d = 10 * time.Second
 	}
@@ -51,4 +60,31 @@ func Start(who string) (stop func()) {
 	}
 	time.AfterFunc(d, stop)
 	return stop
+}
+
+// fromFile reads EnvPrefix and EnvFor from <executable>.profile.
+func fromFile() (prefix, dur string) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", ""
+	}
+	b, err := os.ReadFile(exe + ".profile")
+	if err != nil {
+		return "", ""
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case EnvPrefix:
+			prefix = v
+		case EnvFor:
+			dur = v
+		}
+	}
+	return prefix, dur
+}
+
+// WriteFile writes the settings Start reads for the executable exe.
+func WriteFile(exe, prefix string, d time.Duration) error {
+	return os.WriteFile(exe+".profile", []byte(EnvPrefix+"="+prefix+"\n"+EnvFor+"="+d.String()+"\n"), 0o644)
 }
