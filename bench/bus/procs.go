@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,10 +10,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/procstat"
 
 	"github.com/sluicehq/sluice/agent"
 )
@@ -222,41 +221,16 @@ func waitUntil(limit time.Duration, cond func() bool) error {
 	return nil
 }
 
-// cpuSeconds is a process's user+system CPU time so far, from
-// /proc/<pid>/stat (utime and stime, in USER_HZ = 100 ticks a second).
+// cpuSeconds is a process's CPU time so far; 0 once it is gone.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	s, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(u+s) / 100
+	s, _ := procstat.CPUSeconds(pid)
+	return s
 }
 
-// rssMiB is a process's resident memory now (VmRSS), in MiB.
+// rssMiB is a process's resident memory now; 0 once it is gone.
 func rssMiB(pid int) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	r, _ := procstat.RSSMB(pid)
+	return r
 }
 
 // procs samples the CPU time and peak RSS of the processes of a step:

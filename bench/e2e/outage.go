@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/procstat"
+
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 	"github.com/sluicehq/sluice/plugins/binance/market"
 )
@@ -152,9 +154,9 @@ feeds:
 			}
 			nextSample = now.Add(o.outageEvery)
 			s := outageSample{At: now.Sub(began).Seconds(), BacklogMB: float64(dirSize(backlogDir)) / (1 << 20)}
-			s.AgentRSSMB, _ = currentRSSMB(cmd.Process.Pid)
+			s.AgentRSSMB, _ = procstat.RSSMB(cmd.Process.Pid)
 			if st := agentStatus(statusURL); st != nil {
-				s.PluginRSSMB, _ = currentRSSMB(st.pluginPid)
+				s.PluginRSSMB, _ = procstat.RSSMB(st.pluginPid)
 				s.Buffered, s.Dropped = st.downBuffered, st.downDropped
 			}
 			res.Samples = append(res.Samples, s)
@@ -184,8 +186,8 @@ feeds:
 	}
 	res.RestartSec = time.Since(t0).Seconds()
 	time.Sleep(5 * time.Second)
-	res.RestartRSSMB, _ = currentRSSMB(cmd.Process.Pid)
-	res.RestartPeakMB, _ = peakRSSMB(cmd.Process.Pid)
+	res.RestartRSSMB, _ = procstat.RSSMB(cmd.Process.Pid)
+	res.RestartPeakMB, _ = procstat.PeakRSSMB(cmd.Process.Pid)
 	return res, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/procstat"
 )
 
 type report struct {
@@ -76,7 +78,7 @@ func (r *report) markdown() string {
 	}
 	fmt.Fprintf(&b, "# Sluice end-to-end benchmark\n\n")
 	fmt.Fprintf(&b, "- date: %s (%.0fs)\n- machine: %s, %d CPUs, %s, %s\n- load average at the end: %.2f\n",
-		r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Seconds(), host, runtime.NumCPU(), cpu, memTotal(), loadAvg())
+		r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Seconds(), host, runtime.NumCPU(), cpu, memTotal(), procstat.LoadAvg())
 	fmt.Fprintf(&b, "- symbols: %d (spot, `trade` stream), %s per step, store polled every %s\n", r.opts.symbols, r.opts.duration, pollEvery)
 	if len(r.opts.agentEnv) > 0 {
 		fmt.Fprintf(&b, "- agent settings (not the defaults): `%s`\n", strings.Join(r.opts.agentEnv, "` `"))

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/procstat"
+
 	"github.com/sluicehq/sluice/bench/internal/profile"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 	"github.com/sluicehq/sluice/plugins/binance/market"
@@ -123,12 +125,12 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	pids := tgt.pids()
 	cpu0 := map[string]float64{}
 	for name, pid := range pids {
-		if cpu0[name], err = cpuSeconds(pid); err != nil {
+		if cpu0[name], err = procstat.CPUSeconds(pid); err != nil {
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	self0 := selfCPUSeconds()
-	res.Load1Start = loadAvg()
+	self0 := procstat.SelfCPUSeconds()
+	res.Load1Start = procstat.LoadAvg()
 
 	// Poll the store for the newest id of every symbol until told to stop.
 	var (
@@ -282,21 +284,21 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 
 	// CPU and memory, before the processes go.
 	for name, pid := range pids {
-		c, err := cpuSeconds(pid)
+		c, err := procstat.CPUSeconds(pid)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w (exited?); log:\n%s", name, err, tgt.logTail())
 		}
 		res.CPUPerM[name] = c - cpu0[name]
-		if res.RSSMB[name], err = peakRSSMB(pid); err != nil {
+		if res.RSSMB[name], err = procstat.PeakRSSMB(pid); err != nil {
 			return res, err
 		}
-		if res.AnonMB[name], err = statusMB(pid, "RssAnon:"); err != nil {
+		if res.AnonMB[name], err = procstat.AnonRSSMB(pid); err != nil {
 			return res, err
 		}
 	}
 	res.PluginDropped = tgt.pluginDropped()
-	selfCPU := selfCPUSeconds() - self0
-	res.Load1End = loadAvg()
+	selfCPU := procstat.SelfCPUSeconds() - self0
+	res.Load1End = procstat.LoadAvg()
 
 	counts, err := tgt.store.counts(ctx)
 	if err != nil {

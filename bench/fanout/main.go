@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,11 +26,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/procstat"
 
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/golang-jwt/jwt/v5"
@@ -197,25 +197,25 @@ feeds:
 	})
 	time.Sleep(3 * time.Second)
 	gen0 := generated(sim, syms)
-	cpuA0, _ := cpuSeconds(ag.Process.Pid)
-	cpuP0, _ := cpuSeconds(pluginPid)
-	self0 := selfCPU()
-	load0 := loadAvg()
+	cpuA0, _ := procstat.CPUSeconds(ag.Process.Pid)
+	cpuP0, _ := procstat.CPUSeconds(pluginPid)
+	self0 := procstat.SelfCPUSeconds()
+	load0 := procstat.LoadAvg()
 	measuring.Store(true)
 	start := time.Now()
 	var rssMax float64
 	for time.Since(start) < window {
 		time.Sleep(500 * time.Millisecond)
-		if r, err := statusMB(ag.Process.Pid, "VmRSS:"); err == nil {
+		if r, err := procstat.RSSMB(ag.Process.Pid); err == nil {
 			rssMax = max(rssMax, r)
 		}
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start).Seconds()
 	gen := generated(sim, syms) - gen0
-	cpuA1, _ := cpuSeconds(ag.Process.Pid)
-	cpuP1, _ := cpuSeconds(pluginPid)
-	self1 := selfCPU()
+	cpuA1, _ := procstat.CPUSeconds(ag.Process.Pid)
+	cpuP1, _ := procstat.CPUSeconds(pluginPid)
+	self1 := procstat.SelfCPUSeconds()
 	close(stop)
 	driver.Wait()
 	st, _ := status(httpAddr)
@@ -349,51 +349,4 @@ func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error
 		}
 	}
 	return nil
-}
-
-// cpuSeconds is a process's user+system CPU time, from /proc/<pid>/stat.
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	s, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(u+s) / 100, nil // USER_HZ
-}
-
-func selfCPU() float64 { s, _ := cpuSeconds(os.Getpid()); return s }
-
-func statusMB(pid int, field string) (float64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no %s", field)
-}
-
-func loadAvg() float64 {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
 }

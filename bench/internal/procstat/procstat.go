@@ -1,4 +1,6 @@
-package main
+// Package procstat reads what a benchmark measures of a process from
+// /proc: CPU time used and resident memory, and the machine's load.
+package procstat
 
 import (
 	"bufio"
@@ -13,9 +15,9 @@ import (
 // It is 100 on every Linux this runs on (getconf CLK_TCK).
 const clockTicks = 100
 
-// cpuSeconds is the user+system CPU time a process has used so far, from
+// CPUSeconds is the user+system CPU time a process has used so far, from
 // /proc/<pid>/stat (fields 14 and 15, after the parenthesised command).
-func cpuSeconds(pid int) (float64, error) {
+func CPUSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -37,12 +39,22 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(u+s) / clockTicks, nil
 }
 
-// peakRSSMB is VmHWM from /proc/<pid>/status: the most resident memory the
-// process has had, in MiB.
-func peakRSSMB(pid int) (float64, error) { return statusMB(pid, "VmHWM:") }
+// SelfCPUSeconds is this process's CPU time.
+func SelfCPUSeconds() float64 {
+	s, _ := CPUSeconds(os.Getpid())
+	return s
+}
 
-// currentRSSMB is VmRSS: the process's resident memory now, in MiB.
-func currentRSSMB(pid int) (float64, error) { return statusMB(pid, "VmRSS:") }
+// PeakRSSMB is VmHWM from /proc/<pid>/status: the most resident memory
+// the process has had, in MiB.
+func PeakRSSMB(pid int) (float64, error) { return statusMB(pid, "VmHWM:") }
+
+// RSSMB is VmRSS: the process's resident memory now, in MiB.
+func RSSMB(pid int) (float64, error) { return statusMB(pid, "VmRSS:") }
+
+// AnonRSSMB is RssAnon: the resident memory the process allocated
+// itself (heap, stacks), without the pages of its executable, in MiB.
+func AnonRSSMB(pid int) (float64, error) { return statusMB(pid, "RssAnon:") }
 
 func statusMB(pid int, field string) (float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
@@ -63,8 +75,8 @@ func statusMB(pid int, field string) (float64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
-// loadAvg is the 1-minute load average.
-func loadAvg() float64 {
+// LoadAvg is the 1-minute load average, or -1 when it cannot be read.
+func LoadAvg() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return -1
@@ -72,10 +84,4 @@ func loadAvg() float64 {
 	f := strings.Fields(string(b))
 	v, _ := strconv.ParseFloat(f[0], 64)
 	return v
-}
-
-// selfCPUSeconds is this process's CPU time (the simulator and the poller).
-func selfCPUSeconds() float64 {
-	s, _ := cpuSeconds(os.Getpid())
-	return s
 }
