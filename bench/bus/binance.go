@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/harness"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicehq/sluice/plugins/binance"
@@ -35,7 +37,7 @@ func (b *bench) binanceStep(rate int) (*sinkResult, error) {
 		Markets: []binance.Market{binance.Spot}, Symbols: map[binance.Market][]string{binance.Spot: syms},
 		TradeRate: float64(rate), HistoryCap: 1000, Manual: true, SendQueue: max(16384, rate*10), Seed: 1,
 	}
-	opts.TradeRate = calibrate(opts, float64(rate))
+	opts.TradeRate = harness.CalibrateTradeRate(opts, float64(rate))
 	sim := binancesim.New(opts)
 	srv := httptest.NewServer(sim)
 	defer func() { srv.Close(); sim.Close() }()
@@ -166,22 +168,4 @@ func (b *bench) lagSample(ctx context.Context, stream jetstream.Stream, res *sin
 	slices.Sort(res.lag)
 	res.sustained = float64(res.stored) / lastStored.Sub(firstMade).Seconds()
 	return nil
-}
-
-// calibrate returns the TradeRate option that makes the simulator
-// generate want trades a second (its rate is approximate).
-func calibrate(o binancesim.Options, want float64) float64 {
-	const span = 5 * time.Second
-	o.HistoryCap = 1
-	sim := binancesim.New(o)
-	defer sim.Close()
-	sim.Advance(span)
-	var n int64
-	for _, s := range o.Symbols[binance.Spot] {
-		n += sim.TradeCount(binance.Spot, s)
-	}
-	if n == 0 {
-		return o.TradeRate
-	}
-	return o.TradeRate * want * span.Seconds() / float64(n)
 }

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 
@@ -59,7 +58,7 @@ type natsServer struct {
 // startNATS starts a server with its data in dir; jsExtra is added to
 // its jetstream block.
 func startNATS(bin, dir, jsExtra string) (*natsServer, error) {
-	addr := freeAddr()
+	addr := harness.FreeAddr()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -124,7 +123,7 @@ plugin_dir: %s
 feeds_dir: %q
 http: {listen: %q, socket: ""}
 log: {level: warn}
-%s`, dir, b.pluginDir, feedsDir, freeAddr(), body)
+%s`, dir, b.pluginDir, feedsDir, harness.FreeAddr(), body)
 	path := filepath.Join(dir, "sluice.yaml")
 	return path, os.WriteFile(path, []byte(cfg), 0o644)
 }
@@ -173,19 +172,8 @@ func (a *agentProc) stop() {
 	}
 }
 
-var statusClient = &http.Client{Timeout: 2 * time.Second}
-
 // status is the agent's /api/v1/status; false while it does not answer.
-func (a *agentProc) status() (agent.Status, bool) {
-	resp, err := statusClient.Get("http://" + a.http + "/api/v1/status")
-	if err != nil {
-		return agent.Status{}, false
-	}
-	defer resp.Body.Close()
-	var st agent.Status
-	b, err := io.ReadAll(resp.Body)
-	return st, err == nil && resp.StatusCode == http.StatusOK && json.Unmarshal(b, &st) == nil
-}
+func (a *agentProc) status() (agent.Status, bool) { return harness.Status(a.http) }
 
 // lastLog is the end of the agent's log, for errors.
 func (a *agentProc) lastLog() string {
@@ -196,29 +184,9 @@ func (a *agentProc) lastLog() string {
 	return string(b)
 }
 
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // waitUntil polls cond every 20ms until it holds or limit passes.
 func waitUntil(limit time.Duration, cond func() bool) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up after %s", limit)
-		case <-tick.C:
-		}
-	}
-	return nil
+	return harness.WaitUntil(context.Background(), limit, 20*time.Millisecond, cond)
 }
 
 // cpuSeconds is a process's CPU time so far; 0 once it is gone.

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 // influxServer is an InfluxDB 1.8 the harness runs on loopback for the
@@ -77,7 +79,7 @@ bind-address = "127.0.0.1:%d"
 		return nil, err
 	}
 	go func() { s.cmd.Wait(); logf.Close(); close(s.done) }()
-	err = waitUntil(ctx, 30*time.Second, func() bool {
+	err = harness.WaitUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(s.url + "/ping")
 		if err != nil {
 			return false

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/harness"
+
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
@@ -126,7 +128,7 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	if err := waitUntil(ctx, 30*time.Second, func() bool {
+	if err := harness.WaitUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
 		n := 0
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
@@ -181,7 +183,7 @@ feeds:
 		return nil, err
 	}
 	defer stop(cmd, done)
-	if err := waitUntil(ctx, 5*time.Minute, func() bool { return agentStatus(statusURL) != nil }); err != nil {
+	if err := harness.WaitUntil(ctx, 5*time.Minute, 50*time.Millisecond, func() bool { return agentStatus(statusURL) != nil }); err != nil {
 		return nil, fmt.Errorf("outage: the agent did not start again on its backlog: %w", err)
 	}
 	res.RestartSec = time.Since(t0).Seconds()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/harness"
+
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 
 	"github.com/sluicehq/sluice/bench/internal/profile"
@@ -112,7 +114,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 
 	// Wait until every symbol's stream is subscribed, so that every trade
 	// generated from now on reaches the consumer.
-	if err := waitUntil(ctx, 30*time.Second, func() bool {
+	if err := harness.WaitUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
 		n := 0
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
@@ -372,47 +374,16 @@ func startSim(syms []string, rate, history int) (sim *binancesim.Sim, ws, rest s
 		SendQueue: max(16384, rate*10),
 		Seed:      1,
 	}
-	opts.TradeRate = calibrate(opts)
+	opts.TradeRate = harness.CalibrateTradeRate(opts, opts.TradeRate)
 	sim = binancesim.New(opts)
 	srv := httptest.NewServer(sim)
 	ws, rest = binancesim.URLs(srv.URL, market.Spot)
 	return sim, ws, rest, func() { srv.Close(); sim.Close() }
 }
 
-func calibrate(o binancesim.Options) float64 {
-	const span = 5 * time.Second
-	o.HistoryCap = 1 // only the count is needed
-	sim := binancesim.New(o)
-	defer sim.Close()
-	sim.Advance(span)
-	var n int64
-	for _, s := range o.Symbols[market.Spot] {
-		n += sim.TradeCount(market.Spot, s)
-	}
-	if n == 0 {
-		return o.TradeRate
-	}
-	return o.TradeRate * o.TradeRate * span.Seconds() / float64(n)
-}
-
 func quantile(sorted []float64, q float64) float64 {
 	i := int(q * float64(len(sorted)-1))
 	return sorted[i]
-}
-
-func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gave up after %v", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 func dirSize(dir string) int64 {

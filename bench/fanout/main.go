@@ -13,13 +13,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -30,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 
@@ -90,13 +88,13 @@ func run(nClients, nChannels, rate int, window time.Duration) (string, error) {
 		Markets: []binance.Market{binance.Spot}, Symbols: map[binance.Market][]string{binance.Spot: syms},
 		TradeRate: float64(rate), HistoryCap: 1000, Manual: true, SendQueue: max(16384, rate*10), Seed: 1,
 	}
-	opts.TradeRate = calibrate(opts)
+	opts.TradeRate = harness.CalibrateTradeRate(opts, opts.TradeRate)
 	sim := binancesim.New(opts)
 	srv := httptest.NewServer(sim)
 	defer func() { srv.Close(); sim.Close() }()
 	wsURL, restURL := binancesim.URLs(srv.URL, binance.Spot)
 
-	httpAddr, liveAddr := freeAddr(), freeAddr()
+	httpAddr, liveAddr := harness.FreeAddr(), harness.FreeAddr()
 	os.WriteFile(filepath.Join(tmp, "live.secret"), []byte(secret), 0o600)
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
@@ -123,8 +121,8 @@ feeds:
 
 	ctx := context.Background()
 	var pluginPid int
-	if err := waitUntil(ctx, time.Minute, func() bool {
-		st, ok := status(httpAddr)
+	if err := harness.WaitUntil(ctx, time.Minute, 100*time.Millisecond, func() bool {
+		st, ok := harness.Status(httpAddr)
 		if !ok || len(st.Feeds) == 0 || st.Feeds[0].State != agent.FeedRunning {
 			return false
 		}
@@ -174,7 +172,7 @@ feeds:
 			c.Close()
 		}
 	}()
-	if err := waitUntil(ctx, 2*time.Minute, func() bool { return subscribed.Load() >= int64(nClients) }); err != nil {
+	if err := harness.WaitUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() bool { return subscribed.Load() >= int64(nClients) }); err != nil {
 		return "", fmt.Errorf("%d of %d clients subscribed: %w", subscribed.Load(), nClients, err)
 	}
 
@@ -218,7 +216,7 @@ feeds:
 	self1 := procstat.SelfCPUSeconds()
 	close(stop)
 	driver.Wait()
-	st, _ := status(httpAddr)
+	st, _ := harness.Status(httpAddr)
 
 	var all []time.Duration
 	for i := range nClients {
@@ -296,57 +294,4 @@ func generated(sim *binancesim.Sim, syms []string) int64 {
 		n += sim.TradeCount(binance.Spot, s)
 	}
 	return n
-}
-
-// calibrate returns the TradeRate option that makes the simulator
-// generate o.TradeRate trades a second (its rate is approximate).
-func calibrate(o binancesim.Options) float64 {
-	const span = 5 * time.Second
-	o.HistoryCap = 1
-	sim := binancesim.New(o)
-	defer sim.Close()
-	sim.Advance(span)
-	var n int64
-	for _, s := range o.Symbols[binance.Spot] {
-		n += sim.TradeCount(binance.Spot, s)
-	}
-	if n == 0 {
-		return o.TradeRate
-	}
-	return o.TradeRate * o.TradeRate * span.Seconds() / float64(n)
-}
-
-func status(addr string) (agent.Status, bool) {
-	resp, err := http.Get("http://" + addr + "/api/v1/status")
-	if err != nil {
-		return agent.Status{}, false
-	}
-	defer resp.Body.Close()
-	var st agent.Status
-	b, _ := io.ReadAll(resp.Body)
-	return st, json.Unmarshal(b, &st) == nil
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gave up after %v", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
 }

@@ -1,0 +1,82 @@
+// Package harness holds what the benchmark programs share to drive the
+// real agent: a free loopback address, polling with a limit, the agent's
+// status, and the simulated exchange's trade rate calibrated.
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/plugins/binance/binancesim"
+	"github.com/sluicehq/sluice/plugins/binance/market"
+)
+
+// FreeAddr is a loopback address with a port free a moment ago.
+func FreeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// WaitUntil calls cond every interval until it holds, and fails when
+// limit passes or ctx ends first.
+func WaitUntil(ctx context.Context, limit, every time.Duration, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("gave up after %v", limit)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+var statusClient = &http.Client{Timeout: 2 * time.Second}
+
+// Status is the /api/v1/status of the agent whose HTTP API listens on
+// addr; false while it does not answer.
+func Status(addr string) (agent.Status, bool) {
+	resp, err := statusClient.Get("http://" + addr + "/api/v1/status")
+	if err != nil {
+		return agent.Status{}, false
+	}
+	defer resp.Body.Close()
+	var st agent.Status
+	b, err := io.ReadAll(resp.Body)
+	return st, err == nil && resp.StatusCode == http.StatusOK && json.Unmarshal(b, &st) == nil
+}
+
+// CalibrateTradeRate is the TradeRate option that makes the simulator
+// generate about want spot trades a second over o's symbols: its rate is
+// approximate, so the option is measured on 5 s of o's own seed first.
+func CalibrateTradeRate(o binancesim.Options, want float64) float64 {
+	const span = 5 * time.Second
+	o.HistoryCap = 1 // only the count is needed
+	sim := binancesim.New(o)
+	defer sim.Close()
+	sim.Advance(span)
+	var n int64
+	for _, s := range o.Symbols[market.Spot] {
+		n += sim.TradeCount(market.Spot, s)
+	}
+	if n == 0 {
+		return o.TradeRate
+	}
+	return o.TradeRate * want * span.Seconds() / float64(n)
+}
