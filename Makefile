@@ -106,8 +106,9 @@ test-short:
 	$(GO) test -short ./...
 
 # Benchmarks: figures, never assertions. Micro-benchmarks of each hot
-# stage, then the end-to-end run against the floor (bench/README.md);
-# writes bench/results/. About 4 minutes.
+# stage, the live fan-out, the bus, the end-to-end run against two floors
+# and the outage run (bench/README.md); writes bench/results/. bench/run.sh
+# lists each step and how long it takes.
 bench: influxd
 	bench/run.sh
 
