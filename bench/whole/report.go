@@ -1,0 +1,228 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/procstat"
+)
+
+type report struct {
+	opts              options
+	started, finished time.Time
+	runs              []*runResult
+}
+
+// lagKinds are the tables whose lag is reported, with what their lag is.
+var lagKinds = []struct{ table, label string }{
+	{"trades", "trade"},
+	{"book_ticker", "bookTicker"},
+	{"book", "book"},
+}
+
+// pass is the #19 target for a stage: nothing lost in the run and p99
+// lag under 1 s for the event streams (trade, bookTicker). The book's lag
+// is reported beside it: it includes up to book_interval (1 s) by design.
+func (r *runResult) pass(s *stageResult) bool {
+	if r.TradesLost != 0 || r.BookTickersLost != 0 || r.PluginDropped != 0 || r.Events["resync"] != 0 || r.Events["gap"] != 0 {
+		return false
+	}
+	for _, k := range []string{"trades", "book_ticker"} {
+		if l, ok := s.Lag[k]; ok && l.N > 0 && l.P99ms >= 1000 {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *runResult) summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s: %d conns, %d streams, trades lost %d/%d, bookTickers lost %d/%d, resyncs %d, plugin dropped %d",
+		r.Name, r.Connections, r.StreamsOn, r.TradesLost, r.Generated.Trades, r.BookTickersLost, r.Generated.BookTickers,
+		r.Events["resync"], r.PluginDropped)
+	for _, s := range r.Stages {
+		fmt.Fprintf(&b, "\n  ×%g: agent %.2f plugin %.2f harness %.2f cores;", s.Scale, s.CPU["agent"], s.CPU["plugin"], s.CPU["harness"])
+		for _, k := range lagKinds {
+			if l, ok := s.Lag[k.table]; ok {
+				fmt.Fprintf(&b, " %s p99 %.0f ms;", k.label, l.P99ms)
+			}
+		}
+	}
+	return b.String()
+}
+
+func (rep *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	o := rep.opts
+	p("# The whole of Binance: %d symbols × trade, bookTicker, depth@100ms into SQLite\n\n", o.symbols)
+	p("date:    %s\n", rep.started.UTC().Format(time.RFC3339))
+	p("command: %s\n", strings.Join(os.Args, " "))
+	p("commit:  %s\n", commit())
+	p("machine: %s\n", machine())
+	p("go:      %s\n", runtime.Version())
+	p("took:    %s\n\n", rep.finished.Sub(rep.started).Round(time.Second))
+	p("The real `sluice` and `sluice-source-binance` with default settings and one feed file;\n")
+	p("the simulated exchange in this process on loopback (its CPU is the harness column).\n")
+	p("Stages of %v each at %v × the recorded mix (bench/README.md). CPU in cores\n", o.stage, o.scales)
+	p("(CPU-seconds per second); RSS is VmRSS at the stage's end; lag is upper bounds\n")
+	p("(%v polls) from generation to the first poll that read the row.\n\n", pollEvery)
+
+	for _, r := range rep.runs {
+		p("## Run `%s` (%s)\n\n", r.Name, strings.Join(r.Streams, ", "))
+		p("- %d streams on %d connections, all subscribed %.1f s after the agent started\n", r.StreamsOn, r.Connections, r.SubscribeSec)
+		if r.Warmup != nil {
+			p("- every depth book loaded (its REST snapshot served) %.0f s after the first event\n", r.WarmupSec)
+		}
+		if contains(r.Streams, "trade") {
+			p("- trades: %d generated, %d landed, **%d lost**\n", r.Generated.Trades, r.TradesLanded, r.TradesLost)
+		}
+		if contains(r.Streams, "bookTicker") {
+			p("- bookTicker: %d generated, %d landed, **%d lost**\n", r.Generated.BookTickers, r.BookTickersLanded, r.BookTickersLost)
+		}
+		if contains(r.Streams, "depth@100ms") {
+			p("- depth: %d diff events (%.1f levels each) generated; %d book rows landed; %d resyncs\n",
+				r.Generated.DepthEvents, ratio(r.Generated.DepthLevels, r.Generated.DepthEvents), r.BookRows, r.Events["resync"])
+		}
+		p("- plugin dropped %d; feed events %v; drain %.1f s; peak RSS agent %.0f MiB, plugin %.0f MiB; database %.0f MiB\n",
+			r.PluginDropped, r.Events, r.DrainSec, r.PeakRSSMB["agent"], r.PeakRSSMB["plugin"], r.DBMB)
+		if r.Note != "" {
+			p("- note: %s\n", r.Note)
+		}
+		p("\n| stage | events/s | trades/s | bookTicker/s | depth events/s | book rows/s | CPU agent | plugin | agent+plugin | harness | RSS agent | plugin |")
+		for _, k := range lagKinds {
+			if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
+				p(" %s lag p50 / p99 / max ms |", k.label)
+			}
+		}
+		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, k := range lagKinds {
+			if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
+				p("---|")
+			}
+		}
+		p("---|\n")
+		rows := r.Stages
+		if r.Warmup != nil {
+			rows = append([]*stageResult{r.Warmup}, rows...)
+		}
+		for i, s := range rows {
+			name := fmt.Sprintf("×%g", s.Scale)
+			if r.Warmup != nil && i == 0 {
+				name = fmt.Sprintf("warm-up ×%g (%.0f s)", s.Scale, s.Sec)
+			}
+			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", name,
+				s.Events, s.Trades, s.BookTickers, s.DepthEvents, s.BookRows,
+				s.CPU["agent"], s.CPU["plugin"], s.CPU["agent"]+s.CPU["plugin"], s.CPU["harness"],
+				s.RSSMB["agent"], s.RSSMB["plugin"])
+			for _, k := range lagKinds {
+				if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
+					l := s.Lag[k.table]
+					p(" %.0f / %.0f / %.0f |", l.P50ms, l.P99ms, l.Maxms)
+				}
+			}
+			verdict := "yes"
+			if !r.pass(s) {
+				verdict = "**no**"
+			}
+			p(" %s |\n", verdict)
+		}
+		p("\n")
+	}
+	rep.perKind(&b)
+	return b.String()
+}
+
+// perKind apportions CPU and RSS to the stream kinds: each kind's own run
+// where there is one; depth as the all-kinds run less the others' when it
+// did not run alone.
+func (rep *report) perKind(b *strings.Builder) {
+	by := map[string]*runResult{}
+	for _, r := range rep.runs {
+		by[r.Name] = r
+	}
+	all := by["all"]
+	if all == nil || len(rep.runs) < 2 {
+		return
+	}
+	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	p("## Per stream kind\n\n")
+	p("CPU (agent + plugin, cores) and RSS (agent + plugin at the stage's end, MiB) of each kind\n")
+	p("run alone; `depth@100ms (by difference)` is the all-kinds run less the trade and\n")
+	p("bookTicker runs, so it carries what the kinds share (the agent's fixed cost counts in each run).\n\n")
+	p("| stage |")
+	kinds := []string{"trade", "bookTicker", "depth@100ms"}
+	for _, k := range kinds {
+		p(" %s CPU | RSS |", k)
+	}
+	p(" all CPU | RSS |\n|---|")
+	for range len(kinds) + 1 {
+		p("---|---|")
+	}
+	p("\n")
+	for i, s := range all.Stages {
+		p("| ×%g |", s.Scale)
+		cpuOf := func(r *runResult) (float64, float64, bool) {
+			if r == nil || i >= len(r.Stages) {
+				return 0, 0, false
+			}
+			x := r.Stages[i]
+			return x.CPU["agent"] + x.CPU["plugin"], x.RSSMB["agent"] + x.RSSMB["plugin"], true
+		}
+		var sumC, sumR float64
+		for _, k := range kinds[:2] {
+			if c, m, ok := cpuOf(by[k]); ok {
+				p(" %.2f | %.0f |", c, m)
+				sumC, sumR = sumC+c, sumR+m
+			} else {
+				p(" – | – |")
+			}
+		}
+		ac, am, _ := cpuOf(all)
+		if c, m, ok := cpuOf(by["depth@100ms"]); ok {
+			p(" %.2f | %.0f |", c, m)
+		} else if by["trade"] != nil && by["bookTicker"] != nil {
+			p(" %.2f (by difference) | %.0f (by difference) |", ac-sumC, am-sumR)
+		} else {
+			p(" – | – |")
+		}
+		p(" %.2f | %.0f |\n", ac, am)
+	}
+	p("\n")
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if exec.Command("git", "diff", "--quiet").Run() != nil {
+		c += " (dirty)"
+	}
+	return c
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimLeft(v, " \t:"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs, %s, load %.2f at the start", runtime.NumCPU(), model, procstat.LoadAvg())
+}
