@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/procstat"
 )
 
 // The mix at scale 1, from the recorded spot sessions in
@@ -36,8 +38,8 @@ const (
 	// 150 book events a second, as BTCUSDT in the 2021-04-04 session.
 	baseTradeRate = 100
 	// takerShare: 1.7 % of engine events are taker orders, so trades are
-	// about 5.5 % of book updates (the sessions' 24.5 trades/s against
-	// 460 update ids/s).
+	// about 5.5 % of book updates (the sessions' 24.6 trades/s against
+	// 461 update ids/s).
 	takerShare = 0.017
 	// skew: symbol i has weight 1/i^0.8, a flatter split than 1/i, as the
 	// mid-cap symbols of the sessions are busier than 1/i would make them.
@@ -59,6 +61,12 @@ type options struct {
 	out       string
 	jsonOut   string
 	profile   string
+	// profileFor is the profiled window from the agent's start.
+	profileFor time.Duration
+	allStages  bool
+	// Non-default book settings for the feed file ("" and 0: not written).
+	bookInterval string
+	bookDepth    int
 }
 
 func main() {
@@ -74,8 +82,21 @@ func main() {
 	flag.StringVar(&o.workDir, "work", "", "working directory (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
 	flag.StringVar(&o.jsonOut, "json", "", "write every run's figures here as JSON")
-	flag.StringVar(&o.profile, "profile", "", "build bench/prof and write CPU and allocation profiles of the agent and plugin of each run's first stage into this directory")
+	flag.StringVar(&o.profile, "profile", "", "build bench/prof and write CPU and allocation profiles of the agent and plugin of each run into this directory")
+	flag.DurationVar(&o.profileFor, "profile-for", time.Hour, "with -profile: the window profiled, from the agent's start (default: the whole run)")
+	flag.BoolVar(&o.allStages, "all-stages", false, "run every stage even after one falls behind")
+	flag.StringVar(&o.bookInterval, "book-interval", "", "write this book_interval into the feed file (default: not set, the plugin's default)")
+	flag.IntVar(&o.bookDepth, "book-depth", 0, "write this book_depth into the feed file (default: not set, the plugin's default)")
+	mixDir := flag.String("mix", "", "print the per-symbol figures of the recorded spot sessions in this directory (shared/data/binance/recorded) and exit")
 	flag.Parse()
+	if *mixDir != "" {
+		mix, err := recordedMix(*mixDir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		printMix(os.Stdout, mix)
+		return
+	}
 	for _, f := range strings.Split(scales, ",") {
 		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
 		if err != nil || v <= 0 {
@@ -126,7 +147,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	rep := &report{opts: o, started: time.Now()}
+	rep := &report{opts: o, started: time.Now(), load0: procstat.LoadAvg()}
 	for _, name := range o.runs {
 		streams := []string{name}
 		if name == "all" {
@@ -140,7 +161,7 @@ func run(ctx context.Context, o options) error {
 		log.Print(r.summary())
 		rep.runs = append(rep.runs, r)
 	}
-	rep.finished = time.Now()
+	rep.finished, rep.load1 = time.Now(), procstat.LoadAvg()
 	text := rep.markdown()
 	fmt.Print(text)
 	if o.out != "" {

@@ -7,13 +7,12 @@ import (
 	"runtime"
 	"strings"
 	"time"
-
-	"github.com/sluicehq/sluice/bench/internal/procstat"
 )
 
 type report struct {
 	opts              options
 	started, finished time.Time
+	load0, load1      float64 // 1-minute load average at the start and the end
 	runs              []*runResult
 }
 
@@ -28,27 +27,48 @@ var lagKinds = []struct{ table, label string }{
 // lag under 1 s for the event streams (trade, bookTicker). The book's lag
 // is reported beside it: it includes up to book_interval (1 s) by design.
 func (r *runResult) pass(s *stageResult) bool {
-	if r.TradesLost != 0 || r.BookTickersLost != 0 || r.PluginDropped != 0 || r.Events["resync"] != 0 || r.Events["gap"] != 0 {
+	if r.TradesMissing != 0 || r.BookTickersMissing != 0 || r.PluginDropped != 0 || r.Events["resync"] != 0 || r.Events["gap"] != 0 {
 		return false
 	}
 	for _, k := range []string{"trades", "book_ticker"} {
-		if l, ok := s.Lag[k]; ok && l.N > 0 && l.P99ms >= 1000 {
+		if !r.has(k) {
+			continue
+		}
+		if l := s.Lag[k]; l.N == 0 || l.P99ms >= 1000 || s.Landed[k] < 1 {
 			return false
 		}
 	}
 	return true
 }
 
+// has says whether the run streams what lands in table.
+func (r *runResult) has(table string) bool {
+	return contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[table])
+}
+
+func lagCell(s *stageResult, table string) string {
+	l := s.Lag[table]
+	if l.N == 0 {
+		return "none landed"
+	}
+	c := fmt.Sprintf("%.0f / %.0f / %.0f", l.P50ms, l.P99ms, l.Maxms)
+	if share, ok := s.Landed[table]; ok && share < 1 {
+		c += fmt.Sprintf(" (%.0f %% landed)", 100*share)
+	}
+	return c
+}
+
 func (r *runResult) summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "run %s: %d conns, %d streams, trades lost %d/%d, bookTickers lost %d/%d, resyncs %d, plugin dropped %d",
-		r.Name, r.Connections, r.StreamsOn, r.TradesLost, r.Generated.Trades, r.BookTickersLost, r.Generated.BookTickers,
-		r.Events["resync"], r.PluginDropped)
+	fmt.Fprintf(&b, "run %s: %d conns, %d streams, trades missing %d/%d, bookTickers missing %d/%d, resyncs %d, plugin dropped %d, backlog at end %d",
+		r.Name, r.Connections, r.StreamsOn, r.TradesMissing, r.Generated.Trades, r.BookTickersMissing, r.Generated.BookTickers,
+		r.Events["resync"], r.PluginDropped, r.BufferedEnd)
 	for _, s := range r.Stages {
-		fmt.Fprintf(&b, "\n  ×%g: agent %.2f plugin %.2f harness %.2f cores;", s.Scale, s.CPU["agent"], s.CPU["plugin"], s.CPU["harness"])
+		fmt.Fprintf(&b, "\n  ×%g: in %.0f/s written %.0f/s backlog %d; agent %.2f plugin %.2f harness %.2f cores;",
+			s.Scale, s.PointsIn, s.Written, s.Buffered, s.CPU["agent"], s.CPU["plugin"], s.CPU["harness"])
 		for _, k := range lagKinds {
-			if l, ok := s.Lag[k.table]; ok {
-				fmt.Fprintf(&b, " %s p99 %.0f ms;", k.label, l.P99ms)
+			if r.has(k.table) {
+				fmt.Fprintf(&b, " %s %s;", k.label, lagCell(s, k.table))
 			}
 		}
 	}
@@ -64,6 +84,7 @@ func (rep *report) markdown() string {
 	p("command: %s\n", strings.Join(os.Args, " "))
 	p("commit:  %s\n", commit())
 	p("machine: %s\n", machine())
+	p("load:    %.2f at the start, %.2f at the end (1-minute average; other work on the machine competes)\n", rep.load0, rep.load1)
 	p("go:      %s\n", runtime.Version())
 	p("took:    %s\n\n", rep.finished.Sub(rep.started).Round(time.Second))
 	p("The real `sluice` and `sluice-source-binance` with default settings and one feed file;\n")
@@ -79,29 +100,31 @@ func (rep *report) markdown() string {
 			p("- every depth book loaded (its REST snapshot served) %.0f s after the first event\n", r.WarmupSec)
 		}
 		if contains(r.Streams, "trade") {
-			p("- trades: %d generated, %d landed, **%d lost**\n", r.Generated.Trades, r.TradesLanded, r.TradesLost)
+			p("- trades: %d generated, %d landed, **%d not landed** by the end\n", r.Generated.Trades, r.TradesLanded, r.TradesMissing)
 		}
 		if contains(r.Streams, "bookTicker") {
-			p("- bookTicker: %d generated, %d landed, **%d lost**\n", r.Generated.BookTickers, r.BookTickersLanded, r.BookTickersLost)
+			p("- bookTicker: %d generated, %d landed, **%d not landed** by the end\n", r.Generated.BookTickers, r.BookTickersLanded, r.BookTickersMissing)
 		}
 		if contains(r.Streams, "depth@100ms") {
 			p("- depth: %d diff events (%.1f levels each) generated; %d book rows landed; %d resyncs\n",
 				r.Generated.DepthEvents, ratio(r.Generated.DepthLevels, r.Generated.DepthEvents), r.BookRows, r.Events["resync"])
 		}
-		p("- plugin dropped %d; feed events %v; drain %.1f s; peak RSS agent %.0f MiB, plugin %.0f MiB; database %.0f MiB\n",
-			r.PluginDropped, r.Events, r.DrainSec, r.PeakRSSMB["agent"], r.PeakRSSMB["plugin"], r.DBMB)
+		p("- at the end, after %.0f s of drain: %d points in the disk buffer not yet written (kept, not lost); plugin dropped %d\n",
+			r.DrainSec, r.BufferedEnd, r.PluginDropped)
+		p("- feed events: %v\n", r.Events)
+		p("- peak RSS agent %.0f MiB, plugin %.0f MiB; database %.0f MiB\n", r.PeakRSSMB["agent"], r.PeakRSSMB["plugin"], r.DBMB)
 		if r.Note != "" {
 			p("- note: %s\n", r.Note)
 		}
-		p("\n| stage | events/s | trades/s | bookTicker/s | depth events/s | book rows/s | CPU agent | plugin | agent+plugin | harness | RSS agent | plugin |")
+		p("\n| stage | events/s | trades/s | bookTicker/s | depth events/s | points in/s | written/s | backlog at end | CPU agent | plugin | agent+plugin | harness | RSS agent | plugin |")
 		for _, k := range lagKinds {
-			if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
+			if r.has(k.table) {
 				p(" %s lag p50 / p99 / max ms |", k.label)
 			}
 		}
-		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, k := range lagKinds {
-			if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
+			if r.has(k.table) {
 				p("---|")
 			}
 		}
@@ -115,14 +138,13 @@ func (rep *report) markdown() string {
 			if r.Warmup != nil && i == 0 {
 				name = fmt.Sprintf("warm-up ×%g (%.0f s)", s.Scale, s.Sec)
 			}
-			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", name,
-				s.Events, s.Trades, s.BookTickers, s.DepthEvents, s.BookRows,
+			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", name,
+				s.Events, s.Trades, s.BookTickers, s.DepthEvents, s.PointsIn, s.Written, s.Buffered,
 				s.CPU["agent"], s.CPU["plugin"], s.CPU["agent"]+s.CPU["plugin"], s.CPU["harness"],
 				s.RSSMB["agent"], s.RSSMB["plugin"])
 			for _, k := range lagKinds {
-				if contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[k.table]) {
-					l := s.Lag[k.table]
-					p(" %.0f / %.0f / %.0f |", l.P50ms, l.P99ms, l.Maxms)
+				if r.has(k.table) {
+					p(" %s |", lagCell(s, k.table))
 				}
 			}
 			verdict := "yes"
@@ -224,5 +246,11 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d CPUs, %s, load %.2f at the start", runtime.NumCPU(), model, procstat.LoadAvg())
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%d", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
+	}
+	return fmt.Sprintf("%d CPUs, %s%s", runtime.NumCPU(), model, mem)
 }

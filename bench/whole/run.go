@@ -40,13 +40,16 @@ type runResult struct {
 	Warmup    *stageResult   `json:"warmup,omitempty"`
 	Stages    []*stageResult `json:"stages"`
 	// What the simulator generated over the whole run, and what landed.
-	Generated         binancesim.Activity `json:"generated"`
-	TradesLanded      int64               `json:"trades_landed"`
-	TradesLost        int64               `json:"trades_lost"`
-	BookTickersLanded int64               `json:"book_tickers_landed"`
-	BookTickersLost   int64               `json:"book_tickers_lost"`
-	BookRows          int64               `json:"book_rows"`
-	DrainSec          float64             `json:"drain_s"`
+	Generated          binancesim.Activity `json:"generated"`
+	TradesLanded       int64               `json:"trades_landed"`
+	TradesMissing      int64               `json:"trades_missing"` // not landed by the end of the drain
+	BookTickersLanded  int64               `json:"book_tickers_landed"`
+	BookTickersMissing int64               `json:"book_tickers_missing"`
+	BookRows           int64               `json:"book_rows"`
+	DrainSec           float64             `json:"drain_s"`
+	// BufferedEnd is what the sink had not written when the run ended:
+	// not lost (the disk buffer keeps it), but not landed in time.
+	BufferedEnd int64 `json:"buffered_points_end"`
 	// From the agent's status at the end.
 	PluginDropped   uint64            `json:"plugin_dropped"`
 	PluginDiscarded map[string]uint64 `json:"plugin_discarded,omitempty"`
@@ -69,8 +72,17 @@ type stageResult struct {
 	BookTickers float64 `json:"book_tickers_per_s"`
 	DepthEvents float64 `json:"depth_events_per_s"`
 	DepthLevels float64 `json:"depth_levels_per_event"`
-	// BookRows is rows landed in the book table per second.
+	// BookRows is rows landed in the book table per second; PointsIn the
+	// points the agent took from the plugin per second, Written those the
+	// sink wrote, and Buffered the points taken and not yet written at
+	// the stage's end (the disk buffer's backlog).
 	BookRows float64 `json:"book_rows_per_s"`
+	PointsIn float64 `json:"points_in_per_s"`
+	Written  float64 `json:"written_per_s"`
+	Buffered int64   `json:"buffered_points_end"`
+	// Landed is the share of what the stage generated (trades and
+	// bookTickers) that landed by the end of the run.
+	Landed map[string]float64 `json:"landed_share"`
 	// CPU in cores (CPU seconds per second) of the agent, the plugin and
 	// this harness (simulator and poller); RSS (VmRSS) at the stage's end.
 	CPU   map[string]float64 `json:"cpu_cores"`
@@ -79,6 +91,8 @@ type stageResult struct {
 	// Lag per kind (trades, book_ticker, book) of what was generated in
 	// this stage.
 	Lag map[string]lagStats `json:"lag"`
+
+	gen map[string]int64 // generated in the stage, by table
 }
 
 type lagStats struct {
@@ -218,6 +232,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		cpu       map[string]float64
 		act       binancesim.Activity
 		bookRows  int64
+		status    feedStatus
 		selfCPU   float64
 		stageSpec *stageResult
 	}
@@ -228,6 +243,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		}
 		m.selfCPU = procstat.SelfCPUSeconds()
 		m.bookRows = st.maxRowID(ctx, "book")
+		m.status = ag.feedStatus()
 		return m
 	}
 	finish := func(a, b mark) {
@@ -242,6 +258,10 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 			s.DepthLevels = float64(b.act.DepthLevels-a.act.DepthLevels) / float64(d)
 		}
 		s.BookRows = float64(b.bookRows-a.bookRows) / sec
+		s.PointsIn = float64(b.status.Points-a.status.Points) / sec
+		s.Written = float64(b.status.Written-a.status.Written) / sec
+		s.Buffered = b.status.Buffered
+		s.gen = map[string]int64{"trades": b.act.Trades - a.act.Trades, "book_ticker": b.act.BookTickers - a.act.BookTickers}
 		s.CPU = map[string]float64{"harness": (b.selfCPU - a.selfCPU) / sec}
 		s.RSSMB = map[string]float64{}
 		for k, pid := range pids {
@@ -314,7 +334,13 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		}
 		finish(m0, snap(s))
 		res.Stages = append(res.Stages, s)
-		_ = i
+		// More than 5 s of input waiting in the disk buffer: the sink
+		// falls behind, and the next stages only fall further.
+		if behind := float64(s.Buffered) > 5*s.PointsIn; behind && !o.allStages && i < len(o.scales)-1 {
+			res.Note = fmt.Sprintf("stages after ×%g skipped: %d points waiting in the disk buffer at its end (%.0f s of input)",
+				scale, s.Buffered, float64(s.Buffered)/s.PointsIn)
+			break
+		}
 	}
 
 	// Drain: the clock stops; wait until every trade and bookTicker has
@@ -359,17 +385,18 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 			got := landed[s]
 			res.TradesLanded += got
 			if got < gen {
-				res.TradesLost += gen - got
+				res.TradesMissing += gen - got
 			}
 		}
 	}
 	if withBT {
 		res.BookTickersLanded, _ = st.count(ctx, "book_ticker")
-		res.BookTickersLost = max(0, res.Generated.BookTickers-res.BookTickersLanded)
+		res.BookTickersMissing = max(0, res.Generated.BookTickers-res.BookTickersLanded)
 	}
 	res.BookRows = st.maxRowID(ctx, "book")
 	fs := ag.feedStatus()
 	res.PluginDropped, res.PluginDiscarded, res.Events = fs.PluginDropped, fs.PluginDiscarded, fs.Events
+	res.BufferedEnd = fs.Buffered
 	for k, pid := range pids {
 		res.PeakRSSMB[k], _ = procstat.PeakRSSMB(pid)
 	}
@@ -382,6 +409,17 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		s.Lag = map[string]lagStats{}
 		for k, v := range byKind {
 			s.Lag[k] = summarize(v)
+		}
+	}
+	for _, s := range append([]*stageResult{res.Warmup}, res.Stages...) {
+		if s == nil {
+			continue
+		}
+		s.Landed = map[string]float64{}
+		for k, n := range s.gen {
+			if n > 0 {
+				s.Landed[k] = float64(s.Lag[k].N) / float64(n)
+			}
 		}
 	}
 	return res, nil
@@ -399,16 +437,26 @@ type agent struct {
 type feedStatus struct {
 	State           string            `json:"state"`
 	Pid             int               `json:"pid"`
+	Points          uint64            `json:"points"`
 	PluginDropped   uint64            `json:"plugin_dropped"`
 	PluginDiscarded map[string]uint64 `json:"plugin_discarded"`
 	Events          map[string]uint64 `json:"events"`
+	// From the sink: written, and received but not yet written.
+	Written  uint64 `json:"-"`
+	Buffered int64  `json:"-"`
 }
 
+// feedStatus is the feed's status and its sink's counts.
 func (a *agent) feedStatus() feedStatus {
 	var st struct {
 		Feeds []feedStatus `json:"feeds"`
+		Sinks []struct {
+			Written  uint64 `json:"written"`
+			Buffered int64  `json:"buffered_points"`
+		} `json:"sinks"`
 	}
-	resp, err := http.Get(a.statusURL)
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(a.statusURL)
 	if err != nil {
 		return feedStatus{}
 	}
@@ -416,7 +464,11 @@ func (a *agent) feedStatus() feedStatus {
 	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) != 1 {
 		return feedStatus{}
 	}
-	return st.Feeds[0]
+	f := st.Feeds[0]
+	if len(st.Sinks) == 1 {
+		f.Written, f.Buffered = st.Sinks[0].Written, st.Sinks[0].Buffered
+	}
+	return f
 }
 
 func (a *agent) ready() bool {
@@ -496,6 +548,12 @@ feeds:
       streams: [%s]
       symbols:
 `, ws, rest, strings.Join(quoted, ", "))
+	if o.bookInterval != "" {
+		feed += "      book_interval: " + o.bookInterval + "\n"
+	}
+	if o.bookDepth != 0 {
+		feed += fmt.Sprintf("      book_depth: %d\n", o.bookDepth)
+	}
 	var b strings.Builder
 	b.WriteString(feed)
 	for _, s := range syms {
@@ -518,7 +576,7 @@ feeds:
 	if o.profile != "" {
 		a.cmd.Env = append(a.cmd.Env,
 			profile.EnvPrefix+"="+filepath.Join(o.profile, "whole-"+strings.ReplaceAll(name, "@", "-")),
-			fmt.Sprintf("%s=%s", profile.EnvFor, o.stage))
+			fmt.Sprintf("%s=%s", profile.EnvFor, o.profileFor))
 	}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
