@@ -56,8 +56,11 @@ type runResult struct {
 	Events          map[string]uint64 `json:"events,omitempty"`
 	// PeakRSSMB is VmHWM of the agent and the plugin.
 	PeakRSSMB map[string]float64 `json:"peak_rss_mib"`
-	DBMB      float64            `json:"db_mib"`
-	Note      string             `json:"note,omitempty"`
+	// Exchange is the simulator's count of connections, slow consumers
+	// cut and REST requests.
+	Exchange binancesim.Stats `json:"exchange"`
+	DBMB     float64          `json:"db_mib"`
+	Note     string           `json:"note,omitempty"`
 }
 
 // stageResult is one load stage (or the warm-up): what was generated per
@@ -394,6 +397,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		res.BookTickersMissing = max(0, res.Generated.BookTickers-res.BookTickersLanded)
 	}
 	res.BookRows = st.maxRowID(ctx, "book")
+	res.Exchange = sim.Stats()
 	fs := ag.feedStatus()
 	res.PluginDropped, res.PluginDiscarded, res.Events = fs.PluginDropped, fs.PluginDiscarded, fs.Events
 	res.BufferedEnd = fs.Buffered
