@@ -144,8 +144,8 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 			return true // exited: reported below
 		default:
 		}
-		return n >= want && ag.ready()
-	}); err != nil || ag.exited() {
+		return n >= want && ag.ready() || ag.failed()
+	}); err != nil || ag.exited() || ag.failed() {
 		return nil, fmt.Errorf("not every stream subscribed (%v, agent exited: %v); log:\n%s", err, ag.exited(), ag.logTail())
 	}
 	res.SubscribeSec = time.Since(started).Seconds()
@@ -483,6 +483,9 @@ func (a *agent) ready() bool {
 	return fs.State == "running" && fs.Pid != 0
 }
 
+// failed reports a feed the agent will not retry (failed, failed_config).
+func (a *agent) failed() bool { return strings.HasPrefix(a.feedStatus().State, "failed") }
+
 func (a *agent) exited() bool {
 	select {
 	case <-a.waitDone:
@@ -550,7 +553,6 @@ feeds:
       ws_url: %s
       rest_url: %s
       streams: [%s]
-      symbols:
 `, ws, rest, strings.Join(quoted, ", "))
 	if o.bookInterval != "" {
 		feed += "      book_interval: " + o.bookInterval + "\n"
@@ -558,6 +560,7 @@ feeds:
 	if o.bookDepth != 0 {
 		feed += fmt.Sprintf("      book_depth: %d\n", o.bookDepth)
 	}
+	feed += "      symbols:\n"
 	var b strings.Builder
 	b.WriteString(feed)
 	for _, s := range syms {
