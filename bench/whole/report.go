@@ -121,13 +121,13 @@ func (rep *report) markdown() string {
 		if r.Note != "" {
 			p("- note: %s\n", r.Note)
 		}
-		p("\n| stage | events/s | trades/s | bookTicker/s | depth events/s | points in/s | written/s | backlog at end | CPU agent | plugin | agent+plugin | harness | RSS agent | plugin |")
+		p("\n| stage | events/s | trades/s | bookTicker/s | depth events/s | points in/s | written/s | backlog at end | agent µs per point written | CPU agent | plugin | agent+plugin | harness | RSS agent | plugin |")
 		for _, k := range lagKinds {
 			if r.has(k.table) {
 				p(" %s lag p50 / p99 / max ms |", k.label)
 			}
 		}
-		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, k := range lagKinds {
 			if r.has(k.table) {
 				p("---|")
@@ -143,8 +143,12 @@ func (rep *report) markdown() string {
 			if r.Warmup != nil && i == 0 {
 				name = fmt.Sprintf("warm-up ×%g (%.0f s)", s.Scale, s.Sec)
 			}
-			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", name,
-				s.Events, s.Trades, s.BookTickers, s.DepthEvents, s.PointsIn, s.Written, s.Buffered,
+			perPoint := "–"
+			if s.Written > 0 {
+				perPoint = fmt.Sprintf("%.0f", 1e6*s.CPU["agent"]/s.Written)
+			}
+			p("| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %s | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", name,
+				s.Events, s.Trades, s.BookTickers, s.DepthEvents, s.PointsIn, s.Written, s.Buffered, perPoint,
 				s.CPU["agent"], s.CPU["plugin"], s.CPU["agent"]+s.CPU["plugin"], s.CPU["harness"],
 				s.RSSMB["agent"], s.RSSMB["plugin"])
 			for _, k := range lagKinds {
