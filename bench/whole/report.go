@@ -127,13 +127,13 @@ func (rep *report) markdown() string {
 				p(" %s lag p50 / p99 / max ms |", k.label)
 			}
 		}
-		p(" pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		p(" load | pass |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, k := range lagKinds {
 			if r.has(k.table) {
 				p("---|")
 			}
 		}
-		p("---|\n")
+		p("---|---|\n")
 		rows := r.Stages
 		if r.Warmup != nil {
 			rows = append([]*stageResult{r.Warmup}, rows...)
@@ -160,7 +160,7 @@ func (rep *report) markdown() string {
 			if !r.pass(s) {
 				verdict = "**no**"
 			}
-			p(" %s |\n", verdict)
+			p(" %.1f | %s |\n", s.Load1, verdict)
 		}
 		p("\n")
 	}
