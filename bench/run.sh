@@ -12,7 +12,7 @@
 #
 # Bounded: about 16 minutes on a 2-core machine, 10 of them the outage run
 # (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
-# backlog grows, and when it starts again on it), plus about 9 for the
+# backlog grows, and when it starts again on it), plus about 7 for the
 # whole of Binance. BENCHTIME, E2E_ARGS, FANOUT_ARGS, WHOLE_ARGS and
 # SKIP_MICRO / SKIP_FANOUT / SKIP_E2E / SKIP_WHOLE adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
@@ -70,7 +70,7 @@ fi
 if [[ -z "${SKIP_WHOLE:-}" ]]; then
 	# The whole of Binance: 2 000 symbols × trade, bookTicker, depth@100ms
 	# at the recorded mix ×1, ×4, ×16, all kinds together and then trade
-	# and bookTicker alone (about 9 minutes, 3 of them the books loading).
+	# and bookTicker alone (about 7 minutes, 3 of them the books loading).
 	# shellcheck disable=SC2206
 	whole=(go run ./bench/whole -out "bench/results/$stamp-whole.md" -json "bench/results/$stamp-whole.json" ${WHOLE_ARGS:-})
 	echo "${whole[*]}"

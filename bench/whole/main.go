@@ -82,7 +82,7 @@ func main() {
 	flag.StringVar(&o.workDir, "work", "", "working directory (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
 	flag.StringVar(&o.jsonOut, "json", "", "write every run's figures here as JSON")
-	flag.StringVar(&o.profile, "profile", "", "build bench/prof and write CPU and allocation profiles of the agent and plugin of each run into this directory")
+	flag.StringVar(&o.profile, "profile", "", "build bench/prof and write CPU and allocation profiles of each run's agent into this directory (the agent gives the plugin only the environment it needs, so the plugin writes none)")
 	flag.DurationVar(&o.profileFor, "profile-for", time.Hour, "with -profile: the window profiled, from the agent's start (default: the whole run)")
 	flag.BoolVar(&o.allStages, "all-stages", false, "run every stage even after one falls behind")
 	flag.StringVar(&o.bookInterval, "book-interval", "", "write this book_interval into the feed file (default: not set, the plugin's default)")
