@@ -105,6 +105,10 @@ type lagStats struct {
 	Maxms float64 `json:"max_ms"`
 }
 
+// runOne starts the simulator and an agent streaming the given kinds of
+// every symbol, waits until all are subscribed, then runs the warm-up (with
+// depth) and the stages on the wall clock, and measures from outside what
+// landed, when, and what each process spent.
 func runOne(ctx context.Context, o options, name string, streams []string) (*runResult, error) {
 	res := &runResult{Name: name, Streams: streams, Symbols: o.symbols, PeakRSSMB: map[string]float64{}}
 	syms := binancesim.SyntheticSymbols(market.Spot, o.symbols)
@@ -538,10 +542,6 @@ sinks:
     type: sqlite
     path: sluice.db
 `, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), feeds, port)
-	quoted := make([]string, len(streams))
-	for i, s := range streams {
-		quoted[i] = s
-	}
 	feed := fmt.Sprintf(`# The whole of (simulated) Binance spot: every symbol, trades, best bid
 # and ask, and a local order book of each.
 feeds:
@@ -553,7 +553,7 @@ feeds:
       ws_url: %s
       rest_url: %s
       streams: [%s]
-`, ws, rest, strings.Join(quoted, ", "))
+`, ws, rest, strings.Join(streams, ", "))
 	if o.bookInterval != "" {
 		feed += "      book_interval: " + o.bookInterval + "\n"
 	}
