@@ -89,7 +89,17 @@ func (rep *report) markdown() string {
 	p("load:    %.2f at the start, %.2f at the end (1-minute average; other work on the machine competes)\n", rep.load0, rep.load1)
 	p("go:      %s\n", runtime.Version())
 	p("took:    %s\n\n", rep.finished.Sub(rep.started).Round(time.Second))
-	p("The real `sluice` and `sluice-source-binance` with default settings and one feed file;\n")
+	settings := "default settings"
+	if o.bookDepth != 0 || o.bookInterval != "" {
+		settings = "default settings except, in the feed file,"
+		if o.bookDepth != 0 {
+			settings += fmt.Sprintf(" book_depth: %d", o.bookDepth)
+		}
+		if o.bookInterval != "" {
+			settings += " book_interval: " + o.bookInterval
+		}
+	}
+	p("The real `sluice` and `sluice-source-binance` with %s and one feed file;\n", settings)
 	p("the simulated exchange in this process on loopback (its CPU is the harness column).\n")
 	p("Stages of %v each at %v × the recorded mix (bench/README.md). CPU in cores\n", o.stage, o.scales)
 	p("(CPU-seconds per second); RSS is VmRSS at the stage's end; lag is upper bounds\n")
