@@ -23,11 +23,15 @@ var lagKinds = []struct{ table, label string }{
 	{"book", "book"},
 }
 
-// pass is the #19 target for a stage: nothing lost in the run and p99
-// lag under 1 s for the event streams (trade, bookTicker). The book's lag
-// is reported beside it: it includes up to book_interval (1 s) by design.
+// pass is the #19 target for a stage: nothing lost or left unwritten in
+// the run, the stage's input written as it came (at most a second of it
+// waiting in the disk buffer at its end), and p99 lag under 1 s for the
+// event streams (trade, bookTicker). The book's lag is reported beside
+// it: it includes up to book_interval (1 s) by design; a run of books
+// alone must see them land.
 func (r *runResult) pass(s *stageResult) bool {
-	if r.TradesMissing != 0 || r.BookTickersMissing != 0 || r.PluginDropped != 0 || r.Events["resync"] != 0 || r.Events["gap"] != 0 {
+	if r.TradesMissing != 0 || r.BookTickersMissing != 0 || r.BufferedEnd != 0 || r.PluginDropped != 0 ||
+		r.Events["resync"] != 0 || r.Events["gap"] != 0 || float64(s.Buffered) > s.PointsIn {
 		return false
 	}
 	for _, k := range []string{"trades", "book_ticker"} {
@@ -37,6 +41,9 @@ func (r *runResult) pass(s *stageResult) bool {
 		if l := s.Lag[k]; l.N == 0 || l.P99ms >= 1000 || s.Landed[k] < 0.99 {
 			return false
 		}
+	}
+	if r.has("book") && s.Lag["book"].N == 0 {
+		return false
 	}
 	return true
 }

@@ -50,3 +50,37 @@ func TestMarkdownTables(t *testing.T) {
 		t.Errorf("%d tables, want 3 runs and the per-kind one:\n%s", tables, md)
 	}
 }
+
+// TestPass: a stage passes only with everything written, nothing waiting
+// past a second of input, and the event streams' p99 under 1 s; a run of
+// books alone is judged by its backlog, not passed for want of trades.
+func TestPass(t *testing.T) {
+	ok := func() (*runResult, *stageResult) {
+		s := &stageResult{PointsIn: 1000, Buffered: 500,
+			Lag:    map[string]lagStats{"trades": {N: 10, P99ms: 900}, "book_ticker": {N: 10, P99ms: 900}, "book": {N: 10, P99ms: 1900}},
+			Landed: map[string]float64{"trades": 1, "book_ticker": 1}}
+		return &runResult{Streams: allStreams}, s
+	}
+	r, s := ok()
+	if !r.pass(s) {
+		t.Error("a clean stage fails")
+	}
+	for name, spoil := range map[string]func(*runResult, *stageResult){
+		"trades missing":         func(r *runResult, s *stageResult) { r.TradesMissing = 1 },
+		"points left unwritten":  func(r *runResult, s *stageResult) { r.BufferedEnd = 1 },
+		"backlog past a second":  func(r *runResult, s *stageResult) { s.Buffered = 1001 },
+		"trade p99 of a second":  func(r *runResult, s *stageResult) { s.Lag["trades"] = lagStats{N: 10, P99ms: 1000} },
+		"bookTickers not landed": func(r *runResult, s *stageResult) { s.Landed["book_ticker"] = 0.9 },
+		"a resync":               func(r *runResult, s *stageResult) { r.Events = map[string]uint64{"resync": 1} },
+		"books alone, none landed": func(r *runResult, s *stageResult) {
+			r.Streams = []string{"depth@100ms"}
+			s.Lag = map[string]lagStats{}
+		},
+	} {
+		r, s := ok()
+		spoil(r, s)
+		if r.pass(s) {
+			t.Errorf("%s: passes", name)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -351,20 +352,22 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	}
 
 	// Drain: the clock stops; wait until every trade and bookTicker has
-	// landed, progress stops for 10s, or o.drain.
+	// landed and the agent has written everything it took, progress
+	// stops for 10s, or o.drain.
 	res.Generated = sim.Activity(market.Spot)
 	drainFrom := time.Now()
 	var lastProgress = drainFrom
-	var prev int64 = -1
+	prev := int64(math.MinInt64)
 	for time.Since(drainFrom) < o.drain && time.Since(lastProgress) < 10*time.Second {
 		n, _ := st.count(ctx, "trades")
 		b, _ := st.count(ctx, "book_ticker")
-		done := (!contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers)
+		left := ag.feedStatus().Buffered
+		done := (!contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
 		if done {
 			break
 		}
-		if n+b != prev {
-			prev, lastProgress = n+b, time.Now()
+		if p := n + b - left; p != prev {
+			prev, lastProgress = p, time.Now()
 		}
 		select {
 		case <-ctx.Done():
