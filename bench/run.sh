@@ -9,6 +9,7 @@
 #   bench/results/<date>-<commit>-e2e-outage.json  the outage run's samples
 #   bench/results/<date>-<commit>-fanout.md   the live sink's fan-out (bench/fanout)
 #   bench/results/<date>-<commit>-bus.md      the bus: nats sink and source, cluster failover (bench/bus)
+#   bench/results/<date>-<commit>-whole.md    the whole of Binance (bench/whole), and .json
 #
 # The end-to-end run compares Sluice (the default build and the agent built
 # with -tags sqlite_cgo) with two floors, bench/floor and bench/floorcgo (the
@@ -16,8 +17,9 @@
 #
 # Bounded: about 20 minutes on a 2-core machine, 10 of them the outage run
 # (a sink down for 10 minutes at 10 000 trades/s: the agent's memory as its
-# backlog grows, and when it starts again on it). BENCHTIME, E2E_ARGS,
-# FANOUT_ARGS, BUS_ARGS and SKIP_MICRO / SKIP_FANOUT / SKIP_BUS / SKIP_E2E adjust it. Benchmarks that need InfluxDB use the
+# backlog grows, and when it starts again on it), plus about 7 for the
+# whole of Binance. BENCHTIME, E2E_ARGS, FANOUT_ARGS, BUS_ARGS, WHOLE_ARGS and
+# SKIP_MICRO / SKIP_FANOUT / SKIP_BUS / SKIP_E2E / SKIP_WHOLE adjust it. Benchmarks that need InfluxDB use the
 # influxd scripts/influxd.sh installs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,4 +80,15 @@ if [[ -z "${SKIP_E2E:-}" ]]; then
 	echo "${e2e[*]}"
 	"${e2e[@]}"
 	echo "wrote bench/results/$stamp-e2e.md"
+fi
+
+if [[ -z "${SKIP_WHOLE:-}" ]]; then
+	# The whole of Binance: 2 000 symbols × trade, bookTicker, depth@100ms
+	# at the recorded mix ×1, ×4, ×16, all kinds together and then trade
+	# and bookTicker alone (about 7 minutes, 3 of them the books loading).
+	# shellcheck disable=SC2206
+	whole=(go run ./bench/whole -out "bench/results/$stamp-whole.md" -json "bench/results/$stamp-whole.json" ${WHOLE_ARGS:-})
+	echo "${whole[*]}"
+	"${whole[@]}"
+	echo "wrote bench/results/$stamp-whole.md"
 fi

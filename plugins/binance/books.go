@@ -81,13 +81,15 @@ func (r *runner) handleSnapshot(res restResult) {
 	r.log.Debug("depth snapshot loaded", "symbol", res.job.symbol, "last_update_id", res.snap.LastUpdateID)
 }
 
-// emitBooks emits the top book_depth levels of every synced book that
-// changed since it was last emitted.
+// emitBooks emits the top book_depth levels of every synced book whose
+// top book_depth levels changed since they were last emitted. Changes
+// deeper in the book, which are most of what the diffs of a busy symbol
+// carry, would only write the same levels again under a new time.
 func (r *runner) emitBooks() {
 	now := r.now()
 	for _, bs := range r.books {
 		b := bs.book
-		if !b.Synced() || b.LastUpdateID() == bs.emittedID {
+		if !b.Synced() || !b.ChangedWithin(r.cfg.bookDepth) {
 			continue
 		}
 		r.buf = b.AppendPoints(r.buf[:0], r.cfg.bookDepth, b.Time(), now)
@@ -95,6 +97,6 @@ func (r *runner) emitBooks() {
 			r.emit(r.buf[i])
 		}
 		clear(r.buf)
-		bs.emittedID = b.LastUpdateID()
+		b.ClearChanged()
 	}
 }

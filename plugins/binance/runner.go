@@ -146,13 +146,12 @@ type gapRecord struct {
 
 // localBook is one symbol's local book and its snapshot fetching.
 type localBook struct {
-	book      *book.Book
-	kind      streamKind
-	loaded    bool // a snapshot is loaded (the book may still be bridging)
-	fetching  bool
-	retryAt   time.Time
-	failures  int
-	emittedID int64 // the update id last emitted
+	book     *book.Book
+	kind     streamKind
+	loaded   bool // a snapshot is loaded (the book may still be bridging)
+	fetching bool
+	retryAt  time.Time
+	failures int
 }
 
 // connNote is a supervisor's report: the shard's connection went up or

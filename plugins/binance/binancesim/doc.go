@@ -66,6 +66,12 @@
 // trades. The generator runs on a virtual clock (Run in real time, or
 // Advance in tests); the same seed gives the same events.
 //
+// Options.TakerShare (how many book events come with a trade) and
+// Options.Skew (how unevenly the symbols share the activity) shape the mix;
+// SetTradeRate changes a running market's rate.
+//
 // Sim.Trades, TradeCount and AggTrades return what was generated, the
-// ground truth for "nothing missing, nothing duplicated" checks.
+// ground truth for "nothing missing, nothing duplicated" checks; Activity
+// counts every kind generated (subscribed or not) and UpdateIDs is where
+// each symbol's book stands.
 package binancesim

@@ -1,6 +1,7 @@
 package binancesim
 
 import (
+	"math"
 	"math/rand/v2"
 	"sort"
 	"time"
@@ -33,6 +34,7 @@ type venue struct {
 	tasks   []*task
 
 	replay *Replay
+	act    Activity
 }
 
 // task is a periodic job on the virtual clock, run at every multiple of
@@ -72,7 +74,7 @@ func newMarket(s *Sim, m market.Market, names []string, rng *rand.Rand) *venue {
 		sym := newSymbol(mk, n, i)
 		mk.syms = append(mk.syms, sym)
 		mk.by[n] = sym
-		total += 1 / float64(len(mk.syms)) // Zipf: the first symbol is busiest
+		total += math.Pow(float64(len(mk.syms)), -s.opts.skew()) // Zipf: the first symbol is busiest
 		mk.cum = append(mk.cum, total)
 	}
 	return mk
@@ -81,8 +83,7 @@ func newMarket(s *Sim, m market.Market, names []string, rng *rand.Rand) *venue {
 // start fixes the epoch and schedules the first event and tasks.
 func (mk *venue) start(epochUs int64) {
 	mk.epochMs = epochUs / 1000
-	eventsPerSec := mk.sim.opts.tradeRate() / (pTaker * tradesPerTkr)
-	mk.meanUs = 1e6 / eventsPerSec
+	mk.setTradeRate(mk.sim.opts.tradeRate())
 	mk.nextUs = epochUs + mk.gap()
 	for i, p := range mk.depthPeriods {
 		mk.every(p, func(ms int64) { mk.flushDepth(i, ms) })
@@ -96,6 +97,11 @@ func (mk *venue) start(epochUs int64) {
 		mk.every(1000, func(ms int64) { mk.pushMarkPrices(ms, true) })
 		mk.every(3000, func(ms int64) { mk.pushMarkPrices(ms, false) })
 	}
+}
+
+// setTradeRate sets the mean gap between engine events for a trade rate.
+func (mk *venue) setTradeRate(rate float64) {
+	mk.meanUs = 1e6 / (rate / (mk.sim.opts.takerShare() * tradesPerTkr))
 }
 
 func (mk *venue) every(period int64, run func(int64)) {
@@ -157,10 +163,17 @@ func (mk *venue) nextID(s *symbol, ms int64) int64 {
 func (mk *venue) engineEvent(us int64) {
 	s := mk.pick()
 	ms := us / 1000
+	mk.act.Events++
+	taker := mk.sim.opts.takerShare()
+	// Makers and cancels keep the default's 40:25 split of the rest.
+	maker := pMaker
+	if taker != pTaker {
+		maker = (1 - taker) * pMaker / (1 - pTaker)
+	}
 	switch r := mk.rng.Float64(); {
-	case r < pTaker:
+	case r < taker:
 		mk.taker(s, ms)
-	case r < pTaker+pMaker:
+	case r < taker+maker:
 		mk.maker(s, ms)
 	default:
 		mk.cancel(s, ms)
@@ -281,6 +294,7 @@ func (mk *venue) cancel(s *symbol, ms int64) {
 
 func (mk *venue) recordTrade(s *symbol, tr *tradeRec) {
 	s.trades.push(mk.sim.opts.historyCap(), *tr)
+	mk.act.Trades++
 	quote := s.quoteOf(tr.price, tr.qty)
 	s.stats.add(tr, quote)
 	for _, k := range s.klines {
@@ -308,6 +322,7 @@ func (mk *venue) maybeBookTicker(s *symbol) {
 		return
 	}
 	s.bt = bt
+	mk.act.BookTickers++
 	var frame []byte
 	for _, name := range []string{s.names.bookTicker, "!bookTicker"} {
 		if name == "!bookTicker" && mk.m == market.Spot {
@@ -353,6 +368,10 @@ func (mk *venue) flushDepth(i int, ms int64) {
 		}
 		if a.first == 0 {
 			continue
+		}
+		if i == 0 {
+			mk.act.DepthEvents++
+			mk.act.DepthLevels += int64(len(a.bids) + len(a.asks))
 		}
 		if a.gap {
 			a.gap = false // InjectDepthGap: this event is lost

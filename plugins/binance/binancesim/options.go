@@ -25,6 +25,17 @@ type Options struct {
 	// generates, over all its symbols together (busier symbols first, in a
 	// Zipf-like split). Default 50.
 	TradeRate float64
+	// TakerShare is the fraction of engine events that are taker orders
+	// (each fills about 2.2 trades); the rest rest or cancel orders, which
+	// move the book (diff depth, bookTicker) without a trade. Real books
+	// change many times per trade: the recorded spot sessions in
+	// shared/data/binance show 1 to 5 % takers. Default 0.35, a market
+	// where trades dominate. TradeRate stays the trade rate: a lower share
+	// means more book events per second.
+	TakerShare float64
+	// Skew is the exponent of the activity split over symbols: symbol i
+	// (from 1) has weight 1/i^Skew. Default 1; smaller is flatter.
+	Skew float64
 	// HistoryCap bounds the trades and the aggregate trades kept per symbol
 	// for REST backfill and for Trades / AggTrades. Default 100000.
 	HistoryCap int
@@ -189,6 +200,20 @@ func (o *Options) tradeRate() float64 {
 		return 50
 	}
 	return o.TradeRate
+}
+
+func (o *Options) takerShare() float64 {
+	if o.TakerShare <= 0 || o.TakerShare > 1 {
+		return pTaker
+	}
+	return o.TakerShare
+}
+
+func (o *Options) skew() float64 {
+	if o.Skew <= 0 {
+		return 1
+	}
+	return o.Skew
 }
 
 func (o *Options) historyCap() int {

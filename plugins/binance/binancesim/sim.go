@@ -418,3 +418,52 @@ func (s *Sim) Conns() []ConnInfo {
 	}
 	return out
 }
+
+// Activity counts what a market's generator has produced since it
+// started, whether or not anyone is subscribed: the mix a load test
+// reports next to what its client received.
+type Activity struct {
+	Events      int64 // engine events (update ids): orders, cancels, takers
+	Trades      int64
+	BookTickers int64 // changes of the best bid or ask: the bookTicker frames
+	DepthEvents int64 // diff-depth events of the fastest speed (100ms)
+	DepthLevels int64 // price levels those events carry, both sides
+}
+
+// Activity returns the counts of market m.
+func (s *Sim) Activity(m market.Market) Activity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mk := s.markets[m]; mk != nil {
+		return mk.act
+	}
+	return Activity{}
+}
+
+// UpdateIDs returns, in the order of Symbols, the update id each symbol's
+// book is at: a bookTicker or diff-depth frame with an id up to it has
+// been generated.
+func (s *Sim) UpdateIDs(m market.Market) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mk := s.markets[m]
+	if mk == nil {
+		return nil
+	}
+	out := make([]int64, len(mk.syms))
+	for i, sym := range mk.syms {
+		out[i] = sym.lastID
+	}
+	return out
+}
+
+// SetTradeRate changes market m's trade rate (Options.TradeRate) from the
+// next engine event on, so a load test can step its load without
+// restarting its client.
+func (s *Sim) SetTradeRate(m market.Market, rate float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mk := s.markets[m]; mk != nil && rate > 0 {
+		mk.setTradeRate(rate)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -96,12 +97,31 @@ type Book struct {
 	evicted int // buffered events dropped by MaxBuffered
 	applied int // events applied to the levels
 	stale   int // events dropped as already in the book
+	// changed is the shallowest position from the best (0) of a level
+	// set, added or removed on either side since ClearChanged: a change
+	// at position p moves what the top n levels show for every n > p.
+	changed int
 }
 
 // New returns an empty book, waiting for a snapshot.
 func New(m market.Market, symbol string) *Book {
 	return &Book{market: m, symbol: symbol}
 }
+
+// noChange is Book.changed when nothing changed.
+const noChange = math.MaxInt
+
+// ChangedWithin reports whether the top n levels of either side may show
+// something else than at the last ClearChanged: a level among them was
+// set, added or removed, or the book was reloaded. A change deeper in the
+// book (most of what a busy symbol's diffs carry) leaves them as they
+// were, and a publisher of the top n need not publish them again.
+func (b *Book) ChangedWithin(n int) bool { return b.changed < n }
+
+// ClearChanged marks the book's levels as published.
+func (b *Book) ClearChanged() { b.changed = noChange }
+
+func (b *Book) touched(pos int) { b.changed = min(b.changed, pos) }
 
 // Symbol returns the book's symbol.
 func (b *Book) Symbol() string { return b.symbol }
@@ -125,6 +145,7 @@ func (b *Book) Buffered() (waiting, evicted int) { return len(b.buffer), b.evict
 // Reset empties the book and makes it wait for a new snapshot, buffering
 // events from now on.
 func (b *Book) Reset() {
+	b.changed = 0
 	b.state = awaitSnapshot
 	b.lastID = 0
 	b.time = time.Time{}
@@ -160,6 +181,7 @@ func (b *Book) Apply(u *market.DepthUpdate) error {
 func (b *Book) Snapshot(s *market.DepthSnapshot) error {
 	b.bids = loadSide(b.bids[:0], s.Bids, false)
 	b.asks = loadSide(b.asks[:0], s.Asks, true)
+	b.changed = 0
 	b.lastID = s.LastUpdateID
 	b.time = time.Time{}
 	b.state = bridging
@@ -235,10 +257,14 @@ func (b *Book) apply(u *market.DepthUpdate) error {
 		}
 	}
 	for _, l := range u.Bids {
-		b.bids = setLevel(b.bids, l, false)
+		var pos int
+		b.bids, pos = setLevel(b.bids, l, false)
+		b.touched(pos)
 	}
 	for _, l := range u.Asks {
-		b.asks = setLevel(b.asks, l, true)
+		var pos int
+		b.asks, pos = setLevel(b.asks, l, true)
+		b.touched(pos)
 	}
 	b.lastID = u.FinalID
 	b.time = u.EventTime
@@ -249,8 +275,10 @@ func (b *Book) apply(u *market.DepthUpdate) error {
 
 // setLevel sets or, for a zero quantity, removes one level of a side
 // sorted with the best price last (ascending for bids, descending for
-// asks).
-func setLevel(side []market.Level, l market.Level, desc bool) []market.Level {
+// asks). It returns the side and the position from the best (0) of the
+// level it changed, or noChange when it changed none (removing a price
+// the side does not hold).
+func setLevel(side []market.Level, l market.Level, desc bool) ([]market.Level, int) {
 	i, found := slices.BinarySearchFunc(side, l.Key, func(x market.Level, key int64) int {
 		switch {
 		case x.Key == key:
@@ -260,16 +288,22 @@ func setLevel(side []market.Level, l market.Level, desc bool) []market.Level {
 		}
 		return 1
 	})
+	// Position from the best: the level at i, or (inserted) the one
+	// that goes in before the len(side)-i levels after i.
+	pos := len(side) - 1 - i
 	switch {
 	case l.Quantity == 0 && found:
-		return slices.Delete(side, i, i+1)
+		return slices.Delete(side, i, i+1), pos
 	case l.Quantity == 0:
-		return side
+		return side, noChange
 	case found:
+		if side[i] == l {
+			return side, noChange
+		}
 		side[i] = l
-		return side
+		return side, pos
 	}
-	return slices.Insert(side, i, l)
+	return slices.Insert(side, i, l), pos + 1
 }
 
 // BestBid returns the highest bid.

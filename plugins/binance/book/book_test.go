@@ -309,3 +309,62 @@ func TestReplayDetectsDroppedFrame(t *testing.T) {
 		})
 	}
 }
+
+// TestChangedWithin: a change is reported for the top n levels exactly
+// when it is among them (so a deep change does not publish the top
+// again), and never missed when the top n render differently.
+func TestChangedWithin(t *testing.T) {
+	b := New(market.Spot, "BTCUSDT")
+	if err := b.Apply(upd(101, 101, 0, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Snapshot(&market.DepthSnapshot{LastUpdateID: 100,
+		Bids: lv(t, "10:1", "9:1", "8:1", "7:1"), Asks: lv(t, "11:1", "12:1", "13:1", "14:1")}); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Synced() || !b.ChangedWithin(1) {
+		t.Fatal("a loaded book is not reported changed")
+	}
+	b.ClearChanged()
+	id := int64(101)
+	for _, tc := range []struct {
+		name       string
+		bids, asks []market.Level
+		shallowest int // first n with ChangedWithin(n); 0: none
+	}{
+		{"4th bid's quantity", lv(t, "7:2"), nil, 4},
+		{"a bid behind the worst", lv(t, "6:1"), nil, 5},
+		{"a new best bid", lv(t, "10.5:1"), nil, 1},
+		{"the 2nd bid removed", lv(t, "10:0"), nil, 2},
+		{"a price not in the book removed", lv(t, "3:0"), nil, 0},
+		{"the best ask's same quantity", nil, lv(t, "11:1"), 0},
+		{"3rd ask and 5th bid", lv(t, "6:0"), lv(t, "13:5"), 3},
+		{"the best ask removed", nil, lv(t, "11:0"), 1},
+	} {
+		before := map[int]string{}
+		for n := 1; n <= 6; n++ {
+			before[n] = top(b, n)
+		}
+		id++
+		if err := b.Apply(upd(id, id, 0, tc.bids, tc.asks)); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for n := 1; n <= 6; n++ {
+			want := tc.shallowest != 0 && n >= tc.shallowest
+			if got := b.ChangedWithin(n); got != want {
+				t.Errorf("%s: ChangedWithin(%d) = %v, want %v", tc.name, n, got, want)
+			}
+			if top(b, n) != before[n] && !b.ChangedWithin(n) {
+				t.Errorf("%s: the top %d changed (%s -> %s) unreported", tc.name, n, before[n], top(b, n))
+			}
+		}
+		b.ClearChanged()
+	}
+	// A gap empties the book: changed until a new snapshot is published.
+	if err := b.Apply(upd(id+5, id+5, 0, nil, nil)); !errors.Is(err, ErrGap) {
+		t.Fatalf("no gap: %v", err)
+	}
+	if !b.ChangedWithin(1) {
+		t.Error("a reset book is not reported changed")
+	}
+}
