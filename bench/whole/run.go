@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/harness"
+
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 	"github.com/sluicehq/sluice/bench/internal/profile"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
@@ -139,7 +141,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	defer ag.stop()
 
 	want := len(syms) * len(streams)
-	if err := waitUntil(ctx, 2*time.Minute, func() bool {
+	if err := harness.WaitUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() bool {
 		n := 0
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
@@ -608,19 +610,4 @@ func childEnv() []string {
 		}
 	}
 	return env
-}
-
-func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gave up after %v", limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
 }
