@@ -117,17 +117,20 @@ type streamKind struct {
 }
 
 // defaultStale is how long a stream of each class may be silent. Trades
-// on an illiquid symbol can be minutes apart; the periodic streams
-// (tickers, partial depth, mark price) push every few seconds whether or
-// not anything traded; liquidations are rare, so they are never stale.
+// on an illiquid symbol can be minutes apart, and so can the streams
+// pushed only when the book changes (bookTicker, diff depth): a quiet
+// symbol's best bid and ask can stay put for minutes (BLZETH's recorded
+// 0.03 bookTicker a second). The periodic streams (tickers, partial
+// depth, mark price) push every few seconds whether or not anything
+// traded; liquidations are rare, so they are never stale.
 var defaultStale = map[kindClass]time.Duration{
 	classTrade:      5 * time.Minute,
 	classAggTrade:   5 * time.Minute,
 	classKline:      2 * time.Minute,
-	classBookTicker: time.Minute,
+	classBookTicker: 5 * time.Minute,
 	classTicker:     time.Minute,
 	classMiniTicker: time.Minute,
-	classDepth:      time.Minute,
+	classDepth:      5 * time.Minute,
 	classPartial:    time.Minute,
 	classMarkPrice:  time.Minute,
 	classForceOrder: 0,

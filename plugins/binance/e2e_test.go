@@ -89,6 +89,32 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 	}
 }
 
+// A stream that stays silent on the connection that replaced one for its
+// silence is quiet, not stalled: it replaces no more connections (each
+// would cut the other streams on it), stays reported stale, and is live
+// again at its next frame.
+func TestE2EQuietStreamReplacesOneConnection(t *testing.T) {
+	sim := startSim(t, binancesim.Options{Seed: 11})
+	syms := []string{"BTCUSDT", "ETHUSDT"}
+	d := drive(sim)
+	defer d.stop()
+	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
+		"symbols": syms, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "500ms"},
+	}), nil)
+	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 10 })
+	sim.Stall(market.Spot, "btcusdt@trade", 5*time.Second)
+	waitFor(t, "BTCUSDT trade live again", 20*time.Second, func() bool { return st.eventCount(binance.FeedLive, "BTCUSDT") > 0 })
+	// Ten stale_afters of silence: one replacement, not one every
+	// stale_after.
+	if n := len(st.events(binance.FeedReconnect)); n != 1 {
+		t.Errorf("%d reconnects for one silent stream; want 1; events: %q", n, st.events(""))
+	}
+	d.stop()
+	waitLanded(t, "every generated trade", 20*time.Second, sim, st, market.Spot, syms, nil, tradeIDs)
+	stop()
+	checkIDs(t, sim, st, market.Spot, tradeIDs, syms, nil)
+}
+
 // A break in one symbol's depth sequence rebuilds that symbol's book from
 // a new snapshot, on the same connection, and leaves the others alone.
 func TestE2EDepthGapResyncsOnlyThatSymbol(t *testing.T) {

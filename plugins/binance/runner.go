@@ -103,6 +103,13 @@ type streamState struct {
 	// judged is when its connection was last replaced for its silence:
 	// it is judged again a full stale_after later.
 	judged time.Time
+	lastData time.Time // its last frame only
+	// quiet: it stayed silent for a whole stale_after on the connection
+	// that replaced one for its silence. The stream is quiet, not stalled
+	// (a symbol nobody trades), so its silence replaces no more
+	// connections, which would cut every other stream on them, until it
+	// has data again.
+	quiet bool
 	// staleSince is, while the stream is reported stale, when it last had
 	// data (or was subscribed); zero while it is live.
 	staleSince time.Time
@@ -516,7 +523,7 @@ func (r *runner) handleFrame(ctx context.Context, f frame) error {
 	}
 	st := r.streams[ev.Stream]
 	if st != nil {
-		st.lastSeen = f.received
+		st.lastSeen, st.lastData, st.quiet = f.received, f.received, false
 		if !st.staleSince.IsZero() {
 			r.live(ev.Stream, st, fmt.Sprintf("data again after %v of silence", f.received.Sub(st.staleSince).Round(time.Millisecond)))
 		}
@@ -705,7 +712,13 @@ func (r *runner) checkStale(now time.Time) {
 				onConn = t
 			}
 		}
-		replace := st.shard.up && now.Sub(onConn) > d
+		replace := st.shard.up && now.Sub(onConn) > d && !st.quiet
+		if replace && !st.judged.IsZero() && st.lastData.Before(st.judged) {
+			// Silent before the last replacement and for a whole
+			// stale_after since, on a new connection: quiet.
+			st.quiet, replace = true, false
+			r.log.Info("quiet stream: its silence replaces no more connections", "stream", name, "silent", now.Sub(st.lastSeen).Round(time.Millisecond).String())
+		}
 		if !replace && (!st.staleSince.IsZero() || now.Sub(st.lastSeen) <= d) {
 			continue
 		}
