@@ -102,7 +102,7 @@ type streamState struct {
 	lastSeen time.Time // its last frame, or its subscription
 	// judged is when its connection was last replaced for its silence:
 	// it is judged again a full stale_after later.
-	judged time.Time
+	judged   time.Time
 	lastData time.Time // its last frame only
 	// quiet: it stayed silent for a whole stale_after on the connection
 	// that replaced one for its silence. The stream is quiet, not stalled
