@@ -39,6 +39,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 func main() {
@@ -69,8 +71,8 @@ func main() {
 	var head strings.Builder
 	fmt.Fprintf(&head, "# sluice benchmarks: bus (NATS JetStream)\n\n")
 	fmt.Fprintf(&head, "date:    %s\n", b.began.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&head, "commit:  %s\n", commit())
-	fmt.Fprintf(&head, "machine: %s\n", machine())
+	fmt.Fprintf(&head, "commit:  %s\n", harness.Commit())
+	fmt.Fprintf(&head, "machine: %s\n", harness.Machine())
 	fmt.Fprintf(&head, "load:    %s (1, 5, 15 min) at the start, %s at the end\n", b.load0, loadAvg())
 	fmt.Fprintf(&head, "go:      %s; nats-server %s\n", runtime.Version(), natsVersion())
 	fmt.Fprintf(&head, "command: go run ./bench/bus -rates %s -duration %s -binance-rate %d -sync-always-rate %d -trials %d -lease-ttl %s\n", *rates, *duration, *bnRate, *syncRate, *trials, *leaseTTL)
@@ -82,40 +84,6 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if exec.Command("git", "diff", "--quiet").Run() != nil {
-		c += " (dirty)"
-	}
-	return c
-}
-
-func machine() string {
-	model := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "model name"); ok {
-				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ":"))
-				break
-			}
-		}
-	}
-	mem := "?"
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) > 1 {
-			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
-				mem = fmt.Sprintf("%.1f GiB", kb/1024/1024)
-			}
-		}
-	}
-	return fmt.Sprintf("%d CPUs, %s, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
 }
 
 func natsVersion() string {

@@ -104,7 +104,7 @@ feeds:
 			return nil, nil, err
 		}
 		cmd := exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
-		cmd.Env = append(childEnv(), o.agentEnv...)
+		cmd.Env = append(harness.ChildEnv(), o.agentEnv...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {

@@ -582,7 +582,7 @@ feeds:
 		t.store = s
 	}
 	if t.cmd.Env == nil {
-		t.cmd.Env = childEnv()
+		t.cmd.Env = harness.ChildEnv()
 	}
 	if !strings.HasPrefix(spec.target, "floor") {
 		t.cmd.Env = append(t.cmd.Env, o.agentEnv...)
@@ -596,21 +596,9 @@ feeds:
 	return t, nil
 }
 
-// childEnv is this process's environment without SLUICE_* variables
-// (such as SLUICE_INFLUXD): the agent refuses any it does not know.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // profileEnv asks the profiling builds for profiles of the step.
 func profileEnv(o options, spec stepSpec) []string {
-	return append(childEnv(),
+	return append(harness.ChildEnv(),
 		profile.EnvPrefix+"="+profilePrefix(o, spec),
 		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
 }

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 type report struct {
@@ -91,8 +92,8 @@ func (rep *report) markdown() string {
 	p("# The whole of Binance: %d symbols × trade, bookTicker, depth@100ms into SQLite\n\n", o.symbols)
 	p("date:    %s\n", rep.started.UTC().Format(time.RFC3339))
 	p("command: %s\n", strings.Join(os.Args, " "))
-	p("commit:  %s\n", commit())
-	p("machine: %s\n", machine())
+	p("commit:  %s\n", harness.Commit())
+	p("machine: %s\n", harness.Machine())
 	p("load:    %.2f at the start, %.2f at the end (1-minute average; other work on the machine competes)\n", rep.load0, rep.load1)
 	p("go:      %s\n", runtime.Version())
 	p("took:    %s\n\n", rep.finished.Sub(rep.started).Round(time.Second))
@@ -249,35 +250,4 @@ func ratio(a, b int64) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-func commit() string {
-	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(out))
-	if exec.Command("git", "diff", "--quiet").Run() != nil {
-		c += " (dirty)"
-	}
-	return c
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				model = strings.TrimSpace(strings.TrimLeft(v, " \t:"))
-				break
-			}
-		}
-	}
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		var kb int64
-		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"), "%d", &kb)
-		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/(1<<20))
-	}
-	return fmt.Sprintf("%d CPUs, %s%s", runtime.NumCPU(), model, mem)
 }

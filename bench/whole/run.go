@@ -584,7 +584,7 @@ feeds:
 		return nil, err
 	}
 	a.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", filepath.Join(dir, "sluice.yaml"))
-	a.cmd.Env = childEnv()
+	a.cmd.Env = harness.ChildEnv()
 	if o.profile != "" {
 		a.cmd.Env = append(a.cmd.Env,
 			profile.EnvPrefix+"="+filepath.Join(o.profile, "whole-"+strings.ReplaceAll(name, "@", "-")),
@@ -598,16 +598,4 @@ feeds:
 	}
 	go func() { a.cmd.Wait(); logf.Close(); close(a.waitDone) }()
 	return a, nil
-}
-
-// childEnv is this process's environment without SLUICE_* variables: the
-// agent refuses any it does not know.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "SLUICE_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

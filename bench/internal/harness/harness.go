@@ -10,6 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicehq/sluice/agent"
@@ -79,4 +84,54 @@ func CalibrateTradeRate(o binancesim.Options, want float64) float64 {
 		return o.TradeRate
 	}
 	return o.TradeRate * want * span.Seconds() / float64(n)
+}
+
+// ChildEnv is this process's environment without SLUICE_* variables
+// (such as SLUICE_INFLUXD), for the agents a benchmark starts: the agent
+// refuses any it does not know.
+func ChildEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SLUICE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// Commit is the checkout's short commit, "(dirty)" after it when the
+// work tree has changes; "unknown" outside git.
+func Commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	c := strings.TrimSpace(string(out))
+	if exec.Command("git", "diff", "--quiet").Run() != nil {
+		c += " (dirty)"
+	}
+	return c
+}
+
+// Machine is the CPUs, their model and the memory, as a result file's
+// header names them: "2 CPUs, AMD EPYC 7B13, 23.5 GiB, linux/amd64".
+func Machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimLeft(rest, " \t:"))
+				break
+			}
+		}
+	}
+	mem := "unknown memory"
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
+				mem = fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	return fmt.Sprintf("%d CPUs, %s, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
 }
