@@ -238,6 +238,10 @@ func TestSpreadFailoverAndHandBack(t *testing.T) {
 			before[x][f] = len(x.host.startsOf(f))
 		}
 	}
+	changes := func(kind string) uint64 {
+		return a.m.Status().Changes[kind] + b.m.Status().Changes[kind]
+	}
+	acquired0, released0 := changes(ChangeAcquired), changes(ChangeReleased)
 	c.crash()
 	took := waitFor(t, "c's feeds on a and b", func() bool { return spread(3, feeds, a, b) })
 	t.Logf("c's feeds ran again on a and b %s after the crash (lease TTL %s)", took.Round(time.Millisecond), ttl)
@@ -246,12 +250,24 @@ func TestSpreadFailoverAndHandBack(t *testing.T) {
 		for _, x := range []*agent{a, b} {
 			got = append(got, x.host.startsOf(f)[before[x][f]:]...)
 		}
-		if len(got) != 1 || string(got[0].from) != "c.example/"+f {
-			t.Errorf("feed %s after the crash started %v; want once, from c's position", f, got)
+		// Once as a rule; a second time if a and b's views of the
+		// bucket differed for a moment and the feed moved on while
+		// they converged, and then from the same stored position.
+		if len(got) == 0 {
+			t.Errorf("feed %s did not start on a or b after the crash", f)
+		}
+		for _, g := range got {
+			if string(g.from) != "c.example/"+f {
+				t.Errorf("feed %s after the crash started %v; want from c's position", f, got)
+			}
+		}
+		if len(got) > 1 {
+			t.Logf("feed %s moved %d times while the views converged", f, len(got))
 		}
 	}
-	if st := a.m.Status(); st.Changes[ChangeAcquired]+b.m.Status().Changes[ChangeAcquired] != 6 {
-		t.Errorf("acquired: a %v, b %v; want 6 between them", st.Changes, b.m.Status().Changes)
+	// Net, a and b took c's two feeds.
+	if got := (changes(ChangeAcquired) - acquired0) - (changes(ChangeReleased) - released0); got != 2 {
+		t.Errorf("a and b acquired %d more than they released after the crash; want c's 2", got)
 	}
 
 	// c again, a new run of it: two feeds move back, one release at a
@@ -259,10 +275,10 @@ func TestSpreadFailoverAndHandBack(t *testing.T) {
 	for _, x := range []*agent{a, b} {
 		x.host.settle("before-handback-" + x.name)
 	}
+	released0 = changes(ChangeReleased)
 	c2 := startAgent(t, srv.URL(), "c.example", feeds)
 	waitFor(t, "two feeds on each agent again", func() bool { return spread(2, feeds, a, b, c2) })
-	released := a.m.Status().Changes[ChangeReleased] + b.m.Status().Changes[ChangeReleased]
-	if released != 2 {
+	if released := changes(ChangeReleased) - released0; released != 2 {
 		t.Errorf("%d leases released to the agent that came back, want 2", released)
 	}
 	for _, f := range c2.host.runs() {
