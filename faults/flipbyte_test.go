@@ -45,7 +45,9 @@ import (
 // last id up to which every id was emitted, which can lag the ids a
 // record holds; the plugin backfills everything after it. So the ids of
 // the damaged record at or below the resume position are lost to a sink
-// that had not written the record, and those above come again. Every
+// that had not written the record (unless an earlier record had brought
+// them: after a restart the plugin fetches again what is above its
+// position), and those above come again. Every
 // other trade and aggregate trade must land in every sink exactly once;
 // each sink lacks exactly the lost ids or (had it written the record)
 // nothing, at least one lacks them, and the agent's log reports the
@@ -66,12 +68,41 @@ func TestFlippedBufferByte(t *testing.T) {
 		unlockFirst()
 		unlockSecond()
 		f := flipMiddle(t, bufDir, written, r.rng)
+		r.notLostIfHeld(f)
 		t.Logf("flip %d: %s", i+1, f)
 		flips = append(flips, f)
 		r.a.start()
 		r.a.waitRunning()
 	}
 	r.finishFlipped(flips)
+}
+
+// notLostIfHeld takes out of f.lost the trades the sink whose log holds
+// the damaged record already has: an earlier record delivered them (after
+// an earlier restart the plugin fetches again the trades above its
+// resume position, which a record written before may hold), so skipping
+// the damaged one loses nothing of them. The agent is stopped, so what
+// the store holds now is what it held before the flip.
+func (r *rig) notLostIfHeld(f flipped) {
+	for _, st := range []sqliteStore{r.sqlite, *r.second} {
+		if !strings.Contains(f.file, string(filepath.Separator)+filepath.Join("sinks", st.sink())+string(filepath.Separator)) {
+			continue
+		}
+		held := map[[2]string]map[int64]int64{}
+		for id := range f.lost {
+			k := [2]string{id.table, id.symbol}
+			if held[k] == nil {
+				for _, sm := range streams {
+					if sm.table == id.table {
+						held[k] = st.ids(r.t, sm.table, sm.id, id.symbol)
+					}
+				}
+			}
+			if held[k][id.id] > 0 {
+				delete(f.lost, id)
+			}
+		}
+	}
 }
 
 // flipped is one damaged record.
