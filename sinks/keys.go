@@ -1,25 +1,22 @@
 package sinks
 
 import (
-	"sync"
-
 	"github.com/sluicehq/sluice"
 )
 
 // Keys holds the uniqueness key each measurement declared, for a sink
 // that builds an id from it (the nats sink's message ids, the live
 // sink's idempotency keys). Declare keeps the keys of ms; Of reads one
-// as Write goes. The zero value is ready; it is safe for concurrent use.
+// as Write goes. The zero value is ready. It has no lock of its own: the
+// sink calls it under the lock its Declare and Write already hold, so
+// that a batch is built with one set of keys.
 type Keys struct {
-	mu sync.RWMutex
-	m  map[string][]string
+	m map[string][]string
 }
 
 // Declare records each measurement's key; one declared without a key
 // forgets the one it had.
 func (k *Keys) Declare(ms []sluice.Measurement) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if k.m == nil {
 		k.m = make(map[string][]string)
 	}
@@ -34,8 +31,4 @@ func (k *Keys) Declare(ms []sluice.Measurement) {
 
 // Of is the key measurement declared, nil if none. The caller must not
 // change it.
-func (k *Keys) Of(measurement string) []string {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.m[measurement]
-}
+func (k *Keys) Of(measurement string) []string { return k.m[measurement] }

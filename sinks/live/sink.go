@@ -287,7 +287,7 @@ func (s *Sink) logEntry(e centrifuge.LogEntry) {
 // Declare records each measurement's uniqueness key: with Redis, a
 // point's idempotency key is made from it.
 func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
-	s.mu.Lock() // not while a batch is built
+	s.mu.Lock() // s.keys is Write's too
 	defer s.mu.Unlock()
 	s.keys.Declare(ms)
 	return nil

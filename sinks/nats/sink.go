@@ -99,7 +99,7 @@ func (s *Sink) Open(ctx context.Context) error {
 // Declare records each measurement's uniqueness key, which makes each of
 // its points' message id and travels in its Sluice-Unique header.
 func (s *Sink) Declare(_ context.Context, ms []sluice.Measurement) error {
-	s.mu.Lock() // not while a batch is built
+	s.mu.Lock() // s.keys is Write's too
 	defer s.mu.Unlock()
 	s.keys.Declare(ms)
 	return nil
