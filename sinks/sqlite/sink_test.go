@@ -578,6 +578,12 @@ func TestKeyIncludingTime(t *testing.T) {
 	if !equalRows(got, [][]any{{2.0}, {4.0}}) {
 		t.Fatalf("got %v, want [[2] [4]]", got)
 	}
+	// Time leads the key index, so that new rows of every series go to
+	// its end rather than each into its own part of the B-tree.
+	cols := rows(t, reader(t, path), `SELECT name FROM pragma_index_info('candles_key') ORDER BY seqno`)
+	if !equalRows(cols, [][]any{{"time"}, {"symbol"}, {"interval"}}) {
+		t.Fatalf("key index columns %v, want time, symbol, interval", cols)
+	}
 }
 
 func TestNastyNames(t *testing.T) {
