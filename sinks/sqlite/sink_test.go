@@ -586,6 +586,51 @@ func TestKeyIncludingTime(t *testing.T) {
 	}
 }
 
+// A key index made series first (before the sink ordered it time first)
+// is kept as it is on reopening; dropped by hand, it comes back time first,
+// as sinks/sqlite/doc.go tells operators.
+func TestSeriesFirstKeyIndexKeptUntilDropped(t *testing.T) {
+	path := dbPath(t)
+	decl := []sluice.Measurement{{Name: "candles", Unique: []string{"symbol", "time"}}}
+	candle := sluice.Point{Measurement: "candles", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}},
+		Fields: []sluice.Field{{Key: "close", Value: sluice.Float(1)}}, Time: t0}
+	s := openSink(t, path)
+	if err := s.Declare(context.Background(), decl); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, candle)
+	s.Close()
+	db := reader(t, path)
+	if _, err := db.Exec(`DROP INDEX candles_key; CREATE UNIQUE INDEX candles_key ON candles (symbol, time)`); err != nil {
+		t.Fatal(err)
+	}
+	keyCols := func() [][]any {
+		return rows(t, db, `SELECT name FROM pragma_index_info('candles_key') ORDER BY seqno`)
+	}
+	reopen := func() {
+		s := openSink(t, path)
+		if err := s.Declare(context.Background(), decl); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, candle)
+		s.Close()
+	}
+	reopen()
+	if got := keyCols(); !equalRows(got, [][]any{{"symbol"}, {"time"}}) {
+		t.Fatalf("reopening changed the key index to %v, want it kept (symbol, time)", got)
+	}
+	if _, err := db.Exec(`DROP INDEX candles_key`); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if got := keyCols(); !equalRows(got, [][]any{{"time"}, {"symbol"}}) {
+		t.Fatalf("key index after it was dropped: %v, want time, symbol", got)
+	}
+	if n := count(t, db, "candles"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
 func TestNastyNames(t *testing.T) {
 	path := dbPath(t)
 	s := openSink(t, path)
