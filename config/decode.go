@@ -49,7 +49,7 @@ func Default() *Config {
 		Log:             Log{Level: "info", Format: "text"},
 		Pipeline: Pipeline{
 			BatchSize:      5000,
-			FlushInterval:  0,
+			FlushInterval:  100 * time.Millisecond,
 			MaxBufferBytes: 0, // a share of Buffer.MaxBytes
 			WhenFull:       Block,
 			RetryInitial:   500 * time.Millisecond,

@@ -393,31 +393,59 @@ func (c *fakeClock) nextWait(t *testing.T) time.Duration {
 	}
 }
 
-func TestFlushIntervalCutsPartialBatch(t *testing.T) {
+// A flush interval spaces writes, not points: an idle sink writes a point
+// at once; what arrives within the interval after a write began waits for
+// its end and goes in one batch; a full batch goes at once.
+func TestFlushIntervalSpacesWrites(t *testing.T) {
 	clock := newFakeClock()
-	sink := &memSink{}
-	cfg := testCfg(config.Block)
+	var sizes []int // guarded by sink.mu, which Write holds around fail
+	sink := &memSink{fail: func(_ int, points []sluice.Point) error {
+		sizes = append(sizes, len(points))
+		return nil
+	}}
+	cfg := testCfg(config.Block) // batch size 4
 	cfg.FlushInterval = time.Second
 	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
 	o := NewOutput("s", sink, cfg, b.Cursor("s"), discard, clock)
 	o.Start()
 	defer closeOutput(t, o)
-	if err := appendPts(t, b, []string{"s"}, 0, 3); err != nil { // below batch size
+	waitIDs := func(n int) []int64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for len(sink.ids()) < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		return sink.ids()
+	}
+	if err := appendPts(t, b, []string{"s"}, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitIDs(1); !slices.Equal(got, seq(0, 1)) {
+		t.Fatalf("an idle sink wrote %v without the clock moving, want [0]", got)
+	}
+	if err := appendPts(t, b, []string{"s"}, 1, 3); err != nil { // below batch size
 		t.Fatal(err)
 	}
 	if d := clock.nextWait(t); d != time.Second {
-		t.Fatalf("writer waits %v for a partial batch, want the flush interval", d)
+		t.Fatalf("writer waits %v for a partial batch after a write, want the flush interval", d)
 	}
-	if got := sink.ids(); len(got) != 0 {
+	if got := sink.ids(); len(got) != 1 {
 		t.Fatalf("wrote %v before the flush interval passed", got)
 	}
 	clock.Advance(time.Second)
-	deadline := time.Now().Add(10 * time.Second)
-	for len(sink.ids()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := sink.ids(); !slices.Equal(got, seq(0, 3)) {
+	if got := waitIDs(3); !slices.Equal(got, seq(0, 3)) {
 		t.Fatalf("after the interval wrote %v", got)
+	}
+	if err := appendPts(t, b, []string{"s"}, 3, 7); err != nil { // a full batch
+		t.Fatal(err)
+	}
+	if got := waitIDs(7); !slices.Equal(got, seq(0, 7)) {
+		t.Fatalf("a full batch within the interval: wrote %v without the clock moving", got)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if !slices.Equal(sizes, []int{1, 2, 4}) {
+		t.Fatalf("batches of %v, want [1 2 4]", sizes)
 	}
 }
 

@@ -104,9 +104,11 @@ func DefaultConfig() Config {
 }
 
 // PipelineDefaults are the sink type's own pipeline defaults (see the
-// config package): a small log, and drop_oldest when it is full.
+// config package): a small log, drop_oldest when it is full, and every
+// batch sent as soon as the sink is free (flush_interval 0s: a browser
+// sees a trade when it lands, not up to a flush interval later).
 func (c *Config) PipelineDefaults() map[string]any {
-	return map[string]any{"max_buffer_bytes": DefaultBufferBytes, "when_full": DefaultWhenFull}
+	return map[string]any{"max_buffer_bytes": DefaultBufferBytes, "when_full": DefaultWhenFull, "flush_interval": time.Duration(0)}
 }
 
 // minHMACSecret is the shortest HMAC secret accepted: as long as the
