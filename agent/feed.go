@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -252,12 +253,16 @@ func (f *feed) runOnce(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	envNames := f.cfg.EnvNames()
+	procs := f.cfg.GoMaxProcs
 	f.mu.Unlock()
 	env := host.PluginEnv(f.env.environ(), envNames)
 	for _, kv := range env {
 		if name, value, _ := strings.Cut(kv, "="); slices.Contains(envNames, name) {
 			f.env.scrub.Add(value) // what the plugin was given for its secrets
 		}
+	}
+	if procs > 0 {
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(procs)) // after any GOMAXPROCS the feed passes: the last one counts
 	}
 	proc, err := f.env.launch.Launch(ctx, bin, host.LaunchOptions{
 		Pin: f.pin, Env: env, MaxMessageBytes: f.env.limits.MaxPluginMessageBytes, Log: f.log.With("plugin", f.cfg.Plugin),

@@ -165,7 +165,8 @@ func planReload(cur, next *config.Config, failed, sinks map[string]bool) reloadP
 func feedChanged(old, next config.Feed, oldPin, nextPin string) bool {
 	return old.Plugin != next.Plugin || oldPin != nextPin ||
 		!slices.Equal(sortedCopy(old.Sinks), sortedCopy(next.Sinks)) ||
-		old.QueueSize != next.QueueSize || old.BatchSize != next.BatchSize || old.FlushInterval != next.FlushInterval
+		old.QueueSize != next.QueueSize || old.BatchSize != next.BatchSize || old.FlushInterval != next.FlushInterval ||
+		old.GoMaxProcs != next.GoMaxProcs
 }
 
 func sortedCopy(s []string) []string {

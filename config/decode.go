@@ -86,7 +86,7 @@ func Default() *Config {
 }
 
 func defaultFeed() Feed {
-	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond, Replicas: 1}
+	return Feed{QueueSize: 10_000, BatchSize: 500, FlushInterval: 100 * time.Millisecond, Replicas: 1, GoMaxProcs: 1}
 }
 
 // decode turns the walker's normalized tree into a Config over the

@@ -86,6 +86,7 @@ var feedSpec = section(map[string]*spec{
 	"batch_size":     posInt,
 	"flush_interval": duration,
 	"replicas":       posInt,
+	"gomaxprocs":     zeroOrPosInt,
 }, "plugin", "sinks")
 
 var feedsSpec = named("feed", feedSpec)

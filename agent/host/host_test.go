@@ -178,6 +178,9 @@ func pluginEnv(t *testing.T, opts LaunchOptions) map[string]string {
 	env := map[string]string{}
 	err = p.Source.Stream(ctx, sdk.StreamOptions{FlushInterval: 10 * time.Millisecond}, func(b *sdk.Batch, _ int, _ error) error {
 		for _, pt := range b.Points {
+			if pt.Measurement != "env" {
+				continue
+			}
 			name, _ := pt.Tag("name")
 			v, _ := pt.Field("value")
 			env[name] = v.Str()
