@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/pacedread"
 	"github.com/sluicehq/sluice/plugins/binance/market"
 	"github.com/sluicehq/sluice/plugins/binance/rest"
 	"github.com/sluicehq/sluice/plugins/binance/wire"
@@ -137,8 +135,7 @@ func dialConn(ctx context.Context, base string, streams []string, out chan<- fra
 	d := websocket.Dialer{
 		Proxy:            http.ProxyFromEnvironment,
 		HandshakeTimeout: handshakeWait,
-		ReadBufferSize:   64 << 10,                        // what a paced read may find: 100 000 trades/s for a millisecond is ≈ 20 KiB
-		NetDialContext:   pacedread.Dialer(pacedread.Gap), // many frames per read system call on a busy connection
+		ReadBufferSize:   64 << 10,
 	}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/sluicehq/sluice"
-	"github.com/sluicehq/sluice/internal/pacedread"
 	"github.com/sluicehq/sluice/plugins/sdk"
 )
 
@@ -132,8 +131,6 @@ func (s *Source) dial(ctx context.Context) (*websocket.Conn, error) {
 	d := websocket.Dialer{
 		HandshakeTimeout:  set.handshakeTimeout,
 		EnableCompression: set.compression,
-		ReadBufferSize:    64 << 10,
-		NetDialContext:    pacedread.Dialer(pacedread.Gap), // many frames per read system call on a busy connection
 	}
 	if set.tls != nil {
 		d.TLSClientConfig = set.tls.Clone()
