@@ -3,6 +3,7 @@ package agent_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,6 +156,47 @@ func waitAccounted(t *testing.T, name string, ag *testagent.Agent, n int) {
 	})
 }
 
+// checkLiveCounted waits until the pipeline has accounted for the n
+// points routed to agent name's live sink, and checks that the skipped
+// ones are counted as dropped{skipped} and the rest as written, in
+// status, in /metrics and in `sluice status`, and that the sink's own
+// live_skipped_total agrees.
+func checkLiveCounted(t *testing.T, name string, ag *testagent.Agent, n, skipped int) {
+	t.Helper()
+	st := ag.WaitFor(t, fmt.Sprintf("agent %s's pipeline to account for %d points to the live sink", name, n), func(st agent.Status) bool {
+		s := testagent.Sink(st, "live")
+		var dropped uint64
+		for _, v := range s.Dropped {
+			dropped += v
+		}
+		return s.Written+dropped >= uint64(n)
+	})
+	s := testagent.Sink(st, "live")
+	written := uint64(n - skipped)
+	want := map[pipeline.Reason]uint64{pipeline.ReasonBufferFull: 0, pipeline.ReasonRejected: 0, pipeline.ReasonSkipped: uint64(skipped), pipeline.ReasonUndecodable: 0}
+	if s.Written != written || !maps.Equal(s.Dropped, want) {
+		t.Errorf("agent %s: the live sink's status has written %d, dropped %v; want written %d, dropped %v", name, s.Written, s.Dropped, written, want)
+	}
+	if v := liveStat(st, "live", "live_skipped_total", ""); v != float64(skipped) {
+		t.Errorf("agent %s: live_skipped_total %v, dropped{skipped} %d", name, v, skipped)
+	}
+	_, metrics := get(t, ag.Base+"/metrics")
+	if v := metricValue(t, metrics, `sluice_sink_points_written_total{sink="live"}`); v != float64(written) {
+		t.Errorf(`agent %s: sluice_sink_points_written_total{sink="live"} = %v, want %d`, name, v, written)
+	}
+	if v := metricValue(t, metrics, `sluice_sink_points_dropped_total{reason="skipped",sink="live"}`); v != float64(skipped) {
+		t.Errorf(`agent %s: sluice_sink_points_dropped_total{reason="skipped",sink="live"} = %v, want %d`, name, v, skipped)
+	}
+	out, _, _ := sluiceCmd(t, "status", "-config", ag.Config)
+	dropped := "0"
+	if skipped > 0 {
+		dropped = fmt.Sprintf(`%d \(skipped %d\)`, skipped, skipped)
+	}
+	if !regexp.MustCompile(fmt.Sprintf(`(?m)^live +\w+ +\d+ \([^)]*\) +%d +%s `, written, dropped)).MatchString(out) {
+		t.Errorf("agent %s: sluice status does not show the live sink's %d written, %d skipped:\n%s", name, written, skipped, out)
+	}
+}
+
 // Both agents start while Redis is down: they start, SQLite gets every
 // trade, the live sinks show as failed (status, /readyz, `sluice
 // status`) and count what they skip. Once Redis starts they serve, and
@@ -174,6 +216,7 @@ func TestLiveRedisDownAtStart(t *testing.T) {
 		if pub, dup, skipped := liveCounts(t, ag); pub != 0 || dup != 0 || skipped != float64(n) {
 			t.Errorf("agent %s with Redis down: published %v, duplicates %v, skipped %v; want 0, 0, %d", name, pub, dup, skipped, n)
 		}
+		checkLiveCounted(t, name, ag, n, n)
 		waitLiveDown(t, ag, r.Addr)
 	})
 
@@ -213,6 +256,7 @@ func TestLiveRedisDownAtStart(t *testing.T) {
 		if pub, dup, skipped := liveCounts(t, ag); pub != float64(n-before[symbol]) || dup != 0 || skipped != float64(before[symbol]) {
 			t.Errorf("agent %s: published %v, duplicates %v, skipped %v; want %d, 0, %d", name, pub, dup, skipped, n-before[symbol], before[symbol])
 		}
+		checkLiveCounted(t, name, ag, n, before[symbol])
 	})
 	p.a.Stop(t)
 	p.b.Stop(t)
@@ -316,6 +360,7 @@ func TestLiveRedisRestart(t *testing.T) {
 			t.Errorf("agent %s: published %v, duplicates %v, skipped %v of %d trades; want every one accounted for once, at least the %d of the outage skipped",
 				name, pub, dup, skipped, n, s-f)
 		}
+		checkLiveCounted(t, name, ag, n, int(skipped))
 		t.Logf("agent %s: %d trades (%d during the outage): published %v, skipped %v", name, n, s-f, pub, skipped)
 	})
 	p.a.Stop(t)

@@ -54,7 +54,7 @@ var (
 	descClusterActive  = prometheus.NewDesc("sluice_cluster_active", "1 while this agent is an active member of its cluster (connected, announced, renewing), else 0.", nil, nil)
 
 	allMetricsDescs = []*prometheus.Desc{descFeedMessages, descFeedPoints, descFeedRejected, descFeedPluginDrop, descFeedRestarts, descFeedUp, descFeedReconnects, descFeedGaps, descFeedBackfilled, descFeedEvents, descFeedStale, descFeedStaleSec, descFeedDiscarded, descSinkWritten, descSinkDropped, descSinkRetries, descSinkBuffered, descSinkBufBytes, descSinkBufDisk, descSinkBufMax, descSinkFailed, descBufferBytes, descBufferMax, descBufferLost, descReloadOK, descRestartNeed, descBuildInfo, descClusterChanges, descClusterHeld, descClusterAgents, descClusterActive}
-	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonUndecodable}
+	sinkDropReasons = []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonSkipped, pipeline.ReasonUndecodable}
 	// Every reason is exported from the start, at 0, so that rates and
 	// dashboards see a series before the first rejection.
 	feedRejectReasons = []pipeline.Reason{

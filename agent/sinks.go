@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -28,9 +27,9 @@ func newSink(sc config.Sink, log *slog.Logger) (sinks.Sink, error) {
 }
 
 // observedSink sees every batch its sink commits: a Write that returns nil
-// (or rejects some points and stores the rest) is the commit, so each
-// point's lag from event time to then goes to the lag histogram, and the
-// newest point's lag to status. It changes nothing else.
+// (or rejects or skips some points and stores the rest) is the commit, so
+// each point's lag from event time to then goes to the lag histogram, and
+// the newest point's lag to status. It changes nothing else.
 type observedSink struct {
 	sinks.Sink
 	lag     prometheus.Observer
@@ -44,10 +43,10 @@ func newObservedSink(s sinks.Sink, lag prometheus.Observer) *observedSink {
 
 func (s *observedSink) Write(ctx context.Context, points []sluice.Point) error {
 	err := s.scrub.Error(s.Sink.Write(ctx, points))
-	var rejected *sinks.RejectedError
-	if err == nil || errors.As(err, &rejected) {
-		// A partial write's few refused points are observed too: the
-		// sink does not say which they were.
+	if stored, _, _, settled := sinks.Split(err, len(points)); settled && stored > 0 {
+		// A partial write's refused or skipped points are observed too:
+		// the sink does not say which they were. A batch with none
+		// stored is not a commit.
 		s.observe(points, time.Now())
 	}
 	return err

@@ -34,6 +34,7 @@ const (
 	// Drops in outputs.
 	ReasonBufferFull Reason = "buffer_full"
 	ReasonRejected   Reason = "rejected_by_sink"
+	ReasonSkipped    Reason = "skipped" // the sink let them go on purpose (sinks.SkippedError)
 	ReasonShutdown   Reason = "shutdown"
 )
 

@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/agent/wal"
 	"github.com/sluicehq/sluice/config"
 	"github.com/sluicehq/sluice/internal/backoff"
+	"github.com/sluicehq/sluice/internal/logsample"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -78,11 +79,22 @@ type Output struct {
 	once    sync.Once
 
 	stats outputStats
+
+	// The writer's own: a sink that skips points skips every batch while
+	// its cause lasts, so their log line is spaced (skipLogEvery) and
+	// says how many were skipped since the previous one.
+	skipLog      *logsample.Sampler
+	skipUnlogged uint64
 }
+
+// skipLogEvery spaces the lines that say a sink skipped points; the
+// counters see every point.
+const skipLogEvery = 10 * time.Second
 
 type outputStats struct {
 	written, batches, retries  atomic.Uint64
 	droppedRejected, undecoded atomic.Uint64
+	droppedSkipped             atomic.Uint64
 	corrupt                    atomic.Uint64 // buffer records skipped; their point count is unknown
 	mu                         sync.Mutex
 	state                      SinkState
@@ -101,6 +113,7 @@ func NewOutput(name string, sink sinks.Sink, cfg config.Pipeline, cur *SinkCurso
 		name: name, sink: sink, cfg: cfg, cur: cur, log: log, clock: clock,
 		closeCh: make(chan struct{}),
 		done:    make(chan struct{}),
+		skipLog: logsample.New(skipLogEvery, clock.Now),
 	}
 	o.stats.state = SinkOK
 	return o
@@ -305,19 +318,17 @@ func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Ba
 		o.stats.writeStarted = time.Time{}
 		o.stats.mu.Unlock()
 		o.sinkMu.Unlock()
-		var rejected *sinks.RejectedError
-		switch {
-		case err == nil:
-			o.wrote(len(batch))
-			bo.Reset()
-			return true
-		case errors.As(err, &rejected):
-			// A sink's count is held to the batch: a negative or too
-			// large one must not wrap the counters.
-			n := min(max(rejected.Rejected, 0), len(batch))
-			o.stats.droppedRejected.Add(uint64(n))
-			o.wrote(len(batch) - n)
-			o.log.Warn("sink rejected points", "rejected", n, "sample", rejected.Sample, "error", rejected.Err)
+		if stored, rejected, skipped, settled := sinks.Split(err, len(batch)); settled {
+			if rejected > 0 {
+				o.stats.droppedRejected.Add(uint64(rejected))
+				var rej *sinks.RejectedError
+				errors.As(err, &rej)
+				o.log.Warn("sink rejected points", "rejected", rejected, "sample", rej.Sample, "error", rej.Err)
+			}
+			if skipped > 0 {
+				o.skipped(skipped, err)
+			}
+			o.wrote(stored)
 			bo.Reset()
 			return true
 		}
@@ -347,12 +358,32 @@ func (o *Output) write(ctx context.Context, batch []sluice.Point, bo *backoff.Ba
 	}
 }
 
+// skipped counts n points the sink skipped on purpose (err: its
+// *sinks.SkippedError), logging at most once per skipLogEvery.
+func (o *Output) skipped(n int, err error) {
+	total := o.stats.droppedSkipped.Add(uint64(n))
+	o.skipUnlogged += uint64(n)
+	if !o.skipLog.Allow("skipped") {
+		return
+	}
+	var skip *sinks.SkippedError
+	errors.As(err, &skip)
+	o.log.Warn("sink skipped points on purpose; they are not retried",
+		"skipped", o.skipUnlogged, "skipped_total", total, "error", skip.Err)
+	o.skipUnlogged = 0
+}
+
+// wrote ends a write that stored n points of its batch (the others
+// rejected or skipped): the cursor moves on, so the sink is ok again.
 func (o *Output) wrote(n int) {
 	o.stats.written.Add(uint64(n))
 	o.stats.batches.Add(1)
 	o.stats.mu.Lock()
 	recovered := o.stats.state != SinkOK
-	o.stats.state, o.stats.lastWrite = SinkOK, o.clock.Now()
+	o.stats.state = SinkOK
+	if n > 0 {
+		o.stats.lastWrite = o.clock.Now()
+	}
 	o.stats.mu.Unlock()
 	if recovered {
 		o.log.Info("sink writing again")
@@ -435,6 +466,7 @@ func (o *Output) Status() OutputStatus {
 		Dropped: map[Reason]uint64{
 			ReasonBufferFull:  buf.DroppedFull,
 			ReasonRejected:    o.stats.droppedRejected.Load(),
+			ReasonSkipped:     o.stats.droppedSkipped.Load(),
 			ReasonUndecodable: o.stats.undecoded.Load(),
 		},
 		CorruptRecords: o.stats.corrupt.Load(),

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -585,6 +588,142 @@ func TestRejectedCountHeldToTheBatch(t *testing.T) {
 	if st := o.Status(); st.Dropped[ReasonRejected] != 8 || st.Written != 0 {
 		t.Fatalf("dropped %v written %d; want 8 rejected, 0 written", st.Dropped, st.Written)
 	}
+}
+
+// Points a sink skips on purpose are dropped (reason skipped), not
+// written, and not retried; the rest of the batch counts as written.
+func TestSkippedPointsAreCountedNotWritten(t *testing.T) {
+	sink := &memSink{fail: func(attempt int, _ []sluice.Point) error {
+		if attempt == 1 {
+			return &sinks.SkippedError{Skipped: 4, Err: errors.New("redis down")}
+		}
+		if attempt == 2 {
+			return &sinks.SkippedError{Skipped: 1, Err: errors.New("redis went down mid-batch")}
+		}
+		return nil
+	}}
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", sink, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	if err := appendPts(t, b, []string{"s"}, 0, 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendPts(t, b, []string{"s"}, 4, 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendPts(t, b, []string{"s"}, 8, 12); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	closeOutput(t, o)
+	st := o.Status()
+	if sink.attempts != 3 || st.Dropped[ReasonSkipped] != 5 || st.Written != 7 || st.Retries != 0 || st.Dropped[ReasonRejected] != 0 {
+		t.Fatalf("attempts %d, dropped %v, written %d, retries %d; want 3 attempts, 5 skipped, 7 written, no retry",
+			sink.attempts, st.Dropped, st.Written, st.Retries)
+	}
+	if st.BufferedPoints != 0 || st.State != SinkStopped {
+		t.Fatalf("buffered %d, state %s after close; want 0, stopped", st.BufferedPoints, st.State)
+	}
+}
+
+// A batch with points both rejected and skipped counts each, held to
+// the batch: rejected first, skipped from what is left.
+func TestSkippedAndRejectedHeldToTheBatch(t *testing.T) {
+	var both failSink = func([]sluice.Point) error {
+		return &sinks.SkippedError{Skipped: 1000, Err: fmt.Errorf("redis down; %w",
+			&sinks.RejectedError{Rejected: 3, Sample: "bad", Err: errors.New("too long")})}
+	}
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", both, testCfg(config.Block), b.Cursor("s"), discard, nil)
+	if err := appendPts(t, b, []string{"s"}, 0, 8); err != nil {
+		t.Fatal(err)
+	}
+	o.Start()
+	closeOutput(t, o)
+	if st := o.Status(); st.Dropped[ReasonRejected] != 3 || st.Dropped[ReasonSkipped] != 5 || st.Written != 0 || !st.LastWrite.IsZero() {
+		t.Fatalf("dropped %v, written %d, last write %v; want 3 rejected, 5 skipped, 0 written, never", st.Dropped, st.Written, st.LastWrite)
+	}
+}
+
+// A sink that skips every batch (a long outage of what it delivers to)
+// gets one log line per skipLogEvery, with what it skipped since the
+// previous line.
+func TestSkippedLogIsSpaced(t *testing.T) {
+	clock := newFakeClock()
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	var skipAll failSink = func(points []sluice.Point) error {
+		return &sinks.SkippedError{Skipped: len(points), Err: errors.New("redis down")}
+	}
+	b := openTestBuffer(t, t.TempDir(), SinkLimit{Name: "s", MaxBytes: 1 << 20})
+	o := NewOutput("s", skipAll, testCfg(config.Block), b.Cursor("s"), log, clock)
+	for i := 0; i < 12; i += 4 {
+		if err := appendPts(t, b, []string{"s"}, i, i+4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o.Start()
+	defer closeOutput(t, o)
+	waitStatus(t, o, "12 skipped", func(st OutputStatus) bool { return st.Dropped[ReasonSkipped] == 12 })
+	clock.Advance(skipLogEvery - time.Second)
+	if err := appendPts(t, b, []string{"s"}, 12, 16); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, o, "16 skipped", func(st OutputStatus) bool { return st.Dropped[ReasonSkipped] == 16 })
+	clock.Advance(time.Second)
+	if err := appendPts(t, b, []string{"s"}, 16, 20); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, o, "20 skipped", func(st OutputStatus) bool { return st.Dropped[ReasonSkipped] == 20 })
+
+	type line struct {
+		Msg          string
+		Skipped      int    `json:"skipped"`
+		SkippedTotal int    `json:"skipped_total"`
+		Error        string `json:"error"`
+	}
+	var got []line
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var v line
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		got = append(got, v)
+	}
+	msg := "sink skipped points on purpose; they are not retried"
+	want := []line{{msg, 4, 4, "redis down"}, {msg, 16, 20, "redis down"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("log lines %+v, want %+v", got, want)
+	}
+}
+
+// waitStatus polls o's status until cond holds.
+func waitStatus(t *testing.T, o *Output, what string, cond func(OutputStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond(o.Status()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: %+v", what, o.Status())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer a logger and a test may share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // failSink answers every write with its own result.

@@ -35,7 +35,8 @@
 // agent sharing it delivers every agent's points, and recovery works
 // whichever agent a client reconnects to. The agent does not depend on Redis
 // being up (redis.go): the sink opens without it, a keeper connects and
-// watches it with backoff, Write skips (and counts) what it is given
-// while Redis does not answer, and Health says since when and why, which
-// the agent shows as a failed sink.
+// watches it with backoff, Write skips what it is given while Redis does
+// not answer and says so (a sinks.SkippedError, which the pipeline counts
+// as dropped, not written), and Health says since when and why, which the
+// agent shows as a failed sink.
 package live

@@ -307,13 +307,16 @@ type publication struct {
 //
 // With Redis, a point is published once within redis.dedup_window
 // however often it is sent (by its uniqueness key). While Redis does not
-// answer, Write returns nil at once and counts the points as skipped
-// (live_skipped_total); when a publish fails, the rest of the batch is
-// skipped: live data that arrives late is not live, and retrying would
-// hold the sink's buffer. Health says Redis is down meanwhile.
+// answer, Write skips the points at once; when a publish fails, the rest
+// of the batch is skipped: live data that arrives late is not live, and
+// retrying would hold the sink's buffer. Health says Redis is down
+// meanwhile.
 //
 // Errors:
 //
+//   - *sinks.SkippedError: points skipped because Redis did not answer
+//     (also counted in live_skipped_total); every other point is
+//     published, or rejected: then Err wraps the *sinks.RejectedError.
 //   - *sinks.RejectedError: points whose channel name would be too long;
 //     every other point is published.
 //   - any other error (in memory, which does not fail; or ctx ended):
@@ -329,8 +332,7 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 	}
 	node := s.running.Load()
 	if s.redis != nil && (node == nil || !s.redis.isUp()) {
-		s.redis.skipped.Add(uint64(len(points)))
-		return nil
+		return s.skip(len(points), nil, nil)
 	}
 	var (
 		rej  rejections
@@ -361,15 +363,38 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 		// Each publication keeps its own bytes: the history holds them.
 		pubs = append(pubs, publication{channel: ch, data: appendPayload(make([]byte, 0, 256), p), opts: opts})
 	}
-	if err := s.publish(ctx, node, pubs); err != nil {
+	skipped, cause, err := s.publish(ctx, node, pubs)
+	if err != nil {
 		return fmt.Errorf("live sink: publish: %w", err)
 	}
+	var rejected error
 	if rej.n > 0 {
 		s.st.rejected.Add(uint64(rej.n))
-		return &sinks.RejectedError{Rejected: rej.n, Sample: rej.sample,
+		rejected = &sinks.RejectedError{Rejected: rej.n, Sample: rej.sample,
 			Err: fmt.Errorf("live sink: %d of %d points cannot be published, first: %s", rej.n, len(points), rej.reason)}
 	}
-	return nil
+	if skipped > 0 {
+		return s.skip(skipped, cause, rejected)
+	}
+	return rejected
+}
+
+// skip counts n points skipped because Redis does not answer and returns
+// the *sinks.SkippedError that says so; cause is the publish that failed,
+// nil when Redis was already known to be down. rejected, if not nil, is
+// the rejection of other points of the batch.
+func (s *Sink) skip(n int, cause, rejected error) error {
+	s.redis.skipped.Add(uint64(n))
+	if cause == nil {
+		if cause = s.redis.health(); cause == nil { // back meanwhile
+			cause = errors.New("not connected to Redis at " + s.cfg.Redis.Address)
+		}
+	}
+	err := fmt.Errorf("live sink: %d points not published: %w", n, cause)
+	if rejected != nil {
+		err = fmt.Errorf("%w; %w", err, rejected)
+	}
+	return &sinks.SkippedError{Skipped: n, Err: err}
 }
 
 // publishers bounds the publications in flight at once with Redis: each
@@ -377,15 +402,20 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 // Redis overlap.
 const publishers = 16
 
-func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []publication) error {
+// publish publishes pubs on node. With Redis, a publish that fails skips
+// the rest of its channel, and Redis then counts as down, which skips the
+// rest of the other channels too: skipped is how many were not published,
+// cause the first failure (nil when the keeper found Redis down first).
+// err is ctx's only: the batch is then retried.
+func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []publication) (skipped int, cause, err error) {
 	if s.redis == nil {
 		// In memory: nothing to overlap, nothing to fail.
 		for i := range pubs {
 			if err := s.publishOne(node, &pubs[i]); err != nil {
-				return err
+				return 0, nil, err
 			}
 		}
-		return nil
+		return 0, nil, nil
 	}
 	byChannel := make(map[string][]int)
 	var order []string
@@ -398,8 +428,10 @@ func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []public
 	}
 	work := make(chan string)
 	var (
-		wg   sync.WaitGroup
-		done atomic.Int64 // publications handled: published or duplicates
+		wg     sync.WaitGroup
+		done   atomic.Int64 // publications handled: published or duplicates
+		failMu sync.Mutex
+		failed error // the first publish that failed
 	)
 	for range min(publishers, len(order)) {
 		wg.Go(func() {
@@ -412,6 +444,11 @@ func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []public
 						if s.redis.lost(s.now(), err) {
 							s.log.Warn("live: Redis does not answer; points are skipped until it does", "redis", s.cfg.Redis.Address, "error", err)
 						}
+						failMu.Lock()
+						if failed == nil {
+							failed = err
+						}
+						failMu.Unlock()
 						break // the rest of the channel is skipped, not sent out of order
 					}
 					done.Add(1)
@@ -431,10 +468,9 @@ func (s *Sink) publish(ctx context.Context, node *centrifuge.Node, pubs []public
 	close(work)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, nil, err
 	}
-	s.redis.skipped.Add(uint64(int64(len(pubs)) - done.Load()))
-	return nil
+	return len(pubs) - int(done.Load()), failed, nil
 }
 
 func (s *Sink) publishOne(node *centrifuge.Node, p *publication) error {
