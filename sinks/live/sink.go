@@ -385,12 +385,14 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 // the rejection of other points of the batch.
 func (s *Sink) skip(n int, cause, rejected error) error {
 	s.redis.skipped.Add(uint64(n))
-	if cause == nil {
-		if cause = s.redis.health(); cause == nil { // back meanwhile
-			cause = errors.New("not connected to Redis at " + s.cfg.Redis.Address)
-		}
+	var err error
+	if cause != nil {
+		err = fmt.Errorf("live sink: publish: %w", cause)
+	} else if down := s.redis.health(); down != nil {
+		err = fmt.Errorf("live sink: %w", down)
+	} else { // back meanwhile
+		err = errors.New("live sink: not connected to Redis at " + s.cfg.Redis.Address)
 	}
-	err := fmt.Errorf("live sink: %d points not published: %w", n, cause)
 	if rejected != nil {
 		err = fmt.Errorf("%w; %w", err, rejected)
 	}
