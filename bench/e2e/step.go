@@ -82,12 +82,6 @@ type stepResult struct {
 	Note          string `json:"note,omitempty"`
 }
 
-// obs is one poll's view of a symbol: the newest committed trade id.
-type obs struct {
-	at time.Time
-	id int64
-}
-
 func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
 	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
 		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}}
@@ -177,13 +171,14 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		}
 	}()
 
-	// Drive the simulator's clock in real time (or at spec.speed).
+	// Drive the simulator's clock in real time (or at spec.speed), noting
+	// each move for the trades' generation times.
 	start := time.Now()
 	var peak float64
 	var bufPeak int64
+	var marks []clockMark
 	{
 		t := time.NewTicker(10 * time.Millisecond)
-		var virt time.Duration
 		last := start
 		var secStart time.Time = start
 		var secCount int64
@@ -213,8 +208,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 				step := time.Duration(float64(now.Sub(last)) * speed)
 				last = now
 				if step > 0 {
+					wall := time.Now()
 					sim.Advance(step)
-					virt += step
+					marks = append(marks, clockMark{wall, sim.Now()})
 				}
 				if spec.burst && now.Sub(secStart) >= time.Second {
 					n := count()
@@ -313,18 +309,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		if len(h) > 0 && h[len(h)-1].at.After(lastCommit) {
 			lastCommit = h[len(h)-1].at
 		}
-		// Each trade's commit time is the first poll whose newest id
-		// reached it: one symbol's trades are committed in id order.
-		j := 0
-		for _, t := range tr {
-			for j < len(h) && h[j].id < t.ID {
-				j++
-			}
-			if j == len(h) {
-				break // not committed in time
-			}
-			lags = append(lags, float64(h[j].at.Sub(t.Time))/float64(time.Millisecond))
-		}
+		lags = append(lags, tradeLags(tr, h, marks)...)
 	}
 	res.Lost = res.Generated - res.Landed
 	res.LandSec = lastCommit.Sub(start).Seconds()
