@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,10 +92,14 @@ func TestLogAppendsAndEchoes(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "log")
 	startChild(t, "serve", log).Kill()
 
-	var echo syncBuffer
+	echo, err := os.Create(filepath.Join(t.TempDir(), "echo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(ChildEnv(), childEnv+"=serve")
-	cmd.Stderr = &echo
+	cmd.Stderr = echo
 	p, err := Start(cmd, log)
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +114,7 @@ func TestLogAppendsAndEchoes(t *testing.T) {
 		t.Errorf("%d starts in the log, want 2:\n%s", got, p.LogTail())
 	}
 	p.Kill()
-	if got := echo.String(); got != "child err\nready\n" {
+	if got, _ := os.ReadFile(echo.Name()); string(got) != "child err\nready\n" {
 		t.Errorf("echoed %q, want the second start's stderr", got)
 	}
 }
@@ -166,21 +169,4 @@ func TestTail(t *testing.T) {
 			t.Errorf("tail(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
