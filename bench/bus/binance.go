@@ -54,15 +54,11 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	a, err := startAgent(b.bins, cfg)
+	a, plugin, err := runFeed(cfg, "spot")
 	if err != nil {
 		return nil, err
 	}
-	defer a.stop()
-	plugin, err := feedRunning(a, "spot", 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
+	defer a.Stop()
 	// Every stream subscribed before the exchange's clock starts, so that
 	// every trade it generates is owed.
 	if err := waitUntil(30*time.Second, func() bool {
@@ -75,7 +71,7 @@ feeds:
 	}); err != nil {
 		return nil, fmt.Errorf("the plugin did not subscribe: %w", err)
 	}
-	w := watch([]int{a.pid(), plugin, b.nats.pid()})
+	w := watch([]int{a.Pid(), plugin, b.nats.Pid()})
 	var drive sync.WaitGroup
 	drive.Go(func() {
 		tick := time.NewTicker(10 * time.Millisecond)
@@ -122,7 +118,7 @@ feeds:
 	res := &sinkResult{label: " (binance)", rate: rate, points: int(generated), stored: held}
 	res.cpu, res.rss = w.end()
 	if held == 0 {
-		return nil, fmt.Errorf("no trade reached the stream; agent log:\n%s", a.lastLog())
+		return nil, fmt.Errorf("no trade reached the stream; agent log:\n%s", a.LogTail())
 	}
 	if err := b.lagSample(ctx, stream, res); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/agent/cluster"
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 const (
@@ -94,12 +95,12 @@ func (b *bench) failover(trials int) (string, error) {
 	}
 	defer sub.Unsubscribe()
 
-	agents := make([]*agentProc, failoverAgents)
-	configs := make([]string, failoverAgents)
+	agents := make([]*harness.Proc, failoverAgents)
+	configs := make([]harness.AgentSpec, failoverAgents)
 	defer func() {
 		for _, a := range agents {
 			if a != nil {
-				a.stop()
+				a.Stop()
 			}
 		}
 	}()
@@ -111,7 +112,7 @@ sinks:
 		if err != nil {
 			return "", err
 		}
-		if agents[i], err = startAgent(b.bins, configs[i]); err != nil {
+		if agents[i], err = harness.StartAgent(configs[i]); err != nil {
 			return "", err
 		}
 	}
@@ -120,7 +121,7 @@ sinks:
 			if i == skip {
 				continue
 			}
-			if st, ok := a.status(); ok && slices.ContainsFunc(st.Feeds, func(f agent.FeedStatus) bool {
+			if st, ok := a.Status(); ok && slices.ContainsFunc(st.Feeds, func(f agent.FeedStatus) bool {
 				return f.Name == failoverFeed && f.State == agent.FeedRunning
 			}) {
 				return i
@@ -128,14 +129,14 @@ sinks:
 		}
 		return -1
 	}
-	active := func(a *agentProc) bool {
-		st, ok := a.status()
+	active := func(a *harness.Proc) bool {
+		st, ok := a.Status()
 		return ok && st.Cluster != nil && st.Cluster.State == cluster.StateActive
 	}
 	if err := waitUntil(time.Minute, func() bool {
 		return holder(-1) >= 0 && active(agents[0]) && active(agents[1]) && active(agents[2])
 	}); err != nil {
-		return "", fmt.Errorf("the feed did not run in the cluster: %w; agent-1 log:\n%s", err, agents[0].lastLog())
+		return "", fmt.Errorf("the feed did not run in the cluster: %w; agent-1 log:\n%s", err, agents[0].LogTail())
 	}
 	var stream jetstream.Stream
 	if err := waitUntil(30*time.Second, func() bool { stream, err = b.js.Stream(ctx, failoverStream); return err == nil }); err != nil {
@@ -169,7 +170,7 @@ sinks:
 			return "", fmt.Errorf("no agent runs the feed")
 		}
 		killed := time.Now()
-		agents[h].kill()
+		agents[h].Kill()
 		var tr trial
 		tr.holder = fmt.Sprintf("agent-%d", h+1)
 		if err := waitUntil(4*b.leaseTTL+30*time.Second, func() bool { return holder(h) >= 0 }); err != nil {
@@ -200,7 +201,7 @@ sinks:
 		results = append(results, tr)
 		// The killed agent comes back (and takes nothing: the holder
 		// keeps the feed).
-		if agents[h], err = startAgent(b.bins, configs[h]); err != nil {
+		if agents[h], err = harness.StartAgent(configs[h]); err != nil {
 			return "", err
 		}
 		if err := waitUntil(time.Minute, func() bool { return active(agents[h]) }); err != nil {

@@ -8,14 +8,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/harness"
 
 	"github.com/sluicehq/sluice/bench/internal/procstat"
-
-	"github.com/sluicehq/sluice/agent"
 )
 
 // bins are the binaries the bench runs, built from this checkout (and
@@ -50,9 +47,8 @@ func build(dir string) (bins, error) {
 // natsServer is one nats-server process with JetStream on loopback, a
 // process of its own so that its CPU is counted apart from the agents'.
 type natsServer struct {
-	cmd    *exec.Cmd
-	url    string
-	exited chan struct{}
+	*harness.Proc
+	url string
 }
 
 // startNATS starts a server with its data in dir; jsExtra is added to
@@ -67,16 +63,11 @@ func startNATS(bin, dir, jsExtra string) (*natsServer, error) {
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "nats.log"))
+	p, err := harness.Start(exec.Command(bin, "-c", conf), filepath.Join(dir, "nats.log"))
 	if err != nil {
 		return nil, err
 	}
-	s := &natsServer{cmd: exec.Command(bin, "-c", conf), url: "nats://" + addr, exited: make(chan struct{})}
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { s.cmd.Wait(); logf.Close(); close(s.exited) }()
+	s := &natsServer{Proc: p, url: "nats://" + addr}
 	err = waitUntil(30*time.Second, func() bool {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -91,97 +82,24 @@ func startNATS(bin, dir, jsExtra string) (*natsServer, error) {
 	return s, nil
 }
 
-func (s *natsServer) pid() int { return s.cmd.Process.Pid }
-
-func (s *natsServer) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-}
-
-// agentProc is one `sluice run`.
-type agentProc struct {
-	cmd    *exec.Cmd
-	config string
-	http   string
-	log    *os.File
-	exited chan struct{}
-}
+// stop is a graceful stop, kill -9 after 10s.
+func (s *natsServer) stop() { s.StopWithin(10 * time.Second) }
 
 // writeConfig writes dir/sluice.yaml: data in dir, status on a free
-// loopback port, followed by body.
-func writeConfig(b bins, dir, feedsDir, body string) (string, error) {
+// loopback port, followed by body. The agent's status is at addr.
+func writeConfig(b bins, dir, feedsDir, body string) (spec harness.AgentSpec, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return spec, err
 	}
+	spec = harness.AgentSpec{Bin: b.sluice, Config: filepath.Join(dir, "sluice.yaml"), Addr: harness.FreeAddr()}
+	spec.Log = spec.Config + ".log"
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
 feeds_dir: %q
 http: {listen: %q, socket: ""}
 log: {level: warn}
-%s`, dir, b.pluginDir, feedsDir, harness.FreeAddr(), body)
-	path := filepath.Join(dir, "sluice.yaml")
-	return path, os.WriteFile(path, []byte(cfg), 0o644)
-}
-
-func startAgent(b bins, config string) (*agentProc, error) {
-	raw, err := os.ReadFile(config)
-	if err != nil {
-		return nil, err
-	}
-	var addr string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if rest, ok := strings.CutPrefix(line, `http: {listen: "`); ok {
-			addr, _, _ = strings.Cut(rest, `"`)
-		}
-	}
-	logf, err := os.OpenFile(config+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	a := &agentProc{cmd: exec.Command(b.sluice, "run", "-config", config), config: config, http: addr, log: logf, exited: make(chan struct{})}
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	if err := a.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	go func() { a.cmd.Wait(); logf.Close(); close(a.exited) }()
-	return a, nil
-}
-
-func (a *agentProc) pid() int { return a.cmd.Process.Pid }
-
-// kill is kill -9, and waits until the process is gone.
-func (a *agentProc) kill() {
-	a.cmd.Process.Signal(syscall.SIGKILL)
-	<-a.exited
-}
-
-// stop is a graceful stop (SIGTERM: the agent drains), then kill -9
-// after 20s.
-func (a *agentProc) stop() {
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.exited:
-	case <-time.After(20 * time.Second):
-		a.kill()
-	}
-}
-
-// status is the agent's /api/v1/status; false while it does not answer.
-func (a *agentProc) status() (agent.Status, bool) { return harness.Status(a.http) }
-
-// lastLog is the end of the agent's log, for errors.
-func (a *agentProc) lastLog() string {
-	b, _ := os.ReadFile(a.config + ".log")
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
+%s`, dir, b.pluginDir, feedsDir, spec.Addr, body)
+	return spec, os.WriteFile(spec.Config, []byte(cfg), 0o644)
 }
 
 // waitUntil polls cond every 20ms until it holds or limit passes.

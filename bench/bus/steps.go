@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	_ "modernc.org/sqlite" // the driver the SQLite sink uses
 
-	"github.com/sluicehq/sluice/agent"
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 const (
@@ -171,27 +171,19 @@ func symbolList(prefix string, n int) string {
 	return strings.Join(s, ", ")
 }
 
-// feedRunning waits until the agent runs feed, and returns its plugin's
-// pid.
-func feedRunning(a *agentProc, feed string, limit time.Duration) (int, error) {
-	var pid int
-	err := waitUntil(limit, func() bool {
-		st, ok := a.status()
-		if !ok {
-			return false
-		}
-		for _, f := range st.Feeds {
-			if f.Name == feed && f.State == agent.FeedRunning && f.Pid != 0 {
-				pid = f.Pid
-				return true
-			}
-		}
-		return false
-	})
+// runFeed starts the agent spec describes and waits until it runs feed:
+// the agent, for the caller to stop, and the feed's plugin's pid.
+func runFeed(spec harness.AgentSpec, feed string) (*harness.Proc, int, error) {
+	a, err := harness.StartAgent(spec)
 	if err != nil {
-		return 0, fmt.Errorf("feed %s did not run: %w; agent log:\n%s", feed, err, a.lastLog())
+		return nil, 0, err
 	}
-	return pid, nil
+	f, err := a.WaitFeed(context.Background(), feed, 30*time.Second, 20*time.Millisecond, nil)
+	if err != nil {
+		a.Stop()
+		return nil, 0, err
+	}
+	return a, f.Pid, nil
 }
 
 // sinkStep runs a synth feed at rate into the nats sink, on a new
@@ -214,16 +206,12 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	a, err := startAgent(b.bins, cfg)
+	a, plugin, err := runFeed(cfg, "synth")
 	if err != nil {
 		return nil, err
 	}
-	defer a.stop()
-	plugin, err := feedRunning(a, "synth", 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	w := watch([]int{a.pid(), plugin, srv.pid()})
+	defer a.Stop()
+	w := watch([]int{a.Pid(), plugin, srv.Pid()})
 
 	// Until the stream holds every point, or holds no more for 10s.
 	var stream jetstream.Stream
@@ -252,9 +240,9 @@ feeds:
 	res := &sinkResult{label: label, rate: rate, points: n, stored: held}
 	res.cpu, res.rss = w.end()
 	if held == 0 {
-		return nil, fmt.Errorf("nothing reached the stream; agent log:\n%s", a.lastLog())
+		return nil, fmt.Errorf("nothing reached the stream; agent log:\n%s", a.LogTail())
 	}
-	if st, ok := a.status(); ok {
+	if st, ok := a.Status(); ok {
 		for _, f := range st.Feeds {
 			res.dropped += f.PluginDropped
 		}
@@ -350,24 +338,20 @@ feeds:
 	if err != nil {
 		return nil, err
 	}
-	a, err := startAgent(b.bins, cfg)
+	a, plugin, err := runFeed(cfg, "bus")
 	if err != nil {
 		return nil, err
 	}
-	defer a.stop()
-	plugin, err := feedRunning(a, "bus", 30*time.Second)
-	if err != nil {
-		return nil, err
-	}
+	defer a.Stop()
 	start := time.Now()
-	w := watch([]int{a.pid(), plugin, b.nats.pid()})
+	w := watch([]int{a.Pid(), plugin, b.nats.Pid()})
 	var written uint64
 	var read time.Duration // until the feed had emitted every point
 	var backlog int64      // the most points waiting for SQLite at once
 	done := time.Now()
 	for time.Since(done) < 15*time.Second && time.Since(start) < 3*time.Minute {
 		time.Sleep(50 * time.Millisecond)
-		st, ok := a.status()
+		st, ok := a.Status()
 		if !ok {
 			continue
 		}
@@ -388,7 +372,7 @@ feeds:
 	}
 	res := &sourceResult{points: points, took: done.Sub(start), read: read, backlog: backlog}
 	res.cpu, res.rss = w.end()
-	a.stop()
+	a.Stop()
 
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "bus.db")+"?mode=ro")
 	if err != nil {
@@ -406,7 +390,7 @@ feeds:
 		res.note = fmt.Sprintf(": seq %d..%d; **%d missing, %d twice**", lo, hi, points-res.unique, res.rows-res.unique)
 	}
 	if res.rows == 0 {
-		return nil, fmt.Errorf("nothing landed in SQLite; agent log:\n%s", a.lastLog())
+		return nil, fmt.Errorf("nothing landed in SQLite; agent log:\n%s", a.LogTail())
 	}
 	return res, nil
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/harness"
@@ -24,25 +23,17 @@ import (
 // influxServer is an InfluxDB 1.8 the harness runs on loopback for the
 // InfluxDB steps, with the settings internal/testinflux uses.
 type influxServer struct {
-	url  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	url string
+	*harness.Proc
 }
 
 func startInflux(ctx context.Context, bin, dir string) (*influxServer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	rpcPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	httpAddr, rpcAddr := harness.FreeAddr(), harness.FreeAddr()
 	conf := fmt.Sprintf(`reporting-disabled = true
-bind-address = "127.0.0.1:%d"
+bind-address = %q
 [meta]
   dir = %q
 [data]
@@ -55,30 +46,23 @@ bind-address = "127.0.0.1:%d"
   store-enabled = false
 [http]
   enabled = true
-  bind-address = "127.0.0.1:%d"
+  bind-address = %q
   log-enabled = false
   max-body-size = 0
 [continuous_queries]
   enabled = false
 [logging]
   level = "warn"
-`, rpcPort, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpPort)
+`, rpcAddr, filepath.Join(dir, "meta"), filepath.Join(dir, "data"), filepath.Join(dir, "wal"), httpAddr)
 	cfg := filepath.Join(dir, "influxd.conf")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "influxd.log"))
+	p, err := harness.Start(exec.Command(bin, "run", "-config", cfg), filepath.Join(dir, "influxd.log"))
 	if err != nil {
 		return nil, err
 	}
-	s := &influxServer{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "run", "-config", cfg)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { s.cmd.Wait(); logf.Close(); close(s.done) }()
+	s := &influxServer{url: "http://" + httpAddr, Proc: p}
 	err = harness.WaitUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(s.url + "/ping")
 		if err != nil {
@@ -88,22 +72,10 @@ bind-address = "127.0.0.1:%d"
 		return resp.StatusCode == http.StatusNoContent
 	})
 	if err != nil {
-		s.stop()
+		s.Stop()
 		return nil, fmt.Errorf("influxd: %w", err)
 	}
 	return s, nil
-}
-
-func (s *influxServer) pid() int { return s.cmd.Process.Pid }
-
-func (s *influxServer) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
-	}
 }
 
 // ackProxy stands between the agent and influxd. It forwards every

@@ -171,7 +171,7 @@ func run(ctx context.Context, o options) error {
 	var influx *influxServer
 	defer func() {
 		if influx != nil {
-			influx.stop()
+			influx.Stop()
 		}
 	}()
 	sqliteDone := false

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/harness"
@@ -63,24 +60,18 @@ func runOutage(ctx context.Context, o options) (*outageResult, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	closed, err := freePort() // nothing listens there: the sink is down
-	if err != nil {
-		return nil, err
-	}
+	addr := harness.FreeAddr()
+	closed := harness.FreeAddr() // nothing listens there: the sink is down
 	symList, _ := json.Marshal(syms)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
-http: {listen: "127.0.0.1:%d"}
+http: {listen: %q}
 log: {level: error}
 shutdown_timeout: 2s
 sinks:
   sqlite: {type: sqlite, path: sluice.db}
-  down: {type: influxdb, url: "http://127.0.0.1:%d", bucket: down/}
+  down: {type: influxdb, url: "http://%s", bucket: down/}
 feeds:
   binance:
     plugin: binance
@@ -91,40 +82,15 @@ feeds:
       rest_url: %s
       streams: [trade]
       symbols: %s
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), port, closed, ws, rest, symList)
+`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), addr, closed, ws, rest, symList)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	statusURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/status", port)
 	backlogDir := filepath.Join(dir, "data", "buffer", "sinks", "down")
+	spec := harness.AgentSpec{Bin: filepath.Join(o.binDir, "sluice"), Config: cfgPath, Addr: addr,
+		Log: filepath.Join(dir, "log.txt"), Env: o.agentEnv}
 
-	start := func() (*exec.Cmd, chan struct{}, error) {
-		logf, err := os.OpenFile(filepath.Join(dir, "log.txt"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, nil, err
-		}
-		cmd := exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", cfgPath)
-		cmd.Env = append(harness.ChildEnv(), o.agentEnv...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			return nil, nil, err
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); logf.Close(); close(done) }()
-		return cmd, done, nil
-	}
-	stop := func(cmd *exec.Cmd, done chan struct{}) {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	}
-
-	cmd, done, err := start()
+	ag, err := harness.StartAgent(spec)
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +99,9 @@ feeds:
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
 		}
-		return n >= len(syms) && agentStatus(statusURL) != nil
+		return n >= len(syms) && agentStatus(ag) != nil
 	}); err != nil {
-		stop(cmd, done)
+		ag.Stop()
 		return nil, fmt.Errorf("outage: the feed did not subscribe: %w", err)
 	}
 
@@ -146,7 +112,7 @@ feeds:
 	for {
 		select {
 		case <-ctx.Done():
-			stop(cmd, done)
+			ag.Stop()
 			return nil, ctx.Err()
 		case now := <-tick.C:
 			sim.Advance(now.Sub(last))
@@ -156,8 +122,8 @@ feeds:
 			}
 			nextSample = now.Add(o.outageEvery)
 			s := outageSample{At: now.Sub(began).Seconds(), BacklogMB: float64(dirSize(backlogDir)) / (1 << 20)}
-			s.AgentRSSMB, _ = procstat.RSSMB(cmd.Process.Pid)
-			if st := agentStatus(statusURL); st != nil {
+			s.AgentRSSMB, _ = procstat.RSSMB(ag.Pid())
+			if st := agentStatus(ag); st != nil {
 				s.PluginRSSMB, _ = procstat.RSSMB(st.pluginPid)
 				s.Buffered, s.Dropped = st.downBuffered, st.downDropped
 			}
@@ -173,23 +139,22 @@ feeds:
 	for _, s := range syms {
 		res.Generated += sim.TradeCount(market.Spot, s)
 	}
-	stop(cmd, done)
+	ag.Stop()
 
 	// Start again on the backlog; the market is halted.
 	res.BacklogMB = float64(dirSize(backlogDir)) / (1 << 20)
 	t0 := time.Now()
-	cmd, done, err = start()
-	if err != nil {
+	if ag, err = harness.StartAgent(spec); err != nil {
 		return nil, err
 	}
-	defer stop(cmd, done)
-	if err := harness.WaitUntil(ctx, 5*time.Minute, 50*time.Millisecond, func() bool { return agentStatus(statusURL) != nil }); err != nil {
+	defer ag.Stop()
+	if err := harness.WaitUntil(ctx, 5*time.Minute, 50*time.Millisecond, func() bool { return agentStatus(ag) != nil }); err != nil {
 		return nil, fmt.Errorf("outage: the agent did not start again on its backlog: %w", err)
 	}
 	res.RestartSec = time.Since(t0).Seconds()
 	time.Sleep(5 * time.Second)
-	res.RestartRSSMB, _ = procstat.RSSMB(cmd.Process.Pid)
-	res.RestartPeakMB, _ = procstat.PeakRSSMB(cmd.Process.Pid)
+	res.RestartRSSMB, _ = procstat.RSSMB(ag.Pid())
+	res.RestartPeakMB, _ = procstat.PeakRSSMB(ag.Pid())
 	return res, nil
 }
 
@@ -201,23 +166,9 @@ type outageStatus struct {
 
 // agentStatus reads what the outage run samples from the agent's status;
 // nil until the agent serves it.
-func agentStatus(url string) *outageStatus {
-	resp, err := http.Get(url)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Feeds []struct {
-			Pid int `json:"pid"`
-		} `json:"feeds"`
-		Sinks []struct {
-			Name     string            `json:"name"`
-			Buffered int64             `json:"buffered_points"`
-			Dropped  map[string]uint64 `json:"dropped"`
-		} `json:"sinks"`
-	}
-	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+func agentStatus(ag *harness.Proc) *outageStatus {
+	st, ok := ag.Status()
+	if !ok {
 		return nil
 	}
 	out := &outageStatus{}
@@ -226,7 +177,7 @@ func agentStatus(url string) *outageStatus {
 	}
 	for _, s := range st.Sinks {
 		if s.Name == "down" {
-			out.downBuffered = s.Buffered
+			out.downBuffered = s.BufferedPoints
 			for _, n := range s.Dropped {
 				out.downDropped += n
 			}

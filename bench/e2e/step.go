@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sluicehq/sluice/bench/internal/harness"
@@ -84,12 +82,6 @@ type stepResult struct {
 	Note          string `json:"note,omitempty"`
 }
 
-// obs is one poll's view of a symbol: the newest committed trade id.
-type obs struct {
-	at time.Time
-	id int64
-}
-
 func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
 	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
 		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}}
@@ -114,14 +106,14 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 
 	// Wait until every symbol's stream is subscribed, so that every trade
 	// generated from now on reaches the consumer.
-	if err := harness.WaitUntil(ctx, 30*time.Second, 50*time.Millisecond, func() bool {
+	if err := tgt.waitSubscribed(ctx, func() bool {
 		n := 0
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
 		}
-		return n >= len(syms) && tgt.ready()
+		return n >= len(syms)
 	}); err != nil {
-		return res, fmt.Errorf("%s did not subscribe every stream: %w; log:\n%s", spec.target, err, tgt.logTail())
+		return res, fmt.Errorf("%s did not subscribe every stream: %w", spec.target, err)
 	}
 
 	pids := tgt.pids()
@@ -179,13 +171,14 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		}
 	}()
 
-	// Drive the simulator's clock in real time (or at spec.speed).
+	// Drive the simulator's clock in real time (or at spec.speed), noting
+	// each move for the trades' generation times.
 	start := time.Now()
 	var peak float64
 	var bufPeak int64
+	var marks []clockMark
 	{
 		t := time.NewTicker(10 * time.Millisecond)
-		var virt time.Duration
 		last := start
 		var secStart time.Time = start
 		var secCount int64
@@ -215,8 +208,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 				step := time.Duration(float64(now.Sub(last)) * speed)
 				last = now
 				if step > 0 {
+					wall := time.Now()
 					sim.Advance(step)
-					virt += step
+					marks = append(marks, clockMark{wall, sim.Now()})
 				}
 				if spec.burst && now.Sub(secStart) >= time.Second {
 					n := count()
@@ -288,7 +282,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	for name, pid := range pids {
 		c, err := procstat.CPUSeconds(pid)
 		if err != nil {
-			return res, fmt.Errorf("%s: %w (exited?); log:\n%s", name, err, tgt.logTail())
+			return res, fmt.Errorf("%s: %w (exited?); log:\n%s", name, err, tgt.proc.LogTail())
 		}
 		res.CPUPerM[name] = c - cpu0[name]
 		if res.RSSMB[name], err = procstat.PeakRSSMB(pid); err != nil {
@@ -315,18 +309,7 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		if len(h) > 0 && h[len(h)-1].at.After(lastCommit) {
 			lastCommit = h[len(h)-1].at
 		}
-		// Each trade's commit time is the first poll whose newest id
-		// reached it: one symbol's trades are committed in id order.
-		j := 0
-		for _, t := range tr {
-			for j < len(h) && h[j].id < t.ID {
-				j++
-			}
-			if j == len(h) {
-				break // not committed in time
-			}
-			lags = append(lags, float64(h[j].at.Sub(t.Time))/float64(time.Millisecond))
-		}
+		lags = append(lags, tradeLags(tr, h, marks)...)
 	}
 	res.Lost = res.Generated - res.Landed
 	res.LandSec = lastCommit.Sub(start).Seconds()
@@ -399,83 +382,53 @@ func dirSize(dir string) int64 {
 	return n
 }
 
-// target is what a step measures: its processes and the store it writes.
+// target is what a step measures: its process and the store it writes.
 type target struct {
-	cmd     *exec.Cmd
-	logPath string
-	store   store
-	// statusURL is the agent's status endpoint; empty for the floor.
-	statusURL string
-	mu        sync.Mutex
+	proc  *harness.Proc
+	store store
+	// agent is set for the Sluice targets: the process is the agent, with
+	// a status API and a plugin; otherwise it is a floor.
+	agent     bool
 	pluginPid int
 	extra     map[string]int // other processes measured (influxd)
-	waitDone  chan struct{}
 }
 
-func (t *target) ready() bool {
-	if t.statusURL == "" {
-		return true
+// feedName is the feed the Sluice targets' config runs.
+const feedName = "binance"
+
+// waitSubscribed waits until the target's consumer has subscribed every
+// stream (subscribed) and, for the agent, its feed runs.
+func (t *target) waitSubscribed(ctx context.Context, subscribed func() bool) error {
+	const limit, every = 30 * time.Second, 50 * time.Millisecond
+	if !t.agent {
+		if err := harness.WaitUntil(ctx, limit, every, subscribed); err != nil {
+			return fmt.Errorf("%w; log:\n%s", err, t.proc.LogTail())
+		}
+		return nil
 	}
-	var st struct {
-		Feeds []struct {
-			State string `json:"state"`
-			Pid   int    `json:"pid"`
-		} `json:"feeds"`
-	}
-	resp, err := http.Get(t.statusURL)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) != 1 || st.Feeds[0].Pid == 0 {
-		return false
-	}
-	t.mu.Lock()
-	t.pluginPid = st.Feeds[0].Pid
-	t.mu.Unlock()
-	return st.Feeds[0].State == "running"
+	f, err := t.proc.WaitFeed(ctx, feedName, limit, every, subscribed)
+	t.pluginPid = f.Pid
+	return err
 }
 
 // pluginDropped reads the feed's plugin_dropped counter from the status.
 func (t *target) pluginDropped() uint64 {
-	if t.statusURL == "" {
+	if !t.agent {
 		return 0
 	}
-	var st struct {
-		Feeds []struct {
-			PluginDropped uint64 `json:"plugin_dropped"`
-		} `json:"feeds"`
-	}
-	resp, err := http.Get(t.statusURL)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) == 0 {
-		return 0
-	}
-	return st.Feeds[0].PluginDropped
+	f, _ := t.proc.Feed(feedName)
+	return f.PluginDropped
 }
 
 func (t *target) pids() map[string]int {
-	if t.statusURL == "" {
-		return map[string]int{"floor": t.cmd.Process.Pid}
+	if !t.agent {
+		return map[string]int{"floor": t.proc.Pid()}
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	out := map[string]int{"agent": t.cmd.Process.Pid, "plugin": t.pluginPid}
+	out := map[string]int{"agent": t.proc.Pid(), "plugin": t.pluginPid}
 	for k, v := range t.extra {
 		out[k] = v
 	}
 	return out
-}
-
-func (t *target) logTail() string {
-	b, _ := os.ReadFile(t.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }
 
 // stop ends the process with SIGTERM (the agent drains and exits), then
@@ -484,33 +437,28 @@ func (t *target) stop() {
 	if t.store != nil {
 		t.store.Close()
 	}
-	t.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-t.waitDone:
-	case <-time.After(20 * time.Second):
-		t.cmd.Process.Kill()
-		<-t.waitDone
-	}
+	t.proc.Stop()
 }
 
 func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest string, syms []string) (*target, error) {
-	t := &target{logPath: filepath.Join(dir, "log.txt"), waitDone: make(chan struct{})}
-	logf, err := os.Create(t.logPath)
-	if err != nil {
-		return nil, err
-	}
+	t := &target{}
+	logPath := filepath.Join(dir, "log.txt")
 	dbPath := filepath.Join(dir, "data", "sluice.db")
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
 		return nil, err
 	}
+	var floor *exec.Cmd
+	var ag harness.AgentSpec
 	switch spec.target {
 	case "floor-sqlite":
-		t.cmd = exec.Command(filepath.Join(o.binDir, "floor"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		floor = exec.Command(filepath.Join(o.binDir, "floor"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		floor.Env = harness.ChildEnv()
 		if o.profile != "" {
-			t.cmd.Env = profileEnv(o, spec)
+			floor.Env = append(floor.Env, profileEnv(o, spec)...)
 		}
 	case "floor-cgo":
-		t.cmd = exec.Command(filepath.Join(o.binDir, "floorcgo"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		floor = exec.Command(filepath.Join(o.binDir, "floorcgo"), "-ws", ws, "-db", dbPath, "-symbols", strings.Join(syms, ","))
+		floor.Env = harness.ChildEnv()
 		// Its table has the symbol and trade id and no exchange or
 		// market columns; the unique index is on (symbol, trade_id).
 		s, err := openSQLite(dbPath, syms, "")
@@ -519,11 +467,8 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		}
 		t.store = s
 	case "sluice-sqlite", "sluice-sqlite-cgo", "sluice-influxdb":
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		t.statusURL = fmt.Sprintf("http://127.0.0.1:%d/api/v1/status", port)
+		t.agent = true
+		addr := harness.FreeAddr()
 		cfgPath := filepath.Join(dir, "sluice.yaml")
 		sink := "sqlite:\n    type: sqlite\n    path: sluice.db\n"
 		if spec.target == "sluice-influxdb" {
@@ -533,18 +478,18 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 			}
 			acks := startAckProxy(spec.influx.url)
 			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", acks.url(), db)
-			t.extra = map[string]int{"influxd": spec.influx.pid()}
+			t.extra = map[string]int{"influxd": spec.influx.Pid()}
 			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}, acks: acks}
 		}
 		symList, _ := json.Marshal(syms)
 		cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
-http: {listen: "127.0.0.1:%d", socket: ""}
+http: {listen: %q, socket: ""}
 log: {level: warn}
 sinks:
   %s
 feeds:
-  binance:
+  %s:
     plugin: binance
     sinks: [%s]
     config:
@@ -553,24 +498,25 @@ feeds:
       rest_url: %s
       streams: [trade]
       symbols: %s
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), port, sink,
+`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), addr, sink, feedName,
 			strings.SplitN(sink, ":", 2)[0], ws, rest, symList)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		agent := "sluice"
+		bin := "sluice"
 		if spec.target == "sluice-sqlite-cgo" {
-			agent = "sluice-cgo" // built with -tags sqlite_cgo
+			bin = "sluice-cgo" // built with -tags sqlite_cgo
 		}
-		t.cmd = exec.Command(filepath.Join(o.binDir, agent), "run", "-config", cfgPath)
+		ag = harness.AgentSpec{Bin: filepath.Join(o.binDir, bin), Config: cfgPath, Addr: addr, Log: logPath}
 		if o.profile != "" {
-			t.cmd.Env = profileEnv(o, spec)
+			ag.Env = profileEnv(o, spec)
 			// The plugin gets none of the agent's SLUICEBENCH_*
 			// variables: it reads them from a file beside it.
 			if err := profile.WriteFile(filepath.Join(o.binDir, "plugins", "sluice-source-binance"), profilePrefix(o, spec), spec.duration); err != nil {
 				return nil, err
 			}
 		}
+		ag.Env = append(ag.Env, o.agentEnv...)
 	default:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
 	}
@@ -581,37 +527,26 @@ feeds:
 		}
 		t.store = s
 	}
-	if t.cmd.Env == nil {
-		t.cmd.Env = harness.ChildEnv()
+	var err error
+	if t.agent {
+		t.proc, err = harness.StartAgent(ag)
+	} else {
+		t.proc, err = harness.Start(floor, logPath)
 	}
-	if !strings.HasPrefix(spec.target, "floor") {
-		t.cmd.Env = append(t.cmd.Env, o.agentEnv...)
-	}
-	t.cmd.Stdout, t.cmd.Stderr = logf, logf
-	t.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := t.cmd.Start(); err != nil {
+	if err != nil {
+		t.store.Close()
 		return nil, err
 	}
-	go func() { t.cmd.Wait(); logf.Close(); close(t.waitDone) }()
 	return t, nil
 }
 
 // profileEnv asks the profiling builds for profiles of the step.
 func profileEnv(o options, spec stepSpec) []string {
-	return append(harness.ChildEnv(),
-		profile.EnvPrefix+"="+profilePrefix(o, spec),
-		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration))
+	return []string{
+		profile.EnvPrefix + "=" + profilePrefix(o, spec),
+		fmt.Sprintf("%s=%s", profile.EnvFor, spec.duration)}
 }
 
 func profilePrefix(o options, spec stepSpec) string {
 	return filepath.Join(o.profile, fmt.Sprintf("%s-%d", spec.target, spec.rate))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

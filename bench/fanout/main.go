@@ -34,7 +34,6 @@ import (
 	"github.com/centrifugal/centrifuge-go"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
 	"github.com/sluicehq/sluice/sinks/live"
@@ -112,30 +111,26 @@ feeds:
 `, tmp, plugins, httpAddr, liveAddr, filepath.Join(tmp, "live.secret"), strings.Join(syms, ", "), wsURL, restURL)
 	cfgPath := filepath.Join(tmp, "sluice.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	ag := exec.Command(bin, "run", "-config", cfgPath)
-	ag.Stderr = os.Stderr
-	if err := ag.Start(); err != nil {
+	ag, err := harness.StartAgent(harness.AgentSpec{Bin: bin, Config: cfgPath, Addr: httpAddr,
+		Log: filepath.Join(tmp, "sluice.log"), Echo: os.Stderr})
+	if err != nil {
 		return "", err
 	}
-	defer func() { ag.Process.Kill(); ag.Wait() }()
+	defer ag.Kill()
 
 	ctx := context.Background()
-	var pluginPid int
-	if err := harness.WaitUntil(ctx, time.Minute, 100*time.Millisecond, func() bool {
-		st, ok := harness.Status(httpAddr)
-		if !ok || len(st.Feeds) == 0 || st.Feeds[0].State != agent.FeedRunning {
-			return false
-		}
-		pluginPid = st.Feeds[0].Pid
+	f, err := ag.WaitFeed(ctx, "spot", time.Minute, 100*time.Millisecond, func() bool {
 		for _, c := range sim.Conns() {
 			if len(c.Streams) >= nChannels {
 				return true
 			}
 		}
 		return false
-	}); err != nil {
+	})
+	if err != nil {
 		return "", fmt.Errorf("the feed did not start: %w", err)
 	}
+	pluginPid := f.Pid
 
 	// The clients, each on one channel.
 	tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, live.ConnectionClaims{Channels: []string{"*"}}).SignedString([]byte(secret))
@@ -195,7 +190,7 @@ feeds:
 	})
 	time.Sleep(3 * time.Second)
 	gen0 := generated(sim, syms)
-	cpuA0, _ := procstat.CPUSeconds(ag.Process.Pid)
+	cpuA0, _ := procstat.CPUSeconds(ag.Pid())
 	cpuP0, _ := procstat.CPUSeconds(pluginPid)
 	self0 := procstat.SelfCPUSeconds()
 	load0 := procstat.LoadAvg()
@@ -204,19 +199,19 @@ feeds:
 	var rssMax float64
 	for time.Since(start) < window {
 		time.Sleep(500 * time.Millisecond)
-		if r, err := procstat.RSSMB(ag.Process.Pid); err == nil {
+		if r, err := procstat.RSSMB(ag.Pid()); err == nil {
 			rssMax = max(rssMax, r)
 		}
 	}
 	measuring.Store(false)
 	elapsed := time.Since(start).Seconds()
 	gen := generated(sim, syms) - gen0
-	cpuA1, _ := procstat.CPUSeconds(ag.Process.Pid)
+	cpuA1, _ := procstat.CPUSeconds(ag.Pid())
 	cpuP1, _ := procstat.CPUSeconds(pluginPid)
 	self1 := procstat.SelfCPUSeconds()
 	close(stop)
 	driver.Wait()
-	st, _ := harness.Status(httpAddr)
+	st, _ := ag.Status()
 
 	var all []time.Duration
 	for i := range nClients {

@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log"
 	"math"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/bench/internal/harness"
 
 	"github.com/sluicehq/sluice/bench/internal/procstat"
@@ -138,29 +134,25 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	if err != nil {
 		return nil, err
 	}
-	defer ag.stop()
+	defer ag.Stop()
 
 	want := len(syms) * len(streams)
-	if err := harness.WaitUntil(ctx, 2*time.Minute, 100*time.Millisecond, func() bool {
+	f, err := ag.WaitFeed(ctx, feedName, 2*time.Minute, 100*time.Millisecond, func() bool {
 		n := 0
 		for _, c := range sim.Conns() {
 			n += len(c.Streams)
 		}
-		select {
-		case <-ag.waitDone:
-			return true // exited: reported below
-		default:
-		}
-		return n >= want && ag.ready() || ag.failed()
-	}); err != nil || ag.exited() || ag.failed() {
-		return nil, fmt.Errorf("not every stream subscribed (%v, agent exited: %v); log:\n%s", err, ag.exited(), ag.logTail())
+		return n >= want
+	})
+	if err != nil {
+		return nil, fmt.Errorf("not every stream subscribed: %w", err)
 	}
 	res.SubscribeSec = time.Since(started).Seconds()
 	for _, c := range sim.Conns() {
 		res.Connections++
 		res.StreamsOn += len(c.Streams)
 	}
-	pids := map[string]int{"agent": ag.cmd.Process.Pid, "plugin": ag.pluginPid}
+	pids := map[string]int{"agent": ag.Pid(), "plugin": f.Pid}
 
 	st, err := openStore(filepath.Join(dir, "data", "sluice.db"))
 	if err != nil {
@@ -253,7 +245,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		}
 		m.selfCPU = procstat.SelfCPUSeconds()
 		m.bookRows = st.maxRowID(ctx, "book")
-		m.status = ag.feedStatus()
+		m.status = statusOf(ag)
 		return m
 	}
 	finish := func(a, b mark) {
@@ -363,7 +355,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	for time.Since(drainFrom) < o.drain && time.Since(lastProgress) < 10*time.Second {
 		n, _ := st.count(ctx, "trades")
 		b, _ := st.count(ctx, "book_ticker")
-		left := ag.feedStatus().Buffered
+		left := statusOf(ag).Buffered
 		done := (!contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
 		if done {
 			break
@@ -407,7 +399,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	}
 	res.BookRows = st.maxRowID(ctx, "book")
 	res.Exchange = sim.Stats()
-	fs := ag.feedStatus()
+	fs := statusOf(ag)
 	res.PluginDropped, res.PluginDiscarded, res.Events = fs.PluginDropped, fs.PluginDiscarded, fs.Events
 	res.BufferedEnd = fs.Buffered
 	for k, pid := range pids {
@@ -438,101 +430,35 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	return res, nil
 }
 
-// agent is the sluice process of a run.
-type agent struct {
-	cmd       *exec.Cmd
-	logPath   string
-	statusURL string
-	pluginPid int
-	waitDone  chan struct{}
-}
+// feedName is the feed the run's feed file defines.
+const feedName = "binance"
 
+// feedStatus is the feed's status with its sink's counts.
 type feedStatus struct {
-	State           string            `json:"state"`
-	Pid             int               `json:"pid"`
-	Points          uint64            `json:"points"`
-	PluginDropped   uint64            `json:"plugin_dropped"`
-	PluginDiscarded map[string]uint64 `json:"plugin_discarded"`
-	Events          map[string]uint64 `json:"events"`
+	agent.FeedStatus
 	// From the sink: written, and received but not yet written.
-	Written  uint64 `json:"-"`
-	Buffered int64  `json:"-"`
+	Written  uint64
+	Buffered int64
 }
 
-// feedStatus is the feed's status and its sink's counts.
-func (a *agent) feedStatus() feedStatus {
-	var st struct {
-		Feeds []feedStatus `json:"feeds"`
-		Sinks []struct {
-			Written  uint64 `json:"written"`
-			Buffered int64  `json:"buffered_points"`
-		} `json:"sinks"`
-	}
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(a.statusURL)
-	if err != nil {
+// statusOf is the feed's status and its sink's counts; zero while the
+// agent does not answer.
+func statusOf(ag *harness.Proc) feedStatus {
+	st, ok := ag.Status()
+	if !ok || len(st.Feeds) != 1 {
 		return feedStatus{}
 	}
-	defer resp.Body.Close()
-	if json.NewDecoder(resp.Body).Decode(&st) != nil || len(st.Feeds) != 1 {
-		return feedStatus{}
-	}
-	f := st.Feeds[0]
+	f := feedStatus{FeedStatus: st.Feeds[0]}
 	if len(st.Sinks) == 1 {
-		f.Written, f.Buffered = st.Sinks[0].Written, st.Sinks[0].Buffered
+		f.Written, f.Buffered = st.Sinks[0].Written, st.Sinks[0].BufferedPoints
 	}
 	return f
 }
 
-func (a *agent) ready() bool {
-	fs := a.feedStatus()
-	if fs.Pid != 0 {
-		a.pluginPid = fs.Pid
-	}
-	return fs.State == "running" && fs.Pid != 0
-}
-
-// failed reports a feed the agent will not retry (failed, failed_config).
-func (a *agent) failed() bool { return strings.HasPrefix(a.feedStatus().State, "failed") }
-
-func (a *agent) exited() bool {
-	select {
-	case <-a.waitDone:
-		return true
-	default:
-		return false
-	}
-}
-
-func (a *agent) logTail() string {
-	b, _ := os.ReadFile(a.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
-// stop ends the agent with SIGTERM (it drains and exits), SIGKILL after
-// 20s.
-func (a *agent) stop() {
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.waitDone:
-	case <-time.After(20 * time.Second):
-		a.cmd.Process.Kill()
-		<-a.waitDone
-	}
-}
-
 // startAgent writes the agent's config and one feed file, as a user would
 // (every setting at its default), and starts the agent.
-func startAgent(o options, name, dir, ws, rest string, syms, streams []string) (*agent, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+func startAgent(o options, name, dir, ws, rest string, syms, streams []string) (*harness.Proc, error) {
+	addr := harness.FreeAddr()
 	feeds := filepath.Join(dir, "feeds.d")
 	if err := os.MkdirAll(feeds, 0o755); err != nil {
 		return nil, err
@@ -540,17 +466,17 @@ func startAgent(o options, name, dir, ws, rest string, syms, streams []string) (
 	cfg := fmt.Sprintf(`data_dir: %s
 plugin_dir: %s
 feeds_dir: %s
-http: {listen: "127.0.0.1:%d", socket: ""}
+http: {listen: %q, socket: ""}
 log: {level: warn}
 sinks:
   db:
     type: sqlite
     path: sluice.db
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), feeds, port)
+`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), feeds, addr)
 	feed := fmt.Sprintf(`# The whole of (simulated) Binance spot: every symbol, trades, best bid
 # and ask, and a local order book of each.
 feeds:
-  binance:
+  %s:
     plugin: binance
     sinks: [db]
     config:
@@ -558,7 +484,7 @@ feeds:
       ws_url: %s
       rest_url: %s
       streams: [%s]
-`, ws, rest, strings.Join(streams, ", "))
+`, feedName, ws, rest, strings.Join(streams, ", "))
 	if o.bookInterval != "" {
 		feed += "      book_interval: " + o.bookInterval + "\n"
 	}
@@ -577,25 +503,12 @@ feeds:
 	if err := os.WriteFile(filepath.Join(feeds, "binance.yaml"), []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	a := &agent{logPath: filepath.Join(dir, "log.txt"), waitDone: make(chan struct{}),
-		statusURL: fmt.Sprintf("http://127.0.0.1:%d/api/v1/status", port)}
-	logf, err := os.Create(a.logPath)
-	if err != nil {
-		return nil, err
-	}
-	a.cmd = exec.Command(filepath.Join(o.binDir, "sluice"), "run", "-config", filepath.Join(dir, "sluice.yaml"))
-	a.cmd.Env = harness.ChildEnv()
+	spec := harness.AgentSpec{Bin: filepath.Join(o.binDir, "sluice"), Config: filepath.Join(dir, "sluice.yaml"),
+		Addr: addr, Log: filepath.Join(dir, "log.txt")}
 	if o.profile != "" {
-		a.cmd.Env = append(a.cmd.Env,
-			profile.EnvPrefix+"="+filepath.Join(o.profile, "whole-"+strings.ReplaceAll(name, "@", "-")),
-			fmt.Sprintf("%s=%s", profile.EnvFor, o.profileFor))
+		spec.Env = []string{
+			profile.EnvPrefix + "=" + filepath.Join(o.profile, "whole-"+strings.ReplaceAll(name, "@", "-")),
+			fmt.Sprintf("%s=%s", profile.EnvFor, o.profileFor)}
 	}
-	a.cmd.Stdout, a.cmd.Stderr = logf, logf
-	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
-		logf.Close()
-		return nil, err
-	}
-	go func() { a.cmd.Wait(); logf.Close(); close(a.waitDone) }()
-	return a, nil
+	return harness.StartAgent(spec)
 }

@@ -1,6 +1,7 @@
 // Package harness holds what the benchmark programs share to drive the
-// real agent: a free loopback address, polling with a limit, the agent's
-// status, and the simulated exchange's trade rate calibrated.
+// real agent: the agent's process (started, its log kept, its status
+// polled, stopped), a free loopback address, polling with a limit, and
+// the simulated exchange's trade rate calibrated.
 package harness
 
 import (
@@ -52,7 +53,9 @@ func WaitUntil(ctx context.Context, limit, every time.Duration, cond func() bool
 	return nil
 }
 
-var statusClient = &http.Client{Timeout: 2 * time.Second}
+// statusClient's limit is generous: an agent at the top of a benchmark's
+// load answers slowly, and a status missed is a stage's figures lost.
+var statusClient = &http.Client{Timeout: 5 * time.Second}
 
 // Status is the /api/v1/status of the agent whose HTTP API listens on
 // addr; false while it does not answer.
