@@ -35,7 +35,6 @@ const (
 	ReasonBufferFull Reason = "buffer_full"
 	ReasonRejected   Reason = "rejected_by_sink"
 	ReasonSkipped    Reason = "skipped" // the sink let them go on purpose (sinks.SkippedError)
-	ReasonShutdown   Reason = "shutdown"
 )
 
 // minTime and maxTime bound event times to what every sink can store as

@@ -238,7 +238,7 @@ func bytesString(n int64) string {
 func dropped(by map[pipeline.Reason]uint64) string {
 	var total uint64
 	var parts []string
-	for _, r := range []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonSkipped, pipeline.ReasonUndecodable, pipeline.ReasonShutdown} {
+	for _, r := range []pipeline.Reason{pipeline.ReasonBufferFull, pipeline.ReasonRejected, pipeline.ReasonSkipped, pipeline.ReasonUndecodable} {
 		if n := by[r]; n > 0 {
 			total += n
 			parts = append(parts, fmt.Sprintf("%s %d", r, n))
