@@ -551,8 +551,8 @@ type shape struct {
 	table       string
 	tagKeys     []string
 	fieldKeys   []string
-	stmt        *sql.Stmt
-	multi       *sql.Stmt // inserts rows points at once; nil if rows is 1
+	stmt        writeStmt
+	multi       writeStmt // inserts rows points at once; nil if rows is 1
 	rows        int
 }
 
@@ -579,7 +579,7 @@ func (sh *shape) matches(p *sluice.Point) bool {
 
 // shapeFor returns the cached statement for p's shape, preparing it if
 // new. p's table and columns must exist.
-func (s *Sink) shapeFor(ctx context.Context, p *sluice.Point) (*shape, error) {
+func (s *Sink) shapeFor(ctx context.Context, c writeConn, p *sluice.Point) (*shape, error) {
 	k := append(s.key[:0], p.Measurement...)
 	for _, t := range p.Tags {
 		k = append(append(append(k, 0, 't'), t.Key...), 0)
@@ -604,12 +604,12 @@ func (s *Sink) shapeFor(ctx context.Context, p *sluice.Point) (*shape, error) {
 		cols = append(cols, t.fields[f.Key])
 	}
 	var err error
-	if sh.stmt, err = s.db.PrepareContext(ctx, insertSQL(t, cols, 1)); err != nil {
+	if sh.stmt, err = prepare(ctx, c, insertSQL(t, cols, 1)); err != nil {
 		return nil, fmt.Errorf("prepare insert into %q: %w", t.name, err)
 	}
 	sh.rows = min(multiRowValues, 32766/len(cols))
 	if sh.rows > 1 {
-		if sh.multi, err = s.db.PrepareContext(ctx, insertSQL(t, cols, sh.rows)); err != nil {
+		if sh.multi, err = prepare(ctx, c, insertSQL(t, cols, sh.rows)); err != nil {
 			sh.stmt.Close()
 			return nil, fmt.Errorf("prepare insert into %q: %w", t.name, err)
 		}
@@ -648,12 +648,31 @@ func insertSQL(t *table, cols []string, rows int) string {
 	return q.String()
 }
 
+func prepare(ctx context.Context, c writeConn, query string) (writeStmt, error) {
+	st, err := c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ws, ok := st.(writeStmt)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("driver statement %T cannot execute with a context", st)
+	}
+	return ws, nil
+}
+
+// closeStmts retires every statement: none is used again, and each is
+// closed on its connection at the next Write or at Close (see useConn).
 func (s *Sink) closeStmts() {
 	for _, sh := range s.stmts {
-		sh.stmt.Close()
-		if sh.multi != nil {
-			sh.multi.Close()
-		}
+		s.retired = append(s.retired, sh)
 	}
 	s.stmts = map[string]*shape{}
+}
+
+func (sh *shape) close() {
+	sh.stmt.Close()
+	if sh.multi != nil {
+		sh.multi.Close()
+	}
 }

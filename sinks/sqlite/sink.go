@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,16 +54,21 @@ type Sink struct {
 	// columnLimit, if set, lowers that limit at Open (tests use it).
 	columnLimit int
 
-	tables  map[string]*table       // by measurement
-	objects map[string]bool         // folded names of every table and index
-	want    map[string][]string     // declared uniqueness names by measurement
-	stmts   map[string]*shape       // by the key shapeFor builds
-	txStmts map[*sql.Stmt]*sql.Stmt // the current transaction's copies of stmts
+	tables  map[string]*table   // by measurement
+	objects map[string]bool     // folded names of every table and index
+	want    map[string][]string // declared uniqueness names by measurement
+	stmts   map[string]*shape   // by the key shapeFor builds
+	// conn is the driver connection stmts are prepared on, retired the
+	// shapes whose statements are still to be closed on it. Statements
+	// are prepared and closed only while database/sql lends us that
+	// connection (see insert).
+	conn    any
+	retired []*shape
 
 	// Scratch reused across Writes.
 	ok     []bool
 	shapes []*shape
-	args   []any
+	args   []driver.NamedValue
 	key    []byte
 }
 
@@ -95,9 +101,9 @@ func (s *Sink) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: open %s: %w", s.cfg.Path, err)
 	}
-	// One connection: SQLite has one writer anyway, and statements
-	// prepared on the database are then always prepared on the
-	// connection every transaction runs on.
+	// One connection: SQLite has one writer anyway, and the insert
+	// statements, prepared on the driver connection (see insert), then
+	// live on the connection every schema change runs on too.
 	db.SetMaxOpenConns(1)
 	if err := createNamesTable(ctx, db); err != nil {
 		db.Close()
@@ -269,13 +275,9 @@ func (s *Sink) Write(ctx context.Context, points []sluice.Point) error {
 		rejected, sample, changes, keyed = s.plan(points)
 	}
 	if rejected < len(points) {
-		if err := s.prepareShapes(ctx, points); err != nil {
+		if err := s.insert(ctx, points, len(points)-rejected); err != nil {
 			s.stale = true
-			return classify(fmt.Errorf("sqlite: write: %w", err))
-		}
-		if err := s.insert(ctx, points); err != nil {
-			s.stale = true
-			return classify(fmt.Errorf("sqlite: write %d points: %w", len(points)-rejected, err))
+			return classify(err)
 		}
 	}
 	if rejected > 0 {
@@ -485,11 +487,92 @@ func sameKeys(a, b *sluice.Point) bool {
 	return true
 }
 
-// prepareShapes finds or prepares the statement for every valid point,
-// before the data transaction takes the only connection.
-func (s *Sink) prepareShapes(ctx context.Context, points []sluice.Point) error {
+// writeConn is what the sink needs of a driver connection to write
+// without database/sql: both drivers' connections have it.
+type writeConn interface {
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+}
+
+// writeStmt is a prepared driver statement run with driver arguments.
+type writeStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+}
+
+// insert writes every valid point (n of them) in one transaction, run on
+// the driver connection itself: through database/sql, every Exec copied
+// and checked its few hundred arguments into a new slice, 12–18 % of the
+// agent's allocated bytes (issue #19). With one connection in the pool,
+// Raw lends the connection every other statement of the sink runs on.
+func (s *Sink) insert(ctx context.Context, points []sluice.Point, n int) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sqlite: write: connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(writeConn)
+		if !ok {
+			return fmt.Errorf("sqlite: write: driver connection %T cannot begin transactions or prepare statements with a context", dc)
+		}
+		s.useConn(dc)
+		err := s.prepareShapes(ctx, c, points)
+		if err != nil {
+			err = fmt.Errorf("sqlite: write: %w", err)
+		} else if err = s.insertTx(ctx, c, points); err != nil {
+			err = fmt.Errorf("sqlite: write %d points: %w", n, err)
+		}
+		if err != nil && discarded(dc, err) {
+			// Close the statements while their connection is open.
+			s.closeStmts()
+			s.useConn(dc)
+		}
+		return err
+	})
+}
+
+// discarded reports whether database/sql will close connection dc once
+// Raw returns err: the driver called it bad, or it is no longer valid
+// (modernc's is not while an interrupted statement is unfinished).
+func discarded(dc any, err error) bool {
+	if errors.Is(err, driver.ErrBadConn) {
+		return true
+	}
+	v, ok := dc.(driver.Validator)
+	return ok && !v.IsValid()
+}
+
+// useConn makes dc the connection statements are prepared on, and closes
+// the retired ones. If database/sql replaced the connection (it discards
+// one a driver calls bad), the old one is closed and so are its
+// statements' handles as far as SQLite is concerned: closing them through
+// the driver then is an error (cgo) or unsafe (modernc), so they are only
+// forgotten.
+func (s *Sink) useConn(dc any) {
+	if dc != s.conn {
+		if s.conn != nil {
+			s.log.Debug("sqlite: connection replaced; statements prepared again", "statements", len(s.stmts)+len(s.retired))
+		}
+		s.conn = dc
+		clear(s.retired)
+		s.retired = s.retired[:0]
+		s.stmts = map[string]*shape{}
+		return
+	}
+	for i, sh := range s.retired {
+		sh.close()
+		s.retired[i] = nil
+	}
+	s.retired = s.retired[:0]
+}
+
+// prepareShapes finds or prepares on c the statement for every valid
+// point, before the transaction.
+func (s *Sink) prepareShapes(ctx context.Context, c writeConn, points []sluice.Point) error {
 	if len(s.stmts) >= maxStmts {
 		s.closeStmts()
+		s.useConn(c)
 	}
 	s.shapes = resize(s.shapes, len(points))
 	var cur *shape
@@ -501,7 +584,7 @@ func (s *Sink) prepareShapes(ctx context.Context, points []sluice.Point) error {
 		}
 		if cur == nil || !cur.matches(p) {
 			var err error
-			if cur, err = s.shapeFor(ctx, p); err != nil {
+			if cur, err = s.shapeFor(ctx, c, p); err != nil {
 				return err
 			}
 		}
@@ -510,31 +593,29 @@ func (s *Sink) prepareShapes(ctx context.Context, points []sluice.Point) error {
 	return nil
 }
 
-// insert writes every valid point in one transaction: runs of points of
-// one shape go through its multi-row statement, the rest row by row.
-func (s *Sink) insert(ctx context.Context, points []sluice.Point) (err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+// insertTx writes every valid point in one transaction on c: runs of
+// points of one shape go through its multi-row statement, the rest row by
+// row.
+func (s *Sink) insertTx(ctx context.Context, c writeConn, points []sluice.Point) (err error) {
+	tx, err := c.BeginTx(ctx, driver.TxOptions{})
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	// Both drivers end the transaction themselves when COMMIT fails, and
+	// a ROLLBACK then would fail for want of one.
+	committing := false
 	defer func() {
-		clear(s.txStmts)
 		clear(s.args) // drop references to the batch's strings
-		if err != nil {
-			tx.Rollback()
+		if err == nil || committing {
+			return
+		}
+		if rbErr := tx.Rollback(); rbErr != nil {
+			// The connection may still be in the transaction, and
+			// every later BEGIN would fail: have database/sql
+			// close it, as its own Tx does when it cannot tell.
+			err = badConn{fmt.Errorf("%w (rollback: %w; connection discarded)", err, rbErr)}
 		}
 	}()
-	if s.txStmts == nil {
-		s.txStmts = map[*sql.Stmt]*sql.Stmt{}
-	}
-	txStmt := func(stmt *sql.Stmt) *sql.Stmt {
-		st := s.txStmts[stmt]
-		if st == nil {
-			st = tx.StmtContext(ctx, stmt)
-			s.txStmts[stmt] = st
-		}
-		return st
-	}
 	for i := 0; i < len(points); {
 		sh := s.shapes[i]
 		if sh == nil {
@@ -558,30 +639,46 @@ func (s *Sink) insert(ctx context.Context, points []sluice.Point) (err error) {
 		for j := i; j < i+n; j++ {
 			s.args = appendArgs(s.args, &points[j])
 		}
-		if _, err := txStmt(stmt).ExecContext(ctx, s.args...); err != nil {
+		if _, err := stmt.ExecContext(ctx, s.args); err != nil {
 			return fmt.Errorf("insert into %q: %w", sh.table, err)
 		}
 		i += n
 	}
+	// As database/sql's Tx: a transaction whose context ended is not
+	// committed.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	committing = true
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
+// badConn makes database/sql close the connection Raw lent when the
+// callback returns it (it asks errors.Is(err, driver.ErrBadConn)).
+type badConn struct{ error }
+
+func (e badConn) Unwrap() error      { return e.error }
+func (badConn) Is(target error) bool { return target == driver.ErrBadConn }
+
 // appendArgs appends a point's values in statement order: time, received,
-// tags, fields.
-func appendArgs(args []any, p *sluice.Point) []any {
+// tags, fields. The values are the types database/sql would pass on
+// unchanged (int64, float64, string, nil).
+func appendArgs(args []driver.NamedValue, p *sluice.Point) []driver.NamedValue {
 	var recv any
 	if !p.Received.IsZero() && timeOK(p.Received) {
 		recv = p.Received.UnixNano()
 	}
-	args = append(args, p.Time.UnixNano(), recv)
+	args = append(args,
+		driver.NamedValue{Ordinal: len(args) + 1, Value: p.Time.UnixNano()},
+		driver.NamedValue{Ordinal: len(args) + 2, Value: recv})
 	for _, t := range p.Tags {
-		args = append(args, t.Value)
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: t.Value})
 	}
 	for _, f := range p.Fields {
-		args = append(args, value(f.Value))
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: value(f.Value)})
 	}
 	return args
 }
@@ -617,7 +714,15 @@ func (s *Sink) Close() error {
 	if s.db == nil {
 		return nil
 	}
-	s.closeStmts()
+	if len(s.stmts) > 0 || len(s.retired) > 0 {
+		s.closeStmts()
+		// Close them on their connection, if it is still the one in
+		// the pool; the file is closed whatever happens.
+		if conn, err := s.db.Conn(context.Background()); err == nil {
+			conn.Raw(func(dc any) error { s.useConn(dc); return nil })
+			conn.Close()
+		}
+	}
 	err := s.db.Close()
 	s.db = nil
 	if err != nil {

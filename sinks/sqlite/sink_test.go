@@ -991,6 +991,39 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// The insert statements are prepared on the driver connection itself, out
+// of database/sql's sight: Close must finalize them, those retired by a
+// key change included, or SQLite keeps the connection open as a zombie
+// and never checkpoints and removes the WAL file.
+func TestCloseReleasesTheFile(t *testing.T) {
+	path := dbPath(t)
+	ctx := context.Background()
+	s := New(Config{Path: path}, nil)
+	if err := s.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trade("BTC", 1, 100, t0), sluice.Point{Measurement: "books", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}}, Time: t0})
+	// Retires the statements prepared so far; the next Write closes
+	// them and prepares the upserts, which Close then closes.
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"symbol", "trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, trade("BTC", 1, 101, t0))
+	if err := s.Declare(ctx, []sluice.Measurement{{Name: "trades", Unique: []string{"trade_id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
+		t.Fatalf("WAL file still there after Close (%v): a statement was left open", err)
+	}
+	got := rows(t, reader(t, path), `SELECT trade_id, price FROM trades`)
+	if want := [][]any{{int64(1), 101.0}}; !equalRows(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
 func TestIndexes(t *testing.T) {
 	// By default a table gets the time index only: the dashboards' queries
 	// (some tags and a time range) use it, and a series index would be a
