@@ -28,20 +28,17 @@ func build(dir string) (bins, error) {
 		natsServer: filepath.Join(dir, "nats-server"),
 	}
 	for _, x := range [][2]string{
-		{b.sluice, "./agent/cmd/sluice"},
-		{filepath.Join(b.pluginDir, "sluice-source-synth"), "./plugins/synth/cmd/sluice-source-synth"},
-		{filepath.Join(b.pluginDir, "sluice-source-nats"), "./plugins/nats/cmd/sluice-source-nats"},
-		{filepath.Join(b.pluginDir, "sluice-source-binance"), "./plugins/binance/cmd/sluice-source-binance"},
-		{b.natsServer, "github.com/nats-io/nats-server/v2"},
+		{"sluice", "./agent/cmd/sluice"},
+		{"plugins/sluice-source-synth", "./plugins/synth/cmd/sluice-source-synth"},
+		{"plugins/sluice-source-nats", "./plugins/nats/cmd/sluice-source-nats"},
+		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
+		{"nats-server", "github.com/nats-io/nats-server/v2"},
 	} {
-		cmd := exec.Command("go", "build", "-o", x[0], x[1])
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return b, fmt.Errorf("build %s: %w", x[1], err)
+		if err := harness.GoBuild(dir, x[0], x[1], ""); err != nil {
+			return b, err
 		}
 	}
-	// The agent refuses a plugin directory others can write.
-	return b, os.Chmod(b.pluginDir, 0o755)
+	return b, nil
 }
 
 // natsServer is one nats-server process with JetStream on loopback, a

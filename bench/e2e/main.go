@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicehq/sluice/bench/internal/harness"
 )
 
 type options struct {
@@ -315,49 +317,27 @@ func burstSpeed(o options) func(elapsed time.Duration) float64 {
 // the module this runs in; profiled, the agent and plugin are the
 // profiling builds in bench/prof.
 func build(dir string, profiled bool) error {
-	agent, plugin := agentPkgs(profiled)
+	agent, plugin := harness.AgentPkgs(profiled)
 	for _, b := range [][2]string{
 		{"sluice", agent},
 		{"plugins/sluice-source-binance", plugin},
 		{"floor", "./bench/floor"},
 	} {
-		if err := goBuild(dir, b[0], b[1], ""); err != nil {
+		if err := harness.GoBuild(dir, b[0], b[1], ""); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func agentPkgs(profiled bool) (agent, plugin string) {
-	if profiled {
-		return "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
-	}
-	return "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
-}
-
 // buildCgoAgent builds the agent with the cgo SQLite driver
 // (-tags sqlite_cgo) as dir/sluice-cgo. It needs a C compiler.
 func buildCgoAgent(dir string, profiled bool) error {
-	agent, _ := agentPkgs(profiled)
-	if err := goBuild(dir, "sluice-cgo", agent, "sqlite_cgo"); err != nil {
+	agent, _ := harness.AgentPkgs(profiled)
+	if err := harness.GoBuild(dir, "sluice-cgo", agent, "sqlite_cgo"); err != nil {
 		return fmt.Errorf("%w (-tags sqlite_cgo needs cgo and a C compiler)", err)
 	}
 	return nil
-}
-
-// goBuild builds pkg into dir/name, with cgo when tags are given.
-func goBuild(dir, name, pkg, tags string) error {
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", filepath.Join(dir, name), pkg)
-	if tags != "" {
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", pkg, err)
-	}
-	// The agent refuses plugins others can change: a umask of 002 would
-	// leave them group-writable.
-	return os.Chmod(filepath.Join(dir, name), 0o755)
 }
 
 // buildFloorCgo builds bench/floorcgo, a module of its own (so that the

@@ -18,7 +18,6 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -70,14 +69,11 @@ func run(nClients, nChannels, rate int, window time.Duration) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	bin, plugins := filepath.Join(tmp, "sluice"), filepath.Join(tmp, "plugins")
-	for _, b := range [][2]string{{bin, "./agent/cmd/sluice"}, {filepath.Join(plugins, "sluice-source-binance"), "./plugins/binance/cmd/sluice-source-binance"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("build %s: %w", b[1], err)
+	for _, b := range [][2]string{{"sluice", "./agent/cmd/sluice"}, {"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"}} {
+		if err := harness.GoBuild(tmp, b[0], b[1], ""); err != nil {
+			return "", err
 		}
 	}
-	os.Chmod(plugins, 0o755)
 
 	var syms []string
 	for i := 1; i <= nChannels; i++ {

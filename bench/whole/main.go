@@ -18,14 +18,15 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/sluicehq/sluice/bench/internal/harness"
 	"github.com/sluicehq/sluice/bench/internal/procstat"
 )
 
@@ -105,7 +106,7 @@ func main() {
 		o.scales = append(o.scales, v)
 	}
 	for _, r := range strings.Split(runs, ",") {
-		if r = strings.TrimSpace(r); r != "all" && !contains(allStreams, r) {
+		if r = strings.TrimSpace(r); r != "all" && !slices.Contains(allStreams, r) {
 			log.Fatalf("unknown run %q: want all, trade, bookTicker or depth@100ms", r)
 		}
 		o.runs = append(o.runs, strings.TrimSpace(r))
@@ -116,15 +117,6 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func run(ctx context.Context, o options) error {
@@ -181,24 +173,9 @@ func run(ctx context.Context, o options) error {
 // build compiles the agent and the Binance plugin from this module; with
 // profiled, the profiling builds of bench/prof.
 func build(dir string, profiled bool) error {
-	bins := [][2]string{
-		{"sluice", "./agent/cmd/sluice"},
-		{"plugins/sluice-source-binance", "./plugins/binance/cmd/sluice-source-binance"},
+	agent, plugin := harness.AgentPkgs(profiled)
+	if err := harness.GoBuild(dir, "sluice", agent, ""); err != nil {
+		return err
 	}
-	if profiled {
-		bins[0][1], bins[1][1] = "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
-	}
-	for _, b := range bins {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b[0]), b[1])
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", b[1], err)
-		}
-		// The agent refuses plugins others can change: a umask of 002
-		// would leave them group-writable.
-		if err := os.Chmod(filepath.Join(dir, b[0]), 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
+	return harness.GoBuild(dir, "plugins/sluice-source-binance", plugin, "")
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,7 @@ func (r *runResult) pass(s *stageResult) bool {
 
 // has says whether the run streams what lands in table.
 func (r *runResult) has(table string) bool {
-	return contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[table])
+	return slices.Contains(r.Streams, map[string]string{"trades": "trade", "book_ticker": "bookTicker", "book": "depth@100ms"}[table])
 }
 
 func lagCell(s *stageResult, table string) string {
@@ -119,13 +120,13 @@ func (rep *report) markdown() string {
 		if r.Warmup != nil {
 			p("- every depth book loaded (its REST snapshot served) %.0f s after the first event\n", r.WarmupSec)
 		}
-		if contains(r.Streams, "trade") {
+		if slices.Contains(r.Streams, "trade") {
 			p("- trades: %d generated, %d landed, **%d not landed** by the end\n", r.Generated.Trades, r.TradesLanded, r.TradesMissing)
 		}
-		if contains(r.Streams, "bookTicker") {
+		if slices.Contains(r.Streams, "bookTicker") {
 			p("- bookTicker: %d generated, %d landed, **%d not landed** by the end\n", r.Generated.BookTickers, r.BookTickersLanded, r.BookTickersMissing)
 		}
-		if contains(r.Streams, "depth@100ms") {
+		if slices.Contains(r.Streams, "depth@100ms") {
 			p("- depth: %d diff events (%.1f levels each) generated; %d book rows landed; %d resyncs\n",
 				r.Generated.DepthEvents, ratio(r.Generated.DepthLevels, r.Generated.DepthEvents), r.BookRows, r.Events["resync"])
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -159,8 +160,8 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		return nil, err
 	}
 	defer st.close()
-	withBT := contains(streams, "bookTicker")
-	withDepth := contains(streams, "depth@100ms")
+	withBT := slices.Contains(streams, "bookTicker")
+	withDepth := slices.Contains(streams, "depth@100ms")
 	ids := newIDHistory(syms)
 
 	// The stages, on the wall clock: the warm-up (depth books loading)
@@ -356,7 +357,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		n, _ := st.count(ctx, "trades")
 		b, _ := st.count(ctx, "book_ticker")
 		left := statusOf(ag).Buffered
-		done := (!contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
+		done := (!slices.Contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
 		if done {
 			break
 		}
@@ -379,7 +380,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 
 	// Loss: trade ids per symbol against what was generated, bookTicker
 	// rows against the changes of the top of the book.
-	if contains(streams, "trade") {
+	if slices.Contains(streams, "trade") {
 		landed, err := st.tradeCounts(ctx)
 		if err != nil {
 			return nil, err

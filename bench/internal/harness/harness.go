@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -137,4 +138,33 @@ func Machine() string {
 		}
 	}
 	return fmt.Sprintf("%d CPUs, %s, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.GOOS, runtime.GOARCH)
+}
+
+// GoBuild builds pkg (a package path, from the repository root) into
+// dir/name, with cgo and those build tags when tags is not empty. The
+// file and its directory are then made 0755: the agent refuses a plugin
+// others can change, and a umask of 002 would leave them group-writable.
+func GoBuild(dir, name, pkg, tags string) error {
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, pkg)
+	if tags != "" {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", pkg, err)
+	}
+	if err := os.Chmod(out, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(filepath.Dir(out), 0o755)
+}
+
+// AgentPkgs are the packages of the agent and the Binance plugin, or of
+// their profiling builds (bench/prof).
+func AgentPkgs(profiled bool) (agent, plugin string) {
+	if profiled {
+		return "./bench/prof/sluice", "./bench/prof/sluice-source-binance"
+	}
+	return "./agent/cmd/sluice", "./plugins/binance/cmd/sluice-source-binance"
 }
