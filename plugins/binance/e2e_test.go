@@ -59,18 +59,27 @@ func TestE2EDropsAndRotationLoseNothing(t *testing.T) {
 	t.Logf("%d trades landed; events: %q", st.count(market.MeasTrades, ""), st.events(""))
 }
 
-// A stream that goes silent while its connection stays open is detected,
-// reported, and its connection replaced; the trades lost in the silence
-// are backfilled.
-func TestE2EStalledStreamIsReplaced(t *testing.T) {
+// startTradesStaleAfter500ms runs the plugin on BTCUSDT and ETHUSDT
+// trades with stale_after 500ms against a driven simulator, and waits for
+// BTCUSDT's first trades.
+func startTradesStaleAfter500ms(t *testing.T) (*binancesim.Server, *driver, *store, func() error, []string) {
+	t.Helper()
 	sim := startSim(t, binancesim.Options{Seed: 11})
 	syms := []string{"BTCUSDT", "ETHUSDT"}
 	d := drive(sim)
-	defer d.stop()
+	t.Cleanup(d.stop)
 	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
 		"symbols": syms, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "500ms"},
 	}), nil)
 	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 10 })
+	return sim, d, st, stop, syms
+}
+
+// A stream that goes silent while its connection stays open is detected,
+// reported, and its connection replaced; the trades lost in the silence
+// are backfilled.
+func TestE2EStalledStreamIsReplaced(t *testing.T) {
+	sim, d, st, stop, syms := startTradesStaleAfter500ms(t)
 	accepted := sim.Stats().Accepted
 	sim.Stall(market.Spot, "btcusdt@trade", 2*time.Second)
 	waitFor(t, "a stale event for BTCUSDT", 10*time.Second, func() bool { return st.eventCount(binance.FeedStale, "BTCUSDT") > 0 })
@@ -95,14 +104,7 @@ func TestE2EStalledStreamIsReplaced(t *testing.T) {
 // would cut the other streams on it), stays reported stale, and is live
 // again at its next frame.
 func TestE2EQuietStreamReplacesOneConnection(t *testing.T) {
-	sim := startSim(t, binancesim.Options{Seed: 11})
-	syms := []string{"BTCUSDT", "ETHUSDT"}
-	d := drive(sim)
-	defer d.stop()
-	st, stop := runPlugin(t, config(sim, market.Spot, map[string]any{
-		"symbols": syms, "streams": []string{"trade"}, "stale_after": map[string]string{"trade": "500ms"},
-	}), nil)
-	waitFor(t, "first trades", 10*time.Second, func() bool { return st.count(market.MeasTrades, "BTCUSDT") > 10 })
+	sim, d, st, stop, syms := startTradesStaleAfter500ms(t)
 	sim.Stall(market.Spot, "btcusdt@trade", 5*time.Second)
 	waitFor(t, "BTCUSDT trade live again", 20*time.Second, func() bool { return st.eventCount(binance.FeedLive, "BTCUSDT") > 0 })
 	// Ten stale_afters of silence: one replacement, not one every
