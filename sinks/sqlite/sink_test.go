@@ -631,6 +631,52 @@ func TestSeriesFirstKeyIndexKeptUntilDropped(t *testing.T) {
 	}
 }
 
+// A table whose key index leads with time gets no separate time index:
+// the key index serves time ranges, and a second B-tree on time would
+// cost every row an insert. A key without time brings the time index
+// (again), and the time index stays when time comes back to the key.
+func TestTimeIndexOnlyWhereTheKeyLacksTime(t *testing.T) {
+	path := dbPath(t)
+	db := reader(t, path)
+	candle := func(close float64) sluice.Point {
+		return sluice.Point{Measurement: "candles", Tags: []sluice.Tag{{Key: "symbol", Value: "BTC"}},
+			Fields: []sluice.Field{{Key: "close", Value: sluice.Float(close)}}, Time: t0}
+	}
+	step := func(unique []string, want [][]any, uses string) {
+		t.Helper()
+		s := openSink(t, path)
+		if err := s.Declare(context.Background(), []sluice.Measurement{{Name: "candles", Unique: unique}}); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, candle(1))
+		s.Close()
+		got := rows(t, db, `SELECT l.name, group_concat(i.name, ',') FROM pragma_index_list('candles') l, pragma_index_info(l.name) i
+			GROUP BY l.name ORDER BY l.name`)
+		if !equalRows(got, want) {
+			t.Fatalf("key %v: indexes %v, want %v", unique, got, want)
+		}
+		queries := []string{`SELECT close FROM candles WHERE time >= 1 AND time < 2 ORDER BY time`}
+		if uses == "candles_key" {
+			// The dashboards' query shape: some tags and a time range.
+			queries = append(queries, `SELECT close FROM candles WHERE symbol = 'BTC' AND time BETWEEN 1 AND 2 ORDER BY time`)
+		}
+		for _, q := range queries {
+			plan := rows(t, db, "EXPLAIN QUERY PLAN "+q)
+			if len(plan) != 1 || !strings.Contains(plan[0][3].(string), uses) {
+				t.Errorf("key %v: %s: plan %v does not use %s alone", unique, q, plan, uses)
+			}
+		}
+	}
+	step([]string{"symbol", "time"}, [][]any{{"candles_key", "time,symbol"}}, "candles_key")
+	step([]string{"symbol", "close"}, [][]any{{"candles_by_time", "time"}, {"candles_key", "symbol,close"}}, "candles_by_time")
+	step([]string{"symbol", "time"}, [][]any{{"candles_by_time", "time"}, {"candles_key", "time,symbol"}}, "candles_")
+	// Reopened, the sink finds the time index it made: no second one.
+	step([]string{"symbol", "close"}, [][]any{{"candles_by_time", "time"}, {"candles_key", "symbol,close"}}, "candles_by_time")
+	if n := count(t, db, "candles"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
+
 func TestNastyNames(t *testing.T) {
 	path := dbPath(t)
 	s := openSink(t, path)
