@@ -5,6 +5,10 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# Static executables: no libc to load (≈ 1.5 MiB less RSS a process) and
+# the same program on every host. `CGO_ENABLED=1 GOFLAGS=-tags=sqlite_cgo
+# make build` builds the agent with the cgo SQLite driver instead.
+CGO_ENABLED ?= 0
 
 # Pinned code generators (protoc itself: Debian's protobuf-compiler 3.21.12).
 PROTOC_GEN_GO_VERSION      := v1.36.12
@@ -23,10 +27,10 @@ all: build
 
 build:
 	@mkdir -p bin/plugins
-	$(GO) build -ldflags '$(LDFLAGS)' -o bin/sluice ./agent/cmd/sluice
+	CGO_ENABLED=$(CGO_ENABLED) $(GO) build -ldflags '$(LDFLAGS)' -o bin/sluice ./agent/cmd/sluice
 	@for p in $(PLUGIN_CMDS); do \
-		echo "$(GO) build -o bin/plugins/$$(basename $$p) ./$$p"; \
-		$(GO) build -ldflags '$(LDFLAGS)' -o bin/plugins/$$(basename $$p) ./$$p || exit 1; \
+		echo "CGO_ENABLED=$(CGO_ENABLED) $(GO) build -o bin/plugins/$$(basename $$p) ./$$p"; \
+		CGO_ENABLED=$(CGO_ENABLED) $(GO) build -ldflags '$(LDFLAGS)' -o bin/plugins/$$(basename $$p) ./$$p || exit 1; \
 	done
 	@# The agent refuses plugins others may write (a umask of 002 would make them so).
 	@chmod go-w bin bin/plugins bin/plugins/*

@@ -141,12 +141,14 @@ func Machine() string {
 }
 
 // GoBuild builds pkg (a package path, from the repository root) into
-// dir/name, with cgo and those build tags when tags is not empty. The
-// file and its directory are then made 0755: the agent refuses a plugin
-// others can change, and a umask of 002 would leave them group-writable.
+// dir/name: without cgo, a static executable as `make build` makes it,
+// or, when tags is not empty, with cgo and those build tags. The file and
+// its directory are then made 0755: the agent refuses a plugin others can
+// change, and a umask of 002 would leave them group-writable.
 func GoBuild(dir, name, pkg, tags string) error {
 	out := filepath.Join(dir, name)
 	cmd := exec.Command("go", "build", "-tags", tags, "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if tags != "" {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	}
