@@ -436,7 +436,7 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 	for i := range b.Events {
 		raw = append(raw, sdk.EventPoint(f.name, b.Events[i]))
 	}
-	points := f.env.norm.Normalize(raw, f.names, func(r pipeline.Rejection) {
+	points, changed := f.env.norm.Normalize(raw, f.names, func(r pipeline.Rejection) {
 		rejected[r.Reason]++
 		if f.warned.Allow(string(r.Reason)) {
 			f.log.Warn("point rejected", "reason", r.Reason, "sample", r.Detail)
@@ -453,10 +453,15 @@ func (f *feed) deliver(ctx context.Context, b *sdk.Batch, legacy bool, invalid i
 		}
 		f.log.Debug("plugin discarded messages", attrs...)
 	}
+	entry := &pipeline.Entry{Feed: f.name, Sinks: f.cfg.Sinks, Position: b.Position, Points: points}
+	if !changed && b.RawPoints != nil {
+		// Every point is as the plugin encoded it: store its bytes
+		// rather than encoding the points again (the events' points,
+		// after them, are encoded).
+		entry.Raw, entry.RawN = b.RawPoints, len(b.Points)
+	}
 	// A batch counts as received once it is in the disk buffer.
-	if err := f.env.buffer.Append(ctx, &pipeline.Entry{
-		Feed: f.name, Sinks: f.cfg.Sinks, Position: b.Position, Points: points,
-	}); err != nil {
+	if err := f.env.buffer.Append(ctx, entry); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	var ev feedCounts

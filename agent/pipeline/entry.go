@@ -19,6 +19,12 @@ type Entry struct {
 	Sinks    []string
 	Position sluice.Position
 	Points   []sluice.Point
+	// Raw, when not nil, is Points[:RawN] already encoded (the plugin's
+	// bytes, see sdk.Batch.RawPoints): the entry stores it as it is and
+	// encodes only the points after it. pointcodec.DecodePoints must read
+	// exactly Points[:RawN] from it.
+	Raw  []byte
+	RawN int
 }
 
 // entryHeader is an entry without its points, which is all that recovery
@@ -57,7 +63,12 @@ func appendEntry(dst []byte, e *Entry, seq uint64, sinks []string) ([]byte, erro
 	dst = appendHead(dst, e.Feed, seq, sinks)
 	dst = appendBytes(dst, e.Position)
 	dst = binary.AppendUvarint(dst, uint64(len(e.Points)))
-	return pointcodec.AppendPoints(dst, e.Points)
+	points := e.Points
+	if e.Raw != nil {
+		dst = append(dst, e.Raw...)
+		points = points[e.RawN:]
+	}
+	return pointcodec.AppendPoints(dst, points)
 }
 
 // appendEntryHeader re-encodes a parsed entry (of either version) as a

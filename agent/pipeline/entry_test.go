@@ -1,11 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/sluicehq/sluice"
+	"github.com/sluicehq/sluice/internal/pointcodec"
 )
 
 func TestEntryRoundTrip(t *testing.T) {
@@ -40,6 +42,51 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	if again.Seq != 9 || !slices.Equal(again.Sinks, []string{"db"}) || string(again.body) != string(h.body) || again.NPoints != 1 {
 		t.Fatalf("re-encoded: %+v", again)
+	}
+}
+
+// An entry given the plugin's bytes for its first points stores them as
+// they are and encodes the rest: the same bytes as encoding every point
+// when the plugin encoded canonically, and the same points read back when
+// it did not.
+func TestEntryStoresRawPoints(t *testing.T) {
+	plugin, events := pts(0, 3), pts(3, 4)
+	all := append(slices.Clone(plugin), events...)
+	want, err := appendEntry(nil, &Entry{Feed: "f", Points: all}, 1, []string{"s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := pointcodec.AppendPoints(nil, plugin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := appendEntry(nil, &Entry{Feed: "f", Points: all, Raw: raw, RawN: len(plugin)}, 1, []string{"s"})
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("with raw points: %x, %v; encoded: %x", got, err, want)
+	}
+	// An unknown field (a newer plugin's) after the first point: kept
+	// in the bytes, and the points read back are the same.
+	first, _ := pointcodec.AppendPoints(nil, plugin[:1])
+	odd := slices.Concat(first, []byte{0xf8, 0x01, 0x05}, raw[len(first):])
+	if _, err := pointcodec.DecodePoints(odd, 0); err != nil {
+		t.Fatalf("test input: %v", err)
+	}
+	b, err := appendEntry(nil, &Entry{Feed: "f", Points: all, Raw: odd, RawN: len(plugin)}, 1, []string{"s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := parseEntryHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := h.points()
+	if err != nil || h.NPoints != len(all) || len(ps) != len(all) || !bytes.Contains(b, odd) {
+		t.Fatalf("read back %d points (header %d), %v", len(ps), h.NPoints, err)
+	}
+	for i := range all {
+		if !ps[i].Equal(&all[i]) {
+			t.Fatalf("point %d: %+v, want %+v", i, ps[i], all[i])
+		}
 	}
 }
 

@@ -48,7 +48,7 @@ func TestNamesBudget(t *testing.T) {
 		{"invalid points are not charged", p("e", nil), ReasonNoFields},
 	} {
 		var got []Rejection
-		kept := n.Normalize([]sluice.Point{step.p}, names, func(r Rejection) { got = append(got, r) })
+		kept, _ := n.Normalize([]sluice.Point{step.p}, names, func(r Rejection) { got = append(got, r) })
 		switch {
 		case step.want == "" && (len(kept) != 1 || len(got) != 0):
 			t.Fatalf("%s: want kept, got rejections %v", step.name, got)
@@ -64,7 +64,7 @@ func TestNamesBudget(t *testing.T) {
 	}
 	// A measurement declared later may pass the count.
 	names.Declare([]sluice.Measurement{{Name: "late"}})
-	if kept := n.Normalize([]sluice.Point{p("late", nil, "x")}, names, func(r Rejection) { t.Errorf("rejected %v", r) }); len(kept) != 1 {
+	if kept, _ := n.Normalize([]sluice.Point{p("late", nil, "x")}, names, func(r Rejection) { t.Errorf("rejected %v", r) }); len(kept) != 1 {
 		t.Error("a measurement declared past the limit was refused")
 	}
 }
@@ -83,7 +83,7 @@ func TestNamesBudgetCountsEveryPoint(t *testing.T) {
 			Fields: []sluice.Field{{Key: "v", Value: sluice.Int(int64(i))}}})
 	}
 	rejected := 0
-	kept := n.Normalize(batch, names, func(r Rejection) {
+	kept, _ := n.Normalize(batch, names, func(r Rejection) {
 		if r.Reason != ReasonTooManyMeasurements {
 			t.Fatalf("rejected for %s", r.Reason)
 		}

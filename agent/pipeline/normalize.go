@@ -3,6 +3,8 @@ package pipeline
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -66,34 +68,38 @@ func NewNormalizer(limits config.Limits, now func() time.Time) *Normalizer {
 
 // Normalize checks points in place, keeping the valid ones (with sorted
 // tags, and an event time filled from the receive time when missing) at
-// the front of the slice. It returns the kept points and calls reject for
-// each point left out. names, the feed's name budget, may be nil for
-// none; a point is charged to it only once it passed every other check.
-func (n *Normalizer) Normalize(points []sluice.Point, names *Names, reject func(Rejection)) []sluice.Point {
+// the front of the slice. It returns the kept points, whether any point
+// was left out or changed, and calls reject for each point left out.
+// names, the feed's name budget, may be nil for none; a point is charged
+// to it only once it passed every other check.
+func (n *Normalizer) Normalize(points []sluice.Point, names *Names, reject func(Rejection)) (kept []sluice.Point, changed bool) {
 	now := n.now()
 	if names != nil {
 		names.mu.Lock()
 		defer names.mu.Unlock()
 		defer names.forgetLast()
 	}
-	kept := points[:0]
+	kept = points[:0]
 	for i := range points {
 		p := &points[i]
-		r, ok := n.check(p, now)
+		r, ok := n.check(p, now, &changed)
 		if ok && names != nil {
 			r, ok = names.admit(p)
 		}
 		if !ok {
+			changed = true
 			reject(r)
 			continue
 		}
 		kept = append(kept, *p)
 	}
 	clear(points[len(kept):]) // let rejected points' memory go
-	return kept
+	return kept, changed
 }
 
-func (n *Normalizer) check(p *sluice.Point, now time.Time) (Rejection, bool) {
+// check checks p, sorting its tags and filling its time, and sets
+// *changed when it did either.
+func (n *Normalizer) check(p *sluice.Point, now time.Time, changed *bool) (Rejection, bool) {
 	fail := func(r Reason, format string, args ...any) (Rejection, bool) {
 		return Rejection{Reason: r, Detail: fmt.Sprintf("measurement %q: ", p.Measurement) + fmt.Sprintf(format, args...)}, false
 	}
@@ -112,7 +118,10 @@ func (n *Normalizer) check(p *sluice.Point, now time.Time) (Rejection, bool) {
 	case len(p.Fields) > l.MaxFields:
 		return fail(ReasonTooManyFields, "%d fields, limit %d", len(p.Fields), l.MaxFields)
 	}
-	p.SortTags()
+	if !slices.IsSortedFunc(p.Tags, func(a, b sluice.Tag) int { return strings.Compare(a.Key, b.Key) }) {
+		p.SortTags()
+		*changed = true
+	}
 	for i, t := range p.Tags {
 		if r, ok := n.checkKey("tag", t.Key); !ok {
 			return fail(r.Reason, "%s", r.Detail)
@@ -154,10 +163,11 @@ func (n *Normalizer) check(p *sluice.Point, now time.Time) (Rejection, bool) {
 		}
 	}
 	if p.Time.IsZero() {
+		*changed = true
 		p.Time = p.Received
-	}
-	if p.Time.IsZero() {
-		p.Time = now
+		if p.Time.IsZero() {
+			p.Time = now
+		}
 	}
 	if p.Time.Before(minTime) || p.Time.After(maxTime) || p.Time.After(now.Add(l.MaxFuture)) {
 		return fail(ReasonTimeOutOfRange, "time %s is outside [1970-01-01, now+%s]", p.Time.UTC().Format(time.RFC3339Nano), l.MaxFuture)

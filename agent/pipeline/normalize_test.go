@@ -42,7 +42,10 @@ func TestNormalize(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []Rejection
-			kept := n.Normalize([]sluice.Point{tc.p}, nil, func(r Rejection) { got = append(got, r) })
+			kept, changed := n.Normalize([]sluice.Point{tc.p}, nil, func(r Rejection) { got = append(got, r) })
+			if changed != (tc.want != "") {
+				t.Errorf("changed = %v, want %v: a batch that lost a point is changed", changed, tc.want != "")
+			}
 			switch {
 			case tc.want == "" && (len(kept) != 1 || len(got) != 0):
 				t.Fatalf("want kept, got rejections %v", got)
@@ -62,7 +65,7 @@ func TestNormalizeSortsTagsAndFillsTime(t *testing.T) {
 		{Measurement: "", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(1)}}},
 		{Measurement: "m", Fields: []sluice.Field{{Key: "x", Value: sluice.Int(2)}}},
 	}
-	kept := n.Normalize(in, nil, func(Rejection) {})
+	kept, _ := n.Normalize(in, nil, func(Rejection) {})
 	if len(kept) != 2 {
 		t.Fatalf("kept %d", len(kept))
 	}
@@ -71,5 +74,29 @@ func TestNormalizeSortsTagsAndFillsTime(t *testing.T) {
 	}
 	if !kept[1].Time.Equal(now) {
 		t.Errorf("point with no times got %v, want now", kept[1].Time)
+	}
+}
+
+// Normalize reports a batch changed when it sorted a point's tags or gave
+// it a time, so that the agent does not store the plugin's bytes for it.
+func TestNormalizeReportsChanges(t *testing.T) {
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	n := NewNormalizer(config.Limits{MaxTags: 9, MaxFields: 9, MaxKeyLength: 9, MaxValueLength: 9, MaxFuture: time.Hour}, func() time.Time { return now })
+	fields := []sluice.Field{{Key: "x", Value: sluice.Int(1)}}
+	sorted := []sluice.Tag{{Key: "a", Value: "1"}, {Key: "z", Value: "2"}}
+	for _, tc := range []struct {
+		name string
+		p    sluice.Point
+		want bool
+	}{
+		{"as it came", sluice.Point{Measurement: "m", Tags: sorted, Fields: fields, Time: now}, false},
+		{"tags out of order", sluice.Point{Measurement: "m", Tags: []sluice.Tag{sorted[1], sorted[0]}, Fields: fields, Time: now}, true},
+		{"no time", sluice.Point{Measurement: "m", Tags: sorted, Fields: fields, Received: now}, true},
+	} {
+		ok := sluice.Point{Measurement: "m", Fields: fields, Time: now}
+		_, changed := n.Normalize([]sluice.Point{ok, tc.p}, nil, func(r Rejection) { t.Errorf("%s: rejected %v", tc.name, r) })
+		if changed != tc.want {
+			t.Errorf("%s: changed = %v, want %v", tc.name, changed, tc.want)
+		}
 	}
 }

@@ -102,6 +102,19 @@ func TestAppendWritesProtobufBytes(t *testing.T) {
 func sameBatch(t *testing.T, b []byte) {
 	t.Helper()
 	got, gotInvalid, _, gerr := Decode(b)
+	if gerr == nil && got.Raw != nil {
+		// Raw stands for the points: the strict decoder reads exactly
+		// them from it.
+		raw, err := DecodePoints(got.Raw, 0)
+		if err != nil || len(raw) != len(got.Points) {
+			t.Fatalf("%x: DecodePoints(Raw %x) = %d points, %v; Decode read %d", b, got.Raw, len(raw), err, len(got.Points))
+		}
+		for i := range raw {
+			if !raw[i].Equal(&got.Points[i]) {
+				t.Fatalf("%x: point %d from Raw %+v, Decode read %+v", b, i, raw[i], got.Points[i])
+			}
+		}
+	}
 	var in pb.Batch
 	if err := proto.Unmarshal(b, &in); err != nil {
 		// The runtime also refuses invalid UTF-8 and a malformed point,
@@ -213,6 +226,54 @@ func TestDecodeLeavesOutOnlyBadPoints(t *testing.T) {
 	// The strict decoder refuses both, as the runtime does.
 	if _, err := DecodePoints(unknownBytes, 0); err == nil {
 		t.Error("DecodePoints took a field type the protocol does not have")
+	}
+}
+
+// Decode hands back the points' own bytes only where DecodePoints reads
+// exactly those points from them.
+func TestDecodeRaw(t *testing.T) {
+	points := []sluice.Point{pointN(1), pointN(2), pointN(3)}
+	canonical := Append(nil, &Batch{Points: points})
+	full := Append(nil, &Batch{Points: points, Dropped: 2, Position: sluice.Position("p"), Events: wireEvents(), Discarded: wireDiscards()})
+	out, _, _, err := Decode(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Raw, canonical) {
+		t.Fatalf("Raw = %x, want the points' bytes %x", out.Raw, canonical)
+	}
+	eventFirst := Append(Append(nil, &Batch{Events: wireEvents()}), &Batch{Points: points})
+	unknownType := toProto(&Batch{Points: []sluice.Point{pointN(4)}})
+	unknownType.Points[0].Fields[0].Type = 99
+	unknownBytes, err := proto.Marshal(unknownType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A point whose invalid measurement is overwritten by a second one:
+	// the normalizer would never see it, but DecodePoints refuses it.
+	_, _, n := protowire.ConsumeTag(canonical)
+	first, _ := protowire.ConsumeBytes(canonical[n:])
+	inner := protowire.AppendString(protowire.AppendTag(nil, pointMeasurement, protowire.BytesType), "m\xff")
+	inner = append(inner, first...)
+	shadowedBytes := protowire.AppendBytes(protowire.AppendTag(nil, batchPoints, protowire.BytesType), inner)
+	badValue := pointN(6)
+	badValue.Tags = []sluice.Tag{tag("k", "\xc3")}
+	for name, b := range map[string][]byte{
+		"an event before the points":     eventFirst,
+		"an event among the points":      append(Append(nil, &Batch{Points: points[:1], Events: wireEvents()}), canonical...),
+		"a field type from a newer host": append(slices.Clone(canonical), unknownBytes...),
+		"a shadowed invalid measurement": shadowedBytes,
+		"an invalid tag value":           Append(nil, &Batch{Points: []sluice.Point{badValue}}),
+		"no points":                      Append(nil, &Batch{Dropped: 1}),
+	} {
+		out, _, _, err := Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if out.Raw != nil {
+			t.Errorf("%s: Raw = %x, want none", name, out.Raw)
+		}
+		sameBatch(t, b)
 	}
 }
 

@@ -32,13 +32,16 @@ func DecodePoints(b []byte, hint int) ([]sluice.Point, error) {
 // except that one point's trouble is not the batch's: a point or event
 // that cannot be decoded (a field type this host does not know, a
 // malformed message) is left out and counted in invalid, with the first
-// such error. Strings are not checked for UTF-8 here; the host's
-// normalizer checks every one and counts what fails. err is for a batch
-// whose framing is broken.
+// such error. Strings with invalid UTF-8 are passed on (the host's
+// normalizer checks every one and counts what fails) but leave out.Raw
+// (see Batch) unset. err is for a batch whose framing is broken.
 func Decode(b []byte) (out *Batch, invalid int, invalidErr, err error) {
 	d := newDecoder(b, 0, true)
 	if err := d.batch(b); err != nil {
 		return nil, 0, nil, err
+	}
+	if d.invalid == 0 && !d.notRaw && d.rawEnd > 0 {
+		d.out.Raw = b[:d.rawEnd:d.rawEnd]
 	}
 	return &d.out, d.invalid, d.invalidErr, nil
 }
@@ -67,6 +70,14 @@ type decoder struct {
 	// slot the number of names read in the current one.
 	recent [16]string
 	slot   int
+
+	// For Decode's out.Raw: where the last point ends, whether a field
+	// other than a point has been read, and whether the points' bytes
+	// cannot stand alone (another field before or among them, or a
+	// string DecodePoints would refuse).
+	rawEnd int
+	other  bool
+	notRaw bool
 }
 
 // slabChunk is the most tags (or fields) one allocation holds.
@@ -79,8 +90,16 @@ const maxInterned = 256
 // batch walks the top level of a Batch message into d.out.
 func (d *decoder) batch(b []byte) error {
 	return walk(b, func(num protowire.Number, typ protowire.Type, v uint64, m []byte, at int) error {
+		isPoint := num == batchPoints && typ == protowire.BytesType
+		if !isPoint {
+			d.other = true
+		}
 		switch {
-		case num == batchPoints && typ == protowire.BytesType:
+		case isPoint:
+			if d.other {
+				d.notRaw = true // the points are not the batch's first bytes alone
+			}
+			d.rawEnd = at + len(m)
 			return d.lenientErr(d.point(at, m))
 		case num == batchDropped && typ == protowire.VarintType:
 			d.out.Dropped = v
@@ -186,8 +205,11 @@ func consumeTag(b []byte) (protowire.Number, protowire.Type, int) {
 func decodeErr(err error) error { return fmt.Errorf("decode points: %w", err) }
 
 func (d *decoder) str(at int, b []byte) (string, error) {
-	if !d.lenient && !utf8.Valid(b) {
-		return "", decodeErr(ErrInvalidUTF8)
+	if !utf8.Valid(b) {
+		if !d.lenient {
+			return "", decodeErr(ErrInvalidUTF8)
+		}
+		d.notRaw = true
 	}
 	return d.body[at : at+len(b)], nil
 }
@@ -212,8 +234,11 @@ func (d *decoder) intern(b []byte) (string, error) {
 	if s, ok := d.names[string(b)]; ok {
 		return s, nil
 	}
-	if !d.lenient && !utf8.Valid(b) {
-		return "", decodeErr(ErrInvalidUTF8)
+	if !utf8.Valid(b) {
+		if !d.lenient {
+			return "", decodeErr(ErrInvalidUTF8)
+		}
+		d.notRaw = true
 	}
 	s := string(b)
 	if d.names == nil {

@@ -20,6 +20,14 @@ type Batch struct {
 	Position  sluice.Position
 	Events    []Event
 	Discarded []Discard
+
+	// Raw is set by Decode only: the bytes of Points as they came, when
+	// DecodePoints reads exactly Points from them (they are the batch's
+	// first bytes, with nothing but points among them, every point
+	// decoded and every string valid UTF-8); nil otherwise. A host that
+	// keeps the points unchanged can store these instead of encoding the
+	// points again.
+	Raw []byte
 }
 
 // Event is a source.v1 Event. Kind is the wire enum's value; naming it is

@@ -498,6 +498,12 @@ type Batch struct {
 	// Discarded counts, by reason, the messages the plugin discarded
 	// since the previous batch before they became points.
 	Discarded []Discard
+	// RawPoints, when not nil, are Points as the plugin encoded them, in
+	// the encoding of the agent's disk buffer (internal/pointcodec): a
+	// host that keeps every point as it came can store these bytes
+	// instead of encoding the points again. Nil when the plugin's bytes
+	// held anything that could not stand for the points alone.
+	RawPoints []byte
 }
 
 // BatchHandler receives each batch with the number of points (and

@@ -121,7 +121,7 @@ func toWire(b *outBatch) pointcodec.Batch {
 
 // fromWire is a decoded batch as the host's handler takes it.
 func fromWire(wb *pointcodec.Batch) *Batch {
-	b := &Batch{Batch: sluice.Batch{Points: wb.Points, Dropped: wb.Dropped, Position: wb.Position}}
+	b := &Batch{Batch: sluice.Batch{Points: wb.Points, Dropped: wb.Dropped, Position: wb.Position}, RawPoints: wb.Raw}
 	if len(wb.Events) > 0 {
 		b.Events = make([]Event, len(wb.Events))
 		for i, ev := range wb.Events {

@@ -41,6 +41,51 @@ func TestStreamCarriesInvalidUTF8(t *testing.T) {
 	}
 }
 
+// Across the real gRPC hop, the host gets the plugin's bytes for the
+// points of a batch with events and a position, which read back as its
+// points; a batch with invalid UTF-8 comes without them.
+func TestStreamHandsOverRawPoints(t *testing.T) {
+	c := connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
+		for i := range 3 {
+			if err := out.EmitWait(ctx, pointN(i)); err != nil {
+				return err
+			}
+		}
+		out.Checkpoint(sluice.Position("p"))
+		out.Event(Event{Kind: EventGap, Count: 2})
+		return nil
+	}})
+	batches := collect(t, c, StreamOptions{BatchSize: 3})
+	raws := 0
+	for _, b := range batches {
+		if b.RawPoints == nil {
+			continue
+		}
+		raws++
+		got, err := pointcodec.DecodePoints(b.RawPoints, 0)
+		if err != nil || len(got) != len(b.Points) {
+			t.Fatalf("raw points: %d, %v; batch has %d", len(got), err, len(b.Points))
+		}
+		for i := range got {
+			if !got[i].Equal(&b.Points[i]) {
+				t.Fatalf("raw point %d = %+v, batch has %+v", i, got[i], b.Points[i])
+			}
+		}
+	}
+	if raws == 0 {
+		t.Fatalf("no batch of %d came with the plugin's bytes", len(batches))
+	}
+
+	c = connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
+		return out.EmitWait(ctx, sluice.Point{Measurement: "m", Fields: []sluice.Field{field("s", sluice.String("\xff"))}})
+	}})
+	for _, b := range collect(t, c, StreamOptions{BatchSize: 1}) {
+		if b.RawPoints != nil {
+			t.Fatalf("a batch with invalid UTF-8 came with raw points %x", b.RawPoints)
+		}
+	}
+}
+
 // A host built without the raw codec (it asks for plain protobuf) gets
 // protobuf messages from a plugin built with it.
 func TestPluginServesAHostWithoutTheRawCodec(t *testing.T) {
