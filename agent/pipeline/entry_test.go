@@ -15,18 +15,7 @@ func TestEntryRoundTrip(t *testing.T) {
 	e := &Entry{Feed: "btc", Sinks: []string{"db", "influx"}, Position: sluice.Position{0, 1, 2},
 		Points: []sluice.Point{{Measurement: "trades", Tags: []sluice.Tag{{Key: "symbol", Value: "BTCUSDT"}},
 			Fields: []sluice.Field{{Key: "price", Value: sluice.Float(1.5)}}, Time: ts, Received: ts}}}
-	b, err := appendEntry(nil, e, 7, e.Sinks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := parseEntryHeader(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := h.points()
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, ps, _ := roundTrip(t, e, 7, e.Sinks)
 	if h.Feed != "btc" || h.Seq != 7 || !slices.Equal(h.Sinks, e.Sinks) || string(h.Position) != string(e.Position) ||
 		h.NPoints != 1 || len(ps) != 1 || !ps[0].Equal(&e.Points[0]) {
 		t.Fatalf("round trip: %+v %+v", h, ps)
@@ -71,7 +60,22 @@ func TestEntryStoresRawPoints(t *testing.T) {
 	if _, err := pointcodec.DecodePoints(odd, 0); err != nil {
 		t.Fatalf("test input: %v", err)
 	}
-	b, err := appendEntry(nil, &Entry{Feed: "f", Points: all, Raw: odd, RawN: len(plugin)}, 1, []string{"s"})
+	h, ps, b := roundTrip(t, &Entry{Feed: "f", Points: all, Raw: odd, RawN: len(plugin)}, 1, []string{"s"})
+	if h.NPoints != len(all) || len(ps) != len(all) || !bytes.Contains(b, odd) {
+		t.Fatalf("read back %d points (header %d)", len(ps), h.NPoints)
+	}
+	for i := range all {
+		if !ps[i].Equal(&all[i]) {
+			t.Fatalf("point %d: %+v, want %+v", i, ps[i], all[i])
+		}
+	}
+}
+
+// roundTrip encodes e and reads it back: its header, its points and its
+// bytes.
+func roundTrip(t *testing.T, e *Entry, seq uint64, sinks []string) (entryHeader, []sluice.Point, []byte) {
+	t.Helper()
+	b, err := appendEntry(nil, e, seq, sinks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +84,10 @@ func TestEntryStoresRawPoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps, err := h.points()
-	if err != nil || h.NPoints != len(all) || len(ps) != len(all) || !bytes.Contains(b, odd) {
-		t.Fatalf("read back %d points (header %d), %v", len(ps), h.NPoints, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i := range all {
-		if !ps[i].Equal(&all[i]) {
-			t.Fatalf("point %d: %+v, want %+v", i, ps[i], all[i])
-		}
-	}
+	return h, ps, b
 }
 
 // FuzzParseEntry: arbitrary bytes never panic, and whatever parses as a
