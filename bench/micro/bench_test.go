@@ -30,7 +30,7 @@ func BenchmarkNormalize(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(ps, tmpl)
-		if kept := norm.Normalize(ps, names, func(pipeline.Rejection) { b.Fatal("rejected") }); len(kept) != n {
+		if kept, _ := norm.Normalize(ps, names, func(pipeline.Rejection) { b.Fatal("rejected") }); len(kept) != n {
 			b.Fatal("short")
 		}
 	}
