@@ -400,3 +400,122 @@ func TestMemoryDoesNotGrowWithTheBacklog(t *testing.T) {
 		t.Error("the feed does not resume from its newest position")
 	}
 }
+
+// cutLastEntries cuts the newest n records from a sink's only segment, as
+// a power loss before the log's group commit reached them would.
+func cutLastEntries(t *testing.T, dir, sink string, n int) {
+	t.Helper()
+	segs, _ := filepath.Glob(filepath.Join(dir, "sinks", sink, "log", "*.wal"))
+	if len(segs) != 1 {
+		t.Fatalf("segments of %s: %v", sink, segs)
+	}
+	l, _, err := wal.Open(filepath.Dir(segs[0]), wal.Options{Sync: wal.SyncNever})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := l.SizeFrom(l.FirstIndex()) - l.SizeFrom(l.LastIndex()+1-uint64(n))
+	l.Close()
+	if err := os.Truncate(segs[0], keep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A feed that resumed from behind a sink's newest position (another sink
+// lacked the entries after it) has the source send those entries again,
+// under new sequence numbers. Until a position comes with them, the feed
+// is no further than where it resumed, even though a sink still holds
+// the older entries' newer positions with lower sequence numbers: a
+// restart in between must not resume from those and skip, for the sink
+// that lacked them, what the source had not yet sent again.
+func TestResumeAfterGoingBackIgnoresPositionsFromBeforeIt(t *testing.T) {
+	dir := t.TempDir()
+	limits := []SinkLimit{{Name: "a", MaxBytes: 1 << 20}, {Name: "b", MaxBytes: 1 << 20}}
+	ab := []string{"a", "b"}
+	appendAt := func(b *Buffer, pos string, from, to int) {
+		t.Helper()
+		e := &Entry{Feed: "f", Sinks: ab, Points: pts(from, to)}
+		if pos != "" {
+			e.Position = sluice.Position(pos)
+		}
+		if err := b.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := openTestBuffer(t, dir, limits...)
+	appendAt(b, "1", 0, 10)  // entry 1
+	appendAt(b, "", 10, 20)  // entry 2
+	appendAt(b, "3", 20, 30) // entry 3
+	appendAt(b, "", 30, 40)  // entry 4
+	b.Close()
+
+	// b loses entries 3 and 4: the feed goes back to position 1.
+	cutLastEntries(t, dir, "b", 2)
+	b = openTestBuffer(t, dir, limits...)
+	if got := string(b.Position("f")); got != "1" {
+		t.Fatalf("position %q, want 1: b lacks the entries after it", got)
+	}
+	// The source sends again what came after position 1 (entry 5); the
+	// agent is killed before the batch that carries a position again
+	// (the copy is what a kill leaves: no Close saves anything).
+	appendAt(b, "", 10, 20)
+	killed := t.TempDir()
+	copyDir(t, dir, killed)
+	b.Close()
+	dir = killed
+
+	b = openTestBuffer(t, dir, limits...)
+	if got := string(b.Position("f")); got != "1" {
+		t.Fatalf("position %q, want 1: b has not been sent again what position 3 covers", got)
+	}
+	if got, _ := b.Settled("f"); got != nil && string(got) != "1" {
+		t.Fatalf("settled %q, want at most 1", got)
+	}
+	// Once a position comes with the entries sent again, it is where the
+	// feed resumes.
+	appendAt(b, "", 20, 30)
+	appendAt(b, "3", 30, 40)
+	b.Close()
+	b = openTestBuffer(t, dir, limits...)
+	if got := string(b.Position("f")); got != "3" {
+		t.Fatalf("position %q, want 3, which came after going back", got)
+	}
+	b.Close()
+
+	// Going back again, further than the first time, and a restart before
+	// a new position: the positions from before either time are ignored.
+	cutLastEntries(t, dir, "b", 4)
+	b = openTestBuffer(t, dir, limits...)
+	if got := string(b.Position("f")); got != "1" {
+		t.Fatalf("position %q, want 1: b lacks entries 5 to 8", got)
+	}
+	appendAt(b, "", 10, 20)
+	b.Close()
+	b = openTestBuffer(t, dir, limits...)
+	defer b.Close()
+	if got := string(b.Position("f")); got != "1" {
+		t.Fatalf("position %q after going back twice, want 1", got)
+	}
+}
+
+// copyDir copies the regular files under src to dst, as a killed agent
+// left them.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), raw, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -63,8 +63,9 @@ const minSegmentBytes = 64 << 10
 // appends of one entry to two logs, or a log whose tail a power loss
 // took, makes the feed send that entry again rather than lose it for one
 // sink. What the buffer keeps in memory for this does not grow with the
-// backlog: per feed its newest and settled positions, and per sink and
-// feed a count and the newest position passed.
+// backlog: per feed its newest and settled positions (and the starts at
+// which it went back, until it settles past them), and per sink and feed
+// a count and the newest position passed.
 //
 // A sink's cursor is saved in sinks/<name>/cursor after each write; a
 // missing or damaged cursor file makes the sink start again from the
@@ -148,7 +149,15 @@ func OpenBuffer(opts BufferOptions, sinks []SinkLimit, logger *slog.Logger) (*Bu
 		held[lim.Name] = h
 	}
 	b.findOrphans(&rep)
-	b.resume(pf, held, routed)
+	if b.resume(pf, held, routed) {
+		// Before the source sends anything again: a restart that found
+		// the logs as they are now would resume from the same place, but
+		// one after the entries sent again would not know to go back.
+		if err := b.savePositions(); err != nil {
+			b.closeSinks()
+			return nil, rep, fmt.Errorf("open buffer: %w", err)
+		}
+	}
 	return b, rep, nil
 }
 
@@ -319,7 +328,14 @@ func scanLog(l *wal.Log, from uint64, fn func(idx uint64, payload []byte)) error
 // from that sink's newest position, and the source sends the rest again.
 // Otherwise it resumes from the newest position any sink holds. Never
 // from before its settled position.
-func (b *Buffer) resume(pf positionsFile, held map[string]map[string]holding, routed map[string]map[string]uint64) {
+//
+// Going back is recorded as a rewind (saved by the caller before the
+// source starts), and positions from before earlier rewinds are capped
+// by them: the entries sent again are numbered after those positions'
+// entries, so numbers alone would make the feed skip, at the next start,
+// what the source had not yet sent again. It reports whether it recorded
+// a rewind.
+func (b *Buffer) resume(pf positionsFile, held map[string]map[string]holding, routed map[string]map[string]uint64) bool {
 	for feed, seq := range pf.Seq {
 		fs := b.feedLocked(feed)
 		fs.seq = max(fs.seq, seq)
@@ -329,22 +345,48 @@ func (b *Buffer) resume(pf positionsFile, held map[string]map[string]holding, ro
 		fs.settled = p
 		fs.seq = max(fs.seq, p.Seq)
 	}
+	for feed, rs := range pf.Rewinds {
+		b.feedLocked(feed).rewinds = rs
+	}
+	rewound := false
 	for feed, fs := range b.feeds {
+		fs.settled = capRewinds(fs.rewinds, fs.settled)
+		for _, sl := range b.sinks {
+			if sf := sl.feeds[feed]; sf != nil {
+				sf.written = capRewinds(fs.rewinds, sf.written)
+			}
+		}
 		var best positionAt
 		var short *holding // the sink lacking an entry routed to it that holds the least
 		for sink, hs := range held {
 			h := hs[feed]
+			h.pos = capRewinds(fs.rewinds, h.pos)
 			best = best.newer(h.pos)
 			if routed[feed][sink] > h.maxSeq && (short == nil || h.maxSeq < short.maxSeq) {
 				short = &h
 			}
 		}
+		ahead := best
 		if short != nil {
 			best = short.pos
 		}
 		fs.newest = fs.settled.newer(best)
+		if ahead.Seq > fs.newest.Seq {
+			fs.rewinds = append(fs.rewinds, rewind{From: fs.newest.Seq, Seq: fs.seq, Position: fs.newest.Position})
+			rewound = true
+		}
 		b.settleLocked(feed)
 	}
+	return rewound
+}
+
+// cappedLocked returns a position read from one of feed's entries as
+// resume left it: capped by the feed's rewinds.
+func (b *Buffer) cappedLocked(feed string, p positionAt) positionAt {
+	if fs := b.feeds[feed]; fs != nil {
+		return capRewinds(fs.rewinds, p)
+	}
+	return p
 }
 
 // findOrphans reports the logs of sinks that are not configured. They are
@@ -599,6 +641,20 @@ func (b *Buffer) savePositions() error {
 		pf.Seq[name] = fs.seq
 		if fs.settled.Seq > 0 || fs.settled.Position != nil {
 			pf.Settled[name] = fs.settled
+		}
+		// A rewind numbered below the settled position no longer
+		// matters: every position it caps is older than that one.
+		var rs []rewind
+		for _, r := range fs.rewinds {
+			if r.Seq >= fs.settled.Seq {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) > 0 {
+			if pf.Rewinds == nil {
+				pf.Rewinds = make(map[string][]rewind)
+			}
+			pf.Rewinds[name] = rs
 		}
 	}
 	for name, sl := range b.sinks {

@@ -39,6 +39,38 @@ type feedState struct {
 	// settled is the newest position below which every entry has been
 	// written, dropped by policy or kept apart by every sink it went to.
 	settled positionAt
+	// rewinds are the times the feed resumed from behind a position some
+	// sink held, oldest first (see rewind).
+	rewinds []rewind
+}
+
+// rewind is a start at which a feed resumed from an older position than
+// a sink held, because another sink lacked the entries after it. The
+// source sends those entries again, and they are numbered after every
+// earlier entry: until one of them brings a position, a position that
+// came with an entry numbered in (From, Seq] is ahead of what every sink
+// holds, though it may be the newest a sink's log holds by number. Such a
+// position counts as Position, numbered Seq (cap).
+type rewind struct {
+	From     uint64          `json:"from"` // the entry Position came with
+	Seq      uint64          `json:"seq"`  // the feed's newest entry at the start
+	Position sluice.Position `json:"position,omitempty"`
+}
+
+// cap returns p, or where the feed went back to if p came from before.
+func (r rewind) cap(p positionAt) positionAt {
+	if p.Seq > r.From && p.Seq <= r.Seq {
+		return positionAt{Seq: r.Seq, Position: r.Position}
+	}
+	return p
+}
+
+// capRewinds applies every rewind of a feed to p, oldest first.
+func capRewinds(rs []rewind, p positionAt) positionAt {
+	for _, r := range rs {
+		p = r.cap(p)
+	}
+	return p
 }
 
 // positionsFile is positions.json: what must survive when every sink's
@@ -54,6 +86,10 @@ type positionsFile struct {
 	// that sink has passed: a sink whose log no longer holds a feed's
 	// entries still bounds where the feed may resume.
 	Written map[string]map[string]positionAt `json:"written"`
+	// Rewinds is, per feed, the starts that resumed from behind a
+	// position some sink held, while positions from before them may
+	// still be read (see rewind).
+	Rewinds map[string][]rewind `json:"rewinds,omitempty"`
 }
 
 const positionsVersion = 2

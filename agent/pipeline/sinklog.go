@@ -156,7 +156,7 @@ func (b *Buffer) dropOldestLocked(sl *sinkLog, size int64) bool {
 			sf := sl.feedLocked(h.Feed)
 			sf.pending--
 			if h.Position != nil {
-				sf.written = sf.written.newer(positionAt{Seq: h.Seq, Position: h.Position})
+				sf.written = sf.written.newer(b.cappedLocked(h.Feed, positionAt{Seq: h.Seq, Position: h.Position}))
 			}
 			if len(feeds) == 0 || feeds[len(feeds)-1] != h.Feed {
 				feeds = append(feeds, h.Feed)
@@ -254,7 +254,7 @@ func (b *Buffer) keepApartLocked(sl *sinkLog) error {
 			sf := sl.feedLocked(h.Feed)
 			sf.pending--
 			if h.Position != nil {
-				sf.written = sf.written.newer(positionAt{Seq: h.Seq, Position: h.Position})
+				sf.written = sf.written.newer(b.cappedLocked(h.Feed, positionAt{Seq: h.Seq, Position: h.Position}))
 			}
 			feeds = append(feeds, h.Feed)
 		}
@@ -374,7 +374,7 @@ func (sc *SinkCursor) commit(marks []entryMark) error {
 		sf := sl.feedLocked(m.feed)
 		sf.pending--
 		if m.pos.Position != nil {
-			sf.written = sf.written.newer(m.pos)
+			sf.written = sf.written.newer(b.cappedLocked(m.feed, m.pos))
 		}
 		if len(feeds) == 0 || feeds[len(feeds)-1] != m.feed {
 			feeds = append(feeds, m.feed)
