@@ -441,6 +441,12 @@ func TestResumeAfterGoingBackIgnoresPositionsFromBeforeIt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	wantAt := func(b *Buffer, want, why string) {
+		t.Helper()
+		if got := string(b.Position("f")); got != want {
+			t.Fatalf("position %q, want %s: %s", got, want, why)
+		}
+	}
 	b := openTestBuffer(t, dir, limits...)
 	appendAt(b, "1", 0, 10)  // entry 1
 	appendAt(b, "", 10, 20)  // entry 2
@@ -451,9 +457,7 @@ func TestResumeAfterGoingBackIgnoresPositionsFromBeforeIt(t *testing.T) {
 	// b loses entries 3 and 4: the feed goes back to position 1.
 	cutLastEntries(t, dir, "b", 2)
 	b = openTestBuffer(t, dir, limits...)
-	if got := string(b.Position("f")); got != "1" {
-		t.Fatalf("position %q, want 1: b lacks the entries after it", got)
-	}
+	wantAt(b, "1", "b lacks the entries after it")
 	// The source sends again what came after position 1 (entry 5); the
 	// agent is killed before the batch that carries a position again
 	// (the copy is what a kill leaves: no Close saves anything).
@@ -464,9 +468,7 @@ func TestResumeAfterGoingBackIgnoresPositionsFromBeforeIt(t *testing.T) {
 	dir = killed
 
 	b = openTestBuffer(t, dir, limits...)
-	if got := string(b.Position("f")); got != "1" {
-		t.Fatalf("position %q, want 1: b has not been sent again what position 3 covers", got)
-	}
+	wantAt(b, "1", "b has not been sent again what position 3 covers")
 	if got, _ := b.Settled("f"); got != nil && string(got) != "1" {
 		t.Fatalf("settled %q, want at most 1", got)
 	}
@@ -476,25 +478,19 @@ func TestResumeAfterGoingBackIgnoresPositionsFromBeforeIt(t *testing.T) {
 	appendAt(b, "3", 30, 40)
 	b.Close()
 	b = openTestBuffer(t, dir, limits...)
-	if got := string(b.Position("f")); got != "3" {
-		t.Fatalf("position %q, want 3, which came after going back", got)
-	}
+	wantAt(b, "3", "it came after going back")
 	b.Close()
 
 	// Going back again, further than the first time, and a restart before
 	// a new position: the positions from before either time are ignored.
 	cutLastEntries(t, dir, "b", 4)
 	b = openTestBuffer(t, dir, limits...)
-	if got := string(b.Position("f")); got != "1" {
-		t.Fatalf("position %q, want 1: b lacks entries 5 to 8", got)
-	}
+	wantAt(b, "1", "b lacks entries 5 to 8")
 	appendAt(b, "", 10, 20)
 	b.Close()
 	b = openTestBuffer(t, dir, limits...)
 	defer b.Close()
-	if got := string(b.Position("f")); got != "1" {
-		t.Fatalf("position %q after going back twice, want 1", got)
-	}
+	wantAt(b, "1", "after going back twice")
 }
 
 // copyDir copies the regular files under src to dst, as a killed agent
