@@ -79,10 +79,15 @@ func TestStreamHandsOverRawPoints(t *testing.T) {
 	c = connect(t, &scripted{run: func(ctx context.Context, _ sluice.Position, out Emitter) error {
 		return out.EmitWait(ctx, sluice.Point{Measurement: "m", Fields: []sluice.Field{field("s", sluice.String("\xff"))}})
 	}})
+	got := 0
 	for _, b := range collect(t, c, StreamOptions{BatchSize: 1}) {
+		got += len(b.Points)
 		if b.RawPoints != nil {
 			t.Fatalf("a batch with invalid UTF-8 came with raw points %x", b.RawPoints)
 		}
+	}
+	if got != 1 {
+		t.Fatalf("%d points with invalid UTF-8 arrived, want 1", got)
 	}
 }
 
