@@ -461,7 +461,7 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		floor.Env = harness.ChildEnv()
 		// Its table has the symbol and trade id and no exchange or
 		// market columns; the unique index is on (symbol, trade_id).
-		s, err := openSQLite(dbPath, syms, "")
+		s, err := openSQLite(dbPath)
 		if err != nil {
 			return nil, err
 		}
@@ -521,7 +521,7 @@ feeds:
 		return nil, fmt.Errorf("unknown target %q", spec.target)
 	}
 	if t.store == nil {
-		s, err := openSQLite(dbPath, syms, "exchange = 'binance' AND market = 'spot' AND ")
+		s, err := openSQLite(dbPath)
 		if err != nil {
 			return nil, err
 		}

@@ -25,31 +25,33 @@ type store interface {
 type idCount struct{ n, min, max int64 }
 
 // sqliteStore reads the trades table over its own read-only connection.
-// WAL mode lets it read while the writer commits. The newest id of each
-// symbol is one seek in the table's unique (exchange, market, symbol,
-// trade_id) index, so a poll costs the same however big the table grows.
+// WAL mode lets it read while the writer commits. A poll reads only the
+// rows committed since the one before, by rowid (a new row's rowid is
+// above every committed row's), so it costs the same whatever the table's
+// indexes and however big it grows.
 type sqliteStore struct {
-	db      *sql.DB
-	symbols []string
-	where   string // conditions before the symbol's, each followed by AND
-	stmt    *sql.Stmt
+	db    *sql.DB
+	stmt  *sql.Stmt
+	after int64 // the highest rowid seen
 }
 
-// openSQLite opens the store at path; where is the part of the poll's
-// WHERE clause before "symbol = ?" (the index's leading columns).
-func openSQLite(path string, symbols []string, where string) (*sqliteStore, error) {
+// openSQLite opens the store at path. Every row of its trades table is a
+// trade of the benchmark's stream.
+func openSQLite(path string) (*sqliteStore, error) {
 	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(2000)")
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
-	return &sqliteStore{db: db, symbols: symbols, where: where}, nil
+	return &sqliteStore{db: db}, nil
 }
 
+// maxIDs returns the newest trade id of each symbol with rows committed
+// since the last call.
 func (s *sqliteStore) maxIDs(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	if s.stmt == nil {
-		st, err := s.db.PrepareContext(ctx, `SELECT max(trade_id) FROM trades WHERE `+s.where+`symbol = ?`)
+		st, err := s.db.PrepareContext(ctx, `SELECT symbol, max(trade_id), max(rowid) FROM trades WHERE rowid > ? GROUP BY symbol`)
 		if err != nil {
 			if strings.Contains(err.Error(), "no such table") {
 				return out, nil // nothing written yet
@@ -58,16 +60,21 @@ func (s *sqliteStore) maxIDs(ctx context.Context) (map[string]int64, error) {
 		}
 		s.stmt = st
 	}
-	for _, sym := range s.symbols {
-		var id sql.NullInt64
-		if err := s.stmt.QueryRowContext(ctx, sym).Scan(&id); err != nil {
+	rows, err := s.stmt.QueryContext(ctx, s.after)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sym string
+		var id, rowid int64
+		if err := rows.Scan(&sym, &id, &rowid); err != nil {
 			return nil, err
 		}
-		if id.Valid {
-			out[sym] = id.Int64
-		}
+		out[sym] = id
+		s.after = max(s.after, rowid)
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 func (s *sqliteStore) counts(ctx context.Context) (map[string]idCount, error) {
