@@ -156,11 +156,11 @@ func (p *Point) Equal(o *Point) bool {
 
 // Measurement describes what a source declares about one measurement it
 // emits. Unique names the tags and fields that identify a point (for
-// trades: exchange, market, symbol, trade_id); the name "time" stands for
-// the point's timestamp. A sink stores one point per key and a later point
-// with the same key replaces the earlier one, so a replayed point lands on
-// itself and updates of one candle replace each other. Empty Unique means
-// every point is new.
+// Binance trades: exchange, market, symbol, trade_id, time); the name
+// "time" stands for the point's timestamp. A sink stores one point per
+// key and a later point with the same key replaces the earlier one, so a
+// replayed point lands on itself and updates of one candle replace each
+// other. Empty Unique means every point is new.
 type Measurement struct {
 	Name   string
 	Unique []string

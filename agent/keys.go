@@ -241,9 +241,21 @@ func (e *KeyConflictError) Error() string {
 	for i, c := range e.Conflicts {
 		msgs[i] = fmt.Sprintf("measurement %q: feed %s (%s) declares its uniqueness key as %s, but feed %s (%s) declares it as %s",
 			c.Measurement, e.Feed, e.File, formatKey(c.Unique), c.Other, c.OtherFile, formatKey(c.OtherUnique))
+		if onlyTimeApart(c.Unique, c.OtherUnique) {
+			msgs[i] += " (the keys differ only in time: add time to the one without it, as the binance plugin's trades and agg_trades have had since 2026-12-06)"
+		}
 	}
 	return strings.Join(msgs, "; ") + "; feeds writing one measurement must declare the same key: " +
 		"rename the measurement in one of them, or give them the same key"
+}
+
+// onlyTimeApart reports whether one key is the other plus "time".
+func onlyTimeApart(a, b []string) bool {
+	a, b = keySet(a), keySet(b)
+	if len(a) > len(b) {
+		a, b = b, a
+	}
+	return len(a) > 0 && !slices.Contains(a, "time") && slices.Equal(keySet(append(slices.Clone(a), "time")), b)
 }
 
 func formatKey(k []string) string {

@@ -89,3 +89,27 @@ func TestKeyConflictsInValidate(t *testing.T) {
 		t.Errorf("error %q does not name b's file and key, and a and its file", msg)
 	}
 }
+
+// Keys one "time" apart (a feed file written before the binance plugin
+// keyed trades with time) get a conflict that says what to change; other
+// conflicts do not.
+func TestKeyConflictOnlyTimeApartSaysSo(t *testing.T) {
+	const hint = "differ only in time"
+	for _, c := range []struct {
+		a, b []string
+		hint bool
+	}{
+		{[]string{"exchange", "symbol", "trade_id", "time"}, []string{"trade_id", "exchange", "symbol"}, true},
+		{[]string{"symbol", "trade_id"}, []string{"time", "symbol", "trade_id"}, true},
+		{[]string{"symbol", "trade_id"}, []string{"symbol", "time"}, false},
+		{[]string{"symbol"}, []string{"symbol", "trade_id", "time"}, false},
+		{nil, []string{"time"}, false},
+	} {
+		err := (&KeyConflictError{Feed: "b", File: "b.yaml", Conflicts: []KeyConflict{
+			{Measurement: "trades", Unique: c.b, Other: "a", OtherFile: "a.yaml", OtherUnique: c.a},
+		}}).Error()
+		if got := strings.Contains(err, hint); got != c.hint {
+			t.Errorf("%v against %v: %q; says %q: %v, want %v", c.a, c.b, err, hint, got, c.hint)
+		}
+	}
+}

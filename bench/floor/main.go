@@ -40,9 +40,7 @@ CREATE TABLE IF NOT EXISTS trades (
 	"time_s" REAL GENERATED ALWAYS AS (time / 1e9) VIRTUAL,
 	"exchange" TEXT, "market" TEXT, "side" TEXT, "symbol" TEXT,
 	"price" REAL, "quantity" REAL, "trade_id" INTEGER);
-CREATE INDEX IF NOT EXISTS trades_by_time ON trades (time);
-CREATE INDEX IF NOT EXISTS trades_by_series ON trades (exchange, market, side, symbol, time);
-CREATE UNIQUE INDEX IF NOT EXISTS trades_key ON trades (exchange, market, symbol, trade_id);`
+CREATE UNIQUE INDEX IF NOT EXISTS trades_key ON trades (time, exchange, market, symbol, trade_id);`
 
 const cols = 9 // time, received, exchange, market, side, symbol, price, quantity, trade_id
 
@@ -59,7 +57,7 @@ func insertSQL(rows int) string {
 		}
 		b.WriteString(row)
 	}
-	b.WriteString(` ON CONFLICT (exchange, market, symbol, trade_id) DO UPDATE SET time = excluded.time, received = excluded.received, side = excluded.side, price = excluded.price, quantity = excluded.quantity`)
+	b.WriteString(` ON CONFLICT (time, exchange, market, symbol, trade_id) DO UPDATE SET received = excluded.received, side = excluded.side, price = excluded.price, quantity = excluded.quantity`)
 	return b.String()
 }
 

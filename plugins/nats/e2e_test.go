@@ -32,8 +32,8 @@ func TestMain(m *testing.M) {
 const stream = "SLUICE"
 
 var (
-	tradesM = sluice.Measurement{Name: "trades", Unique: []string{"exchange", "market", "symbol", "trade_id"}}
-	aggM    = sluice.Measurement{Name: "agg_trades", Unique: []string{"exchange", "market", "symbol", "agg_id"}}
+	tradesM = sluice.Measurement{Name: "trades", Unique: []string{"exchange", "market", "symbol", "trade_id", "time"}}
+	aggM    = sluice.Measurement{Name: "agg_trades", Unique: []string{"exchange", "market", "symbol", "agg_id", "time"}}
 )
 
 // base is the event time of trade id 0.

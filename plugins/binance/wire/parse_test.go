@@ -370,9 +370,10 @@ func TestMeasurements(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		market.MeasTrades:  {"exchange", "market", "symbol", "trade_id"},
-		market.MeasCandles: {"exchange", "market", "symbol", "interval", "time"},
-		market.MeasBook:    {"exchange", "market", "symbol", "side", "level", "time"},
+		market.MeasTrades:    {"exchange", "market", "symbol", "trade_id", "time"},
+		market.MeasAggTrades: {"exchange", "market", "symbol", "agg_id", "time"},
+		market.MeasCandles:   {"exchange", "market", "symbol", "interval", "time"},
+		market.MeasBook:      {"exchange", "market", "symbol", "side", "level", "time"},
 	}
 	for _, m := range market.Measurements() {
 		if w, ok := want[m.Name]; ok && strings.Join(w, ",") != strings.Join(m.Unique, ",") {
