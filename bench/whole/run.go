@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"math"
@@ -246,7 +247,7 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		}
 		m.selfCPU = procstat.SelfCPUSeconds()
 		m.bookRows = st.maxRowID(ctx, "book")
-		m.status = statusOf(ag)
+		m.status, _ = statusOf(ag)
 		return m
 	}
 	finish := func(a, b mark) {
@@ -356,8 +357,10 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	for time.Since(drainFrom) < o.drain && time.Since(lastProgress) < 10*time.Second {
 		n, _ := st.count(ctx, "trades")
 		b, _ := st.count(ctx, "book_ticker")
-		left := statusOf(ag).Buffered
-		done := (!slices.Contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
+		fs, answered := statusOf(ag)
+		left := fs.Buffered
+		// An agent that did not answer has not shown that it is done.
+		done := answered && (!slices.Contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
 		if done {
 			break
 		}
@@ -400,7 +403,10 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	}
 	res.BookRows = st.maxRowID(ctx, "book")
 	res.Exchange = sim.Stats()
-	fs := statusOf(ag)
+	fs, answered := statusOf(ag)
+	if !answered {
+		return nil, errors.New("the agent did not answer its status at the end of the run")
+	}
 	res.PluginDropped, res.PluginDiscarded, res.Events = fs.PluginDropped, fs.PluginDiscarded, fs.Events
 	res.BufferedEnd = fs.Buffered
 	for k, pid := range pids {
@@ -442,18 +448,25 @@ type feedStatus struct {
 	Buffered int64
 }
 
-// statusOf is the feed's status and its sink's counts; zero while the
-// agent does not answer.
-func statusOf(ag *harness.Proc) feedStatus {
-	st, ok := ag.Status()
-	if !ok || len(st.Feeds) != 1 {
-		return feedStatus{}
+// statusOf is the feed's status and its sink's counts, asked up to three
+// times (a busy agent can miss the harness's deadline); ok is false, and
+// the status zero, when the agent did not answer.
+func statusOf(ag *harness.Proc) (f feedStatus, ok bool) {
+	for try := range 3 {
+		if try > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		st, ok := ag.Status()
+		if !ok || len(st.Feeds) != 1 {
+			continue
+		}
+		f := feedStatus{FeedStatus: st.Feeds[0]}
+		if len(st.Sinks) == 1 {
+			f.Written, f.Buffered = st.Sinks[0].Written, st.Sinks[0].BufferedPoints
+		}
+		return f, true
 	}
-	f := feedStatus{FeedStatus: st.Feeds[0]}
-	if len(st.Sinks) == 1 {
-		f.Written, f.Buffered = st.Sinks[0].Written, st.Sinks[0].BufferedPoints
-	}
-	return f
+	return feedStatus{}, false
 }
 
 // startAgent writes the agent's config and one feed file, as a user would
