@@ -348,11 +348,14 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 	}
 
 	// Drain: the clock stops; wait until every trade and bookTicker has
-	// landed and the agent has written everything it took, progress
-	// stops for 10s, or o.drain.
+	// landed and the agent has written everything it took for longer
+	// than a book_interval (the plugin's last books come up to a second
+	// after the last diff: an empty disk buffer before them is not the
+	// end), progress stops for 10s, or o.drain.
 	res.Generated = sim.Activity(market.Spot)
 	drainFrom := time.Now()
 	var lastProgress = drainFrom
+	var doneSince time.Time
 	prev := int64(math.MinInt64)
 	for time.Since(drainFrom) < o.drain && time.Since(lastProgress) < 10*time.Second {
 		n, _ := st.count(ctx, "trades")
@@ -361,7 +364,11 @@ func runOne(ctx context.Context, o options, name string, streams []string) (*run
 		left := fs.Buffered
 		// An agent that did not answer has not shown that it is done.
 		done := answered && (!slices.Contains(streams, "trade") || n >= res.Generated.Trades) && (!withBT || b >= res.Generated.BookTickers) && left == 0
-		if done {
+		if !done {
+			doneSince = time.Time{}
+		} else if doneSince.IsZero() {
+			doneSince = time.Now()
+		} else if time.Since(doneSince) > drainQuiet {
 			break
 		}
 		if p := n + b - left; p != prev {
@@ -447,6 +454,10 @@ type feedStatus struct {
 	Written  uint64
 	Buffered int64
 }
+
+// drainQuiet is how long the drain must find everything landed and the
+// disk buffer empty: longer than the default book_interval (1 s).
+const drainQuiet = 2 * time.Second
 
 // statusOf is the feed's status and its sink's counts, asked up to three
 // times (a busy agent can miss the harness's deadline); ok is false, and
