@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -56,33 +55,10 @@ feeds:
 		if strings.Join(got, " ") != want {
 			t.Errorf("%s: indexes %v, want only %s", table, got, want)
 		}
-		plan := explain(t, db, `SELECT price FROM `+table+` WHERE symbol = 'BTCUSDT' AND time BETWEEN 1 AND 2 ORDER BY time`)
+		plan := testagent.QueryPlan(t, db, `SELECT price FROM `+table+` WHERE symbol = 'BTCUSDT' AND time BETWEEN 1 AND 2 ORDER BY time`)
 		if !strings.Contains(plan, "SEARCH "+table+" USING INDEX "+table+"_key") || strings.Contains(plan, "TEMP B-TREE") {
 			t.Errorf("%s: the dashboards' query plan is %q, want a search of %s_key", table, plan, table)
 		}
 	}
 	a.Stop(t)
-}
-
-// explain returns SQLite's plan for q, its steps joined by "; ".
-func explain(t *testing.T, db *sql.DB, q string) string {
-	t.Helper()
-	rows, err := db.Query("EXPLAIN QUERY PLAN " + q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var steps []string
-	for rows.Next() {
-		var id, parent, unused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		steps = append(steps, detail)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return strings.Join(steps, "; ")
 }

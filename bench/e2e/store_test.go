@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluicehq/sluice/internal/testagent"
 )
 
 // The poll reads only the rows committed since the last one, through the
@@ -61,21 +62,7 @@ func TestPollReadsOnlyNewRows(t *testing.T) {
 			add("B", 301, 302)
 			poll(map[string]int64{"B": 302})
 
-			rows, err := s.db.QueryContext(ctx, "EXPLAIN QUERY PLAN "+pollQuery, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			if got := fmt.Sprint(plan); !strings.Contains(got, "SEARCH trades USING INTEGER PRIMARY KEY (rowid>?)") {
+			if got := testagent.QueryPlan(t, s.db, pollQuery, 0); !strings.Contains(got, "SEARCH trades USING INTEGER PRIMARY KEY (rowid>?)") {
 				t.Errorf("plan %s does not search by rowid", got)
 			}
 		})

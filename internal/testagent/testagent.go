@@ -317,6 +317,30 @@ func QueryInt(t testing.TB, db *sql.DB, q string, args ...any) int64 {
 	return n
 }
 
+// QueryPlan returns SQLite's plan for q (EXPLAIN QUERY PLAN), its steps
+// joined by "; ".
+func QueryPlan(t testing.TB, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var steps []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		steps = append(steps, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return strings.Join(steps, "; ")
+}
+
 // SyncWriter lets a test read what a process is still writing to it
 // (its log, its stderr).
 type SyncWriter struct {
