@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluicehq/sluice/agent"
 	"github.com/sluicehq/sluice/internal/testagent"
 	"github.com/sluicehq/sluice/plugins/binance"
 	"github.com/sluicehq/sluice/plugins/binance/binancesim"
@@ -30,12 +29,9 @@ feeds:
     sinks: [db]
     config: {market: spot, symbols: [BTCUSDT, ETHUSDT], streams: [trade, aggTrade], ws_url: %q, rest_url: %q}
 `, sim.WSURL(binance.Spot), sim.RESTURL(binance.Spot))))
+	a.WaitForCount(t, `SELECT count(*) FROM trades`, 20)
+	a.WaitForCount(t, `SELECT count(*) FROM agg_trades`, 20)
 	db := testagent.OpenDB(t, a.DB)
-	a.WaitFor(t, "trades and aggregate trades landing", func(agent.Status) bool {
-		var both bool // false while either table is missing
-		db.QueryRow(`SELECT (SELECT count(*) FROM trades) > 20 AND (SELECT count(*) FROM agg_trades) > 20`).Scan(&both)
-		return both
-	})
 	for table, id := range map[string]string{"trades": "trade_id", "agg_trades": "agg_id"} {
 		var got []string
 		rows, err := db.Query(`SELECT l.name, group_concat(i.name, ',') FROM pragma_index_list(?) l, pragma_index_info(l.name) i
