@@ -28,9 +28,9 @@ func (r *report) all() []stepResult {
 }
 
 func (s stepResult) line() string {
-	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s anon=%s harness=%.1fs/M load=%.1f→%.1f %s",
+	return fmt.Sprintf("%-16s %6d/s gen=%d (%.0f/s) landed=%d lost=%d sustained=%.0f/s lag p50=%.0fms p99=%.0fms max=%.0fms cpu/M=%s rss=%s anon=%s work=%s harness=%.1fs/M load=%.1f→%.1f %s",
 		s.Target, s.Rate, s.Generated, s.GenRate, s.Landed, s.Lost, s.Sustained, s.LagP50ms, s.LagP99ms, s.LagMaxms,
-		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), fmtMap(s.AnonMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
+		fmtMap(s.CPUPerM, "%.1fs"), fmtMap(s.RSSMB, "%.0fMiB"), fmtMap(s.AnonMB, "%.0fMiB"), fmtMap(s.WorkMB, "%.0fMiB"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, s.Note)
 }
 
 func fmtMap(m map[string]float64, f string) string {
@@ -103,8 +103,8 @@ func (r *report) markdown() string {
 		}
 	}
 
-	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | harness CPU s/M | load1 start→end | pass |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---|---|\n")
+	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | working set MiB | harness CPU s/M | load1 start→end | pass |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---|---|\n")
 	for _, s := range r.all() {
 		pass := "yes"
 		if !s.Pass {
@@ -116,9 +116,9 @@ func (r *report) markdown() string {
 			}
 			return fmt.Sprintf("%.0f", v)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
 			s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
-			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
+			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), fmtMap(s.WorkMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
 	}
 	b.WriteString("\n")
 
@@ -158,15 +158,15 @@ func (r *report) ratios(b *strings.Builder, st, fl, what string) {
 			continue
 		}
 		sc := s.CPUPerM["agent"] + s.CPUPerM["plugin"]
-		rows = append(rows, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f |",
+		rows = append(rows, fmt.Sprintf("| %d | %.2f | %.1f (%.1f + %.1f) | %.1f | **%.2f** | %.0f / %.0f | %.0f + %.0f | %.0f + %.0f | %.0f | %.0f |",
 			s.Rate, s.Sustained/f.Sustained, sc, s.CPUPerM["agent"], s.CPUPerM["plugin"], f.CPUPerM["floor"], sc/f.CPUPerM["floor"],
-			s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], f.RSSMB["floor"]))
+			s.LagP99ms, f.LagP99ms, s.RSSMB["agent"], s.RSSMB["plugin"], s.WorkMB["agent"], s.WorkMB["plugin"], f.RSSMB["floor"], f.WorkMB["floor"]))
 	}
 	if len(rows) == 0 {
 		return
 	}
 	fmt.Fprintf(b, "%s (agent + plugin) against %s (%s), step by step:\n\n", st, fl, what)
-	b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | floor RSS MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| rate/s | sustained ratio | Sluice CPU s/M (agent + plugin) | floor CPU s/M | CPU ratio | p99 lag ms Sluice / floor | Sluice RSS MiB | Sluice working set MiB | floor RSS MiB | floor working set MiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	b.WriteString(strings.Join(rows, "\n") + "\n\n")
 }
 

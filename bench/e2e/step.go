@@ -68,6 +68,11 @@ type stepResult struct {
 	// is the process's own (heap, stacks, SQLite's cache), without the
 	// pages of its executable that RSS counts too.
 	AnonMB map[string]float64 `json:"rss_anon_mib"`
+	// WorkMB is the working set: the resident pages the process touched
+	// from the first generated trade to the end of the drain (Referenced
+	// after clear_refs). RSS also holds executable pages only start-up
+	// ran, mapped 64 KiB at a time.
+	WorkMB map[string]float64 `json:"working_set_mib"`
 	// The harness (simulator and poller) and the machine's load.
 	HarnessCPUPerM float64 `json:"harness_cpu_s_per_million"`
 	Load1Start     float64 `json:"load1_start"`
@@ -84,7 +89,7 @@ type stepResult struct {
 
 func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) {
 	res := stepResult{Target: spec.target, Rate: spec.rate, Symbols: o.symbols,
-		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}}
+		CPUPerM: map[string]float64{}, RSSMB: map[string]float64{}, AnonMB: map[string]float64{}, WorkMB: map[string]float64{}}
 	if spec.burst {
 		res.Target = "burst-sqlite"
 		res.Rate = o.burstBase
@@ -120,6 +125,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 	cpu0 := map[string]float64{}
 	for name, pid := range pids {
 		if cpu0[name], err = procstat.CPUSeconds(pid); err != nil {
+			return res, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := procstat.ClearReferenced(pid); err != nil {
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -289,6 +297,9 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 			return res, err
 		}
 		if res.AnonMB[name], err = procstat.AnonRSSMB(pid); err != nil {
+			return res, err
+		}
+		if res.WorkMB[name], err = procstat.ReferencedMB(pid); err != nil {
 			return res, err
 		}
 	}

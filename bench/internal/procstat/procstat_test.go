@@ -35,3 +35,41 @@ func TestSelf(t *testing.T) {
 		t.Error("no error for a process that does not exist")
 	}
 }
+
+// TestReferenced clears this process's referenced pages, touches a fresh
+// 32 MiB buffer and a resident one, and reads the working set: it holds
+// what was touched and leaves out what was resident but not touched.
+func TestReferenced(t *testing.T) {
+	pid := os.Getpid()
+	const mib = 32
+	idle := make([]byte, mib<<20)
+	for i := range idle {
+		idle[i] = 1 // resident, then left alone
+	}
+	if err := ClearReferenced(pid); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ReferencedMB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := make([]byte, mib<<20)
+	for i := 0; i < len(busy); i += 4096 {
+		busy[i] = 1
+	}
+	after, err := ReferencedMB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := RSSMB(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < mib {
+		t.Errorf("touching %d MiB moved the working set from %.1f to %.1f MiB", mib, before, after)
+	}
+	if rss-after < mib-1 {
+		t.Errorf("working set %.1f MiB of %.1f resident: the %d MiB left alone counted as touched", after, rss, mib)
+	}
+	_ = idle[0]
+}
