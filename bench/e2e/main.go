@@ -53,6 +53,11 @@ type options struct {
 	outageRate  int
 	outageFor   time.Duration
 	outageEvery time.Duration
+	// The soak run (soak.go).
+	soakRate      int
+	soakFor       time.Duration
+	soakEvery     time.Duration
+	soakDropEvery time.Duration
 }
 
 func main() {
@@ -69,6 +74,10 @@ func main() {
 	flag.IntVar(&o.outageRate, "outage-rate", 10000, "outage run: trades/s while a sink is down")
 	flag.DurationVar(&o.outageFor, "outage-for", 10*time.Minute, "outage run: how long the sink is down")
 	flag.DurationVar(&o.outageEvery, "outage-every", 30*time.Second, "outage run: how often the agent's memory is sampled")
+	flag.IntVar(&o.soakRate, "soak-rate", 2000, "soak run (-targets soak): trades/s")
+	flag.DurationVar(&o.soakFor, "soak-for", 30*time.Minute, "soak run: how long it streams")
+	flag.DurationVar(&o.soakEvery, "soak-every", time.Minute, "soak run: how often memory, goroutines, threads and files are sampled")
+	flag.DurationVar(&o.soakDropEvery, "soak-drop-every", 5*time.Minute, "soak run: how often the exchange drops every connection (0: never)")
 	flag.StringVar(&o.binDir, "bin", "", "directory holding sluice, plugins/sluice-source-binance and floor (default: build them)")
 	flag.StringVar(&o.workDir, "work", "", "working directory (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.influxd, "influxd", os.Getenv("SLUICE_INFLUXD"), "influxd 1.8 binary for the InfluxDB run")
@@ -213,6 +222,13 @@ func run(ctx context.Context, o options) error {
 			}
 			rep.outage = r
 			continue
+		case "soak":
+			r, err := runSoak(ctx, o)
+			if err != nil {
+				return fmt.Errorf("soak: %w", err)
+			}
+			rep.soak = r
+			continue
 		case "burst":
 			r, err := runStep(ctx, o, stepSpec{target: "sluice-sqlite", rate: o.burstBase * o.burstFactor,
 				speed: burstSpeed(o), duration: o.duration, burst: true})
@@ -256,6 +272,12 @@ func run(ctx context.Context, o options) error {
 		if rep.outage != nil {
 			b, _ := json.MarshalIndent(rep.outage, "", "  ")
 			if err := os.WriteFile(strings.TrimSuffix(o.jsonOut, ".json")+"-outage.json", b, 0o644); err != nil {
+				return err
+			}
+		}
+		if rep.soak != nil {
+			b, _ := json.MarshalIndent(rep.soak, "", "  ")
+			if err := os.WriteFile(strings.TrimSuffix(o.jsonOut, ".json")+"-soak.json", b, 0o644); err != nil {
 				return err
 			}
 		}

@@ -16,6 +16,7 @@ type report struct {
 	steps             []stepResult
 	burst             *stepResult
 	outage            *outageResult
+	soak              *soakResult
 	notes             []string
 }
 
@@ -103,24 +104,26 @@ func (r *report) markdown() string {
 		}
 	}
 
-	b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | working set MiB | harness CPU s/M | load1 start→end | pass |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---|---|\n")
-	for _, s := range r.all() {
-		pass := "yes"
-		if !s.Pass {
-			pass = "**no** " + s.Note
-		}
-		lag := func(v float64) string {
-			if s.Target == "burst-sqlite" {
-				return "–"
+	if len(r.all()) > 0 {
+		b.WriteString("| target | step/s | generated/s | lost | sustained/s | lag p50 ms | p99 ms | max ms | CPU s per M msgs | peak RSS MiB | RSS anon MiB at the end | working set MiB | harness CPU s/M | load1 start→end | pass |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---|---|\n")
+		for _, s := range r.all() {
+			pass := "yes"
+			if !s.Pass {
+				pass = "**no** " + s.Note
 			}
-			return fmt.Sprintf("%.0f", v)
+			lag := func(v float64) string {
+				if s.Target == "burst-sqlite" {
+					return "–"
+				}
+				return fmt.Sprintf("%.0f", v)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
+				s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
+				fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), fmtMap(s.WorkMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f→%.1f | %s |\n",
-			s.Target, s.Rate, s.GenRate, s.Lost, s.Sustained, lag(s.LagP50ms), lag(s.LagP99ms), lag(s.LagMaxms),
-			fmtMap(s.CPUPerM, "%.1f"), fmtMap(s.RSSMB, "%.0f"), fmtMap(s.AnonMB, "%.0f"), fmtMap(s.WorkMB, "%.0f"), s.HarnessCPUPerM, s.Load1Start, s.Load1End, pass)
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 
 	// Sluice as a ratio of each floor at each rate both ran.
 	for _, st := range sluiceSQLite {
@@ -132,6 +135,9 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "Burst: %d/s steady with %s at %d× (fastest second generated %.0f trades/s): lost %d (the plugin's queue dropped %d), peak RSS agent %.0f MiB + plugin %.0f MiB, buffer on disk peaked at %.1f MiB.\n\n",
 			r.opts.burstBase, r.opts.burstFor, r.opts.burstFactor, r.burst.BurstPeakRate, r.burst.Lost, r.burst.PluginDropped,
 			r.burst.RSSMB["agent"], r.burst.RSSMB["plugin"], r.burst.BufferPeakMB)
+	}
+	if r.soak != nil {
+		r.soak.markdown(&b)
 	}
 	if r.outage != nil {
 		r.outage.markdown(&b)

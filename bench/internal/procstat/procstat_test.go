@@ -31,6 +31,21 @@ func TestSelf(t *testing.T) {
 	if rss <= 0 || peak < rss {
 		t.Errorf("rss %.1f MiB, peak %.1f MiB", rss, peak)
 	}
+	files, err := OpenFiles(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if more, _ := OpenFiles(pid); more != files+1 {
+		t.Errorf("open files %d, then %d after opening one more", files, more)
+	}
+	f.Close()
+	if n, err := Threads(pid); err != nil || n < 1 {
+		t.Errorf("threads %d, %v", n, err)
+	}
 	if _, err := CPUSeconds(-1); err == nil {
 		t.Error("no error for a process that does not exist")
 	}
