@@ -218,9 +218,11 @@ feeds:
 	return res, nil
 }
 
+var metricsClient = &http.Client{Timeout: 5 * time.Second}
+
 // goroutines reads go_goroutines from the agent's /metrics.
 func goroutines(addr string) (int, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	resp, err := metricsClient.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
 	}

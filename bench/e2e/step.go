@@ -123,12 +123,17 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 
 	pids := tgt.pids()
 	cpu0 := map[string]float64{}
+	cleared := map[string]bool{}
 	for name, pid := range pids {
 		if cpu0[name], err = procstat.CPUSeconds(pid); err != nil {
 			return res, fmt.Errorf("%s: %w", name, err)
 		}
+		// Without clear_refs (a /proc that does not allow it) the step
+		// goes on, with no working set for this process.
 		if err := procstat.ClearReferenced(pid); err != nil {
-			return res, fmt.Errorf("%s: %w", name, err)
+			log.Printf("%s: no working set: %v", name, err)
+		} else {
+			cleared[name] = true
 		}
 	}
 	self0 := procstat.SelfCPUSeconds()
@@ -299,8 +304,10 @@ func runStep(ctx context.Context, o options, spec stepSpec) (stepResult, error) 
 		if res.AnonMB[name], err = procstat.AnonRSSMB(pid); err != nil {
 			return res, err
 		}
-		if res.WorkMB[name], err = procstat.ReferencedMB(pid); err != nil {
-			return res, err
+		if cleared[name] {
+			if res.WorkMB[name], err = procstat.ReferencedMB(pid); err != nil {
+				return res, err
+			}
 		}
 	}
 	res.PluginDropped = tgt.pluginDropped()

@@ -64,8 +64,9 @@ func ClearReferenced(pid int) error {
 }
 
 // ReferencedMB is Referenced from /proc/<pid>/smaps_rollup in MiB: the
-// resident pages touched since ClearReferenced, at page granularity. RSS
-// counts more: the kernel maps an executable's pages 64 KiB at a time
+// resident pages touched since ClearReferenced, counted as they are
+// mapped (4 KiB pages; a file's 2 MiB page mapped whole counts whole).
+// RSS counts more: the kernel maps an executable's pages 64 KiB at a time
 // (fault-around) and they stay mapped after start-up has run them once.
 func ReferencedMB(pid int) (float64, error) {
 	return fieldMB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Referenced:")
