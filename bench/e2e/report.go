@@ -80,7 +80,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "# Sluice end-to-end benchmark\n\n")
 	fmt.Fprintf(&b, "- date: %s (%.0fs)\n- machine: %s, %d CPUs, %s, %s\n- load average at the end: %.2f\n",
 		r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Seconds(), host, runtime.NumCPU(), cpu, memTotal(), procstat.LoadAvg())
-	fmt.Fprintf(&b, "- symbols: %d (spot, `trade` stream), %s per step, store polled every %s\n", r.opts.symbols, r.opts.duration, pollEvery)
+	if len(r.all()) > 0 {
+		fmt.Fprintf(&b, "- symbols: %d (spot, `trade` stream), %s per step, store polled every %s\n", r.opts.symbols, r.opts.duration, pollEvery)
+	}
 	if len(r.opts.agentEnv) > 0 {
 		fmt.Fprintf(&b, "- agent settings (not the defaults): `%s`\n", strings.Join(r.opts.agentEnv, "` `"))
 	}
