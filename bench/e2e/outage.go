@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log"
 	"os"
@@ -62,28 +61,12 @@ func runOutage(ctx context.Context, o options) (*outageResult, error) {
 	}
 	addr := harness.FreeAddr()
 	closed := harness.FreeAddr() // nothing listens there: the sink is down
-	symList, _ := json.Marshal(syms)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
-	cfg := fmt.Sprintf(`data_dir: %s
-plugin_dir: %s
-http: {listen: %q}
-log: {level: error}
-shutdown_timeout: 2s
-sinks:
-  sqlite: {type: sqlite, path: sluice.db}
-  down: {type: influxdb, url: "http://%s", bucket: down/}
-feeds:
-  binance:
-    plugin: binance
-    sinks: [sqlite, down]
-    config:
-      market: spot
-      ws_url: %s
-      rest_url: %s
-      streams: [trade]
-      symbols: %s
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), addr, closed, ws, rest, symList)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	cfg := feedConfig{dataDir: filepath.Join(dir, "data"), pluginDir: filepath.Join(o.binDir, "plugins"), addr: addr,
+		logLevel: "error", shutdownTimeout: "2s",
+		sinks: []string{"sqlite: {type: sqlite, path: sluice.db}", fmt.Sprintf(`down: {type: influxdb, url: "http://%s", bucket: down/}`, closed)},
+		feed:  "binance", feedSinks: []string{"sqlite", "down"}, ws: ws, rest: rest, symbols: syms}
+	if err := cfg.write(cfgPath); err != nil {
 		return nil, err
 	}
 	backlogDir := filepath.Join(dir, "data", "buffer", "sinks", "down")

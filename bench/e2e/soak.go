@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
@@ -76,27 +75,11 @@ func runSoak(ctx context.Context, o options) (*soakResult, error) {
 		return nil, err
 	}
 	addr := harness.FreeAddr()
-	symList, _ := json.Marshal(syms)
 	cfgPath := filepath.Join(dir, "sluice.yaml")
-	cfg := fmt.Sprintf(`data_dir: %s
-plugin_dir: %s
-http: {listen: %q}
-log: {level: warn}
-shutdown_timeout: 2s
-sinks:
-  sqlite: {type: sqlite, path: sluice.db}
-feeds:
-  binance:
-    plugin: binance
-    sinks: [sqlite]
-    config:
-      market: spot
-      ws_url: %s
-      rest_url: %s
-      streams: [trade]
-      symbols: %s
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), addr, ws, rest, symList)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	cfg := feedConfig{dataDir: filepath.Join(dir, "data"), pluginDir: filepath.Join(o.binDir, "plugins"), addr: addr,
+		shutdownTimeout: "2s", sinks: []string{"sqlite: {type: sqlite, path: sluice.db}"},
+		feed: "binance", feedSinks: []string{"sqlite"}, ws: ws, rest: rest, symbols: syms}
+	if err := cfg.write(cfgPath); err != nil {
 		return nil, err
 	}
 	ag, err := harness.StartAgent(harness.AgentSpec{Bin: filepath.Join(o.binDir, "sluice"), Config: cfgPath, Addr: addr,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log"
 	"net/http"
@@ -488,37 +487,20 @@ func startTarget(ctx context.Context, o options, spec stepSpec, dir, ws, rest st
 		t.agent = true
 		addr := harness.FreeAddr()
 		cfgPath := filepath.Join(dir, "sluice.yaml")
-		sink := "sqlite:\n    type: sqlite\n    path: sluice.db\n"
+		sink, sinkName := "sqlite: {type: sqlite, path: sluice.db}", "sqlite"
 		if spec.target == "sluice-influxdb" {
 			db := fmt.Sprintf("bench_%d_%d", spec.rate, time.Now().UnixNano())
 			if err := influxExec(ctx, spec.influx.url, "CREATE DATABASE "+db); err != nil {
 				return nil, err
 			}
 			acks := startAckProxy(spec.influx.url)
-			sink = fmt.Sprintf("influxdb:\n    type: influxdb\n    url: %s\n    bucket: %s/\n", acks.url(), db)
+			sink, sinkName = fmt.Sprintf("influxdb: {type: influxdb, url: %q, bucket: %s/}", acks.url(), db), "influxdb"
 			t.extra = map[string]int{"influxd": spec.influx.Pid()}
 			t.store = &influxStore{base: spec.influx.url, db: db, client: &http.Client{Timeout: 5 * time.Second}, acks: acks}
 		}
-		symList, _ := json.Marshal(syms)
-		cfg := fmt.Sprintf(`data_dir: %s
-plugin_dir: %s
-http: {listen: %q, socket: ""}
-log: {level: warn}
-sinks:
-  %s
-feeds:
-  %s:
-    plugin: binance
-    sinks: [%s]
-    config:
-      market: spot
-      ws_url: %s
-      rest_url: %s
-      streams: [trade]
-      symbols: %s
-`, filepath.Join(dir, "data"), filepath.Join(o.binDir, "plugins"), addr, sink, feedName,
-			strings.SplitN(sink, ":", 2)[0], ws, rest, symList)
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		cfg := feedConfig{dataDir: filepath.Join(dir, "data"), pluginDir: filepath.Join(o.binDir, "plugins"), addr: addr,
+			sinks: []string{sink}, feed: feedName, feedSinks: []string{sinkName}, ws: ws, rest: rest, symbols: syms}
+		if err := cfg.write(cfgPath); err != nil {
 			return nil, err
 		}
 		bin := "sluice"
